@@ -1,0 +1,1 @@
+"""The `fronde` command line: one sub-command group per pipeline stage."""

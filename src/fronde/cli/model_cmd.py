@@ -1,0 +1,71 @@
+"""`fronde model ...`: inspect presets and model directories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fronde.model.checkpoint import load_config
+from fronde.model.config import ModelConfig, load_preset, preset_names
+from fronde.model.info import model_info
+
+app = typer.Typer(help="Inspect model presets and model directories.", no_args_is_help=True)
+console = Console()
+
+
+def resolve_config(spec: str) -> tuple[ModelConfig, str]:
+    """A preset name or a model directory -> its config and a label."""
+    path = Path(spec)
+    if path.is_dir():
+        return load_config(path), str(path)
+    if spec in preset_names():
+        return load_preset(spec), f"preset {spec}"
+    raise typer.BadParameter(
+        f"{spec!r} is neither a model directory nor a preset (presets: {', '.join(preset_names())})",
+        param_hint="PRESET|DIR",
+    )
+
+
+def _human(n: float) -> str:
+    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return str(int(n))
+
+
+@app.command("info")
+def info(
+    spec: str = typer.Argument(..., metavar="PRESET|DIR", help="A preset name (tiny, probe, gpu-1b) or a model dir."),
+    seq_len: int = typer.Option(1024, help="Sequence length for the attention FLOPs."),
+    kv_dtype_bytes: int = typer.Option(2, help="Bytes per cached number (2 for bf16/fp16, 4 for fp32)."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Parameters (total and active), training FLOPs per token and KV-cache bytes per token (MLA vs MHA)."""
+    try:
+        config, label = resolve_config(spec)
+    except (FileNotFoundError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    mi = model_info(config, seq_len=seq_len, kv_dtype_bytes=kv_dtype_bytes)
+    if as_json:
+        typer.echo(json.dumps({"model": label, **mi.as_dict(), "config": config.model_dump()}, indent=2))
+        return
+    t = Table(title=f"fronde model info: {label}", show_header=False)
+    t.add_row("architecture", f"{config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+              f"{config.num_attention_heads} MLA heads, vocab {config.vocab_size}")
+    t.add_row("experts", f"{config.n_routed_experts} routed (top-{config.num_experts_per_tok}, "
+              f"{config.n_group} groups keep {config.topk_group}) + {config.n_shared_experts} shared; "
+              f"first {config.first_k_dense_replace} layer(s) dense")
+    t.add_row("total parameters", f"{_human(mi.total_params)} ({mi.total_params:,})")
+    t.add_row("active parameters / token", f"{_human(mi.active_params)} ({mi.active_params:,})")
+    if mi.mtp_params:
+        t.add_row("MTP layer parameters", f"{_human(mi.mtp_params)} ({mi.mtp_params:,})")
+    t.add_row(f"training FLOPs / token (T={seq_len})", f"{_human(mi.train_flops_per_token)}")
+    t.add_row("KV cache / token, MLA", f"{mi.kv_bytes_per_token_mla:,} bytes")
+    t.add_row("KV cache / token, MHA same heads", f"{mi.kv_bytes_per_token_mha:,} bytes")
+    t.add_row("MLA saves", f"{mi.kv_reduction:.1%} ({mi.kv_bytes_per_token_mha / mi.kv_bytes_per_token_mla:.1f}x smaller)")
+    console.print(t)
