@@ -1,0 +1,78 @@
+"""A fronde model dir is a transformers DeepseekV3ForCausalLM checkpoint, in both directions, with equal logits."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
+
+from fronde.model.checkpoint import from_pretrained, save_pretrained
+from fronde.model.hf_adapter import config_to_hf
+from fronde.model.moe import Router
+
+from .helpers import tiny_model
+
+CONFIGS = {
+    # q LoRA on, group routing (2 groups keep 1), one dense layer, untied, normalised top-k
+    "qlora-groups": {},
+    # no q LoRA, tied embeddings, unnormalised top-k weights
+    "noqlora-tied-unnorm": dict(q_lora_rank=None, n_group=1, topk_group=1, tie_word_embeddings=True, norm_topk_prob=False),
+    # every layer MoE, 4 groups keep 2, top-3, routed scaling
+    "alldense0-groups4": dict(first_k_dense_replace=0, n_group=4, topk_group=2, num_experts_per_tok=3,
+                              routed_scaling_factor=2.5),
+    # two dense layers, YaRN context extension with mscale
+    "dense2-yarn": dict(first_k_dense_replace=2, rope_scaling=dict(factor=4.0, original_max_position_embeddings=512,
+                                                                    mscale=1.0, mscale_all_dim=0.707)),
+    # an MTP layer kept in mtp.safetensors, two shared experts
+    "mtp-shared2": dict(num_nextn_predict_layers=1, n_shared_experts=2),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_transformers_loads_fronde_dir_with_equal_logits(name, tmp_path, caplog):
+    model = tiny_model(seed=len(name), **CONFIGS[name])
+    save_pretrained(model, tmp_path, dtype=torch.float32)
+    with caplog.at_level(logging.WARNING):
+        hf = DeepseekV3ForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    assert not [r for r in caplog.records if "unexpected" in r.getMessage().lower() or "missing" in r.getMessage().lower()]
+    ids = torch.randint(0, model.config.vocab_size, (2, 33), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, theirs = model(ids).logits, hf(ids).logits
+    assert (ours - theirs).abs().max().item() <= 1e-4
+    # and fronde reads its own directory back exactly
+    with torch.no_grad():
+        again = from_pretrained(tmp_path)(ids).logits
+    assert torch.equal(ours, again)
+
+
+@pytest.mark.parametrize("name", ["qlora-groups", "noqlora-tied-unnorm"])
+def test_fronde_loads_transformers_saved_dir_with_equal_logits(name, tmp_path):
+    fronde_cfg = tiny_model(**CONFIGS[name]).config
+    hf_config = DeepseekV3Config(**config_to_hf(fronde_cfg, torch.float32))
+    torch.manual_seed(1)
+    hf = DeepseekV3ForCausalLM(hf_config).eval()
+    with torch.no_grad():
+        for m in hf.modules():
+            if hasattr(m, "e_score_correction_bias"):
+                m.e_score_correction_bias.uniform_(-0.05, 0.05)
+    hf.save_pretrained(tmp_path)
+    ours = from_pretrained(tmp_path)
+    assert any(isinstance(m, Router) and m.e_score_correction_bias.abs().sum() > 0 for m in ours.modules())
+    ids = torch.randint(0, fronde_cfg.vocab_size, (3, 17), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        diff = (ours(ids).logits - hf(ids).logits).abs().max().item()
+    assert diff <= 1e-4
+
+
+def test_config_json_has_the_keys_vllm_and_llama_cpp_read(tmp_path):
+    import json
+
+    save_pretrained(tiny_model(), tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["architectures"] == ["DeepseekV3ForCausalLM"] and cfg["model_type"] == "deepseek_v3"
+    assert cfg["scoring_func"] == "sigmoid" and cfg["topk_method"] == "noaux_tc" and cfg["rope_interleave"] is True
+    assert cfg["num_key_value_heads"] == cfg["num_attention_heads"]
+    assert cfg["rope_theta"] == cfg["rope_parameters"]["rope_theta"]
+    assert (tmp_path / "generation_config.json").is_file()
