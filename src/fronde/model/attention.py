@@ -68,7 +68,7 @@ class MLA(nn.Module):
         q = torch.cat((q_nope, q_pe), dim=-1)
         k = torch.cat((k_nope, k_pe.unsqueeze(1).expand(B, self.n_heads, T, self.rope)), dim=-1)
         pad = q.shape[-1] - self.v_dim
-        if x.is_cuda and pad > 0:  # flash/cuDNN kernels want equal q/k/v head dims: pad v, drop the pad after
+        if pad > 0:  # fused SDPA kernels (flash, cuDNN, CPU flash) want equal q/k/v head dims: pad v, drop it after
             v = F.pad(v, (0, pad))
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)[..., : self.v_dim]
         return self.o_proj(out.transpose(1, 2).reshape(B, T, self.n_heads * self.v_dim))

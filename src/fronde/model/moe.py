@@ -60,12 +60,11 @@ class Experts(nn.Module):
         self.gate_up_proj = nn.Parameter(torch.empty(E, 2 * I, D))
         self.down_proj = nn.Parameter(torch.empty(E, D, I))
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """x (N, D), idx/weights (N, k) -> sum over chosen experts of weight * expert(x), (N, D)."""
+    def forward(self, x: torch.Tensor, idx: torch.Tensor, weights: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """x (N, D), idx/weights (N, k), counts (E,) tokens per expert -> sum of weight * expert(x), (N, D)."""
         N, k = idx.shape
         flat = idx.flatten()
         order = flat.argsort(stable=True)
-        counts = torch.bincount(flat, minlength=self.n_experts)
         token = order // k
         xs = x[token]
         backend = self.backend
@@ -110,6 +109,11 @@ class Experts(nn.Module):
         return torch.cat(outs)
 
 
+def expert_counts(idx: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """Tokens per expert (int64) with a fixed output shape (histc, unlike bincount, keeps torch.compile's graph whole)."""
+    return torch.histc(idx.flatten().float(), bins=n_experts, min=0, max=n_experts - 1).long()
+
+
 def _grouped_mm_ok(x: torch.Tensor) -> bool:
     """torch's grouped GEMM kernels need CUDA sm80+ and bf16 (its CPU backward is not usable)."""
     return (
@@ -138,10 +142,10 @@ class MoE(FP32BuffersMixin, nn.Module):
         B, T, D = x.shape
         flat = x.reshape(-1, D)
         scores, idx, weights = self.gate(flat)
+        counts = expert_counts(idx, scores.shape[-1])
         if self.training:
-            with torch.no_grad():
-                self.tokens_per_expert += torch.bincount(idx.flatten(), minlength=scores.shape[-1]).float()
-        out = self.experts(flat, idx, weights).view(B, T, D)
+            self.tokens_per_expert += counts.float()
+        out = self.experts(flat, idx, weights, counts).view(B, T, D)
         if self.shared_experts is not None:
             out = out + self.shared_experts(x)
         loss = sequence_balance_loss(scores.view(B, T, -1), idx.view(B, T, -1)) if with_balance_loss else None

@@ -1,0 +1,225 @@
+"""Chat format: one Jinja template for transformers, and `render_chat` that produces the same ids
+plus the assistant mask that SFT trains on.
+
+Layout (specials in <|...|>, everything else is text):
+
+    <|bos|>
+    [<|system|> system text [\\n\\n] [# Tools\\n{tool json}\\n...] <|end|>]   (first system message / tools)
+    <|user|> text <|end|>
+    <|assistant|> [<|think|> reasoning <|/think|> <|answer|> text <|/answer|> | text]
+                  [<|tool_call|> {"name": ..., "arguments": ...} <|/tool_call|>]... <|end|>
+    <|tool_result|> text <|/tool_result|>                                      (role "tool")
+    [<|assistant|>]                                                            (add_generation_prompt)
+
+Assistant mask: 1 on everything the assistant writes after its `<|assistant|>` token, up to and
+including its `<|end|>`, so the model learns to close turns and call tools; 0 elsewhere. The
+template marks the same span with `{% generation %}` so transformers'
+`return_assistant_tokens_mask=True` agrees.
+
+Messages follow OpenAI's shape: {role, content, tool_calls=[{type: function, function: {name,
+arguments}}], reasoning_content}. Tool-call `arguments` given as a JSON string are written verbatim;
+given as an object they are serialized like Jinja's `tojson` in transformers (json.dumps defaults,
+ensure_ascii=False).
+
+One deliberate difference from transformers: fronde encodes message text with
+`encode_special_tokens=True`, so a message that *contains* a special-token string such as
+`<|end|>` stays text; transformers would turn it into the special id. For all other content the ids
+are identical (tested).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from fronde.data.tokenizer import SPECIAL_TOKENS as S
+
+if TYPE_CHECKING:
+    from fronde.data.tokenizer import Tokenizer
+
+ROLES = ("system", "user", "assistant", "tool")
+TOOLS_HEADER = "# Tools\n"
+
+CHAT_TEMPLATE = (
+    "{%- set ns = namespace(system=none, rest=messages) -%}\n"
+    "{%- if messages and messages[0]['role'] == 'system' -%}\n"
+    "  {%- set ns.system = messages[0]['content'] -%}\n"
+    "  {%- set ns.rest = messages[1:] -%}\n"
+    "{%- endif -%}\n"
+    "{{- '" + S["bos"] + "' -}}\n"
+    "{%- if ns.system is not none or tools -%}\n"
+    "  {{- '" + S["system"] + "' -}}\n"
+    "  {%- if ns.system -%}{{- ns.system -}}{%- endif -%}\n"
+    "  {%- if tools -%}\n"
+    "    {%- if ns.system -%}{{- '\\n\\n' -}}{%- endif -%}\n"
+    "    {{- '" + TOOLS_HEADER.replace("\n", "\\n") + "' -}}\n"
+    "    {%- for tool in tools -%}{{- tool | tojson -}}{{- '\\n' -}}{%- endfor -%}\n"
+    "  {%- endif -%}\n"
+    "  {{- '" + S["end"] + "' -}}\n"
+    "{%- endif -%}\n"
+    "{%- for m in ns.rest -%}\n"
+    "  {%- if m['role'] == 'assistant' -%}\n"
+    "    {{- '" + S["assistant"] + "' -}}\n"
+    "    {%- generation -%}\n"
+    "    {%- if m['reasoning_content'] is defined and m['reasoning_content'] -%}\n"
+    "      {{- '" + S["think"] + "' + m['reasoning_content'] + '" + S["think_end"] + "' -}}\n"
+    "      {%- if m['content'] -%}{{- '" + S["answer"] + "' + m['content'] + '" + S["answer_end"] + "' -}}{%- endif -%}\n"
+    "    {%- elif m['content'] -%}{{- m['content'] -}}\n"
+    "    {%- endif -%}\n"
+    "    {%- if m['tool_calls'] is defined and m['tool_calls'] -%}\n"
+    "      {%- for tc in m['tool_calls'] -%}\n"
+    "        {%- set fn = tc['function'] if tc['function'] is defined else tc -%}\n"
+    "        {{- '" + S["tool_call"] + "{\"name\": ' + (fn['name'] | tojson) + ', \"arguments\": ' -}}\n"
+    "        {%- if fn['arguments'] is string -%}{{- fn['arguments'] -}}{%- else -%}{{- fn['arguments'] | tojson -}}{%- endif -%}\n"
+    "        {{- '}" + S["tool_call_end"] + "' -}}\n"
+    "      {%- endfor -%}\n"
+    "    {%- endif -%}\n"
+    "    {{- '" + S["end"] + "' -}}\n"
+    "    {%- endgeneration -%}\n"
+    "  {%- elif m['role'] == 'tool' -%}\n"
+    "    {{- '" + S["tool_result"] + "' + m['content'] + '" + S["tool_result_end"] + "' -}}\n"
+    "  {%- else -%}\n"
+    "    {{- '<|' + m['role'] + '|>' + m['content'] + '" + S["end"] + "' -}}\n"
+    "  {%- endif -%}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}{{- '" + S["assistant"] + "' -}}{%- endif -%}\n"
+)
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts: keep the text ones
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type", "text") != "text" or not isinstance(part.get("text"), str):
+                raise ValueError(f"content part {part!r} is not a text part")
+            parts.append(part["text"])
+        return "".join(parts)
+    raise ValueError(f"content of type {type(content).__name__}")
+
+
+def normalize_messages(messages: Any) -> list[dict[str, Any]]:
+    """Validate a chat and bring it to the canonical shape the template and renderer expect.
+
+    Raises ValueError naming the offending message. Accepts `thinking`/`reasoning` as aliases of
+    `reasoning_content`, content parts lists, and tool calls with or without the `function` wrapper.
+    """
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise ValueError(f"message {i} is a {type(m).__name__}, not an object")
+        role = m.get("role")
+        if role not in ROLES:
+            raise ValueError(f"message {i} has role {role!r}; expected one of {', '.join(ROLES)}")
+        msg: dict[str, Any] = {"role": role, "content": _content_text(m.get("content"))}
+        if role == "assistant":
+            reasoning = next((m[k] for k in ("reasoning_content", "thinking", "reasoning") if m.get(k)), None)
+            if reasoning is not None:
+                if not isinstance(reasoning, str):
+                    raise ValueError(f"message {i}: reasoning must be text")
+                msg["reasoning_content"] = reasoning
+            calls = []
+            for tc in m.get("tool_calls") or []:
+                fn = tc.get("function", tc) if isinstance(tc, dict) else None
+                if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                    raise ValueError(f"message {i}: tool call {tc!r} has no function name")
+                args = fn.get("arguments", {})
+                if not isinstance(args, (str, dict)):
+                    raise ValueError(f"message {i}: tool call arguments must be a JSON string or object")
+                calls.append({"type": "function", "function": {"name": fn["name"], "arguments": args}})
+            if calls:
+                msg["tool_calls"] = calls
+        out.append(msg)
+    return out
+
+
+def _tojson(x: Any) -> str:
+    """Exactly transformers' Jinja `tojson` filter with default arguments."""
+    return json.dumps(x, ensure_ascii=False)
+
+
+def chat_segments(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                  add_generation_prompt: bool = False) -> list[tuple[str, bool, bool]]:
+    """The rendered chat as (piece, is_special, is_assistant) in order; mirrors CHAT_TEMPLATE."""
+    msgs = normalize_messages(messages)
+    seg: list[tuple[str, bool, bool]] = []
+
+    def sp(role: str, assistant: bool = False) -> None:
+        seg.append((S[role], True, assistant))
+
+    def tx(text: str, assistant: bool = False) -> None:
+        if text:
+            seg.append((text, False, assistant))
+
+    sp("bos")
+    system = None
+    rest = msgs
+    if msgs and msgs[0]["role"] == "system":
+        system, rest = msgs[0]["content"], msgs[1:]
+    if system is not None or tools:
+        sp("system")
+        body = system or ""
+        if tools:
+            body += ("\n\n" if system else "") + TOOLS_HEADER + "".join(_tojson(t) + "\n" for t in tools)
+        tx(body)
+        sp("end")
+    for m in rest:
+        role = m["role"]
+        if role == "assistant":
+            sp("assistant")
+            if m.get("reasoning_content"):
+                sp("think", True)
+                tx(m["reasoning_content"], True)
+                sp("think_end", True)
+                if m["content"]:
+                    sp("answer", True)
+                    tx(m["content"], True)
+                    sp("answer_end", True)
+            else:
+                tx(m["content"], True)
+            for tc in m.get("tool_calls") or []:
+                fn = tc["function"]
+                args = fn["arguments"] if isinstance(fn["arguments"], str) else _tojson(fn["arguments"])
+                sp("tool_call", True)
+                tx('{"name": ' + _tojson(fn["name"]) + ', "arguments": ' + args + "}", True)
+                sp("tool_call_end", True)
+            sp("end", True)
+        elif role == "tool":
+            sp("tool_result")
+            tx(m["content"])
+            sp("tool_result_end")
+        else:
+            sp(role)
+            tx(m["content"])
+            sp("end")
+    if add_generation_prompt:
+        sp("assistant")
+    return seg
+
+
+def render_chat_text(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                     add_generation_prompt: bool = False) -> str:
+    """The chat as one string, equal to transformers' `apply_chat_template(..., tokenize=False)`."""
+    return "".join(piece for piece, _, _ in chat_segments(messages, tools, add_generation_prompt))
+
+
+def render_chat(tok: "Tokenizer", messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                add_generation_prompt: bool = False) -> tuple[list[int], list[int]]:
+    """A chat -> (ids, assistant_mask), both the same length.
+
+    `ids` equal `AutoTokenizer.from_pretrained(dir).apply_chat_template(messages, tools=tools,
+    add_generation_prompt=...)` on the saved tokenizer dir; `assistant_mask[i] == 1` marks the tokens
+    SFT should train on (see the module docstring).
+    """
+    ids: list[int] = []
+    mask: list[int] = []
+    for piece, special, assistant in chat_segments(messages, tools, add_generation_prompt):
+        new = [tok.token_id(piece)] if special else tok.encode(piece)
+        ids.extend(new)
+        mask.extend([int(assistant)] * len(new))
+    return ids, mask

@@ -1,0 +1,137 @@
+"""`DataConfig`: every knob of `fronde data prepare`, filled from a TOML `[data]` section, CLI flags
+or `--set key=value`.
+
+Field names are flat on purpose so that `--set near_dup_threshold=0.9` works without dotted paths.
+Sources are the one structured field: a list of `SourceConfig`, written in TOML as
+`[[data.sources]]` tables or on the command line as `PATH[::key=value...]` specs.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fronde.data.errors import DataError
+
+DEFAULT_SOURCE = "python-stdlib"
+
+
+class SourceConfig(BaseModel):
+    """One input: a file, a directory, a glob, or a built-in corpus name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="File, directory, glob (** allowed) or built-in corpus name.")
+    name: str | None = Field(None, description="Label in the manifest; default: built-in name or path.")
+    licence: str | None = Field(None, description="Licence tag recorded in the manifest (SPDX id if any).")
+    text_field: str | None = Field(None, description="JSON/JSONL/Parquet field holding text or chat `messages`.")
+    pii: bool | None = Field(None, description="Scrub PII; default: on for user files, off for built-ins.")
+    max_documents: int | None = Field(None, ge=1, description="Read at most this many documents.")
+
+    @classmethod
+    def parse_spec(cls, spec: str) -> "SourceConfig":
+        """`PATH[::key=value]...`, e.g. `notes/**/*.md::licence=proprietary::name=handbook`."""
+        path, *opts = spec.split("::")
+        fields: dict[str, Any] = {"path": path}
+        for opt in opts:
+            key, sep, value = opt.partition("=")
+            if not sep:
+                raise DataError(f"source option {opt!r} in {spec!r} is not key=value "
+                                f"(keys: {', '.join(k for k in cls.model_fields if k != 'path')})")
+            fields[key.strip()] = value.strip()
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as e:
+            raise DataError(f"bad source spec {spec!r}: {_first_error(e)}") from None
+
+
+class DataConfig(BaseModel):
+    """How to turn sources into a tokenizer and training shards. Defaults suit a laptop-sized run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig(path=DEFAULT_SOURCE)])
+    licence: str = Field("unspecified", description="Licence tag for user sources that set none.")
+    text_field: str = Field("text", description="Default JSON/JSONL/Parquet text field ('messages' for chats).")
+    pii: bool | None = Field(None, description="Force PII scrubbing on/off for every source.")
+    max_doc_chars: int = Field(1_000_000, ge=1_000, description="Longer documents are split at a line/space.")
+    min_doc_chars: int = Field(1, ge=1, description="Documents shorter than this after cleaning are dropped.")
+    exact_dedup: bool = True
+    near_dedup: bool = True
+    near_dup_threshold: float = Field(0.85, gt=0.0, le=1.0, description="MinHash-LSH Jaccard threshold.")
+    minhash_perms: int = Field(128, ge=16, le=1024)
+    shingle_words: int = Field(5, ge=1, le=32, description="Words per shingle for near-duplicate detection.")
+    val_fraction: float = Field(0.02, ge=0.0, lt=1.0, description="Share of documents (by hash) in val.")
+    vocab_size: int = Field(8192, ge=512, le=1 << 20)
+    tokenizer: str | None = Field(None, description="Reuse this trained tokenizer dir instead of training one.")
+    tokenizer_train_chars: int = Field(300_000_000, ge=1, description="Cap on text fed to BPE training.")
+    shard_tokens: int = Field(1 << 24, ge=1 << 10, description="Target tokens per shard file.")
+    workers: int = Field(0, ge=0, description="Tokeniser threads; 0 = all cores.")
+
+    @field_validator("sources")
+    @classmethod
+    def _nonempty(cls, v: list[SourceConfig]) -> list[SourceConfig]:
+        if not v:
+            raise ValueError("at least one source is needed")
+        return v
+
+    def n_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    def cache_fields(self) -> dict[str, Any]:
+        """The fields that change the output (not `workers`, which only changes speed)."""
+        return self.model_dump(mode="json", exclude={"workers"})
+
+    def with_overrides(self, sets: list[str]) -> "DataConfig":
+        """Apply `key=value` strings (the CLI's `--set`) to the flat fields."""
+        data = self.model_dump()
+        for item in sets:
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or key not in type(self).model_fields or key == "sources":
+                known = ", ".join(k for k in type(self).model_fields if k != "sources")
+                raise DataError(f"--set {item!r}: expected key=value with key one of: {known}")
+            data[key] = None if value.strip().lower() in ("none", "null") else value.strip()
+        return _validate(data, "--set")
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else err["msg"]
+
+
+def _validate(data: dict[str, Any], where: str) -> DataConfig:
+    try:
+        return DataConfig.model_validate(data)
+    except ValidationError as e:
+        raise DataError(f"{where}: {_first_error(e)}") from None
+
+
+def load_recipe(path: str | Path, section: str = "data") -> DataConfig:
+    """Read a TOML recipe's `[data]` section (or a file that is only that section)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"recipe {p} does not exist")
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise DataError(f"recipe {p} is not valid TOML: {e}") from None
+    body = doc.get(section, doc)
+    if not isinstance(body, dict):
+        raise DataError(f"recipe {p}: [{section}] must be a table")
+    body = dict(body)
+    body.pop("out", None)  # the output directory is given on the command line or in the recipe's `out`
+    return _validate(body, f"recipe {p} [{section}]")
+
+
+def recipe_out(path: str | Path, section: str = "data") -> str | None:
+    """The recipe's optional `out` directory."""
+    doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    body = doc.get(section, doc)
+    out = body.get("out") if isinstance(body, dict) else None
+    return str(out) if out else None

@@ -1,0 +1,114 @@
+"""Deduplication: exact (sha256 of the cleaned content) and near-duplicate (MinHash LSH).
+
+Near duplicates are judged on word shingles (`shingle_words` consecutive words). Shingles are hashed
+with a stable 32-bit polynomial hash computed in numpy, never Python's salted `hash()`, so
+the same corpus gives the same decisions on every run. The MinHash signatures and the LSH index are
+`datasketch`'s. The first document seen is kept; later ones within the threshold are dropped.
+Documents too short to judge (fewer than `MIN_SHINGLES` shingles) are only exact-deduplicated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fronde.data.documents import Document
+
+MIN_SHINGLES = 8
+_P = 0x01000193  # FNV prime (odd, hence invertible modulo 2**64)
+_P_INV = pow(_P, -1, 1 << 64)
+_MASK = np.uint64(0xFFFFFFFF)
+_BATCH = 8192  # shingles per MinHash update: bounds the (batch x num_perm) temporary to ~8 MB
+
+# Bytes that belong to words: ASCII letters, digits, underscore, and every non-ASCII byte (so
+# accented and non-Latin words stay whole).
+_WORD_BYTE = np.zeros(256, dtype=bool)
+for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
+    _WORD_BYTE[_c] = True
+_WORD_BYTE[128:] = True
+
+
+def _identity(x: int) -> int:
+    return x
+
+
+def word_hashes(text: str) -> np.ndarray:
+    """A stable hash per word (ASCII case folded), computed without a Python loop.
+
+    hash(word) = sum(byte[i] * P**(i - start)) mod 2**64, via prefix powers of P and of its inverse:
+    every product wraps modulo 2**64, which is exactly the arithmetic we want.
+    """
+    b = np.frombuffer(text.encode("utf-8", "surrogatepass").lower(), dtype=np.uint8)
+    if b.size == 0:
+        return np.empty(0, dtype=np.uint64)
+    is_word = _WORD_BYTE[b]
+    edges = np.diff(is_word.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts = np.flatnonzero(edges == 1)
+    if starts.size == 0:
+        return np.empty(0, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        pw = np.cumprod(np.full(b.size, _P, dtype=np.uint64)) * np.uint64(_P_INV)  # P**i
+        inv = np.cumprod(np.full(b.size, _P_INV, dtype=np.uint64)) * np.uint64(_P)  # P**-i
+        terms = np.where(is_word, b.astype(np.uint64) * pw, np.uint64(0))
+        sums = np.add.reduceat(terms, starts)  # each run: from its word start to the next word start
+        return (sums * inv[starts]) >> np.uint64(32)  # top bits mix best; keeps 32 bits
+
+
+def shingle_hashes(text: str, k: int) -> np.ndarray:
+    """Unique 32-bit hashes of the text's k-word shingles."""
+    w = word_hashes(text)
+    if len(w) < k:
+        return np.empty(0, dtype=np.uint64)
+    n = len(w) - k + 1
+    h = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(k):
+            h = (h * np.uint64(_P) + w[j:j + n]) & _MASK
+    return np.unique(h)
+
+
+class Deduplicator:
+    """Stateful filter: `check(doc)` returns None (keep) or the drop kind."""
+
+    def __init__(self, exact: bool = True, near: bool = True, threshold: float = 0.85, num_perm: int = 128,
+                 shingle_words: int = 5) -> None:
+        self.exact = exact
+        self.near = near
+        self.num_perm = num_perm
+        self.shingle_words = shingle_words
+        self._seen: set[bytes] = set()
+        self._n = 0
+        self.lsh = None
+        if near:
+            from datasketch import MinHash, MinHashLSH
+
+            self._MinHash = MinHash
+            self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+            # One template signature: copying its permutations is much cheaper than regenerating them.
+            self._template = MinHash(num_perm=num_perm, seed=1, hashfunc=_identity)
+
+    def minhash(self, text: str):  # -> datasketch.MinHash | None
+        """The MinHash signature of a text, or None when it is too short to judge."""
+        h = shingle_hashes(text, self.shingle_words)
+        if len(h) < MIN_SHINGLES:
+            return None
+        m = self._template.copy()
+        values = h.tolist()
+        for i in range(0, len(values), _BATCH):
+            m.update_batch(values[i:i + _BATCH])
+        return m
+
+    def check(self, doc: Document) -> str | None:
+        digest = doc.digest or doc.compute_digest()
+        if self.exact:
+            key = digest[:16]
+            if key in self._seen:
+                return "duplicate"
+            self._seen.add(key)
+        if self.lsh is not None:
+            m = self.minhash(doc.plain_text())
+            if m is not None:
+                if self.lsh.query(m):
+                    return "near_duplicate"
+                self.lsh.insert(str(self._n), m, check_duplication=False)
+                self._n += 1
+        return None

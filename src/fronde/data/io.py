@@ -1,0 +1,86 @@
+"""Small file helpers: content hashes and atomic writes.
+
+Every file fronde's data layer produces is written to a temporary name in the same directory and
+then `os.replace`d into place, so a reader (or a later run) never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HASH_BLOCK = 1 << 20
+
+
+def sha256_file(path: str | Path, block: int = HASH_BLOCK) -> str:
+    """Hex sha256 of a file, read in bounded blocks (never the whole file at once)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same directory + fsync + os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+class AtomicFile:
+    """A binary file opened under a temp name; `commit()` fsyncs and renames it into place.
+
+    Leaving the `with` block without `commit()` (e.g. on an exception) deletes the temp file, so an
+    interrupted writer leaves nothing behind under the final name.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self.f = os.fdopen(fd, "wb")
+        self.committed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        return self.f.write(data)
+
+    def commit(self) -> None:
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+        os.replace(self.tmp, self.path)
+        self.committed = True
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.committed:
+            self.f.close()
+            Path(self.tmp).unlink(missing_ok=True)

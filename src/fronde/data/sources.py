@@ -1,0 +1,292 @@
+"""Sources: resolve paths, globs, directories and built-in names into files, and read files into
+`Document`s (or counted `Drop`s).
+
+Formats: plain text and source code (one document per file, long files cut into pieces), JSONL
+(one record per line), JSON (a list of records or one record), Parquet (a column, streamed by
+record batch with pyarrow), and gzip of the text formats. A record's field may hold text or a chat
+(`messages`: a list of {role, content, ...}).
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import gzip
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from fronde.data import builtin
+from fronde.data.chat import normalize_messages
+from fronde.data.clean import decode_utf8, is_binary, iter_text_pieces, split_long, BINARY_SNIFF
+from fronde.data.config import DataConfig, SourceConfig
+from fronde.data.documents import Document, Drop, SourceFile
+from fronde.data.errors import DataError
+from fronde.data.io import sha256_file
+
+TEXT_EXTS = {
+    "txt", "text", "md", "markdown", "rst", "org", "tex", "adoc", "csv", "tsv",
+    "py", "pyi", "pyx", "c", "h", "cc", "cpp", "cxx", "hpp", "hh", "java", "js", "mjs", "cjs", "ts", "tsx",
+    "jsx", "go", "rs", "rb", "php", "cs", "swift", "kt", "kts", "scala", "sh", "bash", "zsh", "fish", "ps1",
+    "sql", "r", "jl", "lua", "pl", "pm", "hs", "ml", "mli", "ex", "exs", "erl", "clj", "lisp", "el", "vim",
+    "toml", "yaml", "yml", "ini", "cfg", "conf", "html", "htm", "css", "scss", "xml", "proto", "cmake",
+    "dart", "zig", "nim", "f90", "m", "mm", "v", "sv", "vhd", "tf", "graphql", "ipynb",
+}
+RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet"}
+SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
+
+
+def file_format(path: Path) -> tuple[str | None, bool]:
+    """(format, gzip?) from the name: format is text/jsonl/json/parquet, or None if unsupported.
+    Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
+    suffixes = [s.lower().lstrip(".") for s in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] == "gz"
+    if compressed:
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    if ext in RECORD_EXTS and not (compressed and ext == "parquet"):
+        return RECORD_EXTS[ext], compressed
+    if ext in TEXT_EXTS or not ext or not path.suffix[1:].isalnum():
+        return "text", compressed
+    return None, compressed
+
+
+@dataclass
+class ResolvedSource:
+    """A configured source, expanded into the files it stands for."""
+
+    config: SourceConfig
+    name: str
+    licence: str
+    pii: bool
+    builtin: bool
+    files: list[SourceFile]
+    text_field: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) left out of a walk
+    reader: Callable[[SourceFile, int], Iterator[Document | Drop]] | None = None
+
+
+def _expand(spec: str) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files named by a path, a directory (walked recursively) or a glob, in sorted order."""
+    p = Path(spec).expanduser()
+    if any(ch in spec for ch in "*?["):
+        matches = [Path(m) for m in sorted(globlib.glob(str(p), recursive=True))]
+        if not matches:
+            raise DataError(f"source {spec!r}: the glob matches no file")
+        files: list[Path] = []
+        skipped: list[tuple[str, str]] = []
+        for m in matches:
+            if m.is_dir():
+                f, s = _walk(m)
+                files += f
+                skipped += s
+            else:
+                files.append(m)
+        return files, skipped
+    if p.is_dir():
+        return _walk(p)
+    if p.is_file():
+        return [p], []
+    raise DataError(f"source {spec!r} does not exist (not a file, directory, glob or built-in corpus; "
+                    f"built-ins: {', '.join(builtin.BUILTINS)})")
+
+
+def _walk(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).parts
+        if any(part in SKIP_DIRS or part.startswith(".") for part in rel):
+            continue
+        if not path.is_file():
+            continue
+        fmt, _ = file_format(path)
+        if fmt is None:
+            skipped.append((str(path), f"unsupported extension {path.suffix!r}"))
+        else:
+            files.append(path)
+    return files, skipped
+
+
+def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
+    """Expand every configured source into files and hash them (sha256, streamed)."""
+    resolved: list[ResolvedSource] = []
+    for sc in config.sources:
+        force_pii = config.pii if config.pii is not None else None
+        if builtin.is_builtin(sc.path):
+            b = builtin.resolve(sc.path)
+            pii = sc.pii if sc.pii is not None else (force_pii if force_pii is not None else False)
+            name = sc.name or b.name
+            for f in b.files:
+                f.source = name
+                if sc.licence:
+                    f.licence = sc.licence
+            resolved.append(ResolvedSource(sc, name, sc.licence or b.licence, pii, True, b.files,
+                                           "text", reader=b.reader))
+            continue
+        paths, skipped = _expand(sc.path)
+        name = sc.name or sc.path
+        licence = sc.licence or config.licence
+        pii = sc.pii if sc.pii is not None else (force_pii if force_pii is not None else True)
+        files: list[SourceFile] = []
+        for p in paths:
+            fmt, gz = file_format(p)
+            if fmt is None:
+                fmt = "text"  # named explicitly: try it; binary sniffing will catch a non-text file
+            st = p.stat()
+            files.append(SourceFile(path=str(p), source=name, licence=licence, format=fmt, compressed=gz,
+                                    sha256=sha256_file(p), bytes=st.st_size))
+        resolved.append(ResolvedSource(sc, name, licence, pii, False, files, sc.text_field or config.text_field,
+                                       skipped))
+    if not any(r.files for r in resolved):
+        specs = ", ".join(repr(s.path) for s in config.sources)
+        raise DataError(f"empty corpus: {specs} contain no readable file "
+                        f"(supported: text/code files, .jsonl, .json, .parquet and their .gz)")
+    return resolved
+
+
+def _open(sf: SourceFile) -> BinaryIO:
+    return gzip.open(sf.path, "rb") if sf.compressed else open(sf.path, "rb")  # type: ignore[return-value]
+
+
+def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+    """One document per file (pieces of at most `max_chars` for big files); NUL bytes -> binary."""
+    with _open(sf) as f:
+        head = f.read(BINARY_SNIFF)
+        if is_binary(head):
+            yield Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes")
+            return
+        rest = f.read(max(0, (1 << 20) - len(head))) if len(head) == BINARY_SNIFF else b""
+        for k, (piece, bad) in enumerate(iter_text_pieces(f, max_chars, head=head + rest)):
+            loc = sf.path if k == 0 else f"{sf.path}#{k}"
+            yield Document(sf.path, loc, text=piece, bad_utf8=bad, pii=pii)
+
+
+class _FieldPicker:
+    """Chooses a file's text field at its first record: the configured one, else `messages` when
+    the default `text` is absent; a missing field there is a configuration error, not data."""
+
+    def __init__(self, path: str, wanted: str) -> None:
+        self.path, self.wanted, self.field = path, wanted, None
+
+    def pick(self, keys: list[str]) -> str:
+        if self.field is None:
+            if self.wanted in keys:
+                self.field = self.wanted
+            elif self.wanted == "text" and "messages" in keys:
+                self.field = "messages"
+            else:
+                raise DataError(f"{self.path}: no field {self.wanted!r} in its first record; fields present: "
+                                f"{', '.join(map(repr, keys)) or 'none'} (set text_field, e.g. "
+                                f"--text-field {keys[0] if keys else 'text'})")
+        return self.field
+
+
+def _record_docs(sf: SourceFile, loc: str, value: Any, record: dict[str, Any] | None, max_chars: int,
+                 bad: bool, pii: bool) -> Iterator[Document | Drop]:
+    """A record's field value -> documents (text cut into pieces) or a counted drop."""
+    if value is None or (isinstance(value, (str, list)) and not value):
+        yield Drop(sf.path, loc, "empty", "empty field")
+    elif isinstance(value, str):
+        for k, piece in enumerate(split_long(value, max_chars)):
+            yield Document(sf.path, loc if k == 0 else f"{loc}#{k}", text=piece, bad_utf8=bad, pii=pii)
+    elif isinstance(value, list):
+        try:
+            messages = normalize_messages(value)
+        except ValueError as e:
+            yield Drop(sf.path, loc, "broken_record", f"bad chat messages: {e}")
+            return
+        tools = record.get("tools") if record else None
+        yield Document(sf.path, loc, messages=messages, tools=tools if isinstance(tools, list) else None,
+                       bad_utf8=bad, pii=pii)
+    else:
+        yield Drop(sf.path, loc, "broken_record", f"field holds {type(value).__name__}, not text or messages")
+
+
+def read_jsonl(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+    picker = _FieldPicker(sf.path, text_field)
+    with _open(sf) as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue  # blank lines separate nothing in JSONL; they are not records
+            loc = f"{sf.path}:{lineno}"
+            line, bad = decode_utf8(raw)
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield Drop(sf.path, loc, "broken_record", f"invalid JSON: {e.msg} at column {e.colno}")
+                continue
+            if not isinstance(rec, dict):
+                yield Drop(sf.path, loc, "broken_record", f"a JSON {type(rec).__name__}, not an object")
+                continue
+            if picker.field is not None and picker.field not in rec:
+                yield Drop(sf.path, loc, "missing_field", f"no field {picker.field!r}; has {sorted(rec)}")
+                continue
+            key = picker.pick(list(rec))
+            yield from _record_docs(sf, loc, rec[key], rec, max_chars, bad, pii)
+
+
+def read_json(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+    with _open(sf) as f:
+        text, bad = decode_utf8(f.read())
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        yield Drop(sf.path, sf.path, "broken_record", f"invalid JSON: {e.msg} at line {e.lineno}")
+        return
+    records = doc if isinstance(doc, list) else [doc]
+    picker = _FieldPicker(sf.path, text_field)
+    for i, rec in enumerate(records):
+        loc = f"{sf.path}[{i}]" if isinstance(doc, list) else sf.path
+        if not isinstance(rec, dict):
+            yield Drop(sf.path, loc, "broken_record", f"a JSON {type(rec).__name__}, not an object")
+            continue
+        if picker.field is not None and picker.field not in rec:
+            yield Drop(sf.path, loc, "missing_field", f"no field {picker.field!r}; has {sorted(rec)}")
+            continue
+        yield from _record_docs(sf, loc, rec[picker.pick(list(rec))], rec, max_chars, bad, pii)
+
+
+def read_parquet(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        raise DataError(f"{sf.path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        pf = pq.ParquetFile(sf.path)
+    except Exception as e:  # pyarrow raises ArrowInvalid and friends
+        yield Drop(sf.path, sf.path, "broken_record", f"unreadable Parquet: {e}")
+        return
+    names = pf.schema_arrow.names
+    picker = _FieldPicker(sf.path, text_field)
+    col = picker.pick(names)
+    row = 0
+    for batch in pf.iter_batches(batch_size=1024, columns=[col]):
+        for value in batch.column(0).to_pylist():
+            yield from _record_docs(sf, f"{sf.path}:row{row}", value, None, max_chars, False, pii)
+            row += 1
+
+
+def iter_source(src: ResolvedSource, max_chars: int) -> Iterator[tuple[SourceFile, Document | Drop]]:
+    """Every document or drop of a source, tagged with its file, honouring `max_documents`."""
+    limit = src.config.max_documents
+    n = 0
+    for sf in src.files:
+        if src.reader is not None:
+            items: Iterator[Document | Drop] = src.reader(sf, max_chars)
+        elif sf.format == "jsonl":
+            items = read_jsonl(sf, src.text_field, max_chars)
+        elif sf.format == "json":
+            items = read_json(sf, src.text_field, max_chars)
+        elif sf.format == "parquet":
+            items = read_parquet(sf, src.text_field, max_chars)
+        else:
+            items = read_text_file(sf, max_chars)
+        for item in items:
+            if limit is not None and n >= limit:
+                return
+            if isinstance(item, Document):
+                item.pii = src.pii
+            n += 1
+            yield sf, item
