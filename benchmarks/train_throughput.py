@@ -103,6 +103,7 @@ def main() -> None:
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="runs per side (alternating); the median is reported")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=["bf16", "fp32"], default=None, help="default: bf16 on CUDA, fp32 on CPU")
     p.add_argument("--fronde-compile", action="store_true", help="torch.compile the fronde model")
@@ -117,13 +118,15 @@ def main() -> None:
         print(json.dumps(run_side(args.only, args)))
         return
 
-    results = {}
-    for side in ("fronde", "hf"):
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--only", side]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.exit(f"{side} run failed:\n{out.stderr[-4000:]}")
-        results[side] = json.loads(out.stdout.strip().splitlines()[-1])
+    runs: dict[str, list[dict]] = {"fronde": [], "hf": []}
+    for _ in range(args.repeats):  # alternate the sides so a busy machine slows both alike; keep each median
+        for side in runs:
+            cmd = [sys.executable, __file__, *sys.argv[1:], "--only", side]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"{side} run failed:\n{out.stderr[-4000:]}")
+            runs[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    results = {side: sorted(r, key=lambda x: x["tokens_per_s"])[len(r) // 2] for side, r in runs.items()}
 
     config = load_preset(args.preset)
     info = model_info(config, seq_len=args.seq)

@@ -11,17 +11,16 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fronde.model.attention import MLA
 from fronde.model.cache import KVCache
 from fronde.model.config import ModelConfig
 from fronde.model.layers import RMSNorm, SwiGLU
+from fronde.model.loss import linear_cross_entropy
 from fronde.model.moe import Experts, MoE, Router
 from fronde.model.rope import RotaryEmbedding, rope_frequencies
 
-IGNORE_INDEX = -100
 
 
 class Block(nn.Module):
@@ -79,7 +78,7 @@ class Backbone(nn.Module):
 
 @dataclass
 class LMOutput:
-    logits: torch.Tensor
+    logits: torch.Tensor | None = None  # (B, T, vocab) when called without targets
     loss: torch.Tensor | None = None  # next-token cross-entropy, mean over non-ignored targets
     mtp_loss: torch.Tensor | None = None  # next-next-token cross-entropy from the MTP layer
     balance_loss: torch.Tensor | None = None  # sequence-wise balance loss summed over MoE layers (before alpha)
@@ -134,7 +133,8 @@ class CausalLM(nn.Module):
         self, input_ids: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None,
         with_balance_loss: bool = False,
     ) -> LMOutput:
-        """input_ids (B, T). With targets (B, T; IGNORE_INDEX masks): losses. With a cache: absorbed MLA decoding."""
+        """input_ids (B, T). Without targets: logits. With targets (B, T; IGNORE_INDEX masks): losses, no logits.
+        With a cache: absorbed MLA decoding against it."""
         T = input_ids.shape[1]
         positions = cache.positions(T) if cache is not None else torch.arange(T, device=input_ids.device)
         cos, sin = self.rotary(positions)
@@ -146,16 +146,14 @@ class CausalLM(nn.Module):
                 balance.append(layer_balance)
         if cache is not None:
             cache.advance(T)
-        logits = self.lm_head(self.model.norm(x))
-        out = LMOutput(logits=logits, balance_loss=torch.stack(balance).sum() if balance else None)
-        if targets is not None:
-            out.loss = cross_entropy(logits, targets)
-            if self.mtp is not None and T > 1:
-                next_embeds = self.model.embed_tokens(targets[:, :-1].clamp_min(0))
-                h = self.mtp.predict(x[:, :-1], next_embeds, cos[: T - 1], sin[: T - 1])
-                out.mtp_loss = cross_entropy(self.lm_head(h), targets[:, 1:])
+        out = LMOutput(balance_loss=torch.stack(balance).sum() if balance else None)
+        if targets is None:
+            out.logits = self.lm_head(self.model.norm(x))
+            return out
+        # Training: the head is fused into a chunked cross-entropy, so the full logits are never materialised.
+        out.loss = linear_cross_entropy(self.model.norm(x), self.lm_head.weight, targets)
+        if self.mtp is not None and T > 1:
+            next_embeds = self.model.embed_tokens(targets[:, :-1].clamp_min(0))
+            h = self.mtp.predict(x[:, :-1], next_embeds, cos[: T - 1], sin[: T - 1])
+            out.mtp_loss = linear_cross_entropy(h, self.lm_head.weight, targets[:, 1:])
         return out
-
-
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
