@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import html
+import os
 import re
 import struct
 import sysconfig
@@ -65,13 +66,14 @@ def stdlib_dir() -> Path:
 
 
 def stdlib_files(root: Path | None = None) -> list[Path]:
-    """Sorted .py files of the standard library, without test suites or installed packages."""
+    """Sorted .py files of the standard library, without test suites or installed packages
+    (excluded directories are pruned, not walked: site-packages can be huge)."""
     root = root or stdlib_dir()
     out = []
-    for p in sorted(root.rglob("*.py")):
-        if STDLIB_EXCLUDE.isdisjoint(p.relative_to(root).parts[:-1]):
-            out.append(p)
-    return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in STDLIB_EXCLUDE and not d.startswith(".")]
+        out += [Path(dirpath, f) for f in filenames if f.endswith(".py")]
+    return sorted(out)
 
 
 def python_stdlib() -> Builtin:

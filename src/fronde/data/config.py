@@ -62,7 +62,7 @@ class DataConfig(BaseModel):
     min_doc_chars: int = Field(1, ge=1, description="Documents shorter than this after cleaning are dropped.")
     exact_dedup: bool = True
     near_dedup: bool = True
-    near_dup_threshold: float = Field(0.85, gt=0.0, le=1.0, description="MinHash-LSH Jaccard threshold.")
+    near_dup_threshold: float = Field(0.85, gt=0.0, lt=1.0, description="MinHash-LSH Jaccard threshold.")
     minhash_perms: int = Field(128, ge=16, le=1024)
     shingle_words: int = Field(5, ge=1, le=32, description="Words per shingle for near-duplicate detection.")
     val_fraction: float = Field(0.02, ge=0.0, lt=1.0, description="Share of documents (by hash) in val.")

@@ -158,9 +158,12 @@ def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator
             yield Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes")
             return
         rest = f.read(max(0, (1 << 20) - len(head))) if len(head) == BINARY_SNIFF else b""
+        k = -1
         for k, (piece, bad) in enumerate(iter_text_pieces(f, max_chars, head=head + rest)):
             loc = sf.path if k == 0 else f"{sf.path}#{k}"
             yield Document(sf.path, loc, text=piece, bad_utf8=bad, pii=pii)
+        if k < 0:
+            yield Drop(sf.path, sf.path, "empty", "empty file")
 
 
 class _FieldPicker:

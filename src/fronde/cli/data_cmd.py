@@ -1,0 +1,112 @@
+"""`fronde data ...`: prepare a corpus into tokenizer + shards, and inspect the result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fronde.data.config import DataConfig, SourceConfig, load_recipe, recipe_out
+from fronde.data.errors import DataError
+from fronde.data.inspect import sample_documents
+from fronde.data.manifest import read_manifest, summary_rows
+from fronde.data.pipeline import prepare
+from fronde.data.progress import RichReporter
+
+app = typer.Typer(help="Turn your own files into a tokenizer and training shards, with a manifest.",
+                  no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(e: Exception) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+@app.command("prepare")
+def prepare_cmd(
+    source: list[str] = typer.Option(None, "--source", "-s", help="PATH, DIR, GLOB or built-in (python-stdlib, "
+                                     "littre, gcide); options as PATH::licence=X::name=Y::text_field=F::pii=false. "
+                                     "Repeatable. Default: python-stdlib."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output directory (or the recipe's `out`)."),
+    recipe: Path = typer.Option(None, "--recipe", help="TOML file whose [data] section fills the config."),
+    vocab_size: int = typer.Option(None, "--vocab-size", help="BPE vocabulary size (default 8192)."),
+    no_pii: bool = typer.Option(False, "--no-pii", help="Do not scrub PII (default: scrub user files)."),
+    pii: bool = typer.Option(False, "--pii", help="Scrub PII in every source, built-ins included."),
+    licence: str = typer.Option(None, "--licence", help="Licence tag for user sources that set none."),
+    text_field: str = typer.Option(None, "--text-field", help="JSON/JSONL/Parquet field with text or messages."),
+    val_fraction: float = typer.Option(None, "--val-fraction", help="Share of documents in val (default 0.02)."),
+    tokenizer: Path = typer.Option(None, "--tokenizer", help="Reuse this tokenizer dir instead of training."),
+    workers: int = typer.Option(None, "--workers", help="Tokeniser threads (0 = all cores)."),
+    sets: list[str] = typer.Option(None, "--set", help="Any DataConfig field as key=value (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the inputs are unchanged."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON at the end."),
+) -> None:
+    """Read, clean, deduplicate, scrub, split, train a BPE tokenizer and write shards + manifest.json."""
+    try:
+        config = load_recipe(recipe) if recipe else DataConfig()
+        out = out or (Path(o) if recipe and (o := recipe_out(recipe)) else None)
+        if out is None:
+            raise DataError("no output directory: pass --out DIR (or set `out` in the recipe's [data] section)")
+        fields = config.model_dump()
+        if source:
+            fields["sources"] = [SourceConfig.parse_spec(s).model_dump() for s in source]
+        for name, value in (("vocab_size", vocab_size), ("licence", licence), ("text_field", text_field),
+                            ("val_fraction", val_fraction), ("workers", workers),
+                            ("tokenizer", str(tokenizer) if tokenizer else None)):
+            if value is not None:
+                fields[name] = value
+        if no_pii and pii:
+            raise DataError("--pii and --no-pii contradict each other")
+        if no_pii or pii:
+            fields["pii"] = pii
+        config = DataConfig.model_validate(fields).with_overrides(sets or [])
+        with RichReporter(err_console) as reporter:
+            result = prepare(config, out, progress=reporter, force=force)
+    except DataError as e:
+        raise _fail(e) from None
+    except ValueError as e:  # pydantic validation of CLI values
+        raise _fail(DataError(str(e))) from None
+    m = result.manifest
+    if as_json:
+        typer.echo(json.dumps(m, indent=2, ensure_ascii=False))
+        return
+    verb = "up to date (inputs unchanged), reused" if result.reused else "prepared"
+    console.print(f"[green]{verb}[/green] {out}")
+    _summary(m, str(out))
+
+
+def _summary(m: dict, label: str) -> None:
+    t = Table(title=f"fronde data: {label}", show_header=False)
+    for k, v in summary_rows(m):
+        t.add_row(k, v)
+    console.print(t)
+
+
+@app.command("inspect")
+def inspect_cmd(
+    directory: Path = typer.Argument(..., help="A directory written by `fronde data prepare`."),
+    samples: int = typer.Option(3, "--samples", "-n", help="Decoded sample documents to show."),
+    split: str = typer.Option("train", help="Split to sample from."),
+    seed: int = typer.Option(0, help="Seed for picking samples."),
+    max_tokens: int = typer.Option(120, help="Show at most this many tokens per sample."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest summary and samples as JSON."),
+) -> None:
+    """Print the manifest summary and a few decoded sample documents."""
+    try:
+        m = read_manifest(directory)
+        picked = sample_documents(directory, split, samples, seed, max_tokens) if samples else []
+    except DataError as e:
+        raise _fail(e) from None
+    if as_json:
+        typer.echo(json.dumps({"summary": dict(summary_rows(m)), "samples": picked}, indent=2, ensure_ascii=False))
+        return
+    _summary(m, str(directory))
+    for s in picked:
+        more = " …" if s["truncated"] else ""
+        console.rule(f"{s['shard']} document {s['document']} ({s['tokens']} tokens)")
+        console.print(s["text"] + more, markup=False, highlight=False)

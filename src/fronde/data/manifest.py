@@ -1,0 +1,103 @@
+"""`manifest.json`: what went into a prepared data directory, and the accounting that must add up.
+
+The manifest is written last, atomically: a directory without one (or whose shards do not match it)
+is never trusted. Its accounting identity, checked before it is written and by `check_accounting`:
+
+    documents.in == documents.train + documents.val + sum(documents.dropped.values())
+    sum(file.documents) == documents.in  and  sum(file.kept) == train + val
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fronde.data.documents import DROP_KINDS
+from fronde.data.errors import DataError
+
+MANIFEST = "manifest.json"
+FORMAT = "fronde-data/1"
+MAX_PROBLEMS = 10_000  # drops named individually (file:line); counts are always complete
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{directory} has no {MANIFEST}: it is not a prepared data directory "
+                        f"(or its preparation did not finish); run `fronde data prepare --out {directory}`")
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} is not valid JSON ({e}); re-run `fronde data prepare`") from None
+    if m.get("format") != FORMAT:
+        raise DataError(f"{path} has format {m.get('format')!r}, expected {FORMAT!r}")
+    return m
+
+
+def check_accounting(m: dict[str, Any]) -> None:
+    """Raise DataError unless every document read is either kept or counted as one kind of drop."""
+    d = m["documents"]
+    dropped = d["dropped"]
+    if set(dropped) != set(DROP_KINDS):
+        raise DataError(f"manifest drop kinds {sorted(dropped)} != {sorted(DROP_KINDS)}")
+    kept = d["train"] + d["val"]
+    if d["kept"] != kept or d["in"] != kept + sum(dropped.values()):
+        raise DataError(f"manifest does not add up: in={d['in']} kept={d['kept']} (train {d['train']} + "
+                        f"val {d['val']}) dropped={dropped}")
+    files_in = sum(f["documents"] for f in m["files"])
+    files_kept = sum(f["kept"] for f in m["files"])
+    if files_in != d["in"] or files_kept != kept:
+        raise DataError(f"per-file counts ({files_in} in, {files_kept} kept) disagree with the totals "
+                        f"({d['in']} in, {kept} kept)")
+    for split in ("train", "val"):
+        s = m["splits"].get(split)
+        if s is not None:
+            if s["documents"] != d[split]:
+                raise DataError(f"split {split}: {s['documents']} documents in shards, {d[split]} counted")
+            if s["tokens"] != sum(sh["tokens"] for sh in s["shards"]):
+                raise DataError(f"split {split}: token total disagrees with its shards")
+    problems = m["problems"]
+    if len(problems["items"]) > MAX_PROBLEMS or problems["total"] < len(problems["items"]):
+        raise DataError("manifest problem list is inconsistent")
+
+
+def outputs_intact(directory: str | Path, m: dict[str, Any]) -> bool:
+    """Cheap check that every file the manifest lists exists with its recorded size."""
+    d = Path(directory)
+    for split in m["splits"].values():
+        for sh in split["shards"]:
+            p = d / sh["file"]
+            if not p.is_file() or p.stat().st_size != sh["bytes"] or not (d / sh["index"]).is_file():
+                return False
+    tok_dir = d / m["tokenizer"]["dir"]
+    return all((tok_dir / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"))
+
+
+def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """Human-readable (label, value) pairs for `fronde data inspect`."""
+    d = m["documents"]
+    rows = [
+        ("created", f"{m['created']} by fronde {m['fronde_version']}"),
+        ("sources", "; ".join(f"{s['name']} ({s['licence']}, {s['files']} files, pii {'on' if s['pii'] else 'off'})"
+                              for s in m["sources"])),
+        ("input", f"{len(m['files'])} files, {sum(f['bytes'] for f in m['files']):,} bytes"),
+        ("documents", f"{d['in']:,} in = {d['train']:,} train + {d['val']:,} val + "
+                      f"{sum(d['dropped'].values()):,} dropped"),
+        ("dropped", ", ".join(f"{k} {v:,}" for k, v in d["dropped"].items())),
+        ("repaired", f"{d['bad_utf8']:,} documents with invalid UTF-8; "
+                     f"{m['cleaning']['control_chars_removed']:,} control chars removed; "
+                     f"{m['cleaning']['nfc_normalized']:,} documents NFC-normalised"),
+        ("PII replaced", ", ".join(f"{k} {v:,}" for k, v in m["pii"]["replacements"].items()) or "none"),
+        ("tokenizer", f"vocab {m['tokenizer']['vocab_size']:,}, {m['tokenizer']['dtype']}, "
+                      f"sha256 {m['tokenizer']['sha256'][:16]}…, "
+                      f"{m['tokenizer']['compression']['bytes_per_token']:.3f} bytes/token on "
+                      f"{m['tokenizer']['compression']['split']}"),
+    ]
+    for name, s in m["splits"].items():
+        rows.append((f"split {name}", f"{s['documents']:,} documents, {s['tokens']:,} tokens, "
+                                      f"{len(s['shards'])} shard(s)"))
+    if m["problems"]["total"]:
+        rows.append(("problems", f"{m['problems']['total']:,} named in manifest.json (first: "
+                                 f"{m['problems']['items'][0]['location']}: {m['problems']['items'][0]['reason']})"))
+    return rows

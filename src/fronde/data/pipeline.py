@@ -1,0 +1,445 @@
+"""`prepare`: sources -> cleaned, deduplicated, split documents -> tokenizer -> shards + manifest.
+
+Stages and where their time is booked (`manifest["timings_s"]`):
+  hash      sha256 of every input file (the cache key; streamed)
+  read      reading and decoding files into documents
+  clean     NFC, newlines, control characters, and PII scrubbing (`pii` is also timed on its own)
+  dedup     exact and near-duplicate removal
+  stage     writing kept documents to per-split staging files (so later stages stream)
+  train_tokenizer, tokenise, write (shards)
+
+Atomicity and reuse: everything is built in `OUT/.tmp-<pid>-<key>/`; committing removes the old
+manifest first, moves shards and tokenizer in, and writes the new manifest last. A run interrupted
+anywhere leaves either the old, consistent result or no manifest at all (never a manifest over
+half-written shards). A later run with the same cache key (input hashes + output-relevant config +
+fronde version) finds the manifest and intact shards and reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fronde import __version__
+from fronde.data.chat import render_chat
+from fronde.data.clean import CleanStats, clean_text
+from fronde.data.config import DataConfig
+from fronde.data.dedup import Deduplicator
+from fronde.data.documents import DROP_KINDS, Document, Drop, SourceFile
+from fronde.data.errors import DataError
+from fronde.data.io import atomic_write_json
+from fronde.data.manifest import FORMAT, MANIFEST, MAX_PROBLEMS, check_accounting, outputs_intact, read_manifest
+from fronde.data.pii import PLACEHOLDERS, scrub_pii
+from fronde.data.progress import NullReporter, Reporter
+from fronde.data.shards import ShardWriter, token_dtype
+from fronde.data.sources import ResolvedSource, iter_source, resolve_sources
+from fronde.data.tokenizer import Tokenizer, train_tokenizer
+
+SPLITS = ("train", "val")
+TOKENIZER_DIR = "tokenizer"
+ENCODE_BATCH_CHARS = 4 << 20  # characters per encode_batch call: big enough to keep all cores busy
+
+
+@dataclass
+class Collected:
+    """What the read/clean/dedup/split pass produced (staged documents live in `workdir`)."""
+
+    workdir: Path
+    sources: list[ResolvedSource]
+    files: dict[str, SourceFile]
+    documents_in: int = 0
+    kept: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
+    dropped: dict[str, int] = field(default_factory=lambda: {k: 0 for k in DROP_KINDS})
+    bad_utf8: int = 0
+    pii: Counter[str] = field(default_factory=Counter)
+    clean: CleanStats = field(default_factory=CleanStats)
+    problems: list[dict[str, str]] = field(default_factory=list)
+    problems_total: int = 0
+    bytes_kept: int = 0
+    timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def staged(self, split: str) -> Path:
+        return self.workdir / f"docs-{split}.jsonl"
+
+
+@dataclass
+class PrepareResult:
+    out: Path
+    manifest: dict[str, Any]
+    reused: bool
+
+
+def split_of(digest: bytes, val_fraction: float) -> str:
+    """Deterministic split from the content hash: the same document always lands in the same split."""
+    return "val" if int.from_bytes(digest[:8], "big") < val_fraction * 2.0**64 else "train"
+
+
+def _clean_doc(doc: Document, stats: CleanStats) -> None:
+    if doc.text is not None:
+        doc.text = clean_text(doc.text, stats)
+        return
+    for m in doc.messages or []:
+        m["content"] = clean_text(m["content"], stats)
+        if "reasoning_content" in m:
+            m["reasoning_content"] = clean_text(m["reasoning_content"], stats)
+        for tc in m.get("tool_calls") or []:
+            if isinstance(tc["function"]["arguments"], str):
+                tc["function"]["arguments"] = clean_text(tc["function"]["arguments"], stats)
+
+
+def _scrub_doc(doc: Document, counts: Counter[str]) -> None:
+    if doc.text is not None:
+        doc.text = scrub_pii(doc.text, counts)
+        return
+    for m in doc.messages or []:
+        m["content"] = scrub_pii(m["content"], counts)
+        if "reasoning_content" in m:
+            m["reasoning_content"] = scrub_pii(m["reasoning_content"], counts)
+        for tc in m.get("tool_calls") or []:
+            args = tc["function"]["arguments"]
+            if isinstance(args, str):
+                tc["function"]["arguments"] = scrub_pii(args, counts)
+
+
+def _is_empty(doc: Document, min_chars: int) -> bool:
+    if doc.text is not None:
+        return len(doc.text.strip()) < min_chars
+    return not any((m["content"].strip() or m.get("tool_calls") or m.get("reasoning_content"))
+                   for m in doc.messages or [])
+
+
+def collect_documents(config: DataConfig, workdir: str | Path, sources: list[ResolvedSource] | None = None,
+                      progress: Reporter | None = None) -> Collected:
+    """Pass 1: read every source, clean, deduplicate, scrub PII, split, and stage kept documents as
+    JSONL in `workdir` (one file per split). Streams: memory is bounded by the dedup index and one
+    document (at most `max_doc_chars`) at a time."""
+    progress = progress or NullReporter()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    sources = sources if sources is not None else resolve_sources(config)
+    files = {f.path: f for s in sources for f in s.files}
+    c = Collected(workdir, sources, files)
+    dedup = Deduplicator(config.exact_dedup, config.near_dedup, config.near_dup_threshold,
+                         config.minhash_perms, config.shingle_words)
+    outs = {s: open(c.staged(s), "w", encoding="utf-8") for s in SPLITS}
+    t = c.timings
+    lowest_train: tuple[int, int] | None = None  # (hash score, line) of the train doc closest to val
+    try:
+        progress.start("read + clean", total=len(files))
+        current_file = None
+        for src in sources:
+            items = iter_source(src, config.max_doc_chars)
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    sf, item = next(items)
+                except StopIteration:
+                    t["read"] += time.perf_counter() - t0
+                    break
+                t["read"] += time.perf_counter() - t0
+                if sf.path != current_file:
+                    current_file = sf.path
+                    progress.advance(1)
+                c.documents_in += 1
+                sf.documents += 1
+                if isinstance(item, Drop):
+                    _drop(c, item)
+                    continue
+                doc = item
+                if doc.bad_utf8:
+                    c.bad_utf8 += 1
+                t1 = time.perf_counter()
+                _clean_doc(doc, c.clean)
+                t2 = time.perf_counter()
+                t["clean"] += t2 - t1
+                if _is_empty(doc, config.min_doc_chars):
+                    _drop(c, Drop(doc.file, doc.location, "empty",
+                                  f"shorter than {config.min_doc_chars} characters after cleaning"))
+                    continue
+                kind = dedup.check(doc)
+                t3 = time.perf_counter()
+                t["dedup"] += t3 - t2
+                if kind is not None:
+                    _drop(c, Drop(doc.file, doc.location, kind, "same content as an earlier document"
+                                  if kind == "duplicate" else "near-duplicate of an earlier document"))
+                    continue
+                if doc.pii:
+                    _scrub_doc(doc, c.pii)
+                t4 = time.perf_counter()
+                t["pii"] += t4 - t3
+                t["clean"] += t4 - t3
+                split = split_of(doc.digest, config.val_fraction)
+                line = json.dumps(doc.to_json(), ensure_ascii=False)
+                outs[split].write(line + "\n")
+                if split == "train":
+                    score = int.from_bytes(doc.digest[:8], "big")
+                    if lowest_train is None or score < lowest_train[0]:
+                        lowest_train = (score, c.kept["train"])
+                c.kept[split] += 1
+                c.bytes_kept += doc.n_bytes()
+                sf.kept += 1
+                t["stage"] += time.perf_counter() - t4
+        progress.done()
+    finally:
+        for f in outs.values():
+            f.close()
+    _require_documents(c)
+    if config.val_fraction > 0 and c.kept["val"] == 0 and c.kept["train"] >= 2 and lowest_train is not None:
+        _move_to_val(c, lowest_train[1])
+    return c
+
+
+def _drop(c: Collected, d: Drop) -> None:
+    c.dropped[d.kind] += 1
+    c.problems_total += 1
+    if len(c.problems) < MAX_PROBLEMS:
+        c.problems.append({"location": d.location, "kind": d.kind, "reason": d.reason})
+
+
+def _require_documents(c: Collected) -> None:
+    """No document survived: say why, in the terms of the inputs."""
+    if c.kept["train"] + c.kept["val"]:
+        return
+    n_files = len(c.files)
+    if c.documents_in and c.dropped["binary"] == c.documents_in:
+        raise DataError(f"all {n_files} input file(s) are binary (NUL bytes), e.g. {c.problems[0]['location']}; "
+                        f"point --source at text, code, JSONL, JSON or Parquet files")
+    if c.documents_in == 0:
+        raise DataError(f"empty corpus: the {n_files} input file(s) hold no documents")
+    reasons = ", ".join(f"{k}: {v}" for k, v in c.dropped.items() if v)
+    raise DataError(f"empty corpus: none of the {c.documents_in} documents read survived cleaning ({reasons}); "
+                    f"first problem: {c.problems[0]['location']}: {c.problems[0]['reason']}")
+
+
+def _move_to_val(c: Collected, line_no: int) -> None:
+    """A non-empty val split is needed to measure anything: move the train document whose hash is
+    closest to the val range there (deterministic; only happens for tiny corpora)."""
+    src, tmp = c.staged("train"), c.staged("train").with_suffix(".tmp")
+    with open(src, encoding="utf-8") as fin, open(tmp, "w", encoding="utf-8") as fout, \
+            open(c.staged("val"), "a", encoding="utf-8") as fval:
+        for i, line in enumerate(fin):
+            (fval if i == line_no else fout).write(line)
+    os.replace(tmp, src)
+    c.kept["train"] -= 1
+    c.kept["val"] += 1
+
+
+def iter_staged(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def _plain(rec: dict[str, Any]) -> str:
+    if "text" in rec:
+        return rec["text"]
+    return Document("", "", messages=rec["messages"], tools=rec.get("tools")).plain_text()
+
+
+def _training_texts(c: Collected, max_chars: int) -> Iterator[str]:
+    n = 0
+    for rec in iter_staged(c.staged("train")):
+        text = _plain(rec)
+        yield text
+        n += len(text)
+        if n >= max_chars:
+            return
+
+
+def tokenise_split(tok: Tokenizer, staged: Path, writer: ShardWriter, n_docs: int, progress: Reporter,
+                   timings: dict[str, float]) -> tuple[int, int]:
+    """Encode a staged split in parallel batches and write its shards. Returns (text bytes, text
+    tokens excluding bos/eos) for the compression figure."""
+    bos, eos = tok.special.bos, tok.special.eos
+    n_bytes = n_tokens = 0
+    progress.start(f"tokenise {writer.split}", total=n_docs)
+    batch: list[dict[str, Any]] = []
+    chars = 0
+
+    def flush() -> None:
+        nonlocal n_bytes, n_tokens
+        t0 = time.perf_counter()
+        texts = [r["text"] for r in batch if "text" in r]
+        encoded = iter(tok.encode_batch(texts)) if texts else iter(())
+        arrays = []
+        for r in batch:
+            if "text" in r:
+                ids = next(encoded)
+                n_bytes += len(r["text"].encode("utf-8", "surrogatepass"))
+                n_tokens += len(ids)
+                arrays.append([bos, *ids, eos])
+            else:
+                ids, _ = render_chat(tok, r["messages"], tools=r.get("tools"))
+                arrays.append([*ids, eos])
+        t1 = time.perf_counter()
+        timings["tokenise"] += t1 - t0
+        for ids in arrays:
+            writer.add(ids)
+        timings["write"] += time.perf_counter() - t1
+        progress.advance(len(batch))
+        batch.clear()
+
+    for rec in iter_staged(staged):
+        batch.append(rec)
+        chars += len(rec.get("text", ""))
+        if chars >= ENCODE_BATCH_CHARS or len(batch) >= 4096:
+            flush()
+            chars = 0
+    if batch:
+        flush()
+    t0 = time.perf_counter()
+    writer.close()
+    timings["write"] += time.perf_counter() - t0
+    progress.done()
+    return n_bytes, n_tokens
+
+
+def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: str | None) -> str:
+    payload = {
+        "fronde": __version__, "format": FORMAT, "config": config.cache_fields(),
+        "files": [f.manifest_entry() | {"documents": None, "kept": None} for s in sources for f in s.files],
+        "tokenizer": tokenizer_sha,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _clear_stale_tmp(out: Path) -> None:
+    for p in out.glob(".tmp-*"):
+        try:
+            pid = int(p.name.split("-")[1])
+            os.kill(pid, 0)
+            if pid != os.getpid():
+                continue  # another live run owns it
+        except (ValueError, IndexError, ProcessLookupError, PermissionError):
+            pass
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _commit(tmp: Path, out: Path, manifest: dict[str, Any]) -> None:
+    """Swap the new result in: old manifest out first, outputs in, new manifest last."""
+    old = out / MANIFEST
+    if old.exists():
+        try:
+            old_m = json.loads(old.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            old_m = None
+        old.unlink()
+        if old_m:
+            for split in old_m.get("splits", {}).values():
+                for sh in split.get("shards", []):
+                    (out / sh["file"]).unlink(missing_ok=True)
+                    (out / sh["index"]).unlink(missing_ok=True)
+    for split in manifest["splits"].values():
+        for sh in split["shards"]:
+            os.replace(tmp / sh["file"], out / sh["file"])
+            os.replace(tmp / sh["index"], out / sh["index"])
+    tok_dst = out / TOKENIZER_DIR
+    if tok_dst.exists():
+        shutil.rmtree(tok_dst)
+    os.replace(tmp / TOKENIZER_DIR, tok_dst)
+    atomic_write_json(tmp / MANIFEST, manifest)
+    os.replace(tmp / MANIFEST, out / MANIFEST)
+
+
+def prepare(config: DataConfig, out: str | Path, progress: Reporter | None = None,
+            force: bool = False) -> PrepareResult:
+    """Build (or reuse) a prepared data directory at `out`. See the module docstring."""
+    progress = progress or NullReporter()
+    out = Path(out)
+    timings: dict[str, float] = defaultdict(float)
+    t0 = time.perf_counter()
+    reuse_tok = Tokenizer.load(config.tokenizer) if config.tokenizer else None
+    sources = resolve_sources(config)
+    timings["hash"] += time.perf_counter() - t0
+    key = cache_key(config, sources, reuse_tok.sha256 if reuse_tok else None)
+    if not force and (out / MANIFEST).is_file():
+        try:
+            old = read_manifest(out)
+        except DataError:
+            old = None
+        if old and old.get("cache_key") == key and outputs_intact(out, old):
+            return PrepareResult(out, old, reused=True)
+    out.mkdir(parents=True, exist_ok=True)
+    _clear_stale_tmp(out)
+    tmp = out / f".tmp-{os.getpid()}-{key[:12]}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    if config.workers:
+        os.environ["RAYON_NUM_THREADS"] = str(config.workers)  # read by tokenizers' thread pool at first use
+    try:
+        c = collect_documents(config, tmp, sources, progress)
+        for k, v in c.timings.items():
+            timings[k] += v
+        t1 = time.perf_counter()
+        if reuse_tok is not None:
+            tok, trained = reuse_tok, False
+        else:
+            progress.start("train tokenizer")
+            tok = train_tokenizer(_training_texts(c, config.tokenizer_train_chars), config.vocab_size)
+            progress.done()
+            trained = True
+        tok.save(tmp / TOKENIZER_DIR)
+        timings["train_tokenizer"] += time.perf_counter() - t1
+        dtype = token_dtype(tok.vocab_size)
+        splits: dict[str, Any] = {}
+        compression: dict[str, Any] = {}
+        for split in SPLITS:
+            if c.kept[split] == 0:
+                continue
+            writer = ShardWriter(tmp, split, dtype, config.shard_tokens)
+            nb, nt = tokenise_split(tok, c.staged(split), writer, c.kept[split], progress, timings)
+            splits[split] = {"documents": writer.documents, "tokens": writer.tokens, "text_bytes": nb,
+                             "text_tokens": nt, "shards": writer.shards}
+            compression[split] = nb / nt if nt else 0.0
+        comp_split = "val" if compression.get("val") else "train"
+        manifest = _manifest(config, c, key, tok, trained, dtype, splits, comp_split, compression, timings)
+        check_accounting(manifest)
+        _commit(tmp, out, manifest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    manifest["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
+    atomic_write_json(out / MANIFEST, manifest)
+    return PrepareResult(out, manifest, reused=False)
+
+
+def _manifest(config: DataConfig, c: Collected, key: str, tok: Tokenizer, trained: bool, dtype: np.dtype,
+              splits: dict[str, Any], comp_split: str, compression: dict[str, float],
+              timings: dict[str, float]) -> dict[str, Any]:
+    kept = c.kept["train"] + c.kept["val"]
+    return {
+        "format": FORMAT,
+        "fronde_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cache_key": key,
+        "config": config.model_dump(mode="json"),
+        "sources": [{"name": s.name, "spec": s.config.path, "licence": s.licence, "builtin": s.builtin,
+                     "pii": s.pii, "files": len(s.files), "skipped_files": len(s.skipped),
+                     "skipped": [{"path": p, "reason": r} for p, r in s.skipped[:MAX_PROBLEMS]]}
+                    for s in c.sources],
+        "files": [f.manifest_entry() for f in c.files.values()],
+        "documents": {"in": c.documents_in, "kept": kept, "train": c.kept["train"], "val": c.kept["val"],
+                      "dropped": dict(c.dropped), "bad_utf8": c.bad_utf8, "kept_bytes": c.bytes_kept},
+        "cleaning": {"control_chars_removed": c.clean.control_chars, "nfc_normalized": c.clean.nfc_changed},
+        "pii": {"placeholders": PLACEHOLDERS,
+                "replacements": {k: c.pii.get(k, 0) for k in PLACEHOLDERS},
+                "total": sum(c.pii.values())},
+        "problems": {"total": c.problems_total, "items": c.problems},
+        "tokenizer": {"dir": TOKENIZER_DIR, "sha256": tok.sha256, "vocab_size": tok.vocab_size,
+                      "requested_vocab_size": config.vocab_size if trained else None, "trained": trained,
+                      "source": config.tokenizer, "dtype": dtype.str, "special_ids": tok.special.as_dict(),
+                      "compression": {"split": comp_split, "bytes_per_token": round(compression.get(comp_split, 0.0), 4),
+                                      **{f"{k}_bytes_per_token": round(v, 4) for k, v in compression.items()}}},
+        "splits": splits,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }

@@ -1,0 +1,82 @@
+"""Cleaning (NFC, newlines, control characters, streaming decode) and PII scrubbing."""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections import Counter
+
+import pytest
+
+from fronde.data.clean import CleanStats, clean_text, decode_utf8, iter_text_pieces, split_long
+from fronde.data.pii import iban_ok, luhn_ok, scrub_pii
+
+
+def test_clean_text_nfc_newlines_controls() -> None:
+    stats = CleanStats()
+    raw = "Cafe\u0301\r\nline2\rline3\x00\x07 tab\tok\ufeff\x85end"
+    out = clean_text(raw, stats)
+    assert out == "Café\nline2\nline3 tab\tok\nend"
+    assert unicodedata.is_normalized("NFC", out)
+    assert stats.control_chars == 3 and stats.nfc_changed == 1
+
+
+def test_decode_utf8_counts_bad_bytes() -> None:
+    assert decode_utf8("héllo".encode()) == ("héllo", False)
+    text, bad = decode_utf8(b"ok \xff\xfe end")
+    assert bad and "\ufffd" in text and text.startswith("ok ")
+
+
+def test_iter_text_pieces_bounded_and_lossless() -> None:
+    words = " ".join(f"w{i}" for i in range(20000)) + "\n" + "é" * 5000
+    pieces = list(iter_text_pieces(io.BytesIO(words.encode()), max_chars=3000, block=1024))
+    assert "".join(p for p, _ in pieces) == words
+    assert all(len(p) <= 3000 for p, _ in pieces)
+    assert not any(bad for _, bad in pieces)
+    # a multi-byte character split across read blocks is not "invalid UTF-8"
+    assert list(split_long("abc def ghi", 1000)) == ["abc def ghi"]
+
+
+def test_iter_text_pieces_flags_invalid_bytes() -> None:
+    data = b"good text " * 50 + b"\xc3\x28 broken" + b" more" * 50
+    pieces = list(iter_text_pieces(io.BytesIO(data), max_chars=1000, block=64))
+    assert any(bad for _, bad in pieces)
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("write to jane.doe+work@example.co.uk today", "email"),
+    ("call +33 6 12 34 56 78 now", "phone"),
+    ("call (202) 555-0143 now", "phone"),
+    ("call 202-555-0143 now", "phone"),
+    ("IBAN GB82 WEST 1234 5698 7654 32 here", "iban"),
+    ("IBAN FR1420041010050500013M02606 here", "iban"),
+    ("card 4111 1111 1111 1111 ok", "card"),
+    ("card 5500-0000-0000-0004 ok", "card"),
+    ("host 192.168.1.20 is up", "ipv4"),
+    ("host 2001:db8:85a3::8a2e:370:7334 is up", "ipv6"),
+    ("link fe80::1 local", "ipv6"),
+])
+def test_pii_each_type(text: str, kind: str) -> None:
+    counts: Counter[str] = Counter()
+    out = scrub_pii(text, counts)
+    assert counts == Counter({kind: 1}), (out, counts)
+    assert f"<{kind.upper()}>" in out
+
+
+@pytest.mark.parametrize("text", [
+    "card 4111 1111 1111 1112 fails Luhn",
+    "IBAN GB82 WEST 1234 5698 7654 33 fails mod 97",
+    "x[1::2] and a::b and std::vector<int>",
+    "version 1.2.3 and v1.2.3.4 and 3.14159265358979",
+    "timestamps 2023-01-15 10:30:45 and 0000000000000000",
+    "no email in user@localhost or @decorator.attr",
+])
+def test_pii_leaves_lookalikes(text: str) -> None:
+    counts: Counter[str] = Counter()
+    assert scrub_pii(text, counts) == text
+    assert not counts
+
+
+def test_checksums() -> None:
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+    assert iban_ok("DE89370400440532013000") and not iban_ok("DE89370400440532013001")

@@ -1,0 +1,146 @@
+"""`prepare` end to end on tiny corpora: manifest accounting, shards, reuse, atomicity, dedup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fronde.data import pipeline
+from fronde.data.config import DataConfig, SourceConfig
+from fronde.data.dedup import Deduplicator
+from fronde.data.documents import Document
+from fronde.data.manifest import check_accounting, read_manifest
+from fronde.data.pipeline import prepare, split_of
+from fronde.data.shards import open_split, token_dtype
+from fronde.data.tokenizer import Tokenizer
+
+
+def _config(*paths: Path, **kw) -> DataConfig:
+    kw.setdefault("vocab_size", 600)
+    kw.setdefault("val_fraction", 0.2)
+    return DataConfig(sources=[SourceConfig(path=str(p), licence="CC-BY-4.0") for p in paths], **kw)
+
+
+def test_prepare_manifest_and_shards(tmp_path: Path, corpus_maker) -> None:
+    corpus = corpus_maker(tmp_path / "corpus")
+    (corpus / "dup.txt").write_text((corpus / "note03.txt").read_text())  # exact duplicate
+    (corpus / "bin.txt").write_bytes(b"\x00\x01binary")
+    (corpus / "contact.md").write_text("Reach me at alice@example.org or +44 20 7946 0958.\n")
+    with open(corpus / "records.jsonl", "a") as f:
+        f.write("{broken\n")
+    out = tmp_path / "out"
+    r = prepare(_config(corpus), out)
+    m = read_manifest(out)
+    assert not r.reused and m == r.manifest
+    check_accounting(m)
+    d = m["documents"]
+    assert d["dropped"]["duplicate"] == 1 and d["dropped"]["binary"] == 1 and d["dropped"]["broken_record"] == 1
+    assert d["in"] == d["train"] + d["val"] + sum(d["dropped"].values())
+    assert d["val"] >= 1 and d["train"] >= 20
+    assert m["pii"]["replacements"]["email"] == 1 and m["pii"]["replacements"]["phone"] == 1
+    assert {x["location"] for x in m["problems"]["items"]} >= {f"{corpus}/records.jsonl:7", f"{corpus}/bin.txt"}
+    files = {Path(f["path"]).name: f for f in m["files"]}
+    assert files["records.jsonl"]["documents"] == 7 and files["records.jsonl"]["kept"] == 6
+    assert all(f["licence"] == "CC-BY-4.0" and len(f["sha256"]) == 64 for f in m["files"])
+    assert m["tokenizer"]["dtype"] == "<u2" and m["tokenizer"]["compression"]["bytes_per_token"] > 1.0
+    assert m["fronde_version"] and m["created"] and set(m["timings_s"]) >= {"read", "clean", "dedup", "tokenise"}
+    # shards decode back to exactly the kept documents, each as <|bos|> text <|eos|>
+    tok = Tokenizer.load(out / "tokenizer")
+    texts = []
+    for split in ("train", "val"):
+        for sh in open_split(out, split):
+            for i in range(sh.n_docs):
+                ids = sh.tokens[sh.offsets[i]:sh.offsets[i + 1]].tolist()
+                assert ids[0] == tok.special.bos and ids[-1] == tok.special.eos
+                texts.append(tok.decode(ids[1:-1]))
+    assert len(texts) == d["kept"]
+    assert (corpus / "note00.txt").read_text() in texts
+    assert "Reach me at <EMAIL> or <PHONE>.\n" in texts
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_reuse_and_rebuild(tmp_path: Path, corpus_maker) -> None:
+    corpus = corpus_maker(tmp_path / "corpus", 10)
+    out = tmp_path / "out"
+    first = prepare(_config(corpus), out)
+    again = prepare(_config(corpus, workers=1), out)  # workers only changes speed
+    assert again.reused and again.manifest["cache_key"] == first.manifest["cache_key"]
+    (corpus / "note01.txt").write_text("changed content for note one, entirely new words here\n")
+    rebuilt = prepare(_config(corpus), out)
+    assert not rebuilt.reused and rebuilt.manifest["cache_key"] != first.manifest["cache_key"]
+    assert not prepare(_config(corpus, near_dup_threshold=0.9), out).reused  # config is part of the key
+    (out / read_manifest(out)["splits"]["train"]["shards"][0]["file"]).write_bytes(b"\x00\x00")
+    assert not prepare(_config(corpus, near_dup_threshold=0.9), out).reused  # damaged shard -> rebuild
+
+
+def test_interrupted_run_leaves_nothing_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, corpus_maker) -> None:
+    corpus = corpus_maker(tmp_path / "corpus", 10)
+    out = tmp_path / "out"
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "_manifest", boom)  # after shards were written, before the manifest
+    with pytest.raises(KeyboardInterrupt):
+        prepare(_config(corpus), out)
+    assert not (out / "manifest.json").exists() and not list(out.glob("*.bin")) and not list(out.glob(".tmp-*"))
+    monkeypatch.undo()
+    good = prepare(_config(corpus), out)
+    assert not good.reused
+    # an interruption of a later run keeps the previous result intact and consistent
+    (corpus / "note02.txt").write_text("new words for a new run of the pipeline here\n")
+    monkeypatch.setattr(pipeline, "_manifest", boom)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(_config(corpus), out)
+    assert read_manifest(out)["cache_key"] == good.manifest["cache_key"]
+    assert [len(s.tokens) for s in open_split(out, "train")] == [good.manifest["splits"]["train"]["tokens"]]
+
+
+def test_split_is_deterministic_by_hash(tmp_path: Path, corpus_maker) -> None:
+    corpus = corpus_maker(tmp_path / "corpus", 16)
+    a = prepare(_config(corpus), tmp_path / "a").manifest
+    # the same files listed in another order (a glob per file) give the same split sizes and tokens
+    b = prepare(DataConfig(sources=[SourceConfig(path=str(p)) for p in sorted(corpus.iterdir(), reverse=True)],
+                           vocab_size=600, val_fraction=0.2, licence="CC-BY-4.0"), tmp_path / "b").manifest
+    assert (a["documents"]["train"], a["documents"]["val"]) == (b["documents"]["train"], b["documents"]["val"])
+    assert a["splits"]["val"]["tokens"] == b["splits"]["val"]["tokens"]
+    digest = Document("f", "f", text="x").compute_digest()
+    assert split_of(digest, 0.0) == "train" and split_of(digest, 0.999999) == "val"
+
+
+def test_reuse_tokenizer_and_chat_documents(tmp_path: Path, small_tokenizer) -> None:
+    tok, tok_dir = small_tokenizer
+    p = tmp_path / "chats.jsonl"
+    chats = [{"messages": [{"role": "user", "content": f"question {i}"},
+                           {"role": "assistant", "content": f"answer number {i}"}]} for i in range(8)]
+    p.write_text("".join(json.dumps(c) + "\n" for c in chats))
+    m = prepare(_config(p, tokenizer=str(tok_dir), near_dedup=False), tmp_path / "out").manifest
+    assert m["tokenizer"]["sha256"] == tok.sha256 and not m["tokenizer"]["trained"]
+    sh = open_split(tmp_path / "out", "train")[0]
+    ids = sh.tokens[sh.offsets[0]:sh.offsets[1]].tolist()
+    assert ids[:2] == [tok.special.bos, tok.special.user] and ids[-2:] == [tok.special.end, tok.special.eos]
+
+
+def test_near_duplicates(tmp_path: Path) -> None:
+    base = " ".join(f"word{i} alpha beta gamma" for i in range(200))
+    near = base.replace("word7 ", "wordseven ")
+    dd = Deduplicator(threshold=0.8)
+    assert dd.check(Document("a", "a", text=base)) is None
+    assert dd.check(Document("b", "b", text=base)) == "duplicate"
+    assert dd.check(Document("c", "c", text=near)) == "near_duplicate"
+    assert dd.check(Document("d", "d", text=" ".join(f"other{i} text" for i in range(300)))) is None
+    farther = base
+    for i in range(0, 200, 20):  # ~12% of shingles differ: near at 0.8, not at 0.97
+        farther = farther.replace(f"word{i} ", f"changed{i} ")
+    loose, strict = Deduplicator(threshold=0.8), Deduplicator(threshold=0.97)
+    loose.check(Document("a", "a", text=base))
+    strict.check(Document("a", "a", text=base))
+    assert loose.check(Document("f", "f", text=farther)) == "near_duplicate"
+    assert strict.check(Document("f", "f", text=farther)) is None
+
+
+def test_token_dtype() -> None:
+    assert token_dtype(65536) == np.dtype("<u2") and token_dtype(65537) == np.dtype("<u4")

@@ -1,0 +1,117 @@
+"""Tokenizer (special ids, encode/decode, saved dir) and chat rendering vs transformers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from fronde.data.chat import CHAT_TEMPLATE, normalize_messages, render_chat, render_chat_text
+from fronde.data.errors import DataError
+from fronde.data.tokenizer import SPECIAL_TOKENS, Tokenizer, train_tokenizer
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                           "parameters": {"type": "object",
+                                                          "properties": {"city": {"type": "string"}}}}}]
+CHATS = [
+    [{"role": "user", "content": "Hello there!"}, {"role": "assistant", "content": "Hi. How can I help?"}],
+    [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "2+2?"},
+     {"role": "assistant", "content": "4"}, {"role": "user", "content": "and 3*3 ?\n  (show work)"},
+     {"role": "assistant", "content": "9, since 3+3+3 = 9."}],
+    [{"role": "user", "content": "Weather in Paris?"},
+     {"role": "assistant", "content": "", "reasoning_content": "I should call the tool.",
+      "tool_calls": [{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+     {"role": "tool", "content": "{\"temp_c\": 12, \"sky\": \"cloudy\"}"},
+     {"role": "assistant", "content": "12 °C and cloudy.", "reasoning_content": "Report it plainly."}],
+    [{"role": "system", "content": "Use tools when useful."}, {"role": "user", "content": "Two cities: Lyon, Nice"},
+     {"role": "assistant", "content": "Checking both.", "tool_calls": [
+         {"type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Lyon\"}"}},
+         {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Nice", "unit": "C"}}}]},
+     {"role": "tool", "content": "9"}, {"role": "tool", "content": "15"},
+     {"role": "assistant", "content": "Lyon 9, Nice 15."}],
+    [{"role": "user", "content": "Émile Littré écrivit un dictionnaire — 日本語も。"},
+     {"role": "assistant", "content": "Oui.\n\n```python\nprint('ok')\n```"}],
+]
+
+
+def test_special_ids_and_roundtrip(small_tokenizer: tuple[Tokenizer, Path]) -> None:
+    tok, _ = small_tokenizer
+    assert list(tok.special.as_dict()) == list(SPECIAL_TOKENS)
+    assert tok.special.pad == 0 and tok.special.bos == 1 and tok.special.eos == 2
+    assert tok.token_id("<|assistant|>") == tok.special.assistant
+    text = "def f(x):\n    return x ** 2  # 12345 café\n"
+    ids = tok.encode(text, bos=True, eos=True)
+    assert ids[0] == tok.special.bos and ids[-1] == tok.special.eos
+    assert tok.decode(ids[1:-1]) == text
+    assert tok.encode_batch([text, "b"]) == [tok.encode(text), tok.encode("b")]
+    # digits are split in runs of at most two
+    assert all(len(tok.decode([i]).strip()) <= 2 for i in tok.encode("1234567"))
+
+
+def test_special_strings_in_text_stay_text(small_tokenizer: tuple[Tokenizer, Path]) -> None:
+    tok, _ = small_tokenizer
+    ids = tok.encode("before <|end|> after <|bos|>")
+    assert not set(ids) & tok.special_ids
+    assert tok.decode(ids) == "before <|end|> after <|bos|>"
+
+
+def test_saved_dir_loads_in_transformers(small_tokenizer: tuple[Tokenizer, Path]) -> None:
+    tok, d = small_tokenizer
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    assert cfg["chat_template"] == CHAT_TEMPLATE == (d / "chat_template.jinja").read_text()
+    assert cfg["tokenizer_class"] == "PreTrainedTokenizerFast"
+    hf = AutoTokenizer.from_pretrained(d)
+    assert (hf.bos_token_id, hf.eos_token_id, hf.pad_token_id) == (tok.special.bos, tok.special.eos, tok.special.pad)
+    text = "Plain text, no specials: 42 apples."
+    assert hf.encode(text, add_special_tokens=False) == tok.encode(text)
+    assert hf.decode(tok.encode(text)) == text
+    assert len(hf) == tok.vocab_size
+    assert Tokenizer.load(d).sha256 == tok.sha256
+
+
+@pytest.mark.parametrize("i", range(len(CHATS)))
+@pytest.mark.parametrize("gen", [False, True])
+def test_chat_ids_match_transformers(small_tokenizer: tuple[Tokenizer, Path], i: int, gen: bool) -> None:
+    tok, d = small_tokenizer
+    hf = AutoTokenizer.from_pretrained(d)
+    msgs = normalize_messages(CHATS[i])
+    tools = TOOLS if i in (2, 3) else None
+    ids, mask = render_chat(tok, msgs, tools=tools, add_generation_prompt=gen)
+    text = hf.apply_chat_template(msgs, tools=tools, add_generation_prompt=gen, tokenize=False)
+    assert text == render_chat_text(msgs, tools, gen)
+    enc = hf.apply_chat_template(msgs, tools=tools, add_generation_prompt=gen, tokenize=True, return_dict=True,
+                                 return_assistant_tokens_mask=True)
+    assert list(enc["input_ids"]) == ids
+    assert list(enc["assistant_masks"]) == mask
+    assert ids[0] == tok.special.bos and len(ids) == len(mask)
+    if gen:
+        assert ids[-1] == tok.special.assistant and mask[-1] == 0
+
+
+def test_assistant_mask_covers_exactly_assistant_output(small_tokenizer: tuple[Tokenizer, Path]) -> None:
+    tok, _ = small_tokenizer
+    ids, mask = render_chat(tok, CHATS[2], tools=TOOLS)
+    trained = tok.decode([t for t, m in zip(ids, mask) if m])
+    assert trained == ("<|think|>I should call the tool.<|/think|><|tool_call|>{\"name\": \"get_weather\", "
+                       "\"arguments\": {\"city\": \"Paris\"}}<|/tool_call|><|end|>"
+                       "<|think|>Report it plainly.<|/think|><|answer|>12 °C and cloudy.<|/answer|><|end|>")
+    assert "Weather in Paris?" in tok.decode([t for t, m in zip(ids, mask) if not m])
+
+
+def test_normalize_messages_rejects_bad_chats() -> None:
+    with pytest.raises(ValueError, match="role"):
+        normalize_messages([{"role": "robot", "content": "x"}])
+    with pytest.raises(ValueError, match="non-empty list"):
+        normalize_messages([])
+    with pytest.raises(ValueError, match="function name"):
+        normalize_messages([{"role": "assistant", "content": "", "tool_calls": [{"function": {}}]}])
+    assert normalize_messages([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text",
+                                                                                         "text": "b"}]}]) == \
+        [{"role": "user", "content": "ab"}]
+
+
+def test_vocab_too_small() -> None:
+    with pytest.raises(DataError, match="too small"):
+        train_tokenizer(iter(["x"]), 100)
