@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from fronde import __version__
+from fronde.cli.data_cmd import app as data_app
 from fronde.cli.model_cmd import app as model_app
+from fronde.cli.pretrain_cmd import pretrain_command
 
 app = typer.Typer(
     name="fronde",
@@ -14,6 +16,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(model_app, name="model")
+app.add_typer(data_app, name="data")
+app.command("pretrain")(pretrain_command)
 
 
 @app.command()

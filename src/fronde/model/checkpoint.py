@@ -49,11 +49,19 @@ def save_pretrained(
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, generation: dict[str, Any] | None = None,
 ) -> Path:
     """Write `model` as an HF checkpoint; dtype defaults to the model's parameter dtype."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    config = model.config
     dtype = dtype or next(model.parameters()).dtype
     state = {k: v.detach() for k, v in model.state_dict().items()}
+    return save_state(model.config, state, directory, dtype=dtype, max_shard_bytes=max_shard_bytes,
+                      generation=generation)
+
+
+def save_state(
+    config: ModelConfig, state: dict[str, torch.Tensor], directory: str | Path, *, dtype: torch.dtype,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, generation: dict[str, Any] | None = None,
+) -> Path:
+    """Write a fronde state dict (e.g. gathered from FSDP shards) as an HF checkpoint."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
     main, mtp = to_hf(state, config)
     main = _cast(main, dtype)
     shards = _plan_shards(main, max_shard_bytes)

@@ -1,0 +1,75 @@
+"""`fronde pretrain RECIPE`: train a model from a recipe, with a live progress bar and the cost at the end."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fronde.data.errors import DataError
+from fronde.train.ledger import Ledger
+from fronde.train.recipe import RecipeError, load_recipe, recipe_names
+
+console = Console()
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("val {task.fields[val]}"),
+        TextColumn("{task.fields[tps]:,.0f} tok/s"), TextColumn("MFU {task.fields[mfu]:.1%}"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+    )
+
+
+class _Fields(Progress):
+    """Progress whose tasks start with the fields the columns read."""
+
+    def add_task(self, *args, **kwargs):  # type: ignore[override]
+        kwargs = {"loss": float("nan"), "val": "-", "tps": 0.0, "mfu": 0.0} | kwargs
+        return super().add_task(*args, **kwargs)
+
+    def update(self, task_id, **kwargs):  # type: ignore[override]
+        if kwargs.get("val") is None:
+            kwargs.pop("val", None)
+        else:
+            kwargs["val"] = f"{kwargs['val']:.3f}"
+        super().update(task_id, **kwargs)
+
+
+def print_ledger(ledger: Ledger) -> None:
+    t = Table(title="cost ledger")
+    for col in ("stage", "device", "tokens", "FLOPs", "wall", "device-hours", "MFU", "cost", "kWh"):
+        t.add_column(col, justify="right")
+    for s in ledger.stages:
+        t.add_row(s.stage, f"{s.device} x{s.n_devices}", f"{s.tokens:,}", f"{s.flops:.3g}", f"{s.wall_seconds:,.0f} s",
+                  f"{s.device_hours:.4f}", f"{s.mfu:.1%}", f"{s.cost:.2f}", f"{s.energy_kwh:.3f}")
+    console.print(t)
+
+
+def pretrain_command(
+    recipe: str = typer.Argument(..., help=f"recipe TOML path or shipped name ({', '.join(recipe_names())})"),
+    set_: list[str] = typer.Option([], "--set", help="override a recipe value: section.key=value (repeatable)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest valid checkpoint"),
+    price_per_hour: float | None = typer.Option(None, help="price of one device-hour (cost.price_per_hour)"),
+    watts: float | None = typer.Option(None, help="power per device in watts (cost.watts)"),
+) -> None:
+    """Pretrain a fronde model (prepares the recipe's data first when needed). Launch with torchrun for many GPUs."""
+    from fronde.train.pretrain import pretrain
+
+    sets = list(set_)
+    if price_per_hour is not None:
+        sets.append(f"cost.price_per_hour={price_per_hour}")
+    if watts is not None:
+        sets.append(f"cost.watts={watts}")
+    try:
+        rec = load_recipe(recipe, sets)
+        with _Fields(*progress_bar().columns, console=console) as bar:
+            result = pretrain(rec, resume=resume, say=console.print, progress=bar)
+    except (RecipeError, DataError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    print_ledger(result.ledger)
+    if result.model_dir:
+        console.print(f"model: {result.model_dir}  (final val loss {result.val_loss})")

@@ -1,0 +1,92 @@
+"""The cost ledger: what a run consumed (tokens, FLOPs, time, device-hours, money, energy), across resumes and stages.
+
+Each stage appends an entry; a resumed stage continues its own entry. Figures are computed from measured wall time
+and the model's analytic FLOPs (fronde.model.info), never estimated after the fact.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fronde.data.io import atomic_write_text
+
+
+@dataclass
+class StageCost:
+    stage: str
+    device: str  # label from fronde.train.hardware
+    n_devices: int
+    peak_flops_per_device: float
+    tokens: int = 0
+    flops: float = 0.0
+    wall_seconds: float = 0.0
+    price_per_device_hour: float = 0.0
+    watts_per_device: float = 0.0
+    resumes: int = 0
+
+    @property
+    def device_hours(self) -> float:
+        return self.wall_seconds * self.n_devices / 3600
+
+    @property
+    def mfu(self) -> float:
+        budget = self.wall_seconds * self.n_devices * self.peak_flops_per_device
+        return self.flops / budget if budget else 0.0
+
+    @property
+    def cost(self) -> float:
+        return self.device_hours * self.price_per_device_hour
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.device_hours * self.watts_per_device / 1000
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"device_hours": self.device_hours, "mfu": self.mfu, "cost": self.cost,
+                               "energy_kwh": self.energy_kwh}
+
+
+@dataclass
+class Ledger:
+    stages: list[StageCost] = field(default_factory=list)
+
+    def stage(self, name: str, **kwargs: Any) -> StageCost:
+        """The entry for `name`, created on first use; a resumed stage gets its existing entry back."""
+        for s in self.stages:
+            if s.stage == name:
+                s.resumes += 1
+                for k, v in kwargs.items():
+                    setattr(s, k, v)
+                return s
+        entry = StageCost(stage=name, **kwargs)
+        self.stages.append(entry)
+        return entry
+
+    def totals(self) -> dict[str, float]:
+        return {
+            "tokens": sum(s.tokens for s in self.stages),
+            "flops": sum(s.flops for s in self.stages),
+            "wall_seconds": sum(s.wall_seconds for s in self.stages),
+            "device_hours": sum(s.device_hours for s in self.stages),
+            "cost": sum(s.cost for s in self.stages),
+            "energy_kwh": sum(s.energy_kwh for s in self.stages),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stages": [s.as_dict() for s in self.stages], "totals": self.totals(), "updated": time.time()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Ledger":
+        fields = set(StageCost.__dataclass_fields__)
+        return cls([StageCost(**{k: v for k, v in s.items() if k in fields}) for s in data.get("stages", [])])
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "Ledger":
+        return cls.from_json(json.loads(path.read_text())) if path.is_file() else cls()

@@ -1,0 +1,48 @@
+"""Per-step metrics: runs/<name>/<stage>/metrics.jsonl (one JSON object per line), optionally TensorBoard too.
+
+Metric names are stable: step, loss, val_loss, lr, grad_norm, tokens_per_s, mfu, tokens, mtp_loss, balance_loss,
+expert_load_imbalance, expert_load (per MoE layer, fraction of routed tokens per expert).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    def __init__(self, path: Path, tensorboard: bool = False, resume_from_step: int | None = None) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_from_step is not None and path.is_file():
+            self._truncate_after(resume_from_step)  # steps logged after the checkpoint will be logged again
+        elif resume_from_step is None and path.is_file():
+            path.unlink()
+        self._file = path.open("a", encoding="utf-8")
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # needs the `tensorboard` package
+
+            self._tb = SummaryWriter(str(path.parent / "tensorboard"))
+
+    def _truncate_after(self, step: int) -> None:
+        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self._tb.add_scalar(k, v, record["step"])
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []

@@ -1,0 +1,70 @@
+"""A small real prepared corpus (python-stdlib documents, real BPE tokenizer) shared by the training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fronde.data.config import DataConfig, SourceConfig
+from fronde.data.pipeline import prepare
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data")
+    config = DataConfig(sources=[SourceConfig(path="python-stdlib", max_documents=120)], vocab_size=512,
+                        near_dedup=False, val_fraction=0.1)
+    prepare(config, out)
+    return out
+
+
+RECIPE = """
+[run]
+name = "{name}"
+out_dir = "{out}"
+seed = 3
+
+[data]
+dir = "{data}"
+
+[model]
+preset = "tiny"
+overrides = {{ num_hidden_layers = 2, hidden_size = 64, num_nextn_predict_layers = 1 }}
+
+[optim]
+lr = 3e-3
+
+[schedule]
+max_steps = 12
+warmup_steps = 2
+
+[batch]
+seq_len = 64
+micro_batch_size = 4
+global_batch_tokens = 512
+
+[checkpoint]
+every_steps = 4
+keep_last = 3
+
+[eval]
+every_steps = 6
+batches = 2
+
+[log]
+every_steps = 1
+
+[moe]
+balance_loss_alpha = 1e-4
+"""
+
+
+@pytest.fixture
+def recipe_file(tmp_path, data_dir):
+    def write(name: str = "r", **extra: str) -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(RECIPE.format(name=name, out=tmp_path / "runs", data=data_dir))
+        return path
+
+    return write

@@ -1,0 +1,120 @@
+"""The real training loop on a tiny model and a real corpus: falling loss, exact resume after SIGKILL,
+fallback past a corrupt checkpoint, the cost ledger, and 2-process DDP matching 1 process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, DeepseekV3ForCausalLM
+
+from fronde.train.checkpoint import load_latest
+from fronde.train.metrics import read_metrics
+
+FRONDE = [sys.executable, "-m", "fronde.cli.main"]
+ENV = os.environ | {"OMP_NUM_THREADS": "2", "COLUMNS": "200"}
+
+
+def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(FRONDE + args, env=ENV, capture_output=True, text=True, timeout=300, **kw)
+
+
+def _losses(run_dir: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in read_metrics(run_dir / "pretrain" / "metrics.jsonl")}
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, data_dir):
+    """One uninterrupted 12-step run, shared by the tests that compare against it."""
+    from tests.train.conftest import RECIPE
+
+    tmp = tmp_path_factory.mktemp("ref")
+    recipe = tmp / "ref.toml"
+    recipe.write_text(RECIPE.format(name="ref", out=tmp / "runs", data=data_dir))
+    res = _run(["pretrain", str(recipe)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    return tmp / "runs" / "ref", res.stdout
+
+
+def test_run_trains_writes_hf_model_metrics_and_ledger(reference_run):
+    run_dir, out = reference_run
+    records = read_metrics(run_dir / "pretrain" / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(1, 13))
+    assert records[-1]["loss"] < records[0]["loss"] - 0.5  # it learns
+    assert {"val_loss", "mtp_loss", "balance_loss", "expert_load_imbalance", "mfu", "tokens_per_s"} <= set(
+        k for r in records for k in r)
+    model_dir = run_dir / "pretrain" / "model"
+    hf = DeepseekV3ForCausalLM.from_pretrained(model_dir)  # any checkpoint is a transformers checkpoint
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert hf.config.vocab_size == len(tok)
+    ledger = json.loads((run_dir / "ledger.json").read_text())
+    stage = ledger["stages"][0]
+    assert stage["stage"] == "pretrain" and stage["tokens"] == 12 * 512 and stage["wall_seconds"] > 0
+    assert "cost ledger" in out
+
+
+def test_sigkill_at_an_arbitrary_step_then_resume_gives_the_same_losses(tmp_path, data_dir, reference_run):
+    from tests.train.conftest import RECIPE
+
+    ref_dir, _ = reference_run
+    recipe = tmp_path / "killed.toml"
+    recipe.write_text(RECIPE.format(name="ref", out=tmp_path / "runs", data=data_dir))
+    run_dir = tmp_path / "runs" / "ref"
+    proc = subprocess.Popen(FRONDE + ["pretrain", str(recipe)], env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and max(_losses(run_dir), default=0) < 7:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = max(_losses(run_dir))
+    assert 7 <= killed_at < 12, "the run should die mid-way, after the step-4 checkpoint"
+    res = _run(["pretrain", str(recipe), "--resume"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "resuming from" in res.stdout
+    assert _losses(run_dir) == _losses(ref_dir)  # bit-identical per-step losses
+    ref_w = load_file(ref_dir / "pretrain" / "model" / "model.safetensors")
+    new_w = load_file(run_dir / "pretrain" / "model" / "model.safetensors")
+    assert all(torch.equal(ref_w[k], new_w[k]) for k in ref_w)
+    ledger = json.loads((run_dir / "ledger.json").read_text())["stages"][0]
+    assert ledger["resumes"] == 1 and ledger["tokens"] >= 12 * 512
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference_run):
+    run_dir, _ = reference_run
+    root = run_dir / "pretrain" / "checkpoints"
+    latest = root / (root / "latest").read_text().strip()
+    trainer = latest / "trainer.pt"
+    data = trainer.read_bytes()
+    trainer.write_bytes(data[: len(data) // 2])
+    messages: list[str] = []
+    try:
+        resumed = load_latest(root, torch.device("cpu"), warn=messages.append)
+        assert resumed is not None and resumed.path.name == "step-000008"
+        assert "does not match its recorded size/sha256" in messages[0] and latest.name in messages[0]
+    finally:
+        trainer.write_bytes(data)
+
+
+def test_two_process_ddp_matches_one_process(tmp_path, data_dir, reference_run):
+    from tests.train.conftest import RECIPE
+
+    ref_dir, _ = reference_run
+    recipe = tmp_path / "ddp.toml"
+    recipe.write_text(RECIPE.format(name="ddp", out=tmp_path / "runs", data=data_dir))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "fronde.cli.main", "pretrain", str(recipe), "--set", "checkpoint.every_steps=0"]
+    res = subprocess.run(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    ddp, single = _losses(tmp_path / "runs" / "ddp"), _losses(ref_dir)
+    assert ddp.keys() == single.keys()
+    for step in single:
+        assert ddp[step] == pytest.approx(single[step], rel=2e-4), step

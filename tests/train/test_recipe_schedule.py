@@ -1,0 +1,58 @@
+"""Recipes fail clearly on bad keys and values; schedules have the documented shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from fronde.train.recipe import RecipeError, load_recipe, recipe_names
+from fronde.train.schedule import lr_multiplier
+
+
+def test_shipped_recipes_validate():
+    assert "tiny-cpu" in recipe_names()
+    for name in recipe_names():
+        load_recipe(name)
+
+
+def test_overrides_are_typed_and_dotted():
+    r = load_recipe("tiny-cpu", ["optim.lr=1e-3", "schedule.kind=wsd", "model.overrides={ hidden_size = 64 }",
+                                 "run.name=other"])
+    assert r.optim.lr == 1e-3 and r.schedule.kind == "wsd" and r.model.overrides == {"hidden_size": 64}
+    assert r.run_dir.name == "other"
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["optim.lrr=1"], "optim.lrr: Extra inputs are not permitted"),
+    (["optim.lr=-1"], "optim.lr: Input should be greater than 0 (got -1)"),
+    (["schedule.kind=linear"], "schedule.kind"),
+    (["bogus"], "expected section.key=value"),
+    (["schedule.warmup_steps=5000"], "warmup_steps must be smaller"),
+])
+def test_bad_values_name_the_key(sets, message):
+    with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_recipe("tiny-cpu", sets)
+
+
+def test_missing_recipe_and_bad_toml(tmp_path):
+    with pytest.raises(RecipeError, match="neither a file nor a shipped recipe"):
+        load_recipe("no-such-recipe")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run\nname=")
+    with pytest.raises(RecipeError, match="not valid TOML"):
+        load_recipe(str(bad))
+
+
+def test_global_batch_must_divide():
+    r = load_recipe("tiny-cpu", ["batch.global_batch_tokens=3000"])
+    with pytest.raises(RecipeError, match="not a multiple"):
+        r.batch.grad_accum(world_size=1)
+    assert load_recipe("tiny-cpu", ["batch.global_batch_tokens=4096"]).batch.grad_accum(1) == 2
+
+
+def test_schedules():
+    cos = [lr_multiplier(s, 100, 10, "cosine", 0.1) for s in range(100)]
+    assert cos[0] == pytest.approx(0.1) and cos[9] == pytest.approx(1.0)
+    assert cos[10] == pytest.approx(1.0) and cos[-1] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b for a, b in zip(cos[10:], cos[11:]))
+    wsd = [lr_multiplier(s, 100, 10, "wsd", 0.0, decay_fraction=0.2) for s in range(100)]
+    assert wsd[50] == 1.0 and wsd[79] == 1.0 and wsd[90] == pytest.approx(0.5) and wsd[99] < 0.1
