@@ -46,3 +46,12 @@ def test_bf16_is_close_to_fp32():
     ref = linear_cross_entropy(hidden.detach(), weight.detach(), targets)
     low = linear_cross_entropy(hidden.detach().bfloat16(), weight.detach().bfloat16(), targets)
     assert abs(low.item() - ref.item()) < 2e-2
+
+
+def test_extreme_logits_stay_finite():
+    hidden = torch.tensor([[100.0, -100.0]], requires_grad=True)
+    weight = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], requires_grad=True)
+    targets = torch.tensor([2])  # logit -100 against a peak of +100: exp underflows in fp32
+    loss = linear_cross_entropy(hidden, weight, targets)
+    ref = F.cross_entropy(hidden @ weight.T, targets)
+    assert torch.isfinite(loss) and torch.allclose(loss, ref)

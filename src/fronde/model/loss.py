@@ -15,7 +15,7 @@ IGNORE_INDEX = -100
 
 
 def _chunk_rows(vocab: int, device: torch.device) -> int:
-    budget = 2**20 if device.type == "cpu" else 2**26  # fp32 logits per chunk: 4 MiB (cache) / 256 MiB (GPU)
+    budget = 2**22 if device.type == "cpu" else 2**26  # fp32 logits per chunk: 4 MiB (cache) / 256 MiB (GPU)
     return max(16, budget // vocab)
 
 
@@ -46,11 +46,13 @@ def _chunked(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, 
         h = hidden[start : start + step]
         t, v = safe_targets[start : start + step], valid[start : start + step]
         logits = (h @ weight.T).float()
-        lse = logits.logsumexp(-1)
-        picked = logits.gather(1, t.unsqueeze(1)).squeeze(1)
-        total += ((lse - picked) * v).sum()
+        shifted = logits.sub_(logits.amax(-1, keepdim=True))
+        picked = shifted.gather(1, t.unsqueeze(1)).squeeze(1)
+        exps = shifted.exp_()  # one exp pass serves both the loss and the softmax gradient
+        sums = exps.sum(-1)
+        total += ((sums.log() - picked) * v).sum()
         if with_grad:
-            probs = (logits - lse.unsqueeze(1)).exp_()  # softmax, reusing the logits' memory
+            probs = exps.div_(sums.unsqueeze(1))
             probs.scatter_add_(1, t.unsqueeze(1), -torch.ones_like(picked).unsqueeze(1))
             probs = probs.mul_(v.unsqueeze(1)).to(hidden.dtype)
             grad_hidden[start : start + step] = probs @ weight

@@ -89,6 +89,7 @@ class Experts(nn.Module):
         h = self._swiglu(F.grouped_mm(xs, self.gate_up_proj.transpose(-2, -1), offs=offs))
         return F.grouped_mm(h, self.down_proj.transpose(-2, -1), offs=offs)
 
+    @torch.compiler.disable  # data-dependent capacity: keep it out of compiled graphs (no recompiles, no breaks)
     def _padded_bmm(self, xs: torch.Tensor, expert: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """Tokens scattered into an (E, max_count, D) buffer and run as two batched matmuls: vectorised, any device."""
         capacity = int(counts.max())
@@ -99,6 +100,7 @@ class Experts(nn.Module):
         h = self._swiglu(torch.bmm(buf, self.gate_up_proj.transpose(1, 2)))
         return torch.bmm(h, self.down_proj.transpose(1, 2))[expert, slot]
 
+    @torch.compiler.disable
     def _loop(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """The plain per-expert reference the fast paths are tested against."""
         outs, start = [], 0
