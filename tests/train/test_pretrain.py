@@ -59,6 +59,8 @@ def test_run_trains_writes_hf_model_metrics_and_ledger(reference_run):
     stage = ledger["stages"][0]
     assert stage["stage"] == "pretrain" and stage["tokens"] == 12 * 512 and stage["wall_seconds"] > 0
     assert "cost ledger" in out
+    plots = {p.name for p in (run_dir / "pretrain" / "plots").glob("*.png")}
+    assert plots == {"loss.png", "lr.png", "throughput.png", "expert_load.png"}
 
 
 def test_sigkill_at_an_arbitrary_step_then_resume_gives_the_same_losses(tmp_path, data_dir, reference_run):
@@ -104,16 +106,19 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference_run):
         trainer.write_bytes(data)
 
 
-def test_two_process_ddp_matches_one_process(tmp_path, data_dir, reference_run):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_match_one_process(tmp_path, data_dir, reference_run, strategy):
     from tests.train.conftest import RECIPE
 
     ref_dir, _ = reference_run
     recipe = tmp_path / "ddp.toml"
     recipe.write_text(RECIPE.format(name="ddp", out=tmp_path / "runs", data=data_dir))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "fronde.cli.main", "pretrain", str(recipe), "--set", "checkpoint.every_steps=0"]
+           "-m", "fronde.cli.main", "pretrain", str(recipe), "--set", "checkpoint.every_steps=0",
+           "--set", f"distributed.strategy={strategy}"]
     res = subprocess.run(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.count("cost ledger") == 1  # only rank 0 reports
     ddp, single = _losses(tmp_path / "runs" / "ddp"), _losses(ref_dir)
     assert ddp.keys() == single.keys()
     for step in single:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -63,13 +65,16 @@ def pretrain_command(
         sets.append(f"cost.price_per_hour={price_per_hour}")
     if watts is not None:
         sets.append(f"cost.watts={watts}")
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 draws and prints
     try:
         rec = load_recipe(recipe, sets)
-        with _Fields(*progress_bar().columns, console=console) as bar:
-            result = pretrain(rec, resume=resume, say=console.print, progress=bar)
+        with _Fields(*progress_bar().columns, console=console, disable=not main_process) as bar:
+            result = pretrain(rec, resume=resume, say=console.print, progress=bar if main_process else None)
     except (RecipeError, DataError, FileNotFoundError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
+    if not main_process:
+        return
     print_ledger(result.ledger)
     if result.model_dir:
         console.print(f"model: {result.model_dir}  (final val loss {result.val_loss})")

@@ -33,6 +33,7 @@ from fronde.train.hardware import peak_flops
 from fronde.train.ledger import Ledger
 from fronde.train.metrics import MetricsLog
 from fronde.train.optim import Optimizers
+from fronde.train.plots import plot_metrics
 from fronde.train.recipe import PretrainRecipe, RecipeError
 from fronde.train.schedule import lr_multiplier
 
@@ -283,6 +284,7 @@ def _pretrain(recipe: PretrainRecipe, resume: bool, ctx: DistContext, say: Calla
                 break
     if metrics is not None:
         metrics.close()
+        plot_metrics(metrics.path, stage_dir / "plots", title=f"{recipe.run.name} {STAGE}")
     final_dir = None
     if step + 1 == sched.max_steps and not stop.requested:
         final_dir = stage_dir / "model"

@@ -1,0 +1,65 @@
+"""PNG plots of a stage's metrics.jsonl: loss (train and validation), learning rate, throughput, and the expert-load
+heatmap (fraction of routed tokens per expert, per MoE layer, at the last logged step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fronde.train.metrics import read_metrics  # noqa: E402
+
+
+def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    pts = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def plot_metrics(metrics_path: Path, out_dir: Path, title: str = "") -> list[Path]:
+    """Write loss.png, lr.png, throughput.png and (for MoE models) expert_load.png; return the paths written."""
+    records = read_metrics(metrics_path)
+    if not records:
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("loss", "train"), ("val_loss", "validation"), ("mtp_loss", "MTP (t+2)")):
+        steps, values = _series(records, key)
+        if steps:
+            ax.plot(steps, values, label=label, marker="o" if key == "val_loss" else None, markersize=3)
+    ax.set(xlabel="step", ylabel="cross-entropy (nats/token)", title=f"{title} loss".strip())
+    ax.grid(alpha=0.3)
+    ax.legend()
+    written.append(_save(fig, out_dir / "loss.png"))
+    for key, ylabel, name in (("lr", "learning rate", "lr.png"), ("tokens_per_s", "tokens / s", "throughput.png")):
+        steps, values = _series(records, key)
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.plot(steps, values)
+        ax.set(xlabel="step", ylabel=ylabel, title=f"{title} {ylabel}".strip())
+        ax.grid(alpha=0.3)
+        written.append(_save(fig, out_dir / name))
+    loads = [r for r in records if r.get("expert_load")]
+    if loads:
+        matrix = loads[-1]["expert_load"]
+        fig, ax = plt.subplots(figsize=(max(5, len(matrix[0]) * 0.25), max(2.5, len(matrix) * 0.35)))
+        im = ax.imshow(matrix, aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_yticks(range(len(matrix)))
+        if len(matrix[0]) <= 32:
+            ax.set_xticks(range(len(matrix[0])))
+        ax.set(xlabel="expert", ylabel="MoE layer (0 = first MoE layer)", title=f"expert load at step {loads[-1]['step']} "
+               f"(max/mean {loads[-1].get('expert_load_imbalance', float('nan')):.2f})")
+        fig.colorbar(im, ax=ax, label="fraction of routed tokens")
+        written.append(_save(fig, out_dir / "expert_load.png"))
+    return written
