@@ -61,7 +61,35 @@ def build(side: str, args: argparse.Namespace, device: torch.device, dtype: torc
     return config, model, loss_fn
 
 
+def run_trainer(args: argparse.Namespace) -> dict:
+    """fronde's real training loop (data loader, logging every step, evaluation and checkpoints on) at the same
+    preset, batch and dtype; tokens/s over everything after the warm-up steps."""
+    from fronde.model.config import load_preset as preset
+    from fronde.train.metrics import read_metrics
+    from fronde.train.pretrain import pretrain
+    from fronde.train.recipe import load_recipe
+
+    vocab = preset(args.preset).vocab_size
+    total = args.warmup + args.steps
+    sets = [f"run.name=trainer-{args.preset}", f"run.out_dir={json.dumps(args.trainer_dir)}",
+            f"data.vocab_size={vocab}", f"model.preset={json.dumps(args.preset)}", "model.overrides={}",
+            f"batch.seq_len={args.seq}", f"batch.micro_batch_size={args.batch}",
+            f"batch.global_batch_tokens={args.seq * args.batch}", f"schedule.max_steps={total}",
+            "schedule.warmup_steps=1", "log.every_steps=1", f"eval.every_steps={max(1, total // 2)}",
+            "eval.batches=2", f"checkpoint.every_steps={max(1, total // 2)}", f"precision.dtype={args.dtype}",
+            f"precision.compile={'true' if args.fronde_compile else 'false'}"]
+    recipe = load_recipe("tiny-cpu", sets)
+    pretrain(recipe, say=lambda _: None)
+    records = read_metrics(recipe.run_dir / "pretrain" / "metrics.jsonl")
+    start, end = records[args.warmup - 1], records[-1]
+    rate = (end["tokens"] - start["tokens"]) / (end["seconds"] - start["seconds"])
+    return {"side": "trainer", "tokens_per_s": rate, "peak_bytes": 0, "final_loss": end["loss"],
+            "seconds": end["seconds"] - start["seconds"]}
+
+
 def run_side(side: str, args: argparse.Namespace) -> dict:
+    if side == "trainer":
+        return run_trainer(args)
     device = torch.device(args.device)
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     config, model, loss_fn = build(side, args, device, dtype)
@@ -111,7 +139,10 @@ def main() -> None:
                    help="fronde expert backend (default auto: grouped_mm on CUDA bf16, else padded bmm)")
     p.add_argument("--hf-compile", action="store_true", help="torch.compile the transformers model")
     p.add_argument("--hf-experts", default=None, help="transformers experts_implementation (eager, grouped_mm, ...)")
-    p.add_argument("--only", choices=["fronde", "hf"], help=argparse.SUPPRESS)
+    p.add_argument("--through-trainer", action="store_true",
+                   help="also run fronde's real training loop (data, logging, eval, checkpoints) and compare")
+    p.add_argument("--trainer-dir", default="runs/bench", help="where the trainer run writes (data is reused)")
+    p.add_argument("--only", choices=["fronde", "hf", "trainer"], help=argparse.SUPPRESS)
     args = p.parse_args()
     args.dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
     if args.only:
@@ -119,6 +150,8 @@ def main() -> None:
         return
 
     runs: dict[str, list[dict]] = {"fronde": [], "hf": []}
+    if args.through_trainer:
+        runs["trainer"] = []
     for _ in range(args.repeats):  # alternate the sides so a busy machine slows both alike; keep each median
         for side in runs:
             cmd = [sys.executable, __file__, *sys.argv[1:], "--only", side]
@@ -135,14 +168,19 @@ def main() -> None:
           f"batch {args.batch} x {args.seq}, {args.dtype}, device {label}, {args.steps} timed steps")
     names = {"fronde": "fronde" + (" +compile" if args.fronde_compile else ""),
              "hf": "transformers DeepseekV3" + (f" ({args.hf_experts})" if args.hf_experts else "")
-             + (" +compile" if args.hf_compile else "")}
+             + (" +compile" if args.hf_compile else ""),
+             "trainer": "fronde pretrain loop" + (" +compile" if args.fronde_compile else "")}
     for side, r in results.items():
         mfu = 6 * info.active_params * r["tokens_per_s"] / peak
         mfu_attn = info.train_flops_per_token * r["tokens_per_s"] / peak
-        print(f"  {names[side]:<40} {r['tokens_per_s']:>12,.0f} tok/s   peak {r['peak_bytes'] / 2**30:6.2f} GiB   "
+        peak_mem = f"peak {r['peak_bytes'] / 2**30:6.2f} GiB" if r["peak_bytes"] else " " * 16
+        print(f"  {names[side]:<40} {r['tokens_per_s']:>12,.0f} tok/s   {peak_mem}   "
               f"MFU {mfu:6.1%} (with attention {mfu_attn:6.1%})   loss {r['final_loss']:.3f}")
     ratio = results["fronde"]["tokens_per_s"] / results["hf"]["tokens_per_s"]
     print(f"ratio fronde / transformers: {ratio:.2f}x")
+    if "trainer" in results:
+        print(f"ratio fronde training loop / bare fronde model: "
+              f"{results['trainer']['tokens_per_s'] / results['fronde']['tokens_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def test_normalised_weights_sum_to_the_routed_scaling_factor():
     assert torch.allclose(w.sum(-1), torch.full((10,), 2.5), atol=1e-5)
 
 
-@pytest.mark.parametrize("backend", ["bmm", "auto"])
+@pytest.mark.parametrize("backend", ["bmm", "grouped_mm", "auto"])
 def test_vectorised_expert_path_equals_per_expert_loop(backend):
     layer = _moe()
     x = torch.randn(3, 11, layer.gate.weight.shape[1], requires_grad=True)
@@ -75,10 +75,10 @@ def test_an_expert_with_no_tokens_is_handled():
     layer.gate.e_score_correction_bias[0] = -100.0  # expert 0 is never chosen
     x = torch.randn(2, 5, layer.gate.weight.shape[1])
     outs = []
-    for backend in ("bmm", "loop"):
+    for backend in ("bmm", "grouped_mm", "loop"):
         layer.experts.backend = backend
         outs.append(layer(x)[0])
-    assert torch.allclose(*outs, atol=1e-5)
+    assert torch.allclose(outs[0], outs[2], atol=1e-5) and torch.allclose(outs[1], outs[2], atol=1e-5)
 
 
 def test_gradients_reach_router_used_experts_and_shared_experts():

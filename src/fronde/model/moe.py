@@ -50,7 +50,11 @@ class Router(FP32BuffersMixin, nn.Module):
 
 
 class Experts(nn.Module):
-    """n_routed_experts SwiGLU experts as stacked weights: gate_up (E, 2I, D), down (E, D, I)."""
+    """n_routed_experts SwiGLU experts as stacked weights: gate_up (E, 2I, D), down (E, D, I).
+
+    backend "auto" picks torch's grouped GEMM where it works (CUDA sm80+ bf16; CPU with 16-byte-aligned rows) and a
+    padded batched matmul elsewhere; "loop" is the per-expert reference the fast paths are tested against.
+    """
 
     def __init__(self, config: ModelConfig, backend: ExpertBackend = "auto") -> None:
         super().__init__()
@@ -69,9 +73,9 @@ class Experts(nn.Module):
         xs = x[token]
         backend = self.backend
         if backend == "auto":
-            backend = "grouped_mm" if _grouped_mm_ok(x) else "bmm"
+            backend = "grouped_mm" if _grouped_mm_ok(x, self.inter) else "bmm"
         if backend == "grouped_mm":
-            ys = self._grouped_mm(xs, counts)
+            ys = self._grouped_mm(xs, counts) if x.is_cuda else self._grouped_mm_cpu(xs, counts)
         elif backend == "bmm":
             ys = self._padded_bmm(xs, flat[order], counts)
         else:
@@ -88,6 +92,10 @@ class Experts(nn.Module):
         offs = counts.cumsum(0).to(torch.int32)
         h = self._swiglu(F.grouped_mm(xs, self.gate_up_proj.transpose(-2, -1), offs=offs))
         return F.grouped_mm(h, self.down_proj.transpose(-2, -1), offs=offs)
+
+    @torch.compiler.disable  # torch traces grouped_mm for bf16 CUDA only; on CPU it runs eagerly
+    def _grouped_mm_cpu(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        return self._grouped_mm(xs, counts)
 
     @torch.compiler.disable  # data-dependent capacity: keep it out of compiled graphs (no recompiles, no breaks)
     def _padded_bmm(self, xs: torch.Tensor, expert: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -116,14 +124,15 @@ def expert_counts(idx: torch.Tensor, n_experts: int) -> torch.Tensor:
     return torch.histc(idx.flatten().float(), bins=n_experts, min=0, max=n_experts - 1).long()
 
 
-def _grouped_mm_ok(x: torch.Tensor) -> bool:
-    """torch's grouped GEMM kernels need CUDA sm80+ and bf16 (its CPU backward is not usable)."""
-    return (
-        x.is_cuda
-        and x.dtype == torch.bfloat16
-        and hasattr(F, "grouped_mm")
-        and torch.cuda.get_device_capability(x.device) >= (8, 0)
-    )
+def _grouped_mm_ok(x: torch.Tensor, inter: int) -> bool:
+    """torch's grouped GEMM: on CUDA it needs sm80+ and bf16; on CPU (a C++ loop over experts, no padding) rows
+    must be 16-byte aligned for its backward. Otherwise the padded bmm is used."""
+    if not hasattr(F, "grouped_mm"):
+        return False
+    if x.is_cuda:
+        return x.dtype == torch.bfloat16 and torch.cuda.get_device_capability(x.device) >= (8, 0)
+    size = x.element_size()
+    return x.device.type == "cpu" and (x.shape[-1] * size) % 16 == 0 and (inter * size) % 16 == 0
 
 
 class MoE(FP32BuffersMixin, nn.Module):

@@ -210,6 +210,15 @@ def _pretrain(recipe: PretrainRecipe, resume: bool, ctx: DistContext, say: Calla
             ledger.save(run_dir / "ledger.json")
         distributed.barrier()
 
+    mark = time.perf_counter()
+
+    def charge() -> None:
+        """The ledger pays for all the loop's time (steps, evaluations, logging, checkpoints), not just steps."""
+        nonlocal mark
+        now = time.perf_counter()
+        cost.wall_seconds += now - mark
+        mark = now
+
     with StopFlag() as stop:
         task = progress.add_task("pretrain", total=sched.max_steps, completed=start_step) if progress else None
         for step in range(start_step, sched.max_steps):
@@ -241,15 +250,15 @@ def _pretrain(recipe: PretrainRecipe, resume: bool, ctx: DistContext, say: Calla
             loads = update_expert_bias(model, recipe.moe.bias_update_gamma)
             if ctx.device.type == "cuda":
                 torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
+            dt = time.perf_counter() - t0  # the step itself: what tokens/s and MFU report
             cost.tokens += tokens_per_step
             cost.flops += flops_per_token * tokens_per_step
-            cost.wall_seconds += dt
             done = step + 1
             last = done == sched.max_steps
             if recipe.eval.every_steps and (done % recipe.eval.every_steps == 0 or last):
                 val_loss = evaluate(model, data_dir, recipe, ctx)
             if done % recipe.log.every_steps == 0 or last or done == start_step + 1 or val_loss is not None:
+                charge()
                 means = distributed.all_reduce_mean(sums / accum).tolist()
                 record = {
                     "step": done, "loss": means[0], "lr": opt.optimizers[0].param_groups[0]["lr"],
@@ -278,7 +287,9 @@ def _pretrain(recipe: PretrainRecipe, resume: bool, ctx: DistContext, say: Calla
             elif progress is not None:
                 progress.update(task, completed=done)
             if stop.requested or last or (recipe.checkpoint.every_steps and done % recipe.checkpoint.every_steps == 0):
+                charge()
                 checkpoint(done)
+            charge()
             if stop.requested:
                 say(f"stopped by signal after step {done}; resume with --resume")
                 break
