@@ -207,6 +207,17 @@ def _record_docs(sf: SourceFile, loc: str, value: Any, record: dict[str, Any] | 
         yield Drop(sf.path, loc, "broken_record", f"field holds {type(value).__name__}, not text or messages")
 
 
+def _json_record(sf: SourceFile, loc: str, rec: Any, picker: _FieldPicker, max_chars: int, bad: bool,
+                 pii: bool) -> Iterator[Document | Drop]:
+    """One decoded JSON record: an object with the text field, else a counted, named drop."""
+    if not isinstance(rec, dict):
+        yield Drop(sf.path, loc, "broken_record", f"a JSON {type(rec).__name__}, not an object")
+    elif picker.field is not None and picker.field not in rec:
+        yield Drop(sf.path, loc, "missing_field", f"no field {picker.field!r}; has {sorted(rec)}")
+    else:
+        yield from _record_docs(sf, loc, rec[picker.pick(list(rec))], rec, max_chars, bad, pii)
+
+
 def read_jsonl(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
     picker = _FieldPicker(sf.path, text_field)
     with _open(sf) as f:
@@ -220,14 +231,7 @@ def read_jsonl(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True
             except json.JSONDecodeError as e:
                 yield Drop(sf.path, loc, "broken_record", f"invalid JSON: {e.msg} at column {e.colno}")
                 continue
-            if not isinstance(rec, dict):
-                yield Drop(sf.path, loc, "broken_record", f"a JSON {type(rec).__name__}, not an object")
-                continue
-            if picker.field is not None and picker.field not in rec:
-                yield Drop(sf.path, loc, "missing_field", f"no field {picker.field!r}; has {sorted(rec)}")
-                continue
-            key = picker.pick(list(rec))
-            yield from _record_docs(sf, loc, rec[key], rec, max_chars, bad, pii)
+            yield from _json_record(sf, loc, rec, picker, max_chars, bad, pii)
 
 
 def read_json(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
@@ -242,13 +246,7 @@ def read_json(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True)
     picker = _FieldPicker(sf.path, text_field)
     for i, rec in enumerate(records):
         loc = f"{sf.path}[{i}]" if isinstance(doc, list) else sf.path
-        if not isinstance(rec, dict):
-            yield Drop(sf.path, loc, "broken_record", f"a JSON {type(rec).__name__}, not an object")
-            continue
-        if picker.field is not None and picker.field not in rec:
-            yield Drop(sf.path, loc, "missing_field", f"no field {picker.field!r}; has {sorted(rec)}")
-            continue
-        yield from _record_docs(sf, loc, rec[picker.pick(list(rec))], rec, max_chars, bad, pii)
+        yield from _json_record(sf, loc, rec, picker, max_chars, bad, pii)
 
 
 def read_parquet(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
