@@ -123,3 +123,28 @@ def test_two_processes_match_one_process(tmp_path, data_dir, reference_run, stra
     assert ddp.keys() == single.keys()
     for step in single:
         assert ddp[step] == pytest.approx(single[step], rel=2e-4), step
+
+
+def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(tmp_path, data_dir):
+    from tests.train.conftest import RECIPE
+
+    recipe = tmp_path / "term.toml"
+    recipe.write_text(RECIPE.format(name="term", out=tmp_path / "runs", data=data_dir))
+    run_dir = tmp_path / "runs" / "term"
+    proc = subprocess.Popen(FRONDE + ["pretrain", str(recipe), "--set", "checkpoint.every_steps=0"], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and max(_losses(run_dir), default=0) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    assert "stopped by signal after step" in out
+    stopped = max(_losses(run_dir))
+    root = run_dir / "pretrain" / "checkpoints"
+    assert (root / "latest").read_text().strip() == f"step-{stopped:06d}"
+    assert not (run_dir / "pretrain" / "model").exists()  # not finished: no final model yet
+    res = _run(["pretrain", str(recipe), "--resume"])
+    assert res.returncode == 0 and (run_dir / "pretrain" / "model" / "config.json").is_file()
+    again = _run(["pretrain", str(recipe), "--resume"])  # a finished run resumes to "done", not to a crash
+    assert again.returncode == 0, again.stdout + again.stderr

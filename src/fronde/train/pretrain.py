@@ -195,7 +195,7 @@ def _pretrain(recipe: PretrainRecipe, resume: bool, ctx: DistContext, say: Calla
     sched = recipe.schedule
     val_loss: float | None = None  # measured this step, not yet logged
     last_val: float | None = None
-    step = start_step
+    done = start_step  # steps completed
     mtp_w, alpha = recipe.moe.mtp_loss_weight, recipe.moe.balance_loss_alpha
 
     def checkpoint(at_step: int) -> None:
@@ -297,11 +297,11 @@ def _pretrain(recipe: PretrainRecipe, resume: bool, ctx: DistContext, say: Calla
         metrics.close()
         plot_metrics(metrics.path, stage_dir / "plots", title=f"{recipe.run.name} {STAGE}")
     final_dir = None
-    if step + 1 == sched.max_steps and not stop.requested:
+    if done >= sched.max_steps and not stop.requested:
         final_dir = stage_dir / "model"
-        if ctx.is_main:
+        if ctx.is_main and not (start_step == done and final_dir.is_dir()):
             _publish_final(ckpt_root, final_dir)
-    return PretrainResult(run_dir, final_dir, step + 1, last_val, stop.requested, ledger)
+    return PretrainResult(run_dir, final_dir, done, last_val, stop.requested, ledger)
 
 
 def _gather(obj: Any, ctx: DistContext) -> list[Any]:
