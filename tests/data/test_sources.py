@@ -41,12 +41,15 @@ def test_all_formats(tmp_path: Path) -> None:
         f.write("gzipped text document")
     with gzip.open(d / "h.jsonl.gz", "wt") as f:
         f.write(json.dumps({"body": "gzipped jsonl"}) + "\n")
+    pq.write_table(pa.table({"body": ["gzipped parquet"]}), tmp_path / "i.parquet")
+    with open(tmp_path / "i.parquet", "rb") as src, gzip.open(d / "i.parquet.gz", "wb") as dst:
+        dst.write(src.read())
     (d / "image.png").write_bytes(b"\x89PNG\r\n")
     c = _collect(tmp_path, f"{d}::text_field=body::licence=CC0-1.0::name=mine", near_dedup=False)
     texts = sorted(_texts(c))
     assert texts == sorted(["plain text document\n", "# markdown document\n", "fn main() { println!(\"rust\"); }\n",
                             "jsonl one", "jsonl two", "json one", "json two", "parquet one", "parquet two",
-                            "gzipped text document", "gzipped jsonl"])
+                            "gzipped text document", "gzipped jsonl", "gzipped parquet"])
     assert c.sources[0].skipped == [(str(d / "image.png"), "unsupported extension '.png'")]
     assert {f.licence for f in c.files.values()} == {"CC0-1.0"}
     assert {f.source for f in c.files.values()} == {"mine"}

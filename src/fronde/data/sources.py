@@ -12,6 +12,8 @@ from __future__ import annotations
 import glob as globlib
 import gzip
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +47,7 @@ def file_format(path: Path) -> tuple[str | None, bool]:
     if compressed:
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
-    if ext in RECORD_EXTS and not (compressed and ext == "parquet"):
+    if ext in RECORD_EXTS:
         return RECORD_EXTS[ext], compressed
     if ext in TEXT_EXTS or not ext or not path.suffix[1:].isalnum():
         return "text", compressed
@@ -254,19 +256,24 @@ def read_parquet(sf: SourceFile, text_field: str, max_chars: int, pii: bool = Tr
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         raise DataError(f"{sf.path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-    try:
-        pf = pq.ParquetFile(sf.path)
-    except Exception as e:  # pyarrow raises ArrowInvalid and friends
-        yield Drop(sf.path, sf.path, "broken_record", f"unreadable Parquet: {e}")
-        return
-    names = pf.schema_arrow.names
-    picker = _FieldPicker(sf.path, text_field)
-    col = picker.pick(names)
-    row = 0
-    for batch in pf.iter_batches(batch_size=1024, columns=[col]):
-        for value in batch.column(0).to_pylist():
-            yield from _record_docs(sf, f"{sf.path}:row{row}", value, None, max_chars, False, pii)
-            row += 1
+    with tempfile.TemporaryDirectory(prefix="fronde-parquet-") as tmp:
+        path = sf.path
+        if sf.compressed:  # Parquet reads its footer first and seeks: inflate to a temp file, in bounded chunks
+            path = str(Path(tmp) / "data.parquet")
+            with _open(sf) as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception as e:  # pyarrow raises ArrowInvalid and friends
+            yield Drop(sf.path, sf.path, "broken_record", f"unreadable Parquet: {e}")
+            return
+        picker = _FieldPicker(sf.path, text_field)
+        col = picker.pick(pf.schema_arrow.names)
+        row = 0
+        for batch in pf.iter_batches(batch_size=1024, columns=[col]):
+            for value in batch.column(0).to_pylist():
+                yield from _record_docs(sf, f"{sf.path}:row{row}", value, None, max_chars, False, pii)
+                row += 1
 
 
 def iter_source(src: ResolvedSource, max_chars: int) -> Iterator[tuple[SourceFile, Document | Drop]]:
