@@ -62,7 +62,7 @@ balance_loss_alpha = 1e-4
 
 @pytest.fixture
 def recipe_file(tmp_path, data_dir):
-    def write(name: str = "r", **extra: str) -> Path:
+    def write(name: str = "r") -> Path:
         path = tmp_path / f"{name}.toml"
         path.write_text(RECIPE.format(name=name, out=tmp_path / "runs", data=data_dir))
         return path

@@ -41,12 +41,26 @@ class _Fields(Progress):
 
 
 def print_ledger(ledger: Ledger) -> None:
-    t = Table(title="cost ledger")
-    for col in ("stage", "device", "tokens", "FLOPs", "wall", "device-hours", "MFU", "cost", "kWh"):
-        t.add_column(col, justify="right")
+    """One column per stage plus the total: reads at 80 columns however many stages a run has."""
+    t = Table(title="cost ledger", show_header=True)
+    t.add_column("")
     for s in ledger.stages:
-        t.add_row(s.stage, f"{s.device} x{s.n_devices}", f"{s.tokens:,}", f"{s.flops:.3g}", f"{s.wall_seconds:,.0f} s",
-                  f"{s.device_hours:.4f}", f"{s.mfu:.1%}", f"{s.cost:.2f}", f"{s.energy_kwh:.3f}")
+        t.add_column(s.stage, justify="right")
+    totals = ledger.totals()
+    if len(ledger.stages) > 1:
+        t.add_column("total", justify="right")
+    rows = [
+        ("device", [s.device if s.n_devices == 1 else f"{s.n_devices} x {s.device}" for s in ledger.stages], ""),
+        ("tokens", [f"{s.tokens:,}" for s in ledger.stages], f"{totals['tokens']:,}"),
+        ("FLOPs", [f"{s.flops:.3g}" for s in ledger.stages], f"{totals['flops']:.3g}"),
+        ("wall time", [f"{s.wall_seconds:,.0f} s" for s in ledger.stages], f"{totals['wall_seconds']:,.0f} s"),
+        ("device-hours", [f"{s.device_hours:.4f}" for s in ledger.stages], f"{totals['device_hours']:.4f}"),
+        ("MFU", [f"{s.mfu:.1%}" for s in ledger.stages], ""),
+        ("cost", [f"{s.cost:.2f}" for s in ledger.stages], f"{totals['cost']:.2f}"),
+        ("energy", [f"{s.energy_kwh:.3f} kWh" for s in ledger.stages], f"{totals['energy_kwh']:.3f} kWh"),
+    ]
+    for name, values, total in rows:
+        t.add_row(name, *values, *([total] if len(ledger.stages) > 1 else []))
     console.print(t)
 
 

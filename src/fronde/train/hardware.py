@@ -33,4 +33,4 @@ def peak_flops(device: torch.device | str) -> tuple[str, float]:
                 return label, flops
         raise ValueError(f"no peak-FLOPs entry for GPU {name!r}; add it to fronde.train.hardware.GPU_PEAK_FLOPS")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return f"CPU x{cores} (estimate)", cores * CPU_FLOPS_PER_CORE
+    return f"CPU ({cores} cores, estimated peak)", cores * CPU_FLOPS_PER_CORE
