@@ -54,3 +54,32 @@ def test_absorbed_decoding_equals_forward_on_gpu():
         steps = [model(ids[:, :8], cache=cache).logits] + [model(ids[:, t : t + 1], cache=cache).logits
                                                              for t in range(8, 24)]
     assert (torch.cat(steps, 1) - full).abs().max().item() <= 1e-3
+
+
+def test_autocast_training_step_uses_grouped_gemm_and_learns():
+    from fronde.model import moe
+
+    calls = []
+    original = moe.Experts._grouped_mm
+
+    def spy(self, xs, counts):
+        calls.append(xs.dtype)
+        return original(self, xs, counts)
+
+    moe.Experts._grouped_mm = spy
+    try:
+        model = tiny_model().cuda().train()  # fp32 master weights, bf16 autocast: the trainer's setup
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-3, fused=True)
+        ids = torch.randint(0, model.config.vocab_size, (4, 65), device="cuda")
+        losses = []
+        for _ in range(5):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = model(ids[:, :-1], ids[:, 1:]).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses.append(loss.item())
+    finally:
+        moe.Experts._grouped_mm = original
+    assert calls and all(d == torch.bfloat16 for d in calls)
+    assert losses[-1] < losses[0]

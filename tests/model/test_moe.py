@@ -151,3 +151,15 @@ def test_model_returns_balance_and_mtp_losses_that_backpropagate():
     total.backward()
     assert model.mtp.eh_proj.weight.grad.abs().sum() > 0
     assert out.mtp_loss.item() > 0 and out.balance_loss.item() > 0
+
+
+def test_under_bf16_autocast_the_router_stays_fp32_and_experts_run_in_bf16():
+    layer = _moe()
+    x = torch.randn(2, 8, layer.gate.weight.shape[1])
+    ref_scores, ref_idx, _ = layer.gate(x.view(-1, x.shape[-1]))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores, idx, _ = layer.gate(x.view(-1, x.shape[-1]))
+        out, _ = layer(x)
+    assert scores.dtype == torch.float32 and torch.equal(scores, ref_scores) and torch.equal(idx, ref_idx)
+    ref, _ = layer(x)
+    assert torch.allclose(out.float(), ref, atol=5e-2, rtol=5e-2)

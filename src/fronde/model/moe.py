@@ -34,7 +34,8 @@ class Router(FP32BuffersMixin, nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (N, D) -> scores (N, E), chosen experts (N, k), their weights (N, k); all scores in fp32."""
-        scores = F.linear(x.float(), self.weight.float()).sigmoid()
+        with torch.autocast(x.device.type, enabled=False):  # bf16 autocast must not touch the router
+            scores = F.linear(x.float(), self.weight.float()).sigmoid()
         choice = scores + self.e_score_correction_bias
         if self.n_group > 1:
             grouped = choice.view(-1, self.n_group, self.n_experts // self.n_group)
@@ -70,10 +71,10 @@ class Experts(nn.Module):
         flat = idx.flatten()
         order = flat.argsort(stable=True)
         token = order // k
-        xs = x[token]
+        xs = x[token].to(_compute_dtype(x))  # under autocast the experts run in its dtype, as nn.Linear would
         backend = self.backend
         if backend == "auto":
-            backend = "grouped_mm" if _grouped_mm_ok(x, self.inter) else "bmm"
+            backend = "grouped_mm" if _grouped_mm_ok(xs, self.inter) else "bmm"
         if backend == "grouped_mm":
             ys = self._grouped_mm(xs, counts) if x.is_cuda else self._grouped_mm_cpu(xs, counts)
         elif backend == "bmm":
@@ -90,8 +91,9 @@ class Experts(nn.Module):
 
     def _grouped_mm(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         offs = counts.cumsum(0).to(torch.int32)
-        h = self._swiglu(F.grouped_mm(xs, self.gate_up_proj.transpose(-2, -1), offs=offs))
-        return F.grouped_mm(h, self.down_proj.transpose(-2, -1), offs=offs)
+        gate_up, down = self.gate_up_proj.to(xs.dtype), self.down_proj.to(xs.dtype)
+        h = self._swiglu(F.grouped_mm(xs, gate_up.transpose(-2, -1), offs=offs))
+        return F.grouped_mm(h, down.transpose(-2, -1), offs=offs)
 
     @torch.compiler.disable  # torch traces grouped_mm for bf16 CUDA only; on CPU it runs eagerly
     def _grouped_mm_cpu(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -105,8 +107,8 @@ class Experts(nn.Module):
         slot = torch.arange(xs.shape[0], device=xs.device) - starts[expert]
         buf = xs.new_zeros(self.n_experts, capacity, xs.shape[-1])
         buf[expert, slot] = xs
-        h = self._swiglu(torch.bmm(buf, self.gate_up_proj.transpose(1, 2)))
-        return torch.bmm(h, self.down_proj.transpose(1, 2))[expert, slot]
+        h = self._swiglu(torch.bmm(buf, self.gate_up_proj.to(xs.dtype).transpose(1, 2)))
+        return torch.bmm(h, self.down_proj.to(xs.dtype).transpose(1, 2))[expert, slot]
 
     @torch.compiler.disable
     def _loop(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -114,9 +116,14 @@ class Experts(nn.Module):
         outs, start = [], 0
         for e, n in enumerate(counts.tolist()):
             chunk = xs[start : start + n]
-            outs.append(self._swiglu(chunk @ self.gate_up_proj[e].T) @ self.down_proj[e].T)
+            outs.append(self._swiglu(chunk @ self.gate_up_proj[e].to(xs.dtype).T) @ self.down_proj[e].to(xs.dtype).T)
             start += n
         return torch.cat(outs)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
 
 
 def expert_counts(idx: torch.Tensor, n_experts: int) -> torch.Tensor:
