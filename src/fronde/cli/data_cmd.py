@@ -33,7 +33,7 @@ def prepare_cmd(
                                      "littre, gcide); options as PATH::licence=X::name=Y::text_field=F::pii=false. "
                                      "Repeatable. Default: python-stdlib."),
     out: Path = typer.Option(None, "--out", "-o", help="Output directory (or the recipe's `out`)."),
-    recipe: Path = typer.Option(None, "--recipe", help="TOML file whose [data] section fills the config."),
+    recipe: Path = typer.Option(None, "--recipe", help="TOML file whose \\[data] section fills the config."),
     vocab_size: int = typer.Option(None, "--vocab-size", help="BPE vocabulary size (default 8192)."),
     no_pii: bool = typer.Option(False, "--no-pii", help="Do not scrub PII (default: scrub user files)."),
     pii: bool = typer.Option(False, "--pii", help="Scrub PII in every source, built-ins included."),

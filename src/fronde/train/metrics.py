@@ -22,8 +22,10 @@ class MetricsLog:
         self._file = path.open("a", encoding="utf-8")
         self._tb = None
         if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter  # needs the `tensorboard` package
-
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ValueError("log.tensorboard = true needs the tensorboard package: pip install tensorboard") from None
             self._tb = SummaryWriter(str(path.parent / "tensorboard"))
 
     def _truncate_after(self, step: int) -> None:
