@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fronde.train.recipe import RecipeError
+
 
 class MetricsLog:
     def __init__(self, path: Path, tensorboard: bool = False, resume_from_step: int | None = None) -> None:
@@ -25,7 +27,7 @@ class MetricsLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise ValueError("log.tensorboard = true needs the tensorboard package: pip install tensorboard") from None
+                raise RecipeError("log.tensorboard = true needs the tensorboard package: pip install tensorboard") from None
             self._tb = SummaryWriter(str(path.parent / "tensorboard"))
 
     def _truncate_after(self, step: int) -> None:
