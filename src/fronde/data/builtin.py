@@ -150,19 +150,27 @@ def _read_entries(dict_path: Path, entries: list[tuple[str, int, int]], location
                 yield Drop(location, loc, "empty", "empty dictionary entry")
 
 
-def littre(directory: Path = STARDICT_DIR) -> Builtin:
-    dict_path, idx_path = directory / "XMLittre.dict.dz", directory / "XMLittre.idx"
-    _need(dict_path, "stardict-xmlittre", "littre")
-    _need(idx_path, "stardict-xmlittre", "littre")
-    sf = SourceFile(path=str(dict_path), source="littre", licence="GPL-2.0-or-later", format="stardict",
+def _dictionary(name: str, package: str, fmt: str, dict_path: Path, idx_path: Path,
+                entries: Callable[[], list[tuple[str, int, int]]], render: Callable[[str, str], str]) -> Builtin:
+    """A Debian dictionary as a built-in corpus: both files hashed into the manifest, one document per article."""
+    _need(dict_path, package, name)
+    _need(idx_path, package, name)
+    licence = "GPL-2.0-or-later"
+    sf = SourceFile(path=str(dict_path), source=name, licence=licence, format=fmt,
                     sha256=sha256_file(dict_path), bytes=dict_path.stat().st_size,
                     extra={"index": str(idx_path), "index_sha256": sha256_file(idx_path)})
 
     def reader(sf: SourceFile, max_chars: int) -> Iterator[Document | Drop]:
-        entries = _unique_by_offset(read_stardict_index(idx_path.read_bytes()))
-        yield from _read_entries(dict_path, entries, sf.path, lambda w, b: f"{w}\n{strip_markup(b)}")
+        yield from _read_entries(dict_path, _unique_by_offset(entries()), sf.path, render)
 
-    return Builtin("littre", "GPL-2.0-or-later", [sf], reader)
+    return Builtin(name, licence, [sf], reader)
+
+
+def littre(directory: Path = STARDICT_DIR) -> Builtin:
+    idx_path = directory / "XMLittre.idx"
+    return _dictionary("littre", "stardict-xmlittre", "stardict", directory / "XMLittre.dict.dz", idx_path,
+                       lambda: read_stardict_index(idx_path.read_bytes()),
+                       lambda word, body: f"{word}\n{strip_markup(body)}")
 
 
 # --- dictd (GCIDE / Webster 1913) ----------------------------------------------------------------
@@ -189,16 +197,11 @@ def read_dictd_index(text: str) -> list[tuple[str, int, int]]:
 
 
 def gcide(directory: Path = DICTD_DIR) -> Builtin:
-    dict_path, idx_path = directory / "gcide.dict.dz", directory / "gcide.index"
-    _need(dict_path, "dict-gcide", "gcide")
-    _need(idx_path, "dict-gcide", "gcide")
-    sf = SourceFile(path=str(dict_path), source="gcide", licence="GPL-2.0-or-later", format="dictd",
-                    sha256=sha256_file(dict_path), bytes=dict_path.stat().st_size,
-                    extra={"index": str(idx_path), "index_sha256": sha256_file(idx_path)})
+    idx_path = directory / "gcide.index"
 
-    def reader(sf: SourceFile, max_chars: int) -> Iterator[Document | Drop]:
-        entries = read_dictd_index(idx_path.read_text(encoding="utf-8", errors="replace"))
-        entries = [e for e in entries if not e[0].startswith("00-")]  # database header pseudo-entries
-        yield from _read_entries(dict_path, _unique_by_offset(entries), sf.path, lambda w, b: b.strip())
+    def entries() -> list[tuple[str, int, int]]:
+        listed = read_dictd_index(idx_path.read_text(encoding="utf-8", errors="replace"))
+        return [e for e in listed if not e[0].startswith("00-")]  # database header pseudo-entries
 
-    return Builtin("gcide", "GPL-2.0-or-later", [sf], reader)
+    return _dictionary("gcide", "dict-gcide", "dictd", directory / "gcide.dict.dz", idx_path, entries,
+                       lambda word, body: body.strip())

@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -85,31 +85,27 @@ def split_of(digest: bytes, val_fraction: float) -> str:
     return "val" if int.from_bytes(digest[:8], "big") < val_fraction * 2.0**64 else "train"
 
 
-def _clean_doc(doc: Document, stats: CleanStats) -> None:
+def _map_text(doc: Document, fn: Callable[[str], str]) -> None:
+    """Apply fn to every piece of text a document holds: its text, or each message's content, reasoning and
+    string tool-call arguments."""
     if doc.text is not None:
-        doc.text = clean_text(doc.text, stats)
+        doc.text = fn(doc.text)
         return
     for m in doc.messages or []:
-        m["content"] = clean_text(m["content"], stats)
+        m["content"] = fn(m["content"])
         if "reasoning_content" in m:
-            m["reasoning_content"] = clean_text(m["reasoning_content"], stats)
+            m["reasoning_content"] = fn(m["reasoning_content"])
         for tc in m.get("tool_calls") or []:
             if isinstance(tc["function"]["arguments"], str):
-                tc["function"]["arguments"] = clean_text(tc["function"]["arguments"], stats)
+                tc["function"]["arguments"] = fn(tc["function"]["arguments"])
+
+
+def _clean_doc(doc: Document, stats: CleanStats) -> None:
+    _map_text(doc, lambda text: clean_text(text, stats))
 
 
 def _scrub_doc(doc: Document, counts: Counter[str]) -> None:
-    if doc.text is not None:
-        doc.text = scrub_pii(doc.text, counts)
-        return
-    for m in doc.messages or []:
-        m["content"] = scrub_pii(m["content"], counts)
-        if "reasoning_content" in m:
-            m["reasoning_content"] = scrub_pii(m["reasoning_content"], counts)
-        for tc in m.get("tool_calls") or []:
-            args = tc["function"]["arguments"]
-            if isinstance(args, str):
-                tc["function"]["arguments"] = scrub_pii(args, counts)
+    _map_text(doc, lambda text: scrub_pii(text, counts))
 
 
 def _is_empty(doc: Document, min_chars: int) -> bool:
