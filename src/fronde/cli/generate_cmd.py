@@ -1,0 +1,56 @@
+"""`fronde generate MODEL_DIR "prompt"`: complete a prompt with the inference engine, streaming the text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from fronde.data.errors import DataError
+from fronde.data.tokenizer import Tokenizer
+from fronde.infer.engine import Engine
+from fronde.infer.sampling import SamplingParams
+from fronde.model.checkpoint import from_pretrained
+
+console = Console()
+
+
+def generate_command(
+    model_dir: Path = typer.Argument(..., help="a fronde / HF DeepseekV3 model directory with its tokenizer"),
+    prompt: str = typer.Argument(..., help="text to continue"),
+    max_tokens: int = typer.Option(64, min=1),
+    temperature: float = typer.Option(0.8, min=0.0, max=2.0, help="0 = greedy"),
+    top_p: float = typer.Option(0.95, min=0.0, max=1.0),
+    top_k: int = typer.Option(0, min=0),
+    seed: int | None = typer.Option(None, help="fixed seed: the same output every time"),
+    device: str = typer.Option("cuda" if __import__("torch").cuda.is_available() else "cpu"),
+) -> None:
+    """Continue PROMPT with the model; tokens are printed as they are generated."""
+    import torch
+
+    try:
+        tok = Tokenizer.load(model_dir)
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        model = from_pretrained(model_dir, dtype=dtype, device=device)
+    except (FileNotFoundError, ValueError, DataError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
+    ids = tok.encode(prompt, bos=True)
+    engine = Engine(model, max_batch=1, max_model_len=min(model.config.max_position_embeddings, len(ids) + max_tokens))
+    try:
+        engine.add_request(ids, params)
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    out: list[int] = []
+    shown = ""
+    console.print(prompt, end="", style="bold", highlight=False)
+    while engine.has_work():
+        for event in engine.step():
+            out.append(event.token)
+            text = tok.decode(out, skip_special_tokens=True)
+            console.print(text[len(shown):], end="", highlight=False, markup=False)
+            shown = text
+    console.print()

@@ -1,0 +1,1 @@
+"""Inference: the paged latent cache, sampling, and the continuous-batching engine (no HTTP here)."""

@@ -1,0 +1,105 @@
+"""A paged latent KV cache: fixed-size blocks from one preallocated pool, so memory is bounded and reused.
+
+Each sequence owns a list of blocks (its block table). MLA caches only kv_lora_rank + qk_rope_head_dim numbers per
+token per layer, so a block of 16 tokens for the `probe` model is 16 x 288 x 12 layers x 2 bytes = 110 KiB.
+`BatchView` presents any set of sequences to the model through the three-method KVCache protocol of
+fronde.model.cache, with rows of different lengths handled by an attention mask.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fronde.model.config import ModelConfig
+
+
+class CacheFull(RuntimeError):
+    """No free block left: the scheduler must wait for a sequence to finish (or preempt one)."""
+
+
+class PagedLatentCache:
+    def __init__(self, config: ModelConfig, n_blocks: int, block_size: int = 16,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        self.rank, self.rope = config.kv_lora_rank, config.qk_rope_head_dim
+        self.block_size = block_size
+        # block 0 is a scratch block: padded slots of short rows point at it and are masked out
+        self.pool = torch.zeros(config.num_hidden_layers, n_blocks * block_size, self.rank + self.rope,
+                                device=device, dtype=dtype)
+        self.free: list[int] = list(range(n_blocks - 1, 0, -1))
+        self.tables: dict[int, list[int]] = {}
+        self.lengths: dict[int, int] = {}
+
+    @property
+    def n_blocks(self) -> int:
+        return self.pool.shape[1] // self.block_size
+
+    @property
+    def bytes_per_token(self) -> int:
+        """Bytes the pool holds per cached token of one sequence, all layers."""
+        layers, _, width = self.pool.shape
+        return layers * width * self.pool.element_size()
+
+    def usage(self) -> float:
+        """Fraction of allocatable blocks in use."""
+        return 1 - len(self.free) / max(1, self.n_blocks - 1)
+
+    def add(self, seq_id: int) -> None:
+        self.tables[seq_id], self.lengths[seq_id] = [], 0
+
+    def release(self, seq_id: int) -> None:
+        self.free.extend(reversed(self.tables.pop(seq_id, [])))
+        self.lengths.pop(seq_id, None)
+
+    def blocks_needed(self, seq_id: int, n_new: int) -> int:
+        have = len(self.tables[seq_id]) * self.block_size
+        return max(0, -(-(self.lengths[seq_id] + n_new - have) // self.block_size))
+
+    def reserve(self, seq_id: int, n_new: int) -> None:
+        """Make room for n_new more tokens of seq_id, or raise CacheFull leaving everything unchanged."""
+        need = self.blocks_needed(seq_id, n_new)
+        if need > len(self.free):
+            raise CacheFull(f"sequence {seq_id} needs {need} blocks, {len(self.free)} free")
+        self.tables[seq_id].extend(self.free.pop() for _ in range(need))
+
+    def slots(self, seq_id: int, start: int, end: int) -> torch.Tensor:
+        """Flat pool slots of positions [start, end) of a sequence."""
+        pos = torch.arange(start, end)
+        table = torch.tensor(self.tables[seq_id], dtype=torch.long)
+        return table[pos // self.block_size] * self.block_size + pos % self.block_size
+
+    def view(self, seq_ids: list[int], n_new: int) -> "BatchView":
+        for s in seq_ids:
+            self.reserve(s, n_new)
+        return BatchView(self, seq_ids, n_new)
+
+
+class BatchView:
+    """The KVCache protocol over rows of a paged cache; all rows get n_new tokens this forward."""
+
+    def __init__(self, cache: PagedLatentCache, seq_ids: list[int], n_new: int) -> None:
+        self.cache, self.seq_ids, self.n_new = cache, seq_ids, n_new
+        device = cache.pool.device
+        starts = [cache.lengths[s] for s in seq_ids]
+        self.start = torch.tensor(starts, device=device)
+        total = max(starts) + n_new
+        self.write = torch.stack([cache.slots(s, st, st + n_new) for s, st in zip(seq_ids, starts)]).to(device)
+        read = torch.zeros(len(seq_ids), total, dtype=torch.long)
+        for i, (s, st) in enumerate(zip(seq_ids, starts)):
+            read[i, : st + n_new] = cache.slots(s, 0, st + n_new)
+        self.read = read.to(device)
+        key = torch.arange(total, device=device)
+        query = self.start[:, None] + torch.arange(n_new, device=device)[None, :]  # (B, T) absolute positions
+        self.mask = (key[None, None, :] <= query[:, :, None]).unsqueeze(1)  # (B, 1, T, S): causal, pads excluded
+
+    def positions(self, n_new: int) -> torch.Tensor:
+        return self.start[:, None] + torch.arange(n_new, device=self.start.device)[None, :]
+
+    def update(self, layer_idx: int, latent: torch.Tensor, k_pe: torch.Tensor):
+        pool = self.cache.pool[layer_idx]
+        pool[self.write.flatten()] = torch.cat((latent, k_pe), dim=-1).flatten(0, 1).to(pool.dtype)
+        ctx = pool[self.read]  # (B, S, r + rope)
+        return ctx[..., : self.cache.rank], ctx[..., self.cache.rank :], self.mask
+
+    def advance(self, n_new: int) -> None:
+        for s in self.seq_ids:
+            self.cache.lengths[s] += n_new

@@ -1,0 +1,133 @@
+"""The engine: greedy output equals the plain forward's argmax; continuous batching equals one-at-a-time;
+seeds, stops, aborts and the bounded paged cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fronde.infer.engine import Engine
+from fronde.infer.sampling import SamplingParams
+from fronde.model.info import model_info
+from tests.model.helpers import tiny_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model(eos_token_id=None)  # no stop token: outputs run to max_tokens
+
+
+def _prompts(lengths, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(2, 4096, (n,), generator=g).tolist() for n in lengths]
+
+
+def _reference_greedy(model, prompt, n):
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        for _ in range(n):
+            ids = torch.cat([ids, model(ids).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return ids[0, len(prompt):].tolist()
+
+
+def test_greedy_equals_plain_forward_argmax(model):
+    prompts = _prompts([3, 17, 9])
+    engine = Engine(model, max_batch=4, prefill_chunk=5)  # prompts longer than a chunk are prefilled in pieces
+    out = engine.generate(prompts, SamplingParams(max_tokens=10, temperature=0))
+    for req, prompt in zip(out, prompts):
+        assert req.output_ids == _reference_greedy(model, prompt, 10)
+        assert req.finish_reason == "length"
+
+
+def test_continuous_batching_equals_one_at_a_time(model):
+    prompts = _prompts([5, 12, 3, 8, 20], seed=1)
+    params = [SamplingParams(max_tokens=n, temperature=0) for n in (6, 3, 9, 4, 7)]
+    alone = [Engine(model).generate([p], q)[0].output_ids for p, q in zip(prompts, params)]
+    engine = Engine(model, max_batch=2, prefill_chunk=4)
+    ids = [engine.add_request(p, q) for p, q in zip(prompts[:3], params[:3])]
+    outputs: dict[int, list[int]] = {i: [] for i in ids}
+    steps = 0
+    while engine.has_work():
+        for ev in engine.step():
+            outputs[ev.request_id].append(ev.token)
+        steps += 1
+        if steps == 3:  # requests join a batch that is already running
+            for p, q in zip(prompts[3:], params[3:]):
+                rid = engine.add_request(p, q)
+                outputs[rid] = []
+                ids.append(rid)
+    assert [outputs[i] for i in ids] == alone
+    assert engine.cache.usage() == 0.0  # every block returned
+
+
+def test_seeded_sampling_is_reproducible_whatever_the_batch(model):
+    p = SamplingParams(max_tokens=12, temperature=1.0, top_p=0.9, seed=1234)
+    prompt = _prompts([6], seed=2)[0]
+    alone = Engine(model).generate([prompt], p)[0].output_ids
+    mixed = Engine(model, max_batch=3).generate(_prompts([4, 9], seed=3) + [prompt],
+                                               [SamplingParams(max_tokens=5, temperature=1.0)] * 2 + [p])
+    assert mixed[2].output_ids == alone
+    other = Engine(model).generate([prompt], p.model_copy(update={"seed": 99}))[0].output_ids
+    assert other != alone
+
+
+def test_filters_that_leave_one_token_are_greedy(model):
+    prompt = _prompts([7], seed=4)[0]
+    greedy = Engine(model).generate([prompt], SamplingParams(max_tokens=6, temperature=0))[0].output_ids
+    for kw in ({"top_k": 1}, {"top_p": 1e-6}, {"min_p": 1.0}):
+        out = Engine(model).generate([prompt], SamplingParams(max_tokens=6, temperature=1.0, seed=5, **kw))
+        assert out[0].output_ids == greedy, kw
+
+
+def test_stop_token_and_logprobs(model):
+    prompt = _prompts([5], seed=5)[0]
+    greedy = Engine(model).generate([prompt], SamplingParams(max_tokens=6, temperature=0))[0].output_ids
+    req = Engine(model).generate([prompt], SamplingParams(max_tokens=6, temperature=0, stop_token_ids=[greedy[2]],
+                                                          logprobs=3))[0]
+    assert req.output_ids == greedy[: greedy.index(greedy[2]) + 1] and req.finish_reason == "stop"
+    assert all(lp <= 0 for lp in req.logprobs) and len(req.top_logprobs[0]) == 3
+    assert req.top_logprobs[0][0][0] == req.output_ids[0]  # greedy token is the top alternative
+
+
+def test_abort_frees_the_cache_and_admission_respects_the_pool(model):
+    engine = Engine(model, max_batch=8, n_blocks=1 + 2, block_size=16, max_model_len=32)
+    a = engine.add_request(_prompts([10])[0], SamplingParams(max_tokens=20, temperature=0))
+    engine.add_request(_prompts([10], seed=6)[0], SamplingParams(max_tokens=20, temperature=0))
+    engine.step()
+    assert len(engine.running) == 1 and len(engine.waiting) == 1  # the pool holds one 30-token sequence
+    engine.abort(a)
+    assert engine.cache.usage() == 0.0 and not engine.running
+    engine.step()
+    assert len(engine.running) == 1
+
+
+def test_too_long_requests_are_refused(model):
+    engine = Engine(model, max_model_len=16)
+    with pytest.raises(ValueError, match="exceeds the context of 16 tokens"):
+        engine.add_request(list(range(2, 12)), SamplingParams(max_tokens=10))
+
+
+def test_cache_bytes_per_token_are_mla_sized(model):
+    engine = Engine(model.to(torch.bfloat16))
+    assert engine.cache.bytes_per_token == model_info(model.config).kv_bytes_per_token_mla
+    model.float()
+
+
+def test_generate_cli_streams_a_completion(tmp_path, model):
+    from typer.testing import CliRunner
+
+    from fronde.cli.main import app
+    from fronde.data.tokenizer import train_tokenizer
+    from fronde.model.checkpoint import save_pretrained
+
+    tok = train_tokenizer(["def hello(world):\n    return world * 2\n"] * 50, vocab_size=512)
+    tok.save(tmp_path)
+    small = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos)
+    save_pretrained(small, tmp_path)
+    args = ["generate", str(tmp_path), "def hello(", "--max-tokens", "12", "--temperature", "0"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("def hello(") and len(first.output) > len("def hello(\n")
+    assert CliRunner().invoke(app, args).output == first.output  # greedy: the same text again
+    missing = CliRunner().invoke(app, ["generate", str(tmp_path / "nope"), "x"])
+    assert missing.exit_code == 2 and "no tokenizer" in missing.output
