@@ -9,6 +9,7 @@ from fronde.cli.data_cmd import app as data_app
 from fronde.cli.generate_cmd import generate_command
 from fronde.cli.model_cmd import app as model_app
 from fronde.cli.pretrain_cmd import pretrain_command
+from fronde.cli.serve_cmd import serve_command
 
 app = typer.Typer(
     name="fronde",
@@ -20,6 +21,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.command("pretrain")(pretrain_command)
 app.command("generate")(generate_command)
+app.command("serve")(serve_command)
 
 
 @app.command()

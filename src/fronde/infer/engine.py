@@ -41,6 +41,7 @@ class TokenEvent:
     token: int
     logprob: float
     finish_reason: str | None
+    top_logprobs: tuple[tuple[int, float], ...] = ()
 
 
 class Engine:
@@ -139,7 +140,7 @@ class Engine:
             req.finish_reason = "length"
         if req.finish_reason:
             self._finish(req)
-        return TokenEvent(req.id, token, logprob, req.finish_reason)
+        return TokenEvent(req.id, token, logprob, req.finish_reason, tuple(top))
 
     # -- convenience -----------------------------------------------------------------------------------------
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Request]:

@@ -1,0 +1,1 @@
+"""The private OpenAI-compatible server: a thin HTTP layer over fronde.infer's engine."""

@@ -1,0 +1,262 @@
+"""`fronde serve`: OpenAI's /v1/models, /v1/completions and /v1/chat/completions over the engine, with API keys.
+
+A thin layer: request validation and response shapes come from serve/protocol.py, tokens from serve/async_engine.py,
+text from serve/text.py. Every error a client can cause answers in OpenAI's error shape with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from fronde.data.chat import render_chat
+from fronde.data.tokenizer import Tokenizer
+from fronde.infer.engine import Engine
+from fronde.infer.sampling import SamplingParams
+from fronde.model.checkpoint import from_pretrained
+from fronde.serve.async_engine import AsyncEngine, Submission
+from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
+from fronde.serve.text import TextStream
+
+
+@dataclass
+class ServerConfig:
+    model_dir: Path
+    served_name: str | None = None
+    api_keys: tuple[str, ...] = ()
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    max_batch: int = 32
+    max_model_len: int | None = None
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+class Server:
+    """The loaded model, tokenizer and engine; `ready` turns true once loading finishes."""
+
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.cfg = cfg
+        self.name = cfg.served_name or cfg.model_dir.name
+        self.ready = False
+        self.load_error: str | None = None
+        self.tok: Tokenizer | None = None
+        self.engine: AsyncEngine | None = None
+
+    def load(self) -> None:
+        try:
+            self.tok = Tokenizer.load(self.cfg.model_dir)
+            dtype = torch.bfloat16 if self.cfg.device.startswith("cuda") else torch.float32
+            model = from_pretrained(self.cfg.model_dir, dtype=dtype, device=self.cfg.device)
+            self.engine = AsyncEngine(Engine(model, max_batch=self.cfg.max_batch, max_model_len=self.cfg.max_model_len))
+            self.ready = True
+        except Exception as e:  # reported by /health; the process stays up to say why
+            self.load_error = f"{type(e).__name__}: {e}"
+
+    # -- request -> token ids and sampling parameters ------------------------------------------------------
+    def params(self, req: CompletionRequest | ChatRequest, logprobs: int | None, extra_stops: list[int]) -> SamplingParams:
+        max_tokens = req.max_completion_tokens or req.max_tokens or 256
+        return SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
+                              min_p=req.min_p, repetition_penalty=req.repetition_penalty,
+                              presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty,
+                              seed=req.seed, stop_token_ids=list(req.stop_token_ids) + extra_stops, logprobs=logprobs)
+
+    def submit(self, ids: list[int], params: SamplingParams) -> Submission:
+        assert self.engine is not None
+        try:
+            return self.engine.submit(ids, params)
+        except ValueError as e:
+            raise ClientError(400, str(e), param="max_tokens", code="context_length_exceeded") from None
+
+
+def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
+    server = Server(cfg)
+    app = FastAPI(title="fronde", docs_url=None, redoc_url=None)
+    app.state.server = server
+    if load_in_background:
+        threading.Thread(target=server.load, name="fronde-load", daemon=True).start()
+    else:
+        server.load()
+
+    @app.exception_handler(ClientError)
+    async def _client_error(_: Request, e: ClientError) -> JSONResponse:
+        return JSONResponse(error_body(e.message, param=e.param, code=e.code), status_code=e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        err = e.errors()[0]
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        if err.get("type") == "json_invalid":
+            return JSONResponse(error_body(f"malformed JSON body: {err.get('msg')}"), status_code=400)
+        field = ".".join(loc) or None
+        return JSONResponse(error_body(f"{field}: {err.get('msg')}" if field else str(err.get("msg")),
+                                       param=field), status_code=400)
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next):
+        if server.cfg.api_keys and request.url.path.startswith("/v1/"):
+            header = request.headers.get("authorization", "")
+            given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+            if not any(hmac.compare_digest(given.encode(), k.encode()) for k in server.cfg.api_keys):
+                body = error_body("missing or invalid API key (send Authorization: Bearer KEY)",
+                                  kind="authentication_error", code="invalid_api_key")
+                return JSONResponse(body, status_code=401)
+        if request.url.path.startswith("/v1/") and not server.ready:
+            return JSONResponse(error_body("the model is still loading", kind="server_error"), status_code=503)
+        return await call_next(request)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        if server.ready:
+            return JSONResponse({"status": "ok", "model": server.name})
+        return JSONResponse({"status": "loading" if not server.load_error else "failed",
+                             "error": server.load_error}, status_code=503)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": server.name, "object": "model", "created": now(),
+                                            "owned_by": "fronde"}]}
+
+    def check_model(name: str) -> None:
+        if name != server.name:
+            raise ClientError(404, f"model {name!r} is not served here (this server has {server.name!r})",
+                              param="model", code="model_not_found")
+
+    @app.post("/v1/completions")
+    async def completions(req: CompletionRequest, request: Request):
+        check_model(req.model)
+        tok = server.tok
+        ids = req.prompt if isinstance(req.prompt, list) else tok.encode(req.prompt, bos=True)
+        if not ids:
+            raise ClientError(400, "prompt is empty", param="prompt")
+        params = server.params(req, req.logprobs, [])
+        return await _respond(server, req, request, ids, params, chat=False)
+
+    @app.post("/v1/chat/completions")
+    async def chat(req: ChatRequest, request: Request):
+        check_model(req.model)
+        tok = server.tok
+        messages = [m.model_dump(exclude_none=True) for m in req.messages]
+        try:
+            ids, _ = render_chat(tok, messages, tools=req.tools, add_generation_prompt=True)
+        except (ValueError, KeyError) as e:
+            raise ClientError(400, f"messages: {e}", param="messages") from None
+        logprobs = (req.top_logprobs or 1) if req.logprobs else None
+        params = server.params(req, logprobs, [tok.special.end])
+        return await _respond(server, req, request, ids, params, chat=True)
+
+    return app
+
+
+async def _respond(server: Server, req: CompletionRequest | ChatRequest, request: Request, ids: list[int],
+                   params: SamplingParams, chat: bool):
+    if req.stream and req.n > 1:
+        raise ClientError(400, "n > 1 with stream=true is not supported yet", param="n")
+    subs = [server.submit(ids, params.model_copy(update={"seed": None if params.seed is None else params.seed + i}))
+            for i in range(req.n)]
+    rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
+    if req.stream:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        return StreamingResponse(_stream(server, subs[0], rid, req, len(ids), chat, include_usage),
+                                 media_type="text/event-stream")
+    choices, completion_tokens = [], 0
+    for i, sub in enumerate(subs):
+        text, finish, n_tokens, lp = await _run(server, sub, req.stop_strings(), want_logprobs=params.logprobs is not None)
+        completion_tokens += n_tokens
+        choices.append(_choice(i, text, finish, chat, lp, server.tok))
+    usage = Usage(prompt_tokens=len(ids), completion_tokens=completion_tokens,
+                  total_tokens=len(ids) + completion_tokens)
+    return {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": now(),
+            "model": server.name, "choices": choices, "usage": usage.model_dump()}
+
+
+async def _run(server: Server, sub: Submission, stops: list[str], want_logprobs: bool):
+    stream = TextStream(server.tok, stops)
+    tokens, logprobs = 0, []
+    finish = None
+    while finish is None:
+        ev = await sub.events.get()
+        if ev is None:
+            raise ClientError(500, "the engine failed while generating")
+        tokens += 1
+        if want_logprobs:
+            logprobs.append(ev)
+        stream.push(ev.token)
+        if stream.stopped:
+            server.engine.abort(sub.request_id)
+            finish = "stop"
+        else:
+            finish = ev.finish_reason
+    stream.flush()
+    return stream.text, finish, tokens, logprobs
+
+
+def _choice(i: int, text: str, finish: str, chat: bool, events, tok: Tokenizer) -> dict[str, Any]:
+    if chat:
+        lp = {"content": [{"token": tok.decode([e.token]), "logprob": e.logprob,
+                           "top_logprobs": [{"token": tok.decode([t]), "logprob": v} for t, v in e.top_logprobs]}
+                          for e in events]} if events else None
+        return {"index": i, "message": {"role": "assistant", "content": text}, "logprobs": lp, "finish_reason": finish}
+    lp = {"tokens": [tok.decode([e.token]) for e in events], "token_logprobs": [e.logprob for e in events],
+          "top_logprobs": [{tok.decode([t]): v for t, v in e.top_logprobs} for e in events]} if events else None
+    return {"index": i, "text": text, "logprobs": lp, "finish_reason": finish}
+
+
+async def _stream(server: Server, sub: Submission, rid: str, req, n_prompt: int, chat: bool,
+                  include_usage: bool) -> AsyncIterator[str]:
+    created, kind = now(), "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(piece: str | None, finish: str | None, first: bool = False) -> str:
+        if chat:
+            delta: dict[str, Any] = {"role": "assistant"} if first else {}
+            if piece:
+                delta["content"] = piece
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        else:
+            choice = {"index": 0, "text": piece or "", "logprobs": None, "finish_reason": finish}
+        return "data: " + json.dumps({"id": rid, "object": kind, "created": created, "model": server.name,
+                                      "choices": [choice]}) + "\n\n"
+
+    stream = TextStream(server.tok, req.stop_strings())
+    tokens, finish = 0, None
+    try:
+        if chat:
+            yield chunk(None, None, first=True)
+        while finish is None:
+            ev = await sub.events.get()
+            if ev is None:
+                yield "data: " + json.dumps(error_body("the engine failed while generating", "server_error")) + "\n\n"
+                return
+            tokens += 1
+            piece = stream.push(ev.token)
+            if stream.stopped:
+                server.engine.abort(sub.request_id)
+                finish = "stop"
+            else:
+                finish = ev.finish_reason
+            if finish and not stream.stopped:
+                piece += stream.flush()
+            if piece or finish:
+                yield chunk(piece, finish)
+        if include_usage:
+            usage = Usage(prompt_tokens=n_prompt, completion_tokens=tokens, total_tokens=n_prompt + tokens)
+            yield "data: " + json.dumps({"id": rid, "object": kind, "created": created, "model": server.name,
+                                          "choices": [], "usage": usage.model_dump()}) + "\n\n"
+        yield "data: [DONE]\n\n"
+    finally:
+        if finish is None:  # the client went away: free the sequence and its cache now
+            server.engine.abort(sub.request_id)

@@ -1,0 +1,137 @@
+"""A real server on 127.0.0.1 with a tiny real model, driven by the official openai client and raw HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+
+import openai
+import pytest
+import uvicorn
+
+from fronde.data.tokenizer import train_tokenizer
+from fronde.model.checkpoint import save_pretrained
+from fronde.serve.app import ServerConfig, create_app
+from tests.model.helpers import tiny_model
+
+KEY = "sk-test-123"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("served") / "tiny-chat"
+    text = ["The quick brown fox jumps over the lazy dog. 0123456789\n", "def f(x):\n    return x + 1\n"]
+    tok = train_tokenizer(text * 100, vocab_size=600)
+    tok.save(model_dir)
+    save_pretrained(tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos), model_dir)
+    app = create_app(ServerConfig(model_dir, api_keys=(KEY,), max_batch=4), load_in_background=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", app
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=server[0] + "/v1", api_key=KEY, max_retries=0)
+
+
+def _post(url, body, key=KEY):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
+                                                          **({"Authorization": f"Bearer {key}"} if key else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_models_health_and_completion(server, client):
+    assert [m.id for m in client.models.list().data] == ["tiny-chat"]
+    with urllib.request.urlopen(server[0] + "/health") as r:
+        assert r.status == 200
+    out = client.completions.create(model="tiny-chat", prompt="The quick", max_tokens=8, temperature=0)
+    assert out.choices[0].finish_reason in ("length", "stop") and out.usage.completion_tokens <= 8
+    again = client.completions.create(model="tiny-chat", prompt="The quick", max_tokens=8, temperature=0)
+    assert again.choices[0].text == out.choices[0].text
+
+
+def test_chat_streaming_matches_non_streaming_and_reports_usage(client):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say something."}]
+    full = client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=12, temperature=0)
+    chunks = list(client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=12,
+                                                 temperature=0, stream=True,
+                                                 stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == full.choices[0].message.content
+    assert chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == full.choices[0].finish_reason
+
+
+def test_n_seed_stop_and_logprobs(client):
+    kw = dict(model="tiny-chat", prompt="def f(x):", max_tokens=10, temperature=1.0, seed=7)
+    a, b = client.completions.create(**kw), client.completions.create(**kw)
+    assert a.choices[0].text == b.choices[0].text  # the seed reproduces
+    two = client.completions.create(**kw | {"n": 2})
+    assert len(two.choices) == 2
+    greedy = client.completions.create(model="tiny-chat", prompt="The quick", max_tokens=10, temperature=0).choices[0]
+    if len(greedy.text) > 3:
+        stop = greedy.text[2:4]
+        cut = client.completions.create(model="tiny-chat", prompt="The quick", max_tokens=10, temperature=0,
+                                        stop=[stop]).choices[0]
+        assert cut.text == greedy.text[: greedy.text.find(stop)] and cut.finish_reason == "stop"
+    lp = client.completions.create(model="tiny-chat", prompt="The", max_tokens=3, temperature=0, logprobs=2)
+    assert len(lp.choices[0].logprobs.token_logprobs) >= 1 and len(lp.choices[0].logprobs.top_logprobs[0]) == 2
+
+
+def test_auth(server):
+    status, body = _post(server[0] + "/v1/completions", {"model": "tiny-chat", "prompt": "x"}, key=None)
+    assert status == 401 and body["error"]["type"] == "authentication_error"
+    status, _ = _post(server[0] + "/v1/completions", {"model": "tiny-chat", "prompt": "x"}, key="wrong")
+    assert status == 401
+
+
+@pytest.mark.parametrize("body, field", [
+    (b"{not json", None),
+    ({"model": "gpt-4", "prompt": "x"}, "model"),
+    ({"model": "tiny-chat", "prompt": "x", "max_tokens": -1}, "max_tokens"),
+    ({"model": "tiny-chat", "prompt": "x", "temperature": 5}, "temperature"),
+    ({"model": "tiny-chat", "prompt": "x", "n": 100}, "n"),
+    ({"model": "tiny-chat", "prompt": "x", "max_tokens": 100000}, "max_tokens"),
+    ({"model": "tiny-chat", "messages": []}, None),
+])
+def test_bad_requests_get_openai_shaped_4xx(server, body, field):
+    path = "/v1/chat/completions" if isinstance(body, dict) and "messages" in body else "/v1/completions"
+    status, out = _post(server[0] + path, body)
+    assert 400 <= status < 500 and set(out["error"]) >= {"message", "type", "param", "code"}
+    if field:
+        assert field in out["error"]["message"] or out["error"]["param"] == field
+    ok, _ = _post(server[0] + "/v1/completions", {"model": "tiny-chat", "prompt": "x", "max_tokens": 2})
+    assert ok == 200  # the server lives on
+
+
+def test_client_disconnect_frees_the_sequence(server):
+    app = server[1]
+    req = urllib.request.Request(server[0] + "/v1/completions", data=json.dumps(
+        {"model": "tiny-chat", "prompt": "The", "max_tokens": 1500, "temperature": 1.0, "stream": True}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+    resp = urllib.request.urlopen(req, timeout=30)
+    resp.readline()
+    resp.close()  # hang up mid-stream
+    engine = app.state.server.engine
+    deadline = time.time() + 20
+    while time.time() < deadline and engine.load()[0]:
+        time.sleep(0.05)
+    assert engine.load() == (0, 0) and engine.engine.cache.usage() == 0.0
