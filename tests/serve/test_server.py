@@ -21,13 +21,17 @@ KEY = "sk-test-123"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def model_dir(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("served") / "tiny-chat"
     text = ["The quick brown fox jumps over the lazy dog. 0123456789\n", "def f(x):\n    return x + 1\n"]
     tok = train_tokenizer(text * 100, vocab_size=600)
     tok.save(model_dir)
     save_pretrained(tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos), model_dir)
-    app = create_app(ServerConfig(model_dir, api_keys=(KEY,), max_batch=4), load_in_background=False)
+    return model_dir
+
+
+def _start(cfg: ServerConfig):
+    app = create_app(cfg, load_in_background=False)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -37,7 +41,14 @@ def server(tmp_path_factory):
     deadline = time.time() + 30
     while not srv.started and time.time() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
+    return f"http://127.0.0.1:{port}", app, srv, thread
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    url, app, srv, thread = _start(ServerConfig(model_dir, api_keys=(KEY,), max_batch=4,
+                                                audit_log=model_dir.parent / "audit.jsonl"))
+    yield url, app
     srv.should_exit = True
     thread.join(timeout=10)
 
@@ -135,3 +146,58 @@ def test_client_disconnect_frees_the_sequence(server):
     while time.time() < deadline and engine.load()[0]:
         time.sleep(0.05)
     assert engine.load() == (0, 0) and engine.engine.cache.usage() == 0.0
+
+
+def _get(url, key=KEY):
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_metrics_and_audit_log(server, client, model_dir):
+    client.completions.create(model="tiny-chat", prompt="The quick", max_tokens=4, temperature=0)
+    status, text = _get(server[0] + "/metrics")
+    assert status == 200
+    for name in ("fronde_requests_total", "fronde_generation_tokens_total", "fronde_queue_depth",
+                 "fronde_running_sequences", "fronde_kv_cache_usage", "fronde_time_to_first_token_seconds_count",
+                 "fronde_inter_token_latency_seconds_bucket"):
+        assert name in text, name
+    assert _get(server[0] + "/metrics", key=None)[0] == 401  # only /health is open
+    records = [json.loads(line) for line in (model_dir.parent / "audit.jsonl").read_text().splitlines()]
+    last = records[-1]
+    assert last["status"] == "ok" and last["completion_tokens"] >= 1 and last["prompt_tokens"] >= 2
+    assert last["key_id"].startswith("key-") and KEY not in json.dumps(records)
+    assert "prompt" not in last  # text is logged only with --log-content
+
+
+def test_full_queue_gets_429_with_retry_after_and_big_bodies_413(model_dir):
+    url, app, srv, thread = _start(ServerConfig(model_dir, max_batch=1, max_queue=1, max_body_bytes=2000))
+    try:
+        body = {"model": "tiny-chat", "prompt": "The", "max_tokens": 1500, "temperature": 1.0, "stream": True}
+        first = urllib.request.urlopen(urllib.request.Request(
+            url + "/v1/completions", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}))
+        first.readline()  # running
+        queued = threading.Thread(target=lambda: _post(url + "/v1/completions", body | {"stream": False,
+                                                                                       "max_tokens": 3}, key=None))
+        queued.start()
+        engine = app.state.server.engine
+        deadline = time.time() + 20
+        while engine.load() != (1, 1) and time.time() < deadline:
+            time.sleep(0.02)
+        req = urllib.request.Request(url + "/v1/completions", data=json.dumps(body | {"stream": False}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert err.value.code == 429 and err.value.headers["Retry-After"] == "1"
+        assert json.loads(err.value.read())["error"]["type"] == "rate_limit_error"
+        first.close()  # hanging up frees the slot; the queued request then completes
+        queued.join(timeout=60)
+        assert not queued.is_alive()
+        status, out = _post(url + "/v1/completions", {"model": "tiny-chat", "prompt": "x" * 3000}, key=None)
+        assert status == 413 and "exceeds" in out["error"]["message"]
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from typing import Any
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fronde.data.chat import render_chat
 from fronde.data.tokenizer import Tokenizer
@@ -26,6 +28,7 @@ from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
 from fronde.model.checkpoint import from_pretrained
 from fronde.serve.async_engine import AsyncEngine, Submission
+from fronde.serve.observability import AuditLog, Metrics, key_id
 from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
 from fronde.serve.text import TextStream
 
@@ -36,14 +39,43 @@ class ServerConfig:
     served_name: str | None = None
     api_keys: tuple[str, ...] = ()
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
-    max_batch: int = 32
+    max_batch: int = 32  # sequences decoded together
     max_model_len: int | None = None
+    max_queue: int = 64  # requests waiting for a slot before new ones get 429
+    max_body_bytes: int = 4 * 1024 * 1024
+    audit_log: Path | None = None
+    log_content: bool = False
 
 
 class ClientError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None, kind: str = "invalid_request_error") -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers, self.kind = headers, kind
+
+
+class Tracker:
+    """Times one request's tokens for the metrics, and writes its audit record when it ends."""
+
+    def __init__(self, server: "Server", rid: str, key: str | None, n_prompt: int, prompt: Any) -> None:
+        self.server, self.rid, self.key, self.n_prompt, self.prompt = server, rid, key, n_prompt, prompt
+        self.start = self.last = time.perf_counter()
+        self.tokens = 0
+        server.metrics.prompt_tokens.inc(n_prompt)
+
+    def token(self) -> None:
+        t = time.perf_counter()
+        (self.server.metrics.ttft if self.tokens == 0 else self.server.metrics.itl).observe(t - self.last)
+        self.last, self.tokens = t, self.tokens + 1
+        self.server.metrics.generation_tokens.inc()
+
+    def done(self, status: str, output: str | None) -> None:
+        latency = time.perf_counter() - self.start
+        self.server.metrics.latency.observe(latency)
+        self.server.audit.write({"request_id": self.rid, "key_id": self.key, "model": self.server.name,
+                                 "prompt_tokens": self.n_prompt, "completion_tokens": self.tokens,
+                                 "latency_s": round(latency, 4), "status": status}, self.prompt, output)
 
 
 class Server:
@@ -56,6 +88,9 @@ class Server:
         self.load_error: str | None = None
         self.tok: Tokenizer | None = None
         self.engine: AsyncEngine | None = None
+        self.metrics = Metrics(lambda: self.engine.load() if self.engine else (0, 0),
+                               lambda: self.engine.engine.cache.usage() if self.engine else 0.0)
+        self.audit = AuditLog(cfg.audit_log, cfg.log_content)
 
     def load(self) -> None:
         try:
@@ -77,6 +112,9 @@ class Server:
 
     def submit(self, ids: list[int], params: SamplingParams) -> Submission:
         assert self.engine is not None
+        if self.engine.load()[1] >= self.cfg.max_queue:
+            raise ClientError(429, f"the server is busy ({self.cfg.max_queue} requests already queued); retry soon",
+                              code="rate_limit_exceeded", headers={"Retry-After": "1"}, kind="rate_limit_error")
         try:
             return self.engine.submit(ids, params)
         except ValueError as e:
@@ -94,7 +132,8 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
 
     @app.exception_handler(ClientError)
     async def _client_error(_: Request, e: ClientError) -> JSONResponse:
-        return JSONResponse(error_body(e.message, param=e.param, code=e.code), status_code=e.status)
+        return JSONResponse(error_body(e.message, e.kind, param=e.param, code=e.code), status_code=e.status,
+                            headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -107,17 +146,16 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
                                        param=field), status_code=400)
 
     @app.middleware("http")
-    async def _auth(request: Request, call_next):
-        if server.cfg.api_keys and request.url.path.startswith("/v1/"):
-            header = request.headers.get("authorization", "")
-            given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-            if not any(hmac.compare_digest(given.encode(), k.encode()) for k in server.cfg.api_keys):
-                body = error_body("missing or invalid API key (send Authorization: Bearer KEY)",
-                                  kind="authentication_error", code="invalid_api_key")
-                return JSONResponse(body, status_code=401)
-        if request.url.path.startswith("/v1/") and not server.ready:
-            return JSONResponse(error_body("the model is still loading", kind="server_error"), status_code=503)
-        return await call_next(request)
+    async def _guard(request: Request, call_next):
+        response = await _admit(server, request)
+        if response is None:
+            response = await call_next(request)
+        server.metrics.requests.labels(request.url.path, str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -144,7 +182,7 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
         if not ids:
             raise ClientError(400, "prompt is empty", param="prompt")
         params = server.params(req, req.logprobs, [])
-        return await _respond(server, req, request, ids, params, chat=False)
+        return await _respond(server, req, request, ids, params, chat=False, prompt=req.prompt)
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest, request: Request):
@@ -157,41 +195,76 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
             raise ClientError(400, f"messages: {e}", param="messages") from None
         logprobs = (req.top_logprobs or 1) if req.logprobs else None
         params = server.params(req, logprobs, [tok.special.end])
-        return await _respond(server, req, request, ids, params, chat=True)
+        return await _respond(server, req, request, ids, params, chat=True, prompt=messages)
 
     return app
 
 
+async def _admit(server: Server, request: Request) -> JSONResponse | None:
+    """Refuse early what must not reach a handler: oversized bodies, missing keys, requests before the model."""
+    path = request.url.path
+    if path == "/health":
+        return None
+    size = request.headers.get("content-length")
+    if size is not None and size.isdigit() and int(size) > server.cfg.max_body_bytes:
+        return JSONResponse(error_body(f"request body of {size} bytes exceeds {server.cfg.max_body_bytes}"),
+                            status_code=413)
+    request.state.key_id = None
+    if server.cfg.api_keys:
+        header = request.headers.get("authorization", "")
+        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not any(hmac.compare_digest(given.encode(), k.encode()) for k in server.cfg.api_keys):
+            body = error_body("missing or invalid API key (send Authorization: Bearer KEY)",
+                              kind="authentication_error", code="invalid_api_key")
+            return JSONResponse(body, status_code=401)
+        request.state.key_id = key_id(given)
+    if path.startswith("/v1/") and not server.ready:
+        return JSONResponse(error_body("the model is still loading", kind="server_error"), status_code=503)
+    return None
+
+
 async def _respond(server: Server, req: CompletionRequest | ChatRequest, request: Request, ids: list[int],
-                   params: SamplingParams, chat: bool):
+                   params: SamplingParams, chat: bool, prompt: Any):
     if req.stream and req.n > 1:
         raise ClientError(400, "n > 1 with stream=true is not supported yet", param="n")
-    subs = [server.submit(ids, params.model_copy(update={"seed": None if params.seed is None else params.seed + i}))
-            for i in range(req.n)]
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
+    tracker = Tracker(server, rid, request.state.key_id, len(ids), prompt)
+    subs = []
+    try:
+        for i in range(req.n):
+            seed = None if params.seed is None else params.seed + i
+            subs.append(server.submit(ids, params.model_copy(update={"seed": seed})))
+    except ClientError as e:
+        for sub in subs:
+            server.engine.abort(sub.request_id)
+        tracker.done(f"rejected {e.status}", None)
+        raise
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return StreamingResponse(_stream(server, subs[0], rid, req, len(ids), chat, include_usage),
+        return StreamingResponse(_stream(server, subs[0], rid, req, len(ids), chat, include_usage, tracker),
                                  media_type="text/event-stream")
     choices, completion_tokens = [], 0
     for i, sub in enumerate(subs):
-        text, finish, n_tokens, lp = await _run(server, sub, req.stop_strings(), want_logprobs=params.logprobs is not None)
+        text, finish, n_tokens, lp = await _run(server, sub, req.stop_strings(), params.logprobs is not None, tracker)
         completion_tokens += n_tokens
         choices.append(_choice(i, text, finish, chat, lp, server.tok))
+    tracker.done("ok", "\n".join(c["message"]["content"] if chat else c["text"] for c in choices))
     usage = Usage(prompt_tokens=len(ids), completion_tokens=completion_tokens,
                   total_tokens=len(ids) + completion_tokens)
     return {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": now(),
             "model": server.name, "choices": choices, "usage": usage.model_dump()}
 
 
-async def _run(server: Server, sub: Submission, stops: list[str], want_logprobs: bool):
+async def _run(server: Server, sub: Submission, stops: list[str], want_logprobs: bool, tracker: Tracker):
     stream = TextStream(server.tok, stops)
     tokens, logprobs = 0, []
     finish = None
     while finish is None:
         ev = await sub.events.get()
         if ev is None:
-            raise ClientError(500, "the engine failed while generating")
+            tracker.done("engine error", None)
+            raise ClientError(500, "the engine failed while generating", kind="server_error")
+        tracker.token()
         tokens += 1
         if want_logprobs:
             logprobs.append(ev)
@@ -217,7 +290,7 @@ def _choice(i: int, text: str, finish: str, chat: bool, events, tok: Tokenizer) 
 
 
 async def _stream(server: Server, sub: Submission, rid: str, req, n_prompt: int, chat: bool,
-                  include_usage: bool) -> AsyncIterator[str]:
+                  include_usage: bool, tracker: Tracker) -> AsyncIterator[str]:
     created, kind = now(), "chat.completion.chunk" if chat else "text_completion"
 
     def chunk(piece: str | None, finish: str | None, first: bool = False) -> str:
@@ -241,6 +314,7 @@ async def _stream(server: Server, sub: Submission, rid: str, req, n_prompt: int,
             if ev is None:
                 yield "data: " + json.dumps(error_body("the engine failed while generating", "server_error")) + "\n\n"
                 return
+            tracker.token()
             tokens += 1
             piece = stream.push(ev.token)
             if stream.stopped:
@@ -260,3 +334,4 @@ async def _stream(server: Server, sub: Submission, rid: str, req, n_prompt: int,
     finally:
         if finish is None:  # the client went away: free the sequence and its cache now
             server.engine.abort(sub.request_id)
+        tracker.done("ok" if finish else "disconnected", stream.text)
