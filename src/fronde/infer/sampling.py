@@ -26,6 +26,7 @@ class SamplingParams(BaseModel):
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     seed: int | None = None
     stop_token_ids: list[int] = Field(default_factory=list)
+    banned_token_ids: list[int] = Field(default_factory=list, description="never sampled (e.g. tool_choice none)")
     logprobs: int | None = Field(None, ge=0, le=20, description="top alternatives to return per token")
 
 
@@ -76,6 +77,8 @@ def sample(logits: torch.Tensor, state: SamplerState) -> tuple[int, float, list[
     logprobs = raw.log_softmax(-1)
     adjusted = apply_penalties(raw.clone(), state)
     p = state.params
+    if p.banned_token_ids:
+        adjusted[p.banned_token_ids] = float("-inf")
     if p.temperature == 0:
         token = int(adjusted.argmax())
     else:

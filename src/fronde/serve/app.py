@@ -31,6 +31,7 @@ from fronde.serve.async_engine import AsyncEngine, Submission
 from fronde.serve.observability import AuditLog, Metrics, key_id
 from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
 from fronde.serve.text import TextStream
+from fronde.serve.tools import parse_assistant, tool_choice_prefix
 
 
 @dataclass
@@ -103,12 +104,14 @@ class Server:
             self.load_error = f"{type(e).__name__}: {e}"
 
     # -- request -> token ids and sampling parameters ------------------------------------------------------
-    def params(self, req: CompletionRequest | ChatRequest, logprobs: int | None, extra_stops: list[int]) -> SamplingParams:
+    def params(self, req: CompletionRequest | ChatRequest, logprobs: int | None, extra_stops: list[int],
+               banned: list[int] | None = None) -> SamplingParams:
         max_tokens = req.max_completion_tokens or req.max_tokens or 256
         return SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
                               min_p=req.min_p, repetition_penalty=req.repetition_penalty,
                               presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty,
-                              seed=req.seed, stop_token_ids=list(req.stop_token_ids) + extra_stops, logprobs=logprobs)
+                              seed=req.seed, stop_token_ids=list(req.stop_token_ids) + extra_stops, logprobs=logprobs,
+                              banned_token_ids=banned or [])
 
     def submit(self, ids: list[int], params: SamplingParams) -> Submission:
         assert self.engine is not None
@@ -193,9 +196,13 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
             ids, _ = render_chat(tok, messages, tools=req.tools, add_generation_prompt=True)
         except (ValueError, KeyError) as e:
             raise ClientError(400, f"messages: {e}", param="messages") from None
+        try:
+            forced, banned = tool_choice_prefix(tok, req.tool_choice, req.tools)
+        except ValueError as e:
+            raise ClientError(400, str(e), param="tool_choice") from None
         logprobs = (req.top_logprobs or 1) if req.logprobs else None
-        params = server.params(req, logprobs, [tok.special.end])
-        return await _respond(server, req, request, ids, params, chat=True, prompt=messages)
+        params = server.params(req, logprobs, [tok.special.end], banned)
+        return await _respond(server, req, request, ids + forced, params, chat=True, prompt=messages, forced=forced)
 
     return app
 
@@ -224,7 +231,7 @@ async def _admit(server: Server, request: Request) -> JSONResponse | None:
 
 
 async def _respond(server: Server, req: CompletionRequest | ChatRequest, request: Request, ids: list[int],
-                   params: SamplingParams, chat: bool, prompt: Any):
+                   params: SamplingParams, chat: bool, prompt: Any, forced: list[int] | None = None):
     if req.stream and req.n > 1:
         raise ClientError(400, "n > 1 with stream=true is not supported yet", param="n")
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
@@ -239,18 +246,22 @@ async def _respond(server: Server, req: CompletionRequest | ChatRequest, request
             server.engine.abort(sub.request_id)
         tracker.done(f"rejected {e.status}", None)
         raise
-    if req.stream:
+    structured = chat and (bool(getattr(req, "tools", None)) or bool(forced))
+    if req.stream and not structured:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return StreamingResponse(_stream(server, subs[0], rid, req, len(ids), chat, include_usage, tracker),
                                  media_type="text/event-stream")
     choices, completion_tokens = [], 0
     for i, sub in enumerate(subs):
-        text, finish, n_tokens, lp = await _run(server, sub, req.stop_strings(), params.logprobs is not None, tracker)
+        stream, finish, n_tokens, lp = await _run(server, sub, req.stop_strings(), params.logprobs is not None,
+                                                  tracker)
         completion_tokens += n_tokens
-        choices.append(_choice(i, text, finish, chat, lp, server.tok))
-    tracker.done("ok", "\n".join(c["message"]["content"] if chat else c["text"] for c in choices))
+        choices.append(_choice(i, stream, finish, chat, lp, server.tok, forced or []))
+    tracker.done("ok", "\n".join(str(c["message"]["content"]) if chat else c["text"] for c in choices))
     usage = Usage(prompt_tokens=len(ids), completion_tokens=completion_tokens,
                   total_tokens=len(ids) + completion_tokens)
+    if req.stream:  # tool calls are parsed from the whole turn: stream it as one content/tool_calls delta
+        return StreamingResponse(_replay(rid, server.name, choices[0], usage, req), media_type="text/event-stream")
     return {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": now(),
             "model": server.name, "choices": choices, "usage": usage.model_dump()}
 
@@ -275,18 +286,51 @@ async def _run(server: Server, sub: Submission, stops: list[str], want_logprobs:
         else:
             finish = ev.finish_reason
     stream.flush()
-    return stream.text, finish, tokens, logprobs
+    return stream, finish, tokens, logprobs
 
 
-def _choice(i: int, text: str, finish: str, chat: bool, events, tok: Tokenizer) -> dict[str, Any]:
+def _choice(i: int, stream: TextStream, finish: str, chat: bool, events, tok: Tokenizer,
+            forced: list[int]) -> dict[str, Any]:
+    text = stream.text
     if chat:
         lp = {"content": [{"token": tok.decode([e.token]), "logprob": e.logprob,
                            "top_logprobs": [{"token": tok.decode([t]), "logprob": v} for t, v in e.top_logprobs]}
                           for e in events]} if events else None
-        return {"index": i, "message": {"role": "assistant", "content": text}, "logprobs": lp, "finish_reason": finish}
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if not stream.stopped:  # a stop string cut the text: keep it as plain content
+            turn = parse_assistant(tok, forced + stream.ids)
+            message["content"] = turn.content
+            if turn.reasoning is not None:
+                message["reasoning_content"] = turn.reasoning
+            if turn.tool_calls:
+                message["tool_calls"] = turn.tool_calls
+                finish = "tool_calls"
+        return {"index": i, "message": message, "logprobs": lp, "finish_reason": finish}
     lp = {"tokens": [tok.decode([e.token]) for e in events], "token_logprobs": [e.logprob for e in events],
           "top_logprobs": [{tok.decode([t]): v for t, v in e.top_logprobs} for e in events]} if events else None
     return {"index": i, "text": text, "logprobs": lp, "finish_reason": finish}
+
+
+async def _replay(rid: str, model: str, choice: dict[str, Any], usage: Usage, req) -> AsyncIterator[str]:
+    """A finished chat choice as OpenAI stream chunks: role, content, tool calls (with indices), finish, usage."""
+    created = now()
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        return "data: " + json.dumps({"id": rid, "object": "chat.completion.chunk", "created": created,
+                                      "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                                                   "finish_reason": finish}]}) + "\n\n"
+
+    message = choice["message"]
+    yield chunk({"role": "assistant"})
+    if message.get("content"):
+        yield chunk({"content": message["content"]})
+    for k, call in enumerate(message.get("tool_calls", [])):
+        yield chunk({"tool_calls": [{"index": k} | call]})
+    yield chunk({}, choice["finish_reason"])
+    if req.stream_options and req.stream_options.include_usage:
+        yield "data: " + json.dumps({"id": rid, "object": "chat.completion.chunk", "created": created,
+                                      "model": model, "choices": [], "usage": usage.model_dump()}) + "\n\n"
+    yield "data: [DONE]\n\n"
 
 
 async def _stream(server: Server, sub: Submission, rid: str, req, n_prompt: int, chat: bool,

@@ -1,0 +1,101 @@
+"""Tool calling end to end: a tiny model trained (for real, on CPU, in seconds) to call a tool, served, and driven
+by the official openai client through a full call -> result -> answer round trip; plus the parser on hand ids."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+import torch
+
+from fronde.data.chat import render_chat
+from fronde.data.tokenizer import train_tokenizer
+from fronde.model.checkpoint import save_pretrained
+from fronde.model.loss import IGNORE_INDEX
+from fronde.serve.app import ServerConfig
+from fronde.serve.tools import parse_assistant, tool_choice_prefix
+from tests.model.helpers import tiny_model
+from tests.serve.test_server import _start
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                           "parameters": {"type": "object",
+                                                          "properties": {"city": {"type": "string"}}}}}]
+ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
+CALL = {"role": "assistant", "content": "", "tool_calls": [
+    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
+RESULT = {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 24C"}
+ANSWER = {"role": "assistant", "content": "It is sunny in Paris."}
+
+
+@pytest.fixture(scope="module")
+def tool_server(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("tools") / "tool-model"
+    texts = [json.dumps(TOOLS), "What is the weather in Paris? It is sunny in Paris. sunny, 24C", "get_weather city"]
+    tok = train_tokenizer(texts * 200, vocab_size=600)
+    tok.save(model_dir)
+    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos).train()
+    batches = []
+    for conv in (ASK + [CALL], ASK + [CALL, RESULT, ANSWER]):
+        ids, mask = render_chat(tok, conv, tools=TOOLS)
+        targets = [t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])]
+        batches.append((torch.tensor([ids[:-1]]), torch.tensor([targets])))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):  # memorise the two turns: a real model that really emits the call tokens
+        for x, y in batches:
+            model(x, y).loss.backward()
+            opt.step()
+            opt.zero_grad()
+    save_pretrained(model.eval(), model_dir)
+    url, app, srv, thread = _start(ServerConfig(model_dir))
+    yield openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0), tok
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_tool_call_round_trip_with_the_openai_client(tool_server):
+    client, _ = tool_server
+    first = client.chat.completions.create(model="tool-model", messages=ASK, tools=TOOLS, temperature=0,
+                                           max_tokens=40)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+    history = ASK + [choice.message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id,
+                                                                     "content": "sunny, 24C"}]
+    second = client.chat.completions.create(model="tool-model", messages=history, tools=TOOLS, temperature=0,
+                                            max_tokens=40)
+    assert second.choices[0].message.content == "It is sunny in Paris."
+    assert second.choices[0].finish_reason == "stop"
+    chunks = list(client.chat.completions.create(model="tool-model", messages=ASK, tools=TOOLS, temperature=0,
+                                                 max_tokens=40, stream=True))
+    streamed = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert streamed[0].function.name == "get_weather" and streamed[0].index == 0
+
+
+def test_tool_choice_none_bans_the_call(tool_server):
+    client, _ = tool_server
+    out = client.chat.completions.create(model="tool-model", messages=ASK, tools=TOOLS, tool_choice="none",
+                                         temperature=0, max_tokens=10)
+    assert not out.choices[0].message.tool_calls and out.choices[0].finish_reason != "tool_calls"
+
+
+def test_parser_and_tool_choice_on_hand_written_ids(tool_server):
+    _, tok = tool_server
+    sp = tok.special
+    ids = (tok.encode("Let me check.") + [sp.tool_call] + tok.encode('{"name": "get_weather", "arguments": '
+                                                                     '{"city": "Paris"}}') + [sp.tool_call_end]
+           + [sp.tool_call] + tok.encode("not json") + [sp.tool_call_end, sp.end])
+    turn = parse_assistant(tok, ids)
+    assert turn.content == "Let me check.not json"  # a malformed call comes back as text, not lost
+    assert [c["function"]["name"] for c in turn.tool_calls] == ["get_weather"]
+    assert json.loads(turn.tool_calls[0]["function"]["arguments"]) == {"city": "Paris"}
+    think = parse_assistant(tok, [sp.think] + tok.encode("hmm") + [sp.think_end, sp.answer] + tok.encode("42")
+                            + [sp.answer_end])
+    assert (think.reasoning, think.content) == ("hmm", "42")
+    assert tool_choice_prefix(tok, "required", TOOLS) == ([sp.tool_call], [])
+    assert tool_choice_prefix(tok, "none", TOOLS) == ([], [sp.tool_call])
+    forced, _ = tool_choice_prefix(tok, {"type": "function", "function": {"name": "get_weather"}}, TOOLS)
+    assert tok.decode(forced[1:]) == '{"name": "get_weather", "arguments": '
+    with pytest.raises(ValueError, match="not among tools"):
+        tool_choice_prefix(tok, {"type": "function", "function": {"name": "nope"}}, TOOLS)
