@@ -131,3 +131,8 @@ def test_generate_cli_streams_a_completion(tmp_path, model):
     assert CliRunner().invoke(app, args).output == first.output  # greedy: the same text again
     missing = CliRunner().invoke(app, ["generate", str(tmp_path / "nope"), "x"])
     assert missing.exit_code == 2 and "no tokenizer" in missing.output
+    chat = CliRunner().invoke(app, ["chat", str(tmp_path), "--temperature", "0", "--max-tokens", "5"],
+                              input="hello\n/reset\nhello\n\n")
+    assert chat.exit_code == 0, chat.output
+    replies = [line.split("model> ", 1)[1] for line in chat.output.splitlines() if "model> " in line]
+    assert len(replies) == 2 and replies[0] == replies[1]  # greedy, and /reset really starts over

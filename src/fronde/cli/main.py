@@ -6,6 +6,7 @@ import typer
 
 from fronde import __version__
 from fronde.cli.data_cmd import app as data_app
+from fronde.cli.chat_cmd import chat_command
 from fronde.cli.generate_cmd import generate_command
 from fronde.cli.model_cmd import app as model_app
 from fronde.cli.pretrain_cmd import pretrain_command
@@ -21,6 +22,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.command("pretrain")(pretrain_command)
 app.command("generate")(generate_command)
+app.command("chat")(chat_command)
 app.command("serve")(serve_command)
 
 
