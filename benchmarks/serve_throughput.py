@@ -1,0 +1,105 @@
+"""Generation throughput: fronde's engine against transformers' generate() on the same weights and device.
+
+The fronde model is saved as a checkpoint and loaded by transformers (DeepseekV3ForCausalLM.from_pretrained), so
+both sides run identical weights. Greedy decoding of --new tokens after a --prompt-token prompt, for --batch
+concurrent sequences (fronde: --batch requests into one engine; transformers: one batched generate call).
+Also reported: fronde's time to first token, and KV-cache bytes per token measured from the engine's allocation
+against an MHA model with the same heads.
+
+    python benchmarks/serve_throughput.py --preset tiny --batch 1          # CPU, batch 1
+    python benchmarks/serve_throughput.py --preset probe --batch 64        # one H100
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+from fronde.infer.engine import Engine
+from fronde.infer.sampling import SamplingParams
+from fronde.model.checkpoint import save_pretrained
+from fronde.model.config import load_preset
+from fronde.model.info import model_info
+from fronde.model.model import CausalLM
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--prompt", type=int, default=128, help="prompt tokens")
+    p.add_argument("--new", type=int, default=128, help="generated tokens per sequence")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per side; the best is kept")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    config = load_preset(args.preset, eos_token_id=None)  # no early stop: every sequence makes --new tokens
+    model = CausalLM(config).init_weights(0).to(device=device, dtype=dtype).eval()
+    g = torch.Generator().manual_seed(0)
+    prompts = torch.randint(2, config.vocab_size, (args.batch, args.prompt), generator=g)
+    params = SamplingParams(max_tokens=args.new, temperature=0)
+
+    def run_fronde() -> tuple[float, float]:
+        engine = Engine(model, max_batch=args.batch, max_model_len=args.prompt + args.new,
+                        prefill_chunk=args.prompt)
+        for row in prompts.tolist():
+            engine.add_request(row, params)
+        sync(device)
+        t0 = time.perf_counter()
+        first = None
+        while engine.has_work():
+            events = engine.step()
+            if first is None and events:
+                sync(device)
+                first = time.perf_counter() - t0
+        sync(device)
+        return time.perf_counter() - t0, first or 0.0
+
+    with tempfile.TemporaryDirectory() as d:
+        save_pretrained(model, d)
+        from transformers import DeepseekV3ForCausalLM
+
+        hf = DeepseekV3ForCausalLM.from_pretrained(d, dtype=dtype).to(device).eval()
+
+    def run_hf() -> float:
+        ids = prompts.to(device)
+        sync(device)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new,
+                              min_new_tokens=args.new, do_sample=False, pad_token_id=0)
+        sync(device)
+        assert out.shape[1] == args.prompt + args.new
+        return time.perf_counter() - t0
+
+    run_fronde(), run_hf()  # warm-up
+    fronde = [run_fronde() for _ in range(args.repeats)]
+    hf_times = [run_hf() for _ in range(args.repeats)]
+    tokens = args.batch * args.new
+    f_best, hf_best = min(t for t, _ in fronde), min(hf_times)
+    ttft = min(f for _, f in fronde)
+    engine = Engine(model, max_batch=1, max_model_len=args.prompt + args.new)
+    info = model_info(config, kv_dtype_bytes=engine.cache.pool.element_size())
+    print(f"preset {args.preset}: {info.total_params / 1e6:.1f}M total, {info.active_params / 1e6:.1f}M active; "
+          f"{args.batch} sequence(s), {args.prompt}-token prompts, {args.new} new tokens, greedy, "
+          f"{str(dtype).removeprefix('torch.')}, {device.type}")
+    print(f"  fronde engine                {tokens / f_best:>10,.1f} new tokens/s   time to first token "
+          f"{ttft * 1000:7.1f} ms")
+    print(f"  transformers generate()      {tokens / hf_best:>10,.1f} new tokens/s")
+    print(f"ratio fronde / transformers: {hf_best / f_best:.2f}x")
+    mha = info.kv_bytes_per_token_mha
+    print(f"KV cache per token: fronde {engine.cache.bytes_per_token:,} bytes (measured from the engine's pool), "
+          f"MHA with the same heads {mha:,} bytes: {1 - engine.cache.bytes_per_token / mha:.1%} smaller")
+
+
+if __name__ == "__main__":
+    main()
