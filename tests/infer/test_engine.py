@@ -136,3 +136,36 @@ def test_generate_cli_streams_a_completion(tmp_path, model):
     assert chat.exit_code == 0, chat.output
     replies = [line.split("model> ", 1)[1] for line in chat.output.splitlines() if "model> " in line]
     assert len(replies) == 2 and replies[0] == replies[1]  # greedy, and /reset really starts over
+
+
+def test_n_samples_share_one_prefill_and_match_separate_requests(model):
+    prompt = _prompts([37], seed=7)[0]
+    params = [SamplingParams(max_tokens=6, temperature=1.0, seed=s) for s in (1, 2, 3)]
+    separate = [Engine(model).generate([prompt], p)[0].output_ids for p in params]
+    engine = Engine(model, prefill_chunk=16, block_size=16)
+    prefills = []
+    original = engine._forward
+    engine._forward = lambda reqs, toks: (prefills.append(len(toks[0])) if len(toks[0]) > 1 else None,
+                                          original(reqs, toks))[1]
+    ids = engine.add_group(prompt, params)
+    outputs = {i: [] for i in ids}
+    while engine.has_work():
+        for ev in engine.step():
+            outputs[ev.request_id].append(ev.token)
+            if len(outputs[ev.request_id]) == 1 and ev.request_id == ids[0]:
+                assert engine.cache.refs[engine.cache.tables[ids[1]][0]] == 3  # prompt blocks shared 3 ways
+    assert [outputs[i] for i in ids] == separate
+    assert prefills == [16, 16, 5]  # the 37-token prompt went through the model once
+    assert engine.cache.usage() == 0.0
+
+
+def test_aborting_the_leader_before_its_prefill_hands_over_to_a_follower(model):
+    prompt = _prompts([40], seed=8)[0]
+    engine = Engine(model, prefill_chunk=8)
+    ids = engine.add_group(prompt, [SamplingParams(max_tokens=3, temperature=0)] * 2)
+    engine.step()  # the leader is part-way through its prefill
+    engine.abort(ids[0])
+    out = []
+    while engine.has_work():
+        out += [ev.token for ev in engine.step() if ev.request_id == ids[1]]
+    assert out == _reference_greedy(model, prompt, 3) and engine.cache.usage() == 0.0

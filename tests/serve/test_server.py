@@ -96,7 +96,10 @@ def test_n_seed_stop_and_logprobs(client):
     a, b = client.completions.create(**kw), client.completions.create(**kw)
     assert a.choices[0].text == b.choices[0].text  # the seed reproduces
     two = client.completions.create(**kw | {"n": 2})
-    assert len(two.choices) == 2
+    assert len(two.choices) == 2 and two.choices[0].text == a.choices[0].text  # sample 0 keeps the seed
+    chunks = list(client.completions.create(**kw | {"n": 2, "stream": True}))
+    texts = ["".join(c.choices[0].text for c in chunks if c.choices and c.choices[0].index == i) for i in (0, 1)]
+    assert texts == [c.text for c in two.choices]  # streamed samples equal the non-streamed ones
     greedy = client.completions.create(model="tiny-chat", prompt="The quick", max_tokens=10, temperature=0).choices[0]
     if len(greedy.text) > 3:
         stop = greedy.text[2:4]

@@ -27,6 +27,9 @@ class Request:
     sampler: SamplerState
     prefilled: int = 0  # prompt tokens already in the cache
     finish_reason: str | None = None  # "stop" | "length" | "abort"
+    followers: list["Request"] = field(default_factory=list)  # other samples of the same prompt (n > 1)
+    awaiting_fork: bool = False  # a follower: gets the leader's prefilled cache instead of its own prefill
+    reserved_blocks: int = 0
     logprobs: list[float] = field(default_factory=list)
     top_logprobs: list[list[tuple[int, float]]] = field(default_factory=list)
 
@@ -57,26 +60,38 @@ class Engine:
         n_blocks = n_blocks or max_batch * blocks_per_seq + 1
         self.cache = PagedLatentCache(self.config, n_blocks, block_size, self.device, self.dtype)
         self.stop_ids = {self.config.eos_token_id} if self.config.eos_token_id is not None else set()
-        self.waiting: deque[Request] = deque()
+        self.waiting: deque[list[Request]] = deque()  # groups: a prompt's n samples are admitted together
         self.running: list[Request] = []
         self._ids = itertools.count()
         self._reserved_blocks = 0
 
     # -- requests -------------------------------------------------------------------------------------------
     def add_request(self, prompt_ids: list[int], params: SamplingParams | None = None) -> int:
-        params = params or SamplingParams()
+        return self.add_group(prompt_ids, [params or SamplingParams()])[0]
+
+    def add_group(self, prompt_ids: list[int], params: list[SamplingParams]) -> list[int]:
+        """Several samples of one prompt (OpenAI's n): the prompt is prefilled once and its cache shared."""
         if not prompt_ids:
             raise ValueError("the prompt is empty")
-        if len(prompt_ids) + params.max_tokens > self.max_model_len:
-            raise ValueError(f"prompt ({len(prompt_ids)} tokens) + max_tokens ({params.max_tokens}) exceeds the "
-                             f"context of {self.max_model_len} tokens")
-        req = Request(next(self._ids), list(prompt_ids), params, SamplerState(params, list(prompt_ids)))
-        self.waiting.append(req)
-        return req.id
+        if len(params) > self.max_batch:
+            raise ValueError(f"n={len(params)} samples exceed the engine's batch of {self.max_batch}")
+        for p in params:
+            if len(prompt_ids) + p.max_tokens > self.max_model_len:
+                raise ValueError(f"prompt ({len(prompt_ids)} tokens) + max_tokens ({p.max_tokens}) exceeds the "
+                                 f"context of {self.max_model_len} tokens")
+        reqs = [Request(next(self._ids), list(prompt_ids), p, SamplerState(p, list(prompt_ids))) for p in params]
+        bs = self.cache.block_size
+        shared = len(prompt_ids) // bs
+        for i, r in enumerate(reqs):
+            r.reserved_blocks = -(-(len(prompt_ids) + r.params.max_tokens) // bs) - (shared if i else 0)
+            r.awaiting_fork = i > 0
+        reqs[0].followers = reqs[1:]
+        self.waiting.append(reqs)
+        return [r.id for r in reqs]
 
     def abort(self, request_id: int) -> None:
         """Cancel a request (e.g. the client went away) and free its cache at once."""
-        for req in list(self.running) + list(self.waiting):
+        for req in list(self.running) + [r for group in self.waiting for r in group]:
             if req.id == request_id:
                 req.finish_reason = "abort"
                 self._finish(req)
@@ -84,40 +99,48 @@ class Engine:
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
 
-    def _worst_case_blocks(self, req: Request) -> int:
-        return -(-(len(req.prompt_ids) + req.params.max_tokens) // self.cache.block_size)
-
     def _admit(self) -> None:
-        while self.waiting and len(self.running) < self.max_batch:
-            need = self._worst_case_blocks(self.waiting[0])
+        while self.waiting and len(self.running) + len(self.waiting[0]) <= self.max_batch:
+            need = sum(r.reserved_blocks for r in self.waiting[0])
             if self._reserved_blocks + need > self.cache.n_blocks - 1:
-                break  # wait for a running request to finish
-            req = self.waiting.popleft()
+                break  # wait for running requests to finish
+            for req in self.waiting.popleft():
+                self.cache.add(req.id)
+                self.running.append(req)
             self._reserved_blocks += need
-            self.cache.add(req.id)
-            self.running.append(req)
 
     def _finish(self, req: Request) -> None:
+        waiting = [f for f in req.followers if f.awaiting_fork and f.finish_reason is None]
+        if waiting:  # a leader leaving before its prefill ends hands the prompt to its first follower
+            waiting[0].awaiting_fork, waiting[0].followers = False, waiting[1:]
         if req in self.running:
             self.running.remove(req)
-            self._reserved_blocks -= self._worst_case_blocks(req)
+            self._reserved_blocks -= req.reserved_blocks
             self.cache.release(req.id)
-        elif req in self.waiting:
-            self.waiting.remove(req)
+        else:
+            for group in self.waiting:
+                if req in group:
+                    group.remove(req)
+            while self.waiting and not self.waiting[0]:
+                self.waiting.popleft()
 
     # -- one scheduling step ---------------------------------------------------------------------------------
     @torch.no_grad()
     def step(self) -> list[TokenEvent]:
         self._admit()
         events: list[TokenEvent] = []
-        prefilling = next((r for r in self.running if r.prefilled < len(r.prompt_ids)), None)
+        prefilling = next((r for r in self.running if r.prefilled < len(r.prompt_ids) and not r.awaiting_fork), None)
         decoding = [r for r in self.running if r.prefilled == len(r.prompt_ids) and r.output_ids]
         if prefilling is not None:
             chunk = prefilling.prompt_ids[prefilling.prefilled : prefilling.prefilled + self.prefill_chunk]
             logits = self._forward([prefilling], [chunk])
             prefilling.prefilled += len(chunk)
             if prefilling.prefilled == len(prefilling.prompt_ids):
-                events.append(self._emit(prefilling, logits[0]))
+                siblings = [f for f in prefilling.followers if f in self.running]
+                for f in siblings:  # share the prompt's cache before anyone can finish and free it
+                    self.cache.fork(prefilling.id, f.id)
+                    f.prefilled, f.awaiting_fork = len(f.prompt_ids), False
+                events.extend(self._emit(r, logits[0]) for r in [prefilling, *siblings])
         if decoding:
             logits = self._forward(decoding, [[r.output_ids[-1]] for r in decoding])
             events.extend(self._emit(r, row) for r, row in zip(decoding, logits))
@@ -149,7 +172,7 @@ class Engine:
         reqs: dict[int, Request] = {}
         for prompt, p in zip(prompts, plist):
             rid = self.add_request(prompt, p)
-            reqs[rid] = self.waiting[-1]
+            reqs[rid] = self.waiting[-1][0]
         while self.has_work():
             self.step()
         return list(reqs.values())

@@ -26,6 +26,7 @@ class PagedLatentCache:
         self.pool = torch.zeros(config.num_hidden_layers, n_blocks * block_size, self.rank + self.rope,
                                 device=device, dtype=dtype)
         self.free: list[int] = list(range(n_blocks - 1, 0, -1))
+        self.refs: dict[int, int] = {}  # block -> sequences using it (shared prompt blocks after fork)
         self.tables: dict[int, list[int]] = {}
         self.lengths: dict[int, int] = {}
 
@@ -47,8 +48,30 @@ class PagedLatentCache:
         self.tables[seq_id], self.lengths[seq_id] = [], 0
 
     def release(self, seq_id: int) -> None:
-        self.free.extend(reversed(self.tables.pop(seq_id, [])))
+        for block in reversed(self.tables.pop(seq_id, [])):
+            self.refs[block] -= 1
+            if self.refs[block] == 0:
+                del self.refs[block]
+                self.free.append(block)
         self.lengths.pop(seq_id, None)
+
+    def fork(self, src: int, dst: int) -> None:
+        """dst continues from src's cached tokens: full blocks are shared, the partial last block is copied
+        (both will write into it). Used for the n samples of one prompt, prefilled once."""
+        length, table = self.lengths[src], self.tables[src]
+        full = length // self.block_size
+        shared = table[:full]
+        for block in shared:
+            self.refs[block] += 1
+        self.tables[dst], self.lengths[dst] = list(shared), length
+        if length % self.block_size:
+            if not self.free:
+                raise CacheFull(f"no block left to fork sequence {src}")
+            block = self.free.pop()
+            self.refs[block] = 1
+            bs = self.block_size
+            self.pool[:, block * bs : (block + 1) * bs] = self.pool[:, table[full] * bs : (table[full] + 1) * bs]
+            self.tables[dst].append(block)
 
     def blocks_needed(self, seq_id: int, n_new: int) -> int:
         have = len(self.tables[seq_id]) * self.block_size
@@ -59,7 +82,10 @@ class PagedLatentCache:
         need = self.blocks_needed(seq_id, n_new)
         if need > len(self.free):
             raise CacheFull(f"sequence {seq_id} needs {need} blocks, {len(self.free)} free")
-        self.tables[seq_id].extend(self.free.pop() for _ in range(need))
+        for _ in range(need):
+            block = self.free.pop()
+            self.refs[block] = 1
+            self.tables[seq_id].append(block)
 
     def slots(self, seq_id: int, start: int, end: int) -> torch.Tensor:
         """Flat pool slots of positions [start, end) of a sequence."""

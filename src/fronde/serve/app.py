@@ -27,7 +27,7 @@ from fronde.data.tokenizer import Tokenizer
 from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
 from fronde.model.checkpoint import from_pretrained
-from fronde.serve.async_engine import AsyncEngine, Submission
+from fronde.serve.async_engine import AsyncEngine, Submission, merged
 from fronde.serve.observability import AuditLog, Metrics, key_id
 from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
 from fronde.serve.text import TextStream
@@ -113,7 +113,7 @@ class Server:
                               seed=req.seed, stop_token_ids=list(req.stop_token_ids) + extra_stops, logprobs=logprobs,
                               banned_token_ids=banned or [])
 
-    def submit(self, ids: list[int], params: SamplingParams) -> Submission:
+    def submit(self, ids: list[int], params: list[SamplingParams]) -> list[Submission]:
         assert self.engine is not None
         if self.engine.load()[1] >= self.cfg.max_queue:
             raise ClientError(429, f"the server is busy ({self.cfg.max_queue} requests already queued); retry soon",
@@ -232,24 +232,23 @@ async def _admit(server: Server, request: Request) -> JSONResponse | None:
 
 async def _respond(server: Server, req: CompletionRequest | ChatRequest, request: Request, ids: list[int],
                    params: SamplingParams, chat: bool, prompt: Any, forced: list[int] | None = None):
-    if req.stream and req.n > 1:
-        raise ClientError(400, "n > 1 with stream=true is not supported yet", param="n")
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
     tracker = Tracker(server, rid, request.state.key_id, len(ids), prompt)
-    subs = []
+    samples = [params.model_copy(update={"seed": None if params.seed is None else params.seed + i})
+               for i in range(req.n)]
     try:
-        for i in range(req.n):
-            seed = None if params.seed is None else params.seed + i
-            subs.append(server.submit(ids, params.model_copy(update={"seed": seed})))
+        subs = server.submit(ids, samples)  # the n samples share one prefill of the prompt
     except ClientError as e:
-        for sub in subs:
-            server.engine.abort(sub.request_id)
         tracker.done(f"rejected {e.status}", None)
         raise
     structured = chat and (bool(getattr(req, "tools", None)) or bool(forced))
-    if req.stream and not structured:
+    if req.stream and not (structured and req.n == 1):
+        if structured:
+            for sub in subs:
+                server.engine.abort(sub.request_id)
+            raise ClientError(400, "streaming n > 1 samples with tools is not supported yet", param="n")
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return StreamingResponse(_stream(server, subs[0], rid, req, len(ids), chat, include_usage, tracker),
+        return StreamingResponse(_stream(server, subs, rid, req, len(ids), chat, include_usage, tracker),
                                  media_type="text/event-stream")
     choices, completion_tokens = [], 0
     for i, sub in enumerate(subs):
@@ -333,49 +332,57 @@ async def _replay(rid: str, model: str, choice: dict[str, Any], usage: Usage, re
     yield "data: [DONE]\n\n"
 
 
-async def _stream(server: Server, sub: Submission, rid: str, req, n_prompt: int, chat: bool,
+async def _stream(server: Server, subs: list[Submission], rid: str, req, n_prompt: int, chat: bool,
                   include_usage: bool, tracker: Tracker) -> AsyncIterator[str]:
     created, kind = now(), "chat.completion.chunk" if chat else "text_completion"
 
-    def chunk(piece: str | None, finish: str | None, first: bool = False) -> str:
+    def chunk(i: int, piece: str | None, finish: str | None, first: bool = False) -> str:
         if chat:
             delta: dict[str, Any] = {"role": "assistant"} if first else {}
             if piece:
                 delta["content"] = piece
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            choice = {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
         else:
-            choice = {"index": 0, "text": piece or "", "logprobs": None, "finish_reason": finish}
+            choice = {"index": i, "text": piece or "", "logprobs": None, "finish_reason": finish}
         return "data: " + json.dumps({"id": rid, "object": kind, "created": created, "model": server.name,
                                       "choices": [choice]}) + "\n\n"
 
-    stream = TextStream(server.tok, req.stop_strings())
-    tokens, finish = 0, None
+    streams = [TextStream(server.tok, req.stop_strings()) for _ in subs]
+    finished = [False] * len(subs)
+    tokens = 0
     try:
         if chat:
-            yield chunk(None, None, first=True)
-        while finish is None:
-            ev = await sub.events.get()
+            for i in range(len(subs)):
+                yield chunk(i, None, None, first=True)
+        async for i, ev in merged(subs):
             if ev is None:
                 yield "data: " + json.dumps(error_body("the engine failed while generating", "server_error")) + "\n\n"
                 return
+            if finished[i]:
+                continue
             tracker.token()
             tokens += 1
+            stream = streams[i]
             piece = stream.push(ev.token)
+            finish = ev.finish_reason
             if stream.stopped:
-                server.engine.abort(sub.request_id)
+                server.engine.abort(subs[i].request_id)
                 finish = "stop"
-            else:
-                finish = ev.finish_reason
-            if finish and not stream.stopped:
+            elif finish:
                 piece += stream.flush()
+            if finish:
+                finished[i] = True
             if piece or finish:
-                yield chunk(piece, finish)
+                yield chunk(i, piece, finish)
+            if all(finished):
+                break
         if include_usage:
             usage = Usage(prompt_tokens=n_prompt, completion_tokens=tokens, total_tokens=n_prompt + tokens)
             yield "data: " + json.dumps({"id": rid, "object": kind, "created": created, "model": server.name,
                                           "choices": [], "usage": usage.model_dump()}) + "\n\n"
         yield "data: [DONE]\n\n"
     finally:
-        if finish is None:  # the client went away: free the sequence and its cache now
-            server.engine.abort(sub.request_id)
-        tracker.done("ok" if finish else "disconnected", stream.text)
+        for sub, done in zip(subs, finished):
+            if not done:  # the client went away: free the sequence and its cache now
+                server.engine.abort(sub.request_id)
+        tracker.done("ok" if all(finished) else "disconnected", "\n".join(st.text for st in streams))

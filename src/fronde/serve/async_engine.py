@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from fronde.infer.engine import Engine, TokenEvent
@@ -27,15 +28,17 @@ class AsyncEngine:
         self._thread = threading.Thread(target=self._run, name="fronde-engine", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams) -> Submission:
-        """Queue a request (ValueError for one that cannot fit the context); events arrive on the returned queue."""
+    def submit(self, prompt_ids: list[int], params: list[SamplingParams]) -> list[Submission]:
+        """Queue the samples of one prompt (ValueError if they cannot fit the context); each sample's events
+        arrive on its own queue. The prompt is prefilled once for all samples."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
         with self._lock:
-            rid = self.engine.add_request(prompt_ids, params)
-            self._queues[rid] = (loop, queue)
+            ids = self.engine.add_group(prompt_ids, params)
+            subs = [Submission(rid, asyncio.Queue()) for rid in ids]
+            for sub in subs:
+                self._queues[sub.request_id] = (loop, sub.events)
         self._wake.set()
-        return Submission(rid, queue)
+        return subs
 
     def abort(self, request_id: int) -> None:
         with self._lock:
@@ -78,13 +81,18 @@ class AsyncEngine:
                     loop.call_soon_threadsafe(queue.put_nowait, ev)
 
 
-async def collect(sub: Submission) -> list[TokenEvent]:
-    """All events of a submission until it finishes."""
-    events = []
-    while True:
-        ev = await sub.events.get()
-        if ev is None:
-            raise RuntimeError("the engine failed while generating")
-        events.append(ev)
-        if ev.finish_reason:
-            return events
+async def merged(subs: list[Submission]) -> AsyncIterator[tuple[int, TokenEvent | None]]:
+    """(sample index, event) from several submissions as they come, until each has finished (None: engine failed)."""
+    pending = {asyncio.ensure_future(sub.events.get()): i for i, sub in enumerate(subs)}
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: pending[t]):
+                i = pending.pop(task)
+                ev = task.result()
+                yield i, ev
+                if ev is not None and not ev.finish_reason:
+                    pending[asyncio.ensure_future(subs[i].events.get())] = i
+    finally:
+        for task in pending:
+            task.cancel()
