@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["RAYON_NUM_THREADS"] = str(args.workers)  # before tokenizers starts its pool
     from fronde.data.config import DataConfig
-    from fronde.data.pipeline import iter_staged, prepare, tokenise_split
+    from fronde.data.pipeline import prepare, tokenise_split
     from fronde.data.progress import NullReporter
     from fronde.data.shards import ShardWriter, token_dtype
     from fronde.data.tokenizer import Tokenizer

@@ -7,12 +7,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from fronde.cli.local_model import DEFAULT_DEVICE, load_local, stream_tokens
 from fronde.data.chat import render_chat
-from fronde.data.errors import DataError
-from fronde.data.tokenizer import Tokenizer
 from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
-from fronde.model.checkpoint import from_pretrained
 from fronde.serve.tools import parse_assistant
 
 console = Console()
@@ -25,18 +23,10 @@ def chat_command(
     temperature: float = typer.Option(0.7, min=0.0, max=2.0),
     top_p: float = typer.Option(0.95, min=0.0, max=1.0),
     seed: int | None = typer.Option(None),
-    device: str = typer.Option("cuda" if __import__("torch").cuda.is_available() else "cpu"),
+    device: str = typer.Option(DEFAULT_DEVICE),
 ) -> None:
     """Chat with a model in the terminal. Empty line or Ctrl-D ends; /reset starts over."""
-    import torch
-
-    try:
-        tok = Tokenizer.load(model_dir)
-        model = from_pretrained(model_dir, dtype=torch.bfloat16 if device.startswith("cuda") else torch.float32,
-                                device=device)
-    except (FileNotFoundError, ValueError, DataError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+    tok, model = load_local(model_dir, device, console)
     engine = Engine(model, max_batch=1)
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
@@ -59,16 +49,8 @@ def chat_command(
             console.print(f"[red]{e}[/red] (use /reset)")
             history.pop()
             continue
-        out: list[int] = []
-        shown = ""
         console.print("[bold blue]model>[/bold blue] ", end="")
-        while engine.has_work():
-            for event in engine.step():
-                out.append(event.token)
-                text = tok.decode(out, skip_special_tokens=True)
-                console.print(text[len(shown):], end="", markup=False, highlight=False)
-                shown = text
-        console.print()
+        out = stream_tokens(engine, tok, console)
         turn = parse_assistant(tok, out)
         history.append({"role": "assistant", "content": turn.content or ""} |
                        ({"tool_calls": turn.tool_calls} if turn.tool_calls else {}))

@@ -7,11 +7,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from fronde.data.errors import DataError
-from fronde.data.tokenizer import Tokenizer
+from fronde.cli.local_model import DEFAULT_DEVICE, load_local, stream_tokens
 from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
-from fronde.model.checkpoint import from_pretrained
 
 console = Console()
 
@@ -24,18 +22,10 @@ def generate_command(
     top_p: float = typer.Option(0.95, min=0.0, max=1.0),
     top_k: int = typer.Option(0, min=0),
     seed: int | None = typer.Option(None, help="fixed seed: the same output every time"),
-    device: str = typer.Option("cuda" if __import__("torch").cuda.is_available() else "cpu"),
+    device: str = typer.Option(DEFAULT_DEVICE),
 ) -> None:
     """Continue PROMPT with the model; tokens are printed as they are generated."""
-    import torch
-
-    try:
-        tok = Tokenizer.load(model_dir)
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        model = from_pretrained(model_dir, dtype=dtype, device=device)
-    except (FileNotFoundError, ValueError, DataError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+    tok, model = load_local(model_dir, device, console)
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
     ids = tok.encode(prompt, bos=True)
     engine = Engine(model, max_batch=1, max_model_len=min(model.config.max_position_embeddings, len(ids) + max_tokens))
@@ -44,13 +34,5 @@ def generate_command(
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
-    out: list[int] = []
-    shown = ""
     console.print(prompt, end="", style="bold", highlight=False)
-    while engine.has_work():
-        for event in engine.step():
-            out.append(event.token)
-            text = tok.decode(out, skip_special_tokens=True)
-            console.print(text[len(shown):], end="", highlight=False, markup=False)
-            shown = text
-    console.print()
+    stream_tokens(engine, tok, console)

@@ -1,0 +1,42 @@
+"""What `fronde generate` and `fronde chat` share: loading a model directory and printing tokens as they come."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+from rich.console import Console
+
+from fronde.data.errors import DataError
+from fronde.data.tokenizer import Tokenizer
+from fronde.infer.engine import Engine
+from fronde.model.checkpoint import from_pretrained
+from fronde.model.model import CausalLM
+
+DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_local(model_dir: Path, device: str, console: Console) -> tuple[Tokenizer, CausalLM]:
+    """Tokenizer and model of a directory (bf16 on GPU, fp32 on CPU); a clear message and exit 2 otherwise."""
+    try:
+        tok = Tokenizer.load(model_dir)
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        return tok, from_pretrained(model_dir, dtype=dtype, device=device)
+    except (FileNotFoundError, ValueError, DataError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+def stream_tokens(engine: Engine, tok: Tokenizer, console: Console) -> list[int]:
+    """Step the engine until it is idle, printing the decoded text as it grows; the generated ids."""
+    out: list[int] = []
+    shown = ""
+    while engine.has_work():
+        for event in engine.step():
+            out.append(event.token)
+            text = tok.decode(out, skip_special_tokens=True)
+            console.print(text[len(shown):], end="", markup=False, highlight=False)
+            shown = text
+    console.print()
+    return out
