@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from fronde.data.io import atomic_write_text
 from fronde.model.config import ModelConfig
 from fronde.model.hf_adapter import config_from_hf, config_to_hf, from_hf, to_hf
 from fronde.model.model import CausalLM
@@ -30,18 +31,16 @@ DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3
 _SHARD = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors writes to a path, so: a temp name in the same directory, then rename (as fronde.data.io does)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    save_file(tensors, tmp, metadata={"format": "pt"})
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, tmp, metadata={"format": "pt"})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def save_pretrained(
