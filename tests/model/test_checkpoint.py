@@ -66,6 +66,13 @@ def _saved(tmp_path):
     return tmp_path
 
 
+def _saved_with_config(tmp_path, **changes):
+    d = _saved(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps(cfg | changes))
+    return d
+
+
 def test_missing_directory_and_config_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such model directory"):
         from_pretrained(tmp_path / "nope")
@@ -81,10 +88,7 @@ def test_corrupt_config_is_a_clear_error(tmp_path):
 
 
 def test_unknown_model_type_is_refused(tmp_path):
-    d = _saved(tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["model_type"] = "llama"
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _saved_with_config(tmp_path, model_type="llama")
     with pytest.raises(ValueError, match="model_type is 'llama'"):
         from_pretrained(d)
 
@@ -105,18 +109,12 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
 
 
 def test_config_weights_shape_mismatch_names_the_tensor(tmp_path):
-    d = _saved(tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["kv_lora_rank"] = 32
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _saved_with_config(tmp_path, kv_lora_rank=32)
     with pytest.raises(ValueError, match=r"has shape \(64,\) but config.json implies \(32,\)"):
         from_pretrained(d)
 
 
 def test_invalid_config_values_name_the_field(tmp_path):
-    d = _saved(tmp_path)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["topk_group"] = 5
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = _saved_with_config(tmp_path, topk_group=5)
     with pytest.raises(ValueError, match="topk_group=5 exceeds n_group"):
         from_pretrained(d)

@@ -8,6 +8,7 @@ cost. Everything lands in runs/<name>/: data/, pretrain/{checkpoints,metrics.jso
 from __future__ import annotations
 
 import math
+import shutil
 import signal
 import time
 from contextlib import nullcontext
@@ -21,13 +22,14 @@ from torch import nn
 from fronde.data.loader import ShardLoader
 from fronde.data.manifest import MANIFEST
 from fronde.data.pipeline import TOKENIZER_DIR, prepare
+from fronde.data.shards import shard_name
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.config import ModelConfig, load_preset
 from fronde.model.info import model_info
 from fronde.model.model import CausalLM
 from fronde.model.moe import load_imbalance, update_expert_bias
 from fronde.train import distributed
-from fronde.train.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
+from fronde.train.checkpoint import candidates, load_latest, rng_state, save_checkpoint, set_rng_state
 from fronde.train.distributed import DistContext
 from fronde.train.hardware import peak_flops
 from fronde.train.ledger import Ledger
@@ -107,7 +109,7 @@ def autocast(recipe: PretrainRecipe, device: torch.device):
 def evaluate(model: nn.Module, data_dir: Path, recipe: PretrainRecipe, ctx: DistContext) -> float:
     """Mean validation loss over the same `eval.batches` batches every time (fixed seed, fresh loader), the
     batches dealt round-robin to the ranks, so the figure does not depend on the number of processes."""
-    split = "val" if (data_dir / "val-00000.bin").is_file() else "train"
+    split = "val" if (data_dir / shard_name("val", 0)).is_file() else "train"  # a corpus too small for a val split
     loader = ShardLoader(data_dir, split, recipe.batch.seq_len, recipe.batch.micro_batch_size, seed=0)
     was_training = model.training
     model.eval()
@@ -338,10 +340,6 @@ def _tokenizer_files(data_dir: Path) -> dict[str, Path]:
 
 def _publish_final(ckpt_root: Path, final_dir: Path) -> None:
     """Copy the last checkpoint's model dir (HF layout + tokenizer) to pretrain/model, atomically."""
-    import shutil
-
-    from fronde.train.checkpoint import candidates
-
     src = candidates(ckpt_root)[0] / "model"
     tmp = final_dir.with_name(final_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
