@@ -169,3 +169,37 @@ def test_aborting_the_leader_before_its_prefill_hands_over_to_a_follower(model):
     while engine.has_work():
         out += [ev.token for ev in engine.step() if ev.request_id == ids[1]]
     assert out == _reference_greedy(model, prompt, 3) and engine.cache.usage() == 0.0
+
+
+def test_grammar_constrains_every_sample_of_a_batch():
+    """JSON mode in the engine: each sequence (n samples of one prompt, batched with an unconstrained one) has its
+    own grammar state, and every constrained output is a valid instance of the schema."""
+    import json
+
+    import jsonschema
+
+    from fronde.data.tokenizer import train_tokenizer
+    from fronde.infer.constrain import Grammars
+
+    tok = train_tokenizer(['{"a": [true, false], "b": 12} the quick brown fox\n'] * 200, vocab_size=400)
+    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos)
+    schema = {"type": "object", "required": ["a", "b"], "additionalProperties": False,
+              "properties": {"a": {"type": "array", "items": {"type": "boolean"}, "maxItems": 3},
+                             "b": {"type": "integer", "minimum": -5, "maximum": 500}}}
+    grammars = Grammars(tok, [tok.special.eos])
+    engine = Engine(model, max_batch=4, grammars=grammars)
+    prompt = tok.encode("give json", bos=True)
+    params = [SamplingParams(max_tokens=80, temperature=1.0, seed=s, grammar=grammars.json_schema(schema))
+              for s in range(3)]
+    ids = engine.add_group(prompt, params)
+    free = engine.add_request(prompt, SamplingParams(max_tokens=20, temperature=1.0, seed=9))
+    reqs = {r.id: r for group in engine.waiting for r in group}
+    while engine.has_work():
+        engine.step()
+    for rid in ids:
+        req = reqs[rid]
+        assert req.finish_reason == "stop" and req.output_ids[-1] == tok.special.eos
+        jsonschema.validate(json.loads(tok.decode(req.output_ids[:-1])), schema)
+    assert reqs[free].constraint is None and len(reqs[free].output_ids) >= 1
+    with pytest.raises(ValueError, match="grammars"):
+        Engine(model).add_request(prompt, params[0])

@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 
+import jsonschema
 import openai
 import pytest
 import uvicorn
@@ -125,6 +126,11 @@ def test_auth(server):
     ({"model": "tiny-chat", "prompt": "x", "n": 100}, "n"),
     ({"model": "tiny-chat", "prompt": "x", "max_tokens": 100000}, "max_tokens"),
     ({"model": "tiny-chat", "messages": []}, None),
+    ({"model": "tiny-chat", "messages": [{"role": "user", "content": "x"}],
+      "response_format": {"type": "xml"}}, "response_format"),
+    ({"model": "tiny-chat", "messages": [{"role": "user", "content": "x"}],
+      "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": "not an object"}}},
+     "response_format"),
 ])
 def test_bad_requests_get_openai_shaped_4xx(server, body, field):
     path = "/v1/chat/completions" if isinstance(body, dict) and "messages" in body else "/v1/completions"
@@ -134,6 +140,38 @@ def test_bad_requests_get_openai_shaped_4xx(server, body, field):
         assert field in out["error"]["message"] or out["error"]["param"] == field
     ok, _ = _post(server[0] + "/v1/completions", {"model": "tiny-chat", "prompt": "x", "max_tokens": 2})
     assert ok == 200  # the server lives on
+
+
+PERSON = {"type": "object", "additionalProperties": False, "required": ["name", "age", "colour", "tags"],
+          "properties": {"name": {"type": "string", "maxLength": 6},
+                         "age": {"type": "integer", "minimum": 0, "maximum": 120},
+                         "colour": {"enum": ["red", "green", "blue"]},
+                         "tags": {"type": "array", "items": {"type": "boolean"}, "maxItems": 2}}}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_json_schema_output_parses_and_validates(client, seed):
+    """An untrained model can only emit what the schema allows: the reply parses and validates, every seed."""
+    fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}}
+    out = client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": "Who?"}],
+                                         response_format=fmt, max_tokens=120, temperature=1.0, seed=seed)
+    choice = out.choices[0]
+    assert choice.finish_reason == "stop"
+    jsonschema.validate(json.loads(choice.message.content), PERSON)
+    chunks = list(client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": "Who?"}],
+                                                 response_format=fmt, max_tokens=120, temperature=1.0, seed=seed,
+                                                 stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == choice.message.content
+
+
+def test_json_object_mode_starts_an_object_and_parses_when_complete(client):
+    out = client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": "JSON?"}],
+                                         response_format={"type": "json_object"}, max_tokens=60, temperature=0.7,
+                                         seed=3, extra_body={"top_k": 5})
+    text = out.choices[0].message.content
+    assert text.startswith("{")
+    if out.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(text), dict)
 
 
 def test_client_disconnect_frees_the_sequence(server):

@@ -71,6 +71,13 @@ def test_tool_call_round_trip_with_the_openai_client(tool_server):
                                                  max_tokens=40, stream=True))
     streamed = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert streamed[0].function.name == "get_weather" and streamed[0].index == 0
+    assert streamed[0].function.arguments == call.function.arguments
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    two = list(client.chat.completions.create(model="tool-model", messages=ASK, tools=TOOLS, temperature=0,
+                                              max_tokens=40, stream=True, n=2))  # n > 1 streams tool calls too
+    for i in (0, 1):
+        calls = [tc for c in two if c.choices and c.choices[0].index == i for tc in c.choices[0].delta.tool_calls or []]
+        assert [tc.function.name for tc in calls] == ["get_weather"]
 
 
 def test_tool_choice_none_bans_the_call(tool_server):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from fronde.infer.constrain import Constraint, GrammarError, Grammars
 from fronde.infer.paged_cache import PagedLatentCache
 from fronde.infer.sampling import SamplerState, SamplingParams, sample
 from fronde.model.model import CausalLM
@@ -32,6 +33,8 @@ class Request:
     reserved_blocks: int = 0
     logprobs: list[float] = field(default_factory=list)
     top_logprobs: list[list[tuple[int, float]]] = field(default_factory=list)
+    constraint: Constraint | None = None  # JSON mode: the grammar's state for this sequence
+    error: str | None = None  # why the sequence ended early, when it did
 
     @property
     def output_ids(self) -> list[int]:
@@ -49,7 +52,8 @@ class TokenEvent:
 
 class Engine:
     def __init__(self, model: CausalLM, *, max_batch: int = 32, max_model_len: int | None = None,
-                 n_blocks: int | None = None, block_size: int = 16, prefill_chunk: int = 256) -> None:
+                 n_blocks: int | None = None, block_size: int = 16, prefill_chunk: int = 256,
+                 grammars: Grammars | None = None) -> None:
         self.model = model.eval()
         self.config = model.config
         param = next(model.parameters())
@@ -60,6 +64,7 @@ class Engine:
         n_blocks = n_blocks or max_batch * blocks_per_seq + 1
         self.cache = PagedLatentCache(self.config, n_blocks, block_size, self.device, self.dtype)
         self.stop_ids = {self.config.eos_token_id} if self.config.eos_token_id is not None else set()
+        self.grammars = grammars  # needed only for requests with a grammar (it knows the tokenizer)
         self.waiting: deque[list[Request]] = deque()  # groups: a prompt's n samples are admitted together
         self.running: list[Request] = []
         self._ids = itertools.count()
@@ -79,7 +84,11 @@ class Engine:
             if len(prompt_ids) + p.max_tokens > self.max_model_len:
                 raise ValueError(f"prompt ({len(prompt_ids)} tokens) + max_tokens ({p.max_tokens}) exceeds the "
                                  f"context of {self.max_model_len} tokens")
-        reqs = [Request(next(self._ids), list(prompt_ids), p, SamplerState(p, list(prompt_ids))) for p in params]
+        if any(p.grammar for p in params) and self.grammars is None:
+            raise ValueError("constrained decoding needs an engine built with grammars=Grammars(tokenizer, ...)")
+        reqs = [Request(next(self._ids), list(prompt_ids), p, SamplerState(p, list(prompt_ids)),
+                        constraint=self.grammars.matcher(p.grammar) if p.grammar and self.grammars else None)
+                for p in params]
         bs = self.cache.block_size
         shared = len(prompt_ids) // bs
         for i, r in enumerate(reqs):
@@ -153,11 +162,22 @@ class Engine:
         return self.model(ids, cache=view).logits[:, -1].float()
 
     def _emit(self, req: Request, logits: torch.Tensor) -> TokenEvent:
-        token, logprob, top = sample(logits, req.sampler)
+        stops = self.stop_ids | set(req.params.stop_token_ids)
+        allowed = None
+        if req.constraint is not None:
+            allowed = req.constraint.allowed(logits.shape[-1])
+            if not allowed.any():  # the grammar cannot continue: end the sequence rather than draw garbage
+                allowed[list(stops)] = True
+        token, logprob, top = sample(logits, req.sampler, allowed)
         req.output_ids.append(token)
         req.logprobs.append(logprob)
         req.top_logprobs.append(top)
-        if token in self.stop_ids or token in req.params.stop_token_ids:
+        if req.constraint is not None and token not in stops:
+            try:
+                req.constraint.consume(token)
+            except GrammarError as e:
+                req.error, req.finish_reason = str(e), "stop"
+        if token in stops:
             req.finish_reason = "stop"
         elif len(req.output_ids) >= req.params.max_tokens:
             req.finish_reason = "length"

@@ -28,6 +28,7 @@ class SamplingParams(BaseModel):
     stop_token_ids: list[int] = Field(default_factory=list)
     banned_token_ids: list[int] = Field(default_factory=list, description="never sampled (e.g. tool_choice none)")
     logprobs: int | None = Field(None, ge=0, le=20, description="top alternatives to return per token")
+    grammar: str | None = Field(None, description="llguidance grammar the output must follow (JSON mode)")
 
 
 @dataclass
@@ -71,14 +72,18 @@ def filter_logits(logits: torch.Tensor, p: SamplingParams) -> torch.Tensor:
     return logits
 
 
-def sample(logits: torch.Tensor, state: SamplerState) -> tuple[int, float, list[tuple[int, float]]]:
-    """One row of logits (V,) -> (token, its logprob, top alternatives) under the model's raw distribution."""
+def sample(logits: torch.Tensor, state: SamplerState,
+           allowed: torch.Tensor | None = None) -> tuple[int, float, list[tuple[int, float]]]:
+    """One row of logits (V,) -> (token, its logprob, top alternatives) under the model's raw distribution.
+    `allowed` (bool, V) is a grammar's mask: nothing outside it is ever drawn."""
     raw = logits.float()
     logprobs = raw.log_softmax(-1)
     adjusted = apply_penalties(raw.clone(), state)
     p = state.params
     if p.banned_token_ids:
         adjusted[p.banned_token_ids] = float("-inf")
+    if allowed is not None:
+        adjusted.masked_fill_(~allowed.to(adjusted.device), float("-inf"))
     if p.temperature == 0:
         token = int(adjusted.argmax())
     else:

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fronde.data.chat import render_chat
 from fronde.data.tokenizer import Tokenizer
+from fronde.infer.constrain import GrammarError, Grammars, response_format_grammar
 from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
 from fronde.model.checkpoint import from_pretrained
@@ -31,7 +32,7 @@ from fronde.serve.async_engine import AsyncEngine, Submission, merged
 from fronde.serve.observability import AuditLog, Metrics, key_id
 from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
 from fronde.serve.text import TextStream
-from fronde.serve.tools import parse_assistant, tool_choice_prefix
+from fronde.serve.tools import TurnStream, tool_choice_prefix
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Server:
         self.ready = False
         self.load_error: str | None = None
         self.tok: Tokenizer | None = None
+        self.grammars: Grammars | None = None
         self.engine: AsyncEngine | None = None
         self.metrics = Metrics(lambda: self.engine.load() if self.engine else (0, 0),
                                lambda: self.engine.engine.cache.usage() if self.engine else 0.0)
@@ -98,20 +100,23 @@ class Server:
             self.tok = Tokenizer.load(self.cfg.model_dir)
             dtype = torch.bfloat16 if self.cfg.device.startswith("cuda") else torch.float32
             model = from_pretrained(self.cfg.model_dir, dtype=dtype, device=self.cfg.device)
-            self.engine = AsyncEngine(Engine(model, max_batch=self.cfg.max_batch, max_model_len=self.cfg.max_model_len))
+            stops = [i for i in (model.config.eos_token_id, self.tok.special.end) if i is not None]
+            self.grammars = Grammars(self.tok, stops)
+            self.engine = AsyncEngine(Engine(model, max_batch=self.cfg.max_batch, max_model_len=self.cfg.max_model_len,
+                                             grammars=self.grammars))
             self.ready = True
         except Exception as e:  # reported by /health; the process stays up to say why
             self.load_error = f"{type(e).__name__}: {e}"
 
     # -- request -> token ids and sampling parameters ------------------------------------------------------
     def params(self, req: CompletionRequest | ChatRequest, logprobs: int | None, extra_stops: list[int],
-               banned: list[int] | None = None) -> SamplingParams:
+               banned: list[int] | None = None, grammar: str | None = None) -> SamplingParams:
         max_tokens = req.max_completion_tokens or req.max_tokens or 256
         return SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
                               min_p=req.min_p, repetition_penalty=req.repetition_penalty,
                               presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty,
                               seed=req.seed, stop_token_ids=list(req.stop_token_ids) + extra_stops, logprobs=logprobs,
-                              banned_token_ids=banned or [])
+                              banned_token_ids=banned or [], grammar=grammar)
 
     def submit(self, ids: list[int], params: list[SamplingParams]) -> list[Submission]:
         assert self.engine is not None
@@ -200,9 +205,23 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
             forced, banned = tool_choice_prefix(tok, req.tool_choice, req.tools)
         except ValueError as e:
             raise ClientError(400, str(e), param="tool_choice") from None
+        grammar = response_grammar(req)
         logprobs = (req.top_logprobs or 1) if req.logprobs else None
-        params = server.params(req, logprobs, [tok.special.end], banned)
+        params = server.params(req, logprobs, [tok.special.end], banned, grammar)
         return await _respond(server, req, request, ids + forced, params, chat=True, prompt=messages, forced=forced)
+
+    def response_grammar(req: ChatRequest) -> str | None:
+        """JSON mode constrains the message content, so it cannot be combined with a forced tool call."""
+        try:
+            grammar = response_format_grammar(req.response_format)
+            if grammar is not None:
+                server.grammars.validate(grammar)
+        except GrammarError as e:
+            raise ClientError(400, f"response_format: {e}", param="response_format") from None
+        if grammar is not None and req.tools and req.tool_choice not in (None, "auto", "none"):
+            raise ClientError(400, "response_format json modes constrain the reply's content; they cannot be "
+                              "combined with tool_choice 'required' or a named function", param="response_format")
+        return grammar
 
     return app
 
@@ -230,6 +249,21 @@ async def _admit(server: Server, request: Request) -> JSONResponse | None:
     return None
 
 
+def _decoder(server: Server, req: CompletionRequest | ChatRequest, chat: bool, forced: list[int]):
+    """What turns a sample's tokens into OpenAI fields: an assistant-turn parser for chat, plain text otherwise."""
+    if chat:
+        return TurnStream(server.tok, req.stop_strings(), forced)
+    return TextStream(server.tok, req.stop_strings())
+
+
+def _finish_reason(decoder: TurnStream | TextStream, finish: str) -> str:
+    if decoder.stopped:
+        return "stop"
+    if isinstance(decoder, TurnStream) and decoder.tool_calls and finish == "stop":
+        return "tool_calls"
+    return finish
+
+
 async def _respond(server: Server, req: CompletionRequest | ChatRequest, request: Request, ids: list[int],
                    params: SamplingParams, chat: bool, prompt: Any, forced: list[int] | None = None):
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
@@ -241,32 +275,25 @@ async def _respond(server: Server, req: CompletionRequest | ChatRequest, request
     except ClientError as e:
         tracker.done(f"rejected {e.status}", None)
         raise
-    structured = chat and (bool(getattr(req, "tools", None)) or bool(forced))
-    if req.stream and not (structured and req.n == 1):
-        if structured:
-            for sub in subs:
-                server.engine.abort(sub.request_id)
-            raise ClientError(400, "streaming n > 1 samples with tools is not supported yet", param="n")
+    decoders = [_decoder(server, req, chat, forced or []) for _ in subs]
+    if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return StreamingResponse(_stream(server, subs, rid, req, len(ids), chat, include_usage, tracker),
+        return StreamingResponse(_stream(server, subs, decoders, rid, req, len(ids), chat, include_usage, tracker),
                                  media_type="text/event-stream")
     choices, completion_tokens = [], 0
-    for i, sub in enumerate(subs):
-        stream, finish, n_tokens, lp = await _run(server, sub, req.stop_strings(), params.logprobs is not None,
-                                                  tracker)
+    for i, (sub, decoder) in enumerate(zip(subs, decoders)):
+        finish, n_tokens, lp = await _run(server, sub, decoder, params.logprobs is not None, tracker)
         completion_tokens += n_tokens
-        choices.append(_choice(i, stream, finish, chat, lp, server.tok, forced or []))
+        choices.append(_choice(i, decoder, finish, chat, lp, server.tok))
     tracker.done("ok", "\n".join(str(c["message"]["content"]) if chat else c["text"] for c in choices))
     usage = Usage(prompt_tokens=len(ids), completion_tokens=completion_tokens,
                   total_tokens=len(ids) + completion_tokens)
-    if req.stream:  # tool calls are parsed from the whole turn: stream it as one content/tool_calls delta
-        return StreamingResponse(_replay(rid, server.name, choices[0], usage, req), media_type="text/event-stream")
     return {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": now(),
             "model": server.name, "choices": choices, "usage": usage.model_dump()}
 
 
-async def _run(server: Server, sub: Submission, stops: list[str], want_logprobs: bool, tracker: Tracker):
-    stream = TextStream(server.tok, stops)
+async def _run(server: Server, sub: Submission, decoder: TurnStream | TextStream, want_logprobs: bool,
+               tracker: Tracker):
     tokens, logprobs = 0, []
     finish = None
     while finish is None:
@@ -278,82 +305,56 @@ async def _run(server: Server, sub: Submission, stops: list[str], want_logprobs:
         tokens += 1
         if want_logprobs:
             logprobs.append(ev)
-        stream.push(ev.token)
-        if stream.stopped:
+        decoder.push(ev.token)
+        if decoder.stopped:
             server.engine.abort(sub.request_id)
             finish = "stop"
         else:
             finish = ev.finish_reason
-    stream.flush()
-    return stream, finish, tokens, logprobs
+    if isinstance(decoder, TurnStream):
+        decoder.finish()
+    else:
+        decoder.flush()
+    return _finish_reason(decoder, finish), tokens, logprobs
 
 
-def _choice(i: int, stream: TextStream, finish: str, chat: bool, events, tok: Tokenizer,
-            forced: list[int]) -> dict[str, Any]:
-    text = stream.text
-    if chat:
+def _choice(i: int, decoder: TurnStream | TextStream, finish: str, chat: bool, events,
+            tok: Tokenizer) -> dict[str, Any]:
+    if isinstance(decoder, TurnStream):
         lp = {"content": [{"token": tok.decode([e.token]), "logprob": e.logprob,
                            "top_logprobs": [{"token": tok.decode([t]), "logprob": v} for t, v in e.top_logprobs]}
                           for e in events]} if events else None
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if not stream.stopped:  # a stop string cut the text: keep it as plain content
-            turn = parse_assistant(tok, forced + stream.ids)
-            message["content"] = turn.content
-            if turn.reasoning is not None:
-                message["reasoning_content"] = turn.reasoning
-            if turn.tool_calls:
-                message["tool_calls"] = turn.tool_calls
-                finish = "tool_calls"
+        turn = decoder.turn()
+        message: dict[str, Any] = {"role": "assistant", "content": turn.content}
+        if turn.reasoning is not None:
+            message["reasoning_content"] = turn.reasoning
+        if turn.tool_calls:
+            message["tool_calls"] = turn.tool_calls
         return {"index": i, "message": message, "logprobs": lp, "finish_reason": finish}
     lp = {"tokens": [tok.decode([e.token]) for e in events], "token_logprobs": [e.logprob for e in events],
           "top_logprobs": [{tok.decode([t]): v for t, v in e.top_logprobs} for e in events]} if events else None
-    return {"index": i, "text": text, "logprobs": lp, "finish_reason": finish}
+    return {"index": i, "text": decoder.text, "logprobs": lp, "finish_reason": finish}
 
 
-async def _replay(rid: str, model: str, choice: dict[str, Any], usage: Usage, req) -> AsyncIterator[str]:
-    """A finished chat choice as OpenAI stream chunks: role, content, tool calls (with indices), finish, usage."""
-    created = now()
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        return "data: " + json.dumps({"id": rid, "object": "chat.completion.chunk", "created": created,
-                                      "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                                                   "finish_reason": finish}]}) + "\n\n"
-
-    message = choice["message"]
-    yield chunk({"role": "assistant"})
-    if message.get("content"):
-        yield chunk({"content": message["content"]})
-    for k, call in enumerate(message.get("tool_calls", [])):
-        yield chunk({"tool_calls": [{"index": k} | call]})
-    yield chunk({}, choice["finish_reason"])
-    if req.stream_options and req.stream_options.include_usage:
-        yield "data: " + json.dumps({"id": rid, "object": "chat.completion.chunk", "created": created,
-                                      "model": model, "choices": [], "usage": usage.model_dump()}) + "\n\n"
-    yield "data: [DONE]\n\n"
-
-
-async def _stream(server: Server, subs: list[Submission], rid: str, req, n_prompt: int, chat: bool,
-                  include_usage: bool, tracker: Tracker) -> AsyncIterator[str]:
+async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStream | TextStream], rid: str, req,
+                  n_prompt: int, chat: bool, include_usage: bool, tracker: Tracker) -> AsyncIterator[str]:
+    """OpenAI stream chunks as tokens come: text (completions) or content / reasoning / tool-call deltas (chat)."""
     created, kind = now(), "chat.completion.chunk" if chat else "text_completion"
 
-    def chunk(i: int, piece: str | None, finish: str | None, first: bool = False) -> str:
+    def chunk(i: int, delta: dict[str, Any] | str, finish: str | None) -> str:
         if chat:
-            delta: dict[str, Any] = {"role": "assistant"} if first else {}
-            if piece:
-                delta["content"] = piece
             choice = {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
         else:
-            choice = {"index": i, "text": piece or "", "logprobs": None, "finish_reason": finish}
+            choice = {"index": i, "text": delta, "logprobs": None, "finish_reason": finish}
         return "data: " + json.dumps({"id": rid, "object": kind, "created": created, "model": server.name,
                                       "choices": [choice]}) + "\n\n"
 
-    streams = [TextStream(server.tok, req.stop_strings()) for _ in subs]
     finished = [False] * len(subs)
     tokens = 0
     try:
         if chat:
             for i in range(len(subs)):
-                yield chunk(i, None, None, first=True)
+                yield chunk(i, {"role": "assistant"}, None)
         async for i, ev in merged(subs):
             if ev is None:
                 yield "data: " + json.dumps(error_body("the engine failed while generating", "server_error")) + "\n\n"
@@ -362,18 +363,23 @@ async def _stream(server: Server, subs: list[Submission], rid: str, req, n_promp
                 continue
             tracker.token()
             tokens += 1
-            stream = streams[i]
-            piece = stream.push(ev.token)
+            decoder = decoders[i]
+            delta = decoder.push(ev.token)
             finish = ev.finish_reason
-            if stream.stopped:
+            if decoder.stopped:
                 server.engine.abort(subs[i].request_id)
                 finish = "stop"
-            elif finish:
-                piece += stream.flush()
             if finish:
                 finished[i] = True
-            if piece or finish:
-                yield chunk(i, piece, finish)
+                if isinstance(decoder, TurnStream):
+                    tail = decoder.finish()
+                    for key, value in tail.items():  # merge the tail into this token's delta
+                        delta[key] = delta.get(key, [] if key == "tool_calls" else "") + value
+                else:
+                    delta += decoder.flush()
+                finish = _finish_reason(decoder, finish)
+            if delta or finish:
+                yield chunk(i, delta, finish)
             if all(finished):
                 break
         if include_usage:
@@ -385,4 +391,5 @@ async def _stream(server: Server, subs: list[Submission], rid: str, req, n_promp
         for sub, done in zip(subs, finished):
             if not done:  # the client went away: free the sequence and its cache now
                 server.engine.abort(sub.request_id)
-        tracker.done("ok" if all(finished) else "disconnected", "\n".join(st.text for st in streams))
+        tracker.done("ok" if all(finished) else "disconnected",
+                     "\n".join(d.text if isinstance(d, TextStream) else str(d.turn().content) for d in decoders))

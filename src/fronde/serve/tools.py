@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fronde.data.tokenizer import Tokenizer
+from fronde.serve.text import TextStream
 
 
 @dataclass
@@ -40,44 +41,88 @@ def tool_choice_prefix(tok: Tokenizer, tool_choice: Any, tools: list[dict] | Non
     raise ValueError(f"tool_choice {tool_choice!r} is not 'auto', 'none', 'required' or a named function")
 
 
-def parse_assistant(tok: Tokenizer, ids: list[int]) -> AssistantTurn:
-    """Split generated ids (without the final <|end|>) into content, reasoning and tool calls."""
-    sp = tok.special
-    text_parts: list[list[int]] = [[]]
-    reasoning: list[int] | None = None
-    calls: list[list[int]] = []
-    mode = "text"
-    for t in ids:
-        if t == sp.tool_call:
-            mode = "call"
-            calls.append([])
-        elif t == sp.tool_call_end:
-            mode = "text"
-        elif t == sp.think:
-            mode, reasoning = "think", []
-        elif t == sp.think_end:
-            mode = "text"
-        elif t in (sp.answer, sp.answer_end, sp.end):
-            continue
-        elif mode == "call":
-            calls[-1].append(t)
-        elif mode == "think" and reasoning is not None:
-            reasoning.append(t)
-        else:
-            text_parts[-1].append(t)
-    turn = AssistantTurn(content=None, reasoning=tok.decode(reasoning) if reasoning is not None else None)
-    leftovers = []
-    for call_ids in calls:
-        raw = tok.decode(call_ids)
+class TurnStream:
+    """An assistant turn parsed as its tokens arrive: `push` returns the OpenAI delta each token completes
+    (content, reasoning_content, or a whole tool call once its closing token is in), so streamed chunks and the
+    final message agree by construction. Stop strings apply to the visible content."""
+
+    def __init__(self, tok: Tokenizer, stops: list[str] | None = None, forced: list[int] | None = None) -> None:
+        self.tok, self.sp = tok, tok.special
+        self.content = TextStream(tok, stops or [])
+        self.reasoning: TextStream | None = None
+        self.tool_calls: list[dict[str, Any]] = []
+        self.mode = "text"  # text | think | call
+        self._call: list[int] = []
+        for t in forced or []:  # the tool_choice prefix the prompt already holds: part of the turn, not re-sent
+            self.push(t)
+
+    @property
+    def stopped(self) -> bool:
+        return self.content.stopped
+
+    def push(self, token: int) -> dict[str, Any]:
+        sp = self.sp
+        if self.stopped:
+            return {}
+        if self.mode == "call":
+            if token == sp.tool_call_end:
+                return self._close_call()
+            self._call.append(token)
+            return {}
+        if token == sp.tool_call:
+            self.mode, self._call = "call", []
+            return {}
+        if token == sp.think:
+            self.mode, self.reasoning = "think", TextStream(self.tok, [])
+            return {}
+        if token == sp.think_end:
+            self.mode = "text"
+            return {"reasoning_content": self.reasoning.flush()} if self.reasoning else {}
+        if token in (sp.answer, sp.answer_end, sp.end):
+            return {}
+        if self.mode == "think" and self.reasoning is not None:
+            return _delta("reasoning_content", self.reasoning.push(token))
+        return _delta("content", self.content.push(token))
+
+    def finish(self) -> dict[str, Any]:
+        """At the end of generation: held-back text, and a call the length limit cut before its closing token."""
+        delta = self._close_call() if self.mode == "call" else {}
+        if self.mode == "think" and self.reasoning is not None:
+            delta |= _delta("reasoning_content", self.reasoning.flush())
+        tail = self.content.flush()
+        if tail:
+            delta["content"] = delta.get("content", "") + tail
+        return delta
+
+    def _close_call(self) -> dict[str, Any]:
+        self.mode = "text"
+        raw = self.tok.decode(self._call)
         try:
             call = json.loads(raw)
             name, args = call["name"], call.get("arguments", {})
         except (json.JSONDecodeError, KeyError, TypeError):
-            leftovers.append(raw)  # not a well-formed call: hand the text back rather than drop it
-            continue
-        turn.tool_calls.append({"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
-                                "function": {"name": str(name),
-                                             "arguments": args if isinstance(args, str) else json.dumps(args)}})
-    content = tok.decode(text_parts[0]) + "".join(leftovers)
-    turn.content = content if content or not turn.tool_calls else None
-    return turn
+            # not a well-formed call: hand the text back as content rather than drop it
+            return _delta("content", "".join(self.content.push(t) for t in self._call))
+        entry = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
+                 "function": {"name": str(name), "arguments": args if isinstance(args, str) else json.dumps(args)}}
+        self.tool_calls.append(entry)
+        return {"tool_calls": [{"index": len(self.tool_calls) - 1} | entry]}
+
+    def turn(self) -> AssistantTurn:
+        text = self.content.text
+        reasoning = self.reasoning.text if self.reasoning is not None else None
+        return AssistantTurn(content=text if text or not self.tool_calls else None, reasoning=reasoning,
+                             tool_calls=self.tool_calls)
+
+
+def _delta(key: str, text: str) -> dict[str, Any]:
+    return {key: text} if text else {}
+
+
+def parse_assistant(tok: Tokenizer, ids: list[int]) -> AssistantTurn:
+    """Split generated ids (with or without the final <|end|>) into content, reasoning and tool calls."""
+    stream = TurnStream(tok)
+    for t in ids:
+        stream.push(t)
+    stream.finish()
+    return stream.turn()
