@@ -11,7 +11,7 @@ import json
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -104,10 +104,10 @@ class DistributedSection(_Section):
     backend: Literal["auto", "nccl", "gloo"] = "auto"
 
 
-class PretrainRecipe(_Section):
+class StageRecipe(_Section):
+    """The sections every training stage shares; each stage's recipe adds its own."""
+
     run: RunSection = Field(default_factory=RunSection)
-    data: DataSection = Field(default_factory=DataSection)
-    model: ModelSection = Field(default_factory=ModelSection)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     batch: BatchSection = Field(default_factory=BatchSection)
@@ -120,7 +120,7 @@ class PretrainRecipe(_Section):
     distributed: DistributedSection = Field(default_factory=DistributedSection)
 
     @model_validator(mode="after")
-    def _warmup_fits(self) -> "PretrainRecipe":
+    def _warmup_fits(self) -> "StageRecipe":
         if self.schedule.warmup_steps >= self.schedule.max_steps:
             raise ValueError("schedule.warmup_steps must be smaller than schedule.max_steps")
         return self
@@ -129,12 +129,17 @@ class PretrainRecipe(_Section):
     def run_dir(self) -> Path:
         return Path(self.run.out_dir) / self.run.name
 
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class PretrainRecipe(StageRecipe):
+    data: DataSection = Field(default_factory=DataSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+
     @property
     def data_dir(self) -> Path:
         return Path(self.data.dir) if self.data.dir else self.run_dir / "data"
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def recipe_names() -> list[str]:
@@ -180,12 +185,15 @@ def apply_overrides(data: dict[str, Any], sets: list[str]) -> dict[str, Any]:
     return data
 
 
-def load_recipe(spec: str, sets: list[str] | None = None) -> PretrainRecipe:
+R = TypeVar("R", bound=StageRecipe)
+
+
+def load_recipe(spec: str, sets: list[str] | None = None, kind: type[R] = PretrainRecipe) -> R:  # type: ignore[assignment]
     """A shipped recipe name or a TOML path, with overrides; errors name the key and the offending value."""
     data, where = _read(spec)
     data = apply_overrides(data, sets or [])
     try:
-        return PretrainRecipe.model_validate(data)
+        return kind.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])

@@ -1,0 +1,347 @@
+"""The training loop every gradient stage shares (pretrain, SFT, logit distillation).
+
+A stage supplies what differs: the model it starts from, its batches, its evaluation batches and (optionally) its
+loss. The loop owns what must never differ: fused AdamW/Muon, the schedule, bf16 autocast, gradient accumulation,
+DDP/FSDP2, the auxiliary-loss-free expert-bias update, verified atomic checkpoints that resume exactly (weights,
+optimizer, RNG, data position, ledger), SIGTERM/SIGINT handling, metrics.jsonl, PNG plots, and the cost ledger.
+Everything a stage writes lands in runs/<name>/<stage>/{checkpoints,metrics.jsonl,plots,model}.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from fronde.model.config import ModelConfig
+from fronde.model.info import model_info
+from fronde.model.model import CausalLM
+from fronde.model.moe import load_imbalance, update_expert_bias
+from fronde.train import distributed
+from fronde.train.checkpoint import candidates, load_latest, rng_state, save_checkpoint, set_rng_state
+from fronde.train.distributed import DistContext
+from fronde.train.hardware import peak_flops
+from fronde.train.ledger import Ledger
+from fronde.train.metrics import MetricsLog
+from fronde.train.optim import Optimizers
+from fronde.train.plots import plot_metrics
+from fronde.train.recipe import RecipeError, StageRecipe
+from fronde.train.schedule import lr_multiplier
+
+
+class BatchSource(Protocol):
+    """(inputs, targets) of micro_batch x world_size rows per call, resumable exactly."""
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class StepLoss:
+    total: torch.Tensor  # what backward sees
+    logs: dict[str, torch.Tensor]  # detached scalars, averaged over micro-steps and ranks into metrics.jsonl
+
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], StepLoss]
+
+
+@dataclass
+class Stage:
+    name: str  # "pretrain", "sft", "distill": the subdirectory of the run and the ledger's stage
+    config: ModelConfig
+    fresh_model: Callable[[], CausalLM]  # what a new (not resumed) run starts from
+    train_data: BatchSource
+    eval_batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]] | None  # the same batches every call
+    files: dict[str, Path]  # copied into every checkpoint's model dir (the tokenizer)
+    loss: LossFn | None = None  # default: the LM loss (+ MTP + sequence balance loss as the recipe weighs them)
+    tokens_per_step: int | None = None  # default: batch.global_batch_tokens
+    flops_per_token: float | None = None  # default: the model's training FLOPs per token
+    extra_state: dict[str, Any] = field(default_factory=dict)  # stored in state.json (e.g. the data's digest)
+
+
+@dataclass
+class StageResult:
+    run_dir: Path
+    model_dir: Path | None  # final model (HF layout + tokenizer) when the run reached max_steps
+    last_step: int
+    val_loss: float | None
+    stopped_early: bool
+    ledger: Ledger
+
+
+class StopFlag:
+    """SIGTERM/SIGINT ask the loop to checkpoint after the current step and return (a second signal kills)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopFlag":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def autocast(recipe: StageRecipe, device: torch.device):
+    dtype = recipe.precision.dtype
+    if dtype == "auto":
+        dtype = "bf16" if device.type == "cuda" else "fp32"
+    if dtype == "fp32":
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def lm_loss(recipe: StageRecipe) -> LossFn:
+    """Next-token loss over the targets that are not IGNORE_INDEX, plus the weighted MTP and balance losses."""
+    mtp_w, alpha = recipe.moe.mtp_loss_weight, recipe.moe.balance_loss_alpha
+
+    def fn(forward: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepLoss:
+        out = forward(x, y, with_balance_loss=alpha > 0)
+        total, logs = out.loss, {"loss": out.loss.detach().float()}
+        if out.mtp_loss is not None:
+            logs["mtp_loss"] = out.mtp_loss.detach().float()
+            if mtp_w:
+                total = total + mtp_w * out.mtp_loss
+        if out.balance_loss is not None:
+            logs["balance_loss"] = out.balance_loss.detach().float()
+            total = total + alpha * out.balance_loss
+        return StepLoss(total, logs)
+
+    return fn
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], recipe: StageRecipe,
+             ctx: DistContext) -> float:
+    """Mean loss over the stage's fixed evaluation batches, dealt round-robin to the ranks, so the figure does not
+    depend on the number of processes."""
+    was_training = model.training
+    model.eval()
+    total, count = torch.zeros((), device=ctx.device), 0
+    for i, (x, y) in enumerate(batches):
+        count += 1
+        if i % ctx.world_size != ctx.rank:
+            continue
+        with autocast(recipe, ctx.device):
+            total += model(x.to(ctx.device), y.to(ctx.device)).loss.float()
+    model.train(was_training)
+    return (distributed.all_reduce_mean(total) * ctx.world_size / max(count, 1)).item()
+
+
+def run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool, say: Callable[[str], None],
+              progress: Any) -> StageResult:
+    run_dir, stage_dir = recipe.run_dir, recipe.run_dir / stage.name
+    config = stage.config
+    accum = recipe.batch.grad_accum(ctx.world_size)
+    ckpt_root = stage_dir / "checkpoints"
+
+    resumed = load_latest(ckpt_root, ctx.device, warn=say) if resume else None
+    if resume and resumed is None:
+        say(f"no usable checkpoint under {ckpt_root}: starting from step 0")
+    if resumed is not None:
+        model = resumed.model.to(ctx.device)
+        if model.config.model_dump(exclude={"torch_dtype"}) != config.model_dump(exclude={"torch_dtype"}):
+            raise RecipeError(f"{resumed.path}: its model config differs from this recipe's; resume with the "
+                              "recipe the run started with, or start a new run name")
+        start_step = int(resumed.state["step"])
+        say(f"resuming from {resumed.path} (step {start_step})")
+    else:
+        torch.manual_seed(recipe.run.seed)
+        model = stage.fresh_model().to(ctx.device)
+        start_step = 0
+    model.train()
+    wrapped = distributed.wrap(model, ctx, recipe.distributed.strategy)
+    forward = torch.compile(wrapped) if recipe.precision.compile else wrapped
+    loss_fn = stage.loss or lm_loss(recipe)
+    opt = Optimizers(model, recipe.optim, ctx.device)
+    # One logical stream of rows for the whole job: micro-step m of rank r takes rows [(m*W + r)*b, ...+b) of the
+    # step's global batch, so a run's data (and loss curve) does not depend on how many processes share it.
+    micro = recipe.batch.micro_batch_size
+    loader = stage.train_data
+    rows = slice(ctx.rank * micro, (ctx.rank + 1) * micro)
+    ledger = Ledger.load(run_dir / "ledger.json")
+    label, peak = peak_flops(ctx.device)
+    cost = ledger.stage(stage.name, device=label, n_devices=ctx.world_size, peak_flops_per_device=peak,
+                        price_per_device_hour=recipe.cost.price_per_hour, watts_per_device=recipe.cost.watts)
+    if resumed is not None:
+        if ctx.enabled and recipe.distributed.strategy == "fsdp":
+            _load_fsdp_optim(model, opt, resumed.trainer["optim"])
+        else:
+            opt.load_state_dict(resumed.trainer["optim"])
+        set_rng_state(resumed.trainer["rng"][ctx.rank])
+        loader.load_state_dict(resumed.state["loader"])
+    metrics = MetricsLog(stage_dir / "metrics.jsonl", recipe.log.tensorboard,
+                         resume_from_step=start_step if resumed is not None else None) if ctx.is_main else None
+
+    tokens_per_step = stage.tokens_per_step or recipe.batch.global_batch_tokens
+    flops_per_token = stage.flops_per_token or model_info(config, seq_len=recipe.batch.seq_len).train_flops_per_token
+    sched = recipe.schedule
+    val_loss: float | None = None  # measured this step, not yet logged
+    last_val: float | None = None
+    done = start_step  # steps completed
+
+    def checkpoint(at_step: int) -> None:
+        model_state, optim_state = _state_dicts(model, opt, ctx, recipe.distributed.strategy)
+        rngs = _gather(rng_state(), ctx)
+        ledger_json = ledger.to_json()
+        if ctx.is_main:
+            save_checkpoint(ckpt_root, at_step, _as_model(model, config, model_state),
+                            {"optim": optim_state, "rng": rngs},
+                            {"loader": loader.state_dict(), "ledger": ledger_json, "recipe_digest": recipe.digest(),
+                             **stage.extra_state},
+                            keep_last=recipe.checkpoint.keep_last, extra_files=stage.files)
+            ledger.save(run_dir / "ledger.json")
+        distributed.barrier()
+
+    mark = time.perf_counter()
+
+    def charge() -> None:
+        """The ledger pays for all the loop's time (steps, evaluations, logging, checkpoints), not just steps."""
+        nonlocal mark
+        now = time.perf_counter()
+        cost.wall_seconds += now - mark
+        mark = now
+
+    with StopFlag() as stop:
+        task = progress.add_task(stage.name, total=sched.max_steps, completed=start_step) if progress else None
+        for step in range(start_step, sched.max_steps):
+            t0 = time.perf_counter()
+            opt.set_lr(lr_multiplier(step, sched.max_steps, sched.warmup_steps, sched.kind,
+                                     recipe.optim.min_lr_ratio, sched.decay_fraction))
+            sums: dict[str, torch.Tensor] = {}
+            for m in range(accum):
+                x, y = (t[rows].to(ctx.device, non_blocking=True) for t in loader.next_batch())
+                sync = wrapped.no_sync() if ctx.enabled and m < accum - 1 and hasattr(wrapped, "no_sync") \
+                    else nullcontext()
+                with sync, autocast(recipe, ctx.device):
+                    step_loss = loss_fn(forward, x, y)
+                (step_loss.total / accum).backward()
+                for k, v in step_loss.logs.items():
+                    sums[k] = sums.get(k, 0) + v
+            clip = recipe.optim.grad_clip or math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            opt.zero_grad()
+            loads = update_expert_bias(model, recipe.moe.bias_update_gamma)
+            if ctx.device.type == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0  # the step itself: what tokens/s and MFU report
+            cost.tokens += tokens_per_step
+            cost.flops += flops_per_token * tokens_per_step
+            done = step + 1
+            last = done == sched.max_steps
+            if recipe.eval.every_steps and stage.eval_batches and (done % recipe.eval.every_steps == 0 or last):
+                val_loss = evaluate(model, stage.eval_batches(), recipe, ctx)
+            if done % recipe.log.every_steps == 0 or last or done == start_step + 1 or val_loss is not None:
+                charge()
+                names = sorted(sums)
+                means = distributed.all_reduce_mean(torch.stack([sums[k] for k in names]) / accum).tolist()
+                logged = dict(zip(names, means))
+                record = {
+                    "step": done, **logged, "lr": opt.optimizers[0].param_groups[0]["lr"],
+                    "grad_norm": float(grad_norm), "tokens": cost.tokens, "tokens_per_s": tokens_per_step / dt,
+                    "mfu": flops_per_token * tokens_per_step / dt / (peak * ctx.world_size),
+                    "seconds": cost.wall_seconds,
+                }
+                if loads.numel():
+                    record["expert_load_imbalance"] = load_imbalance(loads)
+                    record["expert_load"] = (loads / loads.sum(-1, keepdim=True).clamp_min(1)).tolist()
+                if val_loss is not None:
+                    record["val_loss"] = val_loss
+                if metrics is not None:
+                    metrics.write(record)
+                if progress is not None:
+                    progress.update(task, completed=done, loss=logged.get("loss", float("nan")),
+                                    tps=record["tokens_per_s"], mfu=record["mfu"], val=val_loss)
+                if val_loss is not None:
+                    last_val, val_loss = val_loss, None
+                if ctx.is_main:
+                    ledger.save(run_dir / "ledger.json")
+            elif progress is not None:
+                progress.update(task, completed=done)
+            if stop.requested or last or (recipe.checkpoint.every_steps and done % recipe.checkpoint.every_steps == 0):
+                charge()
+                checkpoint(done)
+            charge()
+            if stop.requested:
+                say(f"stopped by signal after step {done}; resume with --resume")
+                break
+    if metrics is not None:
+        metrics.close()
+        plot_metrics(metrics.path, stage_dir / "plots", title=f"{recipe.run.name} {stage.name}")
+    final_dir = None
+    if done >= sched.max_steps and not stop.requested:
+        final_dir = stage_dir / "model"
+        if ctx.is_main and not (start_step == done and final_dir.is_dir()):
+            publish_final(candidates(ckpt_root)[0] / "model", final_dir)
+    return StageResult(run_dir, final_dir, done, last_val, stop.requested, ledger)
+
+
+def _state_dicts(model: CausalLM, opt: Optimizers, ctx: DistContext, strategy: str) -> tuple[dict, list]:
+    """Full (unsharded) model and optimizer state on every rank; rank 0 writes them."""
+    if ctx.enabled and strategy == "fsdp":
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        model_state = get_model_state_dict(model, options=options)
+        return model_state, [get_optimizer_state_dict(model, o, options=options) for o in opt.optimizers]
+    return model.state_dict(), opt.state_dict()
+
+
+def _gather(obj: Any, ctx: DistContext) -> list[Any]:
+    """Every rank's object on every rank (each rank has its own RNG streams)."""
+    if not ctx.enabled:
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+def _as_model(model: CausalLM, config: ModelConfig, state: dict[str, torch.Tensor]) -> CausalLM:
+    """A plain CausalLM holding `state` for saving (the live model may be FSDP-sharded)."""
+    if not any(hasattr(t, "full_tensor") for t in model.state_dict().values()):
+        return model
+    with torch.device("meta"):
+        plain = CausalLM(config)
+    plain = plain.to_empty(device="cpu").reset_buffers()
+    plain.load_state_dict(state)
+    return plain
+
+
+def _load_fsdp_optim(model: CausalLM, opt: Optimizers, states: list[dict]) -> None:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    for o, st in zip(opt.optimizers, states):
+        set_optimizer_state_dict(model, o, st, options=StateDictOptions(full_state_dict=True))
+
+
+def publish_final(src: Path, final_dir: Path) -> None:
+    """Copy a checkpoint's model dir (HF layout + tokenizer) to <stage>/model, atomically."""
+    tmp = final_dir.with_name(final_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    tmp.rename(final_dir)
