@@ -9,7 +9,7 @@ from fronde.cli.data_cmd import app as data_app
 from fronde.cli.chat_cmd import chat_command
 from fronde.cli.generate_cmd import generate_command
 from fronde.cli.model_cmd import app as model_app
-from fronde.cli.pretrain_cmd import pretrain_command
+from fronde.cli.train_cmd import distill_command, pretrain_command, rl_command, sft_command
 from fronde.cli.serve_cmd import serve_command
 
 app = typer.Typer(
@@ -21,6 +21,9 @@ app = typer.Typer(
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.command("pretrain")(pretrain_command)
+app.command("sft")(sft_command)
+app.command("distill")(distill_command)
+app.command("rl")(rl_command)
 app.command("generate")(generate_command)
 app.command("chat")(chat_command)
 app.command("serve")(serve_command)

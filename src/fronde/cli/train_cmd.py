@@ -1,8 +1,10 @@
-"""`fronde pretrain RECIPE`: train a model from a recipe, with a live progress bar and the cost at the end."""
+"""`fronde pretrain|sft|distill|rl RECIPE`: train from a recipe, with a live progress bar and the cost at the end."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -64,31 +66,69 @@ def print_ledger(ledger: Ledger) -> None:
     console.print(t)
 
 
-def pretrain_command(
-    recipe: str = typer.Argument(..., help=f"recipe TOML path or shipped name ({', '.join(recipe_names())})"),
-    set_: list[str] = typer.Option([], "--set", help="override a recipe value: section.key=value (repeatable)"),
-    resume: bool = typer.Option(False, "--resume", help="continue from the newest valid checkpoint"),
-    price_per_hour: float | None = typer.Option(None, help="price of one device-hour (cost.price_per_hour)"),
-    watts: float | None = typer.Option(None, help="power per device in watts (cost.watts)"),
-) -> None:
-    """Pretrain a fronde model (prepares the recipe's data first when needed). Launch with torchrun for many GPUs."""
-    from fronde.train.pretrain import pretrain
-
-    sets = list(set_)
+def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: str, sets: list[str], resume: bool,
+                      price_per_hour: float | None, watts: float | None) -> Any:
+    """Load a recipe, run a training stage under a live progress bar, print the ledger and where the model is."""
+    sets = list(sets)
     if price_per_hour is not None:
         sets.append(f"cost.price_per_hour={price_per_hour}")
     if watts is not None:
         sets.append(f"cost.watts={watts}")
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 draws and prints
     try:
-        rec = load_recipe(recipe, sets)
+        rec = load_recipe(recipe, sets, kind)
         with _Fields(*progress_bar().columns, console=console, disable=not main_process) as bar:
-            result = pretrain(rec, resume=resume, say=console.print, progress=bar if main_process else None)
+            result = fn(rec, resume=resume, say=console.print, progress=bar if main_process else None)
     except (RecipeError, DataError, FileNotFoundError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     if not main_process:
-        return
+        return result
     print_ledger(result.ledger)
     if result.model_dir:
-        console.print(f"model: {result.model_dir}  (final val loss {result.val_loss})")
+        console.print(f"{stage} model: {result.model_dir}  (final val loss {result.val_loss})")
+    return result
+
+
+RECIPE_ARG = typer.Argument(..., help=f"recipe TOML path or shipped name ({', '.join(recipe_names())})")
+SET_OPT = typer.Option([], "--set", help="override a recipe value: section.key=value (repeatable)")
+RESUME_OPT = typer.Option(False, "--resume", help="continue from the newest valid checkpoint")
+PRICE_OPT = typer.Option(None, help="price of one device-hour (cost.price_per_hour)")
+WATTS_OPT = typer.Option(None, help="power per device in watts (cost.watts)")
+
+
+def pretrain_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
+                     price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
+    """Pretrain a fronde model (prepares the recipe's data first when needed). Launch with torchrun for many GPUs."""
+    from fronde.train.pretrain import pretrain
+    from fronde.train.recipe import PretrainRecipe
+
+    run_stage_command("pretrain", pretrain, PretrainRecipe, recipe, set_, resume, price_per_hour, watts)
+
+
+def sft_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
+                price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
+    """Supervised fine-tuning on chats (JSONL and built-in tasks), loss on the assistant's tokens only."""
+    from fronde.train.sft import SFTRecipe, sft
+
+    run_stage_command("sft", sft, SFTRecipe, recipe, set_, resume, price_per_hour, watts)
+
+
+def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
+                    price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
+    """Distil a bigger teacher into the model: sequence-level (teacher answers, verified, then SFT) or logit-level."""
+    from fronde.train.distill import DistillRecipe, distill
+
+    run_stage_command("distill", distill, DistillRecipe, recipe, set_, resume, price_per_hour, watts)
+
+
+def rl_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
+               price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
+    """GRPO with verifiable rewards on the recipe's tasks; rollouts on fronde's batched inference engine."""
+    from fronde.infer.rollout import EngineRollouts
+    from fronde.train.grpo import RLRecipe, grpo
+
+    def run(rec: RLRecipe, **kw: Any) -> Any:
+        return grpo(rec, EngineRollouts(), **kw)
+
+    run_stage_command("rl", run, RLRecipe, recipe, set_, resume, price_per_hour, watts)

@@ -1,0 +1,168 @@
+"""`fronde distill RECIPE`: teach the small model from a bigger teacher, two ways.
+
+- `mode = "sequence"` (any teacher, any tokenizer; how DeepSeek-R1's 800k samples were made): the teacher answers
+  the recipe's prompts (batched, cached on disk in runs/<name>/distill/teacher_samples.jsonl, resumable), answers
+  are optionally filtered by the task's verifier (rejection sampling), and the student is fine-tuned on the kept
+  answers with the SFT machinery.
+- `mode = "logit"` (teacher with the student's tokenizer, e.g. a bigger fronde model): on the SFT data, the loss is
+  a divergence between the teacher's and the student's next-token distributions on the assistant tokens (forward
+  KL, reverse KL or generalised JSD with beta, at a temperature), optionally mixed with the usual cross-entropy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from fronde.data.chat import normalize_messages
+from fronde.data.errors import DataError
+from fronde.data.tokenizer import Tokenizer
+from fronde.tasks import get_task
+from fronde.train import distributed
+from fronde.train.distill_loss import distill_loss, vocab_compatible
+from fronde.train.loop import StageResult, StepLoss, run_stage
+from fronde.train.recipe import RecipeError, _Section
+from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
+from fronde.train.sft import SFTRecipe, TaskMix, chat_stage
+from fronde.train.sft_data import read_chat_jsonl
+from fronde.train.teacher import load_teacher
+
+STAGE = "distill"
+
+
+class DistillSection(_Section):
+    teacher: str = Field(..., description="fronde dir, transformers dir, .gguf file or smollm2-135m-instruct")
+    mode: Literal["sequence", "logit"] = "sequence"
+    # sequence-level
+    prompt_tasks: list[TaskMix] = Field(default_factory=list, description="task problems the teacher answers")
+    prompt_files: list[str] = Field(default_factory=list, description="chat JSONL: the teacher answers the last "
+                                                                        "user turn of each (assistant turns dropped)")
+    max_new_tokens: int = Field(256, gt=0)
+    temperature: float = Field(0.0, ge=0, le=2)
+    samples_per_prompt: int = Field(1, gt=0)
+    batch_size: int = Field(8, gt=0)
+    filter_with_verifier: bool = Field(True, description="keep only answers the task's verifier accepts")
+    min_reward: float = Field(1.0, ge=0, le=1)
+    # logit-level
+    kind: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"
+    beta: float = Field(0.5, ge=0, le=1, description="jsd: 0 = forward KL, 1 = reverse KL")
+    loss_temperature: float = Field(1.0, gt=0)
+    ce_weight: float = Field(0.0, ge=0, description="weight of the plain cross-entropy mixed into the loss")
+
+
+class DistillRecipe(SFTRecipe):
+    distill: DistillSection
+
+
+def teacher_prompts(recipe: DistillRecipe) -> tuple[list[PromptItem], dict[str, Any]]:
+    """The prompts and, for task prompts, the task that can verify each answer."""
+    items, verifiers = [], {}
+    for mix in recipe.distill.prompt_tasks:
+        task = get_task(mix.name)
+        for ex in task.train(mix.n, recipe.run.seed):
+            items.append(PromptItem(ex.id, task.messages(ex, recipe.sft.system), {"task": mix.name}))
+            verifiers[ex.id] = (task, ex)
+    for f in recipe.distill.prompt_files:
+        items.extend(read_prompts(Path(f)))
+    if not items:
+        raise RecipeError("distill: sequence mode needs prompts: distill.prompt_tasks and/or distill.prompt_files")
+    return items, verifiers
+
+
+def read_prompts(path: Path) -> list[PromptItem]:
+    """`{"messages": [...]}` per line; the teacher answers the conversation up to its last user turn."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such prompt file")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            msgs = normalize_messages(json.loads(line)["messages"])
+        except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+            raise DataError(f"{path}:{n}: not a chat object with 'messages' ({e})") from None
+        users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
+        if not users:
+            raise DataError(f"{path}:{n}: no user message for the teacher to answer")
+        out.append(PromptItem(f"{path.name}:{n}", msgs[: users[-1] + 1]))
+    return out
+
+
+def logit_loss(teacher: Any, sec: DistillSection) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], StepLoss]:
+    def fn(forward: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepLoss:
+        mask = y != -100
+        out = forward(x)  # logits only
+        with torch.no_grad():
+            t_logits = teacher.logits(x.to(teacher.device)).to(out.logits.device)
+        kd = distill_loss(out.logits, t_logits[..., : out.logits.shape[-1]], mask, sec.kind, sec.beta,
+                          sec.loss_temperature)
+        total, logs = kd, {"distill_loss": kd.detach().float()}
+        if sec.ce_weight:
+            ce = torch.nn.functional.cross_entropy(out.logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100)
+            total = total + sec.ce_weight * ce
+            logs["ce_loss"] = ce.detach().float()
+        logs["loss"] = total.detach().float()
+        return StepLoss(total, logs)
+
+    return fn
+
+
+def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], None] = print,
+            progress: Any = None, teacher: Any = None) -> StageResult:
+    """`teacher`: an already loaded Teacher (loading a GGUF teacher takes half a minute); else distill.teacher."""
+    ctx = distributed.setup(recipe.distributed.backend)
+    try:
+        say = say if ctx.is_main else (lambda _: None)
+        sec = recipe.distill
+        init_dir = recipe.init_dir("pretrain")
+        stage_dir = recipe.run_dir / STAGE
+        if teacher is None:
+            say(f"loading teacher {sec.teacher}")
+            teacher = load_teacher(sec.teacher, device=ctx.device)
+        if sec.mode == "sequence":
+            extra = _sequence_data(recipe, teacher, stage_dir, ctx.is_main, say)
+            stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, extra=extra)
+        else:
+            student_tok = Tokenizer.load(init_dir)
+            if not vocab_compatible(student_tok.hf.get_vocab(), teacher.vocab()):
+                raise RecipeError(f"distill.mode=logit needs the teacher to share the student's tokenizer; "
+                                  f"{sec.teacher} does not. Use mode='sequence' for this teacher.")
+            stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, loss=logit_loss(teacher, sec))
+        return run_stage(recipe, stage, ctx, resume, say, progress)
+    except DataError as e:
+        raise RecipeError(str(e)) from None
+    finally:
+        distributed.teardown()
+
+
+def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, is_main: bool, say: Callable[[str], None]):
+    sec = recipe.distill
+    prompts, verifiers = teacher_prompts(recipe)
+    cache, sft_file = stage_dir / "teacher_samples.jsonl", stage_dir / "teacher_sft.jsonl"
+
+    def verify(text: str, item: PromptItem) -> float:
+        task, ex = verifiers[item.id]
+        return task.verify(text, ex)
+
+    use_verifier = sec.filter_with_verifier and bool(verifiers)
+    if is_main:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        stats = build_distill_set(teacher, prompts, cache, batch_size=sec.batch_size,
+                                  max_new_tokens=sec.max_new_tokens, temperature=sec.temperature,
+                                  samples_per_prompt=sec.samples_per_prompt,
+                                  verifier=(lambda t, it: verify(t, it) if it.id in verifiers else 1.0)
+                                  if use_verifier else None, min_reward=sec.min_reward, seed=recipe.run.seed)
+        say(f"teacher samples: {stats.generated} generated now, {stats.resumed_from} reused from the cache, "
+            f"{stats.kept} kept, {stats.rejected} rejected by the verifier, "
+            f"{stats.skipped_corrupt_lines} torn lines dropped ({cache})")
+        if export_sft(cache, sft_file) == 0:
+            raise RecipeError("distill: the verifier rejected every teacher answer; lower distill.min_reward, "
+                              "set distill.filter_with_verifier=false, or give easier prompts")
+    distributed.barrier()
+    return read_chat_jsonl(sft_file)

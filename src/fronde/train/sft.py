@@ -1,0 +1,127 @@
+"""`fronde sft RECIPE`: supervised fine-tuning on chats, loss on the assistant's tokens only.
+
+The model starts from a fronde (or any HF DeepseekV3) model dir, by default this run's pretrained model; the data is
+OpenAI-format chat JSONL plus built-in task problems with worked think/answer solutions; everything else
+(checkpoints, exact resume, ledger, metrics, plots, torchrun) is the shared stage loop's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fronde.data.errors import DataError
+from fronde.data.io import atomic_write_json
+from fronde.data.tokenizer import Tokenizer
+from fronde.model.checkpoint import from_pretrained, load_config
+from fronde.tasks import get_task
+from fronde.train import distributed
+from fronde.train.loop import LossFn, Stage, StageResult, run_stage
+from fronde.train.pretrain import tokenizer_files
+from fronde.train.recipe import RecipeError, StageRecipe
+from fronde.train.sft_data import Conversation, PackedRows, RowLoader, fixed_batches, is_val, pack, read_chat_jsonl
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InitSection(_Section):
+    model: str = Field("", description="model dir to start from; default runs/<name>/<previous stage>/model")
+
+
+class TaskMix(_Section):
+    name: str = Field(..., description="a task spec: arithmetic, arithmetic:3, countdown, gsm-symbolic:eng, a .jsonl")
+    n: int = Field(1000, gt=0, description="training problems with worked solutions to draw")
+
+
+class SFTData(_Section):
+    chat_files: list[str] = Field(default_factory=list, description="OpenAI-format chat JSONL files")
+    tasks: list[TaskMix] = Field(default_factory=list, description="built-in task problems rendered as chats")
+    system: str | None = Field(None, description="system prompt for task conversations")
+    val_fraction: float = Field(0.05, ge=0, lt=1, description="conversations held out for the validation loss")
+
+
+class SFTRecipe(StageRecipe):
+    init: InitSection = Field(default_factory=InitSection)
+    sft: SFTData = Field(default_factory=SFTData)
+
+    def init_dir(self, previous: str = "pretrain") -> Path:
+        return Path(self.init.model) if self.init.model else self.run_dir / previous / "model"
+
+
+def task_conversations(mix: list[TaskMix], system: str | None, seed: int) -> list[Conversation]:
+    out = []
+    for entry in mix:
+        task = get_task(entry.name)
+        convs = [task.conversation(ex, system) for ex in task.train(entry.n, seed)]
+        solved = [c for c in convs if c is not None]
+        if not solved:
+            raise RecipeError(f"sft.tasks: task {entry.name!r} has no worked solutions to train on")
+        out.extend(Conversation(f"task:{entry.name}", c) for c in solved)
+    return out
+
+
+def sft_rows(recipe: SFTRecipe, tok: Tokenizer, extra: list[Conversation] | None = None
+             ) -> tuple[PackedRows, PackedRows | None]:
+    """(train rows, val rows) from the recipe's chat files and tasks (plus `extra` conversations)."""
+    convs: list[Conversation] = list(extra or [])
+    for f in recipe.sft.chat_files:
+        convs.extend(read_chat_jsonl(Path(f)))
+    convs.extend(task_conversations(recipe.sft.tasks, recipe.sft.system, recipe.run.seed))
+    if not convs:
+        raise RecipeError("sft: no data; give sft.chat_files and/or sft.tasks")
+    frac = recipe.sft.val_fraction
+    val = [c for c in convs if frac and is_val(c, frac)]
+    train = [c for c in convs if not (frac and is_val(c, frac))]
+    seq = recipe.batch.seq_len
+    train_rows = pack(tok, train, seq, recipe.run.seed)
+    val_rows = pack(tok, val, seq, 0) if val else None
+    return train_rows, val_rows
+
+
+def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, say: Callable[[str], None],
+               extra: list[Conversation] | None = None, loss: LossFn | None = None) -> Stage:
+    """A stage that trains on packed chats: SFT itself, and logit distillation (with its own loss)."""
+    if not (init_dir / "config.json").is_file():
+        raise RecipeError(f"init.model: {init_dir} is not a model dir (no config.json); pretrain first or set "
+                          "init.model=PATH")
+    tok = Tokenizer.load(init_dir)
+    config = load_config(init_dir)
+    train_rows, val_rows = sft_rows(recipe, tok, extra)
+    stats = train_rows.stats
+    say(f"{name} data: {stats.conversations} conversations -> {stats.rows} rows of {recipe.batch.seq_len} tokens, "
+        f"{stats.trained_tokens:,} assistant tokens; {stats.truncated} truncated to a row, "
+        f"{stats.without_assistant_tokens} without assistant tokens skipped; "
+        f"{val_rows.stats.conversations if val_rows else 0} held out for validation")
+    stage_dir = recipe.run_dir / name
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(stage_dir / "data_stats.json",
+                      {"train": stats.as_dict(), "val": val_rows.stats.as_dict() if val_rows else None})
+    micro = recipe.batch.micro_batch_size
+    evals = fixed_batches(val_rows, micro, recipe.eval.batches) if val_rows else None
+    return Stage(
+        name=name, config=config,
+        fresh_model=lambda: from_pretrained(init_dir, dtype=None),
+        train_data=RowLoader(train_rows, micro * world_size, recipe.run.seed),
+        eval_batches=(lambda: evals) if evals else None,
+        files=tokenizer_files(init_dir),
+        loss=loss,
+    )
+
+
+def sft(recipe: SFTRecipe, resume: bool = False, say: Callable[[str], None] = print,
+        progress: Any = None) -> StageResult:
+    ctx = distributed.setup(recipe.distributed.backend)
+    try:
+        say = say if ctx.is_main else (lambda _: None)
+        try:
+            stage = chat_stage("sft", recipe, recipe.init_dir(), ctx.world_size, say)
+        except DataError as e:
+            raise RecipeError(str(e)) from None
+        return run_stage(recipe, stage, ctx, resume, say, progress)
+    finally:
+        distributed.teardown()

@@ -1,0 +1,171 @@
+"""SFT data: chats (OpenAI `messages` JSONL, and built-in task problems with worked solutions) rendered through the
+chat template, trained on assistant tokens only, and packed into fixed-length rows.
+
+Packing is greedy in a seeded order: each row of seq_len + 1 tokens takes whole conversations while they fit and is
+padded at the end (padding targets are IGNORE_INDEX). A conversation longer than a row is cut to the row and
+counted, never dropped silently. Conversations sharing a row attend to each other (no block-diagonal mask), as in
+most packed SFT; each starts with <|bos|> so the model knows where one begins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fronde.data.chat import normalize_messages, render_chat
+from fronde.data.errors import DataError
+from fronde.data.tokenizer import Tokenizer
+from fronde.model.loss import IGNORE_INDEX
+
+
+@dataclass
+class Conversation:
+    source: str  # "file.jsonl:12" or "task:arithmetic"
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class PackStats:
+    conversations: int = 0
+    truncated: int = 0  # longer than a row: cut to the row
+    without_assistant_tokens: int = 0  # nothing to learn from: skipped and counted
+    rows: int = 0
+    tokens: int = 0  # real (non-padding) tokens
+    trained_tokens: int = 0  # tokens with a loss (assistant tokens)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def read_chat_jsonl(path: Path) -> list[Conversation]:
+    """`{"messages": [...], "tools": [...]?}` per line; an error names the file, the line and what is wrong."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such chat file")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or "messages" not in row:
+            raise DataError(f"{path}:{n}: expected an object with a 'messages' list (OpenAI chat format)")
+        try:
+            messages = normalize_messages(row["messages"])
+        except ValueError as e:
+            raise DataError(f"{path}:{n}: {e}") from None
+        if not any(m["role"] == "assistant" for m in messages):
+            raise DataError(f"{path}:{n}: no assistant message: nothing to train on")
+        out.append(Conversation(f"{path.name}:{n}", messages, row.get("tools")))
+    return out
+
+
+def is_val(conv: Conversation, fraction: float) -> bool:
+    """A stable hash split of conversations, independent of file order."""
+    h = hashlib.sha256(json.dumps(conv.messages, sort_keys=True).encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < fraction
+
+
+def encode(tok: Tokenizer, conv: Conversation) -> tuple[list[int], list[int]]:
+    """(ids, targets) for one conversation, targets shifted left: targets[t] is ids[t+1] when that token is an
+    assistant token, else IGNORE_INDEX. The trailing element predicts nothing."""
+    ids, mask = render_chat(tok, conv.messages, tools=conv.tools)
+    targets = [t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])] + [IGNORE_INDEX]
+    return ids, targets
+
+
+@dataclass
+class PackedRows:
+    inputs: torch.Tensor  # (rows, seq_len)
+    targets: torch.Tensor  # (rows, seq_len)
+    stats: PackStats = field(default_factory=PackStats)
+
+
+def pack(tok: Tokenizer, convs: list[Conversation], seq_len: int, seed: int) -> PackedRows:
+    order = list(range(len(convs)))
+    random.Random(seed).shuffle(order)
+    stats = PackStats()
+    rows_x: list[list[int]] = []
+    rows_y: list[list[int]] = []
+    cur_x: list[int] = []
+    cur_y: list[int] = []
+
+    def close() -> None:
+        nonlocal cur_x, cur_y
+        if cur_x:
+            pad = seq_len - len(cur_x)
+            rows_x.append(cur_x + [tok.special.pad] * pad)
+            rows_y.append(cur_y + [IGNORE_INDEX] * pad)
+            cur_x, cur_y = [], []
+
+    for i in order:
+        ids, targets = encode(tok, convs[i])
+        stats.conversations += 1
+        if len(ids) > seq_len:
+            ids, targets = ids[:seq_len], targets[:seq_len]
+            stats.truncated += 1
+        if all(t == IGNORE_INDEX for t in targets):
+            stats.without_assistant_tokens += 1
+            continue
+        if len(cur_x) + len(ids) > seq_len:
+            close()
+        cur_x += ids
+        cur_y += targets
+        stats.tokens += len(ids)
+        stats.trained_tokens += sum(t != IGNORE_INDEX for t in targets)
+    close()
+    stats.rows = len(rows_x)
+    if not rows_x:
+        raise DataError("SFT data produced no rows with assistant tokens; check the chat files and tasks")
+    return PackedRows(torch.tensor(rows_x), torch.tensor(rows_y), stats)
+
+
+class RowLoader:
+    """Batches of packed rows in a seeded order that changes each epoch; resumable exactly (epoch, cursor)."""
+
+    def __init__(self, rows: PackedRows, batch_size: int, seed: int) -> None:
+        self.rows, self.batch_size, self.seed = rows, batch_size, seed
+        self.n = rows.inputs.shape[0]
+        self.epoch, self.cursor = 0, 0
+        self._order = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = []
+        while len(idx) < self.batch_size:
+            if self.cursor == self.n:
+                self.epoch, self.cursor = self.epoch + 1, 0
+                self._order = self._permutation(self.epoch)
+            take = min(self.batch_size - len(idx), self.n - self.cursor)
+            idx.extend(self._order[self.cursor:self.cursor + take].tolist())
+            self.cursor += take
+        sel = torch.tensor(idx)
+        return self.rows.inputs[sel], self.rows.targets[sel]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "cursor": self.cursor, "rows": self.n}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("rows") != self.n:
+            raise DataError(f"the checkpoint's SFT data had {state.get('rows')} rows, this run's has {self.n}: "
+                            "resume with the same data and recipe")
+        self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
+        self._order = self._permutation(self.epoch)
+
+
+def fixed_batches(rows: PackedRows, batch_size: int, max_batches: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first rows, in order, as evaluation batches (the same every time)."""
+    out = []
+    for i in range(0, min(rows.inputs.shape[0], batch_size * max_batches), batch_size):
+        out.append((rows.inputs[i:i + batch_size], rows.targets[i:i + batch_size]))
+    return out

@@ -1,0 +1,55 @@
+"""The distill stage end to end: SmolLM2-135M-Instruct (the real GGUF, offline) answers arithmetic problems, its
+verified answers fine-tune a tiny fronde model; and logit distillation from a teacher identical to the student
+starts at zero loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fronde.train.distill import DistillRecipe, distill
+from fronde.train.metrics import read_metrics
+from tests.train.test_distill_pieces import smollm2  # noqa: F401  (module-scoped fixture: one 30 s GGUF load)
+from tests.train.test_sft import base_dir  # noqa: F401  (a tiny model dir with a real tokenizer)
+
+COMMON = {"optim": {"lr": 3e-3, "weight_decay": 0.0}, "schedule": {"max_steps": 4, "warmup_steps": 1},
+          "batch": {"seq_len": 64, "micro_batch_size": 2, "global_batch_tokens": 128},
+          "checkpoint": {"every_steps": 0}, "eval": {"every_steps": 0}, "log": {"every_steps": 1},
+          "sft": {"val_fraction": 0.0}}
+
+
+@pytest.mark.slow
+def test_sequence_distillation_from_smollm2_runs_end_to_end(tmp_path, smollm2, base_dir):  # noqa: F811
+    recipe = DistillRecipe.model_validate(COMMON | {
+        "run": {"name": "d", "out_dir": str(tmp_path / "runs")}, "init": {"model": str(base_dir)},
+        "distill": {"teacher": "smollm2-135m-instruct", "prompt_tasks": [{"name": "arithmetic:1", "n": 6}],
+                    "max_new_tokens": 24, "batch_size": 6, "filter_with_verifier": False}})
+    result = distill(recipe, say=lambda _: None, teacher=smollm2)
+    stage = tmp_path / "runs" / "d" / "distill"
+    rows = [json.loads(line) for line in (stage / "teacher_samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(r["completion"] for r in rows)
+    sft_rows = [json.loads(line) for line in (stage / "teacher_sft.jsonl").read_text().splitlines()]
+    assert sft_rows[0]["messages"][-1] == {"role": "assistant", "content": rows[0]["completion"]}
+    assert result.model_dir is not None and (result.model_dir / "model.safetensors").is_file()
+    assert [r["step"] for r in read_metrics(stage / "metrics.jsonl")] == [1, 2, 3, 4]
+    # rerun: every teacher answer comes from the cache (the stage's final model already exists)
+    again = distill(recipe, say=lambda _: None, teacher=smollm2, resume=True)
+    assert again.last_step == 4
+
+
+def test_logit_distillation_from_an_identical_teacher_starts_at_zero(tmp_path, base_dir):  # noqa: F811
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"{i} plus {i}?"},
+                                                        {"role": "assistant", "content": f"{2 * i}."}]})
+                               for i in range(12)) + "\n")
+    recipe = DistillRecipe.model_validate(COMMON | {
+        "run": {"name": "l", "out_dir": str(tmp_path / "runs")}, "init": {"model": str(base_dir)},
+        "sft": {"chat_files": [str(chats)], "val_fraction": 0.0},
+        "distill": {"teacher": str(base_dir), "mode": "logit", "kind": "jsd", "beta": 0.5, "ce_weight": 0.5}})
+    distill(recipe, say=lambda _: None)
+    records = read_metrics(tmp_path / "runs" / "l" / "distill" / "metrics.jsonl")
+    assert records[0]["distill_loss"] == pytest.approx(0.0, abs=1e-6)  # student == teacher at step 1
+    assert records[-1]["distill_loss"] > 0  # the CE term moved the student away from the teacher
+    assert "ce_loss" in records[0]

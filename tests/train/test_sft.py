@@ -1,0 +1,144 @@
+"""SFT on a tiny real model: only assistant tokens carry loss, packing counts what it cuts, the loader resumes
+exactly, and `fronde sft` runs end to end (falling loss, model dir, ledger, a clear error for a bad chat line)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fronde.data.errors import DataError
+from fronde.data.tokenizer import train_tokenizer
+from fronde.model.checkpoint import save_pretrained
+from fronde.model.loss import IGNORE_INDEX
+from fronde.train.metrics import read_metrics
+from fronde.train.sft_data import Conversation, RowLoader, encode, pack
+from tests.model.helpers import tiny_model
+
+FRONDE = [sys.executable, "-m", "fronde.cli.main"]
+ENV = os.environ | {"OMP_NUM_THREADS": "2", "COLUMNS": "200"}
+
+
+def chat(q: str, a: str) -> dict:
+    return {"messages": [{"role": "system", "content": "Answer."}, {"role": "user", "content": q},
+                         {"role": "assistant", "content": a}]}
+
+
+CHATS = [chat(f"What is {i} plus {i}?", f"{i} plus {i} is {2 * i}.") for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory) -> Path:
+    """A tiny 'pretrained' model dir with a real tokenizer: what `fronde sft` starts from."""
+    d = tmp_path_factory.mktemp("base") / "model"
+    texts = [m["content"] for c in CHATS for m in c["messages"]] * 20
+    tok = train_tokenizer(texts, vocab_size=400)
+    tok.save(d)
+    torch.manual_seed(0)
+    save_pretrained(tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos), d)
+    return d
+
+
+def test_only_assistant_tokens_carry_loss(base_dir):
+    from fronde.data.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(base_dir)
+    ids, targets = encode(tok, Conversation("t", CHATS[3]["messages"]))
+    trained = [t for t in targets if t != IGNORE_INDEX]
+    assert tok.decode(trained) == "3 plus 3 is 6." + "<|end|>"  # the reply and its end-of-turn, nothing else
+    for i, t in enumerate(targets[:-1]):
+        if t != IGNORE_INDEX:
+            assert t == ids[i + 1]
+
+
+def test_pack_pads_counts_truncation_and_loader_resumes(base_dir):
+    from fronde.data.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(base_dir)
+    convs = [Conversation("t", c["messages"]) for c in CHATS]
+    rows = pack(tok, convs, seq_len=64, seed=1)
+    assert rows.stats.conversations == 40 and rows.stats.truncated == 0 and rows.inputs.shape[1] == 64
+    pads = rows.inputs == tok.special.pad
+    assert (rows.targets[pads] == IGNORE_INDEX).all()
+    shortest = min(len(encode(tok, c)[0]) for c in convs)
+    tight = pack(tok, convs, seq_len=shortest - 2, seed=1)
+    assert tight.stats.truncated == 40  # every chat is longer than a row: cut, and counted
+    with pytest.raises(DataError, match="no rows"):
+        pack(tok, convs, seq_len=8, seed=1)  # rows too short to reach any reply: nothing to learn, said so
+    a = RowLoader(rows, batch_size=3, seed=5)
+    for _ in range(4):
+        a.next_batch()
+    b = RowLoader(rows, batch_size=3, seed=5)
+    b.load_state_dict(a.state_dict())
+    for _ in range(10):  # across an epoch boundary too
+        xa, ya = a.next_batch()
+        xb, yb = b.next_batch()
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+RECIPE = """
+[run]
+name = "{name}"
+out_dir = "{out}"
+seed = 1
+
+[init]
+model = "{init}"
+
+[sft]
+chat_files = ["{chats}"]
+val_fraction = 0.1
+
+[optim]
+lr = 3e-3
+weight_decay = 0.0
+
+[schedule]
+max_steps = 16
+warmup_steps = 2
+
+[batch]
+seq_len = 64
+micro_batch_size = 4
+global_batch_tokens = 512
+
+[checkpoint]
+every_steps = 8
+
+[eval]
+every_steps = 8
+batches = 2
+
+[log]
+every_steps = 1
+"""
+
+
+def test_fronde_sft_end_to_end(tmp_path, base_dir):
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("\n".join(json.dumps(c) for c in CHATS) + "\n")
+    recipe = tmp_path / "sft.toml"
+    recipe.write_text(RECIPE.format(name="s", out=tmp_path / "runs", init=base_dir, chats=chats))
+    res = subprocess.run(FRONDE + ["sft", str(recipe)], env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run = tmp_path / "runs" / "s"
+    records = read_metrics(run / "sft" / "metrics.jsonl")
+    losses = [r["loss"] for r in records]
+    assert losses[-1] < 0.7 * losses[0]
+    assert any("val_loss" in r for r in records)
+    assert (run / "sft" / "model" / "model.safetensors").is_file() and (run / "sft" / "model" / "tokenizer.json").is_file()
+    ledger = json.loads((run / "ledger.json").read_text())
+    assert [s["stage"] for s in ledger["stages"]] == ["sft"]
+    stats = json.loads((run / "sft" / "data_stats.json").read_text())
+    assert stats["train"]["conversations"] + stats["val"]["conversations"] == 40
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(CHATS[0]) + "\n" + '{"messages": [{"role": "wizard", "content": "x"}]}\n')
+    res = subprocess.run(FRONDE + ["sft", str(recipe), "--set", f'sft.chat_files=["{bad}"]', "--set", "run.name=b"],
+                         env=ENV, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "bad.jsonl:2" in res.stdout and "wizard" in res.stdout
