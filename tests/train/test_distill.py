@@ -53,3 +53,24 @@ def test_logit_distillation_from_an_identical_teacher_starts_at_zero(tmp_path, b
     assert records[0]["distill_loss"] == pytest.approx(0.0, abs=1e-6)  # student == teacher at step 1
     assert records[-1]["distill_loss"] > 0  # the CE term moved the student away from the teacher
     assert "ce_loss" in records[0]
+
+
+def test_on_policy_distillation_samples_from_the_student(tmp_path, base_dir):  # noqa: F811
+    """GKD with lambda = 1: every micro-batch is the student's own completions, graded by the (identical) teacher."""
+    from fronde.infer.rollout import EngineRollouts
+
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"{i} plus {i}?"},
+                                                        {"role": "assistant", "content": f"{2 * i}."}]})
+                               for i in range(12)) + "\n")
+    recipe = DistillRecipe.model_validate(COMMON | {
+        "run": {"name": "o", "out_dir": str(tmp_path / "runs")}, "init": {"model": str(base_dir)},
+        "sft": {"chat_files": [str(chats)], "val_fraction": 0.0},
+        "distill": {"teacher": str(base_dir), "mode": "logit", "on_policy_fraction": 1.0,
+                    "on_policy_max_new_tokens": 6}})
+    distill(recipe, say=lambda _: None, rollouts=EngineRollouts())
+    records = read_metrics(tmp_path / "runs" / "o" / "distill" / "metrics.jsonl")
+    assert all(r["on_policy"] == 1.0 for r in records)
+    assert records[0]["distill_loss"] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(Exception, match="needs a sampler"):
+        distill(recipe.model_copy(update={"run": recipe.run.model_copy(update={"name": "o2"})}), say=lambda _: None)

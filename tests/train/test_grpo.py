@@ -16,9 +16,10 @@ from fronde.data.chat import render_chat
 from fronde.data.tokenizer import Tokenizer, train_tokenizer
 from fronde.model.checkpoint import save_pretrained
 from fronde.tasks import Example, Task
-from fronde.train.grpo import Completion, PromptSampler, RLRecipe, prompt_ids, rl_step, sequence_logprobs
+from fronde.train.grpo import PromptSampler, RLRecipe, prompt_ids, rl_step, sequence_logprobs
 from fronde.train.metrics import read_metrics
 from fronde.train.optim import Optimizers
+from fronde.train.rollouts import Completion
 from tests.model.helpers import tiny_model
 
 FRONDE = [sys.executable, "-m", "fronde.cli.main"]

@@ -117,9 +117,13 @@ def sft_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: boo
 def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
                     price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
     """Distil a bigger teacher into the model: sequence-level (teacher answers, verified, then SFT) or logit-level."""
+    from fronde.infer.rollout import EngineRollouts
     from fronde.train.distill import DistillRecipe, distill
 
-    run_stage_command("distill", distill, DistillRecipe, recipe, set_, resume, price_per_hour, watts)
+    def run(rec: DistillRecipe, **kw: Any) -> Any:
+        return distill(rec, rollouts=EngineRollouts(), **kw)
+
+    run_stage_command("distill", run, DistillRecipe, recipe, set_, resume, price_per_hour, watts)
 
 
 def rl_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,

@@ -8,7 +8,7 @@ import torch
 from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
 from fronde.model.model import CausalLM
-from fronde.train.grpo import Completion
+from fronde.train.rollouts import Completion
 
 
 class EngineRollouts:

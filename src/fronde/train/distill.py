@@ -20,17 +20,18 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from fronde.data.chat import normalize_messages
+from fronde.data.chat import normalize_messages, render_chat
 from fronde.data.errors import DataError
 from fronde.data.tokenizer import Tokenizer
 from fronde.tasks import get_task
 from fronde.train import distributed
 from fronde.train.distill_loss import distill_loss, vocab_compatible
+from fronde.train.rollouts import Rollouts
 from fronde.train.loop import StageResult, StepLoss, run_stage
 from fronde.train.recipe import RecipeError, _Section
 from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
 from fronde.train.sft import SFTRecipe, TaskMix, chat_stage
-from fronde.train.sft_data import read_chat_jsonl
+from fronde.train.sft_data import Conversation, read_chat_jsonl
 from fronde.train.teacher import load_teacher
 
 STAGE = "distill"
@@ -54,6 +55,10 @@ class DistillSection(_Section):
     beta: float = Field(0.5, ge=0, le=1, description="jsd: 0 = forward KL, 1 = reverse KL")
     loss_temperature: float = Field(1.0, gt=0)
     ce_weight: float = Field(0.0, ge=0, description="weight of the plain cross-entropy mixed into the loss")
+    on_policy_fraction: float = Field(0.0, ge=0, le=1, description="GKD's lambda: share of micro-batches made of "
+                                      "the student's own samples (scored by the teacher)")
+    on_policy_max_new_tokens: int = Field(128, gt=0)
+    on_policy_temperature: float = Field(1.0, gt=0, le=2)
 
 
 class DistillRecipe(SFTRecipe):
@@ -94,16 +99,61 @@ def read_prompts(path: Path) -> list[PromptItem]:
     return out
 
 
-def logit_loss(teacher: Any, sec: DistillSection) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], StepLoss]:
+class OnPolicy:
+    """GKD's on-policy half: the student answers the training prompts itself and the teacher grades every token."""
+
+    def __init__(self, tok: Tokenizer, convs: list[Conversation], rollouts: Rollouts, sec: DistillSection,
+                 seq_len: int) -> None:
+        self.tok, self.rollouts, self.sec, self.seq_len = tok, rollouts, sec, seq_len
+        self.prompts = []
+        for c in convs:
+            last = max(i for i, m in enumerate(c.messages) if m["role"] == "assistant")
+            ids, _ = render_chat(tok, c.messages[:last], tools=c.tools, add_generation_prompt=True)
+            if len(ids) < seq_len:
+                self.prompts.append(ids)
+        if not self.prompts:
+            raise RecipeError(f"distill.on_policy_fraction: no training prompt is shorter than batch.seq_len={seq_len}")
+
+    def batch(self, model: nn.Module, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, mask): n prompts with the student's completions; mask marks positions predicting them. The
+        draws come from the global torch RNG, which checkpoints carry, so a resumed run samples the same."""
+        picks = torch.randint(len(self.prompts), (n,)).tolist()
+        seed = int(torch.randint(2**31 - 1, ()))
+        prompts = [self.prompts[i] for i in picks]
+        groups = self.rollouts.sample(model, prompts, 1, self.sec.on_policy_max_new_tokens,
+                                      self.sec.on_policy_temperature, 1.0, seed,
+                                      [self.tok.special.end, self.tok.special.eos])
+        seqs = [(p + g[0].ids)[: self.seq_len] for p, g in zip(prompts, groups)]
+        width = max(len(s) for s in seqs)
+        x = torch.full((n, width), self.tok.special.pad, dtype=torch.long)
+        mask = torch.zeros(n, width, dtype=torch.bool)
+        for i, (p, s) in enumerate(zip(prompts, seqs)):
+            x[i, : len(s)] = torch.tensor(s)
+            mask[i, len(p) - 1 : len(s) - 1] = True
+        return x.to(device), mask.to(device)
+
+
+def _unwrap(forward: nn.Module) -> nn.Module:
+    """The plain model under torch.compile / DDP wrappers (generation needs its cache path)."""
+    model = getattr(forward, "_orig_mod", forward)
+    return getattr(model, "module", model)
+
+
+def logit_loss(teacher: Any, sec: DistillSection, on_policy: OnPolicy | None = None
+               ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], StepLoss]:
     def fn(forward: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepLoss:
-        mask = y != -100
+        sampled = on_policy is not None and float(torch.rand(())) < sec.on_policy_fraction
+        if sampled:
+            x, mask = on_policy.batch(_unwrap(forward), x.shape[0], x.device)
+        else:
+            mask = y != -100
         out = forward(x)  # logits only
         with torch.no_grad():
             t_logits = teacher.logits(x.to(teacher.device)).to(out.logits.device)
         kd = distill_loss(out.logits, t_logits[..., : out.logits.shape[-1]], mask, sec.kind, sec.beta,
                           sec.loss_temperature)
-        total, logs = kd, {"distill_loss": kd.detach().float()}
-        if sec.ce_weight:
+        total, logs = kd, {"distill_loss": kd.detach().float(), "on_policy": torch.tensor(float(sampled))}
+        if sec.ce_weight and not sampled:  # the student's own samples have no reference tokens
             ce = torch.nn.functional.cross_entropy(out.logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100)
             total = total + sec.ce_weight * ce
             logs["ce_loss"] = ce.detach().float()
@@ -114,8 +164,9 @@ def logit_loss(teacher: Any, sec: DistillSection) -> Callable[[nn.Module, torch.
 
 
 def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], None] = print,
-            progress: Any = None, teacher: Any = None) -> StageResult:
-    """`teacher`: an already loaded Teacher (loading a GGUF teacher takes half a minute); else distill.teacher."""
+            progress: Any = None, teacher: Any = None, rollouts: Rollouts | None = None) -> StageResult:
+    """`teacher`: an already loaded Teacher (loading a GGUF teacher takes half a minute); else distill.teacher.
+    `rollouts`: the student's sampler for on-policy distillation (the CLI passes fronde's engine)."""
     ctx = distributed.setup(recipe.distributed.backend)
     try:
         say = say if ctx.is_main else (lambda _: None)
@@ -133,7 +184,18 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
             if not vocab_compatible(student_tok.hf.get_vocab(), teacher.vocab()):
                 raise RecipeError(f"distill.mode=logit needs the teacher to share the student's tokenizer; "
                                   f"{sec.teacher} does not. Use mode='sequence' for this teacher.")
-            stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, loss=logit_loss(teacher, sec))
+            if sec.on_policy_fraction > 0 and rollouts is None:
+                raise RecipeError("distill.on_policy_fraction > 0 needs a sampler for the student (fronde distill "
+                                  "passes the inference engine)")
+            if sec.on_policy_fraction > 0 and recipe.distributed.strategy == "fsdp" and ctx.enabled:
+                raise RecipeError("on-policy distillation samples with the whole model: use distributed.strategy=ddp")
+
+            def make_loss(train: list[Conversation]) -> Any:
+                on_policy = OnPolicy(student_tok, train, rollouts, sec, recipe.batch.seq_len) \
+                    if sec.on_policy_fraction > 0 else None
+                return logit_loss(teacher, sec, on_policy)
+
+            stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, loss=make_loss)
         return run_stage(recipe, stage, ctx, resume, say, progress)
     except DataError as e:
         raise RecipeError(str(e)) from None

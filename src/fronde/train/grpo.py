@@ -13,9 +13,8 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -38,23 +37,11 @@ from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
 from fronde.train.pretrain import tokenizer_files
 from fronde.train.recipe import RecipeError, StageRecipe, _Section
+from fronde.train.rollouts import Completion, Rollouts
 from fronde.train.schedule import lr_multiplier
 from fronde.train.sft import InitSection
 
 STAGE = "rl"
-
-
-@dataclass
-class Completion:
-    ids: list[int]  # generated tokens, including the stop token when there is one
-    finished: bool  # ended on a stop token (False: cut at max_new_tokens)
-
-
-class Rollouts(Protocol):
-    """Samples completions with the current weights: `group_size` per prompt, reproducible for a seed."""
-
-    def sample(self, model: CausalLM, prompts: list[list[int]], group_size: int, max_new_tokens: int,
-               temperature: float, top_p: float, seed: int, stop_ids: list[int]) -> list[list[Completion]]: ...
 
 
 class RLTask(_Section):

@@ -65,9 +65,9 @@ def task_conversations(mix: list[TaskMix], system: str | None, seed: int) -> lis
     return out
 
 
-def sft_rows(recipe: SFTRecipe, tok: Tokenizer, extra: list[Conversation] | None = None
-             ) -> tuple[PackedRows, PackedRows | None]:
-    """(train rows, val rows) from the recipe's chat files and tasks (plus `extra` conversations)."""
+def sft_conversations(recipe: SFTRecipe, extra: list[Conversation] | None = None
+                      ) -> tuple[list[Conversation], list[Conversation]]:
+    """(train, val) conversations from the recipe's chat files and tasks (plus `extra`), split by a stable hash."""
     convs: list[Conversation] = list(extra or [])
     for f in recipe.sft.chat_files:
         convs.extend(read_chat_jsonl(Path(f)))
@@ -77,21 +77,27 @@ def sft_rows(recipe: SFTRecipe, tok: Tokenizer, extra: list[Conversation] | None
     frac = recipe.sft.val_fraction
     val = [c for c in convs if frac and is_val(c, frac)]
     train = [c for c in convs if not (frac and is_val(c, frac))]
+    return train, val
+
+
+def sft_rows(recipe: SFTRecipe, tok: Tokenizer, train: list[Conversation], val: list[Conversation]
+             ) -> tuple[PackedRows, PackedRows | None]:
     seq = recipe.batch.seq_len
-    train_rows = pack(tok, train, seq, recipe.run.seed)
-    val_rows = pack(tok, val, seq, 0) if val else None
-    return train_rows, val_rows
+    return pack(tok, train, seq, recipe.run.seed), (pack(tok, val, seq, 0) if val else None)
 
 
 def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, say: Callable[[str], None],
-               extra: list[Conversation] | None = None, loss: LossFn | None = None) -> Stage:
-    """A stage that trains on packed chats: SFT itself, and logit distillation (with its own loss)."""
+               extra: list[Conversation] | None = None,
+               loss: Callable[[list[Conversation]], LossFn] | None = None) -> Stage:
+    """A stage that trains on packed chats: SFT itself, and logit distillation (`loss` builds its loss from the
+    training conversations, which on-policy distillation samples prompts from)."""
     if not (init_dir / "config.json").is_file():
         raise RecipeError(f"init.model: {init_dir} is not a model dir (no config.json); pretrain first or set "
                           "init.model=PATH")
     tok = Tokenizer.load(init_dir)
     config = load_config(init_dir)
-    train_rows, val_rows = sft_rows(recipe, tok, extra)
+    train, val = sft_conversations(recipe, extra)
+    train_rows, val_rows = sft_rows(recipe, tok, train, val)
     stats = train_rows.stats
     say(f"{name} data: {stats.conversations} conversations -> {stats.rows} rows of {recipe.batch.seq_len} tokens, "
         f"{stats.trained_tokens:,} assistant tokens; {stats.truncated} truncated to a row, "
@@ -109,7 +115,7 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
         train_data=RowLoader(train_rows, micro * world_size, recipe.run.seed),
         eval_batches=(lambda: evals) if evals else None,
         files=tokenizer_files(init_dir),
-        loss=loss,
+        loss=loss(train) if loss else None,
     )
 
 
