@@ -8,6 +8,11 @@ against an MHA model with the same heads.
 
     python benchmarks/serve_throughput.py --preset tiny --batch 1          # CPU, batch 1
     python benchmarks/serve_throughput.py --preset probe --batch 64        # one H100
+    python benchmarks/serve_throughput.py --batch 8 --group 8 --new 48     # GRPO rollouts: 8 prompts x 8 samples
+
+With --group G (GRPO's rollouts) each of the --batch prompts gets G sampled completions (temperature 1): fronde
+prefills each prompt once and shares its cache among the G samples (the path `fronde rl` uses); transformers runs
+one generate() call with num_return_sequences=G.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ def main() -> None:
     p.add_argument("--new", type=int, default=128, help="generated tokens per sequence")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per side; the best is kept")
+    p.add_argument("--group", type=int, default=1, help="samples per prompt (GRPO's G); > 1 samples at temperature 1")
     args = p.parse_args()
     device = torch.device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -46,13 +52,15 @@ def main() -> None:
     model = CausalLM(config).init_weights(0).to(device=device, dtype=dtype).eval()
     g = torch.Generator().manual_seed(0)
     prompts = torch.randint(2, config.vocab_size, (args.batch, args.prompt), generator=g)
-    params = SamplingParams(max_tokens=args.new, temperature=0)
+    G = args.group
+    sampled = G > 1
 
     def run_fronde() -> tuple[float, float]:
-        engine = Engine(model, max_batch=args.batch, max_model_len=args.prompt + args.new,
+        engine = Engine(model, max_batch=args.batch * G, max_model_len=args.prompt + args.new,
                         prefill_chunk=args.prompt)
-        for row in prompts.tolist():
-            engine.add_request(row, params)
+        for k, row in enumerate(prompts.tolist()):
+            engine.add_group(row, [SamplingParams(max_tokens=args.new, temperature=1.0 if sampled else 0.0,
+                                                  seed=k * G + i) for i in range(G)])
         sync(device)
         t0 = time.perf_counter()
         first = None
@@ -76,21 +84,23 @@ def main() -> None:
         t0 = time.perf_counter()
         with torch.no_grad():
             out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new,
-                              min_new_tokens=args.new, do_sample=False, pad_token_id=0)
+                              min_new_tokens=args.new, do_sample=sampled, num_return_sequences=G, pad_token_id=0,
+                              **({"temperature": 1.0, "top_k": 0, "top_p": 1.0} if sampled else {}))
         sync(device)
-        assert out.shape[1] == args.prompt + args.new
+        assert out.shape == (args.batch * G, args.prompt + args.new)
         return time.perf_counter() - t0
 
     run_fronde(), run_hf()  # warm-up
     fronde = [run_fronde() for _ in range(args.repeats)]
     hf_times = [run_hf() for _ in range(args.repeats)]
-    tokens = args.batch * args.new
+    tokens = args.batch * G * args.new
     f_best, hf_best = min(t for t, _ in fronde), min(hf_times)
     ttft = min(f for _, f in fronde)
     engine = Engine(model, max_batch=1, max_model_len=args.prompt + args.new)
     info = model_info(config, kv_dtype_bytes=engine.cache.pool.element_size())
     print(f"preset {args.preset}: {info.total_params / 1e6:.1f}M total, {info.active_params / 1e6:.1f}M active; "
-          f"{args.batch} sequence(s), {args.prompt}-token prompts, {args.new} new tokens, greedy, "
+          f"{args.batch} prompt(s) x {G} sample(s), {args.prompt}-token prompts, {args.new} new tokens, "
+          f"{'sampled' if sampled else 'greedy'}, "
           f"{str(dtype).removeprefix('torch.')}, {device.type}")
     print(f"  fronde engine                {tokens / f_best:>10,.1f} new tokens/s   time to first token "
           f"{ttft * 1000:7.1f} ms")

@@ -146,7 +146,8 @@ def test_fronde_rl_end_to_end_and_resume(tmp_path, base_dir):
         assert key in steps[0], key
     assert any(k.startswith("test_accuracy/") for k in records[0])  # measured before the first step
     assert (run / "rl" / "model" / "model.safetensors").is_file()
-    assert (run / "rl" / "plots").is_dir()
+    plots = {p.name for p in (run / "rl" / "plots").glob("*.png")}
+    assert {"rewards.png", "test_accuracy.png", "grpo_fractions.png", "kl_entropy.png"} <= plots
     assert "test accuracy after RL" in res.stdout
     # resume: two more steps continue from the final checkpoint at step 3
     recipe.write_text(RECIPE.format(name="r", out=tmp_path / "runs", init=base_dir, task=task, steps=5))

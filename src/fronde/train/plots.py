@@ -1,5 +1,6 @@
-"""PNG plots of a stage's metrics.jsonl: loss (train and validation), learning rate, throughput, and the expert-load
-heatmap (fraction of routed tokens per expert, per MoE layer, at the last logged step)."""
+"""PNG plots of a stage's metrics.jsonl: loss (train and validation), learning rate, throughput, the expert-load
+heatmap (fraction of routed tokens per expert, per MoE layer, at the last logged step), and for RL the rewards,
+test accuracy and GRPO's diagnostics (clipping, KL, entropy, zero-signal groups, completion length)."""
 
 from __future__ import annotations
 
@@ -62,4 +63,42 @@ def plot_metrics(metrics_path: Path, out_dir: Path, title: str = "") -> list[Pat
                f"(max/mean {loads[-1].get('expert_load_imbalance', float('nan')):.2f})")
         fig.colorbar(im, ax=ax, label="fraction of routed tokens")
         written.append(_save(fig, out_dir / "expert_load.png"))
+    written += _rl_plots(records, out_dir, title)
     return written
+
+
+def _lines(records: list[dict[str, Any]], keys: list[str], ylabel: str, path: Path, title: str,
+           marker: str | None = None) -> Path | None:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    drawn = False
+    for key in keys:
+        steps, values = _series(records, key)
+        if steps:
+            ax.plot(steps, values, label=key, marker=marker, markersize=4)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set(xlabel="step", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _rl_plots(records: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
+    keys = sorted({k for r in records for k in r})
+    rewards = [k for k in keys if k.startswith("reward/") and not k.endswith("_std")]
+    if not rewards:
+        return []
+    plots = [
+        _lines(records, rewards, "mean reward", out_dir / "rewards.png", f"{title} rewards".strip()),
+        _lines(records, [k for k in keys if k.startswith("test_accuracy/")], "greedy test accuracy",
+               out_dir / "test_accuracy.png", f"{title} test accuracy".strip(), marker="o"),
+        _lines(records, [k for k in ("clip_ratio/region", "zero_std_groups", "truncated_fraction") if k in keys],
+               "fraction", out_dir / "grpo_fractions.png", f"{title} clipping and zero-signal groups".strip()),
+        _lines(records, [k for k in ("kl", "entropy") if k in keys], "nats", out_dir / "kl_entropy.png",
+               f"{title} KL to reference and entropy".strip()),
+        _lines(records, ["completion_length"], "tokens", out_dir / "completion_length.png",
+               f"{title} completion length".strip()),
+    ]
+    return [p for p in plots if p is not None]
