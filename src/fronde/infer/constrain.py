@@ -47,7 +47,7 @@ class Grammars:
         if is_error:
             raise GrammarError(messages[0] if messages else "invalid grammar")
 
-    def matcher(self, grammar: str) -> "Constraint":
+    def matcher(self, grammar: str) -> Constraint:
         return Constraint(llguidance.LLMatcher(self.lltok, grammar, log_level=0), self.vocab_size)
 
 

@@ -28,7 +28,7 @@ class Request:
     sampler: SamplerState
     prefilled: int = 0  # prompt tokens already in the cache
     finish_reason: str | None = None  # "stop" | "length" | "abort"
-    followers: list["Request"] = field(default_factory=list)  # other samples of the same prompt (n > 1)
+    followers: list[Request] = field(default_factory=list)  # other samples of the same prompt (n > 1)
     awaiting_fork: bool = False  # a follower: gets the leader's prefilled cache instead of its own prefill
     reserved_blocks: int = 0
     logprobs: list[float] = field(default_factory=list)

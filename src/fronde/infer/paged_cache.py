@@ -93,7 +93,7 @@ class PagedLatentCache:
         table = torch.tensor(self.tables[seq_id], dtype=torch.long)
         return table[pos // self.block_size] * self.block_size + pos % self.block_size
 
-    def view(self, seq_ids: list[int], n_new: int) -> "BatchView":
+    def view(self, seq_ids: list[int], n_new: int) -> BatchView:
         for s in seq_ids:
             self.reserve(s, n_new)
         return BatchView(self, seq_ids, n_new)

@@ -60,7 +60,7 @@ class ClientError(Exception):
 class Tracker:
     """Times one request's tokens for the metrics, and writes its audit record when it ends."""
 
-    def __init__(self, server: "Server", rid: str, key: str | None, n_prompt: int, prompt: Any) -> None:
+    def __init__(self, server: Server, rid: str, key: str | None, n_prompt: int, prompt: Any) -> None:
         self.server, self.rid, self.key, self.n_prompt, self.prompt = server, rid, key, n_prompt, prompt
         self.start = self.last = time.perf_counter()
         self.tokens = 0

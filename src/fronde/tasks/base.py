@@ -10,6 +10,7 @@ in `<answer>...</answer>` (the special-token spellings `<|think|>`/`<|answer|>` 
 from __future__ import annotations
 
 import hashlib
+import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -48,6 +49,16 @@ def content_id(task: str, *parts: str) -> str:
     """A stable id from the content, so equal ids mean equal problems (train/test checks use it)."""
     digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
     return f"{task}/{digest}"
+
+
+def draw_epochs(pool: list[Example], n: int, rng: random.Random) -> list[Example]:
+    """`n` draws from a fixed pool in shuffled epochs: every problem once before any repeats."""
+    out: list[Example] = []
+    while len(out) < n:
+        epoch = pool[:]
+        rng.shuffle(epoch)
+        out.extend(epoch[:n - len(out)])
+    return out
 
 
 def format_solution(reasoning: str, answer: str) -> str:

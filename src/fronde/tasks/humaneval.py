@@ -25,7 +25,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fronde.tasks.base import Example, Task, TaskError, format_solution, parse_options
+from fronde.tasks.base import (
+    Example,
+    Task,
+    TaskError,
+    draw_epochs,
+    format_solution,
+    parse_options,
+)
 from fronde.tasks.extract import answer_block, strip_think
 from fronde.tasks.sandbox import Limits, SandboxResult, run_python
 
@@ -106,13 +113,7 @@ class HumanEvalTask(Task):
         """`n` draws from the 124 training problems: shuffled epochs, so n > 124 repeats problems."""
         self._check_n(n)
         pool = [ex for i, ex in enumerate(self._examples) if i not in TEST_IDS]
-        rng = random.Random(f"humaneval:train:{seed}")
-        out: list[Example] = []
-        while len(out) < n:
-            epoch = pool[:]
-            rng.shuffle(epoch)
-            out.extend(epoch[:n - len(out)])
-        return out
+        return draw_epochs(pool, n, random.Random(f"humaneval:train:{seed}"))
 
     def run(self, completion: str, example: Example) -> SandboxResult:
         """The sandboxed test run behind `verify`, with the error text when it fails."""

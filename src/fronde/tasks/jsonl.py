@@ -36,6 +36,7 @@ from fronde.tasks.base import (
     Task,
     TaskError,
     content_id,
+    draw_epochs,
     format_solution,
     parse_options,
 )
@@ -186,13 +187,7 @@ class JsonlTask(Task):
         pool = self._examples["train"]
         if n and not pool:
             raise TaskError(f"{self.path}: no training rows (all {len(self.rows)} are in test)")
-        rng = random.Random(f"jsonl:train:{seed}")
-        out: list[Example] = []
-        while len(out) < n:
-            epoch = pool[:]
-            rng.shuffle(epoch)
-            out.extend(epoch[:n - len(out)])
-        return out
+        return draw_epochs(pool, n, random.Random(f"jsonl:train:{seed}"))
 
     def verify(self, completion: str, example: Example) -> float:
         kind = example.meta["verifier"]

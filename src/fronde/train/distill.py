@@ -26,9 +26,9 @@ from fronde.data.tokenizer import Tokenizer
 from fronde.tasks import get_task
 from fronde.train import distributed
 from fronde.train.distill_loss import distill_loss, vocab_compatible
-from fronde.train.rollouts import Rollouts
 from fronde.train.loop import StageResult, StepLoss, run_stage
 from fronde.train.recipe import RecipeError, _Section
+from fronde.train.rollouts import Rollouts
 from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
 from fronde.train.sft import SFTRecipe, TaskMix, chat_stage
 from fronde.train.sft_data import Conversation, read_chat_jsonl

@@ -24,9 +24,20 @@ from fronde.model.checkpoint import from_pretrained, load_config
 from fronde.model.info import model_info
 from fronde.model.model import CausalLM
 from fronde.tasks import Example, Task, format_reward, get_task
-from fronde.train.checkpoint import candidates, load_latest, rng_state, save_checkpoint, set_rng_state
+from fronde.train.checkpoint import (
+    candidates,
+    load_latest,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from fronde.train.grpo_loss import (
-    combine_rewards, grpo_loss, group_advantages, token_entropy, truncation_mask, truncation_penalty,
+    combine_rewards,
+    group_advantages,
+    grpo_loss,
+    token_entropy,
+    truncation_mask,
+    truncation_penalty,
     zero_std_fraction,
 )
 from fronde.train.hardware import peak_flops
@@ -37,7 +48,7 @@ from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
 from fronde.train.pretrain import tokenizer_files
 from fronde.train.recipe import RecipeError, StageRecipe, _Section
-from fronde.train.rollouts import Completion, Rollouts
+from fronde.train.rollouts import Rollouts
 from fronde.train.schedule import lr_multiplier
 from fronde.train.sft import InitSection
 

@@ -80,7 +80,7 @@ class Ledger:
         return {"stages": [s.as_dict() for s in self.stages], "totals": self.totals(), "updated": time.time()}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Ledger":
+    def from_json(cls, data: dict[str, Any]) -> Ledger:
         fields = set(StageCost.__dataclass_fields__)
         return cls([StageCost(**{k: v for k, v in s.items() if k in fields}) for s in data.get("stages", [])])
 
@@ -88,5 +88,5 @@ class Ledger:
         atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "Ledger":
+    def load(cls, path: Path) -> Ledger:
         return cls.from_json(json.loads(path.read_text())) if path.is_file() else cls()

@@ -27,7 +27,13 @@ from fronde.model.info import model_info
 from fronde.model.model import CausalLM
 from fronde.model.moe import load_imbalance, update_expert_bias
 from fronde.train import distributed
-from fronde.train.checkpoint import candidates, load_latest, rng_state, save_checkpoint, set_rng_state
+from fronde.train.checkpoint import (
+    candidates,
+    load_latest,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from fronde.train.distributed import DistContext
 from fronde.train.hardware import peak_flops
 from fronde.train.ledger import Ledger
@@ -86,7 +92,7 @@ class StopFlag:
         self.requested = False
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopFlag":
+    def __enter__(self) -> StopFlag:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
@@ -301,7 +307,9 @@ def _state_dicts(model: CausalLM, opt: Optimizers, ctx: DistContext, strategy: s
     """Full (unsharded) model and optimizer state on every rank; rank 0 writes them."""
     if ctx.enabled and strategy == "fsdp":
         from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
         )
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -331,7 +339,10 @@ def _as_model(model: CausalLM, config: ModelConfig, state: dict[str, torch.Tenso
 
 
 def _load_fsdp_optim(model: CausalLM, opt: Optimizers, states: list[dict]) -> None:
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_optimizer_state_dict,
+    )
 
     for o, st in zip(opt.optimizers, states):
         set_optimizer_state_dict(model, o, st, options=StateDictOptions(full_state_dict=True))

@@ -10,9 +10,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from fronde.train.metrics import read_metrics  # noqa: E402
+from fronde.train.metrics import read_metrics
 
 
 def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:

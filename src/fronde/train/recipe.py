@@ -120,7 +120,7 @@ class StageRecipe(_Section):
     distributed: DistributedSection = Field(default_factory=DistributedSection)
 
     @model_validator(mode="after")
-    def _warmup_fits(self) -> "StageRecipe":
+    def _warmup_fits(self) -> StageRecipe:
         if self.schedule.warmup_steps >= self.schedule.max_steps:
             raise ValueError("schedule.warmup_steps must be smaller than schedule.max_steps")
         return self

@@ -22,7 +22,15 @@ from fronde.train import distributed
 from fronde.train.loop import LossFn, Stage, StageResult, run_stage
 from fronde.train.pretrain import tokenizer_files
 from fronde.train.recipe import RecipeError, StageRecipe
-from fronde.train.sft_data import Conversation, PackedRows, RowLoader, fixed_batches, is_val, pack, read_chat_jsonl
+from fronde.train.sft_data import (
+    Conversation,
+    PackedRows,
+    RowLoader,
+    fixed_batches,
+    is_val,
+    pack,
+    read_chat_jsonl,
+)
 
 
 class _Section(BaseModel):
