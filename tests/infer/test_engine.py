@@ -203,3 +203,19 @@ def test_grammar_constrains_every_sample_of_a_batch():
     assert reqs[free].constraint is None and len(reqs[free].output_ids) >= 1
     with pytest.raises(ValueError, match="grammars"):
         Engine(model).add_request(prompt, params[0])
+
+
+def test_short_prompts_are_prefilled_together_within_the_token_budget(model):
+    prompts = _prompts([5, 5, 5, 7])
+    engine = Engine(model, max_batch=4, prefill_chunk=20)
+    for p in prompts:
+        engine.add_request(p, SamplingParams(max_tokens=3, temperature=0))
+    first = engine.step()
+    assert len(first) == 3  # 5 + 5 + 5 tokens fit the budget of 20; the 7-token prompt waits for the next step
+    out = {}
+    for ev in first:
+        out.setdefault(ev.request_id, []).append(ev.token)
+    while engine.has_work():
+        for ev in engine.step():
+            out.setdefault(ev.request_id, []).append(ev.token)
+    assert [out[i] for i in sorted(out)] == [_reference_greedy(model, p, 3) for p in prompts]

@@ -1,7 +1,8 @@
 """The inference engine: continuous batching over MLA's absorbed latent-cache path.
 
-Each `step()` runs at most one prefill chunk (so a long prompt never stalls the running decodes for long) and one
-batched decode step for every sequence that is generating; requests join and leave between steps. Memory is the
+Each `step()` prefills at most `prefill_chunk` prompt tokens (several short prompts at once, a long one in pieces, so
+a long prompt never stalls the running decodes for long) and runs one batched decode step for every sequence that
+is generating; requests join and leave between steps. Memory is the
 paged latent cache's fixed pool; a request is admitted only when the pool can hold its prompt plus max_tokens, so
 no running sequence ever has to be evicted.
 """
@@ -138,18 +139,27 @@ class Engine:
     def step(self) -> list[TokenEvent]:
         self._admit()
         events: list[TokenEvent] = []
-        prefilling = next((r for r in self.running if r.prefilled < len(r.prompt_ids) and not r.awaiting_fork), None)
         decoding = [r for r in self.running if r.prefilled == len(r.prompt_ids) and r.output_ids]
-        if prefilling is not None:
-            chunk = prefilling.prompt_ids[prefilling.prefilled : prefilling.prefilled + self.prefill_chunk]
-            logits = self._forward([prefilling], [chunk])
-            prefilling.prefilled += len(chunk)
-            if prefilling.prefilled == len(prefilling.prompt_ids):
-                siblings = [f for f in prefilling.followers if f in self.running]
-                for f in siblings:  # share the prompt's cache before anyone can finish and free it
-                    self.cache.fork(prefilling.id, f.id)
-                    f.prefilled, f.awaiting_fork = len(f.prompt_ids), False
-                events.extend(self._emit(r, logits[0]) for r in [prefilling, *siblings])
+        # prefill: up to prefill_chunk prompt tokens this step, over as many waiting prompts as fit; chunks of equal
+        # length go through the model together (a GRPO batch's prompts often are), the others one forward each
+        budget, chunks = self.prefill_chunk, {}
+        for r in self.running:
+            if budget <= 0:
+                break
+            if r.prefilled < len(r.prompt_ids) and not r.awaiting_fork:
+                chunk = r.prompt_ids[r.prefilled : r.prefilled + budget]
+                chunks.setdefault(len(chunk), []).append((r, chunk))
+                budget -= len(chunk)
+        for group in chunks.values():
+            logits = self._forward([r for r, _ in group], [c for _, c in group])
+            for (req, chunk), row in zip(group, logits):
+                req.prefilled += len(chunk)
+                if req.prefilled == len(req.prompt_ids):
+                    siblings = [f for f in req.followers if f in self.running]
+                    for f in siblings:  # share the prompt's cache before anyone can finish and free it
+                        self.cache.fork(req.id, f.id)
+                        f.prefilled, f.awaiting_fork = len(f.prompt_ids), False
+                    events.extend(self._emit(r, row) for r in [req, *siblings])
         if decoding:
             logits = self._forward(decoding, [[r.output_ids[-1]] for r in decoding])
             events.extend(self._emit(r, row) for r, row in zip(decoding, logits))
