@@ -121,7 +121,7 @@ def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume:
     from fronde.train.distill import DistillRecipe, distill
 
     def run(rec: DistillRecipe, **kw: Any) -> Any:
-        return distill(rec, rollouts=EngineRollouts(), **kw)
+        return distill(rec, rollouts=EngineRollouts(dtype=_rollout_dtype()), **kw)
 
     run_stage_command("distill", run, DistillRecipe, recipe, set_, resume, price_per_hour, watts)
 
@@ -133,6 +133,13 @@ def rl_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool
     from fronde.train.grpo import RLRecipe, grpo
 
     def run(rec: RLRecipe, **kw: Any) -> Any:
-        return grpo(rec, EngineRollouts(), **kw)
+        return grpo(rec, EngineRollouts(dtype=_rollout_dtype()), **kw)
 
     run_stage_command("rl", run, RLRecipe, recipe, set_, resume, price_per_hour, watts)
+
+
+def _rollout_dtype() -> Any:
+    """Sample in bf16 on a GPU (a bf16 copy of the fp32 training weights); in fp32 on the CPU."""
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_available() else None
