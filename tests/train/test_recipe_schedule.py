@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from fronde.train.recipe import RecipeError, load_recipe, recipe_names
+from fronde.train.recipe import PretrainRecipe, RecipeError, load_recipe, recipe_names
 from fronde.train.schedule import lr_multiplier
 
 
 def test_shipped_recipes_validate():
-    assert "tiny-cpu" in recipe_names()
+    """Every shipped recipe validates as its stage's recipe; the name's prefix says the stage."""
+    from fronde.train.distill import DistillRecipe
+    from fronde.train.grpo import RLRecipe
+    from fronde.train.sft import SFTRecipe
+
+    assert {"tiny-cpu", "sft-tiny-cpu", "rl-tiny-cpu", "distill-tiny-cpu"} <= set(recipe_names())
+    kinds = {"sft": SFTRecipe, "rl": RLRecipe, "distill": DistillRecipe}
     for name in recipe_names():
-        load_recipe(name)
+        load_recipe(name, kind=kinds.get(name.split("-")[0], PretrainRecipe))
 
 
 def test_overrides_are_typed_and_dotted():
