@@ -20,7 +20,8 @@ def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[fl
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_png(fig: plt.Figure, path: Path) -> Path:
+    """Write a figure atomically (temp file + rename) and close it."""
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -43,14 +44,14 @@ def plot_metrics(metrics_path: Path, out_dir: Path, title: str = "") -> list[Pat
     ax.set(xlabel="step", ylabel="cross-entropy (nats/token)", title=f"{title} loss".strip())
     ax.grid(alpha=0.3)
     ax.legend()
-    written.append(_save(fig, out_dir / "loss.png"))
+    written.append(save_png(fig, out_dir / "loss.png"))
     for key, ylabel, name in (("lr", "learning rate", "lr.png"), ("tokens_per_s", "tokens / s", "throughput.png")):
         steps, values = _series(records, key)
         fig, ax = plt.subplots(figsize=(7, 3))
         ax.plot(steps, values)
         ax.set(xlabel="step", ylabel=ylabel, title=f"{title} {ylabel}".strip())
         ax.grid(alpha=0.3)
-        written.append(_save(fig, out_dir / name))
+        written.append(save_png(fig, out_dir / name))
     loads = [r for r in records if r.get("expert_load")]
     if loads:
         matrix = loads[-1]["expert_load"]
@@ -62,7 +63,7 @@ def plot_metrics(metrics_path: Path, out_dir: Path, title: str = "") -> list[Pat
         ax.set(xlabel="expert", ylabel="MoE layer (0 = first MoE layer)", title=f"expert load at step {loads[-1]['step']} "
                f"(max/mean {loads[-1].get('expert_load_imbalance', float('nan')):.2f})")
         fig.colorbar(im, ax=ax, label="fraction of routed tokens")
-        written.append(_save(fig, out_dir / "expert_load.png"))
+        written.append(save_png(fig, out_dir / "expert_load.png"))
     written += _rl_plots(records, out_dir, title)
     return written
 
@@ -82,7 +83,7 @@ def _lines(records: list[dict[str, Any]], keys: list[str], ylabel: str, path: Pa
     ax.set(xlabel="step", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _rl_plots(records: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:

@@ -1,0 +1,155 @@
+"""`fronde eval`, `fronde scoreboard`, `fronde report`: measure any model the same way, put models side by side with
+what they cost, and write a run's report card."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fronde.data.errors import DataError
+from fronde.data.progress import RichReporter
+from fronde.eval.generative import GenerationSettings
+from fronde.eval.models import load_eval_model, run_dir_of
+from fronde.eval.references import load_references
+from fronde.eval.report import write_report
+from fronde.eval.results import read_results
+from fronde.eval.run import EvalPlan, run_plan
+from fronde.eval.scoreboard import Scoreboard
+
+console = Console()
+err_console = Console(stderr=True)
+DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _fail(e: Exception) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        return sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        raise DataError(f"--k {text!r}: give comma-separated integers, e.g. 1,5,10") from None
+
+
+def _default_out(model: str | None) -> Path:
+    """runs/<name>/eval for a model inside a run dir (so `fronde report` finds it), else ./results."""
+    run = run_dir_of(Path(model)) if model and Path(model).is_dir() else None
+    return run / "eval" if run is not None else Path("results")
+
+
+def eval_command(
+    model: str = typer.Argument(None, help="fronde or transformers model dir, .gguf file, or smollm2-135m-instruct "
+                                "(omit with --endpoint)."),
+    task: list[str] = typer.Option(None, "--task", "-t", help="arithmetic[:1-5], countdown, gsm-symbolic:eng|fra, "
+                                   "humaneval, or a tasks .jsonl. Repeatable."),
+    n: int = typer.Option(100, "--n", help="First N problems (questions, documents) of each evaluation; 0 = all."),
+    samples: int = typer.Option(1, "--samples", help="Samples per problem (pass@k; needs --temperature > 0)."),
+    k: str = typer.Option("1", "--k", help="pass@k values, comma-separated, each <= --samples."),
+    shots: int = typer.Option(0, "--shots", help="Worked examples from the task's train split before each problem."),
+    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
+    seed: int = typer.Option(0, "--seed", help="Seeds sampling and the choice of shots."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Reply length limit."),
+    system: str = typer.Option(None, "--system", help="System prompt, or 'think-answer' (fronde's think/answer "
+                               "instruction). Default: none."),
+    out: Path = typer.Option(None, "--out", help="Results dir (default runs/<name>/eval for a run's model, else "
+                             "results/); files are OUT/<model>/<task>.json."),
+    endpoint: str = typer.Option(None, "--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"),
+    served_model: str = typer.Option(None, "--model", help="The model id the endpoint serves (with --endpoint)."),
+    api_key: str = typer.Option(None, "--api-key", envvar="FRONDE_EVAL_API_KEY", help="Endpoint key "
+                                "(or FRONDE_EVAL_API_KEY)."),
+    mc: list[Path] = typer.Option(None, "--mc", help="Multiple-choice JSONL {question, choices, answer}. "
+                                  "Repeatable."),
+    bpb: list[Path] = typer.Option(None, "--bpb", help="Loss and bits per byte on a prepared data dir's val split or "
+                                   "a .txt/.jsonl file. Repeatable."),
+    gsm_originals: str = typer.Option(None, "--gsm-originals", help="Also score gsm-symbolic's 100 originals: "
+                                      "'clean' (the model never trained on gsm-symbolic) or 'seen' (labelled "
+                                      "seen-template)."),
+    name: str = typer.Option(None, "--name", help="Model name in results (default from the dir or --model)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Engine batch / generate batch / concurrent requests."),
+    device: str = typer.Option(DEFAULT_DEVICE, "--device"),
+    threads: int = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice; on a "
+                                "shared machine, 1 or OMP_WAIT_POLICY=PASSIVE can be several times faster)."),
+    no_outputs: bool = typer.Option(False, "--no-outputs", help="Leave the replies out of the result files."),
+) -> None:
+    """Evaluate one model on tasks, multiple choice and bits per byte; one result JSON per evaluation."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        settings = GenerationSettings(n=n or None, samples=samples, ks=_ks(k), shots=shots, temperature=temperature,
+                                      seed=seed, max_new_tokens=max_new_tokens, system=system,
+                                      save_outputs=not no_outputs)
+        plan = EvalPlan(tasks=list(task or []), generation=settings, mc_files=list(mc or []),
+                        bpb_sources=list(bpb or []), gsm_originals=gsm_originals)
+        if not (plan.tasks or plan.mc_files or plan.bpb_sources):
+            raise DataError("nothing to evaluate: pass --task, --mc or --bpb")
+        plan.check()
+        out_dir = out or _default_out(model)
+        with console.status("loading the model"):
+            m = load_eval_model(model, endpoint=endpoint, model=served_model, api_key=api_key, name=name,
+                                device=device, batch_size=batch_size)
+        console.print(f"[bold]{m.name}[/bold] ({m.info.kind}); results in {out_dir}")
+        with RichReporter(console) as progress:
+            results = run_plan(m, plan, out_dir, progress,
+                               on_result=lambda path, r: console.print(f"  wrote {path}", highlight=False))
+    except DataError as e:
+        raise _fail(e) from None
+    _summary(m.name, results)
+
+
+def _summary(model: str, results: list[dict[str, Any]]) -> None:
+    t = Table(title=f"{model}")
+    for col in ("task", "n", "score", "tokens/s", "TTFT p50"):
+        t.add_column(col, justify="left" if col == "task" else "right")
+    for r in results:
+        m = r["metrics"]
+        score = ", ".join(f"{key} {value:.4g}" for key, value in m.items()  # the split details stay in the file
+                          if isinstance(value, float) and not key.startswith("accuracy_"))
+        speed = r.get("speed") or {}
+        t.add_row(r["task"] + (" †" if (r.get("label") or "").startswith("seen-template") else ""),
+                  str(r["dataset"]["examples"]), score,
+                  f"{speed['tokens_per_s']:,.1f}" if speed.get("tokens_per_s") else "—",
+                  f"{speed['ttft_s_p50']:.3f} s" if speed.get("ttft_s_p50") is not None else "—")
+    console.print(t)
+
+
+def scoreboard_command(
+    results: list[Path] = typer.Argument(..., help="Result files or dirs (searched recursively)."),
+    reference: Path = typer.Option(None, "--reference", help="TOML/JSON with params and training cost of models "
+                                   "fronde did not train (see docs/evaluation.md)."),
+    out: Path = typer.Option(Path("scoreboard"), "--out", help="Where scoreboard.md, scoreboard.json and PNGs go."),
+) -> None:
+    """Models side by side: accuracy per task, parameters, training cost, tokens/s, quality per dollar."""
+    try:
+        found = read_results(results)
+        if not found:
+            raise DataError(f"no fronde eval result files in {', '.join(map(str, results))}")
+        board = Scoreboard.from_results(found, load_references(reference))
+        paths = board.write(out)
+    except (DataError, ValueError) as e:
+        raise _fail(e) from None
+    typer.echo(board.markdown())
+    console.print(f"wrote {', '.join(str(p) for p in paths)}", highlight=False)
+
+
+def report_command(
+    run_dir: Path = typer.Argument(..., help="A run dir, e.g. runs/tiny-cpu."),
+    against: list[Path] = typer.Option(None, "--against", help="Reference models' result files or dirs for the "
+                                       "scoreboard. Repeatable."),
+    reference: Path = typer.Option(None, "--reference", help="TOML/JSON with params and cost of reference models."),
+    data: Path = typer.Option(None, "--data", help="The run's data dir when it is not runs/<name>/data."),
+) -> None:
+    """Write RUN_DIR/report.md: data, model, each stage's ledger and curves, evaluations, scoreboard."""
+    try:
+        path = write_report(run_dir, list(against or []), load_references(reference), data)
+    except (DataError, ValueError) as e:
+        raise _fail(e) from None
+    console.print(f"wrote {path}", highlight=False)

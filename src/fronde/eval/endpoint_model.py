@@ -1,0 +1,121 @@
+"""An OpenAI-compatible server behind the evaluation interface (fronde serve, vLLM, SGLang, Ollama, a hosted API).
+
+Generation is /v1/chat/completions (the server applies its chat template), `batch_size` requests in flight at once,
+request i seeded with seed + i. Log-likelihoods need the prompt's own token logprobs: /v1/completions with
+`echo: true, logprobs: 1, max_tokens: 1`, as lm-evaluation-harness asks vLLM. Servers that do not return them
+(fronde serve among them: it returns logprobs of generated tokens only) get a clear error for multiple choice and
+bits per byte, while generative tasks still work.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fronde.eval.errors import EvalError
+from fronde.eval.models import ModelDescription, Speed
+from fronde.eval.replies import openai_reply
+
+NO_ECHO = ("does not return the prompt's token logprobs (/v1/completions with echo=true and logprobs); multiple "
+           "choice and bits-per-byte need them. Evaluate the model locally (a model dir or .gguf), or serve it with "
+           "a server that supports echo (e.g. vLLM); generative tasks work with this endpoint as it is")
+
+
+class EndpointModel:
+    def __init__(self, url: str, model: str, api_key: str | None = None, name: str | None = None,
+                 concurrency: int = 8, timeout_s: float = 600.0) -> None:
+        try:
+            import openai
+        except ImportError:
+            raise EvalError("--endpoint needs the openai package: pip install openai") from None
+        self._openai = openai
+        base = url.rstrip("/")
+        self.url = base if base.endswith("/v1") else base + "/v1"
+        self.model = model
+        self.client = openai.OpenAI(base_url=self.url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
+        self.concurrency = max(1, concurrency)
+        self.name = name or model
+        self.info = ModelDescription(name=self.name, kind="endpoint", spec=f"{self.url} {model}")
+        self.last_speed: Speed | None = None
+
+    def _call(self, fn: Any, **kwargs: Any) -> Any:
+        """One API call, with OpenAI errors turned into messages that say what to fix."""
+        o = self._openai
+        try:
+            return fn(model=self.model, **kwargs)
+        except o.AuthenticationError:
+            raise EvalError(f"{self.url}: the API key was refused; pass --api-key KEY") from None
+        except o.NotFoundError as e:
+            raise EvalError(f"{self.url}: model {self.model!r} not found ({_message(e)}); GET {self.url}/models "
+                            "lists what the server serves") from None
+        except o.APIConnectionError as e:
+            raise EvalError(f"cannot reach {self.url} ({e}); is the server running?") from None
+        except o.APIStatusError as e:
+            raise EvalError(f"{self.url}: HTTP {e.status_code}: {_message(e)}") from None
+
+    def generate(self, conversations: list[list[dict[str, Any]]], max_new_tokens: int, temperature: float = 0.0,
+                 seed: int = 0) -> list[str]:
+        def one(i: int) -> tuple[str, int]:
+            out = self._call(self.client.chat.completions.create, messages=conversations[i],
+                             max_tokens=max_new_tokens, temperature=temperature, seed=seed + i)
+            tokens = out.usage.completion_tokens if out.usage is not None else 0
+            return openai_reply(out.choices[0].message), tokens
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            results = list(pool.map(one, range(len(conversations))))
+        self.last_speed = Speed(seconds=time.perf_counter() - start, requests=len(results),
+                                generated_tokens=sum(t for _, t in results))
+        return [text for text, _ in results]
+
+    def _echo(self, prompt: str) -> dict[str, Any]:
+        out = self._call(self.client.completions.create, prompt=prompt, max_tokens=1, temperature=0.0, echo=True,
+                         logprobs=1)
+        choice = out.choices[0]
+        lp = choice.logprobs
+        data = lp.model_dump() if lp is not None and hasattr(lp, "model_dump") else (lp or {})
+        if not (choice.text or "").startswith(prompt) or not data.get("text_offset"):
+            raise EvalError(f"{self.url} ({self.model}) {NO_ECHO}")
+        return data
+
+    def loglikelihood(self, context: str, continuation: str) -> tuple[float, int, bool]:
+        if not continuation:
+            raise EvalError("loglikelihood: the continuation is empty")
+        prompt = context + continuation
+        return parse_echo(self._echo(prompt), len(context), len(prompt))
+
+    def loglikelihood_rolling(self, text: str) -> tuple[float, int]:
+        """The first token has no logprob (nothing precedes it), so it is left out of the sum and the count."""
+        total, n, _ = parse_echo(self._echo(text), 0, len(text))
+        return total, n
+
+
+def parse_echo(logprobs: dict[str, Any], start_char: int, end_char: int) -> tuple[float, int, bool]:
+    """(sum, count, all greedy) over the echoed prompt tokens whose text starts in [start_char, end_char).
+
+    `logprobs` is a /v1/completions choice's `logprobs` (tokens, token_logprobs, text_offset, top_logprobs); the
+    token generated after the prompt starts at end_char and is excluded."""
+    offsets = logprobs.get("text_offset") or []
+    values = logprobs.get("token_logprobs") or []
+    tops = logprobs.get("top_logprobs") or [None] * len(values)
+    total, count, greedy = 0.0, 0, True
+    for offset, value, top in zip(offsets, values, tops):
+        if not start_char <= offset < end_char or value is None:
+            continue
+        total += value
+        count += 1
+        if top:
+            greedy = greedy and value >= max(top.values()) - 1e-6
+    if count == 0:
+        raise EvalError(f"the server's echoed logprobs hold no token in characters [{start_char}, {end_char})")
+    return total, count, greedy
+
+
+def _message(e: Any) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return str(e)

@@ -1,0 +1,86 @@
+"""A fronde model dir behind the evaluation interface: generation through fronde's inference engine (continuous
+batching over the latent cache, the path `fronde serve` uses, so its speed is the served speed), log-likelihoods
+through one plain forward pass."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fronde.data.chat import render_chat
+from fronde.data.errors import DataError
+from fronde.data.tokenizer import Tokenizer
+from fronde.eval.errors import EvalError
+from fronde.eval.likelihood import continuation_ids, score_rolling, score_tokens
+from fronde.eval.models import ModelDescription, Speed, default_name, run_dir_of
+from fronde.eval.replies import fronde_reply
+from fronde.infer.engine import Engine
+from fronde.infer.sampling import SamplingParams
+from fronde.model.checkpoint import from_pretrained
+from fronde.model.info import model_info
+
+
+class FrondeModel:
+    """fp32 on CPU, bf16 on a GPU (as `fronde serve`)."""
+
+    def __init__(self, directory: Path, device: str = "cpu", max_batch: int = 16, name: str | None = None) -> None:
+        try:
+            self.tok = Tokenizer.load(directory)
+            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+            self.model = from_pretrained(directory, dtype=dtype, device=device)
+        except (FileNotFoundError, ValueError, DataError) as e:
+            raise EvalError(f"fronde model {directory}: {e}") from None
+        self.max_batch = max_batch
+        self.max_len = self.model.config.max_position_embeddings
+        self.stop_ids = [self.tok.special.end, self.tok.special.eos]
+        self.name = name or default_name(str(directory))
+        run = run_dir_of(directory)
+        mi = model_info(self.model.config)
+        self.info = ModelDescription(name=self.name, kind="fronde", spec=str(directory), total_params=mi.total_params,
+                                     active_params=mi.active_params, run_dir=str(run) if run else None,
+                                     native_reasoning=True)
+        self.last_speed: Speed | None = None
+
+    # -- generation -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, conversations: list[list[dict[str, Any]]], max_new_tokens: int, temperature: float = 0.0,
+                 seed: int = 0) -> list[str]:
+        """All conversations continuously batched; request i samples with seed + i (its own generator, so the
+        reply does not depend on what it is batched with)."""
+        if not conversations:
+            return []
+        prompts = [render_chat(self.tok, c, add_generation_prompt=True)[0] for c in conversations]
+        longest = max(len(p) for p in prompts) + max_new_tokens
+        if longest > self.max_len:
+            raise EvalError(f"{self.name}: a prompt of {longest - max_new_tokens} tokens + {max_new_tokens} new "
+                            f"tokens exceeds the model's context of {self.max_len}; lower --max-new-tokens or --shots")
+        engine = Engine(self.model, max_batch=self.max_batch, max_model_len=longest)
+        start = time.perf_counter()
+        ids = [engine.add_request(p, SamplingParams(max_tokens=max_new_tokens, temperature=temperature,
+                                                    seed=seed + i, stop_token_ids=self.stop_ids))
+               for i, p in enumerate(prompts)]
+        outputs: dict[int, list[int]] = {i: [] for i in ids}
+        first: dict[int, float] = {}
+        while engine.has_work():
+            for ev in engine.step():
+                outputs[ev.request_id].append(ev.token)
+                first.setdefault(ev.request_id, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        self.last_speed = Speed(seconds=seconds, requests=len(ids), generated_tokens=sum(map(len, outputs.values())),
+                                ttft_s=[first[i] for i in ids if i in first])
+        return [fronde_reply(self.tok, outputs[i]) for i in ids]
+
+    # -- likelihoods --------------------------------------------------------------------------------------------
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.to(next(self.model.parameters()).device)).logits
+
+    def loglikelihood(self, context: str, continuation: str) -> tuple[float, int, bool]:
+        """See fronde.eval.likelihood; the start token is fronde's <|bos|>."""
+        ids, start = continuation_ids(self.tok.encode, self.tok.special.bos, context, continuation)
+        return score_tokens(self._forward, ids, start, self.max_len)
+
+    def loglikelihood_rolling(self, text: str) -> tuple[float, int]:
+        return score_rolling(self._forward, self.tok.encode(text, bos=True), self.max_len)

@@ -1,0 +1,103 @@
+"""Generative tasks scored by their verifiers: accuracy, and pass@k over n samples per problem.
+
+Greedy by default (temperature 0, one sample). With `samples` n > 1 (temperature > 0), every problem is sampled n
+times and pass@k is the unbiased estimator (fronde.eval.passk) for each requested k <= n; `accuracy` is always the
+mean reward over every sample (pass@1's unbiased estimate). A sample is correct when its reward is 1.0.
+
+Request order is fixed (problem-major, then sample) and seeds follow it, so the same settings give the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fronde.data.progress import NullReporter, Reporter
+from fronde.eval.errors import EvalError
+from fronde.eval.models import EvalModel, Speed
+from fronde.eval.passk import mean_pass_at_k
+from fronde.eval.prompts import conversation, draw_shots, resolve_system
+from fronde.eval.results import dataset_hash
+from fronde.tasks import Example, Task
+
+CHUNK = 64  # conversations per generate call: the progress bar's step (and the engine's batch horizon)
+
+
+@dataclass
+class GenerationSettings:
+    """Every option that changes a generative score; stored verbatim in the result file."""
+
+    n: int | None = 100  # first n problems of the split (None: all)
+    samples: int = 1
+    ks: list[int] = field(default_factory=lambda: [1])
+    shots: int = 0
+    temperature: float = 0.0
+    seed: int = 0
+    max_new_tokens: int = 256
+    system: str | None = None  # a prompt, or a preset name of fronde.eval.prompts
+    save_outputs: bool = True
+
+    def check(self) -> None:
+        if self.samples < 1:
+            raise EvalError(f"--samples must be >= 1 (got {self.samples})")
+        if not 0 <= self.temperature <= 2:
+            raise EvalError(f"--temperature must be between 0 and 2 (got {self.temperature})")
+        if self.samples > 1 and self.temperature == 0:
+            raise EvalError(f"--samples {self.samples} with --temperature 0 would repeat one greedy reply; "
+                            "pass --temperature > 0 (e.g. 0.8) for pass@k")
+        bad = [k for k in self.ks if not 1 <= k <= self.samples]
+        if bad:
+            raise EvalError(f"--k {','.join(map(str, bad))}: each k must be between 1 and --samples ({self.samples})")
+        if self.shots < 0 or self.max_new_tokens < 1 or (self.n is not None and self.n < 0):
+            raise EvalError("--shots and --n must be >= 0 and --max-new-tokens >= 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"system": resolve_system(self.system)}
+
+
+@dataclass
+class GenerativeScore:
+    metrics: dict[str, Any]
+    dataset: dict[str, Any]
+    speed: Speed | None
+    examples: list[dict[str, Any]]
+
+
+def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettings,
+                        examples: list[Example] | None = None, progress: Reporter | None = None,
+                        title: str | None = None) -> GenerativeScore:
+    """Score `model` on `examples` (default: the first n of the task's test split)."""
+    settings.check()
+    progress = progress or NullReporter()
+    exs = examples if examples is not None else task.test(settings.n)
+    if not exs:
+        raise EvalError(f"{task.name}: the test split is empty; a JSONL task needs rows with \"split\": \"test\" "
+                        "(or a test_fraction that selects some)")
+    shots = draw_shots(task, settings.shots, settings.seed)
+    system = resolve_system(settings.system)
+    native = model.info.native_reasoning
+    convs = [conversation(task, ex, system, shots, native) for ex in exs for _ in range(settings.samples)]
+    progress.start(title or task.name, total=len(convs))
+    replies: list[str] = []
+    speed: Speed | None = None
+    for start in range(0, len(convs), CHUNK):
+        replies.extend(model.generate(convs[start:start + CHUNK], settings.max_new_tokens, settings.temperature,
+                                      seed=settings.seed * 1_000_003 + start))
+        if model.last_speed is not None:
+            speed = model.last_speed if speed is None else speed.merge(model.last_speed)
+        progress.advance(len(convs[start:start + CHUNK]))
+    progress.done()
+
+    n = settings.samples
+    rewards = [task.verify(r, ex) for r, ex in zip(replies, (ex for ex in exs for _ in range(n)))]
+    per_example = [rewards[i * n:(i + 1) * n] for i in range(len(exs))]
+    correct = [sum(r >= 1.0 for r in rs) for rs in per_example]
+    metrics: dict[str, Any] = {"accuracy": 100 * sum(rewards) / len(rewards)}
+    metrics |= {f"pass@{k}": 100 * mean_pass_at_k(correct, n, k) for k in sorted(set(settings.ks))}
+    rows = [{"id": ex.id, "rewards": rs, **({"outputs": replies[i * n:(i + 1) * n]} if settings.save_outputs else {})}
+            for i, (ex, rs) in enumerate(zip(exs, per_example))]
+    dataset = {"split": "test" if examples is None else "given", "examples": len(exs),
+               "hash": dataset_hash([ex.id, ex.prompt, ex.answer] for ex in exs)}
+    if shots:
+        dataset["shots_hash"] = dataset_hash([ex.id, ex.prompt, ex.answer] for ex in shots)
+    return GenerativeScore(metrics, dataset, speed, rows)

@@ -1,0 +1,111 @@
+"""What `fronde eval` does: every requested evaluation of one model, each written as a result file as it finishes.
+
+Task names in result files: the task spec (`arithmetic:3`, `countdown`, `gsm-symbolic:fra`, a .jsonl task's name),
+`gsm-symbolic:<lang>:originals` for the 100 originals (added to every gsm-symbolic task by `gsm_originals`,
+or asked for alone with that spec), `mc:<file stem>` and `bpb:<data dir or file name>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fronde.data.progress import NullReporter, Reporter
+from fronde.eval.bpb import evaluate_bpb, read_documents
+from fronde.eval.errors import EvalError
+from fronde.eval.generative import GenerationSettings, evaluate_generative
+from fronde.eval.gsm_originals import originals_label, split_metrics
+from fronde.eval.models import EvalModel
+from fronde.eval.multiple_choice import PROMPT, evaluate_mc, read_questions
+from fronde.eval.results import make_result, write_result
+from fronde.tasks import Example, GSMSymbolicTask, Task, get_task
+
+ORIGINALS = ":originals"
+
+
+@dataclass
+class EvalPlan:
+    """Everything one `fronde eval` run measures."""
+
+    tasks: list[str] = field(default_factory=list)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    mc_files: list[Path] = field(default_factory=list)
+    bpb_sources: list[Path] = field(default_factory=list)
+    gsm_originals: str | None = None  # clean | seen: also score the 100 originals (fronde.eval.gsm_originals)
+
+    def check(self) -> list[tuple[Task, bool]]:
+        """Every option and input checked (before a model is loaded); the tasks with their originals-only flag."""
+        self.generation.check()
+        if self.gsm_originals not in (None, "clean", "seen"):
+            raise EvalError(f"--gsm-originals {self.gsm_originals!r}: choose clean (the model never trained on "
+                            "gsm-symbolic) or seen")
+        for path in self.mc_files:
+            if not Path(path).is_file():
+                raise EvalError(f"--mc {path}: no such file")
+        for source in self.bpb_sources:
+            if not Path(source).exists():
+                raise EvalError(f"--bpb {source}: no such file or directory")
+        return [_task(spec, self) for spec in self.tasks]
+
+
+def run_plan(model: EvalModel, plan: EvalPlan, out_dir: Path, progress: Reporter | None = None,
+             on_result: Callable[[Path, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run each evaluation, write its result file under out_dir, and return the results in order."""
+    progress = progress or NullReporter()
+    done: list[dict[str, Any]] = []
+
+    def keep(result: dict[str, Any]) -> None:
+        path = write_result(out_dir, result)
+        done.append(result)
+        if on_result is not None:
+            on_result(path, result)
+
+    settings = plan.generation
+    tasks = plan.check()  # everything checked before the first long evaluation
+    originals_note = originals_label(plan.gsm_originals, model.info) if plan.gsm_originals else None
+    for task, only_originals in tasks:
+        if not only_originals:
+            keep(_generative(model, task.name, task, settings, None, progress))
+        if originals_note is not None and isinstance(task, GSMSymbolicTask):
+            examples = task.originals()[:settings.n] if settings.n is not None else task.originals()
+            result = _generative(model, task.name + ORIGINALS, task, settings, examples, progress,
+                                 label=originals_note)
+            result["metrics"] |= split_metrics(examples, [row["rewards"] for row in result["examples"]])
+            result["settings"]["declared"] = plan.gsm_originals
+            result["dataset"]["split"] = "originals"
+            keep(result)
+    for path in plan.mc_files:
+        questions = read_questions(path, settings.n)
+        metrics, dataset, rows = evaluate_mc(model, questions, progress, title=f"mc:{Path(path).stem}")
+        keep(make_result(model.info, f"mc:{Path(path).stem}", "multiple_choice",
+                         {"n": settings.n, "file": str(path), "prompt": PROMPT}, dataset, metrics, examples=rows))
+    for source in plan.bpb_sources:
+        docs = read_documents(source, settings.n)
+        name = f"bpb:{Path(source).resolve().name if Path(source).is_dir() else Path(source).stem}"
+        metrics, dataset, rows = evaluate_bpb(model, docs, progress, title=name)
+        keep(make_result(model.info, name, "bpb", {"n": settings.n, "source": str(source)}, dataset, metrics,
+                         examples=rows))
+    return done
+
+
+def _task(spec: str, plan: EvalPlan) -> tuple[Task, bool]:
+    """(task, originals only) for a spec; `gsm-symbolic:<lang>:originals` asks for the 100 originals alone."""
+    if not spec.endswith(ORIGINALS):
+        return get_task(spec), False
+    task = get_task(spec[:-len(ORIGINALS)])
+    if not isinstance(task, GSMSymbolicTask):
+        raise EvalError(f"--task {spec}: only gsm-symbolic tasks have originals")
+    if not plan.gsm_originals:
+        raise EvalError(f"--task {spec}: also pass --gsm-originals clean (the model never trained on "
+                        "gsm-symbolic) or seen (the result is labelled seen-template)")
+    return task, True
+
+
+def _generative(model: EvalModel, name: str, task: Task, settings: GenerationSettings,
+                examples: list[Example] | None, progress: Reporter, label: str | None = None) -> dict[str, Any]:
+    score = evaluate_generative(model, task, settings, examples, progress, title=name)
+    return make_result(model.info, name, "generative", settings.as_dict() | {"task": task.name}, score.dataset,
+                       score.metrics, label=label, speed=score.speed.summary() if score.speed else None,
+                       examples=score.examples)

@@ -1,0 +1,99 @@
+"""The endpoint evaluator against fronde's own server on 127.0.0.1 (a real uvicorn server, the official openai
+client): greedy replies and scores equal the local fronde evaluator's; log-likelihoods fail with a clear message
+because fronde serve does not echo prompt logprobs; a vLLM-style echo response is parsed right."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from fronde.eval import (
+    EvalError,
+    EvalPlan,
+    GenerationSettings,
+    load_eval_model,
+    run_plan,
+)
+from fronde.eval.endpoint_model import parse_echo
+from fronde.eval.results import stable_view
+from fronde.serve.app import ServerConfig, create_app
+
+KEY = "sk-eval-test"
+QUESTIONS = [f"What is {a} + {b}?" for a, b in [(1, 2), (12, 7), (30, 4), (5, 5), (61, 37), (8, 90)]]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_dir):
+    app = create_app(ServerConfig(tiny_dir, api_keys=(KEY,), max_batch=4), load_in_background=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/v1"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def local(tiny_dir):
+    return load_eval_model(str(tiny_dir), batch_size=4)
+
+
+def test_endpoint_generation_and_scores_equal_the_local_evaluator(server, local, tiny_dir, tmp_path):
+    remote = load_eval_model(endpoint=server, model=tiny_dir.name, api_key=KEY, batch_size=3)
+    convs = [[{"role": "user", "content": q}] for q in QUESTIONS]
+    mine = local.generate(convs, max_new_tokens=12)
+    theirs = remote.generate(convs, max_new_tokens=12)
+    assert theirs == mine
+    assert remote.last_speed.generated_tokens == local.last_speed.generated_tokens  # usage agrees with the engine
+    # A task whose answers are the local replies for half the questions: a score that is neither 0 nor 100.
+    rows = [{"prompt": q, "answer": reply if i % 2 == 0 else "never said", "split": "test", "id": f"q{i}"}
+            for i, (q, reply) in enumerate(zip(QUESTIONS, mine))]
+    task_file = tmp_path / "echo.jsonl"
+    task_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plan = EvalPlan(tasks=[str(task_file)], generation=GenerationSettings(n=None, max_new_tokens=12))
+    a = run_plan(local, plan, tmp_path / "local")[0]
+    b = run_plan(remote, plan, tmp_path / "remote")[0]
+    assert a["metrics"] == b["metrics"] and a["metrics"]["accuracy"] == 50.0
+    assert [r["outputs"] for r in a["examples"]] == [r["outputs"] for r in b["examples"]]
+    assert a["dataset"] == b["dataset"]
+    assert stable_view(a)["settings"] == stable_view(b)["settings"]
+    assert b["model"]["kind"] == "endpoint" and a["speed"]["ttft_s_p50"] is not None
+
+
+def test_endpoint_loglikelihood_needs_echo_and_says_so(server, tiny_dir):
+    remote = load_eval_model(endpoint=server, model=tiny_dir.name, api_key=KEY)
+    with pytest.raises(EvalError, match="echo=true and logprobs.*multiple choice and bits-per-byte"):
+        remote.loglikelihood("Question: 1 + 1?\nAnswer:", " 2")
+
+
+def test_endpoint_errors_say_what_to_fix(server, tiny_dir):
+    with pytest.raises(EvalError, match="--api-key"):
+        load_eval_model(endpoint=server, model=tiny_dir.name, api_key="wrong").generate(
+            [[{"role": "user", "content": "hi"}]], 4)
+    with pytest.raises(EvalError, match="not found.*lists what the server serves"):
+        load_eval_model(endpoint=server, model="no-such-model", api_key=KEY).generate(
+            [[{"role": "user", "content": "hi"}]], 4)
+    with pytest.raises(EvalError, match="--model NAME"):
+        load_eval_model(endpoint=server)
+
+
+def test_parse_echo_reads_a_vllm_style_response():
+    # prompt "Answer: Paris" echoed as 3 tokens, then one generated token at offset 13
+    logprobs = {"tokens": ["Answer", ":", " Paris", "."], "token_logprobs": [None, -0.5, -1.25, -0.1],
+                "text_offset": [0, 6, 7, 13],
+                "top_logprobs": [None, {":": -0.5}, {" London": -1.0, " Paris": -1.25}, {".": -0.1}]}
+    assert parse_echo(logprobs, 7, 13) == (-1.25, 1, False)  # London was likelier: not greedy
+    assert parse_echo(logprobs, 0, 13) == (-1.75, 2, False)  # the first token has no logprob
+    with pytest.raises(EvalError, match="no token"):
+        parse_echo(logprobs, 13, 13)

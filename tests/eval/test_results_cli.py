@@ -1,0 +1,72 @@
+"""Result files and `fronde eval` end to end: reruns with the same seed give identical numbers, the files say how
+they were made, and bad input stops with a message that names it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from fronde import __version__
+from fronde.cli.main import app
+from fronde.eval import (
+    EvalPlan,
+    GenerationSettings,
+    load_eval_model,
+    read_results,
+    run_plan,
+)
+from fronde.eval.results import stable_view
+
+FRONDE = [sys.executable, "-m", "fronde.cli.main"]
+ENV = os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
+
+
+def test_sampled_reruns_with_the_same_seed_give_identical_results(tiny_dir, tmp_path):
+    model = load_eval_model(str(tiny_dir))
+    plan = EvalPlan(tasks=["arithmetic:1", "countdown"],
+                    generation=GenerationSettings(n=4, samples=3, ks=[1, 2], temperature=1.0, seed=7, shots=1,
+                                                  max_new_tokens=10))
+    first = run_plan(model, plan, tmp_path / "a")
+    again = run_plan(load_eval_model(str(tiny_dir)), plan, tmp_path / "b")
+    assert [stable_view(r) for r in first] == [stable_view(r) for r in again]
+    outputs = [o for r in first for row in r["examples"] for o in row["outputs"]]
+    assert len(set(outputs)) > 1  # sampled, not one greedy reply repeated
+    plan.generation.seed = 8
+    other = run_plan(model, plan, tmp_path / "c")
+    assert [row["outputs"] for row in other[0]["examples"]] != [row["outputs"] for row in first[0]["examples"]]
+    r = first[0]
+    assert r["format"] == "fronde-eval/1" and r["fronde_version"] == __version__
+    assert r["settings"]["seed"] == 7 and r["settings"]["samples"] == 3 and r["settings"]["temperature"] == 1.0
+    assert r["dataset"]["hash"].startswith("sha256:") and "shots_hash" in r["dataset"]
+    assert r["model"]["kind"] == "fronde" and r["model"]["active_params"] < r["model"]["total_params"]
+    assert (tmp_path / "a" / "tiny-eval" / "arithmetic-1.json").is_file()
+    assert len(read_results([tmp_path / "a"])) == 2
+
+
+def test_fronde_eval_cli_writes_results_and_a_summary(tiny_dir, tmp_path):
+    mc = tmp_path / "mc.jsonl"
+    mc.write_text('{"question": "2 + 2 =", "choices": ["3", "4"], "answer": "4"}\n')
+    text = tmp_path / "held_out.txt"
+    text.write_text("def f(x):\n    return x + 1\n")
+    cmd = FRONDE + ["eval", str(tiny_dir), "--task", "arithmetic:1", "--n", "3", "--mc", str(mc), "--bpb", str(text),
+                    "--max-new-tokens", "6", "--temperature", "0.9", "--threads", "1", "--out"]
+    runs = [subprocess.run(cmd + [str(tmp_path / out)], check=False, capture_output=True, text=True, env=ENV,
+                           timeout=300) for out in ("res", "again")]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr + runs[1].stderr
+    assert [stable_view(r) for r in read_results([tmp_path / "res"])] == \
+        [stable_view(r) for r in read_results([tmp_path / "again"])]
+    assert "arithmetic:1" in runs[0].stdout and "bpb:held_out" in runs[0].stdout and "acc_norm" in runs[0].stdout
+    files = sorted(p.name for p in (tmp_path / "res" / "tiny-eval").iterdir())
+    assert files == ["arithmetic-1.json", "bpb-held_out.json", "mc-mc.json"]
+    data = json.loads((tmp_path / "res" / "tiny-eval" / "bpb-held_out.json").read_text())
+    assert data["kind"] == "bpb" and data["metrics"]["bpb"] > 0
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["eval", str(tiny_dir), "--task", "arithmetic:9"])
+    assert bad.exit_code == 2 and "arithmetic level '9'" in bad.output and "Traceback" not in bad.output
+    none = runner.invoke(app, ["eval", str(tiny_dir)])
+    assert none.exit_code == 2 and "nothing to evaluate" in none.output

