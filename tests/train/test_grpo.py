@@ -166,3 +166,15 @@ def test_fronde_rl_end_to_end_and_resume(tmp_path, base_dir):
         assert resumed[step] == pytest.approx(uninterrupted[step], abs=1e-5)
     ledger = json.loads((run / "ledger.json").read_text())
     assert [s["stage"] for s in ledger["stages"]] == ["rl"] and ledger["stages"][0]["tokens"] > 0
+
+
+def test_rewards_read_the_reply_without_its_stop_token(base_dir):
+    """The format reward sees <|think|>..<|/think|><|answer|>..<|/answer|>, not the <|end|> that closes the turn."""
+    from fronde.tasks import format_reward
+    from fronde.train.grpo import completion_text
+
+    tok = Tokenizer.load(base_dir)
+    sp = tok.special
+    ids = [sp.think] + tok.encode("2 + 3 = 5") + [sp.think_end, sp.answer] + tok.encode("5") + [sp.answer_end, sp.end]
+    assert format_reward(completion_text(tok, Completion(ids, True))) == 1.0
+    assert completion_text(tok, Completion(ids[:4], False)).startswith("<|think|>")  # cut off: nothing to strip

@@ -135,6 +135,13 @@ def stop_ids(tok: Tokenizer) -> list[int]:
     return [tok.special.end, tok.special.eos]
 
 
+def completion_text(tok: Tokenizer, c: Completion) -> str:
+    """What the verifiers read: the reply with its special tokens (think/answer tags) but without the stop token,
+    which is the end of the turn, not text after the answer."""
+    ids = c.ids[:-1] if c.finished and c.ids else c.ids
+    return tok.decode(ids)
+
+
 def prompt_ids(tok: Tokenizer, task: Task, ex: Example, system: str | None) -> list[int]:
     from fronde.data.chat import render_chat
 
@@ -152,7 +159,7 @@ def test_accuracy(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, tasks: li
             continue
         prompts = [prompt_ids(tok, task, ex, sec.system) for ex in exs]
         comps = rollouts.sample(model, prompts, 1, sec.max_new_tokens, 0.0, 1.0, seed=0, stop_ids=stop_ids(tok))
-        texts = [tok.decode(c[0].ids) for c in comps]
+        texts = [completion_text(tok, c[0]) for c in comps]
         out[task.name] = sum(task.verify(t, ex) for t, ex in zip(texts, exs)) / max(len(exs), 1)
     return out
 
@@ -269,7 +276,7 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
     gen_seconds = time.perf_counter() - t_gen
     model.train()
     flat = [(p, ex, c) for p, ex, g in zip(prompts, examples, groups) for c in g]
-    texts = [tok.decode(c.ids) for _, _, c in flat]
+    texts = [completion_text(tok, c) for _, _, c in flat]
     table = reward_table(tasks, [ex for _, ex, _ in flat], texts, list(sec.rewards))
     finished = torch.tensor([c.finished for _, _, c in flat])
     rewards = combine_rewards(table, sec.rewards) + truncation_penalty(finished, sec.truncated, sec.truncation_penalty)
