@@ -86,7 +86,8 @@ def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: st
         return result
     print_ledger(result.ledger)
     if result.model_dir:
-        console.print(f"{stage} model: {result.model_dir}  (final val loss {result.val_loss})")
+        tail = f"  (final val loss {result.val_loss:.4f})" if result.val_loss is not None else ""
+        console.print(f"{stage} model: {result.model_dir}{tail}")
     return result
 
 
