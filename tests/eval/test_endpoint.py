@@ -5,12 +5,8 @@ because fronde serve does not echo prompt logprobs; a vLLM-style echo response i
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from fronde.eval import (
     EvalError,
@@ -21,7 +17,8 @@ from fronde.eval import (
 )
 from fronde.eval.endpoint_model import parse_echo
 from fronde.eval.results import stable_view
-from fronde.serve.app import ServerConfig, create_app
+from fronde.serve.app import ServerConfig
+from tests.serve.test_server import _start
 
 KEY = "sk-eval-test"
 QUESTIONS = [f"What is {a} + {b}?" for a, b in [(1, 2), (12, 7), (30, 4), (5, 5), (61, 37), (8, 90)]]
@@ -29,17 +26,8 @@ QUESTIONS = [f"What is {a} + {b}?" for a, b in [(1, 2), (12, 7), (30, 4), (5, 5)
 
 @pytest.fixture(scope="module")
 def server(tiny_dir):
-    app = create_app(ServerConfig(tiny_dir, api_keys=(KEY,), max_batch=4), load_in_background=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
+    url, _, srv, thread = _start(ServerConfig(tiny_dir, api_keys=(KEY,), max_batch=4))
+    yield url + "/v1"
     srv.should_exit = True
     thread.join(timeout=10)
 

