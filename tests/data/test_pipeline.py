@@ -101,10 +101,12 @@ def test_interrupted_run_leaves_nothing_trusted(tmp_path: Path, monkeypatch: pyt
 
 def test_split_is_deterministic_by_hash(tmp_path: Path, corpus_maker) -> None:
     corpus = corpus_maker(tmp_path / "corpus", 16)
-    a = prepare(_config(corpus), tmp_path / "a").manifest
+    # near-dedup keeps the first of two near-duplicates it meets, so which one survives depends on the order
+    a = prepare(_config(corpus, near_dedup=False), tmp_path / "a").manifest
     # the same files listed in another order (a glob per file) give the same split sizes and tokens
     b = prepare(DataConfig(sources=[SourceConfig(path=str(p)) for p in sorted(corpus.iterdir(), reverse=True)],
-                           vocab_size=600, val_fraction=0.2, licence="CC-BY-4.0"), tmp_path / "b").manifest
+                           vocab_size=600, val_fraction=0.2, licence="CC-BY-4.0", near_dedup=False),
+                tmp_path / "b").manifest
     assert (a["documents"]["train"], a["documents"]["val"]) == (b["documents"]["train"], b["documents"]["val"])
     assert a["splits"]["val"]["tokens"] == b["splits"]["val"]["tokens"]
     digest = Document("f", "f", text="x").compute_digest()

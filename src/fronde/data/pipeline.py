@@ -44,7 +44,7 @@ from fronde.data.pii import PLACEHOLDERS, scrub_pii
 from fronde.data.progress import NullReporter, Reporter
 from fronde.data.shards import ShardWriter, token_dtype
 from fronde.data.sources import ResolvedSource, iter_source, resolve_sources
-from fronde.data.tokenizer import Tokenizer, train_tokenizer
+from fronde.data.tokenizer import SPLIT_PATTERN, Tokenizer, train_tokenizer
 
 SPLITS = ("train", "val")
 TOKENIZER_DIR = "tokenizer"
@@ -306,6 +306,7 @@ def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: 
         "fronde": __version__, "format": FORMAT, "config": config.cache_fields(),
         "files": [f.manifest_entry() | {"documents": None, "kept": None} for s in sources for f in s.files],
         "tokenizer": tokenizer_sha,
+        "split_pattern": None if tokenizer_sha else SPLIT_PATTERN,  # a new pre-tokenizer means a new tokenizer
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

@@ -43,10 +43,12 @@ SPECIAL_TOKENS: dict[str, str] = {
     "answer_end": "<|/answer|>",
 }
 
-# GPT-4's split pattern with numbers in runs of at most 2 digits (as nanochat does for small
-# vocabularies: a 3-digit run would spend up to 1000 merges on numbers alone).
+# Qwen2's split pattern: GPT-4's with every digit its own pre-token. Digits one by one make arithmetic a small
+# model can learn (the same 10 x 10 facts for every number, not a table over 2-digit tokens: docs/log.md,
+# 2026-11-23) and spend no merges on numbers; the pattern is llama.cpp's "qwen2" pre-tokenizer, so a GGUF export
+# tokenizes exactly as fronde does.
 SPLIT_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 DEFAULT_MODEL_MAX_LENGTH = 65536
 
