@@ -7,6 +7,7 @@ import typer
 from fronde import __version__
 from fronde.cli.data_cmd import app as data_app
 from fronde.cli.eval_cmd import eval_command, report_command, scoreboard_command
+from fronde.cli.export_cmd import app as export_app
 from fronde.cli.chat_cmd import chat_command
 from fronde.cli.generate_cmd import generate_command
 from fronde.cli.model_cmd import app as model_app
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
+app.add_typer(export_app, name="export")
 app.command("pretrain")(pretrain_command)
 app.command("sft")(sft_command)
 app.command("distill")(distill_command)

@@ -1,0 +1,55 @@
+"""`fronde export ...`: a model directory as a GGUF file for llama.cpp, or an Ollama model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from fronde.export import DTYPES, ExportError, GGUFSummary, export_gguf, export_ollama
+
+app = typer.Typer(help="Export a model directory for llama.cpp (GGUF) or Ollama.", no_args_is_help=True)
+console = Console()
+
+_DTYPE_HELP = f"Weight type: {', '.join(DTYPES)} (norms and the router stay f32)."
+
+
+def _report(summary: GGUFSummary) -> None:
+    console.print(f"wrote {summary.path} ({summary.bytes / 1e6:.1f} MB, {summary.n_tensors} tensors, "
+                  f"{summary.dtype}, llama.cpp pre-tokenizer {summary.tokenizer_pre!r})")
+    if summary.fallback_f16:
+        console.print(f"{len(summary.fallback_f16)} tensors have rows not divisible by 32 and are f16, "
+                      f"e.g. {summary.fallback_f16[0]}")
+
+
+@app.command("gguf")
+def gguf_command(
+    model_dir: Path = typer.Argument(..., help="A fronde model directory (config.json, weights, tokenizer)."),
+    out: Path = typer.Argument(..., help="The .gguf file to write."),
+    dtype: str = typer.Option("f16", "--dtype", help=_DTYPE_HELP),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+) -> None:
+    """Write MODEL_DIR as one GGUF file (llama.cpp architecture deepseek2), e.g. for `llama-cli -m OUT`."""
+    try:
+        _report(export_gguf(model_dir, out, dtype=dtype, force=force))
+    except ExportError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+@app.command("ollama")
+def ollama_command(
+    model_dir: Path = typer.Argument(..., help="A fronde model directory (config.json, weights, tokenizer)."),
+    outdir: Path = typer.Argument(..., help="Folder to write the GGUF and the Modelfile into."),
+    dtype: str = typer.Option("f16", "--dtype", help=_DTYPE_HELP),
+    force: bool = typer.Option(False, "--force", help="Overwrite the GGUF and Modelfile if they exist."),
+) -> None:
+    """Write OUTDIR/<name>.gguf and OUTDIR/Modelfile; then `ollama create NAME -f OUTDIR/Modelfile`."""
+    try:
+        summary, modelfile = export_ollama(model_dir, outdir, dtype=dtype, force=force)
+    except ExportError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    _report(summary)
+    console.print(f"wrote {modelfile}; next: ollama create {model_dir.resolve().name} -f {modelfile}")
