@@ -26,6 +26,7 @@ from fronde.data.tokenizer import Tokenizer
 from fronde.tasks import get_task
 from fronde.train import distributed
 from fronde.train.distill_loss import distill_loss, vocab_compatible
+from fronde.train.lineage import file_entry, task_entry, teacher_identity
 from fronde.train.loop import StageResult, StepLoss, run_stage
 from fronde.train.recipe import RecipeError, _Section
 from fronde.train.rollouts import Rollouts
@@ -196,11 +197,24 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
                 return logit_loss(teacher, sec, on_policy)
 
             stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, loss=make_loss)
+        stage.provenance.inputs |= distill_inputs(recipe, stage_dir)
         return run_stage(recipe, stage, ctx, resume, say, progress)
     except DataError as e:
         raise RecipeError(str(e)) from None
     finally:
         distributed.teardown()
+
+
+def distill_inputs(recipe: DistillRecipe, stage_dir: Path) -> dict[str, Any]:
+    """What fronde.json records of a distillation beyond its SFT data: the teacher by content, its prompts and, in
+    sequence mode, the verified answers the student trained on."""
+    sec = recipe.distill
+    out: dict[str, Any] = {"teacher": teacher_identity(sec.teacher), "mode": sec.mode,
+                           "prompt_tasks": [task_entry(t.name, n=t.n) for t in sec.prompt_tasks],
+                           "prompt_files": [file_entry(f) for f in sec.prompt_files]}
+    if sec.mode == "sequence":
+        out["teacher_samples"] = file_entry(stage_dir / "teacher_sft.jsonl")
+    return out
 
 
 def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, is_main: bool, say: Callable[[str], None]):

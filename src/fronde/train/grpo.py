@@ -42,6 +42,7 @@ from fronde.train.grpo_loss import (
 )
 from fronde.train.hardware import peak_flops
 from fronde.train.ledger import Ledger
+from fronde.train.lineage import LINEAGE, Lineage, Provenance, task_entry
 from fronde.train.loop import StageResult, StopFlag, autocast, publish_final
 from fronde.train.metrics import MetricsLog
 from fronde.train.optim import Optimizers
@@ -51,6 +52,7 @@ from fronde.train.recipe import RecipeError, StageRecipe, _Section
 from fronde.train.rollouts import Rollouts
 from fronde.train.schedule import lr_multiplier
 from fronde.train.sft import InitSection
+from fronde.train.stage_lock import StageLock
 
 STAGE = "rl"
 
@@ -166,6 +168,13 @@ def test_accuracy(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, tasks: li
 
 def grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool = False, say: Callable[[str], None] = print,
          progress: Any = None, device: str | None = None) -> StageResult:
+    """GRPO under the stage's lock (fronde.train.stage_lock), as every stage trains."""
+    with StageLock(recipe.run_dir / STAGE, STAGE):
+        return _grpo(recipe, rollouts, resume, say, progress, device)
+
+
+def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str], None], progress: Any,
+          device: str | None) -> StageResult:
     sec, sched = recipe.rl, recipe.schedule
     run_dir, stage_dir = recipe.run_dir, recipe.run_dir / STAGE
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -257,8 +266,11 @@ def grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool = False, say: Callab
     final_dir = None
     if done >= sched.max_steps and not stop.requested:
         final_dir = stage_dir / "model"
-        if not (start_step == done and final_dir.is_dir()):
-            publish_final(candidates(ckpt_root)[0] / "model", final_dir)
+        if not (start_step == done and (final_dir / LINEAGE).is_file()):
+            inputs = {"tasks": [task_entry(t.name, weight=t.weight, train_pool=sec.train_pool) for t in sec.tasks],
+                      "rewards": sec.rewards}
+            publish_final(candidates(ckpt_root)[0] / "model", final_dir,
+                          Lineage(STAGE, recipe, done, cost, Provenance(parent=init_dir, inputs=inputs)))
     return StageResult(run_dir, final_dir, done, None, stop.requested, ledger)
 
 

@@ -37,11 +37,20 @@ from fronde.train.checkpoint import (
 from fronde.train.distributed import DistContext
 from fronde.train.hardware import peak_flops
 from fronde.train.ledger import Ledger
+from fronde.train.lineage import (
+    LINEAGE,
+    Lineage,
+    Provenance,
+    build_lineage,
+    write_lineage,
+)
 from fronde.train.metrics import MetricsLog
+from fronde.train.model_card import write_model_card
 from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
 from fronde.train.recipe import RecipeError, StageRecipe
 from fronde.train.schedule import lr_multiplier
+from fronde.train.stage_lock import StageLock
 
 
 class BatchSource(Protocol):
@@ -73,6 +82,7 @@ class Stage:
     tokens_per_step: int | None = None  # default: batch.global_batch_tokens
     flops_per_token: float | None = None  # default: the model's training FLOPs per token
     extra_state: dict[str, Any] = field(default_factory=dict)  # stored in state.json (e.g. the data's digest)
+    provenance: Provenance = field(default_factory=Provenance)  # what fronde.json says the model is made from
 
 
 @dataclass
@@ -156,6 +166,13 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
 
 def run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool, say: Callable[[str], None],
               progress: Any) -> StageResult:
+    """Train the stage under its lock (fronde.train.stage_lock), so `fronde runs` can tell running from failed."""
+    with StageLock(recipe.run_dir / stage.name, stage.name, enabled=ctx.is_main):
+        return _run_stage(recipe, stage, ctx, resume, say, progress)
+
+
+def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool, say: Callable[[str], None],
+               progress: Any) -> StageResult:
     run_dir, stage_dir = recipe.run_dir, recipe.run_dir / stage.name
     config = stage.config
     accum = recipe.batch.grad_accum(ctx.world_size)
@@ -298,8 +315,9 @@ def run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool,
     final_dir = None
     if done >= sched.max_steps and not stop.requested:
         final_dir = stage_dir / "model"
-        if ctx.is_main and not (start_step == done and final_dir.is_dir()):
-            publish_final(candidates(ckpt_root)[0] / "model", final_dir)
+        if ctx.is_main and not (start_step == done and (final_dir / LINEAGE).is_file()):
+            publish_final(candidates(ckpt_root)[0] / "model", final_dir,
+                          Lineage(stage.name, recipe, done, cost, stage.provenance))
     return StageResult(run_dir, final_dir, done, last_val, stop.requested, ledger)
 
 
@@ -348,11 +366,15 @@ def _load_fsdp_optim(model: CausalLM, opt: Optimizers, states: list[dict]) -> No
         set_optimizer_state_dict(model, o, st, options=StateDictOptions(full_state_dict=True))
 
 
-def publish_final(src: Path, final_dir: Path) -> None:
-    """Copy a checkpoint's model dir (HF layout + tokenizer) to <stage>/model, atomically."""
+def publish_final(src: Path, final_dir: Path, lineage: Lineage | None = None) -> None:
+    """Copy a checkpoint's model dir (HF layout + tokenizer) to <stage>/model, atomically; with `lineage`, its
+    fronde.json and MODEL_CARD.md are written inside before the rename, so a published model always has them."""
     tmp = final_dir.with_name(final_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
+    if lineage is not None:
+        write_lineage(build_lineage(lineage, tmp), tmp)
+        write_model_card(tmp, shown_as=final_dir)
     if final_dir.exists():
         shutil.rmtree(final_dir)
     tmp.rename(final_dir)

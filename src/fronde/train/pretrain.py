@@ -22,6 +22,7 @@ from fronde.model.config import ModelConfig, load_preset
 from fronde.model.model import CausalLM
 from fronde.train import distributed
 from fronde.train.distributed import DistContext
+from fronde.train.lineage import Provenance
 from fronde.train.loop import Stage, StageResult, run_stage
 from fronde.train.recipe import PretrainRecipe, RecipeError
 
@@ -82,6 +83,7 @@ def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], 
                                    seed=recipe.run.seed),
             eval_batches=lambda: val_batches(data_dir, recipe),
             files=tokenizer_files(data_dir / TOKENIZER_DIR),
+            provenance=Provenance(data_dirs=[data_dir]),
         )
         return run_stage(recipe, stage, ctx, resume, say, progress)
     finally:

@@ -19,6 +19,7 @@ from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, load_config
 from fronde.tasks import get_task
 from fronde.train import distributed
+from fronde.train.lineage import Provenance, file_entry, task_entry
 from fronde.train.loop import LossFn, Stage, StageResult, run_stage
 from fronde.train.pretrain import tokenizer_files
 from fronde.train.recipe import RecipeError, StageRecipe
@@ -124,7 +125,14 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
         eval_batches=(lambda: evals) if evals else None,
         files=tokenizer_files(init_dir),
         loss=loss(train) if loss else None,
+        provenance=Provenance(parent=init_dir, inputs=sft_inputs(recipe)),
     )
+
+
+def sft_inputs(recipe: SFTRecipe) -> dict[str, Any]:
+    """What fronde.json records of the chats a stage trains on: files by content, tasks by spec and count."""
+    return {"chat_files": [file_entry(f) for f in recipe.sft.chat_files],
+            "tasks": [task_entry(t.name, n=t.n) for t in recipe.sft.tasks], "system": recipe.sft.system}
 
 
 def sft(recipe: SFTRecipe, resume: bool = False, say: Callable[[str], None] = print,

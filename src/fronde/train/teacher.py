@@ -14,11 +14,16 @@ Nothing is downloaded: every load passes local_files_only=True. `Teacher.logits`
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+# Nothing is downloaded: huggingface_hub reads this when it is first imported (here, lazily, with transformers),
+# so even a code path that forgets local_files_only cannot reach the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -132,6 +137,12 @@ def load_teacher(spec: str, device: str | torch.device = "cpu", dtype: torch.dty
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"  # generation appends on the right, so prompts must end flush right
     return Teacher(spec=spec, model=model, tokenizer=tokenizer, stop_ids=_stop_ids(model, tokenizer))
+
+
+def resolve_teacher(spec: str) -> tuple[Path, str | None]:
+    """(directory to load from, GGUF file name in it or None) for a spec, without loading anything (lineage records
+    the teacher by the hash of these files)."""
+    return _resolve(spec)
 
 
 def _resolve(spec: str) -> tuple[Path, str | None]:
