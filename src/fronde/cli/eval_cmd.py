@@ -21,6 +21,7 @@ from fronde.eval.report import write_report
 from fronde.eval.results import read_results
 from fronde.eval.run import EvalPlan, run_plan
 from fronde.eval.scoreboard import Scoreboard
+from fronde.train.model_card import update_model_card
 
 console = Console()
 err_console = Console(stderr=True)
@@ -100,9 +101,12 @@ def eval_command(
         with RichReporter(console) as progress:
             results = run_plan(m, plan, out_dir, progress,
                                on_result=lambda path, r: console.print(f"  wrote {path}", highlight=False))
+        card = update_model_card(Path(model), results) if model and Path(model).is_dir() else None
     except DataError as e:
         raise _fail(e) from None
     _summary(m.name, results)
+    if card is not None:
+        console.print(f"updated {card}", highlight=False)
 
 
 def _summary(model: str, results: list[dict[str, Any]]) -> None:

@@ -11,6 +11,7 @@ from fronde.cli.export_cmd import app as export_app
 from fronde.cli.chat_cmd import chat_command
 from fronde.cli.generate_cmd import generate_command
 from fronde.cli.model_cmd import app as model_app
+from fronde.cli.runs_cmd import runs_command
 from fronde.cli.train_cmd import distill_command, pretrain_command, rl_command, sft_command
 from fronde.cli.serve_cmd import serve_command
 
@@ -33,6 +34,7 @@ app.command("serve")(serve_command)
 app.command("eval")(eval_command)
 app.command("scoreboard")(scoreboard_command)
 app.command("report")(report_command)
+app.command("runs")(runs_command)
 
 
 @app.command()

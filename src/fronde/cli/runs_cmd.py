@@ -1,0 +1,75 @@
+"""`fronde runs [DIR]`: every run under a runs dir with its status, latest stage, best scores and cost."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fronde.eval.runs import RunSummary, list_runs
+
+STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red", "empty": "dim"}
+
+
+def _ago(t: float | None, now: float) -> str:
+    if not t:
+        return "—"
+    s = max(0.0, now - t)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s / size:.0f} {unit} ago"
+    return f"{s:.0f} s ago"
+
+
+def _best(run: RunSummary) -> str:
+    return "\n".join(f"{task} {b['metric']} {b['value']:.3g} ({b['stage']})" for task, b in run.best.items()) or "—"
+
+
+def _status(run: RunSummary) -> str:
+    text = f"[{STYLE.get(run.status, '')}]{run.status}[/]"
+    return text + (f"\n[dim]{run.reason}[/dim]" if run.reason and run.status != "running" else "")
+
+
+def runs_table(runs: list[RunSummary], title: str) -> Table:
+    now = time.time()
+    t = Table(title=title)
+    for col, justify in (("run", "left"), ("status", "left"), ("stage", "left"), ("step", "right"),
+                         ("best scores", "left"), ("tokens", "right"), ("wall time", "right"),
+                         ("device-hours", "right"), ("cost", "right"), ("updated", "right")):
+        t.add_column(col, justify=justify)
+    for r in runs:
+        stage = next((s for s in r.stages if s.name == r.stage), None)
+        t.add_row(r.name, _status(r), r.stage or "—", f"{stage.last_step:,}" if stage and stage.last_step else "—",
+                  _best(r), f"{r.tokens:,}" if r.tokens is not None else "—",
+                  f"{r.wall_seconds / 60:,.1f} min" if r.wall_seconds is not None else "—",
+                  f"{r.device_hours:.4f}" if r.device_hours is not None else "—",
+                  (f"{r.cost:.2f}" if r.priced else "not priced") if r.cost is not None else "—",
+                  _ago(r.updated, now))
+    return t
+
+
+def runs_command(
+    runs_dir: Path = typer.Argument(Path("runs"), help="The directory holding the runs (runs/<name>/...), or one "
+                                    "run dir."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON (for scripts)."),
+) -> None:
+    """List training runs: status (running, finished, stopped, failed), latest stage, best eval scores, cost."""
+    console = Console()  # made here, so it takes the terminal width (COLUMNS) of this call
+    if not runs_dir.is_dir():
+        console.print(f"[red]error:[/red] {runs_dir}: no such runs directory", highlight=False)
+        raise typer.Exit(2)
+    runs = list_runs(runs_dir)
+    if as_json:
+        typer.echo(json.dumps({"runs_dir": str(runs_dir), "runs": [r.as_dict() for r in runs]}, indent=2))
+        return
+    if not runs:
+        console.print(f"no runs under {runs_dir} (training writes them as {runs_dir}/<name>/)", highlight=False)
+        return
+    console.print(runs_table(runs, f"runs in {runs_dir}"))
+    for r in runs:
+        for error in r.errors:
+            console.print(f"[yellow]warning:[/yellow] {error}", highlight=False)
