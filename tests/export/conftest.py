@@ -84,3 +84,15 @@ def model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 def small_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Tokenizer) -> Path:
     """An untrained model for the tests that only need a valid directory (layout, errors, CLI, Ollama)."""
     return make_model_dir(tmp_path_factory.mktemp("small") / "small", tokenizer, steps=0, **VARIANTS["qlora-groups"])
+
+
+# (variant, dtype) -> (max |llama.cpp - fronde| logit difference, mean logit range), filled by test_llama_cpp.py.
+LOGIT_DIFFS: dict[tuple[str, str], tuple[float, float]] = {}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest's reporter)
+    if not LOGIT_DIFFS:
+        return
+    terminalreporter.section("llama.cpp vs fronde: max |logit difference| on the test prompt")
+    for (variant, dtype), (diff, scale) in sorted(LOGIT_DIFFS.items()):
+        terminalreporter.write_line(f"{variant:<20} {dtype:<5} {diff:.3e}  (logit range {scale:.1f})")

@@ -199,3 +199,19 @@ def test_cli(small_model_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "unsupported dtype 'int4'" in res.output
     res = runner.invoke(app, ["export", "gguf", str(tmp_path), str(tmp_path / "x.gguf")])
     assert res.exit_code == 2 and "not a fronde/DeepseekV3 model directory" in res.output
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"n_shared_experts": 0}, "needs a shared expert in every MoE layer"),
+    ({"rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512, "beta_fast": 16.0}},
+     "supports only YaRN's beta_fast=32, beta_slow=1"),
+])
+def test_configurations_llama_cpp_cannot_run(small_model_dir: Path, tmp_path: Path, change: dict,
+                                             message: str) -> None:
+    model = tmp_path / "changed"
+    shutil.copytree(small_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config.update(change)
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ExportError, match=message):
+        export_gguf(model, tmp_path / "m.gguf")

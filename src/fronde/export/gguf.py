@@ -124,6 +124,11 @@ def check_supported(config: ModelConfig) -> None:
     """Configurations llama.cpp's deepseek2 cannot run as fronde does: refuse them rather than write a wrong file."""
     if config.n_moe_layers and config.n_shared_experts == 0:
         raise ExportError("llama.cpp's deepseek2 needs a shared expert in every MoE layer (n_shared_experts >= 1)")
+    rs = config.rope_scaling
+    if rs is not None and (rs.beta_fast, rs.beta_slow) != (32.0, 1.0):
+        # deepseek2 ignores the file's yarn_beta_* keys and always uses DeepSeek's 32 / 1
+        raise ExportError(f"rope_scaling beta_fast={rs.beta_fast}, beta_slow={rs.beta_slow}: llama.cpp's deepseek2 "
+                          "supports only YaRN's beta_fast=32, beta_slow=1")
 
 
 # ----------------------------------------------------------------------------------------------------------------

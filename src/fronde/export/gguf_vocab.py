@@ -25,7 +25,7 @@ PRE_TOKENIZER = "dbrx"
 END_OF_TURN = SPECIAL_TOKENS["end"]
 # transformers' `{% generation %}` marks the assistant span for SFT masks; plain Jinja engines (llama.cpp's,
 # jinja2 in llama-cpp-python) do not know the tag, and it renders nothing, so the GGUF copy leaves it out.
-_GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}\n?")
+_GENERATION_TAG = re.compile(r"[ \t]*\{%-?\s*(?:end)?generation\s*-?%\}[ \t]*\n?")
 
 
 class VocabError(ValueError):

@@ -36,6 +36,7 @@ GO_TEMPLATE = (
     "{{- range $m.ToolCalls }}" + S["tool_call"]
     + "{\"name\": {{ json .Function.Name }}, \"arguments\": {{ json .Function.Arguments }}}" + S["tool_call_end"]
     + "{{ end }}" + S["end"] + "\n"
+    "{{- else if eq $m.Role \"user\" }}" + S["user"] + "{{ $m.Content }}" + S["end"] + "\n"
     "{{- else if eq $m.Role \"tool\" }}" + S["tool_result"] + "{{ $m.Content }}" + S["tool_result_end"] + "\n"
     "{{- else }}<|{{ $m.Role }}|>{{ $m.Content }}" + S["end"] + "\n"
     "{{- end }}\n"
