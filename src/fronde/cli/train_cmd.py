@@ -118,11 +118,11 @@ def sft_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: boo
 def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
                     price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
     """Distil a bigger teacher into the model: sequence-level (teacher answers, verified, then SFT) or logit-level."""
-    from fronde.infer.rollout import EngineRollouts
+    from fronde.infer.rollout import EngineRollouts, rollout_dtype
     from fronde.train.distill import DistillRecipe, distill
 
     def run(rec: DistillRecipe, **kw: Any) -> Any:
-        return distill(rec, rollouts=EngineRollouts(dtype=_rollout_dtype()), **kw)
+        return distill(rec, rollouts=EngineRollouts(dtype=rollout_dtype()), **kw)
 
     run_stage_command("distill", run, DistillRecipe, recipe, set_, resume, price_per_hour, watts)
 
@@ -130,17 +130,10 @@ def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume:
 def rl_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
                price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
     """GRPO with verifiable rewards on the recipe's tasks; rollouts on fronde's batched inference engine."""
-    from fronde.infer.rollout import EngineRollouts
+    from fronde.infer.rollout import EngineRollouts, rollout_dtype
     from fronde.train.grpo import RLRecipe, grpo
 
     def run(rec: RLRecipe, **kw: Any) -> Any:
-        return grpo(rec, EngineRollouts(dtype=_rollout_dtype()), **kw)
+        return grpo(rec, EngineRollouts(dtype=rollout_dtype()), **kw)
 
     run_stage_command("rl", run, RLRecipe, recipe, set_, resume, price_per_hour, watts)
-
-
-def _rollout_dtype() -> Any:
-    """Sample in bf16 on a GPU (a bf16 copy of the fp32 training weights); in fp32 on the CPU."""
-    import torch
-
-    return torch.bfloat16 if torch.cuda.is_available() else None

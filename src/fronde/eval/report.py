@@ -90,6 +90,11 @@ def stages_section(run_dir: Path, ledger: Ledger, stages: list[str]) -> str:
         last = _last_values(read_metrics(run_dir / stage / "metrics.jsonl"))
         if last:
             out += ", ".join(f"{k} {v:.4g}" for k, v in last.items()) + " (last logged values)\n\n"
+        change = accuracy_change(read_metrics(run_dir / stage / "metrics.jsonl"))
+        if change:
+            out += "Test accuracy during the stage (greedy, the task's fixed test split): " + "; ".join(
+                f"`{task}` {a:.1%} -> {b:.1%} ({(b - a) * 100:+.1f} points)" for task, (a, b) in change.items()
+            ) + "\n\n"
         plots = sorted((run_dir / stage / "plots").glob("*.png"))
         out += "".join(f"![{stage} {p.stem}]({stage}/plots/{p.name})\n" for p in plots) or "No plots.\n"
     return out
@@ -102,6 +107,17 @@ def _last_values(records: list[dict[str, Any]]) -> dict[str, float]:
         for k in list(keys) + [k for k in r if k.startswith("test_accuracy/")]:
             if isinstance(r.get(k), (int, float)):
                 out[k] = r[k]
+    return out
+
+
+def accuracy_change(records: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """task -> (first, last) logged test accuracy: what an RL stage gained (its step-0 record is the start)."""
+    out: dict[str, tuple[float, float]] = {}
+    for r in records:
+        for k, v in r.items():
+            if k.startswith("test_accuracy/") and isinstance(v, (int, float)):
+                task = k.removeprefix("test_accuracy/")
+                out[task] = (out[task][0] if task in out else float(v), float(v))
     return out
 
 

@@ -40,6 +40,11 @@ class EngineRollouts:
                             and reqs[r].output_ids[-1] in stops) for r in group] for group in ids]
 
 
+def rollout_dtype() -> torch.dtype | None:
+    """Sample in bf16 on a GPU (a bf16 copy of the fp32 training weights); in fp32 (None: as trained) on the CPU."""
+    return torch.bfloat16 if torch.cuda.is_available() else None
+
+
 def _copy_in(model: CausalLM, dtype: torch.dtype) -> CausalLM:
     """A low-precision copy for sampling on GPU (bf16 decode), leaving the fp32 training weights alone."""
     import copy

@@ -142,20 +142,22 @@ class PretrainRecipe(StageRecipe):
         return Path(self.data.dir) if self.data.dir else self.run_dir / "data"
 
 
-def recipe_names() -> list[str]:
-    return sorted(f.name.removesuffix(".toml") for f in resources.files(RECIPES_PACKAGE).iterdir()
+def recipe_names(package: str = RECIPES_PACKAGE) -> list[str]:
+    return sorted(f.name.removesuffix(".toml") for f in resources.files(package).iterdir()
                   if f.name.endswith(".toml"))
 
 
-def _read(spec: str) -> tuple[dict[str, Any], str]:
+def read_recipe_toml(spec: str, package: str = RECIPES_PACKAGE, what: str = "recipe") -> tuple[dict[str, Any], str]:
+    """(data, where) of a TOML path or of a recipe shipped in `package`; `where` names it in error messages."""
     path = Path(spec)
     if path.is_file():
         text, where = path.read_text(encoding="utf-8"), str(path)
     else:
-        shipped = resources.files(RECIPES_PACKAGE) / f"{spec}.toml"
+        shipped = resources.files(package) / f"{spec}.toml"
         if not shipped.is_file():
-            raise RecipeError(f"recipe {spec!r} is neither a file nor a shipped recipe ({', '.join(recipe_names())})")
-        text, where = shipped.read_text(encoding="utf-8"), f"shipped recipe {spec}"
+            raise RecipeError(f"{what} {spec!r} is neither a file nor a shipped {what} "
+                              f"({', '.join(recipe_names(package))})")
+        text, where = shipped.read_text(encoding="utf-8"), f"shipped {what} {spec}"
     try:
         return tomllib.loads(text), where
     except tomllib.TOMLDecodeError as e:
@@ -190,7 +192,7 @@ R = TypeVar("R", bound=StageRecipe)
 
 def load_recipe(spec: str, sets: list[str] | None = None, kind: type[R] = PretrainRecipe) -> R:  # type: ignore[assignment]
     """A shipped recipe name or a TOML path, with overrides; errors name the key and the offending value."""
-    data, where = _read(spec)
+    data, where = read_recipe_toml(spec)
     data = apply_overrides(data, sets or [])
     try:
         return kind.model_validate(data)

@@ -1,0 +1,64 @@
+"""`fronde speedrun`: data -> tokenizer -> pretrain -> SFT -> (distill) -> GRPO -> eval -> report card, resumable."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from fronde.cli.train_cmd import _Fields, console, print_ledger, progress_bar
+from fronde.data.errors import DataError
+from fronde.data.progress import RichReporter
+from fronde.eval.errors import EvalError
+from fronde.train.ledger import Ledger
+from fronde.train.recipe import RecipeError
+
+
+def speedrun_command(
+    recipe: str = typer.Option("tiny-cpu", "--recipe", "-r", help="a shipped speedrun (tiny-cpu, small-gpu, "
+                               "fr-littre) or a speedrun TOML path"),
+    out: Path = typer.Option(None, "--out", help="the run dir, runs/NAME (default runs/<recipe's run.name>)"),
+    set_: list[str] = typer.Option([], "--set", help="override a speedrun value, e.g. eval.n=32 or "
+                                   "'rl.set=[\"schedule.max_steps=50\"]' (repeatable)"),
+    device: str = typer.Option(None, "--device", help="evaluation device (default cuda when available)"),
+) -> None:
+    """The whole path in one command, on the machine you have; run it again to continue after a kill."""
+    import torch
+
+    from fronde.eval.report import write_report
+    from fronde.speedrun import evaluate, load_speedrun, reference_dirs, train_stages
+
+    t0 = time.perf_counter()
+    try:
+        sr = load_speedrun(recipe, out, list(set_))
+        console.print(f"[bold]speedrun {recipe}[/bold] -> {sr.run_dir}" + (f": {sr.description}" if sr.description
+                                                                            else ""))
+        with _Fields(*progress_bar().columns, console=console) as bar:
+            outcomes, finished = train_stages(sr, console.print, bar)
+        if not finished:
+            console.print("stopped before the end; run the same command again to continue from the checkpoint")
+            raise typer.Exit(130)
+        final = outcomes[-1].model_dir
+        assert final is not None
+        with RichReporter(console) as reporter:
+            t_eval = time.perf_counter()
+            evaluated = evaluate(sr, final, device or ("cuda" if torch.cuda.is_available() else "cpu"),
+                                 console.print, reporter)
+            eval_seconds = time.perf_counter() - t_eval
+        report = write_report(sr.run_dir, reference_dirs(sr.eval.against))
+    except (RecipeError, DataError, EvalError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    print_ledger(Ledger.load(sr.run_dir / "ledger.json"))
+    t = Table(title="speedrun stages (this invocation)")
+    for col in ("stage", "model", "wall time"):
+        t.add_column(col)
+    for o in outcomes:
+        t.add_row(o.stage, str(o.model_dir), "skipped (done)" if o.skipped else f"{o.seconds:,.0f} s")
+    t.add_row("eval", str(sr.run_dir / "eval"), "skipped (done)" if evaluated is None else f"{eval_seconds:,.0f} s")
+    t.add_row("total", "", f"{time.perf_counter() - t0:,.0f} s")
+    console.print(t)
+    console.print(f"report card: {report}", highlight=False)
+    console.print(f"serve it:    fronde serve {final}", highlight=False)

@@ -1,0 +1,116 @@
+"""`fronde speedrun` end to end on tiny settings: killed with SIGKILL in the middle of SFT, run again, it skips the
+finished pretraining, resumes SFT from its checkpoint, runs GRPO, eval and the report; a third run does nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fronde.speedrun import load_speedrun, speedrun_names, stage_recipe
+from fronde.train.ledger import Ledger
+from fronde.train.metrics import read_metrics
+from fronde.train.recipe import RecipeError
+
+FRONDE = [sys.executable, "-m", "fronde.cli.main"]
+ENV = os.environ | {"OMP_NUM_THREADS": "2", "COLUMNS": "200"}
+REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "smollm2-135m-instruct"
+
+SPEEDRUN = """
+description = "tiny test speedrun"
+
+[run]
+name = "sr"
+
+[pretrain]
+recipe = "tiny-cpu"
+set = ['data.sources=[{{path="python-stdlib", max_documents=120}}]', "data.vocab_size=512",
+       "model.overrides={{num_hidden_layers=2, hidden_size=64}}", "schedule.max_steps=8", "schedule.warmup_steps=1",
+       "batch.seq_len=64", "batch.micro_batch_size=4", "batch.global_batch_tokens=512", "checkpoint.every_steps=4",
+       "eval.every_steps=4", "eval.batches=2"]
+
+[sft]
+recipe = "sft-tiny-cpu"
+set = ['sft.tasks=[{{name="arithmetic:1", n=300}}]', "schedule.max_steps=120", "schedule.warmup_steps=1",
+       "batch.seq_len=128", "batch.micro_batch_size=4", "batch.global_batch_tokens=512", "checkpoint.every_steps=2",
+       "checkpoint.keep_last=2", "eval.every_steps=60", "eval.batches=1"]
+
+[rl]
+recipe = "rl-tiny-cpu"
+set = ["rl.prompts_per_step=2", "rl.group_size=2", "rl.max_new_tokens=8", "rl.test_n=4", "rl.test_every=0",
+       "rl.train_pool=20", "schedule.max_steps=2", "schedule.warmup_steps=1", "checkpoint.every_steps=1"]
+
+[eval]
+tasks = ["arithmetic:1"]
+n = 4
+max_new_tokens = 8
+batch_size = 4
+against = ["{reference}"]
+"""
+
+
+def _speedrun(tmp_path: Path) -> list[str]:
+    recipe = tmp_path / "speedrun.toml"
+    recipe.write_text(SPEEDRUN.format(reference=REFERENCE))
+    return FRONDE + ["speedrun", "--recipe", str(recipe), "--out", str(tmp_path / "runs" / "sr")]
+
+
+def test_speedrun_killed_mid_sft_resumes_and_finishes(tmp_path):
+    cmd, run = _speedrun(tmp_path), tmp_path / "runs" / "sr"
+    proc = subprocess.Popen(cmd, env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list((run / "sft" / "checkpoints").glob("step-*")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no SFT checkpoint within 4 minutes"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "sft" / "model").exists(), "SFT finished before the kill: make it longer"
+    assert (run / "pretrain" / "model" / "config.json").is_file()
+
+    res = subprocess.run(cmd, env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    assert "pretrain: done already" in out and "resuming from" in out, out
+    sft_steps = [r["step"] for r in read_metrics(run / "sft" / "metrics.jsonl") if "loss" in r]
+    assert sft_steps == sorted(set(sft_steps)) and sft_steps[-1] == 120  # resumed: no step logged twice
+    assert [s.stage for s in Ledger.load(run / "ledger.json").stages] == ["pretrain", "sft", "rl"]
+    assert all(s.wall_seconds > 0 for s in Ledger.load(run / "ledger.json").stages)
+    stamp = json.loads((run / "eval" / "speedrun.json").read_text())
+    assert stamp["results"] == ["arithmetic:1", "bpb:data"]
+    report = (run / "report.md").read_text()
+    assert "## Scoreboard" in report and "smollm2-135m-instruct" in report
+    assert "Test accuracy during the stage" in report  # GRPO's before -> after
+    assert f"fronde serve {run / 'rl' / 'model'}" in out
+
+    again = subprocess.run(cmd, env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    for stage in ("pretrain", "sft", "rl", "eval"):
+        assert f"{stage}: done already" in again.stdout, again.stdout
+
+
+def test_shipped_speedruns_load_and_chain_their_stages():
+    assert {"tiny-cpu", "small-gpu", "fr-littre"} <= set(speedrun_names())
+    for name in speedrun_names():
+        sr = load_speedrun(name, out=Path("elsewhere/x"))
+        assert sr.run_dir == Path("elsewhere/x")
+        parent = None
+        for stage, step in sr.steps():
+            rec = stage_recipe(sr, stage, step, parent)
+            assert rec.run_dir == Path("elsewhere/x")
+            parent = rec.run_dir / stage / "model"
+
+
+def test_bad_speedrun_recipes_name_what_is_wrong(tmp_path):
+    with pytest.raises(RecipeError, match="speedrun recipe 'nope' is neither a file nor a shipped"):
+        load_speedrun("nope")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[run]\nname = "x"\n[pretrain]\nrecipe = "tiny-cpu"\nsteps = 3\n')
+    with pytest.raises(RecipeError, match="pretrain.steps"):
+        load_speedrun(str(bad))
