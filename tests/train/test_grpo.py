@@ -81,7 +81,7 @@ def test_a_grpo_step_moves_probability_toward_the_rewarded_completion(base_dir, 
     def margin() -> float:
         seqs = torch.tensor([prompt + rollouts.yes, prompt + rollouts.no])
         with torch.no_grad():
-            logp, _ = sequence_logprobs(model, seqs, [len(prompt)] * 2)
+            logp, _ = sequence_logprobs(model, seqs)
         n = len(prompt) - 1
         return float(logp[0, n:].sum() - logp[1, n:].sum())
 
@@ -91,6 +91,21 @@ def test_a_grpo_step_moves_probability_toward_the_rewarded_completion(base_dir, 
         record = rl_step(model, None, opt, rollouts, tok, [task], sampler, recipe, step, torch.device("cpu"))
     assert margin() > before + 0.5
     assert record["reward/correct"] == 0.5 and record["zero_std_groups"] == 0.0
+
+
+def test_log_probs_are_those_of_the_sampling_temperature(base_dir):
+    """Samples drawn at T come from softmax(logits / T): the policy-gradient log-probs must be that policy's."""
+    from fronde.model.checkpoint import from_pretrained
+
+    model = from_pretrained(base_dir).eval()
+    seqs = torch.tensor([[1, 5, 9, 7, 3, 2]])
+    with torch.no_grad():
+        logits = model(seqs[:, :-1]).logits.float()
+        for t in (1.0, 0.7):
+            want = torch.log_softmax(logits / t, -1).gather(-1, seqs[:, 1:, None]).squeeze(-1)
+            got, _ = sequence_logprobs(model, seqs, t)
+            torch.testing.assert_close(got, want)
+        assert not torch.allclose(sequence_logprobs(model, seqs, 0.7)[0], sequence_logprobs(model, seqs, 1.0)[0])
 
 
 RECIPE = """

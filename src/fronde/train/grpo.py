@@ -108,10 +108,11 @@ def reward_table(tasks: list[Task], examples: list[Example], texts: list[str], n
     return out
 
 
-def sequence_logprobs(model: CausalLM, seqs: torch.Tensor, starts: list[int], want_entropy: bool = False
+def sequence_logprobs(model: CausalLM, seqs: torch.Tensor, temperature: float = 1.0, want_entropy: bool = False
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-token log-probabilities of seqs[:, 1:] (and entropies) under the model: (N, T-1)."""
-    logits = model(seqs[:, :-1]).logits.float()
+    """Per-token log-probabilities of seqs[:, 1:] (and entropies) under the model sampled at `temperature`:
+    (N, T-1). The policy being optimised is the one that sampled, softmax(logits / T), as TRL's."""
+    logits = model(seqs[:, :-1]).logits.float() / temperature
     logp = torch.log_softmax(logits, -1).gather(-1, seqs[:, 1:, None]).squeeze(-1)
     ent = token_entropy(logits.detach()) if want_entropy else None
     return logp, ent
@@ -304,22 +305,21 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
         mask[i, len(p) - 1:lengths[i] - 1] = 1.0
     mask = truncation_mask(mask, finished, sec.truncated)
     seqs, mask, adv = seqs.to(dev), mask.to(dev), adv.to(dev)
-    starts = [len(p) for p, _, _ in flat]
     micro = recipe.batch.micro_batch_size
     n = len(flat)
     chunks = [slice(i, min(i + micro, n)) for i in range(0, n, micro)]
     total_tokens = float(mask.sum().clamp(min=1))
     with torch.no_grad(), autocast(recipe, dev):
-        old = torch.cat([sequence_logprobs(model, seqs[c], starts[c])[0] for c in chunks]) if sec.iterations > 1 \
+        old = torch.cat([sequence_logprobs(model, seqs[c], sec.temperature)[0] for c in chunks]) if sec.iterations > 1 \
             else None
-        ref_lp = torch.cat([sequence_logprobs(ref, seqs[c], starts[c])[0] for c in chunks]) if ref is not None \
+        ref_lp = torch.cat([sequence_logprobs(ref, seqs[c], sec.temperature)[0] for c in chunks]) if ref is not None \
             else None
     stats_sum: dict[str, float] = {}
     losses, entropies = [], []
     for it in range(sec.iterations):
         for c in chunks:
             with autocast(recipe, dev):
-                logp, ent = sequence_logprobs(model, seqs[c], starts[c], want_entropy=it == 0)
+                logp, ent = sequence_logprobs(model, seqs[c], sec.temperature, want_entropy=it == 0)
             old_c = old[c] if old is not None else logp.detach()
             loss, stats = grpo_loss(logp, old_c, adv[c], mask[c], ref_logp=ref_lp[c] if ref_lp is not None else None,
                                     beta=sec.beta, eps_low=sec.eps_low, eps_high=sec.eps_high,
