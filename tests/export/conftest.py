@@ -47,7 +47,7 @@ def tokenizer() -> Tokenizer:
     return train_tokenizer([CORPUS] * 40, vocab_size=512)
 
 
-def train_briefly(model: CausalLM, ids: list[int], steps: int = 60, seq: int = 48, seed: int = 0) -> CausalLM:
+def train_briefly(model: CausalLM, ids: list[int], steps: int = 30, seq: int = 32, seed: int = 0) -> CausalLM:
     """A few AdamW steps on random windows of `ids`."""
     gen = torch.Generator().manual_seed(seed)
     data = torch.tensor(ids)
@@ -63,7 +63,7 @@ def train_briefly(model: CausalLM, ids: list[int], steps: int = 60, seq: int = 4
     return model.eval()
 
 
-def make_model_dir(path: Path, tok: Tokenizer, seed: int = 0, steps: int = 60, **overrides) -> Path:
+def make_model_dir(path: Path, tok: Tokenizer, seed: int = 0, steps: int = 30, **overrides) -> Path:
     """Train a tiny model of the given variant (`steps` 0: random weights) and save it with its tokenizer."""
     torch.manual_seed(seed)
     model = tiny_model(seed, vocab_size=tok.vocab_size, bos_token_id=tok.special.bos,
