@@ -90,7 +90,7 @@ def small_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Tokeniz
 LOGIT_DIFFS: dict[tuple[str, str], tuple[float, float]] = {}
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest's reporter)
+def pytest_terminal_summary(terminalreporter) -> None:
     if not LOGIT_DIFFS:
         return
     terminalreporter.section("llama.cpp vs fronde: max |logit difference| on the test prompt")

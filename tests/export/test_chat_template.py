@@ -96,16 +96,17 @@ def test_ollama_template_covers_every_chat_token() -> None:
     assert GO_TEMPLATE.endswith("{{- end }}" + SPECIAL_TOKENS["assistant"])
 
 
-@pytest.mark.parametrize("card, expected", [
-    ("---\nlicense: apache-2.0\nlanguage: en\n---\n# Model\n", "apache-2.0"),
-    ("---\nlicense: other\nlicense_name: fronde-community\nlicense_link: https://example.org/l\n---\n",
-     "fronde-community https://example.org/l"),
-    ("# A card without front matter\nlicense: mit\n", None),
+@pytest.mark.parametrize("name, card, expected", [
+    ("README.md", "---\nlicense: apache-2.0\nlanguage: en\n---\n# Model\n", "apache-2.0"),
+    ("MODEL_CARD.md", ("---\nlicense: other\nlicense_name: mixed-data-licences\nlicense_link: https://example.org/l\n"
+                       "data_licenses:\n- MIT\n---\n"), "mixed-data-licences https://example.org/l"),
+    ("README.md", "# A card without front matter\nlicense: mit\n", None),
 ])
-def test_ollama_license_from_model_card(small_model_dir: Path, tmp_path: Path, card: str, expected) -> None:
+def test_ollama_license_from_model_card(small_model_dir: Path, tmp_path: Path, name: str, card: str,
+                                        expected) -> None:
     model = tmp_path / "carded"
     shutil.copytree(small_model_dir, model)
-    (model / "README.md").write_text(card)
+    (model / name).write_text(card)
     _, modelfile = export_ollama(model, tmp_path / "out")
     text = modelfile.read_text()
     assert (f'LICENSE """{expected}"""' in text) if expected else ("LICENSE" not in text)

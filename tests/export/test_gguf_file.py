@@ -14,7 +14,6 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from fronde.cli.main import app

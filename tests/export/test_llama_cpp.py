@@ -30,7 +30,7 @@ TOLERANCE = {"f32": 1e-4, "f16": 1e-2, "q8_0": 1e-1}
 GREEDY_STEPS = 16
 
 
-def _llama(path: Path, dtype: str) -> "llama_cpp.Llama":
+def _llama(path: Path, dtype: str) -> llama_cpp.Llama:
     # f32: keep llama.cpp's KV cache in f32 too (its default f16 cache would round the latents).
     cache = {"type_k": llama_cpp.GGML_TYPE_F32, "type_v": llama_cpp.GGML_TYPE_F32} if dtype == "f32" else {}
     return llama_cpp.Llama(str(path), n_ctx=256, n_batch=256, n_threads=1, logits_all=True, verbose=False,
@@ -52,7 +52,7 @@ def _fronde_logits(model: CausalLM, ids: list[int]) -> np.ndarray:
         return model(torch.tensor([ids])).logits[0].numpy()
 
 
-def _llama_logits(llm: "llama_cpp.Llama", ids: list[int]) -> np.ndarray:
+def _llama_logits(llm: llama_cpp.Llama, ids: list[int]) -> np.ndarray:
     llm.reset()
     llm.eval(ids)
     return np.array(llm.scores[: len(ids)])
@@ -108,7 +108,7 @@ SAME_TEXT = ["the year 1999 and 2024", "pi is 3.14159265", "call 0800 123 4567"]
 
 
 @pytest.fixture(scope="module")
-def vocab_llm(small_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> "llama_cpp.Llama":
+def vocab_llm(small_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> llama_cpp.Llama:
     path = export_gguf(small_model_dir, tmp_path_factory.mktemp("vocab") / "m.gguf", dtype="f16").path
     return llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
 

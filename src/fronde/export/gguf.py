@@ -26,7 +26,7 @@ import gguf
 import numpy as np
 import torch
 
-from fronde.export.gguf_vocab import PRE_TOKENIZER, Vocab, VocabError, read_vocab, write_vocab
+from fronde.export.gguf_vocab import PRE_TOKENIZER, VocabError, read_vocab, write_vocab
 from fronde.model.checkpoint import load_config, read_weights
 from fronde.model.config import ModelConfig, yarn_mscale
 from fronde.model.hf_adapter import from_hf
@@ -65,10 +65,10 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16", f
     model_dir, out = Path(model_dir), Path(out)
     if dtype not in DTYPES:
         raise ExportError(f"unsupported dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
-    if out.exists() and not force:
-        raise ExportError(f"{out} already exists; pass --force to overwrite it")
     if out.is_dir():
         raise ExportError(f"{out} is a directory; give the path of the .gguf file to write")
+    if out.exists() and not force:
+        raise ExportError(f"{out} already exists; pass --force to overwrite it")
     config = _read_config(model_dir)
     check_supported(config)
     try:

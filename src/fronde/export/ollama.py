@@ -18,6 +18,7 @@ from fronde.export.gguf import ExportError, GGUFSummary, export_gguf
 
 MODELFILE = "Modelfile"
 _LICENSE_FILES = ("LICENSE", "LICENSE.txt", "LICENSE.md")
+_MODEL_CARDS = ("MODEL_CARD.md", "README.md")  # fronde writes the first; the Hub shows the second
 
 # fronde's chat format (see fronde/data/chat.py) for Ollama's `.Messages` / `.Tools` template values.
 GO_TEMPLATE = (
@@ -45,12 +46,13 @@ GO_TEMPLATE = (
 
 
 def model_license(model_dir: Path) -> str | None:
-    """A LICENSE file's text, else the model card's (README.md front matter) `license` with its name and link."""
+    """A LICENSE file's text, else the model card's `license` (front matter of fronde's MODEL_CARD.md or the Hub's
+    README.md) with its name and link."""
     for name in _LICENSE_FILES:
         if (model_dir / name).is_file():
             return (model_dir / name).read_text(encoding="utf-8").strip() or None
-    card = model_dir / "README.md"
-    if not card.is_file():
+    card = next((model_dir / n for n in _MODEL_CARDS if (model_dir / n).is_file()), None)
+    if card is None:
         return None
     match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", card.read_text(encoding="utf-8"), re.DOTALL)
     if match is None:
