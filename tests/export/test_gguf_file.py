@@ -67,7 +67,7 @@ def test_metadata_is_what_llama_cpp_reads(model_dir: Path, tmp_path: Path) -> No
         assert A == pytest.approx(rope_frequencies(config)[1], rel=1e-5)
         softmax = (A * (1 + L * math.log(rs.factor))) ** 2
         assert softmax == pytest.approx(config.softmax_scale * math.sqrt(config.qk_head_dim), rel=1e-5)
-    assert kv["tokenizer.ggml.model"] == "gpt2" and kv["tokenizer.ggml.pre"] == "dbrx"
+    assert kv["tokenizer.ggml.model"] == "gpt2" and kv["tokenizer.ggml.pre"] == "qwen2"
     assert len(kv["tokenizer.ggml.tokens"]) == config.vocab_size
     assert "endgeneration" not in kv["tokenizer.chat_template"]
     # MTP left out; tied embeddings reuse token_embd

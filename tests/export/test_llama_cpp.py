@@ -93,7 +93,7 @@ def test_greedy_generation_matches_fronde(model_dir: Path, reference: CausalLM, 
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# tokenizer: llama.cpp's `dbrx` pre-tokenizer against fronde's split (see fronde/export/gguf_vocab.py)
+# tokenizer: llama.cpp's `qwen2` pre-tokenizer against fronde's split (see fronde/export/gguf_vocab.py)
 
 SAME_IDS = [
     PROMPT,
@@ -102,9 +102,8 @@ SAME_IDS = [
     "Café, naïve, déjà vu — 日本語 and ünïcödé!",
     "def add(a, b):\n    return a + b  # tabs\tand  spaces   end\n\n\n  \n",
     'Don\'t stop; she\'ll say "hello" (twice)!!! ... <|user|> is text here',
+    "the year 1999 and 2024, pi is 3.14159265, call 0800 123 4567",
 ]
-# Runs of 3+ digits: llama.cpp splits them in threes, fronde in twos; other ids, same text.
-SAME_TEXT = ["the year 1999 and 2024", "pi is 3.14159265", "call 0800 123 4567"]
 
 
 @pytest.fixture(scope="module")
@@ -118,12 +117,6 @@ def test_llama_cpp_tokenizes_like_fronde(vocab_llm, tokenizer: Tokenizer, text: 
     ids = vocab_llm.tokenize(text.encode(), add_bos=False, special=False)
     assert ids == tokenizer.encode(text)
     assert vocab_llm.detokenize(ids).decode() == text
-
-
-@pytest.mark.parametrize("text", SAME_TEXT)
-def test_long_numbers_round_trip(vocab_llm, tokenizer: Tokenizer, text: str) -> None:
-    ids = vocab_llm.tokenize(text.encode(), add_bos=False, special=False)
-    assert vocab_llm.detokenize(ids).decode() == text == tokenizer.decode(ids)
 
 
 def test_bos_and_special_tokens(vocab_llm, tokenizer: Tokenizer) -> None:

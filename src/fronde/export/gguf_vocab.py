@@ -1,11 +1,9 @@
 """fronde's tokenizer and chat template as GGUF metadata (llama.cpp's `gpt2` BPE tokenizer model).
 
 llama.cpp does not read a split regex from the file: it knows a fixed list of pre-tokenizer names, each bound to
-regexes compiled into it. None of them equals fronde's split (GPT-4's pattern with digits in runs of at most 2, as
-nanochat). The closest is `dbrx`: llama 3's pattern, which differs from fronde's only in digits (runs of up to 3)
-and merges exactly as HF `tokenizers` does (no `ignore_merges`). So text without a run of 3 or more digits
-tokenizes to the same ids in llama.cpp as in fronde; a longer number comes out as other, still valid, tokens that
-decode to the same text (tests/export checks both). See docs/export.md.
+regexes compiled into it. fronde's split is Qwen2's pattern (GPT-4's with every digit its own pre-token), which
+llama.cpp knows as `qwen2` and merges exactly as HF `tokenizers` does (no `ignore_merges`), so text tokenizes to
+the same ids in llama.cpp as in fronde (tests/export checks prose, numbers of any length, code, accents).
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ import gguf
 
 from fronde.data.tokenizer import SPECIAL_TOKENS, SPLIT_PATTERN
 
-PRE_TOKENIZER = "dbrx"
+PRE_TOKENIZER = "qwen2"
 # Turn ends: fronde's chat loop and server stop on <|end|>; <|eos|> ends a document.
 END_OF_TURN = SPECIAL_TOKENS["end"]
 # transformers' `{% generation %}` marks the assistant span for SFT masks; plain Jinja engines (llama.cpp's,
@@ -111,7 +109,7 @@ def read_vocab(model_dir: Path, vocab_size: int, bos_id: int | None, eos_id: int
 
 
 def _check_pre_tokenizer(pre: Any, path: Path) -> None:
-    """Accept only fronde's pre-tokenizer (split regex + byte level): the one `dbrx` approximates, as documented."""
+    """Accept only fronde's pre-tokenizer (split regex + byte level): the one llama.cpp knows as `qwen2`."""
     steps = pre.get("pretokenizers", []) if isinstance(pre, dict) and pre.get("type") == "Sequence" else [pre]
     regexes = [s["pattern"].get("Regex") for s in steps if isinstance(s, dict) and s.get("type") == "Split"]
     byte_level = any(isinstance(s, dict) and s.get("type") == "ByteLevel" for s in steps)
