@@ -77,16 +77,22 @@ def modelfile(gguf_name: str, stops: list[str], license_text: str | None = None)
     return "\n".join(lines) + "\n"
 
 
+def gguf_stem(model_dir: Path) -> str:
+    """The file's name: the dir's, or <run>-<stage> for a fronde stage model (runs/<run>/<stage>/model)."""
+    path = model_dir.resolve()
+    return f"{path.parent.parent.name}-{path.parent.name}" if path.name == "model" else path.name
+
+
 def export_ollama(model_dir: str | Path, outdir: str | Path, *, dtype: str = "f16",
                   force: bool = False) -> tuple[GGUFSummary, Path]:
-    """Write OUTDIR/<model>.gguf and OUTDIR/Modelfile; returns the GGUF summary and the Modelfile's path."""
+    """Write OUTDIR/<gguf_stem>.gguf and OUTDIR/Modelfile; returns the GGUF summary and the Modelfile's path."""
     model_dir, outdir = Path(model_dir), Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise ExportError(f"{outdir} exists and is not a directory")
     target = outdir / MODELFILE
     if target.exists() and not force:
         raise ExportError(f"{target} already exists; pass --force to overwrite it")
-    summary = export_gguf(model_dir, outdir / f"{model_dir.resolve().name}.gguf", dtype=dtype, force=force)
+    summary = export_gguf(model_dir, outdir / f"{gguf_stem(model_dir)}.gguf", dtype=dtype, force=force)
     stops = summary.end_of_turn_tokens
     atomic_write_text(target, modelfile(summary.path.name, stops, model_license(model_dir)))
     return summary, target
