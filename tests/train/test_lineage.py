@@ -120,6 +120,7 @@ def test_publish_writes_lineage_and_card_and_the_dir_still_loads(pretrained, dat
     assert 'license: "mit"' in meta and '- "MIT"' in meta and "base_model" not in meta
     assert data["manifest_sha256"] in card and f"email {manifest['pii']['replacements']['email']}" in card
     assert "Not evaluated yet" in card and "No safety tuning" in card and "| lin / pretrain | 5 |" in card
+    assert f"Tokenizer: {Tokenizer.load(final).vocab_size:,} tokens, trained on the pretraining data" in card
 
     hf = DeepseekV3ForCausalLM.from_pretrained(final)  # the extra files do not disturb transformers
     assert hf.config.vocab_size == len(AutoTokenizer.from_pretrained(final))

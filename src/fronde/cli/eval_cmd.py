@@ -101,12 +101,16 @@ def eval_command(
         with RichReporter(console) as progress:
             results = run_plan(m, plan, out_dir, progress,
                                on_result=lambda path, r: console.print(f"  wrote {path}", highlight=False))
-        card = update_model_card(Path(model), results) if model and Path(model).is_dir() else None
     except DataError as e:
         raise _fail(e) from None
     _summary(m.name, results)
-    if card is not None:
-        console.print(f"updated {card}", highlight=False)
+    try:
+        card = update_model_card(Path(model), results) if model and Path(model).is_dir() else None
+    except OSError as e:  # the results are written; a read-only model dir only misses its card update
+        err_console.print(f"[yellow]warning:[/yellow] could not update {model}'s model card: {e}", highlight=False)
+    else:
+        if card is not None:
+            console.print(f"updated {card}", highlight=False)
 
 
 def _summary(model: str, results: list[dict[str, Any]]) -> None:

@@ -112,7 +112,8 @@ def data_entry(data_dir: Path) -> dict[str, Any]:
         "sources": sources,
         "documents": {"in": d["in"], "train": d["train"], "val": d["val"], "dropped": d["dropped"]},
         "pii": {"replacements": m["pii"]["replacements"], "total": m["pii"]["total"]},
-        "tokenizer": {"sha256": m["tokenizer"]["sha256"], "vocab_size": m["tokenizer"]["vocab_size"]},
+        "tokenizer": {"sha256": m["tokenizer"]["sha256"], "vocab_size": m["tokenizer"]["vocab_size"],
+                      "trained": m["tokenizer"].get("trained"), "source": m["tokenizer"].get("source")},
         "tokens": {split: s["tokens"] for split, s in m["splits"].items()},
     }
 

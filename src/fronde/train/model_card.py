@@ -315,12 +315,16 @@ def limits_section(chain: list[dict[str, Any]], config: ModelConfig | None) -> s
         items.append(f"Size: {_params(info.total_params)} parameters ({_params(info.active_params)} active per "
                      "token). Models this small make frequent mistakes, including confident wrong answers, and know "
                      "few facts.")
-        seq = chain[-1]["recipe"]["values"].get("batch", {}).get("seq_len")
+        seq = max((r["recipe"]["values"].get("batch", {}).get("seq_len") or 0 for r in chain
+                   if r["stage"] != "rl"), default=0)  # GRPO's sequences are prompt + max_new_tokens instead
         items.append(f"Context: at most {config.max_position_embeddings:,} positions; trained on sequences of "
                      f"{seq:,} tokens, so longer inputs are out of distribution." if seq else
                      f"Context: at most {config.max_position_embeddings:,} positions.")
-        items.append(f"Tokenizer: {config.vocab_size:,} tokens, trained on the pretraining data; text unlike it "
-                     "(other languages, scripts, domains) splits into many tokens.")
+        tokenizers = [d["tokenizer"] for d in pretraining_data(chain) if "tokenizer" in d]
+        origin = ("trained on the pretraining data" if tokenizers and tokenizers[0].get("trained") else
+                  f"from `{tokenizers[0]['source']}`" if tokenizers and tokenizers[0].get("source") else "")
+        items.append(f"Tokenizer: {config.vocab_size:,} tokens{', ' + origin if origin else ''}; text unlike its "
+                     "training text (other languages, scripts, domains) splits into many tokens.")
     langs, unknown = languages(chain)
     items.append(f"Languages of the data: {', '.join(langs) if langs else 'none recorded'}"
                  f"{' (plus user data whose language is not recorded)' if unknown else ''}; other languages are "
