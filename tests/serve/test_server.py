@@ -32,7 +32,11 @@ def model_dir(tmp_path_factory):
 
 
 def _start(cfg: ServerConfig):
-    app = create_app(cfg, load_in_background=False)
+    return serve_app(create_app(cfg, load_in_background=False))
+
+
+def serve_app(app):
+    """Any ASGI app on a free 127.0.0.1 port in a thread: (url, app, uvicorn server, thread)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

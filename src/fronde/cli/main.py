@@ -9,6 +9,7 @@ from fronde.cli.data_cmd import app as data_app
 from fronde.cli.eval_cmd import eval_command, report_command, scoreboard_command
 from fronde.cli.export_cmd import app as export_app
 from fronde.cli.chat_cmd import chat_command
+from fronde.cli.dashboard_cmd import dashboard_command
 from fronde.cli.generate_cmd import generate_command
 from fronde.cli.model_cmd import app as model_app
 from fronde.cli.runs_cmd import runs_command
@@ -31,6 +32,7 @@ app.command("rl")(rl_command)
 app.command("generate")(generate_command)
 app.command("chat")(chat_command)
 app.command("serve")(serve_command)
+app.command("dashboard")(dashboard_command)
 app.command("eval")(eval_command)
 app.command("scoreboard")(scoreboard_command)
 app.command("report")(report_command)

@@ -1,4 +1,5 @@
-"""`fronde serve MODEL_DIR`: the private OpenAI-compatible server (binds 127.0.0.1 unless told otherwise)."""
+"""`fronde serve MODEL_DIR`: the private OpenAI-compatible server and its web UI (binds 127.0.0.1 unless told
+otherwise)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,36 @@ import typer
 from rich.console import Console
 
 console = Console()
+
+
+def read_keys(api_key: list[str], api_key_file: Path | None) -> tuple[str, ...]:
+    """The accepted keys: --api-key values plus one per line of --api-key-file."""
+    keys = list(api_key)
+    if api_key_file is not None:
+        if not api_key_file.is_file():
+            console.print(f"[red]error:[/red] {api_key_file}: no such key file")
+            raise typer.Exit(2)
+        keys += [line.strip() for line in api_key_file.read_text().splitlines() if line.strip()]
+    return tuple(keys)
+
+
+def load_runs(runs: Path, against: list[Path], reference: Path | None):
+    """The dashboard's RunsConfig, or exit 2 naming what is wrong with the paths."""
+    from fronde.eval.errors import EvalError
+    from fronde.serve.runs import RunsConfig
+
+    try:
+        return RunsConfig.load(runs, list(against), reference)
+    except EvalError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def announce(host: str, port: int, keys: tuple[str, ...]) -> None:
+    if not keys and host not in ("127.0.0.1", "localhost", "::1"):
+        console.print("[yellow]warning:[/yellow] serving beyond this machine without --api-key")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    console.print(f"web UI: http://{shown}:{port}/", highlight=False)
 
 
 def serve_command(
@@ -23,8 +54,14 @@ def serve_command(
     max_body_bytes: int = typer.Option(4 * 1024 * 1024, min=1024, help="larger request bodies get HTTP 413"),
     audit_log: Path | None = typer.Option(None, help="append one JSON line per request (no key, no text)"),
     log_content: bool = typer.Option(False, help="also put prompts and outputs in the audit log"),
+    runs: Path | None = typer.Option(None, "--runs", help="runs dir for the web UI's dashboard, e.g. runs"),
+    against: list[Path] = typer.Option([], "--against", help="reference models' eval results for the dashboard's "
+                                       "scoreboard (files or dirs, repeatable), e.g. benchmarks/results"),
+    reference: Path | None = typer.Option(None, "--reference", help="TOML/JSON with reference models' params and "
+                                          "training cost (see docs/evaluation.md)"),
 ) -> None:
-    """Serve MODEL_DIR with OpenAI's API: /v1/models, /v1/completions, /v1/chat/completions, /health, /metrics."""
+    """Serve MODEL_DIR with OpenAI's API (/v1/models, /v1/completions, /v1/chat/completions, /health, /metrics)
+    and the web UI at / (chat playground; the runs dashboard too with --runs)."""
     import uvicorn
 
     from fronde.serve.app import ServerConfig, create_app
@@ -32,15 +69,10 @@ def serve_command(
     if not model_dir.is_dir():
         console.print(f"[red]error:[/red] {model_dir}: no such model directory")
         raise typer.Exit(2)
-    keys = list(api_key)
-    if api_key_file is not None:
-        if not api_key_file.is_file():
-            console.print(f"[red]error:[/red] {api_key_file}: no such key file")
-            raise typer.Exit(2)
-        keys += [line.strip() for line in api_key_file.read_text().splitlines() if line.strip()]
-    cfg = ServerConfig(model_dir, served_name=served_name, api_keys=tuple(keys), max_batch=max_batch,
+    keys = read_keys(api_key, api_key_file)
+    cfg = ServerConfig(model_dir, served_name=served_name, api_keys=keys, max_batch=max_batch,
                        max_model_len=max_model_len, max_queue=max_queue, max_body_bytes=max_body_bytes,
-                       audit_log=audit_log, log_content=log_content)
-    if not keys and host not in ("127.0.0.1", "localhost", "::1"):
-        console.print("[yellow]warning:[/yellow] serving beyond this machine without --api-key")
+                       audit_log=audit_log, log_content=log_content,
+                       runs=load_runs(runs, against, reference) if runs is not None else None)
+    announce(host, port, keys)
     uvicorn.run(create_app(cfg), host=host, port=port, log_level="info")

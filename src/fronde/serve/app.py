@@ -2,11 +2,11 @@
 
 A thin layer: request validation and response shapes come from serve/protocol.py, tokens from serve/async_engine.py,
 text from serve/text.py. Every error a client can cause answers in OpenAI's error shape with a 4xx status.
+The web UI (serve/ui.py) and the runs dashboard's API (serve/runs.py) are routers included here.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import threading
 import time
@@ -29,10 +29,13 @@ from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
 from fronde.model.checkpoint import from_pretrained
 from fronde.serve.async_engine import AsyncEngine, Submission, merged
-from fronde.serve.observability import AuditLog, Metrics, key_id
+from fronde.serve.auth import check_key, is_public
+from fronde.serve.observability import AuditLog, Metrics
 from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
+from fronde.serve.runs import RunsConfig, runs_router
 from fronde.serve.text import TextStream
 from fronde.serve.tools import TurnStream, tool_choice_prefix
+from fronde.serve.ui import ui_router
 
 
 @dataclass
@@ -47,6 +50,7 @@ class ServerConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     audit_log: Path | None = None
     log_content: bool = False
+    runs: RunsConfig | None = None  # --runs DIR: the runs dashboard beside the chat playground
 
 
 class ClientError(Exception):
@@ -161,6 +165,10 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
         server.metrics.requests.labels(request.url.path, str(response.status_code)).inc()
         return response
 
+    app.include_router(ui_router(chat=True, runs=cfg.runs is not None, auth=bool(cfg.api_keys)))
+    if cfg.runs is not None:
+        app.include_router(runs_router(cfg.runs))
+
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -227,23 +235,18 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
 
 
 async def _admit(server: Server, request: Request) -> JSONResponse | None:
-    """Refuse early what must not reach a handler: oversized bodies, missing keys, requests before the model."""
+    """Refuse early what must not reach a handler: oversized bodies, missing keys, requests before the model.
+    The web page's own files need no key (the page asks for it); the APIs it calls do."""
     path = request.url.path
-    if path == "/health":
+    if is_public(path):
         return None
     size = request.headers.get("content-length")
     if size is not None and size.isdigit() and int(size) > server.cfg.max_body_bytes:
         return JSONResponse(error_body(f"request body of {size} bytes exceeds {server.cfg.max_body_bytes}"),
                             status_code=413)
-    request.state.key_id = None
-    if server.cfg.api_keys:
-        header = request.headers.get("authorization", "")
-        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        if not any(hmac.compare_digest(given.encode(), k.encode()) for k in server.cfg.api_keys):
-            body = error_body("missing or invalid API key (send Authorization: Bearer KEY)",
-                              kind="authentication_error", code="invalid_api_key")
-            return JSONResponse(body, status_code=401)
-        request.state.key_id = key_id(given)
+    refused = check_key(server.cfg.api_keys, request)
+    if refused is not None:
+        return refused
     if path.startswith("/v1/") and not server.ready:
         return JSONResponse(error_body("the model is still loading", kind="server_error"), status_code=503)
     return None
