@@ -14,7 +14,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -177,21 +176,6 @@ def train_stages(sr: SpeedrunRecipe, say: Callable[[str], None], progress: Any
             return outcomes, False
         parent = result.model_dir
     return outcomes, True
-
-
-def reference_dirs(names: list[str]) -> list[Path]:
-    """Shipped reference results (`smollm2-135m-instruct`) or result dirs/files given by path."""
-    out = []
-    for name in names:
-        shipped = resources.files("fronde.eval") / "reference_results" / name
-        path = Path(name)
-        if path.exists():
-            out.append(path)
-        elif shipped.is_dir():
-            out.append(Path(str(shipped)))
-        else:
-            raise RecipeError(f"eval.against: {name!r} is neither a results path nor shipped reference results")
-    return out
 
 
 def eval_plan_digest(sr: SpeedrunRecipe, model_dir: Path) -> str:

@@ -36,7 +36,6 @@ CHROMIUM = os.environ.get("FRONDE_CHROMIUM") or shutil.which("chromium") or shut
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium for the browser tests: "
                                 "apt-get install chromium (or set FRONDE_CHROMIUM to a Chromium binary)")
 KEY = "sk-ui-test"
-REPO = Path(__file__).resolve().parents[2]
 PERSON = {"type": "object", "additionalProperties": False, "required": ["name", "age", "colour"],
           "properties": {"name": {"type": "string", "maxLength": 8},
                          "age": {"type": "integer", "minimum": 0, "maximum": 120},
@@ -71,7 +70,7 @@ def runs_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(runs_dir):
-    runs = RunsConfig.load(runs_dir, [REPO / "benchmarks" / "results"])
+    runs = RunsConfig.load(runs_dir, ["smollm2-135m-instruct"])
     url, _, srv, thread = _start(ServerConfig(runs_dir / "tiny" / "pretrain" / "model", api_keys=(KEY,),
                                               max_batch=4, runs=runs))
     yield url

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from fronde.data.chat import render_chat
 from fronde.data.tokenizer import Tokenizer, train_tokenizer
 from fronde.model.checkpoint import save_pretrained
 from fronde.tasks import Example, Task

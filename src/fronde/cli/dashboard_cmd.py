@@ -17,7 +17,7 @@ def dashboard_command(
     api_key: list[str] = typer.Option([], "--api-key", help="accepted Bearer key (repeatable)"),
     api_key_file: Path | None = typer.Option(None, help="file with one accepted key per line"),
     against: list[Path] = typer.Option([], "--against", help="reference models' eval results for the scoreboard "
-                                       "(files or dirs, repeatable), e.g. benchmarks/results"),
+                                       "(files or dirs, repeatable), e.g. smollm2-135m-instruct (shipped)"),
     reference: Path | None = typer.Option(None, "--reference", help="TOML/JSON with reference models' params and "
                                           "training cost (see docs/evaluation.md)"),
 ) -> None:

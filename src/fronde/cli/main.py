@@ -15,6 +15,7 @@ from fronde.cli.model_cmd import app as model_app
 from fronde.cli.runs_cmd import runs_command
 from fronde.cli.train_cmd import distill_command, pretrain_command, rl_command, sft_command
 from fronde.cli.serve_cmd import serve_command
+from fronde.cli.speedrun_cmd import speedrun_command
 
 app = typer.Typer(
     name="fronde",
@@ -22,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.command("speedrun")(speedrun_command)
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.add_typer(export_app, name="export")

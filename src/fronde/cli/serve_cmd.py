@@ -56,7 +56,7 @@ def serve_command(
     log_content: bool = typer.Option(False, help="also put prompts and outputs in the audit log"),
     runs: Path | None = typer.Option(None, "--runs", help="runs dir for the web UI's dashboard, e.g. runs"),
     against: list[Path] = typer.Option([], "--against", help="reference models' eval results for the dashboard's "
-                                       "scoreboard (files or dirs, repeatable), e.g. benchmarks/results"),
+                                       "scoreboard (files or dirs, repeatable), e.g. smollm2-135m-instruct (shipped)"),
     reference: Path | None = typer.Option(None, "--reference", help="TOML/JSON with reference models' params and "
                                           "training cost (see docs/evaluation.md)"),
 ) -> None:

@@ -12,6 +12,7 @@ from fronde.cli.train_cmd import _Fields, console, print_ledger, progress_bar
 from fronde.data.errors import DataError
 from fronde.data.progress import RichReporter
 from fronde.eval.errors import EvalError
+from fronde.eval.results import read_results
 from fronde.train.ledger import Ledger
 from fronde.train.recipe import RecipeError
 
@@ -28,11 +29,12 @@ def speedrun_command(
     import torch
 
     from fronde.eval.report import write_report
-    from fronde.speedrun import evaluate, load_speedrun, reference_dirs, train_stages
+    from fronde.speedrun import evaluate, load_speedrun, train_stages
 
     t0 = time.perf_counter()
     try:
         sr = load_speedrun(recipe, out, list(set_))
+        read_results(sr.eval.against)  # a wrong reference stops now, not after an hour of training
         console.print(f"[bold]speedrun {recipe}[/bold] -> {sr.run_dir}" + (f": {sr.description}" if sr.description
                                                                             else ""))
         with _Fields(*progress_bar().columns, console=console) as bar:
@@ -47,7 +49,7 @@ def speedrun_command(
             evaluated = evaluate(sr, final, device or ("cuda" if torch.cuda.is_available() else "cpu"),
                                  console.print, reporter)
             eval_seconds = time.perf_counter() - t_eval
-        report = write_report(sr.run_dir, reference_dirs(sr.eval.against))
+        report = write_report(sr.run_dir, [Path(a) for a in sr.eval.against])
     except (RecipeError, DataError, EvalError, FileNotFoundError) as e:
         console.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2) from None

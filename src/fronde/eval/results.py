@@ -16,6 +16,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +62,23 @@ def stable_view(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k not in VOLATILE}
 
 
-def read_results(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every result file among `paths` (files, or directories searched recursively); other JSON is skipped."""
+def shipped_results() -> dict[str, Path]:
+    """Reference models' results shipped with fronde (measured with the commands in docs/benchmarks.md), by name."""
+    root = Path(str(resources.files("fronde.eval") / "reference_results"))
+    return {d.name: d for d in sorted(root.iterdir()) if d.is_dir()} if root.is_dir() else {}
+
+
+def read_results(paths: Iterable[Path | str]) -> list[dict[str, Any]]:
+    """Every result file among `paths` (files, directories searched recursively, or the name of shipped reference
+    results such as `smollm2-135m-instruct`); other JSON is skipped."""
     out: list[dict[str, Any]] = []
     for p in paths:
         p = Path(p)
+        if not p.exists() and str(p) in shipped_results():
+            p = shipped_results()[str(p)]
         if not p.exists():
-            raise EvalError(f"{p}: no such file or directory (pass result files or the --out dir of fronde eval)")
+            raise EvalError(f"{p}: no such file or directory (pass result files, the --out dir of fronde eval, or "
+                            f"shipped reference results: {', '.join(shipped_results()) or 'none'})")
         for f in sorted(p.rglob("*.json")) if p.is_dir() else [p]:
             try:
                 data = json.loads(f.read_text(encoding="utf-8"))

@@ -49,7 +49,7 @@ from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
 from fronde.train.pretrain import tokenizer_files
 from fronde.train.recipe import RecipeError, StageRecipe, _Section
-from fronde.train.rollouts import Rollouts
+from fronde.train.rollouts import Completion, Rollouts
 from fronde.train.schedule import lr_multiplier
 from fronde.train.sft import InitSection
 from fronde.train.stage_lock import StageLock

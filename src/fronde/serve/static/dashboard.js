@@ -284,7 +284,7 @@ function resultsTable(results) {
 
 function scoreboardTable(board) {
   if (!board) return el("p", { class: "muted" }, "Appears once this run has evaluation results; add reference models with ",
-    el("code", {}, "--against benchmarks/results"), ".");
+    el("code", {}, "--against smollm2-135m-instruct"), ".");
   const head = ["model", "total params", "active params", "training cost", "tokens/s", ...board.tasks, "mean"];
   const rows = board.models.map((m) => el("tr", { class: m.this_run ? "this-run" : null },
     el("th", { scope: "row" }, m.name, m.this_run ? el("span", { class: "muted" }, " (this run)") : ""),
