@@ -18,6 +18,7 @@ from fronde.tasks import Example, Task
 from fronde.train.grpo import PromptSampler, RLRecipe, prompt_ids, rl_step, sequence_logprobs
 from fronde.train.metrics import read_metrics
 from fronde.train.optim import Optimizers
+from fronde.tools import Toolbox
 from fronde.train.rollouts import Completion
 from tests.model.helpers import tiny_model
 
@@ -87,7 +88,8 @@ def test_a_grpo_step_moves_probability_toward_the_rewarded_completion(base_dir, 
     opt = Optimizers(model, recipe.optim, torch.device("cpu"))
     before = margin()
     for step in range(3):
-        record = rl_step(model, None, opt, rollouts, tok, [task], sampler, recipe, step, torch.device("cpu"))
+        record = rl_step(model, None, opt, rollouts, tok, [task], [Toolbox([])], sampler, recipe, step,
+                         torch.device("cpu"))
     assert margin() > before + 0.5
     assert record["reward/correct"] == 0.5 and record["zero_std_groups"] == 0.0
 
@@ -185,10 +187,83 @@ def test_fronde_rl_end_to_end_and_resume(tmp_path, base_dir):
 def test_rewards_read_the_reply_without_its_stop_token(base_dir):
     """The format reward sees <|think|>..<|/think|><|answer|>..<|/answer|>, not the <|end|> that closes the turn."""
     from fronde.tasks import format_reward
-    from fronde.train.grpo import completion_text
+    from fronde.tools.episode import Episode, final_text
 
     tok = Tokenizer.load(base_dir)
     sp = tok.special
     ids = [sp.think] + tok.encode("2 + 3 = 5") + [sp.think_end, sp.answer] + tok.encode("5") + [sp.answer_end, sp.end]
-    assert format_reward(completion_text(tok, Completion(ids, True))) == 1.0
-    assert completion_text(tok, Completion(ids[:4], False)).startswith("<|think|>")  # cut off: nothing to strip
+    stops = [sp.end, sp.eos]
+    assert format_reward(final_text(tok, Episode([], ids, [1] * len(ids), ids, "answer"), stops)) == 1.0
+    cut = ids[:4]
+    assert final_text(tok, Episode([], cut, [1] * 4, cut, "length"), stops).startswith("<|think|>")
+
+
+class CalcTask(Task):
+    """Reward 1 for the answer 5 in an answer block."""
+
+    name = "calc"
+
+    def train(self, n: int, seed: int) -> list[Example]:
+        return [Example(f"calc/{i}", "calc", "What is 2 + 3?", "5") for i in range(n)]
+
+    def test(self, n: int | None = None) -> list[Example]:
+        return self.train(n or 2, 0)
+
+    def verify(self, completion: str, example: Example) -> float:
+        return float(completion.endswith("<|answer|>5<|/answer|>"))
+
+
+class ToolScripted:
+    """Multi-turn rollouts: even episodes call the calculator then answer from its result, odd ones answer 4."""
+
+    def __init__(self, tok: Tokenizer) -> None:
+        sp = tok.special
+        self.tok = tok
+        self.call = [sp.tool_call] + tok.encode('{"name": "calculator", "arguments": {"expression": "2 + 3"}}') + [
+            sp.tool_call_end, sp.end]
+        self.answer = [sp.answer] + tok.encode("5") + [sp.answer_end, sp.end]
+        self.wrong = [sp.answer] + tok.encode("4") + [sp.answer_end, sp.end]
+
+    def sample(self, model, prompts, group_size, max_new_tokens, temperature, top_p, seed, stop_ids):
+        sp = self.tok.special
+        assert group_size == 1  # later turns continue each episode on its own
+        out = []
+        for k, p in enumerate(prompts):
+            if p[-2] == sp.tool_result_end:  # the result is in: answer from it
+                assert self.tok.decode(p).endswith("<|tool_result|>5<|/tool_result|><|assistant|>")
+                out.append([Completion(self.answer, True)])
+            else:
+                out.append([Completion(self.call if k % 2 == 0 else self.wrong, True)])
+        return out
+
+
+def test_multi_turn_grpo_rewards_the_final_answer_and_learns_to_call(base_dir):
+    from fronde.model.checkpoint import from_pretrained
+    from fronde.tools import load_tools
+
+    tok = Tokenizer.load(base_dir)
+    model = from_pretrained(base_dir)
+    recipe = RLRecipe.model_validate({"rl": {"prompts_per_step": 2, "group_size": 4, "rewards": {"correct": 1.0},
+                                             "tasks": [{"name": "arithmetic:1", "tools": ["calculator"]}]},
+                                      "optim": {"lr": 1e-3, "weight_decay": 0.0},
+                                      "schedule": {"max_steps": 10, "warmup_steps": 0}})
+    task, box = CalcTask(), Toolbox(load_tools(["calculator"]))
+    sampler = PromptSampler([task.train(4, 0)], [1.0], seed=0)
+    rollouts = ToolScripted(tok)
+    prompt = prompt_ids(tok, task, task.train(1, 0)[0], None, box)
+    assert tok.decode(prompt).count('"name": "calculator"') == 1  # the tool's schema is in the prompt
+
+    def margin() -> float:
+        seqs = torch.tensor([prompt + rollouts.call[:4], prompt + rollouts.wrong[:4]])
+        with torch.no_grad():
+            logp, _ = sequence_logprobs(model, seqs)
+        n = len(prompt) - 1
+        return float(logp[0, n:].sum() - logp[1, n:].sum())
+
+    opt = Optimizers(model, recipe.optim, torch.device("cpu"))
+    before = margin()
+    for step in range(3):
+        record = rl_step(model, None, opt, rollouts, tok, [task], [box], sampler, recipe, step, torch.device("cpu"))
+    assert record["reward/correct"] == 0.5 and record["tools/calls"] == 0.5 and record["tools/errors"] == 0.0
+    assert record["tools/turns"] == 1.5
+    assert margin() > before + 0.5  # calling the calculator became more likely than answering 4

@@ -79,6 +79,11 @@ def eval_command(
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice; on a "
                                 "shared machine, 1 or OMP_WAIT_POLICY=PASSIVE can be several times faster)."),
     no_outputs: bool = typer.Option(False, "--no-outputs", help="Leave the replies out of the result files."),
+    tool: list[str] = typer.Option(None, "--tool", help="A tool the model may call while solving tasks: calculator, "
+                                   "python, search_files, or module:function / file.py:function. Repeatable; "
+                                   "results are named TASK+TOOL."),
+    max_turns: int = typer.Option(4, "--max-turns", help="Model turns per problem when it has tools."),
+    tools_root: Path = typer.Option(None, "--root", help="The folder search_files may read."),
 ) -> None:
     """Evaluate one model on tasks, multiple choice and bits per byte; one result JSON per evaluation."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
@@ -87,7 +92,8 @@ def eval_command(
     try:
         settings = GenerationSettings(n=n or None, samples=samples, ks=_ks(k), shots=shots, temperature=temperature,
                                       seed=seed, max_new_tokens=max_new_tokens, system=system,
-                                      save_outputs=not no_outputs)
+                                      save_outputs=not no_outputs, tools=list(tool or []), max_turns=max_turns,
+                                      tools_root=str(tools_root) if tools_root else None)
         plan = EvalPlan(tasks=list(task or []), generation=settings, mc_files=list(mc or []),
                         bpb_sources=list(bpb or []), gsm_originals=gsm_originals)
         if not (plan.tasks or plan.mc_files or plan.bpb_sources):

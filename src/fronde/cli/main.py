@@ -8,6 +8,7 @@ from fronde import __version__
 from fronde.cli.data_cmd import app as data_app
 from fronde.cli.eval_cmd import eval_command, report_command, scoreboard_command
 from fronde.cli.export_cmd import app as export_app
+from fronde.cli.agent_cmd import agent_command
 from fronde.cli.chat_cmd import chat_command
 from fronde.cli.dashboard_cmd import dashboard_command
 from fronde.cli.generate_cmd import generate_command
@@ -33,6 +34,7 @@ app.command("distill")(distill_command)
 app.command("rl")(rl_command)
 app.command("generate")(generate_command)
 app.command("chat")(chat_command)
+app.command("agent")(agent_command)
 app.command("serve")(serve_command)
 app.command("dashboard")(dashboard_command)
 app.command("eval")(eval_command)

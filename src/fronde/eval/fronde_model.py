@@ -15,12 +15,14 @@ from fronde.data.errors import DataError
 from fronde.data.tokenizer import Tokenizer
 from fronde.eval.errors import EvalError
 from fronde.eval.likelihood import continuation_ids, score_rolling, score_tokens
-from fronde.eval.models import ModelDescription, Speed, default_name, run_dir_of
+from fronde.eval.models import ModelDescription, Speed, ToolReply, default_name, run_dir_of
 from fronde.eval.replies import fronde_reply
 from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
 from fronde.model.checkpoint import from_pretrained
 from fronde.model.info import model_info
+from fronde.tools import Toolbox
+from fronde.tools.episode import run_episodes
 
 
 class FrondeModel:
@@ -53,6 +55,26 @@ class FrondeModel:
         if not conversations:
             return []
         prompts = [render_chat(self.tok, c, add_generation_prompt=True)[0] for c in conversations]
+        self.last_speed = Speed()
+        return [fronde_reply(self.tok, ids) for ids, _ in self._complete(prompts, max_new_tokens, temperature, seed)]
+
+    @torch.no_grad()
+    def generate_with_tools(self, conversations: list[list[dict[str, Any]]], toolbox: Toolbox, max_new_tokens: int,
+                            temperature: float = 0.0, seed: int = 0, max_turns: int = 4) -> list[ToolReply]:
+        """Multi-turn episodes (fronde.tools.episode): the tools run between turns, the final turn is the reply."""
+        if not conversations:
+            return []
+        prompts = [render_chat(self.tok, c, tools=toolbox.schemas(), add_generation_prompt=True)[0]
+                   for c in conversations]
+        self.last_speed = Speed()
+        eps = run_episodes(lambda ctx, n, s: self._complete(ctx, n, temperature, s), self.tok, prompts, toolbox,
+                           max_turns, max_new_tokens, self.max_len, seed)
+        return [ToolReply(fronde_reply(self.tok, ep.last_turn), ep.tool_calls, ep.tool_errors, ep.turns, ep.stop,
+                          ep.transcript) for ep in eps]
+
+    def _complete(self, prompts: list[list[int]], max_new_tokens: int, temperature: float, seed: int
+                  ) -> list[tuple[list[int], bool]]:
+        """(generated ids, ended on a stop token) per prompt, through the engine; adds to last_speed."""
         longest = max(len(p) for p in prompts) + max_new_tokens
         if longest > self.max_len:
             raise EvalError(f"{self.name}: a prompt of {longest - max_new_tokens} tokens + {max_new_tokens} new "
@@ -69,9 +91,11 @@ class FrondeModel:
                 outputs[ev.request_id].append(ev.token)
                 first.setdefault(ev.request_id, time.perf_counter() - start)
         seconds = time.perf_counter() - start
-        self.last_speed = Speed(seconds=seconds, requests=len(ids), generated_tokens=sum(map(len, outputs.values())),
-                                ttft_s=[first[i] for i in ids if i in first])
-        return [fronde_reply(self.tok, outputs[i]) for i in ids]
+        speed = Speed(seconds=seconds, requests=len(ids), generated_tokens=sum(map(len, outputs.values())),
+                      ttft_s=[first[i] for i in ids if i in first])
+        self.last_speed = speed if self.last_speed is None else self.last_speed.merge(speed)
+        stops = set(self.stop_ids)
+        return [(outputs[i], bool(outputs[i]) and outputs[i][-1] in stops) for i in ids]
 
     # -- likelihoods --------------------------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,15 +10,18 @@ Request order is fixed (problem-major, then sample) and seeds follow it, so the 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from fronde.data.errors import DataError
 from fronde.data.progress import NullReporter, Reporter
 from fronde.eval.errors import EvalError
-from fronde.eval.models import EvalModel, Speed
+from fronde.eval.models import EvalModel, Speed, ToolReply
 from fronde.eval.passk import mean_pass_at_k
 from fronde.eval.prompts import conversation, draw_shots, resolve_system
 from fronde.eval.results import dataset_hash
 from fronde.tasks import Example, Task
+from fronde.tools import Toolbox, load_tools
 
 CHUNK = 64  # conversations per generate call: the progress bar's step (and the engine's batch horizon)
 
@@ -36,6 +39,21 @@ class GenerationSettings:
     max_new_tokens: int = 256
     system: str | None = None  # a prompt, or a preset name of fronde.eval.prompts
     save_outputs: bool = True
+    tools: list[str] = field(default_factory=list)  # tools the model may call (fronde.tools specs); [] = none
+    max_turns: int = 4  # model turns per problem when it has tools
+    tools_root: str | None = None  # the folder search_files may read
+
+    def toolbox(self) -> Toolbox | None:
+        if not self.tools:
+            return None
+        try:
+            return Toolbox(load_tools(self.tools, root=Path(self.tools_root) if self.tools_root else None))
+        except DataError as e:
+            raise EvalError(f"--tool: {e}") from None
+
+    def label(self, task: str) -> str:
+        """The result's task name: `arithmetic:1+calculator` with tools, so both runs sit side by side."""
+        return task + "".join(f"+{t.rsplit(':', 1)[-1]}" for t in self.tools)
 
     def check(self) -> None:
         if self.samples < 1:
@@ -50,6 +68,9 @@ class GenerationSettings:
             raise EvalError(f"--k {','.join(map(str, bad))}: each k must be between 1 and --samples ({self.samples})")
         if self.shots < 0 or self.max_new_tokens < 1 or (self.n is not None and self.n < 0):
             raise EvalError("--shots and --n must be >= 0 and --max-new-tokens >= 1")
+        if self.max_turns < 1:
+            raise EvalError(f"--max-turns must be >= 1 (got {self.max_turns})")
+        self.toolbox()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"system": resolve_system(self.system)}
@@ -61,6 +82,15 @@ class GenerativeScore:
     dataset: dict[str, Any]
     speed: Speed | None
     examples: list[dict[str, Any]]
+
+
+def tool_use_metrics(replies: list[ToolReply]) -> dict[str, float]:
+    """Per reply: tool calls, calls that failed, and the share that ran out of turns while still calling."""
+    n = len(replies)
+    return {"tool_calls_per_problem": sum(r.tool_calls for r in replies) / n,
+            "tool_errors_per_problem": sum(r.tool_errors for r in replies) / n,
+            "used_tools_percent": 100 * sum(r.tool_calls > 0 for r in replies) / n,
+            "max_turns_percent": 100 * sum(r.stop == "max_turns" for r in replies) / n}
 
 
 def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettings,
@@ -77,12 +107,24 @@ def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettin
     system = resolve_system(settings.system)
     native = model.info.native_reasoning
     convs = [conversation(task, ex, system, shots, native) for ex in exs for _ in range(settings.samples)]
+    toolbox = settings.toolbox()
+    if toolbox is not None and not hasattr(model, "generate_with_tools"):
+        raise EvalError(f"--tool: {model.name} is a {model.info.kind} model; evaluation with tools runs fronde models "
+                        "(for an endpoint, use `fronde agent URL` or an agent framework)")
     progress.start(title or task.name, total=len(convs))
     replies: list[str] = []
+    tool_replies: list[ToolReply] = []
     speed: Speed | None = None
     for start in range(0, len(convs), CHUNK):
-        replies.extend(model.generate(convs[start:start + CHUNK], settings.max_new_tokens, settings.temperature,
-                                      seed=settings.seed * 1_000_003 + start))
+        seed = settings.seed * 1_000_003 + start
+        if toolbox is None:
+            replies.extend(model.generate(convs[start:start + CHUNK], settings.max_new_tokens, settings.temperature,
+                                          seed=seed))
+        else:
+            got = model.generate_with_tools(convs[start:start + CHUNK], toolbox, settings.max_new_tokens,
+                                            settings.temperature, seed=seed, max_turns=settings.max_turns)
+            tool_replies.extend(got)
+            replies.extend(r.text for r in got)
         if model.last_speed is not None:
             speed = model.last_speed if speed is None else speed.merge(model.last_speed)
         progress.advance(len(convs[start:start + CHUNK]))
@@ -94,7 +136,12 @@ def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettin
     correct = [sum(r >= 1.0 for r in rs) for rs in per_example]
     metrics: dict[str, Any] = {"accuracy": 100 * sum(rewards) / len(rewards)}
     metrics |= {f"pass@{k}": 100 * mean_pass_at_k(correct, n, k) for k in sorted(set(settings.ks))}
-    rows = [{"id": ex.id, "rewards": rs, **({"outputs": replies[i * n:(i + 1) * n]} if settings.save_outputs else {})}
+    if tool_replies:
+        metrics |= tool_use_metrics(tool_replies)
+    rows = [{"id": ex.id, "rewards": rs, **({"outputs": replies[i * n:(i + 1) * n]} if settings.save_outputs else {}),
+             **({"tools": [{k: v for k, v in asdict(r).items() if k != "text"}
+                        for r in tool_replies[i * n:(i + 1) * n]]}
+                if tool_replies and settings.save_outputs else {})}
             for i, (ex, rs) in enumerate(zip(exs, per_example))]
     dataset = {"split": "test" if examples is None else "given", "examples": len(exs),
                "hash": dataset_hash([ex.id, ex.prompt, ex.answer] for ex in exs)}

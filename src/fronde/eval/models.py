@@ -78,6 +78,18 @@ class ModelDescription:
         return asdict(self)
 
 
+@dataclass
+class ToolReply:
+    """A reply reached through tool calls: the final turn's text and what it took to get there."""
+
+    text: str
+    tool_calls: int = 0
+    tool_errors: int = 0
+    turns: int = 1
+    stop: str = "answer"  # answer | length | max_turns (fronde.tools.episode)
+    transcript: list[dict[str, str]] = field(default_factory=list)
+
+
 class EvalModel(Protocol):
     """What every evaluator needs from a model (see the module docstring)."""
 

@@ -67,10 +67,10 @@ def run_plan(model: EvalModel, plan: EvalPlan, out_dir: Path, progress: Reporter
     originals_note = originals_label(plan.gsm_originals, model.info) if plan.gsm_originals else None
     for task, only_originals in tasks:
         if not only_originals:
-            keep(_generative(model, task.name, task, settings, None, progress))
+            keep(_generative(model, settings.label(task.name), task, settings, None, progress))
         if originals_note is not None and isinstance(task, GSMSymbolicTask):
             examples = task.originals()[:settings.n] if settings.n is not None else task.originals()
-            result = _generative(model, task.name + ORIGINALS, task, settings, examples, progress,
+            result = _generative(model, settings.label(task.name + ORIGINALS), task, settings, examples, progress,
                                  label=originals_note)
             result["metrics"] |= split_metrics(examples, [row["rewards"] for row in result["examples"]])
             result["settings"]["declared"] = plan.gsm_originals

@@ -2,8 +2,10 @@
 
 The chat template writes a call as <|tool_call|>{"name": ..., "arguments": ...}<|/tool_call|> and reasoning as
 <|think|>...<|/think|><|answer|>...<|/answer|> (fronde.data.chat). Parsing is by special-token ids, so no text
-the model writes can be mistaken for a call. `tool_choice` is enforced on the prompt side: "required" and a named
-function put the call's opening into the prompt, "none" bans the call token.
+the model writes can be mistaken for a call. `tool_choice` is enforced while sampling: "required" and a named
+function put the call's opening token into the prompt and constrain what follows to one well-formed call of a
+declared tool (fronde.infer.constrain.tool_call_grammar), as vLLM does; "none" bans the call token; "auto" leaves
+the model free.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fronde.data.tokenizer import Tokenizer
+from fronde.infer.constrain import tool_call_grammar
 from fronde.serve.text import TextStream
+from fronde.tools.calls import parse_call_text
 
 
 @dataclass
@@ -24,20 +28,23 @@ class AssistantTurn:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
-def tool_choice_prefix(tok: Tokenizer, tool_choice: Any, tools: list[dict] | None) -> tuple[list[int], list[int]]:
-    """(ids forced after the generation prompt, ids banned while sampling) for an OpenAI tool_choice."""
+def tool_choice_prefix(tok: Tokenizer, tool_choice: Any,
+                       tools: list[dict] | None) -> tuple[list[int], list[int], str | None]:
+    """(ids forced after the generation prompt, ids banned while sampling, grammar for the forced call's body) for
+    an OpenAI tool_choice. Raises ValueError (GrammarError for a tool whose schema cannot be compiled)."""
     if not tools or tool_choice in (None, "auto"):
-        return [], []
+        return [], [], None
     if tool_choice == "none":
-        return [], [tok.special.tool_call]
+        return [], [tok.special.tool_call], None
     if tool_choice == "required":
-        return [tok.special.tool_call], []
+        return [tok.special.tool_call], [], tool_call_grammar(tools, tok.special.tool_call_end)
     if isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
         name = (tool_choice.get("function") or {}).get("name")
-        names = [(t.get("function") or {}).get("name") for t in tools]
-        if name not in names:
+        named = [t for t in tools if (t.get("function") or {}).get("name") == name]
+        if not named:
+            names = [(t.get("function") or {}).get("name") for t in tools]
             raise ValueError(f"tool_choice names function {name!r}, which is not among tools {names}")
-        return [tok.special.tool_call] + tok.encode('{"name": ' + json.dumps(name) + ', "arguments": '), []
+        return [tok.special.tool_call], [], tool_call_grammar(named[:1], tok.special.tool_call_end)
     raise ValueError(f"tool_choice {tool_choice!r} is not 'auto', 'none', 'required' or a named function")
 
 
@@ -96,15 +103,14 @@ class TurnStream:
 
     def _close_call(self) -> dict[str, Any]:
         self.mode = "text"
-        raw = self.tok.decode(self._call)
-        try:
-            call = json.loads(raw)
-            name, args = call["name"], call.get("arguments", {})
-        except (json.JSONDecodeError, KeyError, TypeError):
-            # not a well-formed call: hand the text back as content rather than drop it
+        call = parse_call_text(self.tok.decode(self._call))
+        if call.name is None:
+            # no readable tool name: not a call; hand the text back as content rather than drop it
             return _delta("content", "".join(self.content.push(t) for t in self._call))
+        # a named call whose arguments are not valid JSON is still a call (OpenAI's contract: `arguments` may not
+        # parse, and the client's tool layer reports that to the model)
         entry = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
-                 "function": {"name": str(name), "arguments": args if isinstance(args, str) else json.dumps(args)}}
+                 "function": {"name": call.name, "arguments": call.arguments_json}}
         self.tool_calls.append(entry)
         return {"tool_calls": [{"index": len(self.tool_calls) - 1} | entry]}
 

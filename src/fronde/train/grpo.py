@@ -23,7 +23,11 @@ from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, load_config
 from fronde.model.info import model_info
 from fronde.model.model import CausalLM
+from fronde.data.chat import render_chat
+from fronde.data.errors import DataError
 from fronde.tasks import Example, Task, format_reward, get_task
+from fronde.tools import Toolbox, load_tools
+from fronde.tools.episode import Episode, final_text, run_episodes
 from fronde.train.checkpoint import (
     candidates,
     load_latest,
@@ -49,7 +53,7 @@ from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
 from fronde.train.pretrain import tokenizer_files
 from fronde.train.recipe import RecipeError, StageRecipe, _Section
-from fronde.train.rollouts import Completion, Rollouts
+from fronde.train.rollouts import Rollouts
 from fronde.train.schedule import lr_multiplier
 from fronde.train.sft import InitSection
 from fronde.train.stage_lock import StageLock
@@ -60,6 +64,8 @@ STAGE = "rl"
 class RLTask(_Section):
     name: str = Field(..., description="task spec: arithmetic:1, countdown, gsm-symbolic:eng, a .jsonl ...")
     weight: float = Field(1.0, gt=0, description="share of prompts drawn from this task")
+    tools: list[str] = Field(default_factory=list, description="tools the model may call on this task, e.g. "
+                             "[\"calculator\"]; rollouts are then multi-turn (fronde.tools.episode)")
 
 
 class RLSection(_Section):
@@ -68,7 +74,9 @@ class RLSection(_Section):
     system: str | None = None
     prompts_per_step: int = Field(8, gt=0)
     group_size: int = Field(8, gt=1, description="G completions per prompt")
-    max_new_tokens: int = Field(64, gt=0)
+    max_new_tokens: int = Field(64, gt=0, description="per model turn")
+    max_turns: int = Field(4, gt=0, description="model turns per episode when a task has tools")
+    tools_root: str = Field("", description="the folder search_files may read (only with that tool)")
     temperature: float = Field(1.0, gt=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     rewards: dict[str, float] = Field(default_factory=lambda: {"correct": 1.0, "format": 0.1},
@@ -138,33 +146,55 @@ def stop_ids(tok: Tokenizer) -> list[int]:
     return [tok.special.end, tok.special.eos]
 
 
-def completion_text(tok: Tokenizer, c: Completion) -> str:
-    """What the verifiers read: the reply with its special tokens (think/answer tags) but without the stop token,
-    which is the end of the turn, not text after the answer."""
-    ids = c.ids[:-1] if c.finished and c.ids else c.ids
-    return tok.decode(ids)
-
-
-def prompt_ids(tok: Tokenizer, task: Task, ex: Example, system: str | None) -> list[int]:
-    from fronde.data.chat import render_chat
-
-    ids, _ = render_chat(tok, task.messages(ex, system), add_generation_prompt=True)
+def prompt_ids(tok: Tokenizer, task: Task, ex: Example, system: str | None, toolbox: Toolbox | None = None
+               ) -> list[int]:
+    ids, _ = render_chat(tok, task.messages(ex, system), tools=toolbox.schemas() if toolbox and toolbox.names else None,
+                         add_generation_prompt=True)
     return ids
 
 
-def test_accuracy(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, tasks: list[Task], sec: RLSection
-                  ) -> dict[str, float]:
-    """Greedy accuracy on each task's fixed test split (the first test_n problems)."""
+def sample_episodes(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, prompts: list[list[int]],
+                    boxes: list[Toolbox], sec: RLSection, group_size: int, temperature: float, seed: int
+                    ) -> list[Episode]:
+    """`group_size` episodes per prompt, prompt-major. Without tools, one turn each with the group's prompt prefilled
+    once; with tools, multi-turn: the tools run between turns and their results are masked from the loss."""
+    stops = stop_ids(tok)
+    if not any(b.names for b in boxes):
+        groups = rollouts.sample(model, prompts, group_size, sec.max_new_tokens, temperature, sec.top_p, seed, stops)
+        return [Episode(p, c.ids, [1] * len(c.ids), c.ids, "answer" if c.finished else "length", 1)
+                for p, g in zip(prompts, groups) for c in g]
+
+    def generate(contexts: list[list[int]], max_new: int, turn_seed: int) -> list[tuple[list[int], bool]]:
+        groups = rollouts.sample(model, contexts, 1, max_new, temperature, sec.top_p, turn_seed, stops)
+        return [(g[0].ids, g[0].finished) for g in groups]
+
+    return run_episodes(generate, tok, [p for p in prompts for _ in range(group_size)],
+                        [b for b in boxes for _ in range(group_size)], sec.max_turns, sec.max_new_tokens,
+                        model.config.max_position_embeddings, seed)
+
+
+def test_accuracy(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, tasks: list[Task], boxes: list[Toolbox],
+                  sec: RLSection) -> dict[str, float]:
+    """Greedy accuracy on each task's fixed test split (the first test_n problems), with the task's tools."""
     out = {}
-    for task in tasks:
+    for task, box in zip(tasks, boxes):
         exs = task.test(sec.test_n)
         if not exs:  # a user task without a test split: nothing to measure (said in docs/post-training.md)
             continue
-        prompts = [prompt_ids(tok, task, ex, sec.system) for ex in exs]
-        comps = rollouts.sample(model, prompts, 1, sec.max_new_tokens, 0.0, 1.0, seed=0, stop_ids=stop_ids(tok))
-        texts = [completion_text(tok, c[0]) for c in comps]
+        prompts = [prompt_ids(tok, task, ex, sec.system, box) for ex in exs]
+        eps = sample_episodes(model, rollouts, tok, prompts, [box] * len(exs), sec, 1, 0.0, 0)
+        texts = [final_text(tok, ep, stop_ids(tok)) for ep in eps]
         out[task.name] = sum(task.verify(t, ex) for t, ex in zip(texts, exs)) / max(len(exs), 1)
     return out
+
+
+def toolboxes(sec: RLSection) -> list[Toolbox]:
+    """Each task's tools (an empty toolbox for a task without), checked before any model is loaded."""
+    root = Path(sec.tools_root) if sec.tools_root else None
+    try:
+        return [Toolbox(load_tools(t.tools, root=root)) for t in sec.tasks]
+    except DataError as e:
+        raise RecipeError(f"rl.tasks.tools: {e}") from None
 
 
 def grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool = False, say: Callable[[str], None] = print,
@@ -185,6 +215,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     for name in sec.rewards:
         if name not in REWARD_FUNCTIONS:
             raise RecipeError(f"rl.rewards: unknown reward function {name!r} (known: {', '.join(REWARD_FUNCTIONS)})")
+    boxes = toolboxes(sec)
     tok = Tokenizer.load(init_dir)
     config = load_config(init_dir)
     tasks = [get_task(t.name) for t in sec.tasks]
@@ -228,7 +259,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
 
     first_acc = resumed.state.get("test_accuracy_before") if resumed is not None else None
     if first_acc is None:
-        first_acc = test_accuracy(model, rollouts, tok, tasks, sec)
+        first_acc = test_accuracy(model, rollouts, tok, tasks, boxes, sec)
         say("test accuracy before RL: " + ", ".join(f"{k} {v:.1%}" for k, v in first_acc.items()))
         metrics.write({"step": start_step, **{f"test_accuracy/{k}": v for k, v in first_acc.items()}})
     last_acc = first_acc
@@ -239,14 +270,14 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
             t0 = time.perf_counter()
             opt.set_lr(lr_multiplier(step, sched.max_steps, sched.warmup_steps, sched.kind,
                                      recipe.optim.min_lr_ratio, sched.decay_fraction))
-            record = rl_step(model, ref, opt, rollouts, tok, tasks, sampler, recipe, step, dev)
+            record = rl_step(model, ref, opt, rollouts, tok, tasks, boxes, sampler, recipe, step, dev)
             dt = time.perf_counter() - t0
             cost.tokens += record.pop("_train_tokens")
             cost.flops += record.pop("_flops_tokens") * train_flops
             done = step + 1
             last = done == sched.max_steps
             if (sec.test_every and done % sec.test_every == 0) or last:
-                last_acc = test_accuracy(model, rollouts, tok, tasks, sec)
+                last_acc = test_accuracy(model, rollouts, tok, tasks, boxes, sec)
                 record |= {f"test_accuracy/{k}": v for k, v in last_acc.items()}
             charge()
             record |= {"step": done, "lr": opt.optimizers[0].param_groups[0]["lr"], "seconds": cost.wall_seconds,
@@ -268,41 +299,49 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     if done >= sched.max_steps and not stop.requested:
         final_dir = stage_dir / "model"
         if not (start_step == done and (final_dir / LINEAGE).is_file()):
-            inputs = {"tasks": [task_entry(t.name, weight=t.weight, train_pool=sec.train_pool) for t in sec.tasks],
+            inputs = {"tasks": [task_entry(t.name, weight=t.weight, train_pool=sec.train_pool,
+                                           **({"tools": t.tools} if t.tools else {})) for t in sec.tasks],
                       "rewards": sec.rewards}
             publish_final(candidates(ckpt_root)[0] / "model", final_dir,
                           Lineage(STAGE, recipe, done, cost, Provenance(parent=init_dir, inputs=inputs)))
     return StageResult(run_dir, final_dir, done, None, stop.requested, ledger)
 
 
+def tool_metrics(episodes: list[Episode]) -> dict[str, float]:
+    n = max(len(episodes), 1)
+    return {"tools/calls": sum(e.tool_calls for e in episodes) / n, "tools/errors": sum(e.tool_errors for e in episodes) / n,
+            "tools/turns": sum(e.turns for e in episodes) / n,
+            "tools/max_turns_fraction": sum(e.stop == "max_turns" for e in episodes) / n}
+
+
 def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Rollouts, tok: Tokenizer,
-            tasks: list[Task], sampler: PromptSampler, recipe: RLRecipe, step: int, dev: torch.device
-            ) -> dict[str, Any]:
+            tasks: list[Task], boxes: list[Toolbox], sampler: PromptSampler, recipe: RLRecipe, step: int,
+            dev: torch.device) -> dict[str, Any]:
     """One GRPO step: rollouts, rewards, advantages, `iterations` optimizer steps. Returns the metrics record."""
     sec = recipe.rl
-    by_name = {t.name: t for t in tasks}
+    by_name = {t.name: (t, b) for t, b in zip(tasks, boxes)}
     examples = sampler.draw(step, sec.prompts_per_step)
-    prompts = [prompt_ids(tok, by_name[ex.task], ex, sec.system) for ex in examples]
+    prompts = [prompt_ids(tok, by_name[ex.task][0], ex, sec.system, by_name[ex.task][1]) for ex in examples]
     t_gen = time.perf_counter()
-    groups = rollouts.sample(model, prompts, sec.group_size, sec.max_new_tokens, sec.temperature, sec.top_p,
-                             seed=recipe.run.seed * 1_000_003 + step, stop_ids=stop_ids(tok))
+    flat = sample_episodes(model, rollouts, tok, prompts, [by_name[ex.task][1] for ex in examples], sec,
+                           sec.group_size, sec.temperature, recipe.run.seed * 1_000_003 + step)
     gen_seconds = time.perf_counter() - t_gen
     model.train()
-    flat = [(p, ex, c) for p, ex, g in zip(prompts, examples, groups) for c in g]
-    texts = [completion_text(tok, c) for _, _, c in flat]
-    table = reward_table(tasks, [ex for _, ex, _ in flat], texts, list(sec.rewards))
-    finished = torch.tensor([c.finished for _, _, c in flat])
+    flat_examples = [ex for ex in examples for _ in range(sec.group_size)]
+    texts = [final_text(tok, ep, stop_ids(tok)) for ep in flat]
+    table = reward_table(tasks, flat_examples, texts, list(sec.rewards))
+    finished = torch.tensor([ep.finished for ep in flat])
     rewards = combine_rewards(table, sec.rewards) + truncation_penalty(finished, sec.truncated, sec.truncation_penalty)
     adv = group_advantages(rewards, sec.group_size, sec.scale_rewards)
 
-    # (N, L) sequences: prompt + completion, right-padded; mask marks the completion tokens that count
-    lengths = [len(p) + len(c.ids) for p, _, c in flat]
+    # (N, L) sequences: prompt + episode, right-padded; mask marks the tokens the model wrote (tool results: 0)
+    lengths = [len(ep.prompt) + len(ep.ids) for ep in flat]
     L = max(lengths)
     seqs = torch.full((len(flat), L), tok.special.pad, dtype=torch.long)
     mask = torch.zeros(len(flat), L - 1)
-    for i, (p, _, c) in enumerate(flat):
-        seqs[i, :lengths[i]] = torch.tensor(p + c.ids)
-        mask[i, len(p) - 1:lengths[i] - 1] = 1.0
+    for i, ep in enumerate(flat):
+        seqs[i, :lengths[i]] = torch.tensor(ep.prompt + ep.ids)
+        mask[i, len(ep.prompt) - 1:lengths[i] - 1] = torch.tensor(ep.mask, dtype=torch.float32)
     mask = truncation_mask(mask, finished, sec.truncated)
     seqs, mask, adv = seqs.to(dev), mask.to(dev), adv.to(dev)
     micro = recipe.batch.micro_batch_size
@@ -336,7 +375,7 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip or math.inf)
         opt.step()
         opt.zero_grad()
-    comp_len = torch.tensor([len(c.ids) for _, _, c in flat], dtype=torch.float32)
+    comp_len = torch.tensor([sum(ep.mask) for ep in flat], dtype=torch.float32)
     generated = int(comp_len.sum())
     record: dict[str, Any] = {
         "loss": sum(losses) / sec.iterations,
@@ -345,6 +384,7 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
         **{f"reward/{k}_std": float(v.std()) for k, v in table.items()},
         "zero_std_groups": zero_std_fraction(rewards, sec.group_size),
         "completion_length": float(comp_len.mean()), "truncated_fraction": float((~finished).float().mean()),
+        **(tool_metrics(flat) if any(b.names for b in boxes) else {}),
         "entropy": sum(entropies) / total_tokens, **stats_sum,
         "tokens_per_s": generated / max(gen_seconds, 1e-9), "generation_seconds": gen_seconds,
         "_train_tokens": int(sum(lengths)) * sec.iterations,

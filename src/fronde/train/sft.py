@@ -17,7 +17,9 @@ from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, load_config
-from fronde.tasks import get_task
+from fronde.tasks import Task, get_task
+from fronde.tools import Toolbox, load_tools
+from fronde.tools.worked import calculator_conversation
 from fronde.train import distributed
 from fronde.train.lineage import Provenance, file_entry, task_entry
 from fronde.train.loop import LossFn, Stage, StageResult, run_stage
@@ -45,6 +47,8 @@ class InitSection(_Section):
 class TaskMix(_Section):
     name: str = Field(..., description="a task spec: arithmetic, arithmetic:3, countdown, gsm-symbolic:eng, a .jsonl")
     n: int = Field(1000, gt=0, description="training problems with worked solutions to draw")
+    tools: list[str] = Field(default_factory=list, description="tools offered in the prompt, e.g. [\"calculator\"]: "
+                             "the worked solutions then compute with calculator calls (fronde.tools.worked)")
 
 
 class SFTData(_Section):
@@ -66,11 +70,34 @@ def task_conversations(mix: list[TaskMix], system: str | None, seed: int) -> lis
     out = []
     for entry in mix:
         task = get_task(entry.name)
+        if entry.tools:
+            out.extend(tool_conversations(task, entry, system, seed))
+            continue
         convs = [task.conversation(ex, system) for ex in task.train(entry.n, seed)]
         solved = [c for c in convs if c is not None]
         if not solved:
             raise RecipeError(f"sft.tasks: task {entry.name!r} has no worked solutions to train on")
         out.extend(Conversation(f"task:{entry.name}", c) for c in solved)
+    return out
+
+
+def tool_conversations(task: Task, entry: TaskMix, system: str | None, seed: int) -> list[Conversation]:
+    """A task's worked solutions computed with calculator calls, the tools' schemas in the prompt. Problems are drawn
+    with a different seed from the plain mix, so a recipe with both sees twice as many distinct problems."""
+    if "calculator" not in entry.tools:
+        raise RecipeError(f"sft.tasks: {entry.name!r} tools={entry.tools}: worked tool-use solutions are written with "
+                          "the calculator; include \"calculator\" (other tools are then only offered)")
+    try:
+        schemas = Toolbox(load_tools(entry.tools, root=Path.cwd())).schemas()
+    except DataError as e:
+        raise RecipeError(f"sft.tasks: {entry.name!r}: {e}") from None
+    out = []
+    for ex in task.train(entry.n, seed + 7919):
+        solved = calculator_conversation(task, ex, system)
+        if solved is not None:
+            out.append(Conversation(f"task:{entry.name}+tools", solved[0], tools=schemas))
+    if not out:
+        raise RecipeError(f"sft.tasks: task {entry.name!r} has no worked solutions to train on")
     return out
 
 
@@ -132,7 +159,8 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
 def sft_inputs(recipe: SFTRecipe) -> dict[str, Any]:
     """What fronde.json records of the chats a stage trains on: files by content, tasks by spec and count."""
     return {"chat_files": [file_entry(f) for f in recipe.sft.chat_files],
-            "tasks": [task_entry(t.name, n=t.n) for t in recipe.sft.tasks], "system": recipe.sft.system}
+            "tasks": [task_entry(t.name, n=t.n, **({"tools": t.tools} if t.tools else {}))
+                      for t in recipe.sft.tasks], "system": recipe.sft.system}
 
 
 def sft(recipe: SFTRecipe, resume: bool = False, say: Callable[[str], None] = print,

@@ -1,0 +1,142 @@
+"""`fronde agent`: the loop on a tiny real model trained to use the calculator, run from a model dir and through
+`fronde serve` with the same result; and every kind of bad input ending in an error result, never a crash."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fronde.agent import BackendTurn, LocalBackend, open_backend, run_agent
+from fronde.cli.main import app
+from fronde.data.chat import render_chat
+from fronde.data.tokenizer import train_tokenizer
+from fronde.model.checkpoint import save_pretrained
+from fronde.model.loss import IGNORE_INDEX
+from fronde.serve.app import ServerConfig
+from fronde.tools import Toolbox, load_tools, tool
+from tests.model.helpers import tiny_model
+from tests.serve.test_server import _start
+
+TASK = "What is 17 * 23?"
+CALL = {"type": "function", "function": {"name": "calculator", "arguments": {"expression": "17 * 23"}}}
+SOLVED = [{"role": "user", "content": TASK},
+          {"role": "assistant", "content": "", "tool_calls": [CALL]},
+          {"role": "tool", "content": "391"},
+          {"role": "assistant", "reasoning_content": "17 * 23 = 391", "content": "391"}]
+
+
+@pytest.fixture(scope="module")
+def calc_model(tmp_path_factory):
+    """A tiny model that has memorised one calculator round trip: call, read the result, answer."""
+    d = tmp_path_factory.mktemp("agent") / "calc-model"
+    schemas = Toolbox(load_tools(["calculator"])).schemas()
+    tok = train_tokenizer([json.dumps(schemas), TASK, "17 * 23 = 391"] * 200, vocab_size=700)
+    tok.save(d)
+    torch.manual_seed(0)
+    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos).train()
+    ids, mask = render_chat(tok, SOLVED, tools=schemas)
+    x = torch.tensor([ids[:-1]])
+    y = torch.tensor([[t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])]])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        model(x, y).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    save_pretrained(model.eval(), d)
+    return d
+
+
+def test_the_loop_on_a_local_model(calc_model):
+    events = []
+    result = run_agent(LocalBackend(calc_model), TASK, Toolbox(load_tools(["calculator"])), on_event=events.append)
+    assert result.stop == "answer" and result.answer == "391", result.messages
+    assert result.steps == 2 and result.tool_calls == 1 and result.tool_errors == 0
+    kinds = [e.kind for e in events]
+    assert kinds.index("tool_call") < kinds.index("tool_result") < len(kinds) - 1
+    assert [m["role"] for m in result.messages] == ["user", "assistant", "tool", "assistant"]
+    assert result.messages[2]["content"] == "391" and result.messages[2]["tool_call_id"].startswith("call_")
+
+
+def test_fronde_agent_cli_on_a_model_dir_and_through_fronde_serve(calc_model, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["agent", str(calc_model), TASK, "--tool", "calculator",
+                              "--transcript", str(tmp_path / "t.json")])
+    assert res.exit_code == 0, res.output
+    assert "→ calculator" in res.output and "391" in res.output.splitlines()[-1]
+    local = json.loads((tmp_path / "t.json").read_text())
+    url, _, srv, thread = _start(ServerConfig(calc_model))
+    try:
+        res = runner.invoke(app, ["agent", url, TASK, "--transcript", str(tmp_path / "served.json")])
+        assert res.exit_code == 0, res.output
+        served = json.loads((tmp_path / "served.json").read_text())
+        strip = lambda msgs: [{k: v for k, v in m.items() if k not in ("tool_call_id", "tool_calls")} for m in msgs]
+        assert strip(served) == strip(local)  # reasoning included: fronde serve streams reasoning_content
+        assert served[1]["tool_calls"][0]["function"] == {"name": "calculator", "arguments": '{"expression": "17 * 23"}'}
+        backend = open_backend(url + "/v1")
+        assert backend.name == "calc-model"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+class Scripted:
+    """A backend that plays fixed turns, to drive the loop through each kind of bad input."""
+
+    name = "scripted"
+
+    def __init__(self, *turns: BackendTurn) -> None:
+        self.turns, self.seen = list(turns), []
+
+    def complete(self, messages, tools, emit):
+        self.seen.append([dict(m) for m in messages])
+        return self.turns[min(len(self.seen) - 1, len(self.turns) - 1)]
+
+
+def call(name: str, arguments: str, error: str | None = None) -> BackendTurn:
+    entry = {"id": f"call_{name}", "type": "function", "function": {"name": name, "arguments": arguments}}
+    return BackendTurn(None, tool_calls=[entry | ({"error": error} if error else {})], finish_reason="tool_calls")
+
+
+ANSWER = BackendTurn("42")
+
+
+@pytest.mark.parametrize("turn, error", [
+    (call("calculator", '{"expression": "6 *', "the tool call is not valid JSON"), "not valid JSON"),
+    (call("calculator", '{"expression": "6 *'), "not valid JSON"),  # via an endpoint: raw arguments
+    (call("search_web", '{"q": "x"}'), "unknown tool"),
+    (call("calculator", '{"expression": "__import__(\'os\')"}'), "error"),
+])
+def test_bad_calls_return_to_the_model_as_errors(turn, error):
+    backend = Scripted(turn, ANSWER)
+    result = run_agent(backend, "6 * 7?", Toolbox(load_tools(["calculator"])))
+    assert result.stop == "answer" and result.answer == "42" and result.tool_errors == 1
+    tool_msg = backend.seen[1][-1]
+    assert tool_msg["role"] == "tool" and tool_msg["content"].startswith("error:") and error in tool_msg["content"]
+
+
+def test_a_hanging_tool_is_killed_and_the_step_limit_ends_the_loop():
+    @tool(timeout_s=1.0)
+    def slow(seconds: int) -> str:
+        """Sleeps."""
+        time.sleep(seconds)
+        return "woke"
+
+    backend = Scripted(call("slow", '{"seconds": 60}'))
+    start = time.perf_counter()
+    result = run_agent(backend, "wait", Toolbox([slow]), max_steps=3)
+    assert time.perf_counter() - start < 20  # three kills at 1 s, not three minutes
+    assert result.stop == "max_steps" and result.answer is None and result.steps == 3
+    assert result.tool_calls == 3 and result.tool_errors == 3
+    assert "timed out" in backend.seen[1][-1]["content"]
+
+
+def test_cli_errors_are_clear():
+    runner = CliRunner()
+    res = runner.invoke(app, ["agent", "no/such/dir", "hi"])
+    assert res.exit_code == 2 and "neither a model dir" in res.output
+    res = runner.invoke(app, ["agent", "no/such/dir", "hi", "--tool", "nope.py:f"])
+    assert res.exit_code == 2 and "nope.py" in res.output
