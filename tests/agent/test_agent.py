@@ -140,3 +140,25 @@ def test_cli_errors_are_clear():
     assert res.exit_code == 2 and "neither a model dir" in res.output
     res = runner.invoke(app, ["agent", "no/such/dir", "hi", "--tool", "nope.py:f"])
     assert res.exit_code == 2 and "nope.py" in res.output
+
+
+def test_fronde_eval_with_and_without_the_calculator(calc_model, tmp_path):
+    task = tmp_path / "mult.jsonl"
+    task.write_text(json.dumps({"prompt": TASK, "answer": "391", "verifier": "numeric", "split": "test"}) + "\n")
+    out = tmp_path / "results"
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", str(calc_model), "-t", str(task), "--tool", "calculator", "--out", str(out),
+                              "--max-new-tokens", "48"])
+    assert res.exit_code == 0, res.output
+    (path,) = out.rglob("*-calculator.json")  # OUT/<model>/<task slug>.json
+    result = json.loads(path.read_text())
+    assert result["task"] == f"{task}+calculator" and result["settings"]["tools"] == ["calculator"]
+    assert result["metrics"]["accuracy"] == 100.0 and result["metrics"]["tool_calls_per_problem"] == 1.0
+    assert result["examples"][0]["tools"][0]["transcript"][0]["result"] == "391"
+    res = runner.invoke(app, ["eval", str(calc_model), "-t", str(task), "--out", str(out), "--max-new-tokens", "48"])
+    assert res.exit_code == 0, res.output
+    (path,) = out.rglob("*mult.jsonl.json")
+    plain = json.loads(path.read_text())
+    assert "tool_calls_per_problem" not in plain["metrics"]  # without tools: no tools in the prompt, none run
+    res = runner.invoke(app, ["eval", str(calc_model), "-t", str(task), "--tool", "search_files"])
+    assert res.exit_code == 2 and "--root" in res.output

@@ -142,3 +142,18 @@ def test_fronde_sft_end_to_end(tmp_path, base_dir):
     res = subprocess.run(FRONDE + ["sft", str(recipe), "--set", f'sft.chat_files=["{bad}"]', "--set", "run.name=b"],
                          env=ENV, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "bad.jsonl:2" in res.stdout and "wizard" in res.stdout
+
+
+def test_tool_use_task_mix_renders_calculator_calls_with_the_schema():
+    from fronde.train.sft import SFTRecipe, task_conversations
+
+    recipe = SFTRecipe.model_validate({"sft": {"tasks": [{"name": "arithmetic:2", "n": 5},
+                                                         {"name": "arithmetic:2", "n": 5, "tools": ["calculator"]}]}})
+    convs = task_conversations(recipe.sft.tasks, None, 0)
+    plain, tools = convs[:5], convs[5:]
+    assert all(c.tools is None for c in plain) and all(c.tools[0]["function"]["name"] == "calculator" for c in tools)
+    assert [m["role"] for m in tools[0].messages] == ["user", "assistant", "tool", "assistant"]
+    assert {c.messages[0]["content"] for c in plain} != {c.messages[0]["content"] for c in tools}  # other problems
+    bad = SFTRecipe.model_validate({"sft": {"tasks": [{"name": "arithmetic:2", "n": 5, "tools": ["python"]}]}})
+    with pytest.raises(Exception, match="calculator"):
+        task_conversations(bad.sft.tasks, None, 0)

@@ -1,6 +1,6 @@
 """Worked solutions rewritten as calculator calls: SFT data that teaches a small model the call format before RL.
 
-An arithmetic problem becomes one call with the problem's expression, then the answer. A word problem (GSM-Symbolic)
+An arithmetic problem becomes one call with the problem's expression, then the answer read from its result. A word problem (GSM-Symbolic)
 keeps its worked reasoning, cut at every computation it states as `a op b = c`: the model writes the reasoning up to
 the expression, calls the calculator with it, reads the result back and goes on (`= 75 years old. ...`). Only
 computations the calculator confirms become calls, so no example teaches a call whose result contradicts the text;
@@ -77,7 +77,7 @@ def calculator_conversation(task: Task, example: Example, system: str | None = N
         value = calculate(expression)
         msgs += [{"role": "assistant", "content": "", "tool_calls": [_call(expression)]},
                  {"role": "tool", "content": value},
-                 {"role": "assistant", "reasoning_content": f"{expression} = {value}", "content": answer}]
+                 {"role": "assistant", "reasoning_content": f"= {value}", "content": answer}]
         return msgs, 1
     start = 0
     points = call_points(reasoning, bool(getattr(task, "decimal_comma", False)))
