@@ -209,14 +209,24 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
             ids, _ = render_chat(tok, messages, tools=req.tools, add_generation_prompt=True)
         except (ValueError, KeyError) as e:
             raise ClientError(400, f"messages: {e}", param="messages") from None
+        grammar = response_grammar(req)
+        forced, banned, call_grammar = forced_call(req)
+        logprobs = (req.top_logprobs or 1) if req.logprobs else None
+        params = server.params(req, logprobs, [tok.special.end], banned, call_grammar or grammar)
+        return await _respond(server, req, request, ids + forced, params, chat=True, prompt=messages, forced=forced)
+
+    def forced_call(req: ChatRequest) -> tuple[list[int], list[int], str | None]:
+        """tool_choice "required" or a named function: the call's opening token, then a grammar that admits one
+        call of a declared tool with arguments valid for its schema (what makes small models' calls parse)."""
         try:
-            forced, banned = tool_choice_prefix(tok, req.tool_choice, req.tools)
+            forced, banned, grammar = tool_choice_prefix(server.tok, req.tool_choice, req.tools)
+            if grammar is not None:
+                server.grammars.validate(grammar)
+        except GrammarError as e:
+            raise ClientError(400, f"tools: {e}", param="tools") from None
         except ValueError as e:
             raise ClientError(400, str(e), param="tool_choice") from None
-        grammar = response_grammar(req)
-        logprobs = (req.top_logprobs or 1) if req.logprobs else None
-        params = server.params(req, logprobs, [tok.special.end], banned, grammar)
-        return await _respond(server, req, request, ids + forced, params, chat=True, prompt=messages, forced=forced)
+        return forced, banned, grammar
 
     def response_grammar(req: ChatRequest) -> str | None:
         """JSON mode constrains the message content, so it cannot be combined with a forced tool call."""
