@@ -52,6 +52,7 @@ n = 4
 max_new_tokens = 8
 batch_size = 4
 against = ["{reference}"]
+tools = ["calculator"]       # the same model scored again with the calculator: results arithmetic:1+calculator
 """
 
 
@@ -83,7 +84,7 @@ def test_speedrun_killed_mid_sft_resumes_and_finishes(tmp_path):
     assert [s.stage for s in Ledger.load(run / "ledger.json").stages] == ["pretrain", "sft", "rl"]
     assert all(s.wall_seconds > 0 for s in Ledger.load(run / "ledger.json").stages)
     stamp = json.loads((run / "eval" / "speedrun.json").read_text())
-    assert stamp["results"] == ["arithmetic:1", "bpb:data"]
+    assert stamp["results"] == ["arithmetic:1", "bpb:data", "arithmetic:1+calculator"]
     report = (run / "report.md").read_text()
     assert "## Scoreboard" in report and "smollm2-135m-instruct" in report
     assert "Test accuracy during the stage" in report  # GRPO's before -> after
@@ -96,7 +97,7 @@ def test_speedrun_killed_mid_sft_resumes_and_finishes(tmp_path):
 
 
 def test_shipped_speedruns_load_and_chain_their_stages():
-    assert {"tiny-cpu", "small-gpu", "fr-littre"} <= set(speedrun_names())
+    assert {"tiny-cpu", "small-gpu", "fr-littre", "tools-tiny-cpu", "tools-small-gpu"} <= set(speedrun_names())
     for name in speedrun_names():
         sr = load_speedrun(name, out=Path("elsewhere/x"))
         assert sr.run_dir == Path("elsewhere/x")

@@ -57,6 +57,9 @@ class EvalStep(_Section):
     against: list[str] = Field(default_factory=lambda: ["smollm2-135m-instruct"],
                                description="reference results for the scoreboard: shipped names or result dirs")
     batch_size: int = Field(32, gt=0)
+    tools: list[str] = Field(default_factory=list, description="also score the tasks with these tools (results "
+                             "TASK+TOOL), as `fronde eval --tool`: the same model with its tools against without")
+    max_turns: int = Field(4, gt=0, description="model turns per problem with tools")
 
 
 class SpeedrunRecipe(_Section):
@@ -208,6 +211,12 @@ def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[st
     model = load_eval_model(str(model_dir), device=device, batch_size=ev.batch_size)
     say(f"[bold]eval[/bold]: {model.name} on {', '.join(plan.tasks + [str(p) for p in plan.bpb_sources])}")
     results = run_plan(model, plan, sr.run_dir / "eval", reporter)
+    if ev.tools:
+        with_tools = EvalPlan(tasks=list(ev.tasks), generation=GenerationSettings(
+            n=ev.n, max_new_tokens=ev.max_new_tokens, system=ev.system, tools=list(ev.tools),
+            max_turns=ev.max_turns), gsm_originals=ev.gsm_originals)
+        say(f"[bold]eval[/bold]: again with {', '.join(ev.tools)}")
+        results += run_plan(model, with_tools, sr.run_dir / "eval", reporter)
     update_model_card(model_dir, results)
     atomic_write_json(stamp, {"plan": digest, "results": [r["task"] for r in results]})
     return results

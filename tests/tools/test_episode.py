@@ -23,8 +23,8 @@ def box():
 
 @pytest.fixture(scope="module")
 def tok(box):
-    return train_tokenizer(['What is 2 + 3? {"name": "calculator", "arguments": {"expression": "2 + 3"}} = 5 error'
-                            ' unknown tool', json.dumps(box.schemas(), ensure_ascii=False)] * 100, vocab_size=600)
+    text = 'What is 2 + 3? {"name": "calculator", "arguments": {"expression": "2 + 3"}} = 5 error unknown tool'
+    return train_tokenizer([text, json.dumps(box.schemas(), ensure_ascii=False)] * 100, vocab_size=600)
 
 
 def call_ids(tok, text: str) -> list[int]:

@@ -15,14 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
-
 from fronde.data.chat import render_chat
 from fronde.data.errors import DataError
-from fronde.data.tokenizer import Tokenizer
 from fronde.infer.engine import Engine
+from fronde.infer.loading import LOAD_ERRORS, load_for_inference
 from fronde.infer.sampling import SamplingParams
-from fronde.model.checkpoint import from_pretrained
 from fronde.serve.tools import TurnStream
 from fronde.tools.calls import parse_calls
 
@@ -68,10 +65,8 @@ class LocalBackend:
     def __init__(self, model_dir: Path, device: str = "cpu", max_tokens: int = 256, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int = 0) -> None:
         try:
-            self.tok = Tokenizer.load(model_dir)
-            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-            self.model = from_pretrained(model_dir, dtype=dtype, device=device)
-        except (FileNotFoundError, ValueError, DataError) as e:
+            self.tok, self.model = load_for_inference(model_dir, device)
+        except LOAD_ERRORS as e:
             raise AgentError(f"{model_dir}: {e}") from None
         self.name = Path(model_dir).name
         self.engine = Engine(self.model, max_batch=1)

@@ -8,10 +8,9 @@ import torch
 import typer
 from rich.console import Console
 
-from fronde.data.errors import DataError
 from fronde.data.tokenizer import Tokenizer
 from fronde.infer.engine import Engine
-from fronde.model.checkpoint import from_pretrained
+from fronde.infer.loading import LOAD_ERRORS, load_for_inference
 from fronde.model.model import CausalLM
 
 DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -20,10 +19,8 @@ DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 def load_local(model_dir: Path, device: str, console: Console) -> tuple[Tokenizer, CausalLM]:
     """Tokenizer and model of a directory (bf16 on GPU, fp32 on CPU); a clear message and exit 2 otherwise."""
     try:
-        tok = Tokenizer.load(model_dir)
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        return tok, from_pretrained(model_dir, dtype=dtype, device=device)
-    except (FileNotFoundError, ValueError, DataError) as e:
+        return load_for_inference(model_dir, device)
+    except LOAD_ERRORS as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
 

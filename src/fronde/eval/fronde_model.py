@@ -11,15 +11,13 @@ from typing import Any
 import torch
 
 from fronde.data.chat import render_chat
-from fronde.data.errors import DataError
-from fronde.data.tokenizer import Tokenizer
 from fronde.eval.errors import EvalError
 from fronde.eval.likelihood import continuation_ids, score_rolling, score_tokens
 from fronde.eval.models import ModelDescription, Speed, ToolReply, default_name, run_dir_of
 from fronde.eval.replies import fronde_reply
 from fronde.infer.engine import Engine
+from fronde.infer.loading import LOAD_ERRORS, load_for_inference
 from fronde.infer.sampling import SamplingParams
-from fronde.model.checkpoint import from_pretrained
 from fronde.model.info import model_info
 from fronde.tools import Toolbox
 from fronde.tools.episode import run_episodes
@@ -30,10 +28,8 @@ class FrondeModel:
 
     def __init__(self, directory: Path, device: str = "cpu", max_batch: int = 16, name: str | None = None) -> None:
         try:
-            self.tok = Tokenizer.load(directory)
-            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-            self.model = from_pretrained(directory, dtype=dtype, device=device)
-        except (FileNotFoundError, ValueError, DataError) as e:
+            self.tok, self.model = load_for_inference(directory, device)
+        except LOAD_ERRORS as e:
             raise EvalError(f"fronde model {directory}: {e}") from None
         self.max_batch = max_batch
         self.max_len = self.model.config.max_position_embeddings

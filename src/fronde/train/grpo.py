@@ -4,6 +4,8 @@ Each step draws prompts from the recipe's tasks, samples G completions per promp
 (batched, latent KV cache; the engine is passed in as a `Rollouts` so this layer does not import fronde.infer),
 scores them with weighted reward functions (the task's verifier, the think/answer format), turns rewards into
 group-relative advantages and takes `iterations` clipped policy-gradient steps on them (train/grpo_loss.py).
+A task with `tools` rolls out multi-turn episodes instead (fronde.tools.episode): the environment runs the model's
+tool calls between turns, their results are masked from the loss, and the reward reads the final turn.
 Checkpoints, exact resume, the ledger, metrics.jsonl and plots work as in every stage; rl runs on one device.
 """
 
@@ -19,12 +21,12 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
+from fronde.data.chat import render_chat
+from fronde.data.errors import DataError
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, load_config
 from fronde.model.info import model_info
 from fronde.model.model import CausalLM
-from fronde.data.chat import render_chat
-from fronde.data.errors import DataError
 from fronde.tasks import Example, Task, format_reward, get_task
 from fronde.tools import Toolbox, load_tools
 from fronde.tools.episode import Episode, final_text, run_episodes
