@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fronde.data.chat import render_chat
 from fronde.data.errors import DataError
+from fronde.eval.models import default_name
 from fronde.infer.engine import Engine
 from fronde.infer.loading import LOAD_ERRORS, load_for_inference
 from fronde.infer.sampling import SamplingParams
@@ -68,7 +69,7 @@ class LocalBackend:
             self.tok, self.model = load_for_inference(model_dir, device)
         except LOAD_ERRORS as e:
             raise AgentError(f"{model_dir}: {e}") from None
-        self.name = Path(model_dir).name
+        self.name = default_name(str(model_dir))  # <run>-<stage> for a model inside a run dir
         self.engine = Engine(self.model, max_batch=1)
         self.max_len = self.model.config.max_position_embeddings
         self.max_tokens, self.temperature, self.top_p, self.seed = max_tokens, temperature, top_p, seed

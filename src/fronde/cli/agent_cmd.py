@@ -22,11 +22,14 @@ class Transcript:
     """Prints events as they come: reasoning dimmed, calls and results marked, each step headed."""
 
     def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
+        self.quiet, self.last = quiet, ""
 
     def __call__(self, ev: AgentEvent) -> None:
         if self.quiet:
             return
+        if ev.kind == "content" and self.last == "reasoning":
+            console.print()  # the answer on its own line after the reasoning
+        self.last = ev.kind
         if ev.kind == "step":
             console.print(f"\n[bold]step {ev.text}[/bold]")
         elif ev.kind == "reasoning":

@@ -129,6 +129,9 @@ def results_section(results: list[dict[str, Any]]) -> str:
         key, value = primary_metric(r)
         s = r["settings"]
         how = ", ".join(f"{k} {s[k]}" for k in ("shots", "samples", "temperature", "seed") if k in s)
+        if s.get("tools"):
+            m = r["metrics"]
+            how += f", tools {'+'.join(s['tools'])} ({m.get('tool_calls_per_problem', 0):.2f} calls/problem)"
         speed = r.get("speed") or {}
         rows.append([r["model"]["name"], f"`{r['task']}`", f"{key} {value:.3g}" if value is not None else key,
                      str(r["dataset"]["examples"]), how,
