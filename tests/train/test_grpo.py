@@ -52,6 +52,14 @@ class Scripted:
         return [[Completion(self.yes if i % 2 == 0 else self.no, True) for i in range(group_size)] for _ in prompts]
 
 
+def log_odds(model, prompt: list[int], a: list[int], b: list[int]) -> float:
+    """log p(a | prompt) - log p(b | prompt) for two continuations of equal length."""
+    with torch.no_grad():
+        logp, _ = sequence_logprobs(model, torch.tensor([prompt + a, prompt + b]))
+    n = len(prompt) - 1
+    return float(logp[0, n:].sum() - logp[1, n:].sum())
+
+
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("rlbase") / "model"
@@ -79,11 +87,7 @@ def test_a_grpo_step_moves_probability_toward_the_rewarded_completion(base_dir, 
     prompt = prompt_ids(tok, task, ex, None)
 
     def margin() -> float:
-        seqs = torch.tensor([prompt + rollouts.yes, prompt + rollouts.no])
-        with torch.no_grad():
-            logp, _ = sequence_logprobs(model, seqs)
-        n = len(prompt) - 1
-        return float(logp[0, n:].sum() - logp[1, n:].sum())
+        return log_odds(model, prompt, rollouts.yes, rollouts.no)
 
     opt = Optimizers(model, recipe.optim, torch.device("cpu"))
     before = margin()
@@ -254,11 +258,7 @@ def test_multi_turn_grpo_rewards_the_final_answer_and_learns_to_call(base_dir):
     assert tok.decode(prompt).count('"name": "calculator"') == 1  # the tool's schema is in the prompt
 
     def margin() -> float:
-        seqs = torch.tensor([prompt + rollouts.call[:4], prompt + rollouts.wrong[:4]])
-        with torch.no_grad():
-            logp, _ = sequence_logprobs(model, seqs)
-        n = len(prompt) - 1
-        return float(logp[0, n:].sum() - logp[1, n:].sum())
+        return log_odds(model, prompt, rollouts.call[:4], rollouts.wrong[:4])
 
     opt = Optimizers(model, recipe.optim, torch.device("cpu"))
     before = margin()
