@@ -135,7 +135,8 @@ def test_lineage_chains_across_stages_and_travels_with_the_model(tmp_path, pretr
     chats.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
                                               {"role": "assistant", "content": "hello"}]}) + "\n")
     recipe = SFTRecipe.model_validate({"run": {"name": "lin", "out_dir": str(tmp_path / "runs")},
-                                       "sft": {"chat_files": [str(chats)], "tasks": [{"name": "arithmetic:1"}]}})
+                                       "sft": {"chat_files": [str(chats)],
+                                               "tasks": [{"name": "arithmetic:1", "options": {"columns": 1.0}}]}})
     final = recipe.run_dir / "sft" / "model"
     publish_final(checkpoint_model(tmp_path / "s", parent, seed=1), final,
                   Lineage("sft", recipe, 3, stage_cost("sft", 100, 60.0),
@@ -144,6 +145,7 @@ def test_lineage_chains_across_stages_and_travels_with_the_model(tmp_path, pretr
     assert record["parent"]["id"] == parent_record["id"]
     assert record["parent"]["weights_sha256"] == sha256_file(parent / "model.safetensors")
     assert record["inputs"]["chat_files"][0]["sha256"] == sha256_file(chats)
+    assert record["inputs"]["tasks"] == [{"name": "arithmetic:1", "n": 1000, "options": {"columns": 1.0}}]
     assert [r["stage"] for r in ancestry(record)] == ["pretrain", "sft"]
 
     moved = tmp_path / "elsewhere" / "model"

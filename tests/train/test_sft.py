@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -156,4 +157,17 @@ def test_tool_use_task_mix_renders_calculator_calls_with_the_schema():
     assert {c.messages[0]["content"] for c in plain} != {c.messages[0]["content"] for c in tools}  # other problems
     bad = SFTRecipe.model_validate({"sft": {"tasks": [{"name": "arithmetic:2", "n": 5, "tools": ["python"]}]}})
     with pytest.raises(Exception, match="calculator"):
+        task_conversations(bad.sft.tasks, None, 0)
+
+
+def test_task_mix_options_reach_the_task_and_bad_ones_name_the_field():
+    from fronde.train.sft import SFTRecipe, task_conversations
+
+    recipe = SFTRecipe.model_validate({"sft": {"tasks": [{"name": "arithmetic:1", "n": 40,
+                                                          "options": {"columns": 1.0}}]}})
+    convs = task_conversations(recipe.sft.tasks, None, 0)
+    column = re.compile(r"^\d+ [+-] \d [+-] [01] = \d+$", re.MULTILINE)
+    assert all(column.search(c.messages[-1]["reasoning_content"]) for c in convs)
+    bad = SFTRecipe.model_validate({"sft": {"tasks": [{"name": "arithmetic:1", "options": {"colums": 1}}]}})
+    with pytest.raises(Exception, match="colums"):
         task_conversations(bad.sft.tasks, None, 0)

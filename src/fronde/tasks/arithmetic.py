@@ -24,6 +24,7 @@ from typing import TypeAlias
 from pydantic import BaseModel, ConfigDict, Field
 
 from fronde.tasks.base import Example, Task, content_id, format_solution, parse_options
+from fronde.tasks.columns import column_working
 from fronde.tasks.extract import extract_answer, parse_number
 
 Node: TypeAlias = int | tuple[str, "Node", "Node"]
@@ -47,6 +48,8 @@ class ArithmeticOptions(BaseModel):
 
     level: int | None = Field(None, ge=1, le=5, description="Difficulty 1..5; None mixes all five levels.")
     test_size: int = Field(200, ge=1, le=5000, description="Test problems per level.")
+    columns: float = Field(0.0, ge=0, le=1, description="Share of worked solutions that add and subtract digit by "
+                           "digit in columns (fronde.tasks.columns); the others show one line per operation.")
 
 
 def _prec(node: Node) -> int:
@@ -83,6 +86,14 @@ def _reduce_once(node: Node) -> Node:
     if isinstance(left, tuple):
         return (op, _reduce_once(left), right)
     return (op, left, _reduce_once(right))
+
+
+def _leftmost(node: tuple[str, Node, Node]) -> tuple[str, int, int]:
+    """The operation `_reduce_once` will replace: (op, left value, right value)."""
+    op, left, right = node
+    if not isinstance(left, tuple) and not isinstance(right, tuple):
+        return op, left, right
+    return _leftmost(left if isinstance(left, tuple) else right)  # type: ignore[arg-type]
 
 
 def steps(node: Node) -> list[str]:
@@ -182,6 +193,18 @@ class ArithmeticTask(Task):
 
     def solution(self, example: Example) -> str:
         tree = _from_ast(ast.parse(example.meta["expression"], mode="eval").body)
-        lines = steps(tree)
-        reasoning = "\n".join([lines[0]] + [f"= {s}" for s in lines[1:]])
-        return format_solution(reasoning, example.answer)
+        if not self._in_columns(example):
+            lines = steps(tree)
+            return format_solution("\n".join([lines[0]] + [f"= {s}" for s in lines[1:]]), example.answer)
+        out = [render(tree)]
+        while isinstance(tree, tuple):
+            op, a, b = _leftmost(tree)
+            if op in "+-":
+                out += column_working(a, op, b)
+            tree = _reduce_once(tree)
+            out.append(f"= {render(tree)}")
+        return format_solution("\n".join(out), example.answer)
+
+    def _in_columns(self, example: Example) -> bool:
+        """A fixed share of problems, chosen by their content id, so every run writes the same solutions."""
+        return int(example.id.rsplit("/", 1)[-1][:8], 16) < self.options.columns * 16 ** 8

@@ -47,6 +47,8 @@ class InitSection(_Section):
 class TaskMix(_Section):
     name: str = Field(..., description="a task spec: arithmetic, arithmetic:3, countdown, gsm-symbolic:eng, a .jsonl")
     n: int = Field(1000, gt=0, description="training problems with worked solutions to draw")
+    options: dict[str, Any] = Field(default_factory=dict, description="the task's options, e.g. {columns = 0.25} "
+                                    "for arithmetic or {exactly_once = true} for countdown")
     tools: list[str] = Field(default_factory=list, description="tools offered in the prompt, e.g. [\"calculator\"]: "
                              "the worked solutions then compute with calculator calls (fronde.tools.worked)")
 
@@ -69,7 +71,7 @@ class SFTRecipe(StageRecipe):
 def task_conversations(mix: list[TaskMix], system: str | None, seed: int) -> list[Conversation]:
     out = []
     for entry in mix:
-        task = get_task(entry.name)
+        task = get_task(entry.name, **entry.options)
         if entry.tools:
             out.extend(tool_conversations(task, entry, system, seed))
             continue
@@ -159,7 +161,8 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
 def sft_inputs(recipe: SFTRecipe) -> dict[str, Any]:
     """What fronde.json records of the chats a stage trains on: files by content, tasks by spec and count."""
     return {"chat_files": [file_entry(f) for f in recipe.sft.chat_files],
-            "tasks": [task_entry(t.name, n=t.n, **({"tools": t.tools} if t.tools else {}))
+            "tasks": [task_entry(t.name, n=t.n, **({"options": t.options} if t.options else {}),
+                                 **({"tools": t.tools} if t.tools else {}))
                       for t in recipe.sft.tasks], "system": recipe.sft.system}
 
 
