@@ -186,6 +186,11 @@ def test_fronde_rl_end_to_end_and_resume(tmp_path, base_dir):
         assert resumed[step] == pytest.approx(uninterrupted[step], abs=1e-5)
     ledger = json.loads((run / "ledger.json").read_text())
     assert [s["stage"] for s in ledger["stages"]] == ["rl"] and ledger["stages"][0]["tokens"] > 0
+    # a task's options reach the task: a misspelt one stops the run, naming it
+    res = subprocess.run(FRONDE + ["rl", str(straight), "--set", "run.name=o", "--set",
+                                   'rl.tasks=[{name="arithmetic:1", options={colums=1.0}}]'],
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "colums" in res.stdout, res.stdout + res.stderr
 
 
 def test_rewards_read_the_reply_without_its_stop_token(base_dir):

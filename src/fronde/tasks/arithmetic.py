@@ -96,15 +96,6 @@ def _leftmost(node: tuple[str, Node, Node]) -> tuple[str, int, int]:
     return _leftmost(left if isinstance(left, tuple) else right)  # type: ignore[arg-type]
 
 
-def steps(node: Node) -> list[str]:
-    """The expression after each single operation, ending with the value."""
-    out = [render(node)]
-    while isinstance(node, tuple):
-        node = _reduce_once(node)
-        out.append(render(node))
-    return out
-
-
 def _from_ast(node: ast.expr) -> Node:
     if isinstance(node, ast.Constant):
         return int(node.value)
@@ -192,14 +183,14 @@ class ArithmeticTask(Task):
         return 1.0 if got is not None and got == int(example.answer) else 0.0
 
     def solution(self, example: Example) -> str:
+        """The expression reduced one operation at a time (`= 500108 + 1683 * 96` ...), each addition and subtraction
+        worked in columns first when the problem is in the `columns` share."""
         tree = _from_ast(ast.parse(example.meta["expression"], mode="eval").body)
-        if not self._in_columns(example):
-            lines = steps(tree)
-            return format_solution("\n".join([lines[0]] + [f"= {s}" for s in lines[1:]]), example.answer)
+        columns = self._in_columns(example)
         out = [render(tree)]
         while isinstance(tree, tuple):
             op, a, b = _leftmost(tree)
-            if op in "+-":
+            if columns and op in "+-":
                 out += column_working(a, op, b)
             tree = _reduce_once(tree)
             out.append(f"= {render(tree)}")

@@ -1,10 +1,11 @@
 """Worked solutions rewritten as calculator calls: SFT data that teaches a small model the call format before RL.
 
-An arithmetic problem becomes one call with the problem's expression, then the answer read from its result. A word problem (GSM-Symbolic)
-keeps its worked reasoning, cut at every computation it states as `a op b = c`: the model writes the reasoning up to
-the expression, calls the calculator with it, reads the result back and goes on (`= 75 years old. ...`). Only
-computations the calculator confirms become calls, so no example teaches a call whose result contradicts the text;
-a solution with none stays a direct answer (the model also learns that not every problem needs the tool).
+An arithmetic problem becomes one call with the problem's expression, then the answer read from its result. A word
+problem (GSM-Symbolic) keeps its worked reasoning, cut at every computation it states as `a op b = c`: the model
+writes the reasoning up to the expression, calls the calculator with it, reads the result back and goes on
+(`= 75 years old. ...`). Only computations the calculator confirms become calls, so no example teaches a call whose
+result contradicts the text; a solution with none stays a direct answer (the model also learns that not every
+problem needs the tool).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def teacher_prompts(recipe: DistillRecipe) -> tuple[list[PromptItem], dict[str, 
     """The prompts and, for task prompts, the task that can verify each answer."""
     items, verifiers = [], {}
     for mix in recipe.distill.prompt_tasks:
-        task = get_task(mix.name)
+        task = get_task(mix.name, **mix.options)
         for ex in task.train(mix.n, recipe.run.seed):
             items.append(PromptItem(ex.id, task.messages(ex, recipe.sft.system), {"task": mix.name}))
             verifiers[ex.id] = (task, ex)
@@ -210,7 +210,7 @@ def distill_inputs(recipe: DistillRecipe, stage_dir: Path) -> dict[str, Any]:
     sequence mode, the verified answers the student trained on."""
     sec = recipe.distill
     out: dict[str, Any] = {"teacher": teacher_identity(sec.teacher), "mode": sec.mode,
-                           "prompt_tasks": [task_entry(t.name, n=t.n) for t in sec.prompt_tasks],
+                           "prompt_tasks": [task_entry(t.name, t.options, n=t.n) for t in sec.prompt_tasks],
                            "prompt_files": [file_entry(f) for f in sec.prompt_files]}
     if sec.mode == "sequence":
         out["teacher_samples"] = file_entry(stage_dir / "teacher_sft.jsonl")

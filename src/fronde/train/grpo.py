@@ -66,6 +66,8 @@ STAGE = "rl"
 class RLTask(_Section):
     name: str = Field(..., description="task spec: arithmetic:1, countdown, gsm-symbolic:eng, a .jsonl ...")
     weight: float = Field(1.0, gt=0, description="share of prompts drawn from this task")
+    options: dict[str, Any] = Field(default_factory=dict, description="the task's options, e.g. {exactly_once = true} "
+                                    "for countdown")
     tools: list[str] = Field(default_factory=list, description="tools the model may call on this task, e.g. "
                              "[\"calculator\"]; rollouts are then multi-turn (fronde.tools.episode)")
 
@@ -220,7 +222,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     boxes = toolboxes(sec)
     tok = Tokenizer.load(init_dir)
     config = load_config(init_dir)
-    tasks = [get_task(t.name) for t in sec.tasks]
+    tasks = [get_task(t.name, **t.options) for t in sec.tasks]
     sampler = PromptSampler([t.train(sec.train_pool, recipe.run.seed) for t in tasks],
                             [t.weight for t in sec.tasks], recipe.run.seed)
     ckpt_root = stage_dir / "checkpoints"
@@ -301,7 +303,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     if done >= sched.max_steps and not stop.requested:
         final_dir = stage_dir / "model"
         if not (start_step == done and (final_dir / LINEAGE).is_file()):
-            inputs = {"tasks": [task_entry(t.name, weight=t.weight, train_pool=sec.train_pool,
+            inputs = {"tasks": [task_entry(t.name, t.options, weight=t.weight, train_pool=sec.train_pool,
                                            **({"tools": t.tools} if t.tools else {})) for t in sec.tasks],
                       "rewards": sec.rewards}
             publish_final(candidates(ckpt_root)[0] / "model", final_dir,

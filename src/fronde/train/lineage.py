@@ -80,9 +80,9 @@ def file_entry(path: str | Path) -> dict[str, Any]:
     return {"path": str(p), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
 
 
-def task_entry(spec: str, **extra: Any) -> dict[str, Any]:
-    """A task by spec; a user task file also by content."""
-    entry: dict[str, Any] = {"name": spec, **extra}
+def task_entry(spec: str, options: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A task by spec and the options it was built with; a user task file also by content."""
+    entry: dict[str, Any] = {"name": spec, **extra, **({"options": options} if options else {})}
     if spec.endswith(".jsonl") or Path(spec).is_file():
         entry["file"] = file_entry(spec)
     return entry

@@ -161,8 +161,7 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
 def sft_inputs(recipe: SFTRecipe) -> dict[str, Any]:
     """What fronde.json records of the chats a stage trains on: files by content, tasks by spec and count."""
     return {"chat_files": [file_entry(f) for f in recipe.sft.chat_files],
-            "tasks": [task_entry(t.name, n=t.n, **({"options": t.options} if t.options else {}),
-                                 **({"tools": t.tools} if t.tools else {}))
+            "tasks": [task_entry(t.name, t.options, n=t.n, **({"tools": t.tools} if t.tools else {}))
                       for t in recipe.sft.tasks], "system": recipe.sft.system}
 
 
