@@ -17,11 +17,11 @@ import torch
 
 from fronde.infer.constrain import Constraint, GrammarError, Grammars
 from fronde.infer.paged_cache import PagedLatentCache
-from fronde.infer.sampling import SamplerState, SamplingParams, sample
+from fronde.infer.sampling import SamplerState, SamplingParams, sample_batch
 from fronde.model.model import CausalLM
 
 
-@dataclass
+@dataclass(eq=False)  # identity: the scheduler looks requests up in its lists
 class Request:
     id: int
     prompt_ids: list[int]
@@ -159,10 +159,10 @@ class Engine:
                     for f in siblings:  # share the prompt's cache before anyone can finish and free it
                         self.cache.fork(req.id, f.id)
                         f.prefilled, f.awaiting_fork = len(f.prompt_ids), False
-                    events.extend(self._emit(r, row) for r in [req, *siblings])
+                    events.extend(self._emit([req, *siblings], row.expand(1 + len(siblings), -1)))
         if decoding:
             logits = self._forward(decoding, [[r.output_ids[-1]] for r in decoding])
-            events.extend(self._emit(r, row) for r, row in zip(decoding, logits))
+            events.extend(self._emit(decoding, logits))
         return events
 
     def _forward(self, reqs: list[Request], tokens: list[list[int]]) -> torch.Tensor:
@@ -171,29 +171,34 @@ class Engine:
         view = self.cache.view([r.id for r in reqs], ids.shape[1])
         return self.model(ids, cache=view).logits[:, -1].float()
 
-    def _emit(self, req: Request, logits: torch.Tensor) -> TokenEvent:
-        stops = self.stop_ids | set(req.params.stop_token_ids)
-        allowed = None
-        if req.constraint is not None:
-            allowed = req.constraint.allowed(logits.shape[-1])
-            if not allowed.any():  # the grammar cannot continue: end the sequence rather than draw garbage
-                allowed[list(stops)] = True
-        token, logprob, top = sample(logits, req.sampler, allowed)
-        req.output_ids.append(token)
-        req.logprobs.append(logprob)
-        req.top_logprobs.append(top)
-        if req.constraint is not None and token not in stops:
-            try:
-                req.constraint.consume(token)
-            except GrammarError as e:
-                req.error, req.finish_reason = str(e), "stop"
-        if token in stops:
-            req.finish_reason = "stop"
-        elif len(req.output_ids) >= req.params.max_tokens:
-            req.finish_reason = "length"
-        if req.finish_reason:
-            self._finish(req)
-        return TokenEvent(req.id, token, logprob, req.finish_reason, tuple(top))
+    def _emit(self, reqs: list[Request], logits: torch.Tensor) -> list[TokenEvent]:
+        """Sample one token for each request from its row of logits (all rows in one batched draw) and book it."""
+        stops = [self.stop_ids | set(r.params.stop_token_ids) for r in reqs]
+        allowed: list[torch.Tensor | None] = []
+        for req, stop in zip(reqs, stops):
+            mask = req.constraint.allowed(logits.shape[-1]) if req.constraint is not None else None
+            if mask is not None and not mask.any():  # the grammar cannot continue: end rather than draw garbage
+                mask[list(stop)] = True
+            allowed.append(mask)
+        events = []
+        for req, stop, (token, logprob, top) in zip(reqs, stops, sample_batch(logits, [r.sampler for r in reqs],
+                                                                             allowed)):
+            req.output_ids.append(token)
+            req.logprobs.append(logprob)
+            req.top_logprobs.append(top)
+            if req.constraint is not None and token not in stop:
+                try:
+                    req.constraint.consume(token)
+                except GrammarError as e:
+                    req.error, req.finish_reason = str(e), "stop"
+            if token in stop:
+                req.finish_reason = "stop"
+            elif len(req.output_ids) >= req.params.max_tokens:
+                req.finish_reason = "length"
+            if req.finish_reason:
+                self._finish(req)
+            events.append(TokenEvent(req.id, token, logprob, req.finish_reason, tuple(top)))
+        return events
 
     # -- convenience -----------------------------------------------------------------------------------------
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Request]:

@@ -87,12 +87,6 @@ class PagedLatentCache:
             self.refs[block] = 1
             self.tables[seq_id].append(block)
 
-    def slots(self, seq_id: int, start: int, end: int) -> torch.Tensor:
-        """Flat pool slots of positions [start, end) of a sequence."""
-        pos = torch.arange(start, end)
-        table = torch.tensor(self.tables[seq_id], dtype=torch.long)
-        return table[pos // self.block_size] * self.block_size + pos % self.block_size
-
     def view(self, seq_ids: list[int], n_new: int) -> BatchView:
         for s in seq_ids:
             self.reserve(s, n_new)
@@ -104,18 +98,20 @@ class BatchView:
 
     def __init__(self, cache: PagedLatentCache, seq_ids: list[int], n_new: int) -> None:
         self.cache, self.seq_ids, self.n_new = cache, seq_ids, n_new
-        device = cache.pool.device
+        device, bs = cache.pool.device, cache.block_size
         starts = [cache.lengths[s] for s in seq_ids]
-        self.start = torch.tensor(starts, device=device)
         total = max(starts) + n_new
-        self.write = torch.stack([cache.slots(s, st, st + n_new) for s, st in zip(seq_ids, starts)]).to(device)
-        read = torch.zeros(len(seq_ids), total, dtype=torch.long)
-        for i, (s, st) in enumerate(zip(seq_ids, starts)):
-            read[i, : st + n_new] = cache.slots(s, 0, st + n_new)
-        self.read = read.to(device)
-        key = torch.arange(total, device=device)
+        width = -(-total // bs)
+        # every row's block table padded with the scratch block 0 to one width, then all slots in a few tensor ops
+        # (a per-row loop here cost more than the tiny model's decode step itself)
+        tables = torch.tensor([(t := cache.tables[s][:width]) + [0] * (width - len(t)) for s in seq_ids])
+        key = torch.arange(total)
+        read = tables[:, key // bs] * bs + key % bs  # (B, S); slots past a row's length are masked below
+        start = torch.tensor(starts)
+        self.write = read.gather(1, start[:, None] + torch.arange(n_new)[None, :]).to(device)
+        self.read, self.start = read.to(device), start.to(device)
         query = self.start[:, None] + torch.arange(n_new, device=device)[None, :]  # (B, T) absolute positions
-        self.mask = (key[None, None, :] <= query[:, :, None]).unsqueeze(1)  # (B, 1, T, S): causal, pads excluded
+        self.mask = (key.to(device)[None, None, :] <= query[:, :, None]).unsqueeze(1)  # (B, 1, T, S): causal
 
     def positions(self, n_new: int) -> torch.Tensor:
         return self.start[:, None] + torch.arange(n_new, device=self.start.device)[None, :]

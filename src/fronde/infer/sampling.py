@@ -57,40 +57,82 @@ def apply_penalties(logits: torch.Tensor, state: SamplerState) -> torch.Tensor:
 
 
 def filter_logits(logits: torch.Tensor, p: SamplingParams) -> torch.Tensor:
-    """Temperature-scaled logits with everything top-k / top-p / min-p exclude set to -inf."""
+    """Temperature-scaled logits (V,) or (B, V) with everything top-k / top-p / min-p exclude set to -inf."""
     logits = logits / p.temperature
     if p.top_k and p.top_k < logits.shape[-1]:
-        kth = logits.topk(p.top_k).values[-1]
+        kth = logits.topk(p.top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = logits.softmax(-1)
     if p.min_p > 0:
-        logits = logits.masked_fill(probs < p.min_p * probs.max(), float("-inf"))
+        logits = logits.masked_fill(probs < p.min_p * probs.amax(-1, keepdim=True), float("-inf"))
     if p.top_p < 1.0:
-        sorted_probs, order = probs.sort(descending=True)
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
         outside = sorted_probs.cumsum(-1) - sorted_probs > p.top_p  # keep the smallest prefix reaching top_p
-        logits = logits.masked_fill(torch.zeros_like(outside).scatter(0, order, outside), float("-inf"))
+        logits = logits.masked_fill(torch.zeros_like(outside).scatter(-1, order, outside), float("-inf"))
     return logits
+
+
+def _draw(probs: torch.Tensor, states: list[SamplerState]) -> torch.Tensor:
+    """One token per row of probs (B, V) by inverse CDF: each row's uniform comes from its own generator (or the
+    global one), so a seeded row draws the same token whatever it is batched with; the rest is one vectorised op
+    (torch.multinomial row by row cost more than the tiny model's forward)."""
+    u = torch.stack([torch.rand((), generator=s.generator) for s in states]).to(probs.device)
+    cdf = probs.cumsum(-1)
+    token = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
+    missed = probs.gather(1, token[:, None]).squeeze(1) == 0
+    if missed.any():  # u x total rounded up to the total: take the last token with any probability, never a masked one
+        last = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(-1)
+        token = torch.where(missed, last, token)
+    return token
+
+
+def _edits(state: SamplerState, allowed: torch.Tensor | None) -> bool:
+    p = state.params
+    return (allowed is not None or bool(p.banned_token_ids) or p.repetition_penalty != 1.0
+            or bool(p.presence_penalty) or bool(p.frequency_penalty))
+
+
+def sample_batch(logits: torch.Tensor, states: list[SamplerState], allowed: list[torch.Tensor | None] | None = None
+                 ) -> list[tuple[int, float, list[tuple[int, float]]]]:
+    """Rows of logits (B, V) -> per row (token, its logprob, top alternatives) under the model's raw distribution.
+    `allowed[i]` (bool, V) is row i's grammar mask: nothing outside it is ever drawn. Rows sharing their filter
+    settings (a GRPO batch: all of them) are filtered and drawn together."""
+    raw = logits.float()
+    allowed = allowed or [None] * len(states)
+    edited = [i for i, (state, mask) in enumerate(zip(states, allowed)) if _edits(state, mask)]
+    adjusted = raw.clone() if edited else raw
+    for i in edited:  # the per-row parts: penalties, banned tokens, a grammar's mask
+        p = states[i].params
+        apply_penalties(adjusted[i], states[i])
+        if p.banned_token_ids:
+            adjusted[i, p.banned_token_ids] = float("-inf")
+        if allowed[i] is not None:
+            adjusted[i].masked_fill_(~allowed[i].to(adjusted.device), float("-inf"))
+    groups: dict[tuple[float, int, float, float], list[int]] = {}
+    for i, state in enumerate(states):
+        p = state.params
+        groups.setdefault((p.temperature, p.top_k, p.top_p, p.min_p), []).append(i)
+    tokens = torch.empty(len(states), dtype=torch.long, device=raw.device)
+    for (temperature, *_), rows in groups.items():
+        index = torch.tensor(rows, device=raw.device)
+        if temperature == 0:
+            tokens[index] = adjusted[index].argmax(-1)
+        else:
+            probs = filter_logits(adjusted[index], states[rows[0]].params).softmax(-1)
+            tokens[index] = _draw(probs, [states[i] for i in rows])
+    lse = raw.logsumexp(-1)
+    chosen = (raw.gather(1, tokens[:, None]).squeeze(1) - lse).tolist()
+    out = []
+    for i, (token, logprob) in enumerate(zip(tokens.tolist(), chosen)):
+        top: list[tuple[int, float]] = []
+        if states[i].params.logprobs:
+            values, ids = raw[i].topk(states[i].params.logprobs)
+            top = list(zip(ids.tolist(), (values - lse[i]).tolist()))
+        out.append((token, logprob, top))
+    return out
 
 
 def sample(logits: torch.Tensor, state: SamplerState,
            allowed: torch.Tensor | None = None) -> tuple[int, float, list[tuple[int, float]]]:
-    """One row of logits (V,) -> (token, its logprob, top alternatives) under the model's raw distribution.
-    `allowed` (bool, V) is a grammar's mask: nothing outside it is ever drawn."""
-    raw = logits.float()
-    logprobs = raw.log_softmax(-1)
-    adjusted = apply_penalties(raw.clone(), state)
-    p = state.params
-    if p.banned_token_ids:
-        adjusted[p.banned_token_ids] = float("-inf")
-    if allowed is not None:
-        adjusted.masked_fill_(~allowed.to(adjusted.device), float("-inf"))
-    if p.temperature == 0:
-        token = int(adjusted.argmax())
-    else:
-        probs = filter_logits(adjusted, p).softmax(-1)
-        token = int(torch.multinomial(probs.cpu(), 1, generator=state.generator))
-    top: list[tuple[int, float]] = []
-    if p.logprobs:
-        values, ids = logprobs.topk(p.logprobs)
-        top = list(zip(ids.tolist(), values.tolist()))
-    return token, float(logprobs[token]), top
+    """One row of logits (V,): sample_batch for a batch of one."""
+    return sample_batch(logits[None], [state], [allowed])[0]

@@ -86,11 +86,18 @@ class MLA(nn.Module):
         q_latent = torch.einsum("bhtn,hnr->bhtr", q_nope, w_uk)
         # One MQA-shaped SDPA: keys [c, k_pe] and values c are shared by every head.
         q = torch.cat((q_latent, q_pe), dim=-1)
-        k = torch.cat((ctx_latent, ctx_k_pe), dim=-1).unsqueeze(1).expand(B, self.n_heads, -1, -1)
-        v = ctx_latent.unsqueeze(1).expand(B, self.n_heads, -1, -1)
-        if mask is None and T > 1:
-            S = k.shape[2]
-            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-        out_latent = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        keys = torch.cat((ctx_latent, ctx_k_pe), dim=-1)  # (B, S, r + rope)
+        if T == 1:  # decoding: two batched matmuls against the shared keys, with no per-head copy of the cache
+            scores = torch.matmul(q.squeeze(2), keys.transpose(1, 2)) * self.scale  # (B, H, S)
+            if mask is not None:
+                scores = scores.masked_fill(~mask.squeeze(2), float("-inf"))
+            out_latent = torch.matmul(scores.softmax(-1), ctx_latent).unsqueeze(2)  # (B, H, 1, r)
+        else:
+            k = keys.unsqueeze(1).expand(B, self.n_heads, -1, -1)
+            v = ctx_latent.unsqueeze(1).expand(B, self.n_heads, -1, -1)
+            if mask is None:
+                S = k.shape[2]
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+            out_latent = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         out = torch.einsum("bhtr,hvr->bthv", out_latent, w_uv)
         return self.o_proj(out.reshape(B, T, self.n_heads * self.v_dim))
