@@ -84,14 +84,15 @@ class MLA(nn.Module):
         w = self.kv_b_proj.weight.view(self.n_heads, self.nope + self.v_dim, self.kv_rank)
         w_uk, w_uv = w[:, : self.nope], w[:, self.nope :]
         q_latent = torch.einsum("bhtn,hnr->bhtr", q_nope, w_uk)
-        # One MQA-shaped SDPA: keys [c, k_pe] and values c are shared by every head.
+        # MQA-shaped: keys [c, k_pe] and values c are shared by every head.
         q = torch.cat((q_latent, q_pe), dim=-1)
         keys = torch.cat((ctx_latent, ctx_k_pe), dim=-1)  # (B, S, r + rope)
         if T == 1:  # decoding: two batched matmuls against the shared keys, with no per-head copy of the cache
             scores = torch.matmul(q.squeeze(2), keys.transpose(1, 2)) * self.scale  # (B, H, S)
             if mask is not None:
                 scores = scores.masked_fill(~mask.squeeze(2), float("-inf"))
-            out_latent = torch.matmul(scores.softmax(-1), ctx_latent).unsqueeze(2)  # (B, H, 1, r)
+            probs = scores.softmax(-1, dtype=torch.float32).to(ctx_latent.dtype)  # fp32 softmax, as SDPA's
+            out_latent = torch.matmul(probs, ctx_latent).unsqueeze(2)  # (B, H, 1, r)
         else:
             k = keys.unsqueeze(1).expand(B, self.n_heads, -1, -1)
             v = ctx_latent.unsqueeze(1).expand(B, self.n_heads, -1, -1)
