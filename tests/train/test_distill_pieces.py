@@ -314,3 +314,16 @@ def test_distill_set_guards(tiny_teacher, tmp_path):
                               samples_per_prompt=3, batch_size=4)
     assert stats.generated == 6
     assert sorted((r["id"], r["sample"]) for r in _rows(many)) == [(f"p{i}", s) for i in range(2) for s in range(3)]
+
+
+def test_teacher_prompts_answer_each_problem_once_and_say_the_repeats():
+    from fronde.train.distill import DistillRecipe, teacher_prompts
+
+    recipe = DistillRecipe.model_validate({"run": {"name": "d"}, "distill": {
+        "teacher": "smollm2-135m-instruct", "prompt_tasks": [{"name": "arithmetic:1", "n": 4096}]}})
+    said = []
+    items, verifiers = teacher_prompts(recipe, said.append)
+    ids = [it.id for it in items]
+    assert len(ids) == len(set(ids)) == len(verifiers) < 4096  # 4,096 draws from ~23k problems repeat some
+    assert said == [f"distill: arithmetic:1: {4096 - len(ids)} of 4096 draws repeat a problem already drawn; the "
+                    f"teacher answers each once ({len(ids)} prompts)"]

@@ -66,14 +66,24 @@ class DistillRecipe(SFTRecipe):
     distill: DistillSection
 
 
-def teacher_prompts(recipe: DistillRecipe) -> tuple[list[PromptItem], dict[str, Any]]:
-    """The prompts and, for task prompts, the task that can verify each answer."""
+def teacher_prompts(recipe: DistillRecipe, say: Callable[[str], None] = print
+                    ) -> tuple[list[PromptItem], dict[str, Any]]:
+    """The prompts and, for task prompts, the task that can verify each answer. A generated task draws with
+    replacement (a few percent of 2,048 arithmetic:1 draws are repeats): the teacher answers each problem once, and
+    the repeats are counted and said."""
     items, verifiers = [], {}
     for mix in recipe.distill.prompt_tasks:
         task = get_task(mix.name, **mix.options)
+        repeats = 0
         for ex in task.train(mix.n, recipe.run.seed):
+            if ex.id in verifiers:
+                repeats += 1
+                continue
             items.append(PromptItem(ex.id, task.messages(ex, recipe.sft.system), {"task": mix.name}))
             verifiers[ex.id] = (task, ex)
+        if repeats:
+            say(f"distill: {mix.name}: {repeats} of {mix.n} draws repeat a problem already drawn; the teacher "
+                f"answers each once ({mix.n - repeats} prompts)")
     for f in recipe.distill.prompt_files:
         items.extend(read_prompts(Path(f)))
     if not items:
@@ -219,7 +229,7 @@ def distill_inputs(recipe: DistillRecipe, stage_dir: Path) -> dict[str, Any]:
 
 def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, is_main: bool, say: Callable[[str], None]):
     sec = recipe.distill
-    prompts, verifiers = teacher_prompts(recipe)
+    prompts, verifiers = teacher_prompts(recipe, say if is_main else lambda _: None)
     cache, sft_file = stage_dir / "teacher_samples.jsonl", stage_dir / "teacher_sft.jsonl"
 
     def verify(text: str, item: PromptItem) -> float:
