@@ -8,6 +8,10 @@ validation loss is read at the checkpoints in time and printed side by side with
 
     python benchmarks/moe_vs_dense.py --recipe small-gpu --minutes 5 10 20      # one H100, ~70 minutes
     python benchmarks/moe_vs_dense.py --recipe tiny-cpu --minutes 1 2           # CPU smoke run
+
+Each variant's result is saved to OUT/<variant>.json, so the two can run in separate calls (`--only moe`, then
+`--only dense`, same --minutes and --out: on a machine lent for 10 minutes at a time) and the comparison is
+printed once both are there.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ def main() -> None:
     p.add_argument("--evals", type=int, default=20, help="validation points per run")
     p.add_argument("--probe-steps", type=int, default=8)
     p.add_argument("--out", default="runs/moe-vs-dense")
+    p.add_argument("--only", choices=["moe", "dense"], help="run one variant (the other in another call)")
     args = p.parse_args()
     base = load_recipe(args.recipe)
     budget = max(args.minutes) * 60
@@ -67,8 +72,9 @@ def main() -> None:
     data_dir = Path(args.out) / "data"
     prepare(base.data, data_dir)  # once, shared: both models see the same tokens
     common = [f"run.out_dir={json.dumps(args.out)}", f"data.dir={json.dumps(str(data_dir))}"]
-    results = {}
     for name, sets in variants.items():
+        if args.only and name != args.only:
+            continue
         sets = common + sets + [f"run.name={name}"]
         secs = step_seconds(args.recipe, sets + [f"run.name={name}-probe"], args.probe_steps)
         steps = max(10, int(budget / secs))
@@ -81,19 +87,25 @@ def main() -> None:
         t0 = time.perf_counter()
         pretrain(r, say=lambda _: None)
         records = read_metrics(r.run_dir / "pretrain" / "metrics.jsonl")
-        results[name] = {"steps": steps, "step_s": secs, "active": info.active_params, "total": info.total_params,
-                         "wall": time.perf_counter() - t0,
-                         "val": {m: val_at(records, m * 60) for m in args.minutes},
-                         "tokens_per_s": records[-1]["tokens_per_s"], "mfu": records[-1]["mfu"]}
+        result = {"steps": steps, "step_s": secs, "active": info.active_params, "total": info.total_params,
+                  "wall": time.perf_counter() - t0, "minutes": args.minutes,
+                  "val": {f"{m:g}": val_at(records, m * 60) for m in args.minutes},
+                  "tokens_per_s": records[-1]["tokens_per_s"], "mfu": records[-1]["mfu"]}
+        (Path(args.out) / f"{name}.json").write_text(json.dumps(result, indent=1))
+    results = {name: json.loads((Path(args.out) / f"{name}.json").read_text()) for name in variants
+               if (Path(args.out) / f"{name}.json").exists()}
     print(f"recipe {args.recipe}, equal wall-clock budgets {args.minutes} min, same data")
     for name, res in results.items():
-        vals = "  ".join(f"{m:g} min: {v:.4f}" if v is not None else f"{m:g} min: -" for m, v in res["val"].items())
+        vals = "  ".join(f"{m} min: {v:.4f}" if v is not None else f"{m} min: -" for m, v in res["val"].items())
         print(f"  {name:<6} {res['total'] / 1e6:7.1f}M total {res['active'] / 1e6:6.1f}M active  "
               f"{res['tokens_per_s']:>10,.0f} tok/s  MFU {res['mfu']:.1%}  {res['steps']} steps   val loss  {vals}")
-    for m in args.minutes:
-        a, b = results["moe"]["val"][m], results["dense"]["val"][m]
+    if len(results) < len(variants):
+        print(f"  waiting for {', '.join(sorted(set(variants) - set(results)))}: run it with --only and the same --out")
+        return
+    for m in (f"{m:g}" for m in args.minutes):
+        a, b = results["moe"]["val"].get(m), results["dense"]["val"].get(m)
         if a is not None and b is not None:
-            print(f"  at {m:g} min: MoE - dense = {a - b:+.4f} nats ({'MoE wins' if a < b else 'dense wins'})")
+            print(f"  at {m} min: MoE - dense = {a - b:+.4f} nats ({'MoE wins' if a < b else 'dense wins'})")
 
 
 def _inline(d: dict) -> str:
