@@ -7,36 +7,38 @@ import time
 
 import pytest
 
-from fronde.eval import EvalPlan, GenerationSettings, load_eval_model, run_plan
-from tests.train.test_distill_pieces import _smollm2_missing
+from fronde.eval import (
+    EvalPlan,
+    GenerationSettings,
+    hf_model,
+    load_eval_model,
+    run_plan,
+)
 
 
 @pytest.fixture(scope="module")
-def smollm2():
-    if reason := _smollm2_missing():
-        pytest.skip(reason)
+def smollm2_eval(smollm2):
+    """The evaluation wrapper (load_eval_model's real path for a built-in GGUF name) around the run's one loaded
+    SmolLM2 (tests/conftest.py), instead of a second 30-50 s load of the same file."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        start = time.perf_counter()
-        model = load_eval_model("smollm2-135m-instruct", batch_size=4)
-        print(f"SmolLM2-135M-Instruct GGUF loaded in {time.perf_counter() - start:.1f}s")
-    return model
+        mp.setattr(hf_model, "load_teacher", lambda spec, device="cpu": smollm2)
+        return load_eval_model("smollm2-135m-instruct", batch_size=4)
 
 
-@pytest.mark.slow  # 35-50 s to load on 2 cores (transformers parses and de-quantizes the GGUF), then ~15 s
-def test_smollm2_evaluates_offline_through_the_gguf_path(smollm2, tmp_path):
-    assert smollm2.info.kind == "gguf" and smollm2.info.total_params == 134_515_008
-    assert smollm2.info.active_params == smollm2.info.total_params  # dense
+@pytest.mark.slow  # the GGUF load (shared, 30-50 s on 2 cores), then ~15 s
+def test_smollm2_evaluates_offline_through_the_gguf_path(smollm2_eval, tmp_path):
+    assert smollm2_eval.info.kind == "gguf" and smollm2_eval.info.total_params == 134_515_008
+    assert smollm2_eval.info.active_params == smollm2_eval.info.total_params  # dense
     plan = EvalPlan(tasks=["arithmetic:1"], generation=GenerationSettings(
         n=4, max_new_tokens=40, system="Answer with the number only."))
     start = time.perf_counter()
-    result = run_plan(smollm2, plan, tmp_path)[0]
+    result = run_plan(smollm2_eval, plan, tmp_path)[0]
     print(f"4 arithmetic problems in {time.perf_counter() - start:.1f}s: {result['metrics']}, "
           f"{[row['outputs'][0] for row in result['examples']]}")
     assert result["model"]["name"] == "smollm2-135m-instruct" and result["dataset"]["examples"] == 4
     assert 0.0 <= result["metrics"]["accuracy"] <= 100.0
     assert all(row["outputs"][0] and "<|im_end|>" not in row["outputs"][0] for row in result["examples"])
     assert result["speed"]["tokens_per_s"] > 0
-    paris = smollm2.loglikelihood("The capital of France is", " Paris")
-    london = smollm2.loglikelihood("The capital of France is", " London")
+    paris = smollm2_eval.loglikelihood("The capital of France is", " Paris")
+    london = smollm2_eval.loglikelihood("The capital of France is", " London")
     assert paris[1] == 1 and paris[0] > london[0] and paris[2]  # one token, likelier, and the greedy choice

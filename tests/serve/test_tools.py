@@ -7,46 +7,16 @@ import json
 
 import openai
 import pytest
-import torch
 
-from fronde.data.chat import render_chat
-from fronde.data.tokenizer import train_tokenizer
-from fronde.model.checkpoint import save_pretrained
-from fronde.model.loss import IGNORE_INDEX
 from fronde.serve.app import ServerConfig
 from fronde.serve.tools import parse_assistant, tool_choice_prefix
-from tests.model.helpers import tiny_model
 from tests.serve.test_server import _start
-
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-                                           "parameters": {"type": "object",
-                                                          "properties": {"city": {"type": "string"}}}}}]
-ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
-CALL = {"role": "assistant", "content": "", "tool_calls": [
-    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
-RESULT = {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 24C"}
-ANSWER = {"role": "assistant", "content": "It is sunny in Paris."}
+from tests.serve.tool_model import ASK, TOOLS
 
 
 @pytest.fixture(scope="module")
-def tool_server(tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("tools") / "tool-model"
-    texts = [json.dumps(TOOLS), "What is the weather in Paris? It is sunny in Paris. sunny, 24C", "get_weather city"]
-    tok = train_tokenizer(texts * 200, vocab_size=600)
-    tok.save(model_dir)
-    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos).train()
-    batches = []
-    for conv in (ASK + [CALL], ASK + [CALL, RESULT, ANSWER]):
-        ids, mask = render_chat(tok, conv, tools=TOOLS)
-        targets = [t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])]
-        batches.append((torch.tensor([ids[:-1]]), torch.tensor([targets])))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(150):  # memorise the two turns: a real model that really emits the call tokens
-        for x, y in batches:
-            model(x, y).loss.backward()
-            opt.step()
-            opt.zero_grad()
-    save_pretrained(model.eval(), model_dir)
+def tool_server(tool_model):
+    model_dir, tok = tool_model
     url, app, srv, thread = _start(ServerConfig(model_dir))
     yield openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0), tok
     srv.should_exit = True

@@ -29,7 +29,8 @@ from fronde.train.metrics import MetricsLog, read_metrics
 from fronde.train.pretrain import pretrain
 from fronde.train.recipe import load_recipe
 from tests.serve.test_server import _start
-from tests.serve.test_tools import TOOLS, tool_server  # noqa: F401  (a fixture: the tool-calling model's server)
+from tests.serve.test_tools import tool_server  # noqa: F401  (a fixture: the tool-calling model's server)
+from tests.serve.tool_model import TOOLS
 from tests.train.conftest import RECIPE
 
 CHROMIUM = os.environ.get("FRONDE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

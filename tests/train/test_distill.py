@@ -10,7 +10,6 @@ import pytest
 
 from fronde.train.distill import DistillRecipe, distill
 from fronde.train.metrics import read_metrics
-from tests.train.test_distill_pieces import smollm2  # noqa: F401  (module-scoped fixture: one 30 s GGUF load)
 from tests.train.test_sft import base_dir  # noqa: F401  (a tiny model dir with a real tokenizer)
 
 COMMON = {"optim": {"lr": 3e-3, "weight_decay": 0.0}, "schedule": {"max_steps": 4, "warmup_steps": 1},

