@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -171,3 +172,30 @@ def test_task_mix_options_reach_the_task_and_bad_ones_name_the_field():
     bad = SFTRecipe.model_validate({"sft": {"tasks": [{"name": "arithmetic:1", "options": {"colums": 1}}]}})
     with pytest.raises(Exception, match="colums"):
         task_conversations(bad.sft.tasks, None, 0)
+
+
+def test_replayed_text_rows_make_up_the_fraction_and_train_every_token(data_dir, base_dir):
+    from fronde.data.shards import open_split
+    from fronde.data.tokenizer import Tokenizer
+    from fronde.train.sft import SFTRecipe, sft_inputs
+    from fronde.train.sft_data import with_text
+
+    tok = Tokenizer.load(data_dir / "tokenizer")
+    convs = [Conversation("t", c["messages"]) for c in CHATS]
+    rows = pack(tok, convs, 64, seed=0)
+    mixed = with_text(rows, tok, data_dir, 0.25, seed=1)
+    n_text = mixed.stats.text_rows
+    assert n_text == round(len(rows.inputs) / 3) and len(mixed.inputs) == len(rows.inputs) + n_text
+    assert mixed.stats.rows == len(mixed.inputs) and mixed.stats.trained_tokens == rows.stats.trained_tokens
+    assert torch.equal(mixed.inputs[: len(rows.inputs)], rows.inputs)  # the chat rows are untouched
+    text_x, text_y = mixed.inputs[len(rows.inputs):], mixed.targets[len(rows.inputs):]
+    assert torch.equal(text_y[:, :-1], text_x[:, 1:]) and bool((text_y != IGNORE_INDEX).all())
+    stream = torch.from_numpy(np.concatenate([s.tokens for s in open_split(data_dir, "train")]).astype("int64"))
+    window = torch.cat([text_x[0], text_y[0, -1:]])
+    assert any(torch.equal(stream[i : i + 65], window) for i in (stream == window[0]).nonzero().flatten().tolist())
+    assert torch.equal(with_text(rows, tok, data_dir, 0.25, seed=1).inputs, mixed.inputs)  # the same every time
+    with pytest.raises(DataError, match="sft.text_data: .* another tokenizer"):
+        with_text(rows, Tokenizer.load(base_dir), data_dir, 0.25, seed=1)
+    recipe = SFTRecipe.model_validate({"sft": {"text_fraction": 0.25, "text_data": str(data_dir)}})
+    assert sft_inputs(recipe)["text"]["fraction"] == 0.25  # the lineage names the replayed data by its manifest
+    assert sft_inputs(recipe)["text"]["data"]["manifest_sha256"]

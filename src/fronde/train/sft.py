@@ -21,7 +21,7 @@ from fronde.tasks import Task, get_task
 from fronde.tools import Toolbox, load_tools
 from fronde.tools.worked import calculator_conversation
 from fronde.train import distributed
-from fronde.train.lineage import Provenance, file_entry, task_entry
+from fronde.train.lineage import Provenance, data_entry, file_entry, task_entry
 from fronde.train.loop import LossFn, Stage, StageResult, run_stage
 from fronde.train.pretrain import tokenizer_files
 from fronde.train.recipe import RecipeError, StageRecipe
@@ -33,6 +33,7 @@ from fronde.train.sft_data import (
     is_val,
     pack,
     read_chat_jsonl,
+    with_text,
 )
 
 
@@ -58,6 +59,11 @@ class SFTData(_Section):
     tasks: list[TaskMix] = Field(default_factory=list, description="built-in task problems rendered as chats")
     system: str | None = Field(None, description="system prompt for task conversations")
     val_fraction: float = Field(0.05, ge=0, lt=1, description="conversations held out for the validation loss")
+    text_fraction: float = Field(0.0, ge=0, lt=1, description="share of training rows that are plain text from "
+                                 "prepared shards, loss on every token: replay that keeps SFT from erasing what "
+                                 "pretraining learnt")
+    text_data: str | None = Field(None, description="prepared data dir (fronde data prepare) the replayed text comes "
+                                  "from; default runs/<name>/data")
 
 
 class SFTRecipe(StageRecipe):
@@ -66,6 +72,10 @@ class SFTRecipe(StageRecipe):
 
     def init_dir(self, previous: str = "pretrain") -> Path:
         return Path(self.init.model) if self.init.model else self.run_dir / previous / "model"
+
+    @property
+    def text_dir(self) -> Path:
+        return Path(self.sft.text_data) if self.sft.text_data else self.run_dir / "data"
 
 
 def task_conversations(mix: list[TaskMix], system: str | None, seed: int) -> list[Conversation]:
@@ -121,7 +131,9 @@ def sft_conversations(recipe: SFTRecipe, extra: list[Conversation] | None = None
 def sft_rows(recipe: SFTRecipe, tok: Tokenizer, train: list[Conversation], val: list[Conversation]
              ) -> tuple[PackedRows, PackedRows | None]:
     seq = recipe.batch.seq_len
-    return pack(tok, train, seq, recipe.run.seed), (pack(tok, val, seq, 0) if val else None)
+    rows = with_text(pack(tok, train, seq, recipe.run.seed), tok, recipe.text_dir, recipe.sft.text_fraction,
+                     recipe.run.seed)
+    return rows, (pack(tok, val, seq, 0) if val else None)
 
 
 def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, say: Callable[[str], None],
@@ -140,6 +152,7 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
     say(f"{name} data: {stats.conversations} conversations -> {stats.rows} rows of {recipe.batch.seq_len} tokens, "
         f"{stats.trained_tokens:,} assistant tokens; {stats.truncated} truncated to a row, "
         f"{stats.without_assistant_tokens} without assistant tokens skipped; "
+        + (f"{stats.text_rows} rows of replayed text from {recipe.text_dir}; " if stats.text_rows else "") +
         f"{val_rows.stats.conversations if val_rows else 0} held out for validation")
     stage_dir = recipe.run_dir / name
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -159,10 +172,14 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
 
 
 def sft_inputs(recipe: SFTRecipe) -> dict[str, Any]:
-    """What fronde.json records of the chats a stage trains on: files by content, tasks by spec and count."""
-    return {"chat_files": [file_entry(f) for f in recipe.sft.chat_files],
-            "tasks": [task_entry(t.name, t.options, n=t.n, **({"tools": t.tools} if t.tools else {}))
-                      for t in recipe.sft.tasks], "system": recipe.sft.system}
+    """What fronde.json records of the chats a stage trains on: files by content, tasks by spec and count, and the
+    replayed text's data dir by its manifest."""
+    out = {"chat_files": [file_entry(f) for f in recipe.sft.chat_files],
+           "tasks": [task_entry(t.name, t.options, n=t.n, **({"tools": t.tools} if t.tools else {}))
+                     for t in recipe.sft.tasks], "system": recipe.sft.system}
+    if recipe.sft.text_fraction > 0:
+        out["text"] = {"fraction": recipe.sft.text_fraction, "data": data_entry(recipe.text_dir)}
+    return out
 
 
 def sft(recipe: SFTRecipe, resume: bool = False, say: Callable[[str], None] = print,

@@ -20,6 +20,8 @@ import torch
 
 from fronde.data.chat import normalize_messages, render_chat
 from fronde.data.errors import DataError
+from fronde.data.manifest import read_manifest
+from fronde.data.shards import open_split
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.loss import IGNORE_INDEX
 
@@ -39,6 +41,7 @@ class PackStats:
     rows: int = 0
     tokens: int = 0  # real (non-padding) tokens
     trained_tokens: int = 0  # tokens with a loss (assistant tokens)
+    text_rows: int = 0  # rows of plain pretraining text replayed among them (sft.text_fraction)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -126,6 +129,35 @@ def pack(tok: Tokenizer, convs: list[Conversation], seq_len: int, seed: int) -> 
     if not rows_x:
         raise DataError("SFT data produced no rows with assistant tokens; check the chat files and tasks")
     return PackedRows(torch.tensor(rows_x), torch.tensor(rows_y), stats)
+
+
+def with_text(rows: PackedRows, tok: Tokenizer, data_dir: Path, fraction: float, seed: int) -> PackedRows:
+    """`rows` plus enough windows of plain text from a prepared data dir's train split that they make up `fraction`
+    of all rows, every token with a loss: replaying pretraining text keeps SFT on a narrow task from erasing what
+    the model knew (a tiny model SFT'd on arithmetic alone ends worse than uniform on its own corpus)."""
+    if fraction <= 0:
+        return rows
+    manifest = read_manifest(data_dir)
+    if manifest["tokenizer"]["sha256"] != tok.sha256:
+        raise DataError(f"sft.text_data: {data_dir} was tokenized with another tokenizer than the model's; prepare "
+                        "it with the model's tokenizer or point sft.text_data at the run's own data dir")
+    seq = rows.inputs.shape[1]
+    stream = [shard.tokens for shard in open_split(data_dir, "train", manifest) if len(shard.tokens) > seq]
+    if not stream:
+        raise DataError(f"sft.text_data: {data_dir} has no train shard longer than a row ({seq + 1} tokens)")
+    n = round(len(rows.inputs) * fraction / (1 - fraction))
+    rng = random.Random(seed)
+    windows = []
+    for _ in range(n):  # uniform over shards by size, then a uniform start: every window seq + 1 real tokens
+        tokens = rng.choices(stream, weights=[len(t) for t in stream])[0]
+        start = rng.randrange(len(tokens) - seq)
+        windows.append(torch.from_numpy(tokens[start : start + seq + 1].astype("int64")))
+    text = torch.stack(windows)
+    stats = PackStats(**rows.stats.as_dict())
+    stats.rows += n
+    stats.text_rows = n
+    stats.tokens += n * seq  # trained_tokens stays the assistant tokens: the text rows are counted apart
+    return PackedRows(torch.cat([rows.inputs, text[:, :-1]]), torch.cat([rows.targets, text[:, 1:]]), stats)
 
 
 class RowLoader:
