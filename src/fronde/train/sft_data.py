@@ -147,9 +147,10 @@ def with_text(rows: PackedRows, tok: Tokenizer, data_dir: Path, fraction: float,
         raise DataError(f"sft.text_data: {data_dir} has no train shard longer than a row ({seq + 1} tokens)")
     n = round(len(rows.inputs) * fraction / (1 - fraction))
     rng = random.Random(seed)
+    sizes = [len(t) for t in stream]
     windows = []
-    for _ in range(n):  # uniform over shards by size, then a uniform start: every window seq + 1 real tokens
-        tokens = rng.choices(stream, weights=[len(t) for t in stream])[0]
+    for _ in range(n):  # a shard in proportion to its size, then a uniform start: every window seq + 1 real tokens
+        tokens = rng.choices(stream, weights=sizes)[0]
         start = rng.randrange(len(tokens) - seq)
         windows.append(torch.from_numpy(tokens[start : start + seq + 1].astype("int64")))
     text = torch.stack(windows)
