@@ -24,6 +24,7 @@ import torch
 from fronde.model.config import load_preset
 from fronde.model.info import model_info
 from fronde.train.hardware import peak_flops
+from fronde.train.optim import FUSED_ADAMW
 
 
 def build(side: str, args: argparse.Namespace, device: torch.device, dtype: torch.dtype):
@@ -93,7 +94,8 @@ def run_side(side: str, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     config, model, loss_fn = build(side, args, device, dtype)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    # the same fused AdamW on both sides (the trainer's): the comparison is between the models
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type in FUSED_ADAMW)
     gen = torch.Generator(device="cpu").manual_seed(0)
     batches = [torch.randint(0, config.vocab_size, (args.batch, args.seq + 1), generator=gen) for _ in range(4)]
     batches = [b.to(device) for b in batches]

@@ -16,8 +16,32 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
+            if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+                return _RMSNormFunction.apply(x, self.weight, self.eps)
+            return F.rms_norm(x, (x.shape[-1],), self.weight, eps=self.eps)
         normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
         return self.weight * normed.to(x.dtype)
+
+
+class _RMSNormFunction(torch.autograd.Function):
+    """fp32 RMSNorm with a hand-written backward: autograd's own takes ~10 elementwise passes and allocations for
+    what is one reduction and three products; this is ~35% faster fwd+bwd on CPU (docs/log.md)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:  # type: ignore[override]
+        rstd = x.pow(2).mean(-1, keepdim=True).add_(eps).rsqrt_()
+        normed = x * rstd
+        ctx.save_for_backward(normed, rstd, weight)
+        return normed * weight
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        normed, rstd, weight = ctx.saved_tensors
+        grad_normed = grad * weight
+        grad_weight = (grad * normed).flatten(0, -2).sum(0)
+        grad_x = (grad_normed - normed * (grad_normed * normed).mean(-1, keepdim=True)).mul_(rstd)
+        return grad_x, grad_weight, None
 
 
 class SwiGLU(nn.Module):

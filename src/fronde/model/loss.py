@@ -52,9 +52,10 @@ def _chunked(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, 
         sums = exps.sum(-1)
         total += ((sums.log() - picked) * v).sum()
         if with_grad:
-            probs = exps.div_(sums.unsqueeze(1))
-            probs.scatter_add_(1, t.unsqueeze(1), -torch.ones_like(picked).unsqueeze(1))
-            probs = probs.mul_(v.unsqueeze(1)).to(hidden.dtype)
+            keep = v.to(exps.dtype)  # softmax - one_hot on valid rows, 0 on ignored ones: one pass over the logits
+            probs = exps.mul_((keep / sums).unsqueeze(1))
+            probs.scatter_add_(1, t.unsqueeze(1), -keep.unsqueeze(1))
+            probs = probs.to(hidden.dtype)
             grad_hidden[start : start + step] = probs @ weight
             grad_weight += (probs.T @ h).float()
     return total, count, grad_hidden, grad_weight

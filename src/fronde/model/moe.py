@@ -69,9 +69,9 @@ class Experts(nn.Module):
         """x (N, D), idx/weights (N, k), counts (E,) tokens per expert -> sum of weight * expert(x), (N, D)."""
         N, k = idx.shape
         flat = idx.flatten()
-        order = flat.argsort(stable=True)
-        token = order // k
-        xs = x[token].to(_compute_dtype(x))  # under autocast the experts run in its dtype, as nn.Linear would
+        order = flat.argsort(stable=True)  # (token, slot) pairs sorted by expert
+        inverse = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
+        xs = _gather_rows(x, order // k, inverse, k).to(_compute_dtype(x))  # autocast: experts run in its dtype
         backend = self.backend
         if backend == "auto":
             backend = "grouped_mm" if _grouped_mm_ok(xs, self.inter) else "bmm"
@@ -81,9 +81,9 @@ class Experts(nn.Module):
             ys = self._padded_bmm(xs, flat[order], counts)
         else:
             ys = self._loop(xs, counts)
-        # Weighted scatter-add back to tokens in fp32, as the routing weights are fp32.
-        ys = ys.float() * weights.flatten()[order].unsqueeze(-1)
-        return torch.zeros(N, x.shape[-1], dtype=torch.float32, device=x.device).index_add_(0, token, ys).to(x.dtype)
+        # Back to token order and the weighted sum over the k experts in fp32, as the routing weights are fp32.
+        ys = _gather_rows(ys, inverse, order, 1).view(N, k, -1).float()
+        return (ys * weights.unsqueeze(-1)).sum(1).to(x.dtype)
 
     def _swiglu(self, gate_up: torch.Tensor) -> torch.Tensor:
         gate, up = gate_up.chunk(2, dim=-1)
@@ -119,6 +119,33 @@ class Experts(nn.Module):
             outs.append(self._swiglu(chunk @ self.gate_up_proj[e].to(xs.dtype).T) @ self.down_proj[e].to(xs.dtype).T)
             start += n
         return torch.cat(outs)
+
+
+class _GatherRows(torch.autograd.Function):
+    """rows = x[index], where index holds each row of x exactly `repeats` times at the positions `inverse` names.
+
+    Autograd's backward for x[index] is a scatter-add (index_put with accumulate: serial on CPU, atomics on GPU,
+    8x slower than the gather here on the tiny model); knowing where each row went, the gradient is a gather and a
+    sum over the repeats instead, and deterministic.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor, repeats: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(inverse)
+        ctx.repeats = repeats
+        return x.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (inverse,) = ctx.saved_tensors
+        g = grad.index_select(0, inverse)
+        if ctx.repeats > 1:
+            g = g.view(-1, ctx.repeats, g.shape[-1]).sum(1)
+        return g, None, None, None
+
+
+def _gather_rows(x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor, repeats: int) -> torch.Tensor:
+    return _GatherRows.apply(x, index, inverse, repeats)
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:

@@ -56,7 +56,9 @@ class RotaryEmbedding(FP32BuffersMixin, nn.Module):
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate interleaved pairs of x (..., T, rope_dim) by cos/sin (T, rope_dim/2) or (B, 1, T, rope_dim/2)."""
-    pairs = x.float().unflatten(-1, (-1, 2))
-    x0, x1 = pairs[..., 0], pairs[..., 1]
-    rotated = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
-    return rotated.flatten(-2).to(x.dtype)
+    # (x0, x1) -> (x0 cos - x1 sin, x1 cos + x0 sin) as x * [c, c] + swapped(x) * [-s, s]: four whole-tensor ops
+    # instead of eight strided ones, bit-identical.
+    xf = x.float()
+    swapped = xf.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    signed_sin = torch.stack((-sin, sin), dim=-1).flatten(-2)
+    return (xf * cos.repeat_interleave(2, dim=-1) + swapped * signed_sin).to(x.dtype)

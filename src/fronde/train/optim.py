@@ -1,4 +1,4 @@
-"""Optimizers: AdamW with decoupled weight decay (fused on CUDA), optionally Muon for the 2-D matrices.
+"""Optimizers: AdamW with decoupled weight decay (one fused kernel on CUDA and CPU), optionally Muon for the 2-D matrices.
 
 Norm weights, embeddings and the router's bias get no weight decay by default: decaying them towards zero only
 fights the normalisation (nanoGPT, DeepSeek).
@@ -11,6 +11,8 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+FUSED_ADAMW = ("cuda", "cpu")  # devices where torch has a fused AdamW kernel
 
 
 class OptimConfig(BaseModel):
@@ -65,7 +67,8 @@ class Optimizers:
         for g in adam_groups:
             g["base_lr"] = cfg.lr
         self.optimizers: list[torch.optim.Optimizer] = [
-            torch.optim.AdamW(adam_groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=device.type == "cuda")
+            # fused: one kernel over all parameters (CPU too: 15 -> 2 ms a step on the tiny model, docs/log.md)
+            torch.optim.AdamW(adam_groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=device.type in FUSED_ADAMW)
         ]
         if muon_groups:
             for g in muon_groups:
