@@ -15,7 +15,7 @@ IGNORE_INDEX = -100
 
 
 def _chunk_rows(vocab: int, device: torch.device) -> int:
-    budget = 2**22 if device.type == "cpu" else 2**26  # fp32 logits per chunk: 4 MiB (cache) / 256 MiB (GPU)
+    budget = 2**22 if device.type == "cpu" else 2**26  # fp32 logits per chunk: 16 MiB (CPU) / 256 MiB (GPU)
     return max(16, budget // vocab)
 
 

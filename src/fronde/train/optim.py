@@ -1,4 +1,4 @@
-"""Optimizers: AdamW with decoupled weight decay (one fused kernel on CUDA and CPU), optionally Muon for the 2-D matrices.
+"""Optimizers: AdamW with decoupled weight decay (fused, on CUDA and CPU), optionally Muon for the 2-D matrices.
 
 Norm weights, embeddings and the router's bias get no weight decay by default: decaying them towards zero only
 fights the normalisation (nanoGPT, DeepSeek).
