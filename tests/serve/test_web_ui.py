@@ -141,7 +141,9 @@ def test_chat_streams_token_by_token_over_several_turns(page, server, screenshot
     states = [s for s in page.evaluate("window.__states") if s]
     assert final and states[-1] == final
     growing = states[:-1]
-    assert len(growing) >= 2, states  # at least two distinct partial replies were on screen before the last
+    # at least one partial reply was on screen before the last (the browser may paint several chunks at once when
+    # the server streams fast, so more than one is not guaranteed; fresh-clone CI once saw exactly one)
+    assert len(growing) >= 1, states
     assert all(b.startswith(a) for a, b in itertools.pairwise(states))  # each one extends the one before
     stats = page.locator("#reply-1 ~ .stats")
     tokens = int(stats.get_attribute("data-completion-tokens"))
