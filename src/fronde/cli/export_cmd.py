@@ -34,7 +34,7 @@ def gguf_command(
     try:
         _report(export_gguf(model_dir, out, dtype=dtype, force=force))
     except ExportError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -49,7 +49,7 @@ def ollama_command(
     try:
         summary, modelfile = export_ollama(model_dir, outdir, dtype=dtype, force=force)
     except ExportError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     _report(summary)
     console.print(f"wrote {modelfile}; next: ollama create {model_dir.resolve().name} -f {modelfile}")

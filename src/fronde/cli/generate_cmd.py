@@ -32,7 +32,7 @@ def generate_command(
     try:
         engine.add_request(ids, params)
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(prompt, end="", style="bold", highlight=False)
     stream_tokens(engine, tok, console)

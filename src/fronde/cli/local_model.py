@@ -21,7 +21,7 @@ def load_local(model_dir: Path, device: str, console: Console) -> tuple[Tokenize
     try:
         return load_for_inference(model_dir, device)
     except LOAD_ERRORS as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -48,7 +48,7 @@ def info(
     try:
         config, label = resolve_config(spec)
     except (FileNotFoundError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from e
     mi = model_info(config, seq_len=seq_len, kv_dtype_bytes=kv_dtype_bytes)
     if as_json:

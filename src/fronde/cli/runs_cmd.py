@@ -60,7 +60,7 @@ def runs_command(
     """List training runs: status (running, finished, stopped, failed), latest stage, best eval scores, cost."""
     console = Console()  # made here, so it takes the terminal width (COLUMNS) of this call
     if not runs_dir.is_dir():
-        console.print(f"[red]error:[/red] {runs_dir}: no such runs directory", highlight=False)
+        console.print(f"[red]error:[/red] {runs_dir}: no such runs directory", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     runs = list_runs(runs_dir)
     if as_json:

@@ -51,7 +51,7 @@ def speedrun_command(
             eval_seconds = time.perf_counter() - t_eval
         report = write_report(sr.run_dir, [Path(a) for a in sr.eval.against])
     except (RecipeError, DataError, EvalError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     print_ledger(Ledger.load(sr.run_dir / "ledger.json"))
     t = Table(title="speedrun stages (this invocation)")

@@ -80,7 +80,7 @@ def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: st
         with _Fields(*progress_bar().columns, console=console, disable=not main_process) as bar:
             result = fn(rec, resume=resume, say=console.print, progress=bar if main_process else None)
     except (RecipeError, DataError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if not main_process:
         return result
