@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from fronde.agent import AgentEvent, open_backend, run_agent
+from fronde.cli.errors import print_error
 from fronde.cli.local_model import DEFAULT_DEVICE
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_text
@@ -75,7 +76,7 @@ def agent_command(
             console.print(f"[bold]{backend.name}[/bold] with tools: {', '.join(toolbox.names)}", highlight=False)
         result = run_agent(backend, task, toolbox, max_steps=max_steps, system=system, on_event=Transcript(quiet))
     except DataError as e:
-        err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        print_error(err_console, e)
         raise typer.Exit(2) from None
     if transcript is not None:
         atomic_write_text(transcript, json.dumps(result.messages, indent=1, ensure_ascii=False) + "\n")

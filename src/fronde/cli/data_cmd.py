@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fronde.cli.errors import print_error
 from fronde.data.config import DataConfig, SourceConfig, load_recipe, recipe_out
 from fronde.data.errors import DataError
 from fronde.data.inspect import sample_documents
@@ -23,7 +24,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(e: Exception) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+    print_error(err_console, e)
     return typer.Exit(2)
 
 

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fronde.cli.errors import print_error
 from fronde.data.errors import DataError
 from fronde.data.progress import RichReporter
 from fronde.eval.generative import GenerationSettings
@@ -29,7 +30,7 @@ DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _fail(e: Exception) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+    print_error(err_console, e)
     return typer.Exit(2)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from fronde.cli.errors import print_error
 from fronde.export import DTYPES, ExportError, GGUFSummary, export_gguf, export_ollama
 
 app = typer.Typer(help="Export a model directory for llama.cpp (GGUF) or Ollama.", no_args_is_help=True)
@@ -34,7 +35,7 @@ def gguf_command(
     try:
         _report(export_gguf(model_dir, out, dtype=dtype, force=force))
     except ExportError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        print_error(console, e)
         raise typer.Exit(2) from None
 
 
@@ -49,7 +50,7 @@ def ollama_command(
     try:
         summary, modelfile = export_ollama(model_dir, outdir, dtype=dtype, force=force)
     except ExportError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        print_error(console, e)
         raise typer.Exit(2) from None
     _report(summary)
     console.print(f"wrote {modelfile}; next: ollama create {model_dir.resolve().name} -f {modelfile}")

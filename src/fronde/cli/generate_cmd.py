@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from fronde.cli.errors import print_error
 from fronde.cli.local_model import DEFAULT_DEVICE, load_local, stream_tokens
 from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
@@ -32,7 +33,7 @@ def generate_command(
     try:
         engine.add_request(ids, params)
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        print_error(console, e)
         raise typer.Exit(2) from None
     console.print(prompt, end="", style="bold", highlight=False)
     stream_tokens(engine, tok, console)

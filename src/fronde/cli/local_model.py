@@ -8,6 +8,7 @@ import torch
 import typer
 from rich.console import Console
 
+from fronde.cli.errors import print_error
 from fronde.data.tokenizer import Tokenizer
 from fronde.infer.engine import Engine
 from fronde.infer.loading import LOAD_ERRORS, load_for_inference
@@ -21,7 +22,7 @@ def load_local(model_dir: Path, device: str, console: Console) -> tuple[Tokenize
     try:
         return load_for_inference(model_dir, device)
     except LOAD_ERRORS as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        print_error(console, e)
         raise typer.Exit(2) from None
 
 

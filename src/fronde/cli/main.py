@@ -5,18 +5,18 @@ from __future__ import annotations
 import typer
 
 from fronde import __version__
-from fronde.cli.data_cmd import app as data_app
-from fronde.cli.eval_cmd import eval_command, report_command, scoreboard_command
-from fronde.cli.export_cmd import app as export_app
 from fronde.cli.agent_cmd import agent_command
 from fronde.cli.chat_cmd import chat_command
 from fronde.cli.dashboard_cmd import dashboard_command
+from fronde.cli.data_cmd import app as data_app
+from fronde.cli.eval_cmd import eval_command, report_command, scoreboard_command
+from fronde.cli.export_cmd import app as export_app
 from fronde.cli.generate_cmd import generate_command
 from fronde.cli.model_cmd import app as model_app
 from fronde.cli.runs_cmd import runs_command
-from fronde.cli.train_cmd import distill_command, pretrain_command, rl_command, sft_command
 from fronde.cli.serve_cmd import serve_command
 from fronde.cli.speedrun_cmd import speedrun_command
+from fronde.cli.train_cmd import distill_command, pretrain_command, rl_command, sft_command
 
 app = typer.Typer(
     name="fronde",

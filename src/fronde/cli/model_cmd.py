@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fronde.cli.errors import print_error
 from fronde.model.checkpoint import load_config
 from fronde.model.config import ModelConfig, load_preset, preset_names
 from fronde.model.info import model_info
@@ -48,7 +49,7 @@ def info(
     try:
         config, label = resolve_config(spec)
     except (FileNotFoundError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        print_error(console, e)
         raise typer.Exit(2) from e
     mi = model_info(config, seq_len=seq_len, kv_dtype_bytes=kv_dtype_bytes)
     if as_json:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fronde.cli.errors import print_error
 from fronde.eval.runs import RunSummary, list_runs
 
 STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red", "empty": "dim"}
@@ -60,7 +61,7 @@ def runs_command(
     """List training runs: status (running, finished, stopped, failed), latest stage, best eval scores, cost."""
     console = Console()  # made here, so it takes the terminal width (COLUMNS) of this call
     if not runs_dir.is_dir():
-        console.print(f"[red]error:[/red] {runs_dir}: no such runs directory", highlight=False, soft_wrap=True)
+        print_error(console, f"{runs_dir}: no such runs directory")
         raise typer.Exit(2)
     runs = list_runs(runs_dir)
     if as_json:

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from fronde.cli.errors import print_error
+
 console = Console()
 
 
@@ -16,7 +18,7 @@ def read_keys(api_key: list[str], api_key_file: Path | None) -> tuple[str, ...]:
     keys = list(api_key)
     if api_key_file is not None:
         if not api_key_file.is_file():
-            console.print(f"[red]error:[/red] {api_key_file}: no such key file", highlight=False, soft_wrap=True)
+            print_error(console, f"{api_key_file}: no such key file")
             raise typer.Exit(2)
         keys += [line.strip() for line in api_key_file.read_text().splitlines() if line.strip()]
     return tuple(keys)
@@ -30,7 +32,7 @@ def load_runs(runs: Path, against: list[Path], reference: Path | None):
     try:
         return RunsConfig.load(runs, list(against), reference)
     except EvalError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        print_error(console, e)
         raise typer.Exit(2) from None
 
 
@@ -67,7 +69,7 @@ def serve_command(
     from fronde.serve.app import ServerConfig, create_app
 
     if not model_dir.is_dir():
-        console.print(f"[red]error:[/red] {model_dir}: no such model directory", highlight=False, soft_wrap=True)
+        print_error(console, f"{model_dir}: no such model directory")
         raise typer.Exit(2)
     keys = read_keys(api_key, api_key_file)
     cfg = ServerConfig(model_dir, served_name=served_name, api_keys=keys, max_batch=max_batch,

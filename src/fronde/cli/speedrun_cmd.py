@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from fronde.cli.errors import print_error
 from fronde.cli.train_cmd import _Fields, console, print_ledger, progress_bar
 from fronde.data.errors import DataError
 from fronde.data.progress import RichReporter
@@ -51,7 +52,7 @@ def speedrun_command(
             eval_seconds = time.perf_counter() - t_eval
         report = write_report(sr.run_dir, [Path(a) for a in sr.eval.against])
     except (RecipeError, DataError, EvalError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        print_error(console, e)
         raise typer.Exit(2) from None
     print_ledger(Ledger.load(sr.run_dir / "ledger.json"))
     t = Table(title="speedrun stages (this invocation)")

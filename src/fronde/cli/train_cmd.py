@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fronde.cli.errors import print_error
 from fronde.data.errors import DataError
 from fronde.train.ledger import Ledger
 from fronde.train.recipe import RecipeError, load_recipe, recipe_names
@@ -80,7 +81,7 @@ def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: st
         with _Fields(*progress_bar().columns, console=console, disable=not main_process) as bar:
             result = fn(rec, resume=resume, say=console.print, progress=bar if main_process else None)
     except (RecipeError, DataError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        print_error(console, e)
         raise typer.Exit(2) from None
     if not main_process:
         return result
