@@ -115,3 +115,18 @@ def test_bad_speedrun_recipes_name_what_is_wrong(tmp_path):
     bad.write_text('[run]\nname = "x"\n[pretrain]\nrecipe = "tiny-cpu"\nsteps = 3\n')
     with pytest.raises(RecipeError, match="pretrain.steps"):
         load_speedrun(str(bad))
+
+
+def test_minutes_give_each_stage_its_share_as_a_time_budget(tmp_path):
+    sr = load_speedrun("tiny-cpu", sets=["run.minutes=10"])
+    budgets = {stage: stage_recipe(sr, stage, step, None).schedule.max_minutes for stage, step in sr.steps()}
+    assert budgets == pytest.approx({"pretrain": 10 * sr.budget.pretrain, "sft": 10 * sr.budget.sft,
+                                     "rl": 10 * sr.budget.rl})
+    assert sum(budgets.values()) < 10  # the rest is left for data and evaluation
+    plain = load_speedrun("tiny-cpu")
+    assert all(stage_recipe(plain, s, st, None).schedule.max_minutes is None for s, st in plain.steps())
+    greedy = tmp_path / "greedy.toml"
+    greedy.write_text('[run]\nname = "x"\n[pretrain]\nrecipe = "tiny-cpu"\n[sft]\nrecipe = "sft-tiny-cpu"\n'
+                      "[budget]\npretrain = 0.6\nsft = 0.5\n")
+    with pytest.raises(RecipeError, match="shares of the stages it runs sum to 1.1"):
+        load_speedrun(str(greedy))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from fronde.data.io import atomic_write_json
 from fronde.train.lineage import read_lineage
@@ -40,6 +40,18 @@ STAGES = ("pretrain", "sft", "distill", "rl")
 class RunSection(_Section):
     name: str = Field(..., description="runs/<name> holds everything the speedrun writes")
     out_dir: str = Field("runs", description="parent directory of run directories")
+    minutes: float | None = Field(None, gt=0, description="fit the whole speedrun into about this many minutes: each "
+                                  "training stage gets its [budget] share as schedule.max_minutes")
+
+
+class BudgetSection(_Section):
+    """Each training stage's share of run.minutes; what the shares leave is for data, tokenizer, teacher answers,
+    compilation and the final evaluation, which are not fitted."""
+
+    pretrain: float = Field(0.3, gt=0, lt=1)
+    sft: float = Field(0.25, gt=0, lt=1)
+    distill: float = Field(0.1, gt=0, lt=1)
+    rl: float = Field(0.25, gt=0, lt=1)
 
 
 class StageStep(_Section):
@@ -70,6 +82,19 @@ class SpeedrunRecipe(_Section):
     distill: StageStep | None = None
     rl: StageStep | None = None
     eval: EvalStep = Field(default_factory=EvalStep)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> SpeedrunRecipe:
+        total = sum(getattr(self.budget, stage) for stage, _ in self.steps())
+        if total >= 1:
+            raise ValueError(f"the shares of the stages it runs sum to {total:g}; they must leave time for data and "
+                             "evaluation (sum < 1)")
+        return self
+
+    def stage_minutes(self, stage: str) -> float | None:
+        """The stage's time budget, or None without run.minutes."""
+        return None if self.run.minutes is None else round(self.run.minutes * getattr(self.budget, stage), 4)
 
     @property
     def run_dir(self) -> Path:
@@ -108,6 +133,9 @@ def _stage_kind(stage: str) -> type[StageRecipe]:
 def stage_recipe(sr: SpeedrunRecipe, stage: str, step: StageStep, parent: Path | None) -> StageRecipe:
     """The stage's own recipe with the speedrun's run name and out dir, starting from the previous stage's model."""
     sets = [*step.set, f"run.name={sr.run.name}", f"run.out_dir={sr.run.out_dir}"]
+    minutes = sr.stage_minutes(stage)
+    if minutes is not None:
+        sets.append(f"schedule.max_minutes={minutes}")
     if parent is not None:
         sets.append(f"init.model={parent}")
     return load_recipe(step.recipe, sets, _stage_kind(stage))

@@ -25,6 +25,9 @@ def speedrun_command(
     set_: list[str] = typer.Option([], "--set", help="override a speedrun value, e.g. eval.n=32 or "
                                    "'rl.set=[\"schedule.max_steps=50\"]' (repeatable)"),
     device: str = typer.Option(None, "--device", help="evaluation device (default cuda when available)"),
+    minutes: float = typer.Option(None, "--minutes", min=0.01, help="fit the run into about this many minutes: "
+                                  "each training stage gets its [budget] share, planned from its measured pace "
+                                  "(never more steps than the recipe's)"),
 ) -> None:
     """The whole path in one command, on the machine you have; run it again to continue after a kill."""
     import torch
@@ -34,7 +37,7 @@ def speedrun_command(
 
     t0 = time.perf_counter()
     try:
-        sr = load_speedrun(recipe, out, list(set_))
+        sr = load_speedrun(recipe, out, list(set_) + ([f"run.minutes={minutes}"] if minutes is not None else []))
         read_results(sr.eval.against)  # a wrong reference stops now, not after an hour of training
         console.print(f"[bold]speedrun {recipe}[/bold] -> {sr.run_dir}" + (f": {sr.description}" if sr.description
                                                                             else ""))

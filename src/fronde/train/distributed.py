@@ -54,6 +54,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def rank0_value(value: float, device: torch.device) -> float:
+    """Rank 0's number on every rank: decisions made from a clock (the time budget) must agree across ranks."""
+    if not dist.is_initialized():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
 def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized():
         value = value.clone()

@@ -30,6 +30,7 @@ from fronde.model.model import CausalLM
 from fronde.tasks import Example, Task, format_reward, get_task
 from fronde.tools import Toolbox, load_tools
 from fronde.tools.episode import Episode, final_text, run_episodes
+from fronde.train.budget import StepPlan
 from fronde.train.checkpoint import (
     candidates,
     load_latest,
@@ -56,7 +57,6 @@ from fronde.train.plots import plot_metrics
 from fronde.train.pretrain import tokenizer_files
 from fronde.train.recipe import RecipeError, StageRecipe, _Section
 from fronde.train.rollouts import Rollouts
-from fronde.train.schedule import lr_multiplier
 from fronde.train.sft import InitSection
 from fronde.train.stage_lock import StageLock
 
@@ -210,7 +210,8 @@ def grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool = False, say: Callab
 
 def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str], None], progress: Any,
           device: str | None) -> StageResult:
-    sec, sched = recipe.rl, recipe.schedule
+    started = time.perf_counter()  # the time budget counts from here
+    sec = recipe.rl
     run_dir, stage_dir = recipe.run_dir, recipe.run_dir / STAGE
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     init_dir = Path(recipe.init.model) if recipe.init.model else run_dir / "sft" / "model"
@@ -244,6 +245,9 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
                         price_per_device_hour=recipe.cost.price_per_hour, watts_per_device=recipe.cost.watts)
     metrics = MetricsLog(stage_dir / "metrics.jsonl", recipe.log.tensorboard,
                          resume_from_step=start_step if resumed is not None else None)
+    plan = StepPlan.create(recipe.schedule, resumed.state.get("plan") if resumed is not None else None)
+    if plan.budget_s is not None:
+        say(f"{STAGE}: time budget {plan.describe()}")
     train_flops = model_info(config, seq_len=sec.max_new_tokens).train_flops_per_token
     files = tokenizer_files(init_dir)
     mark = time.perf_counter()
@@ -257,7 +261,8 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     def checkpoint(at: int, extra: dict[str, Any]) -> None:
         charge()
         save_checkpoint(ckpt_root, at, model, {"optim": opt.state_dict(), "rng": [rng_state()]},
-                        {"loader": {}, "ledger": ledger.to_json(), "recipe_digest": recipe.digest(), **extra},
+                        {"loader": {}, "ledger": ledger.to_json(), "recipe_digest": recipe.digest(),
+                         "plan": plan.state(time.perf_counter() - started), **extra},
                         keep_last=recipe.checkpoint.keep_last, extra_files=files)
         ledger.save(run_dir / "ledger.json")
 
@@ -269,23 +274,26 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     last_acc = first_acc
     done = start_step
     with StopFlag() as stop:
-        task_bar = progress.add_task(STAGE, total=sched.max_steps, completed=start_step) if progress else None
-        for step in range(start_step, sched.max_steps):
-            t0 = time.perf_counter()
-            opt.set_lr(lr_multiplier(step, sched.max_steps, sched.warmup_steps, sched.kind,
-                                     recipe.optim.min_lr_ratio, sched.decay_fraction))
+        task_bar = progress.add_task(STAGE, total=plan.planned, completed=start_step) if progress else None
+        while not plan.finished(done):
+            step, t0 = done, time.perf_counter()
+            opt.set_lr(plan.lr(step, recipe.optim.min_lr_ratio))
             record = rl_step(model, ref, opt, rollouts, tok, tasks, boxes, sampler, recipe, step, dev)
             dt = time.perf_counter() - t0
             cost.tokens += record.pop("_train_tokens")
             cost.flops += record.pop("_flops_tokens") * train_flops
             done = step + 1
-            last = done == sched.max_steps
+            if plan.observe(done, time.perf_counter() - started) and progress is not None:
+                progress.update(task_bar, total=plan.planned)
+            last = plan.finished(done)
             if (sec.test_every and done % sec.test_every == 0) or last:
                 last_acc = test_accuracy(model, rollouts, tok, tasks, boxes, sec)
                 record |= {f"test_accuracy/{k}": v for k, v in last_acc.items()}
             charge()
             record |= {"step": done, "lr": opt.optimizers[0].param_groups[0]["lr"], "seconds": cost.wall_seconds,
                        "step_seconds": dt}
+            if plan.budget_s is not None:
+                record["planned_steps"] = plan.planned
             metrics.write(record)
             if progress is not None:
                 progress.update(task_bar, completed=done, loss=record["loss"], tps=record["tokens_per_s"], mfu=0.0,
@@ -300,7 +308,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     say("test accuracy after RL: " + ", ".join(f"{k} {v:.1%} (before {first_acc.get(k, math.nan):.1%})"
                                                for k, v in last_acc.items()))
     final_dir = None
-    if done >= sched.max_steps and not stop.requested:
+    if plan.finished(done) and not stop.requested:
         final_dir = stage_dir / "model"
         if not (start_step == done and (final_dir / LINEAGE).is_file()):
             inputs = {"tasks": [task_entry(t.name, t.options, weight=t.weight, train_pool=sec.train_pool,

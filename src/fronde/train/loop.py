@@ -27,6 +27,7 @@ from fronde.model.info import model_info
 from fronde.model.model import CausalLM
 from fronde.model.moe import load_imbalance, update_expert_bias
 from fronde.train import distributed
+from fronde.train.budget import StepPlan
 from fronde.train.checkpoint import (
     candidates,
     load_latest,
@@ -49,7 +50,6 @@ from fronde.train.model_card import write_model_card
 from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
 from fronde.train.recipe import RecipeError, StageRecipe
-from fronde.train.schedule import lr_multiplier
 from fronde.train.stage_lock import StageLock
 
 
@@ -173,6 +173,7 @@ def run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool,
 
 def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool, say: Callable[[str], None],
                progress: Any) -> StageResult:
+    started = time.perf_counter()  # the time budget counts everything from here: loading, compiling, evaluating
     run_dir, stage_dir = recipe.run_dir, recipe.run_dir / stage.name
     config = stage.config
     accum = recipe.batch.grad_accum(ctx.world_size)
@@ -218,7 +219,9 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
 
     tokens_per_step = stage.tokens_per_step or recipe.batch.global_batch_tokens
     flops_per_token = stage.flops_per_token or model_info(config, seq_len=recipe.batch.seq_len).train_flops_per_token
-    sched = recipe.schedule
+    plan = StepPlan.create(recipe.schedule, resumed.state.get("plan") if resumed is not None else None)
+    if plan.budget_s is not None:
+        say(f"{stage.name}: time budget {plan.describe()}")
     val_loss: float | None = None  # measured this step, not yet logged
     last_val: float | None = None
     done = start_step  # steps completed
@@ -231,7 +234,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             save_checkpoint(ckpt_root, at_step, _as_model(model, config, model_state),
                             {"optim": optim_state, "rng": rngs},
                             {"loader": loader.state_dict(), "ledger": ledger_json, "recipe_digest": recipe.digest(),
-                             **stage.extra_state},
+                             "plan": plan.state(time.perf_counter() - started), **stage.extra_state},
                             keep_last=recipe.checkpoint.keep_last, extra_files=stage.files)
             ledger.save(run_dir / "ledger.json")
         distributed.barrier()
@@ -246,11 +249,10 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
         mark = now
 
     with StopFlag() as stop:
-        task = progress.add_task(stage.name, total=sched.max_steps, completed=start_step) if progress else None
-        for step in range(start_step, sched.max_steps):
-            t0 = time.perf_counter()
-            opt.set_lr(lr_multiplier(step, sched.max_steps, sched.warmup_steps, sched.kind,
-                                     recipe.optim.min_lr_ratio, sched.decay_fraction))
+        task = progress.add_task(stage.name, total=plan.planned, completed=start_step) if progress else None
+        while not plan.finished(done):
+            step, t0 = done, time.perf_counter()
+            opt.set_lr(plan.lr(step, recipe.optim.min_lr_ratio))
             sums: dict[str, torch.Tensor] = {}
             for m in range(accum):
                 x, y = (t[rows].to(ctx.device, non_blocking=True) for t in loader.next_batch())
@@ -272,7 +274,11 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             cost.tokens += tokens_per_step
             cost.flops += flops_per_token * tokens_per_step
             done = step + 1
-            last = done == sched.max_steps
+            if plan.budget_s is not None and not plan.frozen:
+                if plan.observe(done, distributed.rank0_value(time.perf_counter() - started, ctx.device)) \
+                        and progress is not None:
+                    progress.update(task, total=plan.planned)
+            last = plan.finished(done)
             if recipe.eval.every_steps and stage.eval_batches and (done % recipe.eval.every_steps == 0 or last):
                 val_loss = evaluate(model, stage.eval_batches(), recipe, ctx)
             if done % recipe.log.every_steps == 0 or last or done == start_step + 1 or val_loss is not None:
@@ -286,6 +292,8 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
                     "mfu": flops_per_token * tokens_per_step / dt / (peak * ctx.world_size),
                     "seconds": cost.wall_seconds,
                 }
+                if plan.budget_s is not None:
+                    record["planned_steps"] = plan.planned
                 if loads.numel():
                     record["expert_load_imbalance"] = load_imbalance(loads)
                     record["expert_load"] = (loads / loads.sum(-1, keepdim=True).clamp_min(1)).tolist()
@@ -313,7 +321,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
         metrics.close()
         plot_metrics(metrics.path, stage_dir / "plots", title=f"{recipe.run.name} {stage.name}")
     final_dir = None
-    if done >= sched.max_steps and not stop.requested:
+    if plan.finished(done) and not stop.requested:
         final_dir = stage_dir / "model"
         if ctx.is_main and not (start_step == done and (final_dir / LINEAGE).is_file()):
             publish_final(candidates(ckpt_root)[0] / "model", final_dir,

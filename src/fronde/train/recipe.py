@@ -51,6 +51,9 @@ class ScheduleSection(_Section):
     max_steps: int = Field(1000, gt=0)
     warmup_steps: int = Field(50, ge=0)
     decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: share of steps spent decaying")
+    max_minutes: float | None = Field(None, gt=0, description="fit the stage into this many minutes of wall clock: "
+                                      "the step count is planned from the measured pace, max_steps stays the bound "
+                                      "(fronde.train.budget)")
 
 
 class BatchSection(_Section):
