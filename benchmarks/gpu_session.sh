@@ -6,7 +6,8 @@
 # On the GPU machine, from the repository root, after the kit is installed:
 #   eval "$(python3 scripts/offline_kit.py install)"
 #   bash benchmarks/gpu_session.sh check                  # GPU tests, train and generation throughput (~8 min)
-#   bash benchmarks/gpu_session.sh speedrun small-gpu 540 # a speedrun for at most 540 s; again to resume it
+#   bash benchmarks/gpu_session.sh speedrun small-gpu 8   # a speedrun fitted into ~8 minutes (--minutes 8)
+#   bash benchmarks/gpu_session.sh trainer                # the probe through the real training loop (~4 min)
 #   bash benchmarks/gpu_session.sh distill                # sequence-level distillation from SmolLM2 (~5 min)
 #   bash benchmarks/gpu_session.sh moe-dense 5 moe        # MoE against dense at 5 minutes: the MoE side, then
 #   bash benchmarks/gpu_session.sh moe-dense 5 dense      #   the dense side in the next call (prints the comparison)
@@ -37,13 +38,20 @@ check)
     ;;
 speedrun)
     recipe="${2:-small-gpu}"
-    limit="${3:-540}"
-    # killed at the limit with SIGTERM: the running stage checkpoints, and the next call resumes from it
-    step "$limit" "speedrun-$recipe" fronde speedrun --recipe "$recipe" --out "runs/$recipe"
+    minutes="${3:-8}"
+    # each training stage fits its share of the minutes (fronde.train.budget); the limit leaves 90 s for what is not
+    # fitted to overrun before SIGTERM (the running stage then checkpoints and the same command resumes it)
+    step $((minutes * 60 + 90)) "speedrun-$recipe" fronde speedrun --recipe "$recipe" --out "runs/$recipe" \
+        --minutes "$minutes"
     for f in report.md ledger.json; do [ -f "runs/$recipe/$f" ] && cp "runs/$recipe/$f" "$OUT/$recipe-$f"; done
     for stage in pretrain sft rl; do
         [ -f "runs/$recipe/$stage/metrics.jsonl" ] && cp "runs/$recipe/$stage/metrics.jsonl" "$OUT/$recipe-$stage.jsonl"
     done
+    ;;
+trainer)
+    # issue 4: the probe inside the real loop (data loader, logging, evaluation, checkpoint) against the bare model
+    step 300 train-through-trainer python3 benchmarks/train_throughput.py --preset probe --batch 16 --seq 1024 \
+        --fronde-compile --through-trainer --steps 30 --repeats 1
     ;;
 distill)
     # the tiny model pretrained on the GPU (a minute), then the SmolLM2 teacher answers 2,048 arithmetic problems in
@@ -61,7 +69,7 @@ moe-dense)
         --minutes "$minutes" --only "$variant" --out runs/moe-vs-dense
     ;;
 *)
-    echo "unknown part '$part': check | speedrun RECIPE [SECONDS] | distill | moe-dense MINUTES moe|dense" >&2
+    echo "unknown part '$part': check | speedrun RECIPE [MINUTES] | trainer | distill | moe-dense MINUTES moe|dense" >&2
     exit 2
     ;;
 esac
