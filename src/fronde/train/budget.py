@@ -40,7 +40,8 @@ class StepPlan:
                    planned=sched.max_steps, frozen=budget is None)
         if budget is not None and saved:
             plan.spent_s = float(saved["spent_s"])
-            if saved.get("budget_s") is not None and math.isclose(saved["budget_s"], budget):  # the same budget: the same plan; another one is planned anew
+            # the same budget: the same plan; another one is planned anew (the seconds spent still count)
+            if saved.get("budget_s") is not None and math.isclose(saved["budget_s"], budget):
                 plan.planned = min(int(saved["planned"]), sched.max_steps)
                 plan.frozen = bool(saved["frozen"])
         return plan
