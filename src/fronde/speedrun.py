@@ -173,8 +173,8 @@ def finished_model(recipe: StageRecipe, stage: str) -> Path | None:
     digest = (record.get("recipe") or {}).get("digest")
     if digest is not None and digest != recipe.digest():
         raise RecipeError(f"{model_dir} was trained from another {stage} recipe (digest {digest}, this one "
-                          f"{recipe.digest()}); run the speedrun with another --out, or delete {model_dir.parent} "
-                          "to retrain that stage")
+                          f"{recipe.digest()}); to continue that run, give the same --set and --minutes as before; else "
+                          f"use another --out, or delete {model_dir.parent} to retrain that stage")
     return model_dir
 
 

@@ -68,9 +68,11 @@ def print_ledger(ledger: Ledger) -> None:
 
 
 def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: str, sets: list[str], resume: bool,
-                      price_per_hour: float | None, watts: float | None) -> Any:
+                      price_per_hour: float | None, watts: float | None, minutes: float | None = None) -> Any:
     """Load a recipe, run a training stage under a live progress bar, print the ledger and where the model is."""
     sets = list(sets)
+    if minutes is not None:
+        sets.append(f"schedule.max_minutes={minutes}")
     if price_per_hour is not None:
         sets.append(f"cost.price_per_hour={price_per_hour}")
     if watts is not None:
@@ -97,27 +99,32 @@ SET_OPT = typer.Option([], "--set", help="override a recipe value: section.key=v
 RESUME_OPT = typer.Option(False, "--resume", help="continue from the newest valid checkpoint")
 PRICE_OPT = typer.Option(None, help="price of one device-hour (cost.price_per_hour)")
 WATTS_OPT = typer.Option(None, help="power per device in watts (cost.watts)")
+MINUTES_OPT = typer.Option(None, "--minutes", min=0.01, help="fit the stage into this many minutes of wall clock "
+                           "(schedule.max_minutes: steps planned from the measured pace, never more than max_steps)")
 
 
 def pretrain_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
-                     price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
+                     price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
+        minutes: float | None = MINUTES_OPT) -> None:
     """Pretrain a fronde model (prepares the recipe's data first when needed). Launch with torchrun for many GPUs."""
     from fronde.train.pretrain import pretrain
     from fronde.train.recipe import PretrainRecipe
 
-    run_stage_command("pretrain", pretrain, PretrainRecipe, recipe, set_, resume, price_per_hour, watts)
+    run_stage_command("pretrain", pretrain, PretrainRecipe, recipe, set_, resume, price_per_hour, watts, minutes)
 
 
 def sft_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
-                price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
+                price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
+        minutes: float | None = MINUTES_OPT) -> None:
     """Supervised fine-tuning on chats (JSONL and built-in tasks), loss on the assistant's tokens only."""
     from fronde.train.sft import SFTRecipe, sft
 
-    run_stage_command("sft", sft, SFTRecipe, recipe, set_, resume, price_per_hour, watts)
+    run_stage_command("sft", sft, SFTRecipe, recipe, set_, resume, price_per_hour, watts, minutes)
 
 
 def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
-                    price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
+                    price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
+        minutes: float | None = MINUTES_OPT) -> None:
     """Distil a bigger teacher into the model: sequence-level (teacher answers, verified, then SFT) or logit-level."""
     from fronde.infer.rollout import EngineRollouts, rollout_dtype
     from fronde.train.distill import DistillRecipe, distill
@@ -125,11 +132,12 @@ def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume:
     def run(rec: DistillRecipe, **kw: Any) -> Any:
         return distill(rec, rollouts=EngineRollouts(dtype=rollout_dtype()), **kw)
 
-    run_stage_command("distill", run, DistillRecipe, recipe, set_, resume, price_per_hour, watts)
+    run_stage_command("distill", run, DistillRecipe, recipe, set_, resume, price_per_hour, watts, minutes)
 
 
 def rl_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
-               price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT) -> None:
+               price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
+        minutes: float | None = MINUTES_OPT) -> None:
     """GRPO with verifiable rewards on the recipe's tasks; rollouts on fronde's batched inference engine."""
     from fronde.infer.rollout import EngineRollouts, rollout_dtype
     from fronde.train.grpo import RLRecipe, grpo
@@ -137,4 +145,4 @@ def rl_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool
     def run(rec: RLRecipe, **kw: Any) -> Any:
         return grpo(rec, EngineRollouts(dtype=rollout_dtype()), **kw)
 
-    run_stage_command("rl", run, RLRecipe, recipe, set_, resume, price_per_hour, watts)
+    run_stage_command("rl", run, RLRecipe, recipe, set_, resume, price_per_hour, watts, minutes)
