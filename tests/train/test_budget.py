@@ -129,3 +129,14 @@ def test_ranks_plan_from_rank_zeros_clock(tmp_path):
 
     mp.spawn(_rank_clock, args=(f"file://{tmp_path / 'store'}", str(tmp_path)), nprocs=2)
     assert json.loads((tmp_path / "rank0").read_text()) == json.loads((tmp_path / "rank1").read_text()) == [91, True]
+
+
+def test_a_slow_start_ages_out_of_the_pace():
+    plan = StepPlan.create(_sched())
+    done, seconds = 0, 0.0
+    while not plan.finished(done):
+        seconds += 10.0 if done == 0 else (3.0 if done < 10 else 1.0)  # steps 2-10 slow, e.g. a busy machine
+        done += 1
+        plan.observe(done, seconds)
+    # 10 + 9 x 3 = 37 s for the first 10 steps, then 1 s a step: 63 more steps fill the 100 s
+    assert done == 73 and seconds == pytest.approx(100.0)

@@ -2,7 +2,9 @@
 
 A rented GPU is paid by the hour and a step's time is only known once the model runs (compile, data, evaluation
 and checkpoints included), so with a time budget the stage's step count is planned at run time from the measured
-pace: total = steps done + remaining seconds / seconds per step. The plan may move only while that cannot change a
+pace: total = steps done + remaining seconds / seconds per step, the pace taken over the later half of the steps
+timed so far (a slow start, e.g. a recompilation at the first evaluation, ages out; evaluations that recur stay in
+it). The plan may move only while that cannot change a
 learning rate already used: during the stable phase of warmup-stable-decay (the decay then lands at the end of the
 budget), up to the end of warmup for cosine, at every step for a constant rate. Once frozen it is saved in each
 checkpoint with the seconds spent, so a resumed run keeps its schedule and its remaining budget. The recipe's
@@ -12,7 +14,7 @@ max_steps stays the upper bound: a budget only ever shortens a run.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fronde.train.schedule import ScheduleKind, lr_multiplier
@@ -30,7 +32,7 @@ class StepPlan:
     planned: int
     frozen: bool
     spent_s: float = 0.0  # seconds of this stage before this process (from the checkpoint)
-    _pace_from: tuple[int, float] | None = None  # (steps done, seconds) where this process's pace timing starts
+    _times: list[float] = field(default_factory=list)  # seconds at each step done by this process, from the first
 
     @classmethod
     def create(cls, sched: Any, saved: dict[str, Any] | None = None) -> StepPlan:
@@ -57,13 +59,12 @@ class StepPlan:
         the plan is open; returns whether the planned total changed."""
         if self.budget_s is None or self.frozen:
             return False
-        if self._pace_from is None:  # the first step of this process compiles: start timing after it
-            self._pace_from = (done, seconds)
+        self._times.append(seconds)  # the first entry ends this process's first step, which compiles: not timed
+        timed = len(self._times) - 1
+        if timed < PACE_STEPS:
             return False
-        steps, elapsed = done - self._pace_from[0], seconds - self._pace_from[1]
-        if steps < PACE_STEPS:
-            return False
-        pace = elapsed / steps
+        window = max(PACE_STEPS, timed // 2)
+        pace = (seconds - self._times[-1 - window]) / window
         remaining = self.budget_s - self.spent_s - seconds
         before = self.planned
         self.planned = max(done, min(self.max_steps, done + math.floor(max(remaining, 0.0) / max(pace, 1e-9))))
