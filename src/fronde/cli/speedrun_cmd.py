@@ -41,6 +41,9 @@ def speedrun_command(
         read_results(sr.eval.against)  # a wrong reference stops now, not after an hour of training
         console.print(f"[bold]speedrun {recipe}[/bold] -> {sr.run_dir}" + (f": {sr.description}" if sr.description
                                                                             else ""))
+        if sr.run.minutes is not None:
+            shares = ", ".join(f"{stage} {sr.stage_minutes(stage):g} min" for stage, _ in sr.steps())
+            console.print(f"time budget {sr.run.minutes:g} min: {shares}; the rest for data and evaluation")
         with _Fields(*progress_bar().columns, console=console) as bar:
             outcomes, finished = train_stages(sr, console.print, bar)
         if not finished:
