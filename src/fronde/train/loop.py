@@ -29,10 +29,10 @@ from fronde.model.moe import load_imbalance, update_expert_bias
 from fronde.train import distributed
 from fronde.train.budget import StepPlan
 from fronde.train.checkpoint import (
+    CheckpointWriter,
     candidates,
     load_latest,
     rng_state,
-    save_checkpoint,
     set_rng_state,
 )
 from fronde.train.distributed import DistContext
@@ -226,16 +226,18 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     last_val: float | None = None
     done = start_step  # steps completed
 
+    writer = CheckpointWriter(ckpt_root, recipe.checkpoint.keep_last, recipe.checkpoint.background)
+
     def checkpoint(at_step: int) -> None:
         model_state, optim_state = _state_dicts(model, opt, ctx, recipe.distributed.strategy)
         rngs = _gather(rng_state(), ctx)
         ledger_json = ledger.to_json()
         if ctx.is_main:
-            save_checkpoint(ckpt_root, at_step, _as_model(model, config, model_state),
-                            {"optim": optim_state, "rng": rngs},
-                            {"loader": loader.state_dict(), "ledger": ledger_json, "recipe_digest": recipe.digest(),
-                             "plan": plan.state(time.perf_counter() - started), **stage.extra_state},
-                            keep_last=recipe.checkpoint.keep_last, extra_files=stage.files)
+            writer.save(at_step, config, model_state, next(model.parameters()).dtype,
+                        {"optim": optim_state, "rng": rngs},
+                        {"loader": loader.state_dict(), "ledger": ledger_json, "recipe_digest": recipe.digest(),
+                         "plan": plan.state(time.perf_counter() - started), **stage.extra_state},
+                        extra_files=stage.files)
             ledger.save(run_dir / "ledger.json")
         distributed.barrier()
 
@@ -248,7 +250,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
         cost.wall_seconds += now - mark
         mark = now
 
-    with StopFlag() as stop:
+    with StopFlag() as stop, writer:
         task = progress.add_task(stage.name, total=plan.planned, completed=start_step) if progress else None
         while not plan.finished(done):
             step, t0 = done, time.perf_counter()
@@ -317,6 +319,9 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             if stop.requested:
                 say(f"stopped by signal after step {done}; resume with --resume")
                 break
+    charge()  # the wait for the last checkpoint's write
+    if ctx.is_main:
+        ledger.save(run_dir / "ledger.json")
     if metrics is not None:
         metrics.close()
         plot_metrics(metrics.path, stage_dir / "plots", title=f"{recipe.run.name} {stage.name}")
@@ -351,17 +356,6 @@ def _gather(obj: Any, ctx: DistContext) -> list[Any]:
     out: list[Any] = [None] * ctx.world_size
     torch.distributed.all_gather_object(out, obj)
     return out
-
-
-def _as_model(model: CausalLM, config: ModelConfig, state: dict[str, torch.Tensor]) -> CausalLM:
-    """A plain CausalLM holding `state` for saving (the live model may be FSDP-sharded)."""
-    if not any(hasattr(t, "full_tensor") for t in model.state_dict().values()):
-        return model
-    with torch.device("meta"):
-        plain = CausalLM(config)
-    plain = plain.to_empty(device="cpu").reset_buffers()
-    plain.load_state_dict(state)
-    return plain
 
 
 def _load_fsdp_optim(model: CausalLM, opt: Optimizers, states: list[dict]) -> None:

@@ -1,0 +1,93 @@
+"""Checkpoints written on a background thread: a snapshot the next steps cannot change, the same files as a
+foreground write, and a failed write raised on the training thread."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fronde.model.config import load_preset
+from fronde.model.model import CausalLM
+from fronde.train.checkpoint import MANIFEST, CheckpointWriter, host_copy, load_latest, rng_state
+
+
+def _model_and_optim(tie: bool = False):
+    torch.manual_seed(0)
+    model = CausalLM(load_preset("tiny", num_hidden_layers=2, hidden_size=64, tie_word_embeddings=tie)).init_weights(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model(torch.randint(0, 100, (2, 16)), torch.randint(0, 100, (2, 16))).loss.backward()
+    opt.step()
+    return model, opt
+
+
+def _save(writer: CheckpointWriter, step: int, model, opt) -> None:
+    writer.save(step, model.config, model.state_dict(), torch.float32, {"optim": [opt.state_dict()],
+                "rng": [rng_state()]}, {"loader": {"position": [step]}, "ledger": {}})
+
+
+def test_background_write_is_a_snapshot_of_the_moment_it_was_asked_for(tmp_path):
+    model, opt = _model_and_optim()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    moments = [s["exp_avg"].clone() for s in opt.state.values()]
+    loader = {"position": [7]}
+    with CheckpointWriter(tmp_path, keep_last=2) as writer:
+        writer.save(7, model.config, model.state_dict(), torch.float32, {"optim": [opt.state_dict()]},
+                    {"loader": loader, "ledger": {}})
+        with torch.no_grad():  # the next steps, while the thread writes
+            for p in model.parameters():
+                p.add_(1.0)
+            for s in opt.state.values():
+                s["exp_avg"].add_(1.0)
+        loader["position"].append(8)
+    resumed = load_latest(tmp_path, torch.device("cpu"))
+    assert resumed is not None and resumed.state["step"] == 7 and resumed.state["loader"] == {"position": [7]}
+    for k, v in resumed.model.state_dict().items():
+        if k in before:
+            assert torch.equal(v, before[k]), k
+    saved = [s["exp_avg"] for s in resumed.trainer["optim"][0]["state"].values()]
+    assert all(torch.equal(a, b) for a, b in zip(saved, moments))
+
+
+def test_background_and_foreground_writes_are_the_same_files(tmp_path):
+    model, opt = _model_and_optim()
+    rng = rng_state()
+    for background in (True, False):
+        with CheckpointWriter(tmp_path / str(background), keep_last=1, background=background) as writer:
+            writer.save(3, model.config, model.state_dict(), torch.float32, {"optim": [opt.state_dict()],
+                        "rng": [rng]}, {"loader": {}, "ledger": {}})
+    manifests = [json.loads((tmp_path / str(b) / "step-000003" / MANIFEST).read_text()) for b in (True, False)]
+    assert manifests[0] == manifests[1]
+
+
+def test_a_new_save_waits_for_the_last_and_keep_last_holds(tmp_path):
+    model, opt = _model_and_optim()
+    with CheckpointWriter(tmp_path, keep_last=2) as writer:
+        for step in (1, 2, 3):
+            _save(writer, step, model, opt)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-000002", "step-000003"]
+    assert (tmp_path / "latest").read_text().strip() == "step-000003"
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_a_failed_write_is_raised_on_the_training_thread(tmp_path):
+    model, opt = _model_and_optim()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    writer = CheckpointWriter(blocked, keep_last=1)
+    _save(writer, 1, model, opt)  # the thread fails to create its directory
+    with pytest.raises(RuntimeError, match="writing a checkpoint under .*a-file failed"):
+        writer.wait()
+    _save(writer, 2, model, opt)
+    with pytest.raises(ValueError, match="the loop's own error"), writer:  # another error in flight wins
+        raise ValueError("the loop's own error")
+
+
+def test_host_copy_keeps_tied_weights_tied():
+    model, _ = _model_and_optim(tie=True)
+    state = model.state_dict()
+    assert state["lm_head.weight"].data_ptr() == state["model.embed_tokens.weight"].data_ptr()
+    copy = host_copy(state)
+    assert copy["lm_head.weight"] is copy["model.embed_tokens.weight"]
+    assert copy["lm_head.weight"] is not state["lm_head.weight"]
