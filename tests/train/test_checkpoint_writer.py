@@ -91,3 +91,25 @@ def test_host_copy_keeps_tied_weights_tied():
     copy = host_copy(state)
     assert copy["lm_head.weight"] is copy["model.embed_tokens.weight"]
     assert copy["lm_head.weight"] is not state["lm_head.weight"]
+
+
+@pytest.mark.gpu
+def test_a_cuda_model_is_snapshotted_to_host_memory(tmp_path):
+    model, opt = _model_and_optim()
+    model.cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    x = torch.randint(0, 100, (2, 16), device="cuda")
+    model(x, x).loss.backward()
+    opt.step()
+    before = {k: v.cpu() for k, v in model.state_dict().items()}
+    with CheckpointWriter(tmp_path, keep_last=1) as writer:
+        _save(writer, 1, model, opt)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+    resumed = load_latest(tmp_path, torch.device("cpu"))
+    assert resumed is not None
+    for k, v in resumed.model.state_dict().items():
+        if k in before:
+            assert torch.equal(v, before[k]), k
+    assert all(t.device.type == "cpu" for s in resumed.trainer["optim"][0]["state"].values() for t in s.values())

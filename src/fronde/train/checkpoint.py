@@ -64,21 +64,12 @@ class Resumed:
     state: dict[str, Any]  # step, loader, ledger, ...
 
 
-def save_checkpoint(
-    root: Path, step: int, model: CausalLM, trainer: dict[str, Any], state: dict[str, Any], keep_last: int,
-    extra_files: dict[str, Path] | None = None,
-) -> Path:
-    """Write checkpoint `step` under root, point `latest` at it, and drop all but the newest keep_last."""
-    model_state = {k: v.detach() for k, v in model.state_dict().items()}
-    return write_checkpoint(root, step, model.config, model_state, next(model.parameters()).dtype, trainer, state,
-                            keep_last, extra_files)
-
-
 def write_checkpoint(
     root: Path, step: int, config: ModelConfig, model_state: dict[str, torch.Tensor], dtype: torch.dtype,
     trainer: dict[str, Any], state: dict[str, Any], keep_last: int, extra_files: dict[str, Path] | None = None,
 ) -> Path:
-    """save_checkpoint from a model's state dict (e.g. a host copy, or FSDP's gathered full state)."""
+    """Write checkpoint `step` under root from a model's state dict (a host copy, or FSDP's gathered full state),
+    point `latest` at it, and drop all but the newest keep_last."""
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:06d}"
     final = root / name

@@ -32,10 +32,10 @@ from fronde.tools import Toolbox, load_tools
 from fronde.tools.episode import Episode, final_text, run_episodes
 from fronde.train.budget import StepPlan
 from fronde.train.checkpoint import (
+    CheckpointWriter,
     candidates,
     load_latest,
     rng_state,
-    save_checkpoint,
     set_rng_state,
 )
 from fronde.train.grpo_loss import (
@@ -258,12 +258,14 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
         cost.wall_seconds += now - mark
         mark = now
 
+    writer = CheckpointWriter(ckpt_root, recipe.checkpoint.keep_last, recipe.checkpoint.background)
+
     def checkpoint(at: int, extra: dict[str, Any]) -> None:
         charge()
-        save_checkpoint(ckpt_root, at, model, {"optim": opt.state_dict(), "rng": [rng_state()]},
-                        {"loader": {}, "ledger": ledger.to_json(), "recipe_digest": recipe.digest(),
-                         "plan": plan.state(time.perf_counter() - started), **extra},
-                        keep_last=recipe.checkpoint.keep_last, extra_files=files)
+        writer.save(at, model.config, model.state_dict(), next(model.parameters()).dtype,
+                    {"optim": opt.state_dict(), "rng": [rng_state()]},
+                    {"loader": {}, "ledger": ledger.to_json(), "recipe_digest": recipe.digest(),
+                     "plan": plan.state(time.perf_counter() - started), **extra}, extra_files=files)
         ledger.save(run_dir / "ledger.json")
 
     first_acc = resumed.state.get("test_accuracy_before") if resumed is not None else None
@@ -273,7 +275,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
         metrics.write({"step": start_step, **{f"test_accuracy/{k}": v for k, v in first_acc.items()}})
     last_acc = first_acc
     done = start_step
-    with StopFlag() as stop:
+    with StopFlag() as stop, writer:
         task_bar = progress.add_task(STAGE, total=plan.planned, completed=start_step) if progress else None
         while not plan.finished(done):
             step, t0 = done, time.perf_counter()
@@ -303,6 +305,8 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
             if stop.requested:
                 say(f"stopped by signal after step {done}; resume with --resume")
                 break
+    charge()  # the wait for the last checkpoint's write
+    ledger.save(run_dir / "ledger.json")
     metrics.close()
     plot_metrics(metrics.path, stage_dir / "plots", title=f"{recipe.run.name} {STAGE}")
     say("test accuracy after RL: " + ", ".join(f"{k} {v:.1%} (before {first_acc.get(k, math.nan):.1%})"
