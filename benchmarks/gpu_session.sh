@@ -53,6 +53,7 @@ trainer)
     # issue 4: the probe inside the real loop (data loader, logging, evaluation, checkpoint) against the bare model
     step 300 train-through-trainer python3 benchmarks/train_throughput.py --preset probe --batch 16 --seq 1024 \
         --fronde-compile --through-trainer --steps 300 --repeats 1
+    step 150 checkpoint-stall python3 benchmarks/checkpoint_stall.py --preset probe --device cuda
     ;;
 distill)
     # the tiny model pretrained on the GPU (a minute), then the SmolLM2 teacher answers 2,048 arithmetic problems in
