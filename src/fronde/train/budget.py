@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from fronde.train.schedule import ScheduleKind, lr_multiplier
+from fronde.train.schedule import ScheduleKind, lr_multiplier, wsd_decay_start
 
 PACE_STEPS = 3  # steps timed (after the first, which pays for compilation) before the pace is trusted
 
@@ -68,9 +68,8 @@ class StepPlan:
         remaining = self.budget_s - self.spent_s - seconds
         before = self.planned
         self.planned = max(done, min(self.max_steps, done + math.floor(max(remaining, 0.0) / max(pace, 1e-9))))
-        if self.kind == "wsd":
-            decay_steps = max(1, round(self.decay_fraction * self.planned))
-            self.frozen = done >= self.planned - decay_steps
+        if self.kind == "wsd":  # frozen once the decay has begun
+            self.frozen = done >= wsd_decay_start(self.planned, self.decay_fraction)
         elif self.kind == "cosine":
             self.frozen = done >= self.warmup_steps
         return self.planned != before

@@ -22,8 +22,13 @@ def lr_multiplier(
         span = max(1, max_steps - warmup_steps)
         progress = min(1.0, (step - warmup_steps) / span)
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    decay_start = max_steps - max(1, round(decay_fraction * max_steps))
+    decay_start = wsd_decay_start(max_steps, decay_fraction)
     if step < decay_start:
         return 1.0
     progress = min(1.0, (step - decay_start) / max(1, max_steps - decay_start))
     return 1.0 - (1.0 - min_ratio) * progress
+
+
+def wsd_decay_start(max_steps: int, decay_fraction: float) -> int:
+    """The first step of warmup-stable-decay's decay (at least one step decays)."""
+    return max_steps - max(1, round(decay_fraction * max_steps))
