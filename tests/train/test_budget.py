@@ -140,3 +140,32 @@ def test_a_slow_start_ages_out_of_the_pace():
         plan.observe(done, seconds)
     # 10 + 9 x 3 = 37 s for the first 10 steps, then 1 s a step: 63 more steps fill the 100 s
     assert done == 73 and seconds == pytest.approx(100.0)
+
+
+def test_a_budgeted_run_stopped_by_sigterm_resumes_with_what_is_left(tmp_path, recipe_file):
+    import signal
+    import time
+
+    recipe = recipe_file("resumed")
+    args = [sys.executable, "-m", "fronde.cli.main", "pretrain", str(recipe), "--minutes", "0.3",
+            "--set", "schedule.max_steps=100000", "--set", "schedule.kind=wsd", "--set", "checkpoint.every_steps=0",
+            "--set", "eval.every_steps=0"]
+    env = os.environ | {"COLUMNS": "200", "OMP_NUM_THREADS": "2"}
+    metrics = tmp_path / "runs" / "resumed" / "pretrain" / "metrics.jsonl"
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not metrics.is_file() or len(metrics.read_text().splitlines()) < 20):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # checkpoints after the current step, with its plan and the seconds spent
+    assert proc.wait(timeout=120) == 0
+    stage = tmp_path / "runs" / "resumed" / "pretrain"
+    saved = json.loads((candidates(stage / "checkpoints")[0] / "state.json").read_text())["plan"]
+    assert 0 < saved["spent_s"] < 18 and saved["budget_s"] == pytest.approx(18.0)
+    assert not (stage / "model").exists()
+    res = subprocess.run(args + ["--resume"], env=env, check=False, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    final = json.loads((candidates(stage / "checkpoints")[0] / "state.json").read_text())["plan"]
+    last = read_metrics(stage / "metrics.jsonl")[-1]
+    assert final["frozen"] and last["step"] == final["planned"] == last["planned_steps"]
+    assert final["spent_s"] == pytest.approx(18.0, abs=4.0)  # the two parts together used the budget
+    assert (stage / "model" / "config.json").is_file()
