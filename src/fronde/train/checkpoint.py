@@ -113,7 +113,7 @@ class CheckpointWriter:
     """Checkpoints written on a background thread, one at a time, as torchtitan's asynchronous checkpointing does.
 
     The training thread only copies the state to host memory (a clone on CPU, a device-to-host copy on a GPU); the
-    thread serialises, hashes and renames. A 401.6M-parameter model with its AdamW state is 4.5 GB and took 7.1 s to
+    thread serialises, hashes and renames. A 401.6M-parameter model with its AdamW state is 4.5 GB and took 6-10 s to
     write and hash on a 2-core machine: at small-gpu's cadence that would stall training by ~15% (docs/log.md). A
     save waits for the previous one; wait() before reading the newest checkpoint, and at the end. A failed write is
     raised by the next save() or wait(). With background=False every save is written before save() returns.
@@ -127,11 +127,11 @@ class CheckpointWriter:
     def save(self, step: int, config: ModelConfig, model_state: dict[str, torch.Tensor], dtype: torch.dtype,
              trainer: dict[str, Any], state: dict[str, Any], extra_files: dict[str, Path] | None = None) -> None:
         self.wait()
+        if not self.background:  # written from the live state before training goes on: no copy, no extra memory
+            write_checkpoint(self.root, step, config, model_state, dtype, trainer, state, self.keep_last, extra_files)
+            return
         args = (self.root, step, config, host_copy(model_state), dtype, host_copy(trainer),
                 json.loads(json.dumps(state)), self.keep_last, dict(extra_files or {}))
-        if not self.background:
-            write_checkpoint(*args)
-            return
         self._thread = threading.Thread(target=self._write, args=args, name=f"checkpoint-{step}")
         self._thread.start()
 
