@@ -105,7 +105,7 @@ MINUTES_OPT = typer.Option(None, "--minutes", min=0.01, help="fit the stage into
 
 def pretrain_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
                      price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
-        minutes: float | None = MINUTES_OPT) -> None:
+                     minutes: float | None = MINUTES_OPT) -> None:
     """Pretrain a fronde model (prepares the recipe's data first when needed). Launch with torchrun for many GPUs."""
     from fronde.train.pretrain import pretrain
     from fronde.train.recipe import PretrainRecipe
@@ -115,7 +115,7 @@ def pretrain_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume
 
 def sft_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
                 price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
-        minutes: float | None = MINUTES_OPT) -> None:
+                minutes: float | None = MINUTES_OPT) -> None:
     """Supervised fine-tuning on chats (JSONL and built-in tasks), loss on the assistant's tokens only."""
     from fronde.train.sft import SFTRecipe, sft
 
@@ -124,7 +124,7 @@ def sft_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: boo
 
 def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
                     price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
-        minutes: float | None = MINUTES_OPT) -> None:
+                    minutes: float | None = MINUTES_OPT) -> None:
     """Distil a bigger teacher into the model: sequence-level (teacher answers, verified, then SFT) or logit-level."""
     from fronde.infer.rollout import EngineRollouts, rollout_dtype
     from fronde.train.distill import DistillRecipe, distill
@@ -137,7 +137,7 @@ def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume:
 
 def rl_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
                price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
-        minutes: float | None = MINUTES_OPT) -> None:
+               minutes: float | None = MINUTES_OPT) -> None:
     """GRPO with verifiable rewards on the recipe's tasks; rollouts on fronde's batched inference engine."""
     from fronde.infer.rollout import EngineRollouts, rollout_dtype
     from fronde.train.grpo import RLRecipe, grpo

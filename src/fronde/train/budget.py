@@ -51,13 +51,18 @@ class StepPlan:
     def lr(self, step: int, min_ratio: float) -> float:
         return lr_multiplier(step, self.planned, self.warmup_steps, self.kind, min_ratio, self.decay_fraction)
 
+    @property
+    def open(self) -> bool:
+        """Whether observe() may still move the plan (a budget, not yet frozen)."""
+        return self.budget_s is not None and not self.frozen
+
     def finished(self, done: int) -> bool:
         return done >= self.planned
 
     def observe(self, done: int, seconds: float) -> bool:
         """After a step: `done` steps completed and `seconds` since this process started the stage. Re-plans while
         the plan is open; returns whether the planned total changed."""
-        if self.budget_s is None or self.frozen:
+        if not self.open:
             return False
         self._times.append(seconds)  # the first entry ends this process's first step, which compiles: not timed
         timed = len(self._times) - 1

@@ -276,7 +276,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             cost.tokens += tokens_per_step
             cost.flops += flops_per_token * tokens_per_step
             done = step + 1
-            if plan.budget_s is not None and not plan.frozen:
+            if plan.open:  # rank 0's clock, broadcast only while the plan can still move
                 if plan.observe(done, distributed.rank0_value(time.perf_counter() - started, ctx.device)) \
                         and progress is not None:
                     progress.update(task, total=plan.planned)
