@@ -113,3 +113,20 @@ def test_a_cuda_model_is_snapshotted_to_host_memory(tmp_path):
         if k in before:
             assert torch.equal(v, before[k]), k
     assert all(t.device.type == "cpu" for s in resumed.trainer["optim"][0]["state"].values() for t in s.values())
+
+
+def test_an_owned_state_is_written_as_given_without_a_second_copy(tmp_path, monkeypatch):
+    """FSDP's gathered full state is already a private host copy: copying 4.5 GB again would double host memory."""
+    import fronde.train.checkpoint as checkpoint
+
+    model, opt = _model_and_optim()
+    owned = {k: v.clone() for k, v in model.state_dict().items()}
+    monkeypatch.setattr(checkpoint, "host_copy", lambda obj, memo=None: pytest.fail("an owned state was copied"))
+    with CheckpointWriter(tmp_path, keep_last=1) as writer:
+        writer.save(5, model.config, owned, torch.float32, {"optim": [opt.state_dict()]},
+                    {"loader": {}, "ledger": {}}, owned=True)
+    resumed = load_latest(tmp_path, torch.device("cpu"))
+    assert resumed is not None and resumed.state["step"] == 5
+    for k, v in resumed.model.state_dict().items():
+        if k in owned:
+            assert torch.equal(v, owned[k]), k

@@ -229,7 +229,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     writer = CheckpointWriter(ckpt_root, recipe.checkpoint.keep_last, recipe.checkpoint.background)
 
     def checkpoint(at_step: int) -> None:
-        model_state, optim_state = _state_dicts(model, opt, ctx, recipe.distributed.strategy)
+        model_state, optim_state, owned = _state_dicts(model, opt, ctx, recipe.distributed.strategy)
         rngs = _gather(rng_state(), ctx)
         ledger_json = ledger.to_json()
         if ctx.is_main:
@@ -237,7 +237,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
                         {"optim": optim_state, "rng": rngs},
                         {"loader": loader.state_dict(), "ledger": ledger_json, "recipe_digest": recipe.digest(),
                          "plan": plan.state(time.perf_counter() - started), **stage.extra_state},
-                        extra_files=stage.files)
+                        extra_files=stage.files, owned=owned)
             ledger.save(run_dir / "ledger.json")
         distributed.barrier()
 
@@ -334,8 +334,10 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     return StageResult(run_dir, final_dir, done, last_val, stop.requested, ledger)
 
 
-def _state_dicts(model: CausalLM, opt: Optimizers, ctx: DistContext, strategy: str) -> tuple[dict, list]:
-    """Full (unsharded) model and optimizer state on every rank; rank 0 writes them."""
+def _state_dicts(model: CausalLM, opt: Optimizers, ctx: DistContext, strategy: str) -> tuple[dict, Any, bool]:
+    """Full (unsharded) model and optimizer state for rank 0 to write, and whether they are already a private host
+    copy: FSDP's cpu_offload copies every tensor off an accelerator, but on CPU it hands back plain tensors (buffers,
+    optimizer steps) as the live ones, and DDP or one process always does."""
     if ctx.enabled and strategy == "fsdp":
         from torch.distributed.checkpoint.state_dict import (
             StateDictOptions,
@@ -345,8 +347,9 @@ def _state_dicts(model: CausalLM, opt: Optimizers, ctx: DistContext, strategy: s
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         model_state = get_model_state_dict(model, options=options)
-        return model_state, [get_optimizer_state_dict(model, o, options=options) for o in opt.optimizers]
-    return model.state_dict(), opt.state_dict()
+        optim_state = [get_optimizer_state_dict(model, o, options=options) for o in opt.optimizers]
+        return model_state, optim_state, ctx.device.type != "cpu"
+    return model.state_dict(), opt.state_dict(), False
 
 
 def _gather(obj: Any, ctx: DistContext) -> list[Any]:
