@@ -130,3 +130,31 @@ def test_an_owned_state_is_written_as_given_without_a_second_copy(tmp_path, monk
     for k, v in resumed.model.state_dict().items():
         if k in owned:
             assert torch.equal(v, owned[k]), k
+
+
+@pytest.mark.gpu
+def test_cuda_snapshots_reuse_their_pinned_buffers_and_stay_exact(tmp_path):
+    """The device-to-host copy is queued into pinned buffers kept from the last checkpoint; what is written is the
+    state at save(), though the training thread changes the weights before the copy has run."""
+    model, opt = _model_and_optim()
+    model.cuda()
+    with CheckpointWriter(tmp_path, keep_last=2) as writer:
+        for step in (1, 2):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(1.0)
+            expected = {k: v.cpu() for k, v in model.state_dict().items()}
+            writer.save(step, model.config, model.state_dict(), torch.float32, {"rng": [rng_state()]},
+                        {"loader": {}, "ledger": {}})
+            with torch.no_grad():  # queued after the copy on the same stream
+                for p in model.parameters():
+                    p.mul_(3.0)
+            if step == 1:
+                buffers = [b.data_ptr() for b in writer._staging.buffers]
+                assert buffers and all(b.is_pinned() for b in writer._staging.buffers)
+    assert [b.data_ptr() for b in writer._staging.buffers] == buffers
+    resumed = load_latest(tmp_path, torch.device("cpu"))
+    assert resumed is not None and resumed.state["step"] == 2
+    for k, v in resumed.model.state_dict().items():
+        if k in expected:
+            assert torch.equal(v, expected[k]), k
