@@ -48,7 +48,7 @@ class Scripted:
         self.yes = tok.encode("yes") + [tok.special.end]
         self.no = tok.encode("no") + [tok.special.end]
 
-    def sample(self, model, prompts, group_size, max_new_tokens, temperature, top_p, seed, stop_ids):
+    def sample(self, model, prompts, group_size, max_new_tokens, temperature, top_p, seed, stop_ids, first=0):
         return [[Completion(self.yes if i % 2 == 0 else self.no, True) for i in range(group_size)] for _ in prompts]
 
 
@@ -233,7 +233,7 @@ class ToolScripted:
         self.answer = [sp.answer] + tok.encode("5") + [sp.answer_end, sp.end]
         self.wrong = [sp.answer] + tok.encode("4") + [sp.answer_end, sp.end]
 
-    def sample(self, model, prompts, group_size, max_new_tokens, temperature, top_p, seed, stop_ids):
+    def sample(self, model, prompts, group_size, max_new_tokens, temperature, top_p, seed, stop_ids, first=0):
         sp = self.tok.special
         assert group_size == 1  # later turns continue each episode on its own
         out = []
@@ -272,3 +272,38 @@ def test_multi_turn_grpo_rewards_the_final_answer_and_learns_to_call(base_dir):
     assert record["reward/correct"] == 0.5 and record["tools/calls"] == 0.5 and record["tools/errors"] == 0.0
     assert record["tools/turns"] == 1.5
     assert margin() > before + 0.5  # calling the calculator became more likely than answering 4
+
+
+def test_two_processes_take_the_same_grpo_steps_as_one(tmp_path, base_dir):
+    """torchrun: each rank samples its share of the prompts (rows seeded by their place in the whole batch), the
+    rewards are gathered for advantages and metrics, normalisers are global and gradients summed, so 2 processes
+    log the steps 1 process takes. gloo on CPU."""
+    task = tmp_path / "digit.jsonl"  # rewarded when the reply holds a digit: the untrained model does, sometimes
+    task.write_text("\n".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": r"(?s).*\d.*",
+                                          "verifier": "regex", "split": "test" if i < 5 else "train"})
+                              for i in range(30)) + "\n")
+    runs = {}
+    for name, launcher in (("one", FRONDE), ("two", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                     "--nproc_per_node", "2", "-m", "fronde.cli.main"])):
+        recipe = tmp_path / f"{name}.toml"
+        recipe.write_text(RECIPE.format(name=name, out=tmp_path / "runs", init=base_dir, task=task, steps=3))
+        res = subprocess.run(launcher + ["rl", str(recipe), "--set", "rl.loss_type=grpo", "--set", "rl.truncated=keep",
+                                         "--set", "rl.prompts_per_step=4"],
+                             env=ENV | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert res.stdout.count("test accuracy after RL") == 1  # only rank 0 speaks
+        runs[name] = {r["step"]: r for r in read_metrics(tmp_path / "runs" / name / "rl" / "metrics.jsonl")}
+    assert runs["one"].keys() == runs["two"].keys()
+    for step, one in runs["one"].items():
+        two = runs["two"][step]
+        for key in ("loss", "reward/total", "reward/total_std", "completion_length", "kl", "ratio", "entropy",
+                    f"test_accuracy/{task}"):
+            if key in one:
+                assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-7), (step, key)
+    steps = [r for r in runs["one"].values() if "loss" in r]
+    assert any(r["loss"] != 0 and r["reward/total_std"] > 0 for r in steps)  # the comparison has something in it
+    assert steps[0]["kl"] == pytest.approx(0, abs=1e-6) and steps[0]["ratio"] == pytest.approx(1)  # policy = ref
+    assert steps[-1]["kl"] > 0  # then the weights moved, the same way in both
+    ledger = json.loads((tmp_path / "runs" / "two" / "ledger.json").read_text())
+    assert ledger["stages"][0]["n_devices"] == 2
+    assert (tmp_path / "runs" / "two" / "rl" / "model" / "model.safetensors").is_file()

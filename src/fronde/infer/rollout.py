@@ -17,7 +17,8 @@ class EngineRollouts:
 
     @torch.no_grad()
     def sample(self, model: CausalLM, prompts: list[list[int]], group_size: int, max_new_tokens: int,
-               temperature: float, top_p: float, seed: int, stop_ids: list[int]) -> list[list[Completion]]:
+               temperature: float, top_p: float, seed: int, stop_ids: list[int], first: int = 0
+               ) -> list[list[Completion]]:
         was_training = model.training
         policy = model if self.dtype is None else _copy_in(model, self.dtype)
         longest = max(len(p) for p in prompts) + max_new_tokens
@@ -27,7 +28,7 @@ class EngineRollouts:
         reqs = {}
         for k, prompt in enumerate(prompts):
             params = [SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                     seed=seed * 100_003 + k * group_size + i, stop_token_ids=stop_ids)
+                                     seed=seed * 100_003 + (first + k) * group_size + i, stop_token_ids=stop_ids)
                       for i in range(group_size)]
             group = engine.add_group(prompt, params)
             reqs.update({r.id: r for r in engine.waiting[-1]})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -61,6 +62,65 @@ def rank0_value(value: float, device: torch.device) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
     return float(t.item())
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when it is true on any: a signal that reaches one rank a step after another must not split
+    them (one checkpointing, one stepping: both would wait forever in different collectives)."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def all_reduce(value: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """A reduced copy ("sum" or "max") on every rank; value itself is left alone."""
+    value = value.clone()
+    if dist.is_initialized():
+        dist.all_reduce(value, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op])
+    return value
+
+
+def gather_rows(value: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Every rank's rows, in rank order, on every rank (equal shapes on all ranks), on value's device."""
+    if not dist.is_initialized():
+        return value
+    local = value.to(device)
+    out = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, local)
+    return torch.cat(out).to(value.device)
+
+
+def gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
+    """Every rank's object on every rank, in rank order (e.g. each rank's RNG streams, for its checkpoint)."""
+    if not ctx.enabled:
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def all_reduce_grads(params: list[nn.Parameter], bucket_elements: int = 2**25) -> None:
+    """Sum the gradients of every rank in flat buckets of at most ~bucket_elements (what DDP does, without wrapping
+    the model: GRPO samples with the bare module between its backward passes). A parameter without a gradient
+    counts as zeros."""
+    if not dist.is_initialized():
+        return
+    buckets: list[list[nn.Parameter]] = [[]]
+    size = 0
+    for p in params:
+        if buckets[-1] and size + p.numel() > bucket_elements:
+            buckets.append([])
+            size = 0
+        buckets[-1].append(p)
+        size += p.numel()
+    for bucket in buckets:
+        grads = [q.grad if q.grad is not None else torch.zeros_like(q) for q in bucket]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        for q, g in zip(bucket, flat.split([g.numel() for g in grads])):
+            q.grad = g.view_as(q).to(q.dtype)
 
 
 def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:

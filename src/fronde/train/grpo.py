@@ -6,7 +6,8 @@ scores them with weighted reward functions (the task's verifier, the think/answe
 group-relative advantages and takes `iterations` clipped policy-gradient steps on them (train/grpo_loss.py).
 A task with `tools` rolls out multi-turn episodes instead (fronde.tools.episode): the environment runs the model's
 tool calls between turns, their results are masked from the loss, and the reward reads the final turn.
-Checkpoints, exact resume, the ledger, metrics.jsonl and plots work as in every stage; rl runs on one device.
+Checkpoints, exact resume, the ledger, metrics.jsonl and plots work as in every stage; under torchrun each rank
+samples its share of every step's prompts and the gradients are summed (rl_step says how it stays exact).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fronde.tasks import Example, Task, format_reward, get_task
 from fronde.tools import Toolbox, load_tools
 from fronde.tools.episode import Episode, final_text, run_episodes
 from fronde.train.budget import StepPlan
+from fronde.train import distributed
 from fronde.train.checkpoint import (
     CheckpointWriter,
     candidates,
@@ -47,6 +49,7 @@ from fronde.train.grpo_loss import (
     truncation_penalty,
     zero_std_fraction,
 )
+from fronde.train.distributed import DistContext, gather_objects
 from fronde.train.hardware import peak_flops
 from fronde.train.ledger import Ledger
 from fronde.train.lineage import LINEAGE, Lineage, Provenance, task_entry
@@ -158,18 +161,21 @@ def prompt_ids(tok: Tokenizer, task: Task, ex: Example, system: str | None, tool
 
 
 def sample_episodes(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, prompts: list[list[int]],
-                    boxes: list[Toolbox], sec: RLSection, group_size: int, temperature: float, seed: int
-                    ) -> list[Episode]:
+                    boxes: list[Toolbox], sec: RLSection, group_size: int, temperature: float, seed: int,
+                    first: int = 0) -> list[Episode]:
     """`group_size` episodes per prompt, prompt-major. Without tools, one turn each with the group's prompt prefilled
-    once; with tools, multi-turn: the tools run between turns and their results are masked from the loss."""
+    once; with tools, multi-turn: the tools run between turns and their results are masked from the loss. first: the
+    index of prompts[0] in the whole step's batch (a rank's share starts there), which seeds each row."""
     stops = stop_ids(tok)
     if not any(b.names for b in boxes):
-        groups = rollouts.sample(model, prompts, group_size, sec.max_new_tokens, temperature, sec.top_p, seed, stops)
+        groups = rollouts.sample(model, prompts, group_size, sec.max_new_tokens, temperature, sec.top_p, seed, stops,
+                                 first=first)
         return [Episode(p, c.ids, [1] * len(c.ids), c.ids, "answer" if c.finished else "length", 1)
                 for p, g in zip(prompts, groups) for c in g]
 
     def generate(contexts: list[list[int]], max_new: int, turn_seed: int) -> list[tuple[list[int], bool]]:
-        groups = rollouts.sample(model, contexts, 1, max_new, temperature, sec.top_p, turn_seed, stops)
+        groups = rollouts.sample(model, contexts, 1, max_new, temperature, sec.top_p, turn_seed, stops,
+                                 first=first * group_size)  # distinct rows per rank (a turn's rows are the live ones)
         return [(g[0].ids, g[0].finished) for g in groups]
 
     return run_episodes(generate, tok, [p for p in prompts for _ in range(group_size)],
@@ -178,17 +184,23 @@ def sample_episodes(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, prompts
 
 
 def test_accuracy(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, tasks: list[Task], boxes: list[Toolbox],
-                  sec: RLSection) -> dict[str, float]:
-    """Greedy accuracy on each task's fixed test split (the first test_n problems), with the task's tools."""
+                  sec: RLSection, ctx: DistContext | None = None) -> dict[str, float]:
+    """Greedy accuracy on each task's fixed test split (the first test_n problems), with the task's tools; under
+    torchrun each rank answers every world_size-th problem and the counts are summed."""
+    rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
     out = {}
     for task, box in zip(tasks, boxes):
         exs = task.test(sec.test_n)
         if not exs:  # a user task without a test split: nothing to measure (said in docs/post-training.md)
             continue
-        prompts = [prompt_ids(tok, task, ex, sec.system, box) for ex in exs]
-        eps = sample_episodes(model, rollouts, tok, prompts, [box] * len(exs), sec, 1, 0.0, 0)
-        texts = [final_text(tok, ep, stop_ids(tok)) for ep in eps]
-        out[task.name] = sum(task.verify(t, ex) for t, ex in zip(texts, exs)) / max(len(exs), 1)
+        mine = exs[rank::world]
+        right = 0.0
+        if mine:
+            prompts = [prompt_ids(tok, task, ex, sec.system, box) for ex in mine]
+            eps = sample_episodes(model, rollouts, tok, prompts, [box] * len(mine), sec, 1, 0.0, 0)
+            right = sum(task.verify(final_text(tok, ep, stop_ids(tok)), ex) for ep, ex in zip(eps, mine))
+        dev = ctx.device if ctx is not None else torch.device("cpu")
+        out[task.name] = float(distributed.all_reduce(torch.tensor([float(right)], device=dev))) / len(exs)
     return out
 
 
@@ -203,17 +215,26 @@ def toolboxes(sec: RLSection) -> list[Toolbox]:
 
 def grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool = False, say: Callable[[str], None] = print,
          progress: Any = None, device: str | None = None) -> StageResult:
-    """GRPO under the stage's lock (fronde.train.stage_lock), as every stage trains."""
-    with StageLock(recipe.run_dir / STAGE, STAGE):
-        return _grpo(recipe, rollouts, resume, say, progress, device)
+    """GRPO under the stage's lock (fronde.train.stage_lock), as every stage trains; under torchrun, one process per
+    device, each sampling its share of every step's prompts (rank 0 writes metrics, checkpoints and the model)."""
+    ctx = distributed.setup(recipe.distributed.backend)
+    try:
+        if not ctx.is_main:
+            say, progress = (lambda _: None), None
+        with StageLock(recipe.run_dir / STAGE, STAGE, enabled=ctx.is_main):
+            return _grpo(recipe, rollouts, resume, say, progress, torch.device(device) if device else ctx.device, ctx)
+    finally:
+        distributed.teardown()
 
 
 def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str], None], progress: Any,
-          device: str | None) -> StageResult:
+          dev: torch.device, ctx: DistContext) -> StageResult:
     started = time.perf_counter()  # the time budget counts from here
     sec = recipe.rl
     run_dir, stage_dir = recipe.run_dir, recipe.run_dir / STAGE
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if sec.prompts_per_step % ctx.world_size:
+        raise RecipeError(f"rl.prompts_per_step={sec.prompts_per_step} does not split evenly over "
+                          f"{ctx.world_size} processes: make it a multiple of the process count")
     init_dir = Path(recipe.init.model) if recipe.init.model else run_dir / "sft" / "model"
     if not (init_dir / "config.json").is_file():
         raise RecipeError(f"init.model: {init_dir} is not a model dir; run `fronde sft` first or set init.model=PATH")
@@ -238,13 +259,14 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     opt = Optimizers(model, recipe.optim, dev)
     if resumed is not None:
         opt.load_state_dict(resumed.trainer["optim"])
-        set_rng_state(resumed.trainer["rng"][0])
+        rngs = resumed.trainer["rng"]
+        set_rng_state(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
     ledger = Ledger.load(run_dir / "ledger.json")
     label, peak = peak_flops(dev)
-    cost = ledger.stage(STAGE, device=label, n_devices=1, peak_flops_per_device=peak,
+    cost = ledger.stage(STAGE, device=label, n_devices=ctx.world_size, peak_flops_per_device=peak,
                         price_per_device_hour=recipe.cost.price_per_hour, watts_per_device=recipe.cost.watts)
     metrics = MetricsLog(stage_dir / "metrics.jsonl", recipe.log.tensorboard,
-                         resume_from_step=start_step if resumed is not None else None)
+                         resume_from_step=start_step if resumed is not None else None) if ctx.is_main else None
     plan = StepPlan.create(recipe.schedule, resumed.state.get("plan") if resumed is not None else None)
     if plan.budget_s is not None:
         say(f"{STAGE}: time budget {plan.describe()}")
@@ -262,96 +284,126 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
 
     def checkpoint(at: int, extra: dict[str, Any]) -> None:
         charge()
-        writer.save(at, model.config, model.state_dict(), next(model.parameters()).dtype,
-                    {"optim": opt.state_dict(), "rng": [rng_state()]},
-                    {"loader": {}, "ledger": ledger.to_json(), "recipe_digest": recipe.digest(),
-                     "plan": plan.state(time.perf_counter() - started), **extra}, extra_files=files)
-        ledger.save(run_dir / "ledger.json")
+        rngs = gather_objects(rng_state(), ctx)
+        if ctx.is_main:
+            writer.save(at, model.config, model.state_dict(), next(model.parameters()).dtype,
+                        {"optim": opt.state_dict(), "rng": rngs},
+                        {"loader": {}, "ledger": ledger.to_json(), "recipe_digest": recipe.digest(),
+                         "plan": plan.state(time.perf_counter() - started), **extra}, extra_files=files)
+            ledger.save(run_dir / "ledger.json")
+        distributed.barrier()
 
     first_acc = resumed.state.get("test_accuracy_before") if resumed is not None else None
     if first_acc is None:
-        first_acc = test_accuracy(model, rollouts, tok, tasks, boxes, sec)
+        first_acc = test_accuracy(model, rollouts, tok, tasks, boxes, sec, ctx)
         say("test accuracy before RL: " + ", ".join(f"{k} {v:.1%}" for k, v in first_acc.items()))
-        metrics.write({"step": start_step, **{f"test_accuracy/{k}": v for k, v in first_acc.items()}})
+        if metrics is not None:
+            metrics.write({"step": start_step, **{f"test_accuracy/{k}": v for k, v in first_acc.items()}})
     last_acc = first_acc
     done = start_step
+    stopping = False
     with StopFlag() as stop, writer:
         task_bar = progress.add_task(STAGE, total=plan.planned, completed=start_step) if progress else None
         while not plan.finished(done):
             step, t0 = done, time.perf_counter()
             opt.set_lr(plan.lr(step, recipe.optim.min_lr_ratio))
-            record = rl_step(model, ref, opt, rollouts, tok, tasks, boxes, sampler, recipe, step, dev)
+            record = rl_step(model, ref, opt, rollouts, tok, tasks, boxes, sampler, recipe, step, dev, ctx)
             dt = time.perf_counter() - t0
             cost.tokens += record.pop("_train_tokens")
             cost.flops += record.pop("_flops_tokens") * train_flops
             done = step + 1
-            if plan.observe(done, time.perf_counter() - started) and progress is not None:
+            if plan.open and plan.observe(done, distributed.rank0_value(time.perf_counter() - started, dev)) \
+                    and progress is not None:
                 progress.update(task_bar, total=plan.planned)
             last = plan.finished(done)
             if (sec.test_every and done % sec.test_every == 0) or last:
-                last_acc = test_accuracy(model, rollouts, tok, tasks, boxes, sec)
+                last_acc = test_accuracy(model, rollouts, tok, tasks, boxes, sec, ctx)
                 record |= {f"test_accuracy/{k}": v for k, v in last_acc.items()}
             charge()
             record |= {"step": done, "lr": opt.optimizers[0].param_groups[0]["lr"], "seconds": cost.wall_seconds,
                        "step_seconds": dt}
             if plan.budget_s is not None:
                 record["planned_steps"] = plan.planned
-            metrics.write(record)
+            if metrics is not None:
+                metrics.write(record)
             if progress is not None:
                 progress.update(task_bar, completed=done, loss=record["loss"], tps=record["tokens_per_s"], mfu=0.0,
                                 val=record["reward/total"])
-            if stop.requested or last or (recipe.checkpoint.every_steps and done % recipe.checkpoint.every_steps == 0):
+            stopping = distributed.any_rank(stop.requested, dev)  # every rank stops after the same step
+            if stopping or last or (recipe.checkpoint.every_steps and done % recipe.checkpoint.every_steps == 0):
                 checkpoint(done, {"test_accuracy_before": first_acc})
-            if stop.requested:
+            if stopping:
                 say(f"stopped by signal after step {done}; resume with --resume")
                 break
     charge()  # the wait for the last checkpoint's write
-    ledger.save(run_dir / "ledger.json")
-    metrics.close()
-    plot_metrics(metrics.path, stage_dir / "plots", title=f"{recipe.run.name} {STAGE}")
+    if metrics is not None:
+        ledger.save(run_dir / "ledger.json")
+        metrics.close()
+        plot_metrics(metrics.path, stage_dir / "plots", title=f"{recipe.run.name} {STAGE}")
     say("test accuracy after RL: " + ", ".join(f"{k} {v:.1%} (before {first_acc.get(k, math.nan):.1%})"
                                                for k, v in last_acc.items()))
     final_dir = None
-    if plan.finished(done) and not stop.requested:
+    if plan.finished(done) and not stopping:
         final_dir = stage_dir / "model"
-        if not (start_step == done and (final_dir / LINEAGE).is_file()):
+        if ctx.is_main and not (start_step == done and (final_dir / LINEAGE).is_file()):
             inputs = {"tasks": [task_entry(t.name, t.options, weight=t.weight, train_pool=sec.train_pool,
                                            **({"tools": t.tools} if t.tools else {})) for t in sec.tasks],
                       "rewards": sec.rewards}
             publish_final(candidates(ckpt_root)[0] / "model", final_dir,
                           Lineage(STAGE, recipe, done, cost, Provenance(parent=init_dir, inputs=inputs)))
-    return StageResult(run_dir, final_dir, done, None, stop.requested, ledger)
+    distributed.barrier()  # the other ranks return once the model is published
+    return StageResult(run_dir, final_dir, done, None, stopping, ledger)
 
 
-def tool_metrics(episodes: list[Episode]) -> dict[str, float]:
-    n = max(len(episodes), 1)
-    return {"tools/calls": sum(e.tool_calls for e in episodes) / n, "tools/errors": sum(e.tool_errors for e in episodes) / n,
-            "tools/turns": sum(e.turns for e in episodes) / n,
-            "tools/max_turns_fraction": sum(e.stop == "max_turns" for e in episodes) / n}
+def tool_metrics(columns: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {f"tools/{k}": float(columns[k].mean()) for k in ("calls", "errors", "turns", "max_turns_fraction")}
 
 
 def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Rollouts, tok: Tokenizer,
             tasks: list[Task], boxes: list[Toolbox], sampler: PromptSampler, recipe: RLRecipe, step: int,
-            dev: torch.device) -> dict[str, Any]:
-    """One GRPO step: rollouts, rewards, advantages, `iterations` optimizer steps. Returns the metrics record."""
+            dev: torch.device, ctx: DistContext | None = None) -> dict[str, Any]:
+    """One GRPO step: rollouts, rewards, advantages, `iterations` optimizer steps. Returns the metrics record.
+
+    Under torchrun each rank samples its contiguous share of the step's prompts (each row seeded by its index in the
+    whole batch, so the samples do not depend on the rank count), the rewards are gathered so advantages and metrics
+    are those of the whole batch, every loss normaliser (sequences, tokens, longest completion) is global, and the
+    gradients are summed: a single-turn step on N ranks is the step on one, up to float summation order."""
     sec = recipe.rl
+    rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
     by_name = {t.name: (t, b) for t, b in zip(tasks, boxes)}
-    examples = sampler.draw(step, sec.prompts_per_step)
+    share_n = sec.prompts_per_step // world
+    first = rank * share_n
+    examples = sampler.draw(step, sec.prompts_per_step)[first:first + share_n]
     prompts = [prompt_ids(tok, by_name[ex.task][0], ex, sec.system, by_name[ex.task][1]) for ex in examples]
     t_gen = time.perf_counter()
     flat = sample_episodes(model, rollouts, tok, prompts, [by_name[ex.task][1] for ex in examples], sec,
-                           sec.group_size, sec.temperature, recipe.run.seed * 1_000_003 + step)
+                           sec.group_size, sec.temperature, recipe.run.seed * 1_000_003 + step, first=first)
     gen_seconds = time.perf_counter() - t_gen
     model.train()
     flat_examples = [ex for ex in examples for _ in range(sec.group_size)]
     texts = [final_text(tok, ep, stop_ids(tok)) for ep in flat]
     table = reward_table(tasks, flat_examples, texts, list(sec.rewards))
     finished = torch.tensor([ep.finished for ep in flat])
-    rewards = combine_rewards(table, sec.rewards) + truncation_penalty(finished, sec.truncated, sec.truncation_penalty)
-    adv = group_advantages(rewards, sec.group_size, sec.scale_rewards)
+    lengths = [len(ep.prompt) + len(ep.ids) for ep in flat]
+    # per-episode columns of the whole batch, on every rank (a few numbers per episode)
+    local = {**{f"reward/{k}": v.float() for k, v in table.items()}, "finished": finished.float(),
+             "completion": torch.tensor([float(sum(ep.mask)) for ep in flat]),
+             "length": torch.tensor(lengths, dtype=torch.float32),
+             "calls": torch.tensor([float(e.tool_calls) for e in flat]),
+             "errors": torch.tensor([float(e.tool_errors) for e in flat]),
+             "turns": torch.tensor([float(e.turns) for e in flat]),
+             "max_turns_fraction": torch.tensor([float(e.stop == "max_turns") for e in flat])}
+    names = list(local)
+    gathered = distributed.gather_rows(torch.stack([local[k] for k in names], 1), dev)
+    columns = dict(zip(names, gathered.unbind(1)))
+    all_table = {k: columns[f"reward/{k}"] for k in table}
+    all_finished = columns["finished"].bool()
+    all_rewards = combine_rewards(all_table, sec.rewards) + truncation_penalty(all_finished, sec.truncated,
+                                                                               sec.truncation_penalty)
+    mine = slice(rank * len(flat), (rank + 1) * len(flat))
+    adv = group_advantages(all_rewards, sec.group_size, sec.scale_rewards)[mine]
 
     # (N, L) sequences: prompt + episode, right-padded; mask marks the tokens the model wrote (tool results: 0)
-    lengths = [len(ep.prompt) + len(ep.ids) for ep in flat]
     L = max(lengths)
     seqs = torch.full((len(flat), L), tok.special.pad, dtype=torch.long)
     mask = torch.zeros(len(flat), L - 1)
@@ -361,16 +413,18 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
     mask = truncation_mask(mask, finished, sec.truncated)
     seqs, mask, adv = seqs.to(dev), mask.to(dev), adv.to(dev)
     micro = recipe.batch.micro_batch_size
-    n = len(flat)
+    n, n_all = len(flat), len(all_rewards)
     chunks = [slice(i, min(i + micro, n)) for i in range(0, n, micro)]
-    total_tokens = float(mask.sum().clamp(min=1))
+    total_tokens = float(distributed.all_reduce(mask.sum()).clamp(min=1))
+    longest = int(columns["length"].max()) - 1
     with torch.no_grad(), autocast(recipe, dev):
         old = torch.cat([sequence_logprobs(model, seqs[c], sec.temperature)[0] for c in chunks]) if sec.iterations > 1 \
             else None
         ref_lp = torch.cat([sequence_logprobs(ref, seqs[c], sec.temperature)[0] for c in chunks]) if ref is not None \
             else None
     stats_sum: dict[str, float] = {}
-    losses, entropies = [], []
+    loss_sum, entropy_sum = 0.0, 0.0
+    params = [p for p in model.parameters() if p.requires_grad]
     for it in range(sec.iterations):
         for c in chunks:
             with autocast(recipe, dev):
@@ -378,32 +432,36 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
             old_c = old[c] if old is not None else logp.detach()
             loss, stats = grpo_loss(logp, old_c, adv[c], mask[c], ref_logp=ref_lp[c] if ref_lp is not None else None,
                                     beta=sec.beta, eps_low=sec.eps_low, eps_high=sec.eps_high,
-                                    loss_type=sec.loss_type, max_completion_length=max(sec.max_new_tokens, L - 1),
+                                    loss_type=sec.loss_type, max_completion_length=max(sec.max_new_tokens, longest),
                                     num_tokens=total_tokens)
-            share = (c.stop - c.start) / n
+            share = (c.stop - c.start) / n_all
             scaled = loss if sec.loss_type == "dapo" else loss * share
             scaled.backward()
-            losses.append(float(scaled.detach()))
+            loss_sum += float(scaled.detach())
             for k, v in stats.items():
                 stats_sum[k] = stats_sum.get(k, 0.0) + v * share / sec.iterations
             if ent is not None:
-                entropies.append(float((ent * mask[c]).sum()))
+                entropy_sum += float((ent * mask[c]).sum())
+        distributed.all_reduce_grads(params)
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip or math.inf)
         opt.step()
         opt.zero_grad()
-    comp_len = torch.tensor([sum(ep.mask) for ep in flat], dtype=torch.float32)
-    generated = int(comp_len.sum())
+    keys = sorted(stats_sum)
+    sums = distributed.all_reduce(torch.tensor([loss_sum, entropy_sum] + [stats_sum[k] for k in keys],
+                                               dtype=torch.float64, device=dev)).tolist()
+    gen_seconds = float(distributed.all_reduce(torch.tensor([gen_seconds], device=dev), "max"))
+    comp_len, generated = columns["completion"], int(columns["completion"].sum())
     record: dict[str, Any] = {
-        "loss": sum(losses) / sec.iterations,
-        "reward/total": float(rewards.mean()), "reward/total_std": float(rewards.std()),
-        **{f"reward/{k}": float(v.mean()) for k, v in table.items()},
-        **{f"reward/{k}_std": float(v.std()) for k, v in table.items()},
-        "zero_std_groups": zero_std_fraction(rewards, sec.group_size),
-        "completion_length": float(comp_len.mean()), "truncated_fraction": float((~finished).float().mean()),
-        **(tool_metrics(flat) if any(b.names for b in boxes) else {}),
-        "entropy": sum(entropies) / total_tokens, **stats_sum,
+        "loss": sums[0] / sec.iterations,
+        "reward/total": float(all_rewards.mean()), "reward/total_std": float(all_rewards.std()),
+        **{f"reward/{k}": float(v.mean()) for k, v in all_table.items()},
+        **{f"reward/{k}_std": float(v.std()) for k, v in all_table.items()},
+        "zero_std_groups": zero_std_fraction(all_rewards, sec.group_size),
+        "completion_length": float(comp_len.mean()), "truncated_fraction": float((~all_finished).float().mean()),
+        **(tool_metrics(columns) if any(b.names for b in boxes) else {}),
+        "entropy": sums[1] / total_tokens, **dict(zip(keys, sums[2:])),
         "tokens_per_s": generated / max(gen_seconds, 1e-9), "generation_seconds": gen_seconds,
-        "_train_tokens": int(sum(lengths)) * sec.iterations,
-        "_flops_tokens": int(sum(lengths)) * sec.iterations + generated / 3,  # a generated token ~ 1/3 of a train one
+        "_train_tokens": int(columns["length"].sum()) * sec.iterations,
+        "_flops_tokens": int(columns["length"].sum()) * sec.iterations + generated / 3,  # a generated token ~ 1/3
     }
     return record

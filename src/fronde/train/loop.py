@@ -230,7 +230,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
 
     def checkpoint(at_step: int) -> None:
         model_state, optim_state, owned = _state_dicts(model, opt, ctx, recipe.distributed.strategy)
-        rngs = _gather(rng_state(), ctx)
+        rngs = distributed.gather_objects(rng_state(), ctx)
         ledger_json = ledger.to_json()
         if ctx.is_main:
             writer.save(at_step, config, model_state, next(model.parameters()).dtype,
@@ -250,6 +250,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
         cost.wall_seconds += now - mark
         mark = now
 
+    stopping = False
     with StopFlag() as stop, writer:
         task = progress.add_task(stage.name, total=plan.planned, completed=start_step) if progress else None
         while not plan.finished(done):
@@ -312,11 +313,12 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
                     ledger.save(run_dir / "ledger.json")
             elif progress is not None:
                 progress.update(task, completed=done)
-            if stop.requested or last or (recipe.checkpoint.every_steps and done % recipe.checkpoint.every_steps == 0):
+            stopping = distributed.any_rank(stop.requested, ctx.device)  # every rank stops after the same step
+            if stopping or last or (recipe.checkpoint.every_steps and done % recipe.checkpoint.every_steps == 0):
                 charge()
                 checkpoint(done)
             charge()
-            if stop.requested:
+            if stopping:
                 say(f"stopped by signal after step {done}; resume with --resume")
                 break
     charge()  # the wait for the last checkpoint's write
@@ -326,12 +328,12 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
         metrics.close()
         plot_metrics(metrics.path, stage_dir / "plots", title=f"{recipe.run.name} {stage.name}")
     final_dir = None
-    if plan.finished(done) and not stop.requested:
+    if plan.finished(done) and not stopping:
         final_dir = stage_dir / "model"
         if ctx.is_main and not (start_step == done and (final_dir / LINEAGE).is_file()):
             publish_final(candidates(ckpt_root)[0] / "model", final_dir,
                           Lineage(stage.name, recipe, done, cost, stage.provenance))
-    return StageResult(run_dir, final_dir, done, last_val, stop.requested, ledger)
+    return StageResult(run_dir, final_dir, done, last_val, stopping, ledger)
 
 
 def _state_dicts(model: CausalLM, opt: Optimizers, ctx: DistContext, strategy: str) -> tuple[dict, Any, bool]:
@@ -350,15 +352,6 @@ def _state_dicts(model: CausalLM, opt: Optimizers, ctx: DistContext, strategy: s
         optim_state = [get_optimizer_state_dict(model, o, options=options) for o in opt.optimizers]
         return model_state, optim_state, ctx.device.type != "cpu"
     return model.state_dict(), opt.state_dict(), False
-
-
-def _gather(obj: Any, ctx: DistContext) -> list[Any]:
-    """Every rank's object on every rank (each rank has its own RNG streams)."""
-    if not ctx.enabled:
-        return [obj]
-    out: list[Any] = [None] * ctx.world_size
-    torch.distributed.all_gather_object(out, obj)
-    return out
 
 
 def _load_fsdp_optim(model: CausalLM, opt: Optimizers, states: list[dict]) -> None:

@@ -19,7 +19,10 @@ class Completion:
 
 
 class Rollouts(Protocol):
-    """Samples completions with the current weights: `group_size` per prompt, reproducible for a seed."""
+    """Samples completions with the current weights: `group_size` per prompt, reproducible for a seed. `first` is
+    the index of prompts[0] in a larger batch split across ranks: row i of prompt k draws as row i of prompt
+    first + k would in the whole batch."""
 
     def sample(self, model: CausalLM, prompts: list[list[int]], group_size: int, max_new_tokens: int,
-               temperature: float, top_p: float, seed: int, stop_ids: list[int]) -> list[list[Completion]]: ...
+               temperature: float, top_p: float, seed: int, stop_ids: list[int], first: int = 0
+               ) -> list[list[Completion]]: ...
