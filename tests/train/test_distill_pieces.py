@@ -4,6 +4,7 @@ resumable sequence-level distillation cache."""
 from __future__ import annotations
 
 import json
+import threading
 import math
 import time
 
@@ -14,7 +15,7 @@ from fronde.data.errors import DataError
 from fronde.data.tokenizer import train_tokenizer
 from fronde.model.checkpoint import save_pretrained
 from fronde.train.distill_loss import LOSS_KINDS, distill_loss, vocab_compatible
-from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
+from fronde.train.seq_distill import PromptItem, build_distill_set, cache_files, export_sft, read_cache_set
 from fronde.train.teacher import TeacherError, load_teacher
 from tests.model.helpers import tiny_model
 
@@ -273,6 +274,37 @@ def test_distill_set_resumes_after_a_kill_and_exports_kept_rows(tiny_teacher, tm
     exported = _rows(sft)
     assert [e["messages"] for e in exported] == [
         [*r["messages"], {"role": "assistant", "content": r["completion"]}] for r in rows if r["kept"]]
+
+
+def test_ranks_share_the_missing_rows_and_any_process_count_resumes(tiny_teacher, tmp_path):
+    """Under torchrun each rank answers every world-th missing pair into its own file; the set is the union, so a
+    run on another process count (here 3, then 1) generates only what is still missing, and export reads it all."""
+    cache, prompts = tmp_path / "cache.jsonl", _prompts()
+    ready: list[int] = []
+    first = CountingTeacher(tiny_teacher)
+    stats = build_distill_set(first, prompts[:3], cache, batch_size=2, max_new_tokens=4, shard=(1, 2),
+                              ready=lambda: ready.append(1))
+    assert first.asked == ["def f(x):"] and stats.generated == 1 and ready == [1]  # pending p0, p1, p2: rank 1 of 2
+    assert not cache.exists() and (tmp_path / "cache.rank1.jsonl").is_file()
+    # all four prompts now, on three "ranks" (threads; `ready` is their barrier, as torchrun's ranks have): p1 is
+    # done, and p0, p2, p3 are split one each
+    teachers = [CountingTeacher(tiny_teacher) for _ in range(3)]
+    barrier = threading.Barrier(3)
+    threads = [threading.Thread(target=build_distill_set, args=(teachers[rank], prompts, cache),
+                                kwargs={"batch_size": 2, "max_new_tokens": 4, "shard": (rank, 3),
+                                        "ready": barrier.wait}) for rank in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(t.asked[0] for t in teachers) == ["0123456789", "The quick brown fox", "jumps over the lazy dog"]
+    assert all(len(t.asked) == 1 for t in teachers)
+    assert {p.name for p in cache_files(cache)} == {"cache.jsonl", "cache.rank1.jsonl", "cache.rank2.jsonl"}
+    last = CountingTeacher(tiny_teacher)
+    stats = build_distill_set(last, prompts, cache, batch_size=2, max_new_tokens=4)
+    assert (last.asked, stats.resumed_from) == ([], 4)
+    assert sorted(read_cache_set(cache)) == [(f"p{i}", 0) for i in range(4)]
+    assert export_sft(cache, tmp_path / "sft.jsonl") == 4
 
 
 def test_distill_set_guards(tiny_teacher, tmp_path):

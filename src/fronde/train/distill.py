@@ -25,12 +25,13 @@ from fronde.data.errors import DataError
 from fronde.data.tokenizer import Tokenizer
 from fronde.tasks import get_task
 from fronde.train import distributed
+from fronde.train.distributed import DistContext, gather_objects
 from fronde.train.distill_loss import distill_loss, vocab_compatible
 from fronde.train.lineage import file_entry, task_entry, teacher_identity
 from fronde.train.loop import StageResult, StepLoss, run_stage
 from fronde.train.recipe import RecipeError, _Section
 from fronde.train.rollouts import Rollouts
-from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
+from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft, read_cache_set
 from fronde.train.sft import SFTRecipe, TaskMix, chat_stage
 from fronde.train.sft_data import Conversation, read_chat_jsonl
 from fronde.train.teacher import load_teacher
@@ -188,7 +189,7 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
             say(f"loading teacher {sec.teacher}")
             teacher = load_teacher(sec.teacher, device=ctx.device)
         if sec.mode == "sequence":
-            extra = _sequence_data(recipe, teacher, stage_dir, ctx.is_main, say)
+            extra = _sequence_data(recipe, teacher, stage_dir, ctx, say)
             stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, extra=extra)
         else:
             student_tok = Tokenizer.load(init_dir)
@@ -227,9 +228,12 @@ def distill_inputs(recipe: DistillRecipe, stage_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, is_main: bool, say: Callable[[str], None]):
+def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: DistContext,
+                   say: Callable[[str], None]):
+    """The teacher's answers as SFT chats. Under torchrun every rank answers its share of what the cache lacks
+    (fronde.train.seq_distill), so N GPUs generate N times faster and none waits on a barrier for the others' share."""
     sec = recipe.distill
-    prompts, verifiers = teacher_prompts(recipe, say if is_main else lambda _: None)
+    prompts, verifiers = teacher_prompts(recipe, say if ctx.is_main else lambda _: None)
     cache, sft_file = stage_dir / "teacher_samples.jsonl", stage_dir / "teacher_sft.jsonl"
 
     def verify(text: str, item: PromptItem) -> float:
@@ -237,18 +241,24 @@ def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, is_main
         return task.verify(text, ex)
 
     use_verifier = sec.filter_with_verifier and bool(verifiers)
-    if is_main:
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        stats = build_distill_set(teacher, prompts, cache, batch_size=sec.batch_size,
-                                  max_new_tokens=sec.max_new_tokens, temperature=sec.temperature,
-                                  samples_per_prompt=sec.samples_per_prompt,
-                                  verifier=(lambda t, it: verify(t, it) if it.id in verifiers else 1.0)
-                                  if use_verifier else None, min_reward=sec.min_reward, seed=recipe.run.seed)
-        say(f"teacher samples: {stats.generated} generated now, {stats.resumed_from} reused from the cache, "
-            f"{stats.kept} kept, {stats.rejected} rejected by the verifier, "
-            f"{stats.skipped_corrupt_lines} torn lines dropped ({cache})")
-        if export_sft(cache, sft_file) == 0:
-            raise RecipeError("distill: the verifier rejected every teacher answer; lower distill.min_reward, "
-                              "set distill.filter_with_verifier=false, or give easier prompts")
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    stats = build_distill_set(teacher, prompts, cache, batch_size=sec.batch_size,
+                              max_new_tokens=sec.max_new_tokens, temperature=sec.temperature,
+                              samples_per_prompt=sec.samples_per_prompt,
+                              verifier=(lambda t, it: verify(t, it) if it.id in verifiers else 1.0)
+                              if use_verifier else None, min_reward=sec.min_reward, seed=recipe.run.seed,
+                              shard=(ctx.rank, ctx.world_size), ready=distributed.barrier)
+    every = gather_objects(stats, ctx)  # also waits for every rank's share
+    if ctx.is_main:
+        kept = export_sft(cache, sft_file)
+        rows = len(read_cache_set(cache))
+        say(f"teacher samples: {sum(s.generated for s in every)} generated now"
+            f"{f' on {ctx.world_size} processes' if ctx.enabled else ''}, {stats.resumed_from} reused from the "
+            f"cache, {kept} kept, {rows - kept} rejected by the verifier, "
+            f"{sum(s.skipped_corrupt_lines for s in every)} torn lines dropped ({cache})")
     distributed.barrier()
-    return read_chat_jsonl(sft_file)
+    convs = read_chat_jsonl(sft_file)
+    if not convs:  # on every rank: one raising alone would leave the others waiting
+        raise RecipeError("distill: the verifier rejected every teacher answer; lower distill.min_reward, "
+                          "set distill.filter_with_verifier=false, or give easier prompts")
+    return convs

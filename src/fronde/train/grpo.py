@@ -31,8 +31,8 @@ from fronde.model.model import CausalLM
 from fronde.tasks import Example, Task, format_reward, get_task
 from fronde.tools import Toolbox, load_tools
 from fronde.tools.episode import Episode, final_text, run_episodes
-from fronde.train.budget import StepPlan
 from fronde.train import distributed
+from fronde.train.budget import StepPlan
 from fronde.train.checkpoint import (
     CheckpointWriter,
     candidates,
@@ -40,6 +40,7 @@ from fronde.train.checkpoint import (
     rng_state,
     set_rng_state,
 )
+from fronde.train.distributed import DistContext, gather_objects
 from fronde.train.grpo_loss import (
     combine_rewards,
     group_advantages,
@@ -49,7 +50,6 @@ from fronde.train.grpo_loss import (
     truncation_penalty,
     zero_std_fraction,
 )
-from fronde.train.distributed import DistContext, gather_objects
 from fronde.train.hardware import peak_flops
 from fronde.train.ledger import Ledger
 from fronde.train.lineage import LINEAGE, Lineage, Provenance, task_entry

@@ -10,6 +10,10 @@ Each batch is appended, flushed and fsynced, so a run killed at any moment loses
 again with the same cache and it resumes: rows already there are not generated again, and a last line cut short by
 the kill is counted (`skipped_corrupt_lines`) and cut off before appending. The cache is the set: `export_sft`
 turns its kept rows into SFT chat JSONL.
+
+Under torchrun every rank generates a share of what is missing: rank r appends to its own file beside the cache
+(`teacher_samples.rank1.jsonl`, ...; rank 0 to the cache itself), and the set is the union of them all, so a run
+resumes whatever its process count, and `export_sft` reads the union.
 """
 
 from __future__ import annotations
@@ -72,12 +76,18 @@ def build_distill_set(
     progress: Callable[[int, int], None] | None = None,
     top_p: float = 1.0,
     seed: int = 0,
+    shard: tuple[int, int] = (0, 1),
+    ready: Callable[[], None] | None = None,
 ) -> DistillSetStats:
     """Generate `samples_per_prompt` teacher completions per prompt into the JSONL cache `out_path`, resuming it.
 
     A row is kept when there is no verifier, or when verifier(completion, prompt) >= min_reward (a NaN reward is
     rejected). `progress(done, total)` is called at the start and after each batch, counting (prompt, sample) pairs
     of this prompt set that are in the cache. Sampling seeds derive from `seed` and the batch's first pair.
+    shard = (rank, world): this process generates every world-th missing pair into its own file; `ready` is called
+    once the cache has been read and before anything is written (under torchrun: a barrier, so no rank reads a file
+    another is already appending to). Counts in the stats are this process's view: the union when it started plus
+    what it generated.
     """
     if batch_size < 1 or max_new_tokens < 1 or samples_per_prompt < 1:
         raise ValueError(f"batch_size={batch_size}, max_new_tokens={max_new_tokens} and "
@@ -91,9 +101,15 @@ def build_distill_set(
         raise DataError(f"prompt ids must be unique (they key the cache {out_path}); repeated: {dupes[:5]}")
 
     out_path = Path(out_path)
-    rows, corrupt, good_bytes = _read_cache(out_path)
+    rank, world = shard
+    own = shard_path(out_path, rank)
+    rows, corrupt, good_bytes = _read_cache(own)
     if corrupt:  # cut the torn tail off, or the next append would glue onto it
-        os.truncate(out_path, good_bytes)
+        os.truncate(own, good_bytes)
+    for other in cache_files(out_path):  # the other ranks' files: their owners cut their torn tails
+        if other != own:
+            for key, row in _read_cache(other)[0].items():
+                rows.setdefault(key, row)
     stats = DistillSetStats(resumed_from=len(rows), skipped_corrupt_lines=corrupt)
     by_id = {p.id: p for p in prompts}
     for (pid, _), row in rows.items():
@@ -106,6 +122,9 @@ def build_distill_set(
     total = len(prompts) * samples_per_prompt
     pending = [(p, s) for p in prompts for s in range(samples_per_prompt) if (p.id, s) not in rows]
     done = total - len(pending)
+    pending = pending[rank::world]
+    if ready is not None:
+        ready()
     if progress is not None:
         progress(done, total)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +144,7 @@ def build_distill_set(
                                     ensure_ascii=False) + "\n")
             stats.kept += kept
             stats.rejected += not kept
-        _append_durably(out_path, "".join(lines))
+        _append_durably(own, "".join(lines))
         stats.generated += len(batch)
         done += len(batch)
         if progress is not None:
@@ -133,15 +152,37 @@ def build_distill_set(
     return stats
 
 
+def shard_path(cache_path: Path, rank: int) -> Path:
+    """The file rank `rank` appends to: the cache itself for rank 0."""
+    return cache_path if rank == 0 else cache_path.with_name(f"{cache_path.stem}.rank{rank}{cache_path.suffix}")
+
+
+def cache_files(cache_path: Path) -> list[Path]:
+    """The cache and every rank's file beside it that exists (the set is their union)."""
+    cache_path = Path(cache_path)
+    parts = sorted(cache_path.parent.glob(f"{cache_path.stem}.rank*{cache_path.suffix}"))
+    return [p for p in [cache_path, *parts] if p.is_file()]
+
+
+def read_cache_set(cache_path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """The union of the cache and its ranks' files, by (prompt id, sample); torn last lines are ignored."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for path in cache_files(cache_path):
+        for key, row in _read_cache(path)[0].items():
+            rows.setdefault(key, row)
+    return rows
+
+
 def export_sft(cache_path: Path, out_path: Path) -> int:
-    """Write the cache's kept rows as SFT chat JSONL ({"messages": [...prompt..., assistant reply]}), atomically.
+    """Write the cache's kept rows (those of every rank's file too) as SFT chat JSONL ({"messages": [...prompt...,
+    assistant reply]}), atomically.
 
     Returns the number of rows written. A truncated last cache line is ignored, as on resume.
     """
     cache_path = Path(cache_path)
-    if not cache_path.is_file():
+    if not cache_files(cache_path):
         raise DataError(f"no distillation cache at {cache_path}; build it first (build_distill_set)")
-    rows, _, _ = _read_cache(cache_path)
+    rows = read_cache_set(cache_path)
     written = 0
     with AtomicFile(out_path) as f:
         for row in rows.values():
