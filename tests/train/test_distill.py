@@ -72,3 +72,52 @@ def test_on_policy_distillation_samples_from_the_student(tmp_path, base_dir):  #
     assert records[0]["distill_loss"] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(Exception, match="needs a sampler"):
         distill(recipe.model_copy(update={"run": recipe.run.model_copy(update={"name": "o2"})}), say=lambda _: None)
+
+
+def test_sequence_distillation_under_torchrun_splits_the_teacher_work(tmp_path, base_dir):  # noqa: F811
+    """2 gloo processes: each answers half the prompts into its own file, the SFT reads the union, rank 0 speaks."""
+    import os
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "d.toml"
+    recipe.write_text(f"""
+[run]
+name = "dd"
+out_dir = "{tmp_path / 'runs'}"
+[init]
+model = "{base_dir}"
+[distill]
+teacher = "{base_dir}"
+prompt_tasks = [{{ name = "arithmetic:1", n = 8 }}]
+max_new_tokens = 6
+batch_size = 4
+filter_with_verifier = false
+[optim]
+lr = 3e-3
+weight_decay = 0.0
+[schedule]
+max_steps = 2
+warmup_steps = 1
+[batch]
+seq_len = 64
+micro_batch_size = 2
+global_batch_tokens = 256
+[checkpoint]
+every_steps = 0
+[eval]
+every_steps = 0
+[sft]
+val_fraction = 0.0
+""")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "fronde.cli.main", "distill", str(recipe)]
+    res = subprocess.run(cmd, env=os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "200"}, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.count("8 generated now on 2 processes") == 1, res.stdout
+    stage = tmp_path / "runs" / "dd" / "distill"
+    for name in ("teacher_samples.jsonl", "teacher_samples.rank1.jsonl"):
+        assert len((stage / name).read_text().splitlines()) == 4, name
+    assert len((stage / "teacher_sft.jsonl").read_text().splitlines()) == 8
+    assert (stage / "model" / "model.safetensors").is_file()
