@@ -179,7 +179,7 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
             progress: Any = None, teacher: Any = None, rollouts: Rollouts | None = None) -> StageResult:
     """`teacher`: an already loaded Teacher (loading a GGUF teacher takes half a minute); else distill.teacher.
     `rollouts`: the student's sampler for on-policy distillation (the CLI passes fronde's engine)."""
-    ctx = distributed.setup(recipe.distributed.backend)
+    ctx = distributed.setup(recipe.distributed.backend, recipe.distributed.timeout_minutes)
     try:
         say = say if ctx.is_main else (lambda _: None)
         sec = recipe.distill

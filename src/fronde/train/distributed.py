@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ class DistContext:
         return self.world_size > 1
 
 
-def setup(backend: str = "auto") -> DistContext:
+def setup(backend: str = "auto", timeout_minutes: float = 30.0) -> DistContext:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
@@ -41,7 +42,8 @@ def setup(backend: str = "auto") -> DistContext:
     if world > 1 and not dist.is_initialized():
         if backend == "auto":
             backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None,
+                                timeout=timedelta(minutes=timeout_minutes))
     return DistContext(rank, world, local_rank, device)
 
 

@@ -217,7 +217,7 @@ def grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool = False, say: Callab
          progress: Any = None, device: str | None = None) -> StageResult:
     """GRPO under the stage's lock (fronde.train.stage_lock), as every stage trains; under torchrun, one process per
     device, each sampling its share of every step's prompts (rank 0 writes metrics, checkpoints and the model)."""
-    ctx = distributed.setup(recipe.distributed.backend)
+    ctx = distributed.setup(recipe.distributed.backend, recipe.distributed.timeout_minutes)
     try:
         if not ctx.is_main:
             say, progress = (lambda _: None), None

@@ -69,7 +69,7 @@ def tokenizer_files(directory: Path) -> dict[str, Path]:
 
 def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], None] = print,
              progress: Any = None) -> StageResult:
-    ctx = distributed.setup(recipe.distributed.backend)
+    ctx = distributed.setup(recipe.distributed.backend, recipe.distributed.timeout_minutes)
     try:
         say = say if ctx.is_main else (lambda _: None)
         data_dir = ensure_data(recipe, ctx, say)

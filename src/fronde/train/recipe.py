@@ -107,6 +107,9 @@ class LogSection(_Section):
 class DistributedSection(_Section):
     strategy: Literal["ddp", "fsdp"] = Field("ddp", description="used when launched by torchrun with >1 process")
     backend: Literal["auto", "nccl", "gloo"] = "auto"
+    timeout_minutes: float = Field(30.0, gt=0, description="how long a rank waits in a collective for the others "
+                                   "(rank 0 preparing data or writing a checkpoint) before the run fails; NCCL's "
+                                   "own default is 10")
 
 
 class StageRecipe(_Section):

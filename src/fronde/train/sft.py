@@ -184,7 +184,7 @@ def sft_inputs(recipe: SFTRecipe) -> dict[str, Any]:
 
 def sft(recipe: SFTRecipe, resume: bool = False, say: Callable[[str], None] = print,
         progress: Any = None) -> StageResult:
-    ctx = distributed.setup(recipe.distributed.backend)
+    ctx = distributed.setup(recipe.distributed.backend, recipe.distributed.timeout_minutes)
     try:
         say = say if ctx.is_main else (lambda _: None)
         try:
