@@ -130,3 +130,23 @@ def test_minutes_give_each_stage_its_share_as_a_time_budget(tmp_path):
                       "[budget]\npretrain = 0.6\nsft = 0.5\n")
     with pytest.raises(RecipeError, match="shares of the stages it runs sum to 1.1"):
         load_speedrun(str(greedy))
+
+
+def test_speedrun_under_torchrun_trains_every_stage_on_two_processes(tmp_path):
+    """One process group for all the stages (torch cannot create it again in a process that destroyed one); each
+    stage waits for the last one's model before reading it; rank 0 alone evaluates, reports and prints."""
+    recipe = tmp_path / "speedrun.toml"
+    text = SPEEDRUN.format(reference=REFERENCE).replace('"schedule.max_steps=120"', '"schedule.max_steps=6"')
+    text = text.replace('"batch.seq_len=128", "batch.micro_batch_size=4"', '"batch.seq_len=128", '
+                        '"batch.micro_batch_size=2"').replace("tools = [\"calculator\"]", "tools = []")
+    recipe.write_text(text)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "fronde.cli.main", "speedrun", "--recipe", str(recipe), "--out", str(tmp_path / "runs" / "sr")]
+    res = subprocess.run(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.count("on 2 processes") == 1 and res.stdout.count("report card:") == 1, res.stdout
+    run = tmp_path / "runs" / "sr"
+    stages = Ledger.load(run / "ledger.json").stages
+    assert [(s.stage, s.n_devices) for s in stages] == [("pretrain", 2), ("sft", 2), ("rl", 2)]
+    assert (run / "report.md").is_file() and (run / "rl" / "model" / "config.json").is_file()

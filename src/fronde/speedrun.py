@@ -23,6 +23,7 @@ from fronde.data.io import atomic_write_json
 from fronde.train.lineage import read_lineage
 from fronde.train.loop import StageResult
 from fronde.train.recipe import (
+    DistributedSection,
     RecipeError,
     StageRecipe,
     _Section,
@@ -83,6 +84,9 @@ class SpeedrunRecipe(_Section):
     rl: StageStep | None = None
     eval: EvalStep = Field(default_factory=EvalStep)
     budget: BudgetSection = Field(default_factory=BudgetSection)
+    distributed: DistributedSection = Field(
+        default_factory=DistributedSection, description="under torchrun: the backend and timeout of the one process "
+        "group every stage shares (each stage's strategy, ddp or fsdp, is its own: e.g. pretrain.set)")
 
     @model_validator(mode="after")
     def _shares_fit(self) -> SpeedrunRecipe:

@@ -29,26 +29,35 @@ def speedrun_command(
                                   "each training stage gets its [budget] share, planned from its measured pace "
                                   "(never more steps than the recipe's)"),
 ) -> None:
-    """The whole path in one command, on the machine you have; run it again to continue after a kill."""
+    """The whole path in one command, on the machine you have; run it again to continue after a kill. Under
+    torchrun (`torchrun --nproc_per_node 8 -m fronde.cli.main speedrun ...`) the training stages run on every
+    process and rank 0 evaluates and writes the report."""
     import torch
 
     from fronde.eval.report import write_report
     from fronde.speedrun import evaluate, load_speedrun, train_stages
+    from fronde.train import distributed
 
     t0 = time.perf_counter()
+    ctx = None
     try:
         sr = load_speedrun(recipe, out, list(set_) + ([f"run.minutes={minutes}"] if minutes is not None else []))
         read_results(sr.eval.against)  # a wrong reference stops now, not after an hour of training
-        console.print(f"[bold]speedrun {recipe}[/bold] -> {sr.run_dir}" + (f": {sr.description}" if sr.description
-                                                                            else ""))
+        # one process group for all the stages (torch cannot create it again in a process that destroyed one)
+        ctx = distributed.setup(sr.distributed.backend, sr.distributed.timeout_minutes)
+        say = console.print if ctx.is_main else (lambda *_: None)
+        say(f"[bold]speedrun {recipe}[/bold] -> {sr.run_dir}" + (f": {sr.description}" if sr.description else "")
+            + (f" on {ctx.world_size} processes" if ctx.enabled else ""))
         if sr.run.minutes is not None:
             shares = ", ".join(f"{stage} {sr.stage_minutes(stage):g} min" for stage, _ in sr.steps())
-            console.print(f"time budget {sr.run.minutes:g} min: {shares}; the rest for data and evaluation")
-        with _Fields(*progress_bar().columns, console=console) as bar:
-            outcomes, finished = train_stages(sr, console.print, bar)
+            say(f"time budget {sr.run.minutes:g} min: {shares}; the rest for data and evaluation")
+        with _Fields(*progress_bar().columns, console=console, disable=not ctx.is_main) as bar:
+            outcomes, finished = train_stages(sr, say, bar if ctx.is_main else None)
         if not finished:
-            console.print("stopped before the end; run the same command again to continue from the checkpoint")
+            say("stopped before the end; run the same command again to continue from the checkpoint")
             raise typer.Exit(130)
+        if not ctx.is_main:  # rank 0 evaluates and reports; the others are done
+            return
         final = outcomes[-1].model_dir
         assert final is not None
         with RichReporter(console) as reporter:
@@ -60,6 +69,9 @@ def speedrun_command(
     except (RecipeError, DataError, EvalError, FileNotFoundError) as e:
         print_error(console, e)
         raise typer.Exit(2) from None
+    finally:
+        if ctx is not None:
+            distributed.teardown(ctx)
     print_ledger(Ledger.load(sr.run_dir / "ledger.json"))
     t = Table(title="speedrun stages (this invocation)")
     for col in ("stage", "model", "wall time"):

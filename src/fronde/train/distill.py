@@ -213,7 +213,7 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
     except DataError as e:
         raise RecipeError(str(e)) from None
     finally:
-        distributed.teardown()
+        distributed.teardown(ctx)
 
 
 def distill_inputs(recipe: DistillRecipe, stage_dir: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ class DistContext:
     world_size: int
     local_rank: int
     device: torch.device
+    owned: bool = False  # this setup() created the process group, so teardown(ctx) destroys it
 
     @property
     def is_main(self) -> bool:
@@ -32,6 +33,9 @@ class DistContext:
 
 
 def setup(backend: str = "auto", timeout_minutes: float = 30.0) -> DistContext:
+    """This process's place under torchrun (one device per process). The process group is created once: a stage
+    called inside a run that set it up already (`fronde speedrun` under torchrun) joins it, because torch cannot
+    create the default group again in a process that destroyed one."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
@@ -39,16 +43,18 @@ def setup(backend: str = "auto", timeout_minutes: float = 30.0) -> DistContext:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    if world > 1 and not dist.is_initialized():
+    owned = world > 1 and not dist.is_initialized()
+    if owned:
         if backend == "auto":
             backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None,
                                 timeout=timedelta(minutes=timeout_minutes))
-    return DistContext(rank, world, local_rank, device)
+    return DistContext(rank, world, local_rank, device, owned)
 
 
-def teardown() -> None:
-    if dist.is_initialized():
+def teardown(ctx: DistContext) -> None:
+    """Destroy the process group if ctx's setup() created it."""
+    if ctx.owned and dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -224,7 +224,7 @@ def grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool = False, say: Callab
         with StageLock(recipe.run_dir / STAGE, STAGE, enabled=ctx.is_main):
             return _grpo(recipe, rollouts, resume, say, progress, torch.device(device) if device else ctx.device, ctx)
     finally:
-        distributed.teardown()
+        distributed.teardown(ctx)
 
 
 def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str], None], progress: Any,

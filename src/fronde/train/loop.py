@@ -333,6 +333,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
         if ctx.is_main and not (start_step == done and (final_dir / LINEAGE).is_file()):
             publish_final(candidates(ckpt_root)[0] / "model", final_dir,
                           Lineage(stage.name, recipe, done, cost, stage.provenance))
+    distributed.barrier()  # no rank goes on (to a next stage reading this model) before it is published
     return StageResult(run_dir, final_dir, done, last_val, stopping, ledger)
 
 

@@ -87,4 +87,4 @@ def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], 
         )
         return run_stage(recipe, stage, ctx, resume, say, progress)
     finally:
-        distributed.teardown()
+        distributed.teardown(ctx)

@@ -193,4 +193,4 @@ def sft(recipe: SFTRecipe, resume: bool = False, say: Callable[[str], None] = pr
             raise RecipeError(str(e)) from None
         return run_stage(recipe, stage, ctx, resume, say, progress)
     finally:
-        distributed.teardown()
+        distributed.teardown(ctx)
