@@ -146,6 +146,30 @@ def test_fronde_sft_end_to_end(tmp_path, base_dir):
     assert res.returncode == 2 and "bad.jsonl:2" in res.stdout and "wizard" in res.stdout
 
 
+def test_two_processes_and_accumulation_take_the_same_sft_steps_as_one_batch(tmp_path, base_dir):
+    """The same 512-token step as one micro-batch of 4 rows, as 2 accumulated micro-batches of 2, and on 2 gloo
+    processes: the loss is the mean over the step's assistant tokens however the batch is cut (each micro-batch
+    weighted by its share of them), so the three runs log the same losses."""
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("\n".join(json.dumps(c) for c in CHATS) + "\n")
+    losses = {}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                "fronde.cli.main"]
+    for name, launcher, micro in (("one", FRONDE, 4), ("accum", FRONDE, 2), ("two", torchrun, 2)):
+        recipe = tmp_path / f"{name}.toml"
+        recipe.write_text(RECIPE.format(name=name, out=tmp_path / "runs", init=base_dir, chats=chats))
+        res = subprocess.run(launcher + ["sft", str(recipe), "--set", "schedule.max_steps=6", "--set",
+                                         f"batch.micro_batch_size={micro}", "--set", "checkpoint.every_steps=0"],
+                             env=ENV | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        losses[name] = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "runs" / name / "sft" / "metrics.jsonl")
+                        if "loss" in r}
+    assert losses["one"].keys() == losses["two"].keys() == losses["accum"].keys() and len(losses["one"]) == 6
+    for step, loss in losses["one"].items():
+        for other in ("accum", "two"):
+            assert losses[other][step] == pytest.approx(loss, rel=2e-4), (other, step)
+
+
 def test_tool_use_task_mix_renders_calculator_calls_with_the_schema():
     from fronde.train.sft import SFTRecipe, task_conversations
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from fronde.model.config import ModelConfig
 from fronde.model.info import model_info
+from fronde.model.loss import IGNORE_INDEX
 from fronde.model.model import CausalLM
 from fronde.model.moe import load_imbalance, update_expert_bias
 from fronde.train import distributed
@@ -146,6 +147,18 @@ def lm_loss(recipe: StageRecipe) -> LossFn:
     return fn
 
 
+def token_weights(targets: list[torch.Tensor], ctx: DistContext) -> list[torch.Tensor]:
+    """Per micro-batch, its share of the step's trained tokens (those not IGNORE_INDEX, on every rank) x the number
+    of micro-batches averaged: weighted so, the per-micro-batch mean losses that gradient accumulation and DDP average
+    give the mean over every trained token of the step, as one big batch would. Unweighted, a micro-batch with few
+    assistant tokens (SFT) would count as much as a full one, and the result would depend on how the global batch
+    is cut into micro-batches and ranks. Pretraining's rows are all trained tokens: the weights are exactly 1."""
+    counts = torch.tensor([int((y != IGNORE_INDEX).sum()) for y in targets], dtype=torch.int64).to(ctx.device)
+    total = distributed.all_reduce(counts.sum())  # stays on the device: no host sync in the step
+    weights = (counts.double() * (len(targets) * ctx.world_size) / total.double().clamp(min=1)).float()
+    return list(weights.unbind())
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], recipe: StageRecipe,
              ctx: DistContext) -> float:
@@ -257,14 +270,19 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             step, t0 = done, time.perf_counter()
             opt.set_lr(plan.lr(step, recipe.optim.min_lr_ratio))
             sums: dict[str, torch.Tensor] = {}
-            for m in range(accum):
-                x, y = (t[rows].to(ctx.device, non_blocking=True) for t in loader.next_batch())
+            batches = [tuple(t[rows] for t in loader.next_batch()) for _ in range(accum)]
+            weights = token_weights([y for _, y in batches], ctx) if stage.loss is None else [None] * accum
+            for m, ((x, y), weight) in enumerate(zip(batches, weights)):
+                x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
                 sync = wrapped.no_sync() if ctx.enabled and m < accum - 1 and hasattr(wrapped, "no_sync") \
                     else nullcontext()
                 with sync, autocast(recipe, ctx.device):
                     step_loss = loss_fn(forward, x, y)
-                (step_loss.total / accum).backward()
-                for k, v in step_loss.logs.items():
+                total, logs = step_loss.total, step_loss.logs
+                if weight is not None:
+                    total, logs = total * weight, {k: v * weight for k, v in logs.items()}
+                (total / accum).backward()
+                for k, v in logs.items():
                     sums[k] = sums.get(k, 0) + v
             clip = recipe.optim.grad_clip or math.inf
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
