@@ -208,6 +208,9 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
                 return logit_loss(teacher, sec, on_policy)
 
             stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, loss=make_loss)
+            # off-policy, the loss is a mean over the chats' assistant tokens, weighted as SFT's is; a micro-batch
+            # of the student's own samples has other tokens, so with on-policy sampling each counts as a whole
+            stage.token_mean_loss = sec.on_policy_fraction == 0
         stage.provenance.inputs |= distill_inputs(recipe, stage_dir)
         return run_stage(recipe, stage, ctx, resume, say, progress)
     except DataError as e:

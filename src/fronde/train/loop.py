@@ -80,6 +80,8 @@ class Stage:
     eval_batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]] | None  # the same batches every call
     files: dict[str, Path]  # copied into every checkpoint's model dir (the tokenizer)
     loss: LossFn | None = None  # default: the LM loss (+ MTP + sequence balance loss as the recipe weighs them)
+    token_mean_loss: bool | None = None  # the loss is a mean over y's trained tokens (token_weights); None: only
+    # for the default loss
     tokens_per_step: int | None = None  # default: batch.global_batch_tokens
     flops_per_token: float | None = None  # default: the model's training FLOPs per token
     extra_state: dict[str, Any] = field(default_factory=dict)  # stored in state.json (e.g. the data's digest)
@@ -210,6 +212,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     wrapped = distributed.wrap(model, ctx, recipe.distributed.strategy)
     forward = torch.compile(wrapped) if recipe.precision.compile else wrapped
     loss_fn = stage.loss or lm_loss(recipe)
+    token_mean = stage.loss is None if stage.token_mean_loss is None else stage.token_mean_loss
     opt = Optimizers(model, recipe.optim, ctx.device)
     # One logical stream of rows for the whole job: micro-step m of rank r takes rows [(m*W + r)*b, ...+b) of the
     # step's global batch, so a run's data (and loss curve) does not depend on how many processes share it.
@@ -271,7 +274,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             opt.set_lr(plan.lr(step, recipe.optim.min_lr_ratio))
             sums: dict[str, torch.Tensor] = {}
             batches = [tuple(t[rows] for t in loader.next_batch()) for _ in range(accum)]
-            weights = token_weights([y for _, y in batches], ctx) if stage.loss is None else [None] * accum
+            weights = token_weights([y for _, y in batches], ctx) if token_mean else [None] * accum
             for m, ((x, y), weight) in enumerate(zip(batches, weights)):
                 x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
                 sync = wrapped.no_sync() if ctx.enabled and m < accum - 1 and hasattr(wrapped, "no_sync") \
