@@ -80,8 +80,8 @@ class Stage:
     eval_batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]] | None  # the same batches every call
     files: dict[str, Path]  # copied into every checkpoint's model dir (the tokenizer)
     loss: LossFn | None = None  # default: the LM loss (+ MTP + sequence balance loss as the recipe weighs them)
-    token_mean_loss: bool | None = None  # the loss is a mean over y's trained tokens (token_weights); None: only
-    # for the default loss
+    token_mean_loss: bool | None = None  # weight micro-batches by trained tokens (token_weights); None: for the
+    # default loss. False where every target is trained (pretraining): the weights would all be 1
     tokens_per_step: int | None = None  # default: batch.global_batch_tokens
     flops_per_token: float | None = None  # default: the model's training FLOPs per token
     extra_state: dict[str, Any] = field(default_factory=dict)  # stored in state.json (e.g. the data's digest)

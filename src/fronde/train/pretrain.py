@@ -82,6 +82,7 @@ def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], 
             train_data=ShardLoader(data_dir, "train", recipe.batch.seq_len, micro * ctx.world_size,
                                    seed=recipe.run.seed),
             eval_batches=lambda: val_batches(data_dir, recipe),
+            token_mean_loss=False,  # every target of a pretraining row is trained: token weights would all be 1
             files=tokenizer_files(data_dir / TOKENIZER_DIR),
             provenance=Provenance(data_dirs=[data_dir]),
         )
