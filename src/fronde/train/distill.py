@@ -31,7 +31,7 @@ from fronde.train.lineage import file_entry, task_entry, teacher_identity
 from fronde.train.loop import StageResult, StepLoss, run_stage
 from fronde.train.recipe import RecipeError, _Section
 from fronde.train.rollouts import Rollouts
-from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft, read_cache_set
+from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
 from fronde.train.sft import SFTRecipe, TaskMix, chat_stage
 from fronde.train.sft_data import Conversation, read_chat_jsonl
 from fronde.train.teacher import load_teacher
@@ -254,8 +254,9 @@ def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: Di
     every = gather_objects(stats, ctx)  # also waits for every rank's share
     if ctx.is_main:
         kept = export_sft(cache, sft_file)
-        rows = len(read_cache_set(cache))
-        say(f"teacher samples: {sum(s.generated for s in every)} generated now"
+        generated = sum(s.generated for s in every)
+        rows = stats.resumed_from + generated  # the ranks wrote disjoint rows: no second read of the cache
+        say(f"teacher samples: {generated} generated now"
             f"{f' on {ctx.world_size} processes' if ctx.enabled else ''}, {stats.resumed_from} reused from the "
             f"cache, {kept} kept, {rows - kept} rejected by the verifier, "
             f"{sum(s.skipped_corrupt_lines for s in every)} torn lines dropped ({cache})")

@@ -106,10 +106,9 @@ def build_distill_set(
     rows, corrupt, good_bytes = _read_cache(own)
     if corrupt:  # cut the torn tail off, or the next append would glue onto it
         os.truncate(own, good_bytes)
-    for other in cache_files(out_path):  # the other ranks' files: their owners cut their torn tails
-        if other != own:
-            for key, row in _read_cache(other)[0].items():
-                rows.setdefault(key, row)
+    # the other ranks' files (their owners cut their torn tails)
+    for key, row in read_cache_set(out_path, skip=own).items():
+        rows.setdefault(key, row)
     stats = DistillSetStats(resumed_from=len(rows), skipped_corrupt_lines=corrupt)
     by_id = {p.id: p for p in prompts}
     for (pid, _), row in rows.items():
@@ -164,10 +163,13 @@ def cache_files(cache_path: Path) -> list[Path]:
     return [p for p in [cache_path, *parts] if p.is_file()]
 
 
-def read_cache_set(cache_path: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    """The union of the cache and its ranks' files, by (prompt id, sample); torn last lines are ignored."""
+def read_cache_set(cache_path: Path, skip: Path | None = None) -> dict[tuple[str, int], dict[str, Any]]:
+    """The union of the cache and its ranks' files (but `skip`), by (prompt id, sample); torn last lines are
+    ignored."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for path in cache_files(cache_path):
+        if path == skip:
+            continue
         for key, row in _read_cache(path)[0].items():
             rows.setdefault(key, row)
     return rows
