@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,23 +107,61 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference_run):
         trainer.write_bytes(data)
 
 
+def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "fronde.cli.main", *args]
+    res = subprocess.run(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res
+
+
+def _rewind(run_dir: Path, step: int) -> None:
+    """Make a finished run look killed right after its step-`step` checkpoint."""
+    root = run_dir / "pretrain" / "checkpoints"
+    for ckpt in root.glob("step-*"):
+        if int(ckpt.name.split("-")[1]) > step:
+            shutil.rmtree(ckpt)
+    (root / "latest").write_text(f"step-{step:06d}")
+    shutil.rmtree(run_dir / "pretrain" / "model")
+
+
+def _assert_same_curve(run_dir: Path, ref_dir: Path) -> None:
+    got, single = _losses(run_dir), _losses(ref_dir)
+    assert got.keys() == single.keys()
+    for step in single:
+        assert got[step] == pytest.approx(single[step], rel=2e-4), step
+
+
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_processes_match_one_process(tmp_path, data_dir, reference_run, strategy):
+def test_two_processes_match_one_process_and_resume_on_one(tmp_path, data_dir, reference_run, strategy):
     from tests.train.conftest import RECIPE
 
     ref_dir, _ = reference_run
     recipe = tmp_path / "ddp.toml"
     recipe.write_text(RECIPE.format(name="ddp", out=tmp_path / "runs", data=data_dir))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "fronde.cli.main", "pretrain", str(recipe), "--set", "checkpoint.every_steps=0",
-           "--set", f"distributed.strategy={strategy}"]
-    res = subprocess.run(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    res = _torchrun(["pretrain", str(recipe), "--set", f"distributed.strategy={strategy}"])
     assert res.stdout.count("cost ledger") == 1  # only rank 0 reports
-    ddp, single = _losses(tmp_path / "runs" / "ddp"), _losses(ref_dir)
-    assert ddp.keys() == single.keys()
-    for step in single:
-        assert ddp[step] == pytest.approx(single[step], rel=2e-4), step
+    run_dir = tmp_path / "runs" / "ddp"
+    _assert_same_curve(run_dir, ref_dir)
+    # The capacity went away: the 2-process run's step-4 checkpoint goes on in one process, on the same curve.
+    _rewind(run_dir, 4)
+    res = _run(["pretrain", str(recipe), "--resume", "--set", f"distributed.strategy={strategy}"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "written by 2 process(es) and resumes on 1" in res.stdout
+    _assert_same_curve(run_dir, ref_dir)
+
+
+def test_a_one_process_checkpoint_resumes_on_two(tmp_path, reference_run):
+    ref_dir, _ = reference_run
+    run_dir = tmp_path / "ref"
+    shutil.copytree(ref_dir, run_dir)
+    _rewind(run_dir, 8)
+    recipe = tmp_path / "more.toml"  # the reference's recipe, pointed at the copy
+    recipe.write_text((ref_dir.parent.parent / "ref.toml").read_text().replace(str(ref_dir.parent), str(tmp_path)))
+    res = _torchrun(["pretrain", str(recipe), "--resume"])
+    assert "resuming from" in res.stdout and "written by 1 process(es) and resumes on 2" in res.stdout
+    _assert_same_curve(run_dir, ref_dir)
+    assert (run_dir / "pretrain" / "model" / "config.json").is_file()
 
 
 def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(tmp_path, data_dir):

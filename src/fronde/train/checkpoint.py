@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,25 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def restore_rng(saved: list[dict[str, Any]], rank: int, world_size: int, seed: int,
+                say: Callable[[str], None] | None = None) -> None:
+    """Continue this rank's random streams from a checkpoint that holds one state per rank that wrote it.
+
+    On the process count that wrote it, every rank goes on with its own streams (the exact resume). A run may also
+    resume on another count (the data stream and optimizer state do not depend on it): ranks the checkpoint had keep
+    their streams, and new ranks start fresh ones seeded by (seed, rank), never a copy of another rank's."""
+    if len(saved) != world_size and rank == 0 and say is not None:
+        say(f"the checkpoint was written by {len(saved)} process(es) and resumes on {world_size}: data order and "
+            "optimizer state carry over; the random streams of ranks it did not have are seeded afresh")
+    if rank < len(saved):
+        set_rng_state(saved[rank])
+        return
+    fresh = seed * 1_000_003 + rank
+    torch.manual_seed(fresh)
+    np.random.seed(fresh % 2**32)
+    random.seed(fresh)
 
 
 @dataclass

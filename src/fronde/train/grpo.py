@@ -37,8 +37,8 @@ from fronde.train.checkpoint import (
     CheckpointWriter,
     candidates,
     load_latest,
+    restore_rng,
     rng_state,
-    set_rng_state,
 )
 from fronde.train.distributed import DistContext, gather_objects
 from fronde.train.grpo_loss import (
@@ -259,8 +259,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     opt = Optimizers(model, recipe.optim, dev)
     if resumed is not None:
         opt.load_state_dict(resumed.trainer["optim"])
-        rngs = resumed.trainer["rng"]
-        set_rng_state(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
+        restore_rng(resumed.trainer["rng"], ctx.rank, ctx.world_size, recipe.run.seed, say)
     ledger = Ledger.load(run_dir / "ledger.json")
     label, peak = peak_flops(dev)
     cost = ledger.stage(STAGE, device=label, n_devices=ctx.world_size, peak_flops_per_device=peak,

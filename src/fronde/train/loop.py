@@ -33,8 +33,8 @@ from fronde.train.checkpoint import (
     CheckpointWriter,
     candidates,
     load_latest,
+    restore_rng,
     rng_state,
-    set_rng_state,
 )
 from fronde.train.distributed import DistContext
 from fronde.train.hardware import peak_flops
@@ -228,7 +228,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             _load_fsdp_optim(model, opt, resumed.trainer["optim"])
         else:
             opt.load_state_dict(resumed.trainer["optim"])
-        set_rng_state(resumed.trainer["rng"][ctx.rank])
+        restore_rng(resumed.trainer["rng"], ctx.rank, ctx.world_size, recipe.run.seed, say)
         loader.load_state_dict(resumed.state["loader"])
     metrics = MetricsLog(stage_dir / "metrics.jsonl", recipe.log.tensorboard,
                          resume_from_step=start_step if resumed is not None else None) if ctx.is_main else None
