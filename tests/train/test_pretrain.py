@@ -187,3 +187,44 @@ def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(tmp_path, data_d
     assert res.returncode == 0 and (run_dir / "pretrain" / "model" / "config.json").is_file()
     again = _run(["pretrain", str(recipe), "--resume"])  # a finished run resumes to "done", not to a crash
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def _worker_pid(launcher: int, local_rank: int) -> int | None:
+    """The pid of torchrun's worker with this LOCAL_RANK (Linux /proc), or None before it has started."""
+    for child in Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split():
+        try:
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"LOCAL_RANK={local_rank}".encode() in environ:
+            return int(child)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers through /proc")
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, data_dir):
+    """SIGTERM reaching one worker only (a node's agent, a preempted GPU) must not leave the other rank stepping alone
+    into a collective that never completes: the ranks agree to stop, checkpoint that step, and exit cleanly."""
+    from tests.train.conftest import RECIPE
+
+    recipe = tmp_path / "one.toml"
+    recipe.write_text(RECIPE.format(name="one", out=tmp_path / "runs", data=data_dir))
+    run_dir = tmp_path / "runs" / "one"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "fronde.cli.main", "pretrain", str(recipe), "--set", "checkpoint.every_steps=0",
+           "--set", "schedule.max_steps=400", "--set", "distributed.timeout_minutes=1"]
+    proc = subprocess.Popen(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and max(_losses(run_dir), default=0) < 2:
+        time.sleep(0.02)
+    rank1 = _worker_pid(proc.pid, 1)
+    assert rank1 is not None
+    os.kill(rank1, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out[-3000:]
+    stopped = max(_losses(run_dir))
+    assert stopped < 400 and f"stopped by signal after step {stopped}" in out
+    root = run_dir / "pretrain" / "checkpoints"
+    assert (root / "latest").read_text().strip() == f"step-{stopped:06d}"
+    assert not (run_dir / "pretrain" / "model").exists()
