@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fronde.eval.results import read_results
 from fronde.speedrun import load_speedrun, speedrun_names, stage_recipe
 from fronde.train.ledger import Ledger
 from fronde.train.metrics import read_metrics
@@ -134,7 +135,8 @@ def test_minutes_give_each_stage_its_share_as_a_time_budget(tmp_path):
 
 def test_speedrun_under_torchrun_trains_every_stage_on_two_processes(tmp_path):
     """One process group for all the stages (torch cannot create it again in a process that destroyed one); each
-    stage waits for the last one's model before reading it; rank 0 alone evaluates, reports and prints."""
+    stage waits for the last one's model before reading it; both processes evaluate, rank 0 alone writes, reports
+    and prints."""
     recipe = tmp_path / "speedrun.toml"
     text = SPEEDRUN.format(reference=REFERENCE).replace('"schedule.max_steps=120"', '"schedule.max_steps=6"')
     text = text.replace('"batch.seq_len=128", "batch.micro_batch_size=4"', '"batch.seq_len=128", '
@@ -150,3 +152,5 @@ def test_speedrun_under_torchrun_trains_every_stage_on_two_processes(tmp_path):
     stages = Ledger.load(run / "ledger.json").stages
     assert [(s.stage, s.n_devices) for s in stages] == [("pretrain", 2), ("sft", 2), ("rl", 2)]
     assert (run / "report.md").is_file() and (run / "rl" / "model" / "config.json").is_file()
+    generative = [r for r in read_results([run / "eval"]) if r["kind"] == "generative"]
+    assert generative and all(r["speed"]["processes"] == 2 for r in generative)  # the evaluation was shared

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -32,6 +32,9 @@ from fronde.train.recipe import (
     read_recipe_toml,
     recipe_names,
 )
+
+if TYPE_CHECKING:
+    from fronde.eval.shards import Shards
 
 SPEEDRUNS_PACKAGE = "fronde.recipes.speedrun"
 EVAL_STAMP = "speedrun.json"  # in runs/<name>/eval: the eval plan that finished, so a rerun can skip it
@@ -221,13 +224,17 @@ def eval_plan_digest(sr: SpeedrunRecipe, model_dir: Path) -> str:
     return json.dumps(payload, sort_keys=True)
 
 
-def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[str], None], reporter: Any
-             ) -> list[dict[str, Any]] | None:
-    """`fronde eval` on the final model, into runs/<name>/eval; None when the same plan already ran on it."""
+def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[str], None], reporter: Any,
+             shards: Shards | None = None) -> list[dict[str, Any]] | None:
+    """`fronde eval` on the final model, into runs/<name>/eval; None when the same plan already ran on it. Under
+    torchrun every process evaluates its share (`shards`) and rank 0 writes."""
     from fronde.eval.generative import GenerationSettings
     from fronde.eval.models import load_eval_model
     from fronde.eval.run import EvalPlan, run_plan
+    from fronde.eval.shards import ONE
     from fronde.train.model_card import update_model_card
+
+    shards = shards or ONE
 
     stamp = sr.run_dir / "eval" / EVAL_STAMP
     digest = eval_plan_digest(sr, model_dir)
@@ -242,13 +249,14 @@ def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[st
     plan.check()
     model = load_eval_model(str(model_dir), device=device, batch_size=ev.batch_size)
     say(f"[bold]eval[/bold]: {model.name} on {', '.join(plan.tasks + [str(p) for p in plan.bpb_sources])}")
-    results = run_plan(model, plan, sr.run_dir / "eval", reporter)
+    results = run_plan(model, plan, sr.run_dir / "eval", reporter, shards=shards)
     if ev.tools:
         with_tools = EvalPlan(tasks=list(ev.tasks), generation=GenerationSettings(
             n=ev.n, max_new_tokens=ev.max_new_tokens, system=ev.system, tools=list(ev.tools),
             max_turns=ev.max_turns), gsm_originals=ev.gsm_originals)
         say(f"[bold]eval[/bold]: again with {', '.join(ev.tools)}")
-        results += run_plan(model, with_tools, sr.run_dir / "eval", reporter)
-    update_model_card(model_dir, results)
-    atomic_write_json(stamp, {"plan": digest, "results": [r["task"] for r in results]})
+        results += run_plan(model, with_tools, sr.run_dir / "eval", reporter, shards=shards)
+    if shards.is_main:
+        update_model_card(model_dir, results)
+        atomic_write_json(stamp, {"plan": digest, "results": [r["task"] for r in results]})
     return results

@@ -70,3 +70,37 @@ def test_fronde_eval_cli_writes_results_and_a_summary(tiny_dir, tmp_path):
     assert bad.exit_code == 2 and "arithmetic level '9'" in bad.output and "Traceback" not in bad.output
     none = runner.invoke(app, ["eval", str(tiny_dir)])
     assert none.exit_code == 2 and "nothing to evaluate" in none.output
+
+
+def test_shares_cover_every_request_once_in_order():
+    from fronde.eval.shards import Shards
+
+    for n in (0, 1, 7, 64, 65):
+        for world in (1, 2, 3, 8):
+            spans = [Shards(r, world).span(n) for r in range(world)]
+            assert [i for s in spans for i in s] == list(range(n))
+            assert max(map(len, spans)) - min(map(len, spans)) <= 1
+
+
+def test_fronde_eval_under_torchrun_gives_the_one_process_results(tiny_dir, data_dir, tmp_path):
+    """Two processes share each evaluation (sampled generation, multiple choice, bits per byte) and rank 0 writes
+    files equal to one process's: same replies, same scores; speed says how many processes shared the seconds."""
+    mc = tmp_path / "mc.jsonl"
+    mc.write_text("".join(json.dumps({"question": f"{i} + 1 =", "choices": [str(i + 1), str(i + 2)], "answer": 0})
+                          + "\n" for i in range(5)))
+    args = ["eval", str(tiny_dir), "-t", "arithmetic:1", "--limit", "7", "--samples", "3", "--k", "1,3",
+            "--temperature", "0.9", "--max-new-tokens", "8", "--mc", str(mc), "--bpb", str(data_dir),
+            "--threads", "1", "--out"]
+    one = subprocess.run(FRONDE + args + [str(tmp_path / "one")], capture_output=True, text=True, env=ENV,
+                         timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "fronde.cli.main", *args, str(tmp_path / "two")], capture_output=True, text=True,
+                         env=ENV, timeout=300)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    assert two.stdout.count("wrote ") == 3 and "2 processes share each evaluation" in two.stdout  # rank 0 only
+    single, shared = read_results([tmp_path / "one"]), read_results([tmp_path / "two"])
+    assert [stable_view(r) for r in shared] == [stable_view(r) for r in single]
+    gen = next(r for r in shared if r["task"] == "arithmetic:1")
+    assert len(gen["examples"]) == 7 and all(len(row["outputs"]) == 3 for row in gen["examples"])
+    assert gen["speed"]["processes"] == 2 and gen["speed"]["requests"] == 21

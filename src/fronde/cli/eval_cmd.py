@@ -22,6 +22,8 @@ from fronde.eval.report import write_report
 from fronde.eval.results import read_results
 from fronde.eval.run import EvalPlan, run_plan
 from fronde.eval.scoreboard import Scoreboard
+from fronde.eval.shards import Shards
+from fronde.train import distributed
 from fronde.train.model_card import update_model_card
 
 console = Console()
@@ -52,7 +54,8 @@ def eval_command(
                                 "(omit with --endpoint)."),
     task: list[str] = typer.Option(None, "--task", "-t", help="arithmetic[:1-5], countdown, gsm-symbolic:eng|fra, "
                                    "humaneval, or a tasks .jsonl. Repeatable."),
-    n: int = typer.Option(100, "--n", help="First N problems (questions, documents) of each evaluation; 0 = all."),
+    n: int = typer.Option(100, "--n", "--limit", help="First N problems (questions, documents) of each evaluation; "
+                          "0 = all. Under torchrun spell it --limit (torchrun reads --n as one of its options)."),
     samples: int = typer.Option(1, "--samples", help="Samples per problem (pass@k; needs --temperature > 0)."),
     k: str = typer.Option("1", "--k", help="pass@k values, comma-separated, each <= --samples."),
     shots: int = typer.Option(0, "--shots", help="Worked examples from the task's train split before each problem."),
@@ -86,10 +89,18 @@ def eval_command(
     max_turns: int = typer.Option(4, "--max-turns", help="Model turns per problem when it has tools."),
     tools_root: Path = typer.Option(None, "--root", help="The folder search_files may read."),
 ) -> None:
-    """Evaluate one model on tasks, multiple choice and bits per byte; one result JSON per evaluation."""
+    """Evaluate one model on tasks, multiple choice and bits per byte; one result JSON per evaluation.
+
+    Under torchrun (`torchrun --nproc_per_node 8 -m fronde.cli.main eval ...`) every process loads the model on its
+    own GPU and evaluates a share of each evaluation; rank 0 prints and writes the results."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
     if threads:
         torch.set_num_threads(threads)
+    ctx = distributed.setup()
+    shards = Shards(ctx.rank, ctx.world_size)
+    say = console if ctx.is_main else Console(quiet=True)
+    if ctx.enabled and device == "cuda":
+        device = str(ctx.device)  # one GPU per process
     try:
         settings = GenerationSettings(n=n or None, samples=samples, ks=_ks(k), shots=shots, temperature=temperature,
                                       seed=seed, max_new_tokens=max_new_tokens, system=system,
@@ -101,15 +112,20 @@ def eval_command(
             raise DataError("nothing to evaluate: pass --task, --mc or --bpb")
         plan.check()
         out_dir = out or _default_out(model)
-        with console.status("loading the model"):
+        with say.status("loading the model"):
             m = load_eval_model(model, endpoint=endpoint, model=served_model, api_key=api_key, name=name,
                                 device=device, batch_size=batch_size)
-        console.print(f"[bold]{m.name}[/bold] ({m.info.kind}); results in {out_dir}")
-        with RichReporter(console) as progress:
-            results = run_plan(m, plan, out_dir, progress,
-                               on_result=lambda path, r: console.print(f"  wrote {path}", highlight=False))
+        say.print(f"[bold]{m.name}[/bold] ({m.info.kind}); results in {out_dir}"
+                  + (f"; {ctx.world_size} processes share each evaluation" if ctx.enabled else ""))
+        with RichReporter(say) as progress:
+            results = run_plan(m, plan, out_dir, progress, shards=shards,
+                               on_result=lambda path, r: say.print(f"  wrote {path}", highlight=False))
     except DataError as e:
         raise _fail(e) from None
+    finally:
+        distributed.teardown(ctx)
+    if not ctx.is_main:
+        return
     _summary(m.name, results)
     try:
         card = update_model_card(Path(model), results) if model and Path(model).is_dir() else None

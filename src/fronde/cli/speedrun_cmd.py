@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from fronde.cli.errors import print_error
@@ -31,10 +32,9 @@ def speedrun_command(
 ) -> None:
     """The whole path in one command, on the machine you have; run it again to continue after a kill. Under
     torchrun (`torchrun --nproc_per_node 8 -m fronde.cli.main speedrun ...`) the training stages run on every
-    process and rank 0 evaluates and writes the report."""
-    import torch
-
+    process, every process evaluates a share of each evaluation, and rank 0 writes the results and the report."""
     from fronde.eval.report import write_report
+    from fronde.eval.shards import Shards
     from fronde.speedrun import evaluate, load_speedrun, train_stages
     from fronde.train import distributed
 
@@ -56,15 +56,14 @@ def speedrun_command(
         if not finished:
             say("stopped before the end; run the same command again to continue from the checkpoint")
             raise typer.Exit(130)
-        if not ctx.is_main:  # rank 0 evaluates and reports; the others are done
-            return
         final = outcomes[-1].model_dir
         assert final is not None
-        with RichReporter(console) as reporter:
+        with RichReporter(console if ctx.is_main else Console(quiet=True)) as reporter:
             t_eval = time.perf_counter()
-            evaluated = evaluate(sr, final, device or ("cuda" if torch.cuda.is_available() else "cpu"),
-                                 console.print, reporter)
+            evaluated = evaluate(sr, final, device or str(ctx.device), say, reporter, Shards(ctx.rank, ctx.world_size))
             eval_seconds = time.perf_counter() - t_eval
+        if not ctx.is_main:  # every process evaluated its share; rank 0 reports
+            return
         report = write_report(sr.run_dir, [Path(a) for a in sr.eval.against])
     except (RecipeError, DataError, EvalError, FileNotFoundError) as e:
         print_error(console, e)

@@ -25,6 +25,7 @@ from fronde.data.tokenizer import Tokenizer
 from fronde.eval.errors import EvalError
 from fronde.eval.models import EvalModel
 from fronde.eval.results import dataset_hash
+from fronde.eval.shards import ONE, Shards
 
 
 @dataclass(frozen=True)
@@ -87,18 +88,21 @@ def _val_documents(data_dir: Path, n: int | None) -> list[Document]:
 
 
 def evaluate_bpb(model: EvalModel, docs: list[Document], progress: Reporter | None = None,
-                 title: str = "bpb") -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    """(metrics, dataset, per-document rows) for the documents."""
+                 title: str = "bpb", shards: Shards = ONE) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """(metrics, dataset, per-document rows) for the documents; each process scores its share (`shards`)."""
     progress = progress or NullReporter()
-    progress.start(title, total=len(docs))
-    nats, tokens, nbytes, rows = 0.0, 0, 0, []
-    for doc in docs:
+    mine = shards.span(len(docs))
+    progress.start(shards.title(title), total=len(mine))
+    rows = []
+    for doc in docs[mine.start:mine.stop]:
         logprob, count = model.loglikelihood_rolling(doc.text)
-        size = len(doc.text.encode("utf-8"))
-        nats, tokens, nbytes = nats - logprob, tokens + count, nbytes + size
-        rows.append({"id": doc.id, "nats": -logprob, "tokens": count, "bytes": size})
+        rows.append({"id": doc.id, "nats": -logprob, "tokens": count, "bytes": len(doc.text.encode("utf-8"))})
         progress.advance()
     progress.done()
+    rows = shards.gather(rows)
+    nats, tokens, nbytes = 0.0, 0, 0
+    for row in rows:  # summed in document order: the figures do not depend on the process count
+        nats, tokens, nbytes = nats + row["nats"], tokens + row["tokens"], nbytes + row["bytes"]
     if not tokens or not math.isfinite(nats):
         raise EvalError(f"{title}: no finite log-likelihood over {len(docs)} documents")
     metrics = {"loss": nats / tokens, "bpb": nats / (math.log(2) * nbytes), "tokens": tokens, "bytes": nbytes,

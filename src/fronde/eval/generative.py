@@ -4,12 +4,15 @@ Greedy by default (temperature 0, one sample). With `samples` n > 1 (temperature
 times and pass@k is the unbiased estimator (fronde.eval.passk) for each requested k <= n; `accuracy` is always the
 mean reward over every sample (pass@1's unbiased estimate). A sample is correct when its reward is 1.0.
 
-Request order is fixed (problem-major, then sample) and seeds follow it, so the same settings give the same numbers.
+Request order is fixed (problem-major, then sample) and request i samples with its own seed (seed x 1,000,003 + i),
+so the same settings give the same numbers, however the requests are batched or shared out across processes
+(fronde.eval.shards).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from fronde.eval.models import EvalModel, Speed, ToolReply
 from fronde.eval.passk import mean_pass_at_k
 from fronde.eval.prompts import conversation, draw_shots, resolve_system
 from fronde.eval.results import dataset_hash
+from fronde.eval.shards import ONE, Shards
 from fronde.tasks import Example, Task
 from fronde.tools import Toolbox, load_tools
 
@@ -95,8 +99,9 @@ def tool_use_metrics(replies: list[ToolReply]) -> dict[str, float]:
 
 def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettings,
                         examples: list[Example] | None = None, progress: Reporter | None = None,
-                        title: str | None = None) -> GenerativeScore:
-    """Score `model` on `examples` (default: the first n of the task's test split)."""
+                        title: str | None = None, shards: Shards = ONE) -> GenerativeScore:
+    """Score `model` on `examples` (default: the first n of the task's test split); under torchrun each process
+    generates its share (`shards`) and every process returns the whole score."""
     settings.check()
     progress = progress or NullReporter()
     exs = examples if examples is not None else task.test(settings.n)
@@ -111,24 +116,29 @@ def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettin
     if toolbox is not None and not hasattr(model, "generate_with_tools"):
         raise EvalError(f"--tool: {model.name} is a {model.info.kind} model; evaluation with tools runs fronde models "
                         "(for an endpoint, use `fronde agent URL` or an agent framework)")
-    progress.start(title or task.name, total=len(convs))
+    mine = shards.span(len(convs))
+    progress.start(shards.title(title or task.name), total=len(mine))
     replies: list[str] = []
     tool_replies: list[ToolReply] = []
-    speed: Speed | None = None
-    for start in range(0, len(convs), CHUNK):
-        seed = settings.seed * 1_000_003 + start
+    speeds: list[Speed] = []
+    for start in range(mine.start, mine.stop, CHUNK):
+        chunk = convs[start:min(start + CHUNK, mine.stop)]
+        seed = settings.seed * 1_000_003 + start  # request i samples with seed + i: its index in the whole list
         if toolbox is None:
-            replies.extend(model.generate(convs[start:start + CHUNK], settings.max_new_tokens, settings.temperature,
-                                          seed=seed))
+            replies.extend(model.generate(chunk, settings.max_new_tokens, settings.temperature, seed=seed))
         else:
-            got = model.generate_with_tools(convs[start:start + CHUNK], toolbox, settings.max_new_tokens,
-                                            settings.temperature, seed=seed, max_turns=settings.max_turns)
+            got = model.generate_with_tools(chunk, toolbox, settings.max_new_tokens, settings.temperature,
+                                            seed=seed, max_turns=settings.max_turns)
             tool_replies.extend(got)
             replies.extend(r.text for r in got)
         if model.last_speed is not None:
-            speed = model.last_speed if speed is None else speed.merge(model.last_speed)
-        progress.advance(len(convs[start:start + CHUNK]))
+            speeds.append(model.last_speed)
+        progress.advance(len(chunk))
     progress.done()
+    if shards.enabled:
+        replies, tool_replies, speeds = shards.gather(replies), shards.gather(tool_replies), shards.gather(speeds)
+    # the devices' seconds add up: tokens/s stays a per-device figure, comparable with one-device runs
+    speed = reduce(Speed.merge, speeds) if speeds else None
 
     n = settings.samples
     rewards = [task.verify(r, ex) for r, ex in zip(replies, (ex for ex in exs for _ in range(n)))]

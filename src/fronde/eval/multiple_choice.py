@@ -21,6 +21,7 @@ from fronde.data.progress import NullReporter, Reporter
 from fronde.eval.errors import EvalError
 from fronde.eval.models import EvalModel
 from fronde.eval.results import dataset_hash
+from fronde.eval.shards import ONE, Shards
 
 PROMPT = "Question: {question}\nAnswer:"
 
@@ -75,22 +76,23 @@ def _parse(line: str, where: str) -> Question:
 
 
 def evaluate_mc(model: EvalModel, questions: list[Question], progress: Reporter | None = None,
-                title: str = "mc") -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    """(metrics, dataset, per-question rows): acc and acc_norm in percent."""
+                title: str = "mc", shards: Shards = ONE) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """(metrics, dataset, per-question rows): acc and acc_norm in percent; each process scores its share."""
     progress = progress or NullReporter()
-    progress.start(title, total=len(questions))
-    acc = norm = 0
+    mine = shards.span(len(questions))
+    progress.start(shards.title(title), total=len(mine))
     rows = []
-    for q in questions:
+    for q in questions[mine.start:mine.stop]:
         context = PROMPT.format(question=q.question)
         scores = [model.loglikelihood(context, " " + c)[0] for c in q.choices]
         pick = max(range(len(scores)), key=lambda i: (scores[i], -i))
         pick_norm = max(range(len(scores)), key=lambda i: (scores[i] / len(q.choices[i]), -i))
-        acc += pick == q.answer
-        norm += pick_norm == q.answer
         rows.append({"id": q.id, "loglikelihoods": scores, "pick": pick, "pick_norm": pick_norm, "answer": q.answer})
         progress.advance()
     progress.done()
+    rows = shards.gather(rows)
+    acc = sum(r["pick"] == r["answer"] for r in rows)
+    norm = sum(r["pick_norm"] == r["answer"] for r in rows)
     metrics = {"acc": 100 * acc / len(questions), "acc_norm": 100 * norm / len(questions)}
     dataset = {"examples": len(questions),
                "hash": dataset_hash([q.id, q.question, q.choices, q.answer] for q in questions)}
