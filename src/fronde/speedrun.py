@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError, model_validator
 
+from fronde.data.errors import validation_message
 from fronde.data.io import atomic_write_json
 from fronde.train.lineage import read_lineage
 from fronde.train.loop import StageResult
@@ -124,8 +125,7 @@ def load_speedrun(spec: str, out: Path | None = None, sets: list[str] | None = N
     try:
         return SpeedrunRecipe.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        raise RecipeError(f"{where}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+        raise RecipeError(f"{where}: {validation_message(e)}") from None
 
 
 def _stage_kind(stage: str) -> type[StageRecipe]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fronde.data.errors import DataError
+from fronde.data.errors import DataError, validation_message
 
 DEFAULT_SOURCE = "python-stdlib"
 
@@ -46,7 +46,7 @@ class SourceConfig(BaseModel):
         try:
             return cls.model_validate(fields)
         except ValidationError as e:
-            raise DataError(f"bad source spec {spec!r}: {_first_error(e)}") from None
+            raise DataError(f"bad source spec {spec!r}: {validation_message(e)}") from None
 
 
 class DataConfig(BaseModel):
@@ -99,17 +99,11 @@ class DataConfig(BaseModel):
         return _validate(data, "--set")
 
 
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}" if loc else err["msg"]
-
-
 def _validate(data: dict[str, Any], where: str) -> DataConfig:
     try:
         return DataConfig.model_validate(data)
     except ValidationError as e:
-        raise DataError(f"{where}: {_first_error(e)}") from None
+        raise DataError(f"{where}: {validation_message(e)}") from None
 
 
 def load_recipe(path: str | Path, section: str = "data") -> DataConfig:

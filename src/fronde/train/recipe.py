@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fronde.data.config import DataConfig
+from fronde.data.errors import validation_message
 from fronde.train.optim import OptimConfig
 from fronde.train.schedule import ScheduleKind
 
@@ -205,8 +206,4 @@ def load_recipe(spec: str, sets: list[str] | None = None, kind: type[R] = Pretra
     try:
         return kind.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        value = err.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        raise RecipeError(f"{where}: {loc}: {err['msg']}{shown}") from None
+        raise RecipeError(f"{where}: {validation_message(e, show_input=True)}") from None
