@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from fronde.data.chat import CHAT_TEMPLATE, normalize_messages, render_chat, render_chat_text
+from fronde.data.chat import CHAT_TEMPLATE, normalize_messages, render_chat, render_chat_text, render_chats
 from fronde.data.errors import DataError
 from fronde.data.tokenizer import SPECIAL_TOKENS, Tokenizer, train_tokenizer
 
@@ -88,6 +88,12 @@ def test_chat_ids_match_transformers(small_tokenizer: tuple[Tokenizer, Path], i:
     assert ids[0] == tok.special.bos and len(ids) == len(mask)
     if gen:
         assert ids[-1] == tok.special.assistant and mask[-1] == 0
+
+
+def test_rendering_many_chats_at_once_equals_one_at_a_time(small_tokenizer: tuple[Tokenizer, Path]) -> None:
+    tok, _ = small_tokenizer
+    chats = [(normalize_messages(c), TOOLS if i in (2, 3) else None) for i, c in enumerate(CHATS * 3)]
+    assert render_chats(tok, chats) == [render_chat(tok, m, tools=t) for m, t in chats]
 
 
 def test_assistant_mask_covers_exactly_assistant_output(small_tokenizer: tuple[Tokenizer, Path]) -> None:

