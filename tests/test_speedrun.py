@@ -154,3 +154,23 @@ def test_speedrun_under_torchrun_trains_every_stage_on_two_processes(tmp_path):
     assert (run / "report.md").is_file() and (run / "rl" / "model" / "config.json").is_file()
     generative = [r for r in read_results([run / "eval"]) if r["kind"] == "generative"]
     assert generative and all(r["speed"]["processes"] == 2 for r in generative)  # the evaluation was shared
+
+
+def test_the_rehearsal_of_each_gpu_speedrun_loads_at_toy_size(tmp_path):
+    """scripts/rehearse_speedrun.py keeps every stage's own overrides and appends the toy sizes after them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rehearse", Path(__file__).parents[1] / "scripts" /
+                                                  "rehearse_speedrun.py")
+    rehearse = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rehearse)
+    for name in ("small-gpu", "tools-small-gpu", "fr-littre-gpu"):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(rehearse.rehearsal(name))
+        sr = load_speedrun(str(path), out=tmp_path / "runs" / name)
+        parent = None
+        for stage, step in sr.steps():
+            rec = stage_recipe(sr, stage, step, parent)
+            assert rec.schedule.max_steps <= 4 and rec.precision.compile is False, (name, stage)
+            parent = rec.run_dir / stage / "model"
+        assert sr.eval.n == 4 and sr.eval.tasks == load_speedrun(name).eval.tasks
