@@ -87,8 +87,8 @@ def _val_documents(data_dir: Path, n: int | None) -> list[Document]:
     return docs
 
 
-def evaluate_bpb(model: EvalModel, docs: list[Document], progress: Reporter | None = None,
-                 title: str = "bpb", shards: Shards = ONE) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+def evaluate_bpb(model: EvalModel, docs: list[Document], progress: Reporter | None = None, title: str = "bpb",
+                 shards: Shards = ONE) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """(metrics, dataset, per-document rows) for the documents; each process scores its share (`shards`)."""
     progress = progress or NullReporter()
     mine = shards.span(len(docs))

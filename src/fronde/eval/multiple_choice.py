@@ -75,8 +75,8 @@ def _parse(line: str, where: str) -> Question:
     return Question(str(row.get("id", where.rsplit("/", 1)[-1])), question, choices, answer)
 
 
-def evaluate_mc(model: EvalModel, questions: list[Question], progress: Reporter | None = None,
-                title: str = "mc", shards: Shards = ONE) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+def evaluate_mc(model: EvalModel, questions: list[Question], progress: Reporter | None = None, title: str = "mc",
+                shards: Shards = ONE) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """(metrics, dataset, per-question rows): acc and acc_norm in percent; each process scores its share."""
     progress = progress or NullReporter()
     mine = shards.span(len(questions))
