@@ -35,7 +35,7 @@ from fronde.train.recipe import (
 )
 
 if TYPE_CHECKING:
-    from fronde.eval.shards import Shards
+    from fronde.train.distributed import DistContext
 
 SPEEDRUNS_PACKAGE = "fronde.recipes.speedrun"
 EVAL_STAMP = "speedrun.json"  # in runs/<name>/eval: the eval plan that finished, so a rerun can skip it
@@ -225,16 +225,14 @@ def eval_plan_digest(sr: SpeedrunRecipe, model_dir: Path) -> str:
 
 
 def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[str], None], reporter: Any,
-             shards: Shards | None = None) -> list[dict[str, Any]] | None:
+             ctx: DistContext | None = None) -> list[dict[str, Any]] | None:
     """`fronde eval` on the final model, into runs/<name>/eval; None when the same plan already ran on it. Under
-    torchrun every process evaluates its share (`shards`) and rank 0 writes."""
+    torchrun (`ctx`) every process evaluates its share and rank 0 writes."""
     from fronde.eval.generative import GenerationSettings
     from fronde.eval.models import load_eval_model
     from fronde.eval.run import EvalPlan, run_plan
-    from fronde.eval.shards import ONE
+    from fronde.eval.shards import writes
     from fronde.train.model_card import update_model_card
-
-    shards = shards or ONE
 
     stamp = sr.run_dir / "eval" / EVAL_STAMP
     digest = eval_plan_digest(sr, model_dir)
@@ -249,14 +247,14 @@ def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[st
     plan.check()
     model = load_eval_model(str(model_dir), device=device, batch_size=ev.batch_size)
     say(f"[bold]eval[/bold]: {model.name} on {', '.join(plan.tasks + [str(p) for p in plan.bpb_sources])}")
-    results = run_plan(model, plan, sr.run_dir / "eval", reporter, shards=shards)
+    results = run_plan(model, plan, sr.run_dir / "eval", reporter, ctx=ctx)
     if ev.tools:
         with_tools = EvalPlan(tasks=list(ev.tasks), generation=GenerationSettings(
             n=ev.n, max_new_tokens=ev.max_new_tokens, system=ev.system, tools=list(ev.tools),
             max_turns=ev.max_turns), gsm_originals=ev.gsm_originals)
         say(f"[bold]eval[/bold]: again with {', '.join(ev.tools)}")
-        results += run_plan(model, with_tools, sr.run_dir / "eval", reporter, shards=shards)
-    if shards.is_main:
+        results += run_plan(model, with_tools, sr.run_dir / "eval", reporter, ctx=ctx)
+    if writes(ctx):
         update_model_card(model_dir, results)
         atomic_write_json(stamp, {"plan": digest, "results": [r["task"] for r in results]})
     return results

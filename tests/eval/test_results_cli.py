@@ -73,11 +73,15 @@ def test_fronde_eval_cli_writes_results_and_a_summary(tiny_dir, tmp_path):
 
 
 def test_shares_cover_every_request_once_in_order():
-    from fronde.eval.shards import Shards
+    import torch
+
+    from fronde.eval.shards import span
+    from fronde.train.distributed import DistContext
 
     for n in (0, 1, 7, 64, 65):
+        assert span(n, None) == range(n)
         for world in (1, 2, 3, 8):
-            spans = [Shards(r, world).span(n) for r in range(world)]
+            spans = [span(n, DistContext(r, world, r, torch.device("cpu"))) for r in range(world)]
             assert [i for s in spans for i in s] == list(range(n))
             assert max(map(len, spans)) - min(map(len, spans)) <= 1
 

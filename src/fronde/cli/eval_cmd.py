@@ -22,7 +22,6 @@ from fronde.eval.report import write_report
 from fronde.eval.results import read_results
 from fronde.eval.run import EvalPlan, run_plan
 from fronde.eval.scoreboard import Scoreboard
-from fronde.eval.shards import Shards
 from fronde.train import distributed
 from fronde.train.model_card import update_model_card
 
@@ -97,7 +96,6 @@ def eval_command(
     if threads:
         torch.set_num_threads(threads)
     ctx = distributed.setup()
-    shards = Shards(ctx.rank, ctx.world_size)
     say = console if ctx.is_main else Console(quiet=True)
     if ctx.enabled and device == "cuda":
         device = str(ctx.device)  # one GPU per process
@@ -118,7 +116,7 @@ def eval_command(
         say.print(f"[bold]{m.name}[/bold] ({m.info.kind}); results in {out_dir}"
                   + (f"; {ctx.world_size} processes share each evaluation" if ctx.enabled else ""))
         with RichReporter(say) as progress:
-            results = run_plan(m, plan, out_dir, progress, shards=shards,
+            results = run_plan(m, plan, out_dir, progress, ctx=ctx,
                                on_result=lambda path, r: say.print(f"  wrote {path}", highlight=False))
     except DataError as e:
         raise _fail(e) from None

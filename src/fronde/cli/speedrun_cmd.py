@@ -34,7 +34,6 @@ def speedrun_command(
     torchrun (`torchrun --nproc_per_node 8 -m fronde.cli.main speedrun ...`) the training stages run on every
     process, every process evaluates a share of each evaluation, and rank 0 writes the results and the report."""
     from fronde.eval.report import write_report
-    from fronde.eval.shards import Shards
     from fronde.speedrun import evaluate, load_speedrun, train_stages
     from fronde.train import distributed
 
@@ -60,7 +59,7 @@ def speedrun_command(
         assert final is not None
         with RichReporter(console if ctx.is_main else Console(quiet=True)) as reporter:
             t_eval = time.perf_counter()
-            evaluated = evaluate(sr, final, device or str(ctx.device), say, reporter, Shards(ctx.rank, ctx.world_size))
+            evaluated = evaluate(sr, final, device or str(ctx.device), say, reporter, ctx)
             eval_seconds = time.perf_counter() - t_eval
         if not ctx.is_main:  # every process evaluated its share; rank 0 reports
             return

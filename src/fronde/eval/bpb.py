@@ -22,10 +22,11 @@ from fronde.data.manifest import MANIFEST, read_manifest
 from fronde.data.progress import NullReporter, Reporter
 from fronde.data.shards import open_split
 from fronde.data.tokenizer import Tokenizer
+from fronde.eval import shards
 from fronde.eval.errors import EvalError
 from fronde.eval.models import EvalModel
 from fronde.eval.results import dataset_hash
-from fronde.eval.shards import ONE, Shards
+from fronde.train.distributed import DistContext
 
 
 @dataclass(frozen=True)
@@ -88,18 +89,19 @@ def _val_documents(data_dir: Path, n: int | None) -> list[Document]:
 
 
 def evaluate_bpb(model: EvalModel, docs: list[Document], progress: Reporter | None = None, title: str = "bpb",
-                 shards: Shards = ONE) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    """(metrics, dataset, per-document rows) for the documents; each process scores its share (`shards`)."""
+                 ctx: DistContext | None = None) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """(metrics, dataset, per-document rows) for the documents; under torchrun (`ctx`) each process
+    scores its share."""
     progress = progress or NullReporter()
-    mine = shards.span(len(docs))
-    progress.start(shards.title(title), total=len(mine))
+    mine = shards.span(len(docs), ctx)
+    progress.start(shards.title(title, ctx), total=len(mine))
     rows = []
     for doc in docs[mine.start:mine.stop]:
         logprob, count = model.loglikelihood_rolling(doc.text)
         rows.append({"id": doc.id, "nats": -logprob, "tokens": count, "bytes": len(doc.text.encode("utf-8"))})
         progress.advance()
     progress.done()
-    rows = shards.gather(rows)
+    rows = shards.gather(rows, ctx)
     nats, tokens, nbytes = 0.0, 0, 0
     for row in rows:  # summed in document order: the figures do not depend on the process count
         nats, tokens, nbytes = nats + row["nats"], tokens + row["tokens"], nbytes + row["bytes"]

@@ -18,14 +18,15 @@ from typing import Any
 
 from fronde.data.errors import DataError
 from fronde.data.progress import NullReporter, Reporter
+from fronde.eval import shards
 from fronde.eval.errors import EvalError
 from fronde.eval.models import EvalModel, Speed, ToolReply
 from fronde.eval.passk import mean_pass_at_k
 from fronde.eval.prompts import conversation, draw_shots, resolve_system
 from fronde.eval.results import dataset_hash
-from fronde.eval.shards import ONE, Shards
 from fronde.tasks import Example, Task
 from fronde.tools import Toolbox, load_tools
+from fronde.train.distributed import DistContext
 
 CHUNK = 64  # conversations per generate call: the progress bar's step (and the engine's batch horizon)
 
@@ -99,9 +100,9 @@ def tool_use_metrics(replies: list[ToolReply]) -> dict[str, float]:
 
 def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettings,
                         examples: list[Example] | None = None, progress: Reporter | None = None,
-                        title: str | None = None, shards: Shards = ONE) -> GenerativeScore:
-    """Score `model` on `examples` (default: the first n of the task's test split); under torchrun each process
-    generates its share (`shards`) and every process returns the whole score."""
+                        title: str | None = None, ctx: DistContext | None = None) -> GenerativeScore:
+    """Score `model` on `examples` (default: the first n of the task's test split); under torchrun (`ctx`) each
+    process generates its share (fronde.eval.shards) and every process returns the whole score."""
     settings.check()
     progress = progress or NullReporter()
     exs = examples if examples is not None else task.test(settings.n)
@@ -116,8 +117,8 @@ def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettin
     if toolbox is not None and not hasattr(model, "generate_with_tools"):
         raise EvalError(f"--tool: {model.name} is a {model.info.kind} model; evaluation with tools runs fronde models "
                         "(for an endpoint, use `fronde agent URL` or an agent framework)")
-    mine = shards.span(len(convs))
-    progress.start(shards.title(title or task.name), total=len(mine))
+    mine = shards.span(len(convs), ctx)
+    progress.start(shards.title(title or task.name, ctx), total=len(mine))
     replies: list[str] = []
     tool_replies: list[ToolReply] = []
     speeds: list[Speed] = []
@@ -135,8 +136,8 @@ def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettin
             speeds.append(model.last_speed)
         progress.advance(len(chunk))
     progress.done()
-    if shards.enabled:
-        replies, tool_replies, speeds = shards.gather(replies), shards.gather(tool_replies), shards.gather(speeds)
+    if shards.shared(ctx):
+        replies, tool_replies, speeds = (shards.gather(x, ctx) for x in (replies, tool_replies, speeds))
     # the devices' seconds add up: tokens/s stays a per-device figure, comparable with one-device runs
     speed = reduce(Speed.merge, speeds) if speeds else None
 

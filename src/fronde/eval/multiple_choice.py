@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from fronde.data.progress import NullReporter, Reporter
+from fronde.eval import shards
 from fronde.eval.errors import EvalError
 from fronde.eval.models import EvalModel
 from fronde.eval.results import dataset_hash
-from fronde.eval.shards import ONE, Shards
+from fronde.train.distributed import DistContext
 
 PROMPT = "Question: {question}\nAnswer:"
 
@@ -76,11 +77,12 @@ def _parse(line: str, where: str) -> Question:
 
 
 def evaluate_mc(model: EvalModel, questions: list[Question], progress: Reporter | None = None, title: str = "mc",
-                shards: Shards = ONE) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    """(metrics, dataset, per-question rows): acc and acc_norm in percent; each process scores its share."""
+                ctx: DistContext | None = None) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """(metrics, dataset, per-question rows): acc and acc_norm in percent; under torchrun (`ctx`) each
+    process scores its share."""
     progress = progress or NullReporter()
-    mine = shards.span(len(questions))
-    progress.start(shards.title(title), total=len(mine))
+    mine = shards.span(len(questions), ctx)
+    progress.start(shards.title(title, ctx), total=len(mine))
     rows = []
     for q in questions[mine.start:mine.stop]:
         context = PROMPT.format(question=q.question)
@@ -90,7 +92,7 @@ def evaluate_mc(model: EvalModel, questions: list[Question], progress: Reporter 
         rows.append({"id": q.id, "loglikelihoods": scores, "pick": pick, "pick_norm": pick_norm, "answer": q.answer})
         progress.advance()
     progress.done()
-    rows = shards.gather(rows)
+    rows = shards.gather(rows, ctx)
     acc = sum(r["pick"] == r["answer"] for r in rows)
     norm = sum(r["pick_norm"] == r["answer"] for r in rows)
     metrics = {"acc": 100 * acc / len(questions), "acc_norm": 100 * norm / len(questions)}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fronde.data.progress import NullReporter, Reporter
+from fronde.eval import shards
 from fronde.eval.bpb import evaluate_bpb, read_documents
 from fronde.eval.errors import EvalError
 from fronde.eval.generative import GenerationSettings, evaluate_generative
@@ -20,8 +21,8 @@ from fronde.eval.gsm_originals import originals_label, split_metrics
 from fronde.eval.models import EvalModel
 from fronde.eval.multiple_choice import PROMPT, evaluate_mc, read_questions
 from fronde.eval.results import make_result, write_result
-from fronde.eval.shards import ONE, Shards
 from fronde.tasks import Example, GSMSymbolicTask, Task, get_task
+from fronde.train.distributed import DistContext
 
 ORIGINALS = ":originals"
 
@@ -53,17 +54,17 @@ class EvalPlan:
 
 def run_plan(model: EvalModel, plan: EvalPlan, out_dir: Path, progress: Reporter | None = None,
              on_result: Callable[[Path, dict[str, Any]], None] | None = None,
-             shards: Shards = ONE) -> list[dict[str, Any]]:
+             ctx: DistContext | None = None) -> list[dict[str, Any]]:
     """Run each evaluation, write its result file under out_dir, and return the results in order. Under torchrun
-    (`shards`) every process evaluates its share of each, all return the whole results, and rank 0 writes them."""
+    (`ctx`) every process evaluates its share of each, all return the whole results, and rank 0 writes them."""
     progress = progress or NullReporter()
     done: list[dict[str, Any]] = []
 
     def keep(result: dict[str, Any]) -> None:
-        if shards.enabled and result.get("speed"):  # seconds summed over the processes: tokens/s per device
-            result["speed"]["processes"] = shards.world_size
+        if shards.shared(ctx) and result.get("speed"):  # seconds summed over the processes: tokens/s per device
+            result["speed"]["processes"] = ctx.world_size
         done.append(result)
-        if not shards.is_main:
+        if not shards.writes(ctx):
             return
         path = write_result(out_dir, result)
         if on_result is not None:
@@ -74,11 +75,11 @@ def run_plan(model: EvalModel, plan: EvalPlan, out_dir: Path, progress: Reporter
     originals_note = originals_label(plan.gsm_originals, model.info) if plan.gsm_originals else None
     for task, only_originals in tasks:
         if not only_originals:
-            keep(_generative(model, settings.label(task.name), task, settings, None, progress, shards))
+            keep(_generative(model, settings.label(task.name), task, settings, None, progress, ctx))
         if originals_note is not None and isinstance(task, GSMSymbolicTask):
             examples = task.originals()[:settings.n] if settings.n is not None else task.originals()
             result = _generative(model, settings.label(task.name + ORIGINALS), task, settings, examples, progress,
-                                 shards, label=originals_note)
+                                 ctx, label=originals_note)
             result["metrics"] |= split_metrics(examples, [row["rewards"] for row in result["examples"]])
             result["settings"]["declared"] = plan.gsm_originals
             result["dataset"]["split"] = "originals"
@@ -86,13 +87,13 @@ def run_plan(model: EvalModel, plan: EvalPlan, out_dir: Path, progress: Reporter
     for path in plan.mc_files:
         questions = read_questions(path, settings.n)
         metrics, dataset, rows = evaluate_mc(model, questions, progress, title=f"mc:{Path(path).stem}",
-                                             shards=shards)
+                                             ctx=ctx)
         keep(make_result(model.info, f"mc:{Path(path).stem}", "multiple_choice",
                          {"n": settings.n, "file": str(path), "prompt": PROMPT}, dataset, metrics, examples=rows))
     for source in plan.bpb_sources:
         docs = read_documents(source, settings.n)
         name = f"bpb:{Path(source).resolve().name if Path(source).is_dir() else Path(source).stem}"
-        metrics, dataset, rows = evaluate_bpb(model, docs, progress, title=name, shards=shards)
+        metrics, dataset, rows = evaluate_bpb(model, docs, progress, title=name, ctx=ctx)
         keep(make_result(model.info, name, "bpb", {"n": settings.n, "source": str(source)}, dataset, metrics,
                          examples=rows))
     return done
@@ -112,9 +113,9 @@ def _task(spec: str, plan: EvalPlan) -> tuple[Task, bool]:
 
 
 def _generative(model: EvalModel, name: str, task: Task, settings: GenerationSettings,
-                examples: list[Example] | None, progress: Reporter, shards: Shards,
+                examples: list[Example] | None, progress: Reporter, ctx: DistContext | None,
                 label: str | None = None) -> dict[str, Any]:
-    score = evaluate_generative(model, task, settings, examples, progress, title=name, shards=shards)
+    score = evaluate_generative(model, task, settings, examples, progress, title=name, ctx=ctx)
     return make_result(model.info, name, "generative", settings.as_dict() | {"task": task.name}, score.dataset,
                        score.metrics, label=label, speed=score.speed.summary() if score.speed else None,
                        examples=score.examples)
