@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from fronde.model.loss import IGNORE_INDEX, linear_cross_entropy
 
@@ -55,3 +56,33 @@ def test_extreme_logits_stay_finite():
     loss = linear_cross_entropy(hidden, weight, targets)
     ref = F.cross_entropy(hidden @ weight.T, targets)
     assert torch.isfinite(loss) and torch.allclose(loss, ref)
+
+
+class _MatmulDtypes(TorchDispatchMode):
+    """The input dtypes of every matrix multiply that runs inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[torch.dtype] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_):
+            self.seen |= {a.dtype for a in args if isinstance(a, torch.Tensor)}
+        return func(*args, **(kwargs or {}))
+
+
+def test_under_bf16_autocast_the_head_runs_in_bf16():
+    """Training on a GPU runs under bf16 autocast with fp32 weights; the head's matmuls (its largest FLOPs at small
+    widths) must run in bf16 there, as `hidden @ weight.T` would. A matmul written with `out=` is not autocast."""
+    hidden, weight, targets = _inputs()
+    with torch.autocast("cpu", dtype=torch.bfloat16), _MatmulDtypes() as mode:
+        loss = linear_cross_entropy(hidden, weight, targets)
+    assert mode.seen == {torch.bfloat16}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = F.cross_entropy((hidden @ weight.T).float(), targets, ignore_index=IGNORE_INDEX)
+    assert torch.allclose(loss, ref, atol=1e-4)
+    loss.backward()
+    assert hidden.grad.dtype == torch.float32 and torch.isfinite(weight.grad).all()
+    with _MatmulDtypes() as mode:
+        linear_cross_entropy(hidden, weight, targets)
+    assert mode.seen == {torch.float32}  # no autocast: the inputs' own dtype

@@ -44,13 +44,16 @@ def _chunked(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, 
     grad_weight = torch.zeros_like(weight, dtype=torch.float32) if with_grad else None
     total = torch.zeros((), dtype=torch.float32, device=hidden.device)
     step = _chunk_rows(weight.shape[0], hidden.device)
-    # One logits buffer for every chunk: on CPU a fresh (rows x vocab) tensor per chunk is fresh pages from the OS,
-    # and faulting them in cost as much as the matmul that fills them (the head went from 34 to 26 ms a step).
-    buffer = hidden.new_empty(min(step, hidden.shape[0]), weight.shape[0])
+    # The matmuls run in autocast's dtype when it is on (bf16 on a GPU), cast here once: an `out=` matmul is not
+    # autocast. One logits buffer serves every chunk: on CPU a fresh (rows x vocab) tensor per chunk is fresh pages
+    # from the OS, and faulting them in cost as much as the matmul that fills them (the head: 34 -> 26 ms a step).
+    dt = torch.get_autocast_dtype(hidden.device.type) if torch.is_autocast_enabled(hidden.device.type) else hidden.dtype
+    w = weight.to(dt)
+    buffer = hidden.new_empty(min(step, hidden.shape[0]), weight.shape[0], dtype=dt)
     for start in range(0, hidden.shape[0], step):
-        h = hidden[start : start + step]
+        h = hidden[start : start + step].to(dt)
         t, v = safe_targets[start : start + step], valid[start : start + step]
-        logits = torch.mm(h, weight.T, out=buffer[: h.shape[0]]).float()
+        logits = torch.mm(h, w.T, out=buffer[: h.shape[0]]).float()
         shifted = logits.sub_(logits.amax(-1, keepdim=True))
         picked = shifted.gather(1, t.unsqueeze(1)).squeeze(1)
         exps = shifted.exp_()  # one exp pass serves both the loss and the softmax gradient
@@ -60,9 +63,12 @@ def _chunked(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, 
             keep = v.to(exps.dtype)  # softmax - one_hot on valid rows, 0 on ignored ones: one pass over the logits
             probs = exps.mul_((keep / sums).unsqueeze(1))
             probs.scatter_add_(1, t.unsqueeze(1), -keep.unsqueeze(1))
-            probs = probs.to(hidden.dtype)
-            torch.mm(probs, weight, out=grad_hidden[start : start + step])
-            if h.dtype == torch.float32:
+            probs = probs.to(dt)
+            if dt == hidden.dtype:
+                torch.mm(probs, w, out=grad_hidden[start : start + step])
+            else:
+                grad_hidden[start : start + step] = probs @ w
+            if dt == torch.float32:
                 grad_weight.addmm_(probs.T, h)  # accumulated in place: no (vocab x dim) temporary per chunk
             else:
                 grad_weight += (probs.T @ h).float()
