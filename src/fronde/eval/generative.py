@@ -136,13 +136,15 @@ def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettin
             speeds.append(model.last_speed)
         progress.advance(len(chunk))
     progress.done()
+    n = settings.samples
+    # each process verifies its own replies (HumanEval's are sandboxed test runs), then the shares are gathered
+    rewards = [task.verify(r, exs[i // n]) for r, i in zip(replies, mine)]
     if shards.shared(ctx):
-        replies, tool_replies, speeds = (shards.gather(x, ctx) for x in (replies, tool_replies, speeds))
+        replies, tool_replies, speeds, rewards = (shards.gather(x, ctx)
+                                                  for x in (replies, tool_replies, speeds, rewards))
     # the devices' seconds add up: tokens/s stays a per-device figure, comparable with one-device runs
     speed = reduce(Speed.merge, speeds) if speeds else None
 
-    n = settings.samples
-    rewards = [task.verify(r, ex) for r, ex in zip(replies, (ex for ex in exs for _ in range(n)))]
     per_example = [rewards[i * n:(i + 1) * n] for i in range(len(exs))]
     correct = [sum(r >= 1.0 for r in rs) for rs in per_example]
     metrics: dict[str, Any] = {"accuracy": 100 * sum(rewards) / len(rewards)}
