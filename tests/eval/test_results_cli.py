@@ -72,20 +72,6 @@ def test_fronde_eval_cli_writes_results_and_a_summary(tiny_dir, tmp_path):
     assert none.exit_code == 2 and "nothing to evaluate" in none.output
 
 
-def test_shares_cover_every_request_once_in_order():
-    import torch
-
-    from fronde.eval.shards import span
-    from fronde.train.distributed import DistContext
-
-    for n in (0, 1, 7, 64, 65):
-        assert span(n, None) == range(n)
-        for world in (1, 2, 3, 8):
-            spans = [span(n, DistContext(r, world, r, torch.device("cpu"))) for r in range(world)]
-            assert [i for s in spans for i in s] == list(range(n))
-            assert max(map(len, spans)) - min(map(len, spans)) <= 1
-
-
 def test_fronde_eval_under_torchrun_gives_the_one_process_results(tiny_dir, data_dir, tmp_path):
     """Two processes share each evaluation (sampled generation, multiple choice, bits per byte) and rank 0 writes
     files equal to one process's: same replies, same scores; speed says how many processes shared the seconds."""

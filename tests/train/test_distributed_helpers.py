@@ -46,3 +46,15 @@ def test_without_torchrun_they_are_identities():
     assert distributed.any_rank(False, torch.device("cpu")) is False
     rows = torch.arange(3.0)
     assert distributed.gather_rows(rows, torch.device("cpu")) is rows
+
+
+def test_shares_cover_every_item_once_in_order():
+    """`span` is the split GRPO's test accuracy and `fronde eval` use: contiguous, balanced, in rank order."""
+    assert distributed.place(None) == (0, 1) and distributed.span(5, None) == range(5)
+    for n in (0, 1, 7, 64, 65):
+        for world in (1, 2, 3, 8):
+            ctxs = [distributed.DistContext(r, world, r, torch.device("cpu")) for r in range(world)]
+            assert [distributed.place(c) for c in ctxs] == [(r, world) for r in range(world)]
+            spans = [distributed.span(n, c) for c in ctxs]
+            assert [i for s in spans for i in s] == list(range(n))
+            assert max(map(len, spans)) - min(map(len, spans)) <= 1

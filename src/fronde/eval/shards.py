@@ -11,18 +11,11 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from fronde.train.distributed import DistContext, gather_objects
+from fronde.train.distributed import DistContext, gather_objects, span
+
+__all__ = ["gather", "shared", "span", "title", "writes"]
 
 T = TypeVar("T")
-
-
-def span(n: int, ctx: DistContext | None) -> range:
-    """This process's contiguous share of n requests; shares differ in size by at most one."""
-    if ctx is None:
-        return range(n)
-    base, extra = divmod(n, ctx.world_size)
-    start = ctx.rank * base + min(ctx.rank, extra)
-    return range(start, start + base + (ctx.rank < extra))
 
 
 def gather(part: list[T], ctx: DistContext | None) -> list[T]:

@@ -129,7 +129,12 @@ class GSMSymbolicTask(Task):
         return self._checked[1]
 
     def train_templates(self) -> list[int]:
-        return [i for i in range(N_TEMPLATES) if i not in HELD_OUT and i in self.templates]
+        """Indices of the usable templates that are not held out (what every training draw picks from)."""
+        return list(self._train_pool)
+
+    @cached_property
+    def _train_pool(self) -> tuple[int, ...]:
+        return tuple(i for i in range(N_TEMPLATES) if i not in HELD_OUT and i in self.templates)
 
     # -- examples --------------------------------------------------------------------------------------
     def _example(self, index: int, question: str, worked: str, answer: Fraction | int, original: bool) -> Example:
@@ -255,6 +260,6 @@ def _train_draw(task: GSMSymbolicTask, draw: tuple[int, int]) -> tuple[Example |
     seed, i = draw
     rng = random.Random(f"gsm-symbolic:{task.language}:train:{seed}:{i}")
     before = task.failed_draws
-    ex = task._variant(rng.choice(task.train_templates()), rng)
+    ex = task._variant(rng.choice(task._train_pool), rng)
     failed, task.failed_draws = task.failed_draws - before, before
     return ex, failed

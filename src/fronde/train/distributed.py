@@ -32,6 +32,20 @@ class DistContext:
         return self.world_size > 1
 
 
+def place(ctx: DistContext | None) -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) without a context."""
+    return (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
+
+
+def span(n: int, ctx: DistContext | None) -> range:
+    """This process's contiguous share of n items; shares differ in size by at most one, and concatenated in rank
+    order they are range(n), so a gather in rank order restores the original order."""
+    rank, world = place(ctx)
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (rank < extra))
+
+
 def setup(backend: str = "auto", timeout_minutes: float = 30.0) -> DistContext:
     """This process's place under torchrun (one device per process). The process group is created once: a stage
     called inside a run that set it up already (`fronde speedrun` under torchrun) joins it, because torch cannot

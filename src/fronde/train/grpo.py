@@ -186,14 +186,13 @@ def sample_episodes(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, prompts
 def test_accuracy(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, tasks: list[Task], boxes: list[Toolbox],
                   sec: RLSection, ctx: DistContext | None = None) -> dict[str, float]:
     """Greedy accuracy on each task's fixed test split (the first test_n problems), with the task's tools; under
-    torchrun each rank answers every world_size-th problem and the counts are summed."""
-    rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
+    torchrun each rank answers its contiguous share (as `fronde eval` does) and the counts are summed."""
     out = {}
     for task, box in zip(tasks, boxes):
         exs = task.test(sec.test_n)
         if not exs:  # a user task without a test split: nothing to measure (said in docs/post-training.md)
             continue
-        mine = exs[rank::world]
+        mine = [exs[i] for i in distributed.span(len(exs), ctx)]
         right = 0.0
         if mine:
             prompts = [prompt_ids(tok, task, ex, sec.system, box) for ex in mine]
@@ -368,7 +367,7 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
     are those of the whole batch, every loss normaliser (sequences, tokens, longest completion) is global, and the
     gradients are summed: a single-turn step on N ranks is the step on one, up to float summation order."""
     sec = recipe.rl
-    rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
+    rank, world = distributed.place(ctx)
     by_name = {t.name: (t, b) for t, b in zip(tasks, boxes)}
     share_n = sec.prompts_per_step // world
     first = rank * share_n
