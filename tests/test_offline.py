@@ -131,7 +131,7 @@ def _corpus(root: Path) -> Path:
     """Short English notes, some with an e-mail address and a phone number for the PII scrubber to count."""
     root.mkdir()
     for i in range(30):
-        contact = f" Write to ops{i}@example.org or call +33 6 12 34 56 {i:02d}." if i % 5 == 0 else ""
+        contact = f" Write to ops{i}@widgets-lab.org or call +33 6 12 34 56 {i:02d}." if i % 5 == 0 else ""
         (root / f"note{i:02d}.txt").write_text(
             f"Note {i}: the team measured {i * 7} widgets on day {i % 9}.{contact}\n"
             f"What is {i} + {i + 1}? The answer is {2 * i + 1}.\n" * 3, encoding="utf-8")

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from fronde.data.clean import CleanStats, clean_text, decode_utf8, iter_text_pieces, split_long
-from fronde.data.pii import iban_ok, luhn_ok, scrub_pii
+from fronde.data.pii import iban_ok, luhn_ok, scrub_pii, shared_address
 
 
 def test_clean_text_nfc_newlines_controls() -> None:
@@ -53,7 +53,9 @@ def test_iter_text_pieces_flags_invalid_bytes() -> None:
     ("card 4111 1111 1111 1111 ok", "card"),
     ("card 5500-0000-0000-0004 ok", "card"),
     ("host 192.168.1.20 is up", "ipv4"),
-    ("host 2001:db8:85a3::8a2e:370:7334 is up", "ipv6"),
+    ("host 2a01:e0a:1f3:5c40::8a2e:370:7334 is up", "ipv6"),
+    ("office LAN 10.0.12.7 and", "ipv4"),  # private ranges map an organisation's network: replaced
+    ("mail ops@example.company.fr now", "email"),  # not a reserved domain
     ("link fe80::1 local", "ipv6"),
 ])
 def test_pii_each_type(text: str, kind: str) -> None:
@@ -80,3 +82,26 @@ def test_pii_leaves_lookalikes(text: str) -> None:
 def test_checksums() -> None:
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     assert iban_ok("DE89370400440532013000") and not iban_ok("DE89370400440532013001")
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("server.bind(('127.0.0.1', 8000))", "ipv4"),
+    ("listen on 0.0.0.0 port 80", "ipv4"),
+    ("see 192.0.2.15 and 203.0.113.9 in RFC 5737", "ipv4"),
+    ("host 2001:db8:85a3::8a2e:370:7334 is the documentation prefix", "ipv6"),
+    ("send to user@example.com or a@mail.example.org", "email"),
+    ("git config user.email ci@runner.test", "email"),
+])
+def test_shared_addresses_are_kept_and_counted(text: str, kind: str) -> None:
+    """Addresses every machine shares identify no one: a scrubbed code corpus keeps `127.0.0.1`, and the manifest
+    counts what was left in place."""
+    counts: Counter[str] = Counter()
+    assert scrub_pii(text, counts) == text
+    assert set(counts) == {f"kept:{kind}"} and counts[f"kept:{kind}"] >= 1
+
+
+def test_shared_address_rules() -> None:
+    assert shared_address("ipv4", "127.255.0.1") and not shared_address("ipv4", "128.0.0.1")
+    assert not shared_address("ipv4", "192.168.1.20") and not shared_address("ipv6", "fe80::1")
+    assert shared_address("email", "X@EXAMPLE.NET") and not shared_address("email", "x@example.co.uk")
+    assert not shared_address("email", "x@notexample.com") and not shared_address("ipv4", "not an address")

@@ -12,7 +12,7 @@ from fronde.data import pipeline
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.dedup import Deduplicator
 from fronde.data.documents import Document
-from fronde.data.manifest import check_accounting, read_manifest
+from fronde.data.manifest import check_accounting, read_manifest, summary_rows
 from fronde.data.pipeline import prepare, split_of
 from fronde.data.shards import open_split, token_dtype
 from fronde.data.tokenizer import Tokenizer
@@ -28,7 +28,8 @@ def test_prepare_manifest_and_shards(tmp_path: Path, corpus_maker) -> None:
     corpus = corpus_maker(tmp_path / "corpus")
     (corpus / "dup.txt").write_text((corpus / "note03.txt").read_text())  # exact duplicate
     (corpus / "bin.txt").write_bytes(b"\x00\x01binary")
-    (corpus / "contact.md").write_text("Reach me at alice@example.org or +44 20 7946 0958.\n")
+    (corpus / "contact.md").write_text("Reach me at alice@lab-mail.org or +44 20 7946 0958; the demo runs on "
+                                       "http://127.0.0.1:8000 (write to noreply@example.org).\n")
     with open(corpus / "records.jsonl", "a") as f:
         f.write("{broken\n")
     out = tmp_path / "out"
@@ -41,6 +42,8 @@ def test_prepare_manifest_and_shards(tmp_path: Path, corpus_maker) -> None:
     assert d["in"] == d["train"] + d["val"] + sum(d["dropped"].values())
     assert d["val"] >= 1 and d["train"] >= 20
     assert m["pii"]["replacements"]["email"] == 1 and m["pii"]["replacements"]["phone"] == 1
+    assert m["pii"]["total"] == 2 and m["pii"]["kept_shared"] == {"email": 1, "ipv4": 1, "ipv6": 0}
+    assert "kept (shared addresses" in dict(summary_rows(m))["PII replaced"]
     assert {x["location"] for x in m["problems"]["items"]} >= {f"{corpus}/records.jsonl:7", f"{corpus}/bin.txt"}
     files = {Path(f["path"]).name: f for f in m["files"]}
     assert files["records.jsonl"]["documents"] == 7 and files["records.jsonl"]["kept"] == 6
@@ -58,7 +61,8 @@ def test_prepare_manifest_and_shards(tmp_path: Path, corpus_maker) -> None:
                 texts.append(tok.decode(ids[1:-1]))
     assert len(texts) == d["kept"]
     assert (corpus / "note00.txt").read_text() in texts
-    assert "Reach me at <EMAIL> or <PHONE>.\n" in texts
+    assert ("Reach me at <EMAIL> or <PHONE>; the demo runs on http://127.0.0.1:8000 (write to "
+            "noreply@example.org).\n") in texts
     assert not list(out.glob(".tmp-*"))
 
 

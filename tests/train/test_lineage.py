@@ -50,7 +50,7 @@ def data_dir(tmp_path_factory) -> Path:
     """A prepared MIT-licensed corpus of 20 notes, some with an e-mail address (so PII counts are non-zero)."""
     src = tmp_path_factory.mktemp("notes")
     for i in range(20):
-        mail = f" Contact dev{i}@example.org." if i % 4 == 0 else ""
+        mail = f" Contact dev{i}@widgets-lab.org." if i % 4 == 0 else ""
         (src / f"n{i:02d}.txt").write_text(f"Note {i}: {i * 3} widgets on day {i % 7}.{mail}\n" * 4)
     out = tmp_path_factory.mktemp("data")
     prepare(DataConfig(sources=[SourceConfig(path=str(src), licence="MIT")], vocab_size=512, near_dedup=False,

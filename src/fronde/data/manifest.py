@@ -88,7 +88,8 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("repaired", f"{d['bad_utf8']:,} documents with invalid UTF-8; "
                      f"{m['cleaning']['control_chars_removed']:,} control chars removed; "
                      f"{m['cleaning']['nfc_normalized']:,} documents NFC-normalised"),
-        ("PII replaced", ", ".join(f"{k} {v:,}" for k, v in m["pii"]["replacements"].items()) or "none"),
+        ("PII replaced", (", ".join(f"{k} {v:,}" for k, v in m["pii"]["replacements"].items()) or "none")
+         + _kept_shared(m["pii"])),
         ("tokenizer", f"vocab {m['tokenizer']['vocab_size']:,}, {m['tokenizer']['dtype']}, "
                       f"sha256 {m['tokenizer']['sha256'][:16]}…, "
                       f"{m['tokenizer']['compression']['bytes_per_token']:.3f} bytes/token on "
@@ -101,3 +102,10 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("problems", f"{m['problems']['total']:,} named in manifest.json (first: "
                                  f"{m['problems']['items'][0]['location']}: {m['problems']['items'][0]['reason']})"))
     return rows
+
+
+def _kept_shared(pii: dict[str, Any]) -> str:
+    """The shared addresses scrubbing left in place (manifests older than the rule have none)."""
+    kept = {k: v for k, v in pii.get("kept_shared", {}).items() if v}
+    return f"; kept (shared addresses: loopback, documentation, example domains) " \
+           f"{', '.join(f'{k} {v:,}' for k, v in kept.items())}" if kept else ""

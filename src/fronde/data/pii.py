@@ -3,11 +3,19 @@
 Patterns err on the side of precision where a checksum exists (IBAN mod-97, card Luhn) and demand
 separators for phone numbers, so code constants and version strings are not mangled. Order matters:
 IBANs and cards are replaced before phones so a card number is never counted as a phone.
+
+Addresses that are the same on every machine identify no one, and code and documentation are full of them:
+loopback and unspecified IPs (127.0.0.1, 0.0.0.0, ::1), the limited broadcast, the documentation ranges (RFC 5737,
+RFC 3849) and the reserved example domains (RFC 2606, RFC 6761: user@example.com). They are kept, and counted as
+`kept:<type>`, so a model trained on a scrubbed code corpus still writes `127.0.0.1`, not `<IPV4>`. Private
+network ranges (10/8, 192.168/16, ...) and link-local addresses are still replaced: they map an organisation's
+network, or derive from a device's hardware address.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from ipaddress import ip_network
 import re
 from bisect import bisect_left
 from collections import Counter
@@ -36,6 +44,31 @@ _PHONE = re.compile(
 )
 _IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
+
+
+# bump when what is scrubbed changes: prepared data is rebuilt (fronde.data.pipeline.cache_key)
+RULES_VERSION = 2
+
+_SHARED_NETWORKS = tuple(ip_network(n) for n in (
+    "0.0.0.0/32", "127.0.0.0/8", "255.255.255.255/32",  # unspecified, loopback, limited broadcast
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",  # IPv4 documentation (RFC 5737)
+    "::/128", "::1/128", "2001:db8::/32",  # IPv6 unspecified, loopback, documentation (RFC 3849)
+))
+_SHARED_DOMAINS = ("example.com", "example.org", "example.net")  # RFC 2606
+_SHARED_TLDS = ("example", "test", "invalid", "localhost")  # RFC 6761
+
+
+def shared_address(kind: str, value: str) -> bool:
+    """Whether a matched e-mail or IP address is one every machine shares (identifies no one)."""
+    if kind == "email":
+        domain = value.rsplit("@", 1)[-1].lower()
+        return any(domain == d or domain.endswith("." + d) for d in _SHARED_DOMAINS) \
+            or domain.rsplit(".", 1)[-1] in _SHARED_TLDS
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return any(address in net for net in _SHARED_NETWORKS if net.version == address.version)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -126,9 +159,15 @@ def _find(text: str, rule: _Rule) -> list[tuple[int, int]]:
 
 
 def scrub_pii(text: str, counts: Counter[str] | None = None) -> str:
-    """Replace PII with typed placeholders, adding replacements per type to `counts`."""
+    """Replace PII with typed placeholders, adding replacements per type to `counts` (and `kept:<type>` for the
+    shared addresses left in place)."""
     for rule in _RULES:
         spans = _find(text, rule)
+        if rule.kind in ("email", "ipv4", "ipv6") and spans:
+            found = len(spans)
+            spans = [(s, e) for s, e in spans if not shared_address(rule.kind, text[s:e])]
+            if counts is not None and found > len(spans):
+                counts[f"kept:{rule.kind}"] += found - len(spans)
         if not spans:
             continue
         placeholder = PLACEHOLDERS[rule.kind]

@@ -40,7 +40,7 @@ from fronde.data.documents import DROP_KINDS, Document, Drop, SourceFile
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
 from fronde.data.manifest import FORMAT, MANIFEST, MAX_PROBLEMS, check_accounting, outputs_intact, read_manifest
-from fronde.data.pii import PLACEHOLDERS, scrub_pii
+from fronde.data.pii import PLACEHOLDERS, RULES_VERSION, scrub_pii
 from fronde.data.progress import NullReporter, Reporter
 from fronde.data.shards import ShardWriter, token_dtype
 from fronde.data.sources import ResolvedSource, iter_source, resolve_sources
@@ -307,6 +307,7 @@ def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: 
         "files": [f.manifest_entry() | {"documents": None, "kept": None} for s in sources for f in s.files],
         "tokenizer": tokenizer_sha,
         "split_pattern": None if tokenizer_sha else SPLIT_PATTERN,  # a new pre-tokenizer means a new tokenizer
+        "pii_rules": RULES_VERSION if any(s.pii for s in sources) else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -430,7 +431,9 @@ def _manifest(config: DataConfig, c: Collected, key: str, tok: Tokenizer, traine
         "cleaning": {"control_chars_removed": c.clean.control_chars, "nfc_normalized": c.clean.nfc_changed},
         "pii": {"placeholders": PLACEHOLDERS,
                 "replacements": {k: c.pii.get(k, 0) for k in PLACEHOLDERS},
-                "total": sum(c.pii.values())},
+                "total": sum(c.pii.get(k, 0) for k in PLACEHOLDERS),
+                # shared addresses left in place (loopback, documentation ranges, example domains): fronde.data.pii
+                "kept_shared": {k: c.pii.get(f"kept:{k}", 0) for k in ("email", "ipv4", "ipv6")}},
         "problems": {"total": c.problems_total, "items": c.problems},
         "tokenizer": {"dir": TOKENIZER_DIR, "sha256": tok.sha256, "vocab_size": tok.vocab_size,
                       "requested_vocab_size": config.vocab_size if trained else None, "trained": trained,

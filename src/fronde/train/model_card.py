@@ -222,9 +222,12 @@ def data_section(chain: list[dict[str, Any]]) -> str:
         out += (f"\nDocuments: {doc['in']:,} read, {doc['train']:,} train + {doc['val']:,} validation; dropped: "
                 f"{dropped}. Tokens: {', '.join(f'{k} {v:,}' for k, v in d['tokens'].items())}.\n\n")
         if any(s["pii"] for s in d["sources"]):
+            kept = sum(d["pii"].get("kept_shared", {}).values())
+            shared = (f" It left {kept:,} addresses that every machine shares in place (loopback, documentation "
+                      "ranges, example domains).") if kept else ""
             out += (f"PII scrubbing replaced {d['pii']['total']:,} spans with typed placeholders ({pii}); it is "
                     "pattern-based (e-mail, phone, IBAN, payment card, IP addresses), not a guarantee that no "
-                    "personal data remains.\n\n")
+                    f"personal data remains.{shared}\n\n")
         else:
             out += "PII scrubbing was off for every source, so personal data in them, if any, is in the model.\n\n"
     post = [r for r in chain if r.get("inputs")]
