@@ -68,3 +68,15 @@ def test_verify_and_solution() -> None:
 def test_bad_level() -> None:
     with pytest.raises(TaskError, match="level"):
         ArithmeticTask(level=9)
+
+
+def test_french_questions_are_the_english_problems() -> None:
+    """`arithmetic:1:fra` asks the same problems in French, with the same answers, solutions and splits, under ids
+    of its own (so a mix of both languages keeps both)."""
+    eng, fra = ArithmeticTask(level=1), ArithmeticTask(level=1, language="fra")
+    for e, f in zip(eng.test(20) + eng.train(20, seed=5), fra.test(20) + fra.train(20, seed=5)):
+        assert f.prompt == f"Combien font {e.meta['expression']} ?" and e.prompt == f"What is {e.meta['expression']}?"
+        assert (f.answer, f.meta, eng.solution(e)) == (e.answer, e.meta, fra.solution(f))
+        assert f.id != e.id and f.id.startswith("arithmetic:fra/") and f.task == "arithmetic:1:fra"
+        assert fra.verify(f"<answer>{f.answer}</answer>", f) == 1.0
+    assert not {ex.id for ex in fra.train(300, seed=1)} & {ex.id for ex in fra.test()}

@@ -32,6 +32,10 @@ def test_builtin_specs() -> None:
     assert isinstance(get_task("arithmetic"), ArithmeticTask) and get_task("arithmetic").levels == [1, 2, 3, 4, 5]
     level3 = get_task("arithmetic:3")
     assert level3.name == "arithmetic:3" and level3.levels == [3]
+    french = get_task("arithmetic:3:fra")
+    assert french.name == "arithmetic:3:fra" and french.levels == [3] and french.options.language == "fra"
+    assert get_task("arithmetic:fra").name == "arithmetic:fra" and get_task("arithmetic:fra").levels == [1, 2, 3, 4, 5]
+    assert get_task("arithmetic:1:eng").name == "arithmetic:1"  # English is the default, named without it
     assert isinstance(get_task("countdown", exactly_once=True), CountdownTask)
     assert isinstance(get_task("humaneval"), HumanEvalTask)
     if GSM:
@@ -49,6 +53,8 @@ def test_jsonl_spec(tmp_path: Path) -> None:
 @pytest.mark.parametrize("spec, message", [
     ("nope", "unknown task 'nope'; choose one of: arithmetic, arithmetic:1"),
     ("arithmetic:9", "choose one of 1, 2, 3, 4, 5"),
+    ("arithmetic:9:fra", "choose one of 1, 2, 3, 4, 5"),
+    ("arithmetic:1:deu", "arithmetic language 'deu': choose one of eng, fra"),
     ("countdown:3", "unknown task"),
     ("missing.jsonl", "no such file"),
 ])

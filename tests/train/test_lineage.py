@@ -240,3 +240,16 @@ def test_the_stage_lock_records_how_a_stage_ended(tmp_path):
         other.wait()
     with StageLock(stage, "sft"):  # its process is gone: the lock is taken over
         assert read_lock(stage)["pid"] == os.getpid()
+
+
+def test_the_card_languages_follow_the_tasks():
+    """A French recipe's card says French: arithmetic asked in French counts as French, in English as English."""
+    from fronde.train.model_card import languages
+
+    def chain(*tasks: str) -> list[dict]:
+        return [{"stage": "sft", "inputs": {"tasks": [{"name": t} for t in tasks]}}]
+
+    assert languages(chain("arithmetic:1:fra", "gsm-symbolic:fra")) == (["fr"], False)
+    assert languages(chain("arithmetic:fra")) == (["fr"], False)
+    assert languages(chain("arithmetic:1", "arithmetic")) == (["en"], False)
+    assert languages(chain("countdown", "my.jsonl")) == (["en"], True)

@@ -11,6 +11,10 @@
 The test split of each level is the first `test_size` distinct expressions drawn from a reserved
 random stream (`arithmetic:test:L<level>`); training draws come from a per-seed stream and skip
 any expression of any level's test split, so train and test never share a problem.
+
+`language` phrases the question: `What is 12 + 7?` (eng) or `Combien font 12 + 7 ?` (fra). The expressions, splits
+and worked solutions are the same in every language, so a French model is measured on the very problems an English
+one is; a French recipe trains and is rewarded in French (spec `arithmetic:1:fra`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import ast
 import random
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +45,8 @@ class Level:
 
 LEVELS = {1: Level(2, 2, "+-", False), 2: Level(3, 2, "+-", False), 3: Level(3, 2, "+-*", False),
           4: Level(4, 3, "+-*", True), 5: Level(5, 3, "+-*", True)}
+# The question in each language (French puts a space before "?").
+QUESTIONS = {"eng": "What is {expr}?", "fra": "Combien font {expr} ?"}
 
 
 class ArithmeticOptions(BaseModel):
@@ -50,6 +56,8 @@ class ArithmeticOptions(BaseModel):
     test_size: int = Field(200, ge=1, le=5000, description="Test problems per level.")
     columns: float = Field(0.0, ge=0, le=1, description="Share of worked solutions that add and subtract digit by "
                            "digit in columns (fronde.tasks.columns); the others show one line per operation.")
+    language: Literal["eng", "fra"] = Field("eng", description="Language of the question (the numbers and the "
+                                            "worked solution are the same in every language).")
 
 
 def _prec(node: Node) -> int:
@@ -129,14 +137,18 @@ class ArithmeticTask(Task):
 
     def __init__(self, **options: object) -> None:
         self.options = parse_options(ArithmeticOptions, "arithmetic", options)
-        level = self.options.level
-        self.name = "arithmetic" if level is None else f"arithmetic:{level}"
+        level, language = self.options.level, self.options.language
+        self.name = "arithmetic" + (f":{level}" if level is not None else "") + (f":{language}" if language != "eng"
+                                                                                 else "")
         self.levels = [level] if level is not None else sorted(LEVELS)
+        # English ids are those of every earlier run; another language's ids differ, so a mix of both keeps both
+        self._id_prefix = "arithmetic" if language == "eng" else f"arithmetic:{language}"
 
     def _example(self, tree: Node, level: int) -> Example:
         expr = render(tree)
-        return Example(id=content_id("arithmetic", expr), task=self.name, prompt=f"What is {expr}?",
-                       answer=str(evaluate(tree)), meta={"level": level, "expression": expr})
+        return Example(id=content_id(self._id_prefix, expr), task=self.name,
+                       prompt=QUESTIONS[self.options.language].format(expr=expr), answer=str(evaluate(tree)),
+                       meta={"level": level, "expression": expr})
 
     def _test_level(self, level: int) -> list[Example]:
         rng = random.Random(f"arithmetic:test:L{level}")

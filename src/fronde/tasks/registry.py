@@ -1,6 +1,7 @@
 """Task specs as the CLI and recipes write them, mapped to task objects in one place.
 
     arithmetic            all five levels mixed      arithmetic:3     level 3 only
+    arithmetic:3:fra      level 3, asked in French   arithmetic:fra   all levels, in French
     countdown             TinyZero's Countdown
     gsm-symbolic:eng      GSM-Symbolic, English     gsm-symbolic:fra  French (any language of the wheel)
     humaneval             HumanEval
@@ -14,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fronde.tasks.arithmetic import LEVELS, ArithmeticTask
+from fronde.tasks.arithmetic import LEVELS, QUESTIONS, ArithmeticTask
 from fronde.tasks.base import Task, TaskError
 from fronde.tasks.countdown import CountdownTask
 from fronde.tasks.gsm_symbolic import GSMSymbolicTask
@@ -24,8 +25,24 @@ from fronde.tasks.jsonl import JsonlTask
 
 def task_names() -> list[str]:
     """The built-in specs (gsm-symbolic takes any language of the wheel; a .jsonl path also works)."""
-    return (["arithmetic"] + [f"arithmetic:{lv}" for lv in sorted(LEVELS)]
+    return (["arithmetic"] + [f"arithmetic:{lv}" for lv in sorted(LEVELS)] + ["arithmetic:fra", "arithmetic:1:fra"]
             + ["countdown", "gsm-symbolic:eng", "gsm-symbolic:fra", "humaneval"])
+
+
+def _arithmetic_spec(arg: str) -> dict[str, Any]:
+    """`3`, `fra`, `3:fra` or nothing -> ArithmeticTask options."""
+    level, _, language = arg.partition(":") if arg[:1].isdigit() else ("", "", arg)
+    out: dict[str, Any] = {}
+    if level:
+        if not (level.isdigit() and int(level) in LEVELS):
+            raise TaskError(f"arithmetic level {level!r}: choose one of {', '.join(map(str, sorted(LEVELS)))}")
+        out["level"] = int(level)
+    if language:
+        if language not in QUESTIONS:
+            raise TaskError(f"arithmetic language {language!r}: choose one of {', '.join(QUESTIONS)} "
+                            f"(e.g. arithmetic:1:fra)")
+        out["language"] = language
+    return out
 
 
 def get_task(spec: str, **options: Any) -> Task:
@@ -34,9 +51,7 @@ def get_task(spec: str, **options: Any) -> Task:
     if spec.endswith(".jsonl") or Path(spec).is_file():
         return JsonlTask(spec, **options)
     if name == "arithmetic":
-        if arg and not (arg.isdigit() and int(arg) in LEVELS):
-            raise TaskError(f"arithmetic level {arg!r}: choose one of {', '.join(map(str, sorted(LEVELS)))}")
-        return ArithmeticTask(**({"level": int(arg)} if arg else {}), **options)
+        return ArithmeticTask(**_arithmetic_spec(arg), **options)
     if name == "gsm-symbolic":
         return GSMSymbolicTask(**({"language": arg} if arg else {}), **options)
     if not arg and name == "countdown":

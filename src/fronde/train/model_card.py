@@ -127,6 +127,9 @@ def languages(chain: list[dict[str, Any]]) -> tuple[list[str], bool]:
             family, _, arg = t["name"].partition(":")
             if family == "gsm-symbolic":
                 langs.append(ISO_639_1.get(arg or "eng", arg))
+            elif family == "arithmetic" and not arg.rpartition(":")[2].isdigit() and arg:  # arithmetic[:level]:fra
+                language = arg.rpartition(":")[2]
+                langs.append(ISO_639_1.get(language, language))
             else:
                 unknown |= family not in TASK_LANGUAGES
                 langs += TASK_LANGUAGES.get(family, [])
