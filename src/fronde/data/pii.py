@@ -15,7 +15,6 @@ network, or derive from a device's hardware address.
 from __future__ import annotations
 
 import ipaddress
-from ipaddress import ip_network
 import re
 from bisect import bisect_left
 from collections import Counter
@@ -49,7 +48,7 @@ _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?
 # bump when what is scrubbed changes: prepared data is rebuilt (fronde.data.pipeline.cache_key)
 RULES_VERSION = 2
 
-_SHARED_NETWORKS = tuple(ip_network(n) for n in (
+_SHARED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "0.0.0.0/32", "127.0.0.0/8", "255.255.255.255/32",  # unspecified, loopback, limited broadcast
     "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",  # IPv4 documentation (RFC 5737)
     "::/128", "::1/128", "2001:db8::/32",  # IPv6 unspecified, loopback, documentation (RFC 3849)

@@ -138,8 +138,8 @@ class ArithmeticTask(Task):
     def __init__(self, **options: object) -> None:
         self.options = parse_options(ArithmeticOptions, "arithmetic", options)
         level, language = self.options.level, self.options.language
-        self.name = "arithmetic" + (f":{level}" if level is not None else "") + (f":{language}" if language != "eng"
-                                                                                 else "")
+        parts = ["arithmetic", *([str(level)] if level is not None else []), *([language] if language != "eng" else [])]
+        self.name = ":".join(parts)  # the spec that builds it again: arithmetic, arithmetic:3, arithmetic:3:fra
         self.levels = [level] if level is not None else sorted(LEVELS)
         # English ids are those of every earlier run; another language's ids differ, so a mix of both keeps both
         self._id_prefix = "arithmetic" if language == "eng" else f"arithmetic:{language}"
