@@ -51,8 +51,8 @@ def _default_out(model: str | None) -> Path:
 def eval_command(
     model: str = typer.Argument(None, help="fronde or transformers model dir, .gguf file, or smollm2-135m-instruct "
                                 "(omit with --endpoint)."),
-    task: list[str] = typer.Option(None, "--task", "-t", help="arithmetic[:1-5], countdown, gsm-symbolic:eng|fra, "
-                                   "humaneval, or a tasks .jsonl. Repeatable."),
+    task: list[str] = typer.Option(None, "--task", "-t", help="arithmetic[:1-5][:fra], countdown, "
+                                   "gsm-symbolic:eng|fra, humaneval, or a tasks .jsonl. Repeatable."),
     n: int = typer.Option(100, "--n", "--limit", help="First N problems (questions, documents) of each evaluation; "
                           "0 = all. Under torchrun spell it --limit (torchrun reads --n as one of its options)."),
     samples: int = typer.Option(1, "--samples", help="Samples per problem (pass@k; needs --temperature > 0)."),
