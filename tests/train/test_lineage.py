@@ -50,7 +50,7 @@ def data_dir(tmp_path_factory) -> Path:
     """A prepared MIT-licensed corpus of 20 notes, some with an e-mail address (so PII counts are non-zero)."""
     src = tmp_path_factory.mktemp("notes")
     for i in range(20):
-        mail = f" Contact dev{i}@widgets-lab.org." if i % 4 == 0 else ""
+        mail = f" Contact dev{i}@widgets-lab.org; the demo runs on 127.0.0.1." if i % 4 == 0 else ""
         (src / f"n{i:02d}.txt").write_text(f"Note {i}: {i * 3} widgets on day {i % 7}.{mail}\n" * 4)
     out = tmp_path_factory.mktemp("data")
     prepare(DataConfig(sources=[SourceConfig(path=str(src), licence="MIT")], vocab_size=512, near_dedup=False,
@@ -119,6 +119,9 @@ def test_publish_writes_lineage_and_card_and_the_dir_still_loads(pretrained, dat
     meta = front_matter(card)
     assert 'license: "mit"' in meta and '- "MIT"' in meta and "base_model" not in meta
     assert data["manifest_sha256"] in card and f"email {manifest['pii']['replacements']['email']}" in card
+    kept = manifest["pii"]["kept_shared"]["ipv4"]
+    assert kept > 0 and data["pii"]["kept_shared"]["ipv4"] == kept
+    assert f"It left {kept:,} addresses that every machine shares in place" in card
     assert "Not evaluated yet" in card and "No safety tuning" in card and "| lin / pretrain | 5 |" in card
     assert f"Tokenizer: {Tokenizer.load(final).vocab_size:,} tokens, trained on the pretraining data" in card
 
