@@ -54,7 +54,8 @@ def test_iter_text_pieces_flags_invalid_bytes() -> None:
     ("card 5500-0000-0000-0004 ok", "card"),
     ("host 192.168.1.20 is up", "ipv4"),
     ("host 2a01:e0a:1f3:5c40::8a2e:370:7334 is up", "ipv6"),
-    ("office LAN 10.0.12.7 and", "ipv4"),  # private ranges map an organisation's network: replaced
+    ("office LAN 10.0.12.7 and", "ipv4"),
+    ("The server is 83.12.45.6.", "ipv4"),  # at the end of a sentence too  # private ranges map an organisation's network: replaced
     ("mail ops@example.company.fr now", "email"),  # not a reserved domain
     ("link fe80::1 local", "ipv6"),
 ])
@@ -70,6 +71,7 @@ def test_pii_each_type(text: str, kind: str) -> None:
     "IBAN GB82 WEST 1234 5698 7654 33 fails mod 97",
     "x[1::2] and a::b and std::vector<int>",
     "version 1.2.3 and v1.2.3.4 and 3.14159265358979",
+    "dotted numbers 1.2.3.4.5 and 10.0.0.1.2 are not addresses",
     "timestamps 2023-01-15 10:30:45 and 0000000000000000",
     "no email in user@localhost or @decorator.attr",
 ])
