@@ -48,6 +48,8 @@ def test_iter_text_pieces_flags_invalid_bytes() -> None:
     ("call +33 6 12 34 56 78 now", "phone"),
     ("call (202) 555-0143 now", "phone"),
     ("call 202-555-0143 now", "phone"),
+    ('{"phone": "+33612345678"}', "phone"),  # E.164 without separators, as exports hold it
+    ("tel:+4915123456789 ok", "phone"),  # 15 digits: a phone after "+", not a card
     ("IBAN GB82 WEST 1234 5698 7654 32 here", "iban"),
     ("IBAN FR1420041010050500013M02606 here", "iban"),
     ("card 4111 1111 1111 1111 ok", "card"),
@@ -72,6 +74,7 @@ def test_pii_each_type(text: str, kind: str) -> None:
     "x[1::2] and a::b and std::vector<int>",
     "version 1.2.3 and v1.2.3.4 and 3.14159265358979",
     "dotted numbers 1.2.3.4.5 and 10.0.0.1.2 are not addresses",
+    "x = 1e+12345678 and a+12345678901 are code",
     "timestamps 2023-01-15 10:30:45 and 0000000000000000",
     "no email in user@localhost or @decorator.attr",
 ])
