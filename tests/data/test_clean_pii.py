@@ -75,6 +75,7 @@ def test_pii_each_type(text: str, kind: str) -> None:
     "version 1.2.3 and v1.2.3.4 and 3.14159265358979",
     "dotted numbers 1.2.3.4.5 and 10.0.0.1.2 are not addresses",
     "x = 1e+12345678 and a+12345678901 are code",
+    "fractions 0.09999999999999995 and 1.79769313486231e+308 and Decimal('+35236450.6')",
     "timestamps 2023-01-15 10:30:45 and 0000000000000000",
     "no email in user@localhost or @decorator.attr",
 ])
@@ -92,6 +93,8 @@ def test_checksums() -> None:
 @pytest.mark.parametrize(("text", "kind"), [
     ("server.bind(('127.0.0.1', 8000))", "ipv4"),
     ("listen on 0.0.0.0 port 80", "ipv4"),
+    ("netmask 255.255.255.0 (hostmask 0.0.0.255)", "ipv4"),
+    ("mDNS group 224.0.0.251", "ipv4"),
     ("see 192.0.2.15 and 203.0.113.9 in RFC 5737", "ipv4"),
     ("host 2001:db8:85a3::8a2e:370:7334 is the documentation prefix", "ipv6"),
     ("send to user@example.com or a@mail.example.org", "email"),
@@ -108,5 +111,6 @@ def test_shared_addresses_are_kept_and_counted(text: str, kind: str) -> None:
 def test_shared_address_rules() -> None:
     assert shared_address("ipv4", "127.255.0.1") and not shared_address("ipv4", "128.0.0.1")
     assert not shared_address("ipv4", "192.168.1.20") and not shared_address("ipv6", "fe80::1")
+    assert shared_address("ipv4", "255.255.240.0") and not shared_address("ipv4", "83.255.255.0")
     assert shared_address("email", "X@EXAMPLE.NET") and not shared_address("email", "x@example.co.uk")
     assert not shared_address("email", "x@notexample.com") and not shared_address("ipv4", "not an address")

@@ -5,8 +5,8 @@ separators for phone numbers, so code constants and version strings are not mang
 IBANs and cards are replaced before phones so a card number is never counted as a phone.
 
 Addresses that are the same on every machine identify no one, and code and documentation are full of them:
-loopback and unspecified IPs (127.0.0.1, 0.0.0.0, ::1), the limited broadcast, the documentation ranges (RFC 5737,
-RFC 3849) and the reserved example domains (RFC 2606, RFC 6761: user@example.com). They are kept, and counted as
+loopback and unspecified IPs (127.0.0.1, 0.0.0.0, ::1), netmasks (255.255.255.0), multicast and reserved IPv4
+ranges, the documentation ranges (RFC 5737, RFC 3849) and the reserved example domains (RFC 2606, RFC 6761: user@example.com). They are kept, and counted as
 `kept:<type>`, so a model trained on a scrubbed code corpus still writes `127.0.0.1`, not `<IPV4>`. Private
 network ranges (10/8, 192.168/16, ...) and link-local addresses are still replaced: they map an organisation's
 network, or derive from a device's hardware address.
@@ -32,7 +32,8 @@ PLACEHOLDERS = {
 
 _EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
-_CARD = re.compile(r"(?<![\d+-])\d(?:[ -]?\d){12,18}(?![\d-])")  # after a "+" it is a phone number
+# not after "+" (a phone number) nor "." (the digits of a fraction: 0.09999999999999995 passes Luhn)
+_CARD = re.compile(r"(?<![\d+.-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _PHONE = re.compile(
     r"(?<![\w+])(?:"
     r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){2,5}"  # +33 6 12 34 56 78, +1-202-555-0143
@@ -40,7 +41,7 @@ _PHONE = re.compile(
     r"|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}"  # (202) 555-0143
     r"|\d{3}[.-]\d{3}[.-]\d{4}"  # 202-555-0143
     r"|0\d(?:[ .]\d{2}){4}"  # 06 12 34 56 78
-    r")(?![\w])"
+    r")(?!\w|\.\d)"  # not the integer part of a decimal: Decimal('+35236450.6')
 )
 # Not part of a longer dotted number (a version such as 1.2.3.4.5), but a sentence may end right after the address.
 _IPV4 = re.compile(r"(?<!\w)(?<!\d\.)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -52,7 +53,8 @@ _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?
 RULES_VERSION = 2
 
 _SHARED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "0.0.0.0/32", "127.0.0.0/8", "255.255.255.255/32",  # unspecified, loopback, limited broadcast
+    "0.0.0.0/8", "127.0.0.0/8",  # "this network" (unspecified, host masks such as 0.0.0.255), loopback
+    "224.0.0.0/4", "240.0.0.0/4",  # multicast groups; reserved, with the limited broadcast 255.255.255.255
     "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",  # IPv4 documentation (RFC 5737)
     "::/128", "::1/128", "2001:db8::/32",  # IPv6 unspecified, loopback, documentation (RFC 3849)
 ))
@@ -70,7 +72,15 @@ def shared_address(kind: str, value: str) -> bool:
         address = ipaddress.ip_address(value)
     except ValueError:
         return False
+    if address.version == 4 and _is_netmask(int(address)):  # 255.255.255.0: the same on every network
+        return True
     return any(address in net for net in _SHARED_NETWORKS if net.version == address.version)
+
+
+def _is_netmask(bits: int) -> bool:
+    """A contiguous run of leading ones (255.255.240.0), at least the first octet."""
+    inverted = ~bits & 0xFFFFFFFF
+    return bits >> 24 == 0xFF and inverted & (inverted + 1) == 0
 
 
 def luhn_ok(digits: str) -> bool:
