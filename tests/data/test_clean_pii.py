@@ -112,5 +112,8 @@ def test_shared_address_rules() -> None:
     assert shared_address("ipv4", "127.255.0.1") and not shared_address("ipv4", "128.0.0.1")
     assert not shared_address("ipv4", "192.168.1.20") and not shared_address("ipv6", "fe80::1")
     assert shared_address("ipv4", "255.255.240.0") and not shared_address("ipv4", "83.255.255.0")
+    assert shared_address("ipv6", "ffff:ffff:ffff:ffff::") and shared_address("ipv6", "fe80::")  # a mask, a block
+    assert shared_address("ipv4", "10.0.0.0") and not shared_address("ipv4", "10.1.0.0")  # /8 block; a subnet
+    assert not shared_address("ipv6", "2a01:e0a:1f3::")  # a site's prefix maps an organisation
     assert shared_address("email", "X@EXAMPLE.NET") and not shared_address("email", "x@example.co.uk")
     assert not shared_address("email", "x@notexample.com") and not shared_address("ipv4", "not an address")

@@ -6,7 +6,7 @@ IBANs and cards are replaced before phones so a card number is never counted as 
 
 Addresses that are the same on every machine identify no one, and code and documentation are full of them:
 loopback and unspecified IPs (127.0.0.1, 0.0.0.0, ::1), netmasks (255.255.255.0), multicast and reserved IPv4
-ranges, the documentation ranges (RFC 5737, RFC 3849) and the reserved example domains (RFC 2606, RFC 6761: user@example.com). They are kept, and counted as
+ranges, block addresses with only their top quarter set (10.0.0.0, fe80::, 2001::), the documentation ranges (RFC 5737, RFC 3849) and the reserved example domains (RFC 2606, RFC 6761: user@example.com). They are kept, and counted as
 `kept:<type>`, so a model trained on a scrubbed code corpus still writes `127.0.0.1`, not `<IPV4>`. Private
 network ranges (10/8, 192.168/16, ...) and link-local addresses are still replaced: they map an organisation's
 network, or derive from a device's hardware address.
@@ -72,15 +72,17 @@ def shared_address(kind: str, value: str) -> bool:
         address = ipaddress.ip_address(value)
     except ValueError:
         return False
-    if address.version == 4 and _is_netmask(int(address)):  # 255.255.255.0: the same on every network
+    if _is_netmask(int(address), address.max_prefixlen):  # 255.255.255.0: the same on every network
         return True
+    if int(address) & ((1 << (address.max_prefixlen * 3 // 4)) - 1) == 0:
+        return True  # only the top quarter set (10.0.0.0, 2001:db8::, fe80::): a registry-sized block, not a host
     return any(address in net for net in _SHARED_NETWORKS if net.version == address.version)
 
 
-def _is_netmask(bits: int) -> bool:
-    """A contiguous run of leading ones (255.255.240.0), at least the first octet."""
-    inverted = ~bits & 0xFFFFFFFF
-    return bits >> 24 == 0xFF and inverted & (inverted + 1) == 0
+def _is_netmask(bits: int, width: int) -> bool:
+    """A contiguous run of leading ones (255.255.240.0, ffff:ffff::), at least the first 8 bits."""
+    inverted = ~bits & ((1 << width) - 1)
+    return bits >> (width - 8) == 0xFF and inverted & (inverted + 1) == 0
 
 
 def luhn_ok(digits: str) -> bool:
