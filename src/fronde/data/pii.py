@@ -6,10 +6,11 @@ IBANs and cards are replaced before phones so a card number is never counted as 
 
 Addresses that are the same on every machine identify no one, and code and documentation are full of them:
 loopback and unspecified IPs (127.0.0.1, 0.0.0.0, ::1), netmasks (255.255.255.0), multicast and reserved IPv4
-ranges, block addresses with only their top quarter set (10.0.0.0, fe80::, 2001::), the documentation ranges (RFC 5737, RFC 3849) and the reserved example domains (RFC 2606, RFC 6761: user@example.com). They are kept, and counted as
-`kept:<type>`, so a model trained on a scrubbed code corpus still writes `127.0.0.1`, not `<IPV4>`. Private
-network ranges (10/8, 192.168/16, ...) and link-local addresses are still replaced: they map an organisation's
-network, or derive from a device's hardware address.
+ranges, block addresses with only their top quarter set (10.0.0.0, fe80::, 2001::), the documentation ranges
+(RFC 5737, RFC 3849) and the reserved example domains (RFC 2606, RFC 6761: user@example.com). They are kept, and
+counted as `kept:<type>`, so a model trained on a scrubbed code corpus still writes `127.0.0.1`, not `<IPV4>`.
+Addresses in private ranges (10.1.2.3, 192.168.1.20, a subnet such as 192.168.0.0) and link-local addresses are
+still replaced: they map an organisation's network, or derive from a device's hardware address.
 """
 
 from __future__ import annotations
