@@ -339,3 +339,22 @@ def test_teacher_prompts_answer_each_problem_once_and_say_the_repeats():
     assert len(ids) == len(set(ids)) == len(verifiers) < 4096  # 4,096 draws from ~23k problems repeat some
     assert said == [f"distill: arithmetic:1: {4096 - len(ids)} of 4096 draws repeat a problem already drawn; the "
                     f"teacher answers each once ({len(ids)} prompts)"]
+
+
+def test_prompt_files_are_scrubbed_before_the_teacher_sees_them(tmp_path):
+    from collections import Counter
+
+    from fronde.train.distill import DistillRecipe, distill_inputs, teacher_prompts
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"messages": [{"role": "user", "content": "Reply to max@lab-mail.org"}]}) + "\n")
+    recipe = DistillRecipe.model_validate({"run": {"name": "d"}, "distill": {
+        "teacher": "smollm2-135m-instruct", "prompt_files": [str(prompts)]}})
+    counts: Counter[str] = Counter()
+    items, _ = teacher_prompts(recipe, lambda _: None, counts)
+    assert items[0].messages[0]["content"] == "Reply to <EMAIL>" and counts["email"] == 1
+    assert distill_inputs(recipe, tmp_path, counts)["prompt_pii"]["replacements"]["email"] == 1
+    raw = DistillRecipe.model_validate({"run": {"name": "d"}, "sft": {"pii": False}, "distill": {
+        "teacher": "smollm2-135m-instruct", "prompt_files": [str(prompts)]}})
+    assert teacher_prompts(raw, lambda _: None)[0][0].messages[0]["content"] == "Reply to max@lab-mail.org"
+    assert distill_inputs(raw, tmp_path)["prompt_pii"] == {"scrubbed": False}

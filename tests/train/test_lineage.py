@@ -256,3 +256,21 @@ def test_the_card_languages_follow_the_tasks():
     assert languages(chain("arithmetic:fra")) == (["fr"], False)
     assert languages(chain("arithmetic:1", "arithmetic")) == (["en"], False)
     assert languages(chain("countdown", "my.jsonl")) == (["en"], True)
+
+
+
+def test_the_card_says_which_user_chats_were_not_scrubbed(tmp_path, pretrained):
+    parent, _ = pretrained
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                              {"role": "assistant", "content": "hello"}]}) + "\n")
+    recipe = SFTRecipe.model_validate({"run": {"name": "raw", "out_dir": str(tmp_path / "runs")},
+                                       "sft": {"chat_files": [str(chats)], "pii": False}})
+    final = recipe.run_dir / "sft" / "model"
+    publish_final(checkpoint_model(tmp_path / "s", parent, seed=1), final,
+                  Lineage("sft", recipe, 3, stage_cost("sft", 100, 60.0),
+                          Provenance(parent=parent, inputs=sft_inputs(recipe))))
+    assert read_lineage(final)["inputs"]["chat_pii"] == {"scrubbed": False}
+    card = (final / CARD).read_text()
+    assert "user data, **not** PII-scrubbed" in card
+    assert "Some post-training chat or prompt files were not PII-scrubbed" in card

@@ -123,11 +123,19 @@ every_steps = 1
 
 def test_fronde_sft_end_to_end(tmp_path, base_dir):
     chats = tmp_path / "chats.jsonl"
-    chats.write_text("\n".join(json.dumps(c) for c in CHATS) + "\n")
+    private = {"messages": [{"role": "user", "content": "Email jo@lab-mail.org or call +33612345678."},
+                            {"role": "assistant", "content": "Noted: jo@lab-mail.org, on 127.0.0.1."}]}
+    chats.write_text("\n".join(json.dumps(c) for c in [*CHATS, private]) + "\n")
     recipe = tmp_path / "sft.toml"
     recipe.write_text(RECIPE.format(name="s", out=tmp_path / "runs", init=base_dir, chats=chats))
     res = subprocess.run(FRONDE + ["sft", str(recipe)], env=ENV, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
+    # the user's chats are PII-scrubbed by default, said, recorded in fronde.json and on the model card
+    assert "sft chat files: PII-scrubbed, replaced: email 2, phone 1; 1 shared addresses" in " ".join(res.stdout.split())
+    model = tmp_path / "runs" / "s" / "sft" / "model"
+    scrub = json.loads((model / "fronde.json").read_text())["inputs"]["chat_pii"]
+    assert scrub["scrubbed"] and scrub["replacements"]["email"] == 2 and scrub["kept_shared"]["ipv4"] == 1
+    assert "PII-scrubbed (email 2, phone 1; 1 shared addresses kept)" in (model / "MODEL_CARD.md").read_text()
     run = tmp_path / "runs" / "s"
     records = read_metrics(run / "sft" / "metrics.jsonl")
     losses = [r["loss"] for r in records]
@@ -137,7 +145,7 @@ def test_fronde_sft_end_to_end(tmp_path, base_dir):
     ledger = json.loads((run / "ledger.json").read_text())
     assert [s["stage"] for s in ledger["stages"]] == ["sft"]
     stats = json.loads((run / "sft" / "data_stats.json").read_text())
-    assert stats["train"]["conversations"] + stats["val"]["conversations"] == 40
+    assert stats["train"]["conversations"] + stats["val"]["conversations"] == 41
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(CHATS[0]) + "\n" + '{"messages": [{"role": "wizard", "content": "x"}]}\n')
@@ -223,3 +231,28 @@ def test_replayed_text_rows_make_up_the_fraction_and_train_every_token(data_dir,
     recipe = SFTRecipe.model_validate({"sft": {"text_fraction": 0.25, "text_data": str(data_dir)}})
     assert sft_inputs(recipe)["text"]["fraction"] == 0.25  # the lineage names the replayed data by its manifest
     assert sft_inputs(recipe)["text"]["data"]["manifest_sha256"]
+
+
+def test_chat_files_are_scrubbed_everywhere_text_lives(tmp_path):
+    """Content, reasoning and tool-call arguments (a JSON string or an object) are scrubbed; without a counter the
+    file is read verbatim (sft.pii = false)."""
+    from collections import Counter
+
+    from fronde.train.sft_data import read_chat_jsonl
+
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"messages": [
+        {"role": "user", "content": "I am ana@lab-mail.org"},
+        {"role": "assistant", "content": "", "reasoning_content": "her IP is 83.12.45.6",
+         "tool_calls": [{"function": {"name": "crm", "arguments": json.dumps({"phone": "+33612345678"})}},
+                        {"function": {"name": "crm", "arguments": {"to": ["ana@lab-mail.org"], "n": 3}}}]},
+        {"role": "tool", "content": "ok"}, {"role": "assistant", "content": "Done."}]}) + "\n")
+    counts: Counter[str] = Counter()
+    (conv,) = read_chat_jsonl(path, counts)
+    text = json.dumps(conv.messages)
+    assert "lab-mail" not in text and "83.12" not in text and "+3361" not in text
+    assert conv.messages[1]["tool_calls"][1]["function"]["arguments"] == {"to": ["<EMAIL>"], "n": 3}
+    assert json.loads(conv.messages[1]["tool_calls"][0]["function"]["arguments"]) == {"phone": "<PHONE>"}
+    assert counts == Counter({"email": 2, "ipv4": 1, "phone": 1})
+    (verbatim,) = read_chat_jsonl(path)
+    assert "ana@lab-mail.org" in json.dumps(verbatim.messages)

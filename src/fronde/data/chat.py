@@ -30,6 +30,7 @@ are identical (tested).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fronde.data.tokenizer import SPECIAL_TOKENS as S
@@ -99,6 +100,27 @@ def _content_text(content: Any) -> str:
             parts.append(part["text"])
         return "".join(parts)
     raise ValueError(f"content of type {type(content).__name__}")
+
+
+def map_message_text(messages: list[dict[str, Any]], fn: Callable[[str], str]) -> None:
+    """Apply fn, in place, to every piece of text normalised messages hold: content, reasoning and tool-call
+    arguments (a JSON string, or each string inside an arguments object). PII scrubbing goes through here."""
+
+    def leaves(x: Any) -> Any:
+        if isinstance(x, str):
+            return fn(x)
+        if isinstance(x, dict):
+            return {k: leaves(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [leaves(v) for v in x]
+        return x
+
+    for m in messages:
+        m["content"] = fn(m["content"])
+        if "reasoning_content" in m:
+            m["reasoning_content"] = fn(m["reasoning_content"])
+        for tc in m.get("tool_calls") or []:
+            tc["function"]["arguments"] = leaves(tc["function"]["arguments"])
 
 
 def normalize_messages(messages: Any) -> list[dict[str, Any]]:

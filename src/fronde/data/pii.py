@@ -20,6 +20,7 @@ import re
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 PLACEHOLDERS = {
@@ -196,3 +197,11 @@ def scrub_pii(text: str, counts: Counter[str] | None = None) -> str:
         if counts is not None:
             counts[rule.kind] += len(spans)
     return text
+
+
+def pii_summary(counts: Counter[str]) -> dict[str, Any]:
+    """What a manifest or a lineage records of a scrub: replacements per type, their total, and the shared
+    addresses left in place."""
+    return {"replacements": {k: counts.get(k, 0) for k in PLACEHOLDERS},
+            "total": sum(counts.get(k, 0) for k in PLACEHOLDERS),
+            "kept_shared": {k: counts.get(f"kept:{k}", 0) for k in ("email", "ipv4", "ipv6")}}

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from fronde import __version__
-from fronde.data.chat import render_chat
+from fronde.data.chat import map_message_text, render_chat
 from fronde.data.clean import CleanStats, clean_text
 from fronde.data.config import DataConfig
 from fronde.data.dedup import Deduplicator
@@ -40,7 +40,7 @@ from fronde.data.documents import DROP_KINDS, Document, Drop, SourceFile
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
 from fronde.data.manifest import FORMAT, MANIFEST, MAX_PROBLEMS, check_accounting, outputs_intact, read_manifest
-from fronde.data.pii import PLACEHOLDERS, RULES_VERSION, scrub_pii
+from fronde.data.pii import PLACEHOLDERS, RULES_VERSION, pii_summary, scrub_pii
 from fronde.data.progress import NullReporter, Reporter
 from fronde.data.shards import ShardWriter, token_dtype
 from fronde.data.sources import ResolvedSource, iter_source, resolve_sources
@@ -87,17 +87,11 @@ def split_of(digest: bytes, val_fraction: float) -> str:
 
 def _map_text(doc: Document, fn: Callable[[str], str]) -> None:
     """Apply fn to every piece of text a document holds: its text, or each message's content, reasoning and
-    string tool-call arguments."""
+    tool-call arguments."""
     if doc.text is not None:
         doc.text = fn(doc.text)
         return
-    for m in doc.messages or []:
-        m["content"] = fn(m["content"])
-        if "reasoning_content" in m:
-            m["reasoning_content"] = fn(m["reasoning_content"])
-        for tc in m.get("tool_calls") or []:
-            if isinstance(tc["function"]["arguments"], str):
-                tc["function"]["arguments"] = fn(tc["function"]["arguments"])
+    map_message_text(doc.messages or [], fn)
 
 
 def _clean_doc(doc: Document, stats: CleanStats) -> None:
@@ -429,11 +423,7 @@ def _manifest(config: DataConfig, c: Collected, key: str, tok: Tokenizer, traine
         "documents": {"in": c.documents_in, "kept": kept, "train": c.kept["train"], "val": c.kept["val"],
                       "dropped": dict(c.dropped), "bad_utf8": c.bad_utf8, "kept_bytes": c.bytes_kept},
         "cleaning": {"control_chars_removed": c.clean.control_chars, "nfc_normalized": c.clean.nfc_changed},
-        "pii": {"placeholders": PLACEHOLDERS,
-                "replacements": {k: c.pii.get(k, 0) for k in PLACEHOLDERS},
-                "total": sum(c.pii.get(k, 0) for k in PLACEHOLDERS),
-                # shared addresses left in place (loopback, documentation ranges, example domains): fronde.data.pii
-                "kept_shared": {k: c.pii.get(f"kept:{k}", 0) for k in ("email", "ipv4", "ipv6")}},
+        "pii": {"placeholders": PLACEHOLDERS, **pii_summary(c.pii)},
         "problems": {"total": c.problems_total, "items": c.problems},
         "tokenizer": {"dir": TOKENIZER_DIR, "sha256": tok.sha256, "vocab_size": tok.vocab_size,
                       "requested_vocab_size": config.vocab_size if trained else None, "trained": trained,

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -20,8 +21,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from fronde.data.chat import normalize_messages, render_chat
+from fronde.data.chat import map_message_text, normalize_messages, render_chat
 from fronde.data.errors import DataError
+from fronde.data.pii import scrub_pii
 from fronde.data.tokenizer import Tokenizer
 from fronde.tasks import get_task
 from fronde.train import distributed
@@ -32,7 +34,7 @@ from fronde.train.loop import StageResult, StepLoss, run_stage
 from fronde.train.recipe import RecipeError, _Section
 from fronde.train.rollouts import Rollouts
 from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
-from fronde.train.sft import SFTRecipe, TaskMix, chat_stage
+from fronde.train.sft import SFTRecipe, TaskMix, chat_stage, pii_line, pii_record
 from fronde.train.sft_data import Conversation, read_chat_jsonl
 from fronde.train.teacher import load_teacher
 
@@ -67,7 +69,7 @@ class DistillRecipe(SFTRecipe):
     distill: DistillSection
 
 
-def teacher_prompts(recipe: DistillRecipe, say: Callable[[str], None] = print
+def teacher_prompts(recipe: DistillRecipe, say: Callable[[str], None] = print, pii: Counter[str] | None = None
                     ) -> tuple[list[PromptItem], dict[str, Any]]:
     """The prompts and, for task prompts, the task that can verify each answer. A generated task draws with
     replacement (a few percent of 2,048 arithmetic:1 draws are repeats): the teacher answers each problem once, and
@@ -86,14 +88,15 @@ def teacher_prompts(recipe: DistillRecipe, say: Callable[[str], None] = print
             say(f"distill: {mix.name}: {repeats} of {mix.n} draws repeat a problem already drawn; the teacher "
                 f"answers each once ({mix.n - repeats} prompts)")
     for f in recipe.distill.prompt_files:
-        items.extend(read_prompts(Path(f)))
+        items.extend(read_prompts(Path(f), pii))
     if not items:
         raise RecipeError("distill: sequence mode needs prompts: distill.prompt_tasks and/or distill.prompt_files")
     return items, verifiers
 
 
-def read_prompts(path: Path) -> list[PromptItem]:
-    """`{"messages": [...]}` per line; the teacher answers the conversation up to its last user turn."""
+def read_prompts(path: Path, pii: Counter[str] | None = None) -> list[PromptItem]:
+    """`{"messages": [...]}` per line; the teacher answers the conversation up to its last user turn. With `pii`
+    (a Counter) the prompts are PII-scrubbed before the teacher sees them, as SFT's chat files are."""
     if not path.is_file():
         raise DataError(f"{path}: no such prompt file")
     out = []
@@ -107,6 +110,8 @@ def read_prompts(path: Path) -> list[PromptItem]:
         users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
         if not users:
             raise DataError(f"{path}:{n}: no user message for the teacher to answer")
+        if pii is not None:
+            map_message_text(msgs, lambda text: scrub_pii(text, pii))
         out.append(PromptItem(f"{path.name}:{n}", msgs[: users[-1] + 1]))
     return out
 
@@ -188,8 +193,9 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
         if teacher is None:
             say(f"loading teacher {sec.teacher}")
             teacher = load_teacher(sec.teacher, device=ctx.device)
+        prompt_pii: Counter[str] | None = Counter() if recipe.sft.pii else None
         if sec.mode == "sequence":
-            extra = _sequence_data(recipe, teacher, stage_dir, ctx, say)
+            extra = _sequence_data(recipe, teacher, stage_dir, ctx, say, prompt_pii)
             stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, extra=extra)
         else:
             student_tok = Tokenizer.load(init_dir)
@@ -211,7 +217,7 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
             # off-policy, the loss is a mean over the chats' assistant tokens, weighted as SFT's is; a micro-batch
             # of the student's own samples has other tokens, so with on-policy sampling each counts as a whole
             stage.token_mean_loss = sec.on_policy_fraction == 0
-        stage.provenance.inputs |= distill_inputs(recipe, stage_dir)
+        stage.provenance.inputs |= distill_inputs(recipe, stage_dir, prompt_pii)
         return run_stage(recipe, stage, ctx, resume, say, progress)
     except DataError as e:
         raise RecipeError(str(e)) from None
@@ -219,24 +225,30 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
         distributed.teardown(ctx)
 
 
-def distill_inputs(recipe: DistillRecipe, stage_dir: Path) -> dict[str, Any]:
-    """What fronde.json records of a distillation beyond its SFT data: the teacher by content, its prompts and, in
-    sequence mode, the verified answers the student trained on."""
+def distill_inputs(recipe: DistillRecipe, stage_dir: Path, prompt_pii: Counter[str] | None = None
+                   ) -> dict[str, Any]:
+    """What fronde.json records of a distillation beyond its SFT data: the teacher by content, its prompts (and what
+    their PII scrub replaced) and, in sequence mode, the verified answers the student trained on."""
     sec = recipe.distill
     out: dict[str, Any] = {"teacher": teacher_identity(sec.teacher), "mode": sec.mode,
                            "prompt_tasks": [task_entry(t.name, t.options, n=t.n) for t in sec.prompt_tasks],
                            "prompt_files": [file_entry(f) for f in sec.prompt_files]}
+    if sec.prompt_files and sec.mode == "sequence":
+        out["prompt_pii"] = pii_record(recipe.sft.pii, prompt_pii)
     if sec.mode == "sequence":
         out["teacher_samples"] = file_entry(stage_dir / "teacher_sft.jsonl")
     return out
 
 
 def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: DistContext,
-                   say: Callable[[str], None]):
+                   say: Callable[[str], None], pii: Counter[str] | None = None):
     """The teacher's answers as SFT chats. Under torchrun every rank answers its share of what the cache lacks
     (fronde.train.seq_distill), so N GPUs generate N times faster and none waits on a barrier for the others' share."""
     sec = recipe.distill
-    prompts, verifiers = teacher_prompts(recipe, say if ctx.is_main else lambda _: None)
+    prompts, verifiers = teacher_prompts(recipe, say if ctx.is_main else lambda _: None, pii)
+    if sec.prompt_files:
+        say("distill prompt files: " + (f"PII-scrubbed before the teacher sees them, {pii_line(pii)}"
+                                        if pii is not None else "NOT PII-scrubbed (sft.pii = false)"))
     cache, sft_file = stage_dir / "teacher_samples.jsonl", stage_dir / "teacher_sft.jsonl"
 
     def verify(text: str, item: PromptItem) -> float:

@@ -243,9 +243,11 @@ def data_section(chain: list[dict[str, Any]]) -> str:
                 f = t.get("file") or {}
                 rows.append([r["stage"], f"task `{t['name']}`", origin,
                              "—" if licence == GENERATED else licence or "not recorded", _short(f.get("sha256"))])
-            for key, what in (("chat_files", "chat file"), ("prompt_files", "prompt file")):
+            for key, what, scrub in (("chat_files", "chat file", "chat_pii"), ("prompt_files", "prompt file",
+                                                                                "prompt_pii")):
                 for f in inputs.get(key, []):
-                    rows.append([r["stage"], f"{what} `{Path(f['path']).name}`", "user data", "not recorded",
+                    rows.append([r["stage"], f"{what} `{Path(f['path']).name}`",
+                                 f"user data, {_scrub_note(inputs.get(scrub))}", "not recorded",
                                  _short(f.get("sha256"))])
             if inputs.get("teacher_samples"):
                 f = inputs["teacher_samples"]
@@ -257,7 +259,8 @@ def data_section(chain: list[dict[str, Any]]) -> str:
                 licence = "its data's (listed under *Licence*)" if t.get("lineage") else t.get("licence")
                 rows.append([r["stage"], f"teacher `{t['spec']}` ({t.get('kind', '?')})", origin,
                              licence or "not recorded", _short(t.get("weights_sha256"))])
-        out += "Post-training data (none of it is PII-scrubbed by fronde):\n\n"
+        out += ("Post-training data (user chat and prompt files as their rows say; task problems are generated or "
+                "public; teacher answers are not scrubbed):\n\n")
         out += _table(["stage", "data", "origin", "licence", "sha256"], rows)
     return out
 
@@ -342,7 +345,27 @@ def limits_section(chain: list[dict[str, Any]], config: ModelConfig | None) -> s
                      "to their answer format, not to being helpful in general.")
     if any(not s.get("pii", True) for d in pretraining_data(chain) for s in d.get("sources", [])):
         items.append("Some pretraining sources were not PII-scrubbed (see *Training data*).")
+    if any(f and not _scrubbed(r["inputs"].get(scrub)) for r in chain if r.get("inputs")
+           for f, scrub in ((r["inputs"].get("chat_files"), "chat_pii"), (r["inputs"].get("prompt_files"),
+                                                                          "prompt_pii"))):
+        items.append("Some post-training chat or prompt files were not PII-scrubbed (see *Training data*).")
     return "## Known limits\n\n" + "".join(f"- {i}\n" for i in items)
+
+
+def _scrubbed(record: dict[str, Any] | None) -> bool:
+    return bool(record and record.get("scrubbed"))
+
+
+def _scrub_note(record: dict[str, Any] | None) -> str:
+    """A user file's PII scrub as the card says it (lineages older than the scrub recorded none: not scrubbed)."""
+    if not _scrubbed(record):
+        return "**not** PII-scrubbed"
+    assert record is not None
+    if "total" not in record:
+        return "PII-scrubbed"
+    kept = sum(record.get("kept_shared", {}).values())
+    replaced = ", ".join(f"{k} {v:,}" for k, v in record["replacements"].items() if v) or "nothing found"
+    return f"PII-scrubbed ({replaced}" + (f"; {kept:,} shared addresses kept)" if kept else ")")
 
 
 def lineage_section(chain: list[dict[str, Any]], record: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ OpenAI-format chat JSONL plus built-in task problems with worked think/answer so
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
+from fronde.data.pii import pii_summary
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, load_config
 from fronde.tasks import Example, Task, get_task
@@ -58,6 +60,9 @@ class TaskMix(_Section):
 
 class SFTData(_Section):
     chat_files: list[str] = Field(default_factory=list, description="OpenAI-format chat JSONL files")
+    pii: bool = Field(True, description="PII-scrub the chat files (and distill.prompt_files) as `fronde data prepare` "
+                      "scrubs user files: e-mail, phone, IBAN, card, IP -> placeholders, counted in fronde.json "
+                      "and the model card; false keeps them verbatim (the card then says so)")
     tasks: list[TaskMix] = Field(default_factory=list, description="built-in task problems rendered as chats")
     system: str | None = Field(None, description="system prompt for task conversations")
     val_fraction: float = Field(0.05, ge=0, lt=1, description="conversations held out for the validation loss")
@@ -127,12 +132,13 @@ def _calculator_conversation(task: Task, example: Example, system: str | None) -
     return None if solved is None else solved[0]
 
 
-def sft_conversations(recipe: SFTRecipe, extra: list[Conversation] | None = None
+def sft_conversations(recipe: SFTRecipe, extra: list[Conversation] | None = None, pii: Counter[str] | None = None
                       ) -> tuple[list[Conversation], list[Conversation]]:
-    """(train, val) conversations from the recipe's chat files and tasks (plus `extra`), split by a stable hash."""
+    """(train, val) conversations from the recipe's chat files and tasks (plus `extra`), split by a stable hash;
+    the chat files PII-scrubbed when `pii` (a Counter of replacements) is given."""
     convs: list[Conversation] = list(extra or [])
     for f in recipe.sft.chat_files:
-        convs.extend(read_chat_jsonl(Path(f)))
+        convs.extend(read_chat_jsonl(Path(f), pii))
     convs.extend(task_conversations(recipe.sft.tasks, recipe.sft.system, recipe.run.seed))
     if not convs:
         raise RecipeError("sft: no data; give sft.chat_files and/or sft.tasks")
@@ -160,7 +166,11 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
                           "init.model=PATH")
     tok = Tokenizer.load(init_dir)
     config = load_config(init_dir)
-    train, val = sft_conversations(recipe, extra)
+    pii: Counter[str] | None = Counter() if recipe.sft.pii else None
+    train, val = sft_conversations(recipe, extra, pii)
+    if recipe.sft.chat_files:
+        say(f"{name} chat files: " + (f"PII-scrubbed, {pii_line(pii)}" if pii is not None else
+                                       "NOT PII-scrubbed (sft.pii = false)"))
     train_rows, val_rows = sft_rows(recipe, tok, train, val)
     stats = train_rows.stats
     say(f"{name} data: {stats.conversations} conversations -> {stats.rows} rows of {recipe.batch.seq_len} tokens, "
@@ -181,19 +191,33 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
         eval_batches=(lambda: evals) if evals else None,
         files=tokenizer_files(init_dir),
         loss=loss(train) if loss else None,
-        provenance=Provenance(parent=init_dir, inputs=sft_inputs(recipe)),
+        provenance=Provenance(parent=init_dir, inputs=sft_inputs(recipe, pii)),
     )
 
 
-def sft_inputs(recipe: SFTRecipe) -> dict[str, Any]:
-    """What fronde.json records of the chats a stage trains on: files by content, tasks by spec and count, and the
-    replayed text's data dir by its manifest."""
-    out = {"chat_files": [file_entry(f) for f in recipe.sft.chat_files],
+def sft_inputs(recipe: SFTRecipe, pii: Counter[str] | None = None) -> dict[str, Any]:
+    """What fronde.json records of the chats a stage trains on: files by content (and what their PII scrub
+    replaced), tasks by spec and count, and the replayed text's data dir by its manifest."""
+    out: dict[str, Any] = {"chat_files": [file_entry(f) for f in recipe.sft.chat_files],
            "tasks": [task_entry(t.name, t.options, n=t.n, **({"tools": t.tools} if t.tools else {}))
                      for t in recipe.sft.tasks], "system": recipe.sft.system}
+    if recipe.sft.chat_files:
+        out["chat_pii"] = pii_record(recipe.sft.pii, pii)
     if recipe.sft.text_fraction > 0:
         out["text"] = {"fraction": recipe.sft.text_fraction, "data": data_entry(recipe.text_dir)}
     return out
+
+
+def pii_record(scrubbed: bool, counts: Counter[str] | None) -> dict[str, Any]:
+    """fronde.json's account of a scrub of user chat files: whether it ran and, when counted, what it replaced."""
+    return {"scrubbed": scrubbed, **(pii_summary(counts) if scrubbed and counts is not None else {})}
+
+
+def pii_line(counts: Counter[str]) -> str:
+    summary = pii_summary(counts)
+    replaced = ", ".join(f"{k} {v:,}" for k, v in summary["replacements"].items() if v) or "nothing found"
+    kept = sum(summary["kept_shared"].values())
+    return f"replaced: {replaced}" + (f"; {kept:,} shared addresses (127.0.0.1, example.com...) kept" if kept else "")
 
 
 def sft(recipe: SFTRecipe, resume: bool = False, say: Callable[[str], None] = print,

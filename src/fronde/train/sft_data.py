@@ -12,15 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fronde.data.chat import normalize_messages, render_chat, render_chats
+from fronde.data.chat import map_message_text, normalize_messages, render_chat, render_chats
 from fronde.data.errors import DataError
 from fronde.data.manifest import read_manifest
+from fronde.data.pii import scrub_pii
 from fronde.data.shards import open_split
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.loss import IGNORE_INDEX
@@ -50,8 +52,10 @@ class PackStats:
         return dict(self.__dict__)
 
 
-def read_chat_jsonl(path: Path) -> list[Conversation]:
-    """`{"messages": [...], "tools": [...]?}` per line; an error names the file, the line and what is wrong."""
+def read_chat_jsonl(path: Path, pii: Counter[str] | None = None) -> list[Conversation]:
+    """`{"messages": [...], "tools": [...]?}` per line; an error names the file, the line and what is wrong. With
+    `pii` (a Counter), every message's text is PII-scrubbed as `fronde data prepare` scrubs user files, and the
+    replacements are counted into it."""
     if not path.is_file():
         raise DataError(f"{path}: no such chat file")
     out = []
@@ -70,6 +74,8 @@ def read_chat_jsonl(path: Path) -> list[Conversation]:
             raise DataError(f"{path}:{n}: {e}") from None
         if not any(m["role"] == "assistant" for m in messages):
             raise DataError(f"{path}:{n}: no assistant message: nothing to train on")
+        if pii is not None:
+            map_message_text(messages, lambda text: scrub_pii(text, pii))
         out.append(Conversation(f"{path.name}:{n}", messages, row.get("tools")))
     return out
 
