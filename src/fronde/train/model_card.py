@@ -243,9 +243,8 @@ def data_section(chain: list[dict[str, Any]]) -> str:
                 f = t.get("file") or {}
                 rows.append([r["stage"], f"task `{t['name']}`", origin,
                              "—" if licence == GENERATED else licence or "not recorded", _short(f.get("sha256"))])
-            for key, what, scrub in (("chat_files", "chat file", "chat_pii"), ("prompt_files", "prompt file",
-                                                                                "prompt_pii")):
-                for f in inputs.get(key, []):
+            for what, files, scrub in _user_files(inputs):
+                for f in files:
                     rows.append([r["stage"], f"{what} `{Path(f['path']).name}`",
                                  f"user data, {_scrub_note(inputs.get(scrub))}", "not recorded",
                                  _short(f.get("sha256"))])
@@ -345,11 +344,15 @@ def limits_section(chain: list[dict[str, Any]], config: ModelConfig | None) -> s
                      "to their answer format, not to being helpful in general.")
     if any(not s.get("pii", True) for d in pretraining_data(chain) for s in d.get("sources", [])):
         items.append("Some pretraining sources were not PII-scrubbed (see *Training data*).")
-    if any(f and not _scrubbed(r["inputs"].get(scrub)) for r in chain if r.get("inputs")
-           for f, scrub in ((r["inputs"].get("chat_files"), "chat_pii"), (r["inputs"].get("prompt_files"),
-                                                                          "prompt_pii"))):
+    if any(files and not _scrubbed(scrub) for r in chain for _, files, scrub in _user_files(r.get("inputs") or {})):
         items.append("Some post-training chat or prompt files were not PII-scrubbed (see *Training data*).")
     return "## Known limits\n\n" + "".join(f"- {i}\n" for i in items)
+
+
+def _user_files(inputs: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], dict[str, Any] | None]]:
+    """(what, files, their PII-scrub record) for a stage's user chat and prompt files."""
+    return [("chat file", inputs.get("chat_files", []), inputs.get("chat_pii")),
+            ("prompt file", inputs.get("prompt_files", []), inputs.get("prompt_pii"))]
 
 
 def _scrubbed(record: dict[str, Any] | None) -> bool:
@@ -358,9 +361,8 @@ def _scrubbed(record: dict[str, Any] | None) -> bool:
 
 def _scrub_note(record: dict[str, Any] | None) -> str:
     """A user file's PII scrub as the card says it (lineages older than the scrub recorded none: not scrubbed)."""
-    if not _scrubbed(record):
+    if record is None or not _scrubbed(record):
         return "**not** PII-scrubbed"
-    assert record is not None
     if "total" not in record:
         return "PII-scrubbed"
     kept = sum(record.get("kept_shared", {}).values())
