@@ -246,7 +246,7 @@ def data_section(chain: list[dict[str, Any]]) -> str:
             for what, files, scrub in _user_files(inputs):
                 for f in files:
                     rows.append([r["stage"], f"{what} `{Path(f['path']).name}`",
-                                 f"user data, {_scrub_note(inputs.get(scrub))}", "not recorded",
+                                 f"user data, {_scrub_note(scrub)}", "not recorded",
                                  _short(f.get("sha256"))])
             if inputs.get("teacher_samples"):
                 f = inputs["teacher_samples"]
