@@ -60,6 +60,7 @@ _SHARED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",  # IPv4 documentation (RFC 5737)
     "::/128", "::1/128", "2001:db8::/32",  # IPv6 unspecified, loopback, documentation (RFC 3849)
 ))
+SHARED_KINDS = ("email", "ipv4", "ipv6")  # the kinds whose matches may be shared addresses, kept as `kept:<kind>`
 _SHARED_DOMAINS = ("example.com", "example.org", "example.net")  # RFC 2606
 _SHARED_TLDS = ("example", "test", "invalid", "localhost")  # RFC 6761
 
@@ -179,7 +180,7 @@ def scrub_pii(text: str, counts: Counter[str] | None = None) -> str:
     shared addresses left in place)."""
     for rule in _RULES:
         spans = _find(text, rule)
-        if rule.kind in ("email", "ipv4", "ipv6") and spans:
+        if rule.kind in SHARED_KINDS and spans:
             found = len(spans)
             spans = [(s, e) for s, e in spans if not shared_address(rule.kind, text[s:e])]
             if counts is not None and found > len(spans):
@@ -204,4 +205,12 @@ def pii_summary(counts: Counter[str]) -> dict[str, Any]:
     addresses left in place."""
     return {"replacements": {k: counts.get(k, 0) for k in PLACEHOLDERS},
             "total": sum(counts.get(k, 0) for k in PLACEHOLDERS),
-            "kept_shared": {k: counts.get(f"kept:{k}", 0) for k in ("email", "ipv4", "ipv6")}}
+            "kept_shared": {k: counts.get(f"kept:{k}", 0) for k in SHARED_KINDS}}
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """A `pii_summary` in words, for a command's output and the model card: `email 2, phone 1; 1 shared addresses
+    kept`."""
+    replaced = ", ".join(f"{k} {v:,}" for k, v in summary["replacements"].items() if v) or "nothing found"
+    kept = sum(summary.get("kept_shared", {}).values())
+    return replaced + (f"; {kept:,} shared addresses kept" if kept else "")

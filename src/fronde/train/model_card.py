@@ -18,6 +18,7 @@ from typing import Any
 
 from fronde import __version__
 from fronde.data.io import atomic_write_text
+from fronde.data.pii import describe
 from fronde.model.checkpoint import load_config
 from fronde.model.config import ModelConfig
 from fronde.model.info import model_info
@@ -363,11 +364,7 @@ def _scrub_note(record: dict[str, Any] | None) -> str:
     """A user file's PII scrub as the card says it (lineages older than the scrub recorded none: not scrubbed)."""
     if record is None or not _scrubbed(record):
         return "**not** PII-scrubbed"
-    if "total" not in record:
-        return "PII-scrubbed"
-    kept = sum(record.get("kept_shared", {}).values())
-    replaced = ", ".join(f"{k} {v:,}" for k, v in record["replacements"].items() if v) or "nothing found"
-    return f"PII-scrubbed ({replaced}" + (f"; {kept:,} shared addresses kept)" if kept else ")")
+    return f"PII-scrubbed ({describe(record)})" if "replacements" in record else "PII-scrubbed"
 
 
 def lineage_section(chain: list[dict[str, Any]], record: dict[str, Any]) -> str:

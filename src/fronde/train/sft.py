@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
-from fronde.data.pii import pii_summary
+from fronde.data.pii import describe, pii_summary
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, load_config
 from fronde.tasks import Example, Task, get_task
@@ -214,10 +214,7 @@ def pii_record(scrubbed: bool, counts: Counter[str] | None) -> dict[str, Any]:
 
 
 def pii_line(counts: Counter[str]) -> str:
-    summary = pii_summary(counts)
-    replaced = ", ".join(f"{k} {v:,}" for k, v in summary["replacements"].items() if v) or "nothing found"
-    kept = sum(summary["kept_shared"].values())
-    return f"replaced: {replaced}" + (f"; {kept:,} shared addresses (127.0.0.1, example.com...) kept" if kept else "")
+    return f"replaced: {describe(pii_summary(counts))}"
 
 
 def sft(recipe: SFTRecipe, resume: bool = False, say: Callable[[str], None] = print,
