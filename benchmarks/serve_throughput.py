@@ -13,6 +13,10 @@ against an MHA model with the same heads.
 With --group G (GRPO's rollouts) each of the --batch prompts gets G sampled completions (temperature 1): fronde
 prefills each prompt once and shares its cache among the G samples (the path `fronde rl` uses); transformers runs
 one generate() call with num_return_sequences=G.
+
+On a GPU fronde's engine runs twice, with its decode step replayed as CUDA graphs (the default for bf16) and
+eagerly (`cuda_graphs=False`), so the graphs' share of the ratio shows. Each engine is built once and kept across
+the runs, as a server or a GRPO run keeps it: the warm-up run captures the graphs.
 """
 
 from __future__ import annotations
@@ -55,9 +59,14 @@ def main() -> None:
     G = args.group
     sampled = G > 1
 
-    def run_fronde() -> tuple[float, float]:
-        engine = Engine(model, max_batch=args.batch * G, max_model_len=args.prompt + args.new,
-                        prefill_chunk=args.prompt)
+    def make_engine(cuda_graphs: bool) -> Engine:
+        return Engine(model, max_batch=args.batch * G, max_model_len=args.prompt + args.new,
+                      prefill_chunk=args.prompt, cuda_graphs=cuda_graphs)
+
+    engines = {"fronde engine, CUDA graphs": make_engine(True)} if device.type == "cuda" else {}
+    engines["fronde engine" + (", eager" if engines else "")] = make_engine(False)
+
+    def run_fronde(engine: Engine) -> tuple[float, float]:
         for k, row in enumerate(prompts.tolist()):
             engine.add_group(row, [SamplingParams(max_tokens=args.new, temperature=1.0 if sampled else 0.0,
                                                   seed=k * G + i) for i in range(G)])
@@ -90,22 +99,32 @@ def main() -> None:
         assert out.shape == (args.batch * G, args.prompt + args.new)
         return time.perf_counter() - t0
 
-    run_fronde(), run_hf()  # warm-up
-    fronde = [run_fronde() for _ in range(args.repeats)]
+    for engine in engines.values():
+        run_fronde(engine)  # warm-up (and graph capture)
+    run_hf()
+    fronde = {name: [run_fronde(engine) for _ in range(args.repeats)] for name, engine in engines.items()}
     hf_times = [run_hf() for _ in range(args.repeats)]
     tokens = args.batch * G * args.new
-    f_best, hf_best = min(t for t, _ in fronde), min(hf_times)
-    ttft = min(f for _, f in fronde)
+    hf_best = min(hf_times)
     engine = Engine(model, max_batch=1, max_model_len=args.prompt + args.new)
     info = model_info(config, kv_dtype_bytes=engine.cache.pool.element_size())
     print(f"preset {args.preset}: {info.total_params / 1e6:.1f}M total, {info.active_params / 1e6:.1f}M active; "
           f"{args.batch} prompt(s) x {G} sample(s), {args.prompt}-token prompts, {args.new} new tokens, "
           f"{'sampled' if sampled else 'greedy'}, "
           f"{str(dtype).removeprefix('torch.')}, {device.type}")
-    print(f"  fronde engine                {tokens / f_best:>10,.1f} new tokens/s   time to first token "
-          f"{ttft * 1000:7.1f} ms")
-    print(f"  transformers generate()      {tokens / hf_best:>10,.1f} new tokens/s")
-    print(f"ratio fronde / transformers: {hf_best / f_best:.2f}x")
+    best = {name: min(t for t, _ in runs) for name, runs in fronde.items()}
+    for name, runs in fronde.items():
+        print(f"  {name:<28} {tokens / best[name]:>10,.1f} new tokens/s   time to first token "
+              f"{min(f for _, f in runs) * 1000:7.1f} ms")
+    print(f"  {'transformers generate()':<28} {tokens / hf_best:>10,.1f} new tokens/s")
+    graphs = next(iter(engines.values())).graphs
+    if graphs is not None:
+        captured = sum(e.graph is not None for e in graphs.entries.values())
+        print(f"  CUDA graphs: {captured} captured" if graphs.active else f"  CUDA graphs OFF: {graphs.failed}")
+    print(f"ratio fronde / transformers: {hf_best / min(best.values()):.2f}x")
+    if len(best) == 2:
+        with_graphs, eager = best.values()
+        print(f"ratio CUDA graphs / eager engine: {eager / with_graphs:.2f}x")
     mha = info.kv_bytes_per_token_mha
     print(f"KV cache per token: fronde {engine.cache.bytes_per_token:,} bytes (measured from the engine's pool), "
           f"MHA with the same heads {mha:,} bytes: {1 - engine.cache.bytes_per_token / mha:.1%} smaller")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from fronde.infer.constrain import Constraint, GrammarError, Grammars
+from fronde.infer.graphs import DecodeGraphs
 from fronde.infer.paged_cache import PagedLatentCache
 from fronde.infer.sampling import SamplerState, SamplingParams, sample_batch
 from fronde.model.model import CausalLM
@@ -54,7 +55,10 @@ class TokenEvent:
 class Engine:
     def __init__(self, model: CausalLM, *, max_batch: int = 32, max_model_len: int | None = None,
                  n_blocks: int | None = None, block_size: int = 16, prefill_chunk: int = 256,
-                 grammars: Grammars | None = None) -> None:
+                 grammars: Grammars | None = None, cuda_graphs: bool | None = None) -> None:
+        """cuda_graphs: replay the decode step as CUDA graphs (fronde.infer.graphs). None: on for bf16 weights on
+        a GPU (in fp32 the experts run a padded matmul whose size is read on the host, which a graph cannot hold).
+        True on a CPU runs the same padded static-shape step eagerly (what the tests check it with)."""
         self.model = model.eval()
         self.config = model.config
         param = next(model.parameters())
@@ -64,6 +68,10 @@ class Engine:
         blocks_per_seq = -(-self.max_model_len // block_size)
         n_blocks = n_blocks or max_batch * blocks_per_seq + 1
         self.cache = PagedLatentCache(self.config, n_blocks, block_size, self.device, self.dtype)
+        use_graphs = cuda_graphs
+        if use_graphs is None:
+            use_graphs = self.device.type == "cuda" and self.dtype == torch.bfloat16
+        self.graphs = DecodeGraphs(self.model, self.cache, max_batch, blocks_per_seq) if use_graphs else None
         self.stop_ids = {self.config.eos_token_id} if self.config.eos_token_id is not None else set()
         self.grammars = grammars  # needed only for requests with a grammar (it knows the tokenizer)
         self.waiting: deque[list[Request]] = deque()  # groups: a prompt's n samples are admitted together
@@ -161,9 +169,20 @@ class Engine:
                         f.prefilled, f.awaiting_fork = len(f.prompt_ids), False
                     events.extend(self._emit([req, *siblings], row.expand(1 + len(siblings), -1)))
         if decoding:
-            logits = self._forward(decoding, [[r.output_ids[-1]] for r in decoding])
-            events.extend(self._emit(decoding, logits))
+            events.extend(self._emit(decoding, self._decode(decoding)))
         return events
+
+    def _decode(self, reqs: list[Request]) -> torch.Tensor:
+        """One new token for every decoding request: through the captured graphs when they are on."""
+        if self.graphs is None or not self.graphs.active:
+            return self._forward(reqs, [[r.output_ids[-1]] for r in reqs])
+        for r in reqs:
+            self.cache.reserve(r.id, 1)
+        logits = self.graphs.logits([r.output_ids[-1] for r in reqs], [self.cache.lengths[r.id] for r in reqs],
+                                    [self.cache.tables[r.id] for r in reqs])
+        for r in reqs:
+            self.cache.lengths[r.id] += 1
+        return logits
 
     def _forward(self, reqs: list[Request], tokens: list[list[int]]) -> torch.Tensor:
         """Feed each request its tokens (all the same count); the last position's logits per request."""

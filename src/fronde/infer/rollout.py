@@ -1,53 +1,88 @@
 """GRPO's rollouts on fronde's engine: all prompts' groups in one continuously batched run over the latent cache,
-each group's prompt prefilled once and shared by its G samples (the engine's n > 1 path)."""
+each group's prompt prefilled once and shared by its G samples (the engine's n > 1 path).
+
+The engines (their cache pools and, on a GPU, their captured decode graphs) are kept from one call to the next, and
+the low-precision sampling copy of the weights is refreshed in place: a graph replays the addresses it was captured
+with, and capturing again at every GRPO step would cost more than the rollouts themselves.
+"""
 
 from __future__ import annotations
+
+import copy
 
 import torch
 
 from fronde.infer.engine import Engine
+from fronde.infer.graphs import bucket
 from fronde.infer.sampling import SamplingParams
 from fronde.model.model import CausalLM
 from fronde.train.rollouts import Completion
+
+_LENGTH_STEP = 128  # contexts are rounded up to this, so small changes in prompt length reuse an engine
+_KEPT_ENGINES = 4  # rollouts, test accuracy and a multi-turn episode's later turns each want their own shape
 
 
 class EngineRollouts:
     def __init__(self, max_batch: int = 256, dtype: torch.dtype | None = None) -> None:
         self.max_batch, self.dtype = max_batch, dtype
+        self._copy: CausalLM | None = None  # the sampling copy (dtype set) ...
+        self._source: CausalLM | None = None  # ... of this model
+        self._engines: dict[tuple[int, int], Engine] = {}
 
     @torch.no_grad()
     def sample(self, model: CausalLM, prompts: list[list[int]], group_size: int, max_new_tokens: int,
                temperature: float, top_p: float, seed: int, stop_ids: list[int], first: int = 0
                ) -> list[list[Completion]]:
         was_training = model.training
-        policy = model if self.dtype is None else _copy_in(model, self.dtype)
+        policy = self._policy(model).eval()
         longest = max(len(p) for p in prompts) + max_new_tokens
-        engine = Engine(policy, max_batch=min(self.max_batch, max(group_size, len(prompts) * group_size)),
-                        max_model_len=longest)
+        length = max(longest, min(-(-longest // _LENGTH_STEP) * _LENGTH_STEP, policy.config.max_position_embeddings))
+        engine = self._engine(policy, bucket(max(group_size, len(prompts) * group_size), self.max_batch), length)
         ids: list[list[int]] = []
         reqs = {}
-        for k, prompt in enumerate(prompts):
-            params = [SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                     seed=seed * 100_003 + (first + k) * group_size + i, stop_token_ids=stop_ids)
-                      for i in range(group_size)]
-            group = engine.add_group(prompt, params)
-            reqs.update({r.id: r for r in engine.waiting[-1]})
-            ids.append(group)
-        while engine.has_work():
-            engine.step()
-        model.train(was_training)
+        try:
+            for k, prompt in enumerate(prompts):
+                params = [SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                         seed=seed * 100_003 + (first + k) * group_size + i, stop_token_ids=stop_ids)
+                          for i in range(group_size)]
+                group = engine.add_group(prompt, params)
+                reqs.update({r.id: r for r in engine.waiting[-1]})
+                ids.append(group)
+            while engine.has_work():
+                engine.step()
+        finally:  # an exception must not leave half a batch in a kept engine, nor the model in eval mode
+            for rid in reqs:
+                engine.abort(rid)
+            model.train(was_training)
         stops = set(stop_ids) | engine.stop_ids
         return [[Completion(list(reqs[r].output_ids), bool(reqs[r].output_ids)
                             and reqs[r].output_ids[-1] in stops) for r in group] for group in ids]
+
+    def _policy(self, model: CausalLM) -> CausalLM:
+        """The model itself (fp32 sampling), or its low-precision copy with today's weights copied in."""
+        if self.dtype is None:
+            return model
+        if self._source is not model:
+            self._copy, self._source = copy.deepcopy(model).to(self.dtype), model
+        else:
+            assert self._copy is not None
+            src = model.state_dict()
+            for name, t in self._copy.state_dict().items():
+                t.copy_(src[name])
+        return self._copy
+
+    def _engine(self, policy: CausalLM, max_batch: int, max_model_len: int) -> Engine:
+        key = (max_batch, max_model_len)
+        engine = self._engines.pop(key, None)
+        if engine is None or engine.model is not policy:
+            engine = Engine(policy, max_batch=max_batch, max_model_len=max_model_len)
+        self._engines = {k: e for k, e in self._engines.items() if e.model is policy}
+        self._engines[key] = engine  # most recently used last
+        while len(self._engines) > _KEPT_ENGINES:
+            del self._engines[next(iter(self._engines))]
+        return engine
 
 
 def rollout_dtype() -> torch.dtype | None:
     """Sample in bf16 on a GPU (a bf16 copy of the fp32 training weights); in fp32 (None: as trained) on the CPU."""
     return torch.bfloat16 if torch.cuda.is_available() else None
-
-
-def _copy_in(model: CausalLM, dtype: torch.dtype) -> CausalLM:
-    """A low-precision copy for sampling on GPU (bf16 decode), leaving the fp32 training weights alone."""
-    import copy
-
-    return copy.deepcopy(model).to(dtype)
