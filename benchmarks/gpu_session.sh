@@ -34,8 +34,8 @@ check)
         tests/infer/test_gpu_graphs.py tests/train/test_checkpoint_writer.py
     step 200 train-throughput python3 benchmarks/train_throughput.py --preset probe --batch 16 --seq 1024 \
         --fronde-compile --repeats 1
-    step 90 serve-throughput python3 benchmarks/serve_throughput.py --preset probe --batch 64 --repeats 2
-    step 60 rollout-throughput python3 benchmarks/serve_throughput.py --batch 8 --group 8 --new 48 --repeats 2
+    step 120 serve-throughput python3 benchmarks/serve_throughput.py --preset probe --batch 64 --repeats 2
+    step 90 rollout-throughput python3 benchmarks/serve_throughput.py --batch 8 --group 8 --new 48 --repeats 2
     ;;
 speedrun)
     recipe="${2:-small-gpu}"

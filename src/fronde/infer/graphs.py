@@ -115,7 +115,10 @@ class DecodeGraphs:
         return entry.logits[: len(tokens)].float().clone()
 
     def _run(self, view: StaticDecodeView) -> torch.Tensor:
-        return self.model(view.ids, cache=view).logits[:, -1]
+        # the weights are already in their decoding dtype; an autocast around the caller (on-policy distillation
+        # samples inside the training step's) would otherwise be baked into the graph with its weight-cast cache
+        with torch.autocast(view.inputs.device.type, enabled=False):
+            return self.model(view.ids, cache=view).logits[:, -1]
 
     def _build(self, rows: int, width: int) -> _Entry:
         entry = _Entry(StaticDecodeView(self.cache, rows, width))
@@ -128,7 +131,9 @@ class DecodeGraphs:
                         self._run(entry.view)
                 torch.cuda.current_stream().wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=self.pool):
+                # thread_local: another thread's CUDA calls (a checkpoint writer waiting on its copy) must not
+                # invalidate the capture
+                with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
                     entry.logits = self._run(entry.view)
                 entry.graph = graph
             except Exception as e:  # a kernel that syncs with the host, an unsupported op: decode eagerly
