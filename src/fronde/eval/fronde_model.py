@@ -15,7 +15,7 @@ from fronde.eval.errors import EvalError
 from fronde.eval.likelihood import continuation_ids, score_rolling, score_tokens
 from fronde.eval.models import ModelDescription, Speed, ToolReply, default_name, run_dir_of
 from fronde.eval.replies import fronde_reply
-from fronde.infer.engine import Engine
+from fronde.infer.engine_cache import EngineCache
 from fronde.infer.loading import LOAD_ERRORS, load_for_inference
 from fronde.infer.sampling import SamplingParams
 from fronde.model.info import model_info
@@ -33,6 +33,7 @@ class FrondeModel:
             raise EvalError(f"fronde model {directory}: {e}") from None
         self.max_batch = max_batch
         self.max_len = self.model.config.max_position_embeddings
+        self.engines = EngineCache()  # one engine (and its decode graphs) for all the tasks and turns
         self.stop_ids = [self.tok.special.end, self.tok.special.eos]
         self.name = name or default_name(str(directory))
         run = run_dir_of(directory)
@@ -75,7 +76,7 @@ class FrondeModel:
         if longest > self.max_len:
             raise EvalError(f"{self.name}: a prompt of {longest - max_new_tokens} tokens + {max_new_tokens} new "
                             f"tokens exceeds the model's context of {self.max_len}; lower --max-new-tokens or --shots")
-        engine = Engine(self.model, max_batch=self.max_batch, max_model_len=longest)
+        engine = self.engines.get(self.model, self.max_batch, longest)
         start = time.perf_counter()
         ids = [engine.add_request(p, SamplingParams(max_tokens=max_new_tokens, temperature=temperature,
                                                     seed=seed + i, stop_token_ids=self.stop_ids))

@@ -12,14 +12,11 @@ import copy
 
 import torch
 
-from fronde.infer.engine import Engine
+from fronde.infer.engine_cache import EngineCache
 from fronde.infer.graphs import bucket
 from fronde.infer.sampling import SamplingParams
 from fronde.model.model import CausalLM
 from fronde.train.rollouts import Completion
-
-_LENGTH_STEP = 128  # contexts are rounded up to this, so small changes in prompt length reuse an engine
-_KEPT_ENGINES = 4  # rollouts, test accuracy and a multi-turn episode's later turns each want their own shape
 
 
 class EngineRollouts:
@@ -27,17 +24,16 @@ class EngineRollouts:
         self.max_batch, self.dtype = max_batch, dtype
         self._copy: CausalLM | None = None  # the sampling copy (dtype set) ...
         self._source: CausalLM | None = None  # ... of this model
-        self._engines: dict[tuple[int, int], Engine] = {}
+        self.engines = EngineCache()
 
     @torch.no_grad()
     def sample(self, model: CausalLM, prompts: list[list[int]], group_size: int, max_new_tokens: int,
                temperature: float, top_p: float, seed: int, stop_ids: list[int], first: int = 0
                ) -> list[list[Completion]]:
         was_training = model.training
-        policy = self._policy(model).eval()
-        longest = max(len(p) for p in prompts) + max_new_tokens
-        length = max(longest, min(-(-longest // _LENGTH_STEP) * _LENGTH_STEP, policy.config.max_position_embeddings))
-        engine = self._engine(policy, bucket(max(group_size, len(prompts) * group_size), self.max_batch), length)
+        policy = self._policy(model)
+        engine = self.engines.get(policy, bucket(max(group_size, len(prompts) * group_size), self.max_batch),
+                                  max(len(p) for p in prompts) + max_new_tokens)
         ids: list[list[int]] = []
         reqs = {}
         try:
@@ -70,17 +66,6 @@ class EngineRollouts:
             for name, t in self._copy.state_dict().items():
                 t.copy_(src[name])
         return self._copy
-
-    def _engine(self, policy: CausalLM, max_batch: int, max_model_len: int) -> Engine:
-        key = (max_batch, max_model_len)
-        engine = self._engines.pop(key, None)
-        if engine is None or engine.model is not policy:
-            engine = Engine(policy, max_batch=max_batch, max_model_len=max_model_len)
-        self._engines = {k: e for k, e in self._engines.items() if e.model is policy}
-        self._engines[key] = engine  # most recently used last
-        while len(self._engines) > _KEPT_ENGINES:
-            del self._engines[next(iter(self._engines))]
-        return engine
 
 
 def rollout_dtype() -> torch.dtype | None:
