@@ -103,7 +103,7 @@ class DecodeGraphs:
         if not entry.verified:
             eager = self._run(entry.view)[: len(tokens)].float()
             entry.graph.replay()
-            replayed = entry.logits[: len(tokens)].float()
+            replayed = entry.logits[: len(tokens)].to(torch.float32, copy=True)
             diff = (replayed - eager).abs().max().item()
             if not diff <= 1e-3 * max(1.0, eager.abs().max().item()):
                 self._give_up(f"replaying the decode graph ({key[0]} rows x {key[1]} blocks) gave logits "
@@ -112,7 +112,7 @@ class DecodeGraphs:
             entry.verified = True
             return replayed
         entry.graph.replay()
-        return entry.logits[: len(tokens)].float().clone()
+        return entry.logits[: len(tokens)].to(torch.float32, copy=True)  # the next replay overwrites the buffer
 
     def _run(self, view: StaticDecodeView) -> torch.Tensor:
         # the weights are already in their decoding dtype; an autocast around the caller (on-policy distillation
