@@ -39,6 +39,24 @@ def test_greedy_equals_plain_forward_argmax(model):
         assert req.finish_reason == "length"
 
 
+def test_prompts_of_different_lengths_prefill_in_one_forward(model):
+    # a GRPO batch's prompts all differ in length: one padded forward prefills them, and the padding (written to
+    # the scratch block, never read by a real token) changes nothing
+    prompts = _prompts([3, 17, 9, 30, 1], seed=4)
+    engine = Engine(model, max_batch=5, prefill_chunk=1024, block_size=4)
+    shapes = []
+
+    def spy(ids, **kw):
+        shapes.append(tuple(ids.shape))
+        return model(ids, **kw)
+
+    engine.model = spy
+    out = engine.generate(prompts, SamplingParams(max_tokens=6, temperature=0))
+    assert shapes[0] == (5, 30) and shapes[1:] == [(5, 1)] * 5
+    for req, prompt in zip(out, prompts):
+        assert req.output_ids == _reference_greedy(model, prompt, 6)
+
+
 def test_continuous_batching_equals_one_at_a_time(model):
     prompts = _prompts([5, 12, 3, 8, 20], seed=1)
     params = [SamplingParams(max_tokens=n, temperature=0) for n in (6, 3, 9, 4, 7)]

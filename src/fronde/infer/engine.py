@@ -148,19 +148,19 @@ class Engine:
         self._admit()
         events: list[TokenEvent] = []
         decoding = [r for r in self.running if r.prefilled == len(r.prompt_ids) and r.output_ids]
-        # prefill: up to prefill_chunk prompt tokens this step, over as many waiting prompts as fit; chunks of equal
-        # length go through the model together (a GRPO batch's prompts often are), the others one forward each
-        budget, chunks = self.prefill_chunk, {}
+        # prefill: up to prefill_chunk prompt tokens this step, over as many waiting prompts as fit, in one forward
+        # (rows padded to the longest chunk; a GRPO batch's prompts are all prefilled in the first steps)
+        budget, chunks = self.prefill_chunk, []
         for r in self.running:
             if budget <= 0:
                 break
             if r.prefilled < len(r.prompt_ids) and not r.awaiting_fork:
                 chunk = r.prompt_ids[r.prefilled : r.prefilled + budget]
-                chunks.setdefault(len(chunk), []).append((r, chunk))
+                chunks.append((r, chunk))
                 budget -= len(chunk)
-        for group in chunks.values():
-            logits = self._forward([r for r, _ in group], [c for _, c in group])
-            for (req, chunk), row in zip(group, logits):
+        if chunks:
+            logits = self._forward([r for r, _ in chunks], [c for _, c in chunks])
+            for (req, chunk), row in zip(chunks, logits):
                 req.prefilled += len(chunk)
                 if req.prefilled == len(req.prompt_ids):
                     siblings = [f for f in req.followers if f in self.running]
@@ -185,10 +185,13 @@ class Engine:
         return logits
 
     def _forward(self, reqs: list[Request], tokens: list[list[int]]) -> torch.Tensor:
-        """Feed each request its tokens (all the same count); the last position's logits per request."""
-        ids = torch.tensor(tokens, device=self.device)
-        view = self.cache.view([r.id for r in reqs], ids.shape[1])
-        return self.model(ids, cache=view).logits[:, -1].float()
+        """Feed each request its tokens (rows padded to the longest); each row's logits after its last token."""
+        counts = [len(t) for t in tokens]
+        width = max(counts)
+        ids = torch.tensor([t + [0] * (width - len(t)) for t in tokens], device=self.device)
+        view = self.cache.view([r.id for r in reqs], counts)
+        last = torch.tensor(counts, device=self.device) - 1
+        return self.model(ids, cache=view, logits_at=last).logits[:, 0].float()
 
     def _emit(self, reqs: list[Request], logits: torch.Tensor) -> list[TokenEvent]:
         """Sample one token for each request from its row of logits (all rows in one batched draw) and book it."""

@@ -87,18 +87,24 @@ class PagedLatentCache:
             self.refs[block] = 1
             self.tables[seq_id].append(block)
 
-    def view(self, seq_ids: list[int], n_new: int) -> BatchView:
-        for s in seq_ids:
-            self.reserve(s, n_new)
-        return BatchView(self, seq_ids, n_new)
+    def view(self, seq_ids: list[int], n_new: int | list[int]) -> BatchView:
+        """The rows seq_ids about to be fed n_new tokens each (a list: a count per row, the batch padded to the
+        largest)."""
+        counts = n_new if isinstance(n_new, list) else [n_new] * len(seq_ids)
+        for s, n in zip(seq_ids, counts):
+            self.reserve(s, n)
+        return BatchView(self, seq_ids, counts)
 
 
 class BatchView:
-    """The KVCache protocol over rows of a paged cache; all rows get n_new tokens this forward."""
+    """The KVCache protocol over rows of a paged cache. Row i feeds counts[i] tokens, padded to the largest count:
+    the padding's keys go to the scratch block and its outputs are the caller's to ignore (a padded query sees only
+    its own row's keys, so real tokens never see it)."""
 
-    def __init__(self, cache: PagedLatentCache, seq_ids: list[int], n_new: int) -> None:
-        self.cache, self.seq_ids, self.n_new = cache, seq_ids, n_new
+    def __init__(self, cache: PagedLatentCache, seq_ids: list[int], counts: list[int]) -> None:
+        self.cache, self.seq_ids, self.counts = cache, seq_ids, counts
         device, bs = cache.pool.device, cache.block_size
+        n_new = max(counts)
         starts = [cache.lengths[s] for s in seq_ids]
         total = max(starts) + n_new
         width = -(-total // bs)
@@ -108,7 +114,11 @@ class BatchView:
         key = torch.arange(total)
         read = tables[:, key // bs] * bs + key % bs  # (B, S); slots past a row's length are masked below
         start = torch.tensor(starts)
-        self.write = read.gather(1, start[:, None] + torch.arange(n_new)[None, :]).to(device)
+        offset = torch.arange(n_new)[None, :]
+        write = read.gather(1, start[:, None] + offset)
+        if min(counts) < n_new:  # padding writes to the scratch block, never past a row's own blocks
+            write = write.masked_fill(offset >= torch.tensor(counts)[:, None], 0)
+        self.write = write.to(device)
         self.read, self.start = read.to(device), start.to(device)
         query = self.start[:, None] + torch.arange(n_new, device=device)[None, :]  # (B, T) absolute positions
         self.mask = (key.to(device)[None, None, :] <= query[:, :, None]).unsqueeze(1)  # (B, 1, T, S): causal
@@ -123,5 +133,5 @@ class BatchView:
         return ctx[..., : self.cache.rank], ctx[..., self.cache.rank :], self.mask
 
     def advance(self, n_new: int) -> None:
-        for s in self.seq_ids:
-            self.cache.lengths[s] += n_new
+        for s, n in zip(self.seq_ids, self.counts):
+            self.cache.lengths[s] += n

@@ -131,10 +131,11 @@ class CausalLM(nn.Module):
 
     def forward(
         self, input_ids: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None,
-        with_balance_loss: bool = False,
+        with_balance_loss: bool = False, logits_at: torch.Tensor | None = None,
     ) -> LMOutput:
-        """input_ids (B, T). Without targets: logits. With targets (B, T; IGNORE_INDEX masks): losses, no logits.
-        With a cache: absorbed MLA decoding against it."""
+        """input_ids (B, T). Without targets: logits (B, T, V), or (B, 1, V) at position logits_at[b] of each row
+        (a prefill needs only each prompt's last token: the head over every position would be B x T x V). With
+        targets (B, T; IGNORE_INDEX masks): losses, no logits. With a cache: absorbed MLA decoding against it."""
         T = input_ids.shape[1]
         positions = cache.positions(T) if cache is not None else torch.arange(T, device=input_ids.device)
         cos, sin = self.rotary(positions)
@@ -148,6 +149,8 @@ class CausalLM(nn.Module):
             cache.advance(T)
         out = LMOutput(balance_loss=torch.stack(balance).sum() if balance else None)
         if targets is None:
+            if logits_at is not None:
+                x = x[torch.arange(x.shape[0], device=x.device), logits_at].unsqueeze(1)
             out.logits = self.lm_head(self.model.norm(x))
             return out
         # Training: the head is fused into a chunked cross-entropy, so the full logits are never materialised.
