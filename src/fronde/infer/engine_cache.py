@@ -15,8 +15,11 @@ LENGTH_STEP = 128  # contexts are rounded up to a multiple of this (within the m
 
 
 class EngineCache:
-    def __init__(self, keep: int = 4) -> None:
+    def __init__(self, keep: int = 4, prefill_chunk: int = 8192) -> None:
         self.keep = keep  # GRPO wants its rollouts', its test accuracy's and its later tool turns' shapes
+        # a round's prompts all arrive at once and only its end counts: prefill them together in the first steps
+        # (a server keeps the engine's small default so that a long prompt never stalls running decodes)
+        self.prefill_chunk = prefill_chunk
         self.engines: dict[tuple[int, int], Engine] = {}
 
     def get(self, model: CausalLM, max_batch: int, longest: int) -> Engine:
@@ -25,7 +28,7 @@ class EngineCache:
         key = (max_batch, max(longest, rounded))
         engine = self.engines.pop(key, None)
         if engine is None or engine.model is not model or engine.has_work():
-            engine = Engine(model, max_batch=max_batch, max_model_len=key[1])
+            engine = Engine(model, max_batch=max_batch, max_model_len=key[1], prefill_chunk=self.prefill_chunk)
         self.engines = {k: e for k, e in self.engines.items() if e.model is model}
         self.engines[key] = engine  # most recently used last
         while len(self.engines) > self.keep:
