@@ -49,6 +49,9 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per side; the best is kept")
     p.add_argument("--group", type=int, default=1, help="samples per prompt (GRPO's G); > 1 samples at temperature 1")
+    p.add_argument("--prefill-chunk", type=int, default=8192,
+                   help="prompt tokens prefilled per engine step (8192: all prompts in the first step, as GRPO's "
+                        "rollouts and `fronde eval` run; the server's default is 256)")
     args = p.parse_args()
     device = torch.device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -61,7 +64,7 @@ def main() -> None:
 
     def make_engine(cuda_graphs: bool) -> Engine:
         return Engine(model, max_batch=args.batch * G, max_model_len=args.prompt + args.new,
-                      prefill_chunk=args.prompt, cuda_graphs=cuda_graphs)
+                      prefill_chunk=args.prefill_chunk, cuda_graphs=cuda_graphs)
 
     engines = {"fronde engine, CUDA graphs": make_engine(True)} if device.type == "cuda" else {}
     engines["fronde engine" + (", eager" if engines else "")] = make_engine(False)
