@@ -45,12 +45,10 @@ class StaticDecodeView:
 
     def fill(self, tokens: list[int], starts: list[int], tables: list[list[int]]) -> None:
         """Copy this step's rows in (one host-to-device copy); rows past len(tokens) decode the scratch block."""
-        host = torch.zeros(self.rows, 2 + self.width, dtype=torch.long)
-        host[: len(tokens), 0] = torch.tensor(tokens)
-        host[: len(tokens), 1] = torch.tensor(starts)
-        for i, table in enumerate(tables):
-            row = table[: self.width]
-            host[i, 2 : 2 + len(row)] = torch.tensor(row)
+        rows = [[tok, start, *(t := table[: self.width]), *[0] * (self.width - len(t))]
+                for tok, start, table in zip(tokens, starts, tables)]
+        rows += [[0] * (2 + self.width)] * (self.rows - len(rows))
+        host = torch.tensor(rows, dtype=torch.long)
         self.inputs.copy_(host)
 
     def positions(self, n_new: int) -> torch.Tensor:
