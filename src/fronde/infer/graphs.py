@@ -16,6 +16,7 @@ graphs off for the engine with a warning naming why; decoding then goes on eager
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 
@@ -137,7 +138,8 @@ class DecodeGraphs:
             except Exception as e:  # a kernel that syncs with the host, an unsupported op: decode eagerly
                 self._give_up(f"capturing the decode step ({rows} rows x {width} blocks) failed: "
                               f"{type(e).__name__}: {e}")
-                torch.cuda.synchronize()
+                with contextlib.suppress(Exception):  # let the aborted capture's work drain before going on
+                    torch.cuda.synchronize()
         self.entries[(rows, width)] = entry
         return entry
 
