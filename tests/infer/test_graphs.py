@@ -96,3 +96,32 @@ def test_the_static_step_has_nothing_a_graph_cannot_hold(model):
     syncing = {"aten._local_scalar_dense", "aten.item", "aten.nonzero", "aten.masked_select", "aten.unique",
                "aten._unique2", "aten.lift_fresh", "aten.bincount", "aten.repeat_interleave"}
     assert not syncing & set(ops.names), sorted(syncing & set(ops.names))
+
+
+def test_a_replay_that_differs_from_eager_turns_graphs_off(model):
+    # what a GPU would do with a graph that captured the wrong thing: the first replay is checked against the eager
+    # step, the engine warns, drops its graphs and decodes eagerly, and the output is still right
+    engine = Engine(model, max_batch=2, block_size=4, cuda_graphs=True)
+    graphs, build = engine.graphs, engine.graphs._build
+
+    class WrongGraph:
+        def __init__(self, out):
+            self.out = out
+
+        def replay(self):
+            self.out.fill_(0.5)
+
+    def build_wrong(rows, width):
+        entry = build(rows, width)
+        entry.logits = torch.zeros(rows, model.config.vocab_size)
+        entry.graph = WrongGraph(entry.logits)
+        return entry
+
+    graphs._build = build_wrong
+    prompts = _prompts([5, 11], seed=6)
+    params = SamplingParams(max_tokens=7, temperature=0)
+    with pytest.warns(RuntimeWarning, match="away from the eager forward"):
+        out = engine.generate(prompts, params)
+    assert not graphs.active and not graphs.entries
+    eager = Engine(model, max_batch=2, block_size=4, cuda_graphs=False).generate(prompts, params)
+    assert [r.output_ids for r in out] == [r.output_ids for r in eager]
