@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from fronde.model.config import ModelConfig, load_preset
 from fronde.model.model import CausalLM
@@ -18,3 +21,26 @@ def tiny_model(seed: int = 0, bias_scale: float = 0.05, **overrides) -> CausalLM
         if isinstance(m, Router):
             m.e_score_correction_bias.copy_((torch.rand(m.n_experts, generator=gen) * 2 - 1) * bias_scale)
     return model.eval()
+
+
+# Operators that, on a GPU, wait for the device or copy a fresh host value: a training step holding one stalls the
+# pipeline every step, and a CUDA graph capture holding one fails. The op sequence does not depend on the device,
+# so a CPU run shows them.
+HOST_SYNC_OPS = frozenset({"aten._local_scalar_dense", "aten.item", "aten.nonzero", "aten.masked_select",
+                           "aten.unique", "aten._unique2", "aten.lift_fresh", "aten.bincount",
+                           "aten.repeat_interleave"})
+
+
+class RecordOps(TorchDispatchMode):
+    """Counts the aten operators run inside the `with` block (by name, e.g. "aten.mm")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+    def host_syncs(self) -> list[str]:
+        return sorted(HOST_SYNC_OPS & set(self.counts))

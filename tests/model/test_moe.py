@@ -163,3 +163,24 @@ def test_under_bf16_autocast_the_router_stays_fp32_and_experts_run_in_bf16():
     assert scores.dtype == torch.float32 and torch.equal(scores, ref_scores) and torch.equal(idx, ref_idx)
     ref, _ = layer(x)
     assert torch.allclose(out.float(), ref, atol=5e-2, rtol=5e-2)
+
+
+def test_training_step_holds_no_host_sync():
+    # A GPU training step must never wait for the device mid-step (MFU): the bf16-autocast forward and backward with
+    # the grouped-GEMM experts, the balance loss and MTP run no .item(), nonzero or host-sized op. The padded-bmm
+    # path reads the largest expert count on the host, which this check sees (it is the fallback, off the GPU path).
+    from .helpers import RecordOps
+
+    model = tiny_model(num_nextn_predict_layers=1).train()
+    ids = torch.randint(0, model.config.vocab_size, (4, 65))
+    with torch.autocast("cpu", dtype=torch.bfloat16), RecordOps() as ops:
+        out = model(ids[:, :-1], ids[:, 1:], with_balance_loss=True)
+        (out.loss + out.mtp_loss + out.balance_loss).backward()
+    assert ops.counts["aten._grouped_mm"] or ops.counts["aten.grouped_mm"]
+    assert not ops.host_syncs()
+    for m in model.modules():
+        if hasattr(m, "backend"):
+            m.backend = "bmm"
+    with torch.autocast("cpu", dtype=torch.bfloat16), RecordOps() as ops:
+        model(ids[:, :-1], ids[:, 1:]).loss.backward()
+    assert ops.host_syncs() == ["aten._local_scalar_dense"]

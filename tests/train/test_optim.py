@@ -38,3 +38,25 @@ def test_muon_recipe_trains(recipe_file):
     result = pretrain(recipe, say=lambda _: None)
     losses = [r["loss"] for r in read_metrics(recipe.run_dir / "pretrain" / "metrics.jsonl")]
     assert result.model_dir is not None and losses[-1] < losses[0] - 0.3
+
+
+def test_the_step_after_backward_holds_no_host_sync():
+    # clipping, AdamW or Muon, and the bias update run every step: none may wait for the device on a GPU
+    # (the loop reads the loss and grad norm back only when it logs)
+    import torch
+
+    from fronde.model.moe import update_expert_bias
+    from fronde.train.optim import Optimizers
+    from tests.model.helpers import RecordOps, tiny_model
+
+    for name in ("adamw", "muon"):
+        model = tiny_model().train()
+        opt = Optimizers(model, OptimConfig(name=name), torch.device("cpu"))
+        ids = torch.randint(0, model.config.vocab_size, (4, 65))
+        model(ids[:, :-1], ids[:, 1:]).loss.backward()
+        with RecordOps() as ops:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad()
+            update_expert_bias(model, 1e-3)
+        assert not ops.host_syncs(), name
