@@ -246,3 +246,25 @@ def test_full_queue_gets_429_with_retry_after_and_big_bodies_413(model_dir):
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+def test_engine_options_reach_the_engine(model_dir, monkeypatch):
+    import fronde.serve.app as app_module
+
+    built, real = [], app_module.Engine
+
+    def engine(*args, **kwargs):
+        built.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "Engine", engine)  # the module's own name, restored after the test
+    app = create_app(ServerConfig(model_dir, max_batch=3, prefill_chunk=8, enforce_eager=True),
+                     load_in_background=False)
+    monkeypatch.undo()
+    server = app.state.server
+    try:
+        assert server.ready, server.load_error
+        assert built[0]["cuda_graphs"] is False  # --enforce-eager: no graphs even on a GPU
+        assert (server.engine.engine.max_batch, server.engine.engine.prefill_chunk) == (3, 8)
+    finally:
+        server.engine.close()

@@ -54,16 +54,19 @@ class TokenEvent:
 
 class Engine:
     def __init__(self, model: CausalLM, *, max_batch: int = 32, max_model_len: int | None = None,
-                 n_blocks: int | None = None, block_size: int = 16, prefill_chunk: int = 256,
+                 n_blocks: int | None = None, block_size: int = 16, prefill_chunk: int | None = None,
                  grammars: Grammars | None = None, cuda_graphs: bool | None = None) -> None:
-        """cuda_graphs: replay the decode step as CUDA graphs (fronde.infer.graphs). None: on for bf16 weights on
+        """prefill_chunk: prompt tokens prefilled per step (None: 2048 on a GPU, 256 on a CPU, where a forward over
+        more tokens would hold the running decodes back for longer; vLLM's max_num_batched_tokens plays this part).
+        cuda_graphs: replay the decode step as CUDA graphs (fronde.infer.graphs). None: on for bf16 weights on
         a GPU (in fp32 the experts run a padded matmul whose size is read on the host, which a graph cannot hold).
         True on a CPU runs the same padded static-shape step eagerly (what the tests check it with)."""
         self.model = model.eval()
         self.config = model.config
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
-        self.max_batch, self.prefill_chunk = max_batch, prefill_chunk
+        self.max_batch = max_batch
+        self.prefill_chunk = prefill_chunk or (2048 if self.device.type == "cuda" else 256)
         self.max_model_len = max_model_len or self.config.max_position_embeddings
         blocks_per_seq = -(-self.max_model_len // block_size)
         n_blocks = n_blocks or max_batch * blocks_per_seq + 1

@@ -47,6 +47,7 @@ class ServerConfig:
     max_batch: int = 32  # sequences decoded together
     max_model_len: int | None = None
     enforce_eager: bool = False  # no CUDA graphs for the decode step (fronde.infer.graphs)
+    prefill_chunk: int | None = None  # prompt tokens prefilled per engine step (None: the engine's default)
     max_queue: int = 64  # requests waiting for a slot before new ones get 429
     max_body_bytes: int = 4 * 1024 * 1024
     audit_log: Path | None = None
@@ -108,7 +109,7 @@ class Server:
             stops = [i for i in (model.config.eos_token_id, self.tok.special.end) if i is not None]
             self.grammars = Grammars(self.tok, stops)
             self.engine = AsyncEngine(Engine(model, max_batch=self.cfg.max_batch, max_model_len=self.cfg.max_model_len,
-                                             grammars=self.grammars,
+                                             grammars=self.grammars, prefill_chunk=self.cfg.prefill_chunk,
                                              cuda_graphs=False if self.cfg.enforce_eager else None))
             self.ready = True
         except Exception as e:  # reported by /health; the process stays up to say why
