@@ -268,3 +268,29 @@ def test_engine_options_reach_the_engine(model_dir, monkeypatch):
         assert (server.engine.engine.max_batch, server.engine.engine.prefill_chunk) == (3, 8)
     finally:
         server.engine.close()
+
+
+def test_a_failed_engine_step_fails_its_requests_and_the_server_goes_on(model_dir):
+    url, app, srv, thread = _start(ServerConfig(model_dir))
+    engine = app.state.server.engine.engine
+    real_step, calls = engine.step, []
+
+    def step_failing_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_step()
+
+    engine.step = step_failing_once
+    try:
+        body = {"model": "tiny-chat", "prompt": "The", "max_tokens": 4}
+        status, out = _post(url + "/v1/completions", body, key=None)
+        assert status == 500 and out["error"]["type"] == "server_error"
+        assert engine.running == [] and not engine.waiting and engine.cache.usage() == 0.0
+        status, out = _post(url + "/v1/completions", body, key=None)  # the engine thread is still serving
+        assert status == 200 and out["usage"]["completion_tokens"] == 4
+        _, metrics = _get(url + "/metrics", key=None)
+        assert "fronde_engine_failures_total 1.0" in metrics
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)

@@ -110,7 +110,8 @@ class Server:
             self.grammars = Grammars(self.tok, stops)
             self.engine = AsyncEngine(Engine(model, max_batch=self.cfg.max_batch, max_model_len=self.cfg.max_model_len,
                                              grammars=self.grammars, prefill_chunk=self.cfg.prefill_chunk,
-                                             cuda_graphs=False if self.cfg.enforce_eager else None))
+                                             cuda_graphs=False if self.cfg.enforce_eager else None),
+                                      on_failure=self.metrics.engine_failures.inc)
             self.ready = True
         except Exception as e:  # reported by /health; the process stays up to say why
             self.load_error = f"{type(e).__name__}: {e}"

@@ -4,12 +4,15 @@ queue of token events. The engine knows nothing of HTTP; this class knows nothin
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from fronde.infer.engine import Engine, TokenEvent
 from fronde.infer.sampling import SamplingParams
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -19,8 +22,9 @@ class Submission:
 
 
 class AsyncEngine:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, on_failure: Callable[[], None] | None = None) -> None:
         self.engine = engine
+        self.on_failure = on_failure  # called after a step raised (the server counts it in /metrics)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._queues: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
@@ -64,13 +68,9 @@ class AsyncEngine:
                     continue
                 try:
                     events = self.engine.step()
-                except Exception:  # a broken step must not leave clients waiting forever
-                    for loop, queue in self._queues.values():
-                        loop.call_soon_threadsafe(queue.put_nowait, None)
-                    self._queues.clear()
-                    for req in list(self.engine.running) + list(self.engine.waiting):
-                        self.engine.abort(req.id)
-                    raise
+                except Exception:  # noqa: BLE001 - one broken step must neither hang its clients nor the server
+                    self._fail_all()
+                    continue
                 targets = [(self._queues.get(ev.request_id), ev) for ev in events]
                 for ev in events:
                     if ev.finish_reason:
@@ -79,6 +79,21 @@ class AsyncEngine:
                 if target is not None:
                     loop, queue = target
                     loop.call_soon_threadsafe(queue.put_nowait, ev)
+
+
+    def _fail_all(self) -> None:
+        """Every request in the engine ends with a failure event (None, an HTTP 500 for its client) and leaves the
+        engine, which then serves new requests: a step that raised (a request's grammar, an out-of-memory batch)
+        must not stop the server. A device error that breaks every step shows as a 500 per request, not a hang."""
+        log.exception("an engine step failed; failing its %d running and %d waiting requests",
+                      len(self.engine.running), sum(len(g) for g in self.engine.waiting))
+        for loop, queue in self._queues.values():
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+        self._queues.clear()
+        for req in list(self.engine.running) + [r for group in self.engine.waiting for r in group]:
+            self.engine.abort(req.id)
+        if self.on_failure is not None:
+            self.on_failure()
 
 
 async def merged(subs: list[Submission]) -> AsyncIterator[tuple[int, TokenEvent | None]]:

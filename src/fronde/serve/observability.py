@@ -33,6 +33,8 @@ class Metrics:
                              buckets=LATENCY_BUCKETS, registry=r)
         self.latency = Histogram("fronde_request_latency_seconds", "request latency", buckets=LATENCY_BUCKETS,
                                  registry=r)
+        self.engine_failures = Counter("fronde_engine_failures", "engine steps that raised (their requests got "
+                                       "HTTP 500; the server went on)", registry=r)
         Gauge("fronde_running_sequences", "sequences being generated", registry=r).set_function(lambda: load()[0])
         Gauge("fronde_queue_depth", "requests waiting for a slot", registry=r).set_function(lambda: load()[1])
         Gauge("fronde_kv_cache_usage", "fraction of the latent KV-cache blocks in use",
