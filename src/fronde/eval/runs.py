@@ -26,6 +26,7 @@ from typing import Any
 
 from fronde.eval.results import primary_metric, read_results
 from fronde.train.lineage import LINEAGE, read_lineage
+from fronde.train.metrics import read_metrics
 from fronde.train.stage_lock import held_by_live_process, pid_alive, read_lock
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -97,28 +98,12 @@ def _last_loss(path: Path) -> tuple[int | None, float | None]:
     """(step, loss) of the last record that has a loss (GRPO also logs test-accuracy-only records)."""
     record = last_record(path)
     if record is not None and "loss" not in record:
-        with_loss = [r for r in _records(path)[-50:] if "loss" in r]
+        with_loss = [r for r in read_metrics(path)[-50:] if "loss" in r]
         record = with_loss[-1] if with_loss else record
     if record is None:
         return None, None
     loss = record.get("loss")
     return record.get("step"), float(loss) if isinstance(loss, (int, float)) else None
-
-
-def _records(path: Path) -> list[dict[str, Any]]:
-    out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
 
 
 def stage_status(stage_dir: Path, now: float) -> tuple[str, str | None]:

@@ -13,7 +13,6 @@ trains): a half-written last line of metrics.jsonl is skipped, not an error.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from fronde.eval.results import primary_metric, read_results
 from fronde.eval.runs import NAME, list_runs, read_ledger, stage_status, summarize_run
 from fronde.eval.scoreboard import Scoreboard
 from fronde.serve.protocol import error_body
+from fronde.train.metrics import read_metrics
 
 MAX_POINTS = 2000  # per curve; longer runs are thinned evenly (every val_loss kept)
 MAX_LOAD_SNAPSHOTS = 120  # expert-load matrices sent for the heatmap's step slider
@@ -73,20 +73,8 @@ def child(root: Path, name: str, what: str) -> Path:
 
 # -- reading one stage ---------------------------------------------------------------------------------------------
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl's records; lines that do not parse (the one being written) are skipped."""
-    out = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return out
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int):
-            out.append(record)
-    return out
+    """metrics.jsonl's records with a step (a line being written is skipped: fronde.train.metrics.read_metrics)."""
+    return [r for r in read_metrics(path) if isinstance(r.get("step"), int)]
 
 
 def _thin(n: int, keep: int, also: Callable[[int], bool] = lambda i: False) -> list[int]:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fronde.data.io import atomic_write_text
 from fronde.train.recipe import RecipeError
 
 
@@ -31,8 +32,14 @@ class MetricsLog:
             self._tb = SummaryWriter(str(path.parent / "tensorboard"))
 
     def _truncate_after(self, step: int) -> None:
-        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        """Keep the records up to the checkpoint's step. A line cut short by a kill is a step after the
+        checkpoint (a step is logged before it is checkpointed): it goes with the rest."""
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            record = _parse(line)
+            if record is not None and record.get("step", 0) <= step:
+                kept.append(line)
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")
@@ -49,4 +56,18 @@ class MetricsLog:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    """A metrics.jsonl's records. A line that does not parse is skipped: the one a running stage is writing, or
+    one a kill cut short (the stage logs it again when it resumes)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [record for record in map(_parse, text.splitlines()) if record is not None]
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
