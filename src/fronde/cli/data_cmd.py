@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from fronde.cli.errors import print_error
 from fronde.data.config import DataConfig, SourceConfig, load_recipe, recipe_out
-from fronde.data.errors import DataError
+from fronde.data.errors import DataError, validation_message
 from fronde.data.inspect import sample_documents
 from fronde.data.manifest import read_manifest, summary_rows
 from fronde.data.pipeline import prepare
@@ -70,7 +71,9 @@ def prepare_cmd(
             result = prepare(config, out, progress=reporter, force=force)
     except DataError as e:
         raise _fail(e) from None
-    except ValueError as e:  # pydantic validation of CLI values
+    except ValidationError as e:  # a CLI value or --set the config refuses: `field: what is wrong (got value)`
+        raise _fail(DataError(validation_message(e, show_input=True))) from None
+    except ValueError as e:
         raise _fail(DataError(str(e))) from None
     m = result.manifest
     if as_json:
