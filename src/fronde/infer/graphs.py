@@ -103,8 +103,10 @@ class DecodeGraphs:
             eager = self._run(entry.view)[: len(tokens)].float()
             entry.graph.replay()
             replayed = entry.logits[: len(tokens)].to(torch.float32, copy=True)
+            # a graph replaying the wrong buffers gives another input's logits, far off; bf16 kernels picked
+            # differently under capture stay within a few percent of the logits' scale
             diff = (replayed - eager).abs().max().item()
-            if not diff <= 1e-3 * max(1.0, eager.abs().max().item()):
+            if not diff <= 0.05 * max(1.0, eager.abs().max().item()):
                 self._give_up(f"replaying the decode graph ({key[0]} rows x {key[1]} blocks) gave logits "
                               f"{diff:.3g} away from the eager forward")
                 return eager
