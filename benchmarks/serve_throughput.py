@@ -51,7 +51,7 @@ def main() -> None:
     p.add_argument("--group", type=int, default=1, help="samples per prompt (GRPO's G); > 1 samples at temperature 1")
     p.add_argument("--prefill-chunk", type=int, default=8192,
                    help="prompt tokens prefilled per engine step (8192: all prompts in the first step, as GRPO's "
-                        "rollouts and `fronde eval` run; the server's default is 256)")
+                        "rollouts and `fronde eval` run; the server's default: 2048 on a GPU, 256 on a CPU)")
     args = p.parse_args()
     device = torch.device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -124,7 +124,8 @@ def main() -> None:
     if graphs is not None:
         captured = sum(e.graph is not None for e in graphs.entries.values())
         print(f"  CUDA graphs: {captured} captured" if graphs.active else f"  CUDA graphs OFF: {graphs.failed}")
-    print(f"ratio fronde / transformers: {hf_best / min(best.values()):.2f}x")
+    default = next(iter(best))  # the engine as fronde runs it: graphs on a GPU, eager on a CPU
+    print(f"ratio fronde / transformers: {hf_best / best[default]:.2f}x ({default})")
     if len(best) == 2:
         with_graphs, eager = best.values()
         print(f"ratio CUDA graphs / eager engine: {eager / with_graphs:.2f}x")
