@@ -274,3 +274,20 @@ def test_the_card_says_which_user_chats_were_not_scrubbed(tmp_path, pretrained):
     card = (final / CARD).read_text()
     assert "user data, **not** PII-scrubbed" in card
     assert "Some post-training chat or prompt files were not PII-scrubbed" in card
+
+
+def test_the_card_says_when_pretraining_repeated_a_small_corpus_or_validated_on_training_data():
+    from fronde.train.model_card import data_limits
+
+    def chain(train: int, val: int | None, step: int = 100) -> list[dict]:
+        tokens = {"train": train} | ({"val": val} if val is not None else {})
+        return [{"stage": "sft", "data": []},
+                {"stage": "pretrain", "step": step, "data": [{"tokens": tokens}],
+                 "recipe": {"values": {"batch": {"global_batch_tokens": 1000}}}}]
+
+    assert data_limits(chain(train=100_000, val=5_000)) == []  # 1 epoch
+    assert data_limits(chain(train=25_000, val=5_000)) == []  # exactly 4 epochs: still fine
+    repeated = data_limits(chain(train=10_000, val=5_000))
+    assert len(repeated) == 1 and "10,000 training tokens 10.0 times" in repeated[0]
+    (no_val,) = data_limits(chain(train=10**9, val=None))
+    assert "no validation split" in no_val

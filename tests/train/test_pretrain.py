@@ -228,3 +228,19 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, dat
     root = run_dir / "pretrain" / "checkpoints"
     assert (root / "latest").read_text().strip() == f"step-{stopped:06d}"
     assert not (run_dir / "pretrain" / "model").exists()
+
+
+def test_the_run_says_how_many_epochs_it_reads_and_warns_before_memorising(reference_run):
+    from fronde.train.pretrain import data_plan
+    from fronde.train.recipe import PretrainRecipe
+
+    _, out = reference_run
+    assert "training tokens; 12 steps x 512 tokens =" in out and "warning" not in out
+    recipe = PretrainRecipe.model_validate({"schedule": {"max_steps": 1000}, "batch": {"global_batch_tokens": 2048}})
+    line, warnings = data_plan(1_024_000, True, recipe)
+    assert line.endswith("= 2.00 epochs") and warnings == []
+    line, warnings = data_plan(102_400, True, recipe)
+    assert line.endswith("= 20.00 epochs")
+    assert len(warnings) == 1 and "lower schedule.max_steps (to about 200)" in warnings[0]
+    _, warnings = data_plan(400, False, recipe)  # 4 epochs in less than a step: fewer steps cannot help
+    assert "add data (one step alone" in warnings[0] and "no val split" in warnings[1]

@@ -57,6 +57,11 @@ SETTINGS_SHOWN = ("shots", "samples", "temperature", "seed")
 
 
 # -- what the lineage says ----------------------------------------------------------------------------------------
+# Past about 4 epochs, repeated tokens are worth much less than new ones and the model starts to memorise
+# (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models").
+USEFUL_EPOCHS = 4.0
+
+
 def pretraining_data(chain: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The data entries of every stage in the chain (in practice the pretraining stage's manifest)."""
     return [d for r in chain for d in r.get("data") or []]
@@ -334,6 +339,7 @@ def limits_section(chain: list[dict[str, Any]], config: ModelConfig | None) -> s
                   f"from `{tokenizers[0]['source']}`" if tokenizers and tokenizers[0].get("source") else "")
         items.append(f"Tokenizer: {config.vocab_size:,} tokens{', ' + origin if origin else ''}; text unlike its "
                      "training text (other languages, scripts, domains) splits into many tokens.")
+    items += data_limits(chain)
     langs, unknown = languages(chain)
     items.append(f"Languages of the data: {', '.join(langs) if langs else 'none recorded'}"
                  f"{' (plus user data whose language is not recorded)' if unknown else ''}; other languages are "
@@ -348,6 +354,25 @@ def limits_section(chain: list[dict[str, Any]], config: ModelConfig | None) -> s
     if any(files and not _scrubbed(scrub) for r in chain for _, files, scrub in _user_files(r.get("inputs") or {})):
         items.append("Some post-training chat or prompt files were not PII-scrubbed (see *Training data*).")
     return "## Known limits\n\n" + "".join(f"- {i}\n" for i in items)
+
+
+def data_limits(chain: list[dict[str, Any]]) -> list[str]:
+    """Pretraining that repeated a small corpus many times, or validated on its training data."""
+    items = []
+    for r in chain:
+        if r["stage"] != "pretrain" or not r.get("data"):
+            continue
+        tokens = r["data"][0].get("tokens") or {}
+        per_step = r["recipe"]["values"].get("batch", {}).get("global_batch_tokens") or 0
+        epochs = r.get("step", 0) * per_step / tokens["train"] if tokens.get("train") else 0.0
+        if epochs > USEFUL_EPOCHS:
+            items.append(f"Pretraining read its {tokens['train']:,} training tokens {epochs:,.1f} times: the model "
+                         "memorised much of a small corpus and does less well on new text than its training loss "
+                         "suggests.")
+        if not tokens.get("val"):
+            items.append("Pretraining had no validation split (its corpus was too small): the validation loss "
+                         "reported was measured on training data.")
+    return items
 
 
 def _user_files(inputs: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], dict[str, Any] | None]]:

@@ -24,6 +24,7 @@ from fronde.train import distributed
 from fronde.train.distributed import DistContext
 from fronde.train.lineage import Provenance
 from fronde.train.loop import Stage, StageResult, run_stage
+from fronde.train.model_card import USEFUL_EPOCHS
 from fronde.train.recipe import PretrainRecipe, RecipeError
 
 STAGE = "pretrain"
@@ -51,9 +52,34 @@ def build_config(recipe: PretrainRecipe, tok: Tokenizer) -> ModelConfig:
         raise RecipeError(f"model: {e}") from None
 
 
+def has_val_split(data_dir: Path) -> bool:
+    return (data_dir / shard_name("val", 0)).is_file()
+
+
+def data_plan(train_tokens: int, has_val: bool, recipe: PretrainRecipe) -> tuple[str, list[str]]:
+    """What the run will read of its data, and warnings a user should see before paying for the run: too many
+    epochs over a small corpus, or validation measured on training data."""
+    steps, per_step = recipe.schedule.max_steps, recipe.batch.global_batch_tokens
+    epochs = steps * per_step / max(train_tokens, 1)
+    bound = "up to " if recipe.schedule.max_minutes else ""
+    line = (f"data: {train_tokens:,} training tokens; {bound}{steps:,} steps x {per_step:,} tokens = "
+            f"{epochs:,.2f} epochs")
+    warnings = []
+    if epochs > USEFUL_EPOCHS:
+        fitting = int(USEFUL_EPOCHS * train_tokens / per_step)
+        fix = (f"add data or lower schedule.max_steps (to about {fitting:,})" if fitting else
+               "add data (one step alone reads it more than that)")
+        warnings.append(f"the run reads its {train_tokens:,} training tokens {epochs:,.1f} times: past ~"
+                        f"{USEFUL_EPOCHS:g} epochs repeated data adds little and the model memorises it; {fix}")
+    if not has_val:
+        warnings.append("the data has no val split (one document is too few to hold any out): the validation loss "
+                        "is measured on training data and cannot show overfitting")
+    return line, warnings
+
+
 def val_batches(data_dir: Path, recipe: PretrainRecipe) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The same `eval.batches` validation batches every time (fixed seed, fresh loader)."""
-    split = "val" if (data_dir / shard_name("val", 0)).is_file() else "train"  # a corpus too small for a val split
+    split = "val" if has_val_split(data_dir) else "train"  # a corpus too small for a val split
     loader = ShardLoader(data_dir, split, recipe.batch.seq_len, recipe.batch.micro_batch_size, seed=0)
     for _ in range(recipe.eval.batches):
         yield loader.next_batch()
@@ -76,11 +102,16 @@ def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], 
         tok = Tokenizer.load(data_dir / TOKENIZER_DIR)
         config = build_config(recipe, tok)
         micro = recipe.batch.micro_batch_size
+        train_data = ShardLoader(data_dir, "train", recipe.batch.seq_len, micro * ctx.world_size,
+                                 seed=recipe.run.seed)
+        line, warnings = data_plan(train_data.tokens_per_epoch, has_val_split(data_dir), recipe)
+        say(line)
+        for w in warnings:
+            say(f"warning: {w}")
         stage = Stage(
             name=STAGE, config=config,
             fresh_model=lambda: CausalLM(config).init_weights(recipe.run.seed),
-            train_data=ShardLoader(data_dir, "train", recipe.batch.seq_len, micro * ctx.world_size,
-                                   seed=recipe.run.seed),
+            train_data=train_data,
             eval_batches=lambda: val_batches(data_dir, recipe),
             token_mean_loss=False,  # every target of a pretraining row is trained: token weights would all be 1
             files=tokenizer_files(data_dir / TOKENIZER_DIR),
