@@ -72,8 +72,17 @@ def test_endpoint_errors_say_what_to_fix(server, tiny_dir):
     with pytest.raises(EvalError, match="not found.*lists what the server serves"):
         load_eval_model(endpoint=server, model="no-such-model", api_key=KEY).generate(
             [[{"role": "user", "content": "hi"}]], 4)
-    with pytest.raises(EvalError, match="--model NAME"):
+    with pytest.raises(EvalError, match="--api-key"):  # listing the served models needs the key too
         load_eval_model(endpoint=server)
+
+
+def test_the_url_alone_names_the_endpoint_and_its_one_served_model(server, tiny_dir):
+    """`fronde eval URL` like `fronde agent URL`: the server serves one model, so --model is not needed."""
+    remote = load_eval_model(server, api_key=KEY)
+    assert remote.model == remote.name == tiny_dir.name and remote.info.kind == "endpoint"
+    assert remote.generate([[{"role": "user", "content": "What is 1 + 2?"}]], 4)[0]
+    with pytest.raises(EvalError, match="either a MODEL"):
+        load_eval_model(str(tiny_dir), endpoint=server)
 
 
 def test_parse_echo_reads_a_vllm_style_response():

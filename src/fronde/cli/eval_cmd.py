@@ -49,8 +49,8 @@ def _default_out(model: str | None) -> Path:
 
 
 def eval_command(
-    model: str = typer.Argument(None, help="fronde or transformers model dir, .gguf file, or smollm2-135m-instruct "
-                                "(omit with --endpoint)."),
+    model: str = typer.Argument(None, help="fronde or transformers model dir, .gguf file, smollm2-135m-instruct, "
+                                "or an OpenAI-compatible server's URL (same as --endpoint)."),
     task: list[str] = typer.Option(None, "--task", "-t", help="arithmetic[:1-5][:fra], countdown, "
                                    "gsm-symbolic:eng|fra, humaneval, or a tasks .jsonl. Repeatable."),
     n: int = typer.Option(100, "--n", "--limit", help="First N problems (questions, documents) of each evaluation; "
@@ -66,7 +66,8 @@ def eval_command(
     out: Path = typer.Option(None, "--out", help="Results dir (default runs/<name>/eval for a run's model, else "
                              "results/); files are OUT/<model>/<task>.json."),
     endpoint: str = typer.Option(None, "--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"),
-    served_model: str = typer.Option(None, "--model", help="The model id the endpoint serves (with --endpoint)."),
+    served_model: str = typer.Option(None, "--model", help="The model id the endpoint serves (with --endpoint; "
+                                      "not needed when it serves one model)."),
     api_key: str = typer.Option(None, "--api-key", envvar="FRONDE_EVAL_API_KEY", help="Endpoint key "
                                 "(or FRONDE_EVAL_API_KEY)."),
     mc: list[Path] = typer.Option(None, "--mc", help="Multiple-choice JSONL {question, choices, answer}. "

@@ -23,7 +23,7 @@ NO_ECHO = ("does not return the prompt's token logprobs (/v1/completions with ec
 
 
 class EndpointModel:
-    def __init__(self, url: str, model: str, api_key: str | None = None, name: str | None = None,
+    def __init__(self, url: str, model: str | None = None, api_key: str | None = None, name: str | None = None,
                  concurrency: int = 8, timeout_s: float = 600.0) -> None:
         try:
             import openai
@@ -32,12 +32,21 @@ class EndpointModel:
         self._openai = openai
         base = url.rstrip("/")
         self.url = base if base.endswith("/v1") else base + "/v1"
-        self.model = model
         self.client = openai.OpenAI(base_url=self.url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
+        self.model = model
+        if model is None:
+            self.model = self._served_model()
         self.concurrency = max(1, concurrency)
-        self.name = name or model
-        self.info = ModelDescription(name=self.name, kind="endpoint", spec=f"{self.url} {model}")
+        self.name = name or self.model
+        self.info = ModelDescription(name=self.name, kind="endpoint", spec=f"{self.url} {self.model}")
         self.last_speed: Speed | None = None
+
+    def _served_model(self) -> str:
+        """The model id when the server serves exactly one (fronde serve, vLLM, SGLang, llama.cpp's server)."""
+        ids = [m.id for m in self._call(lambda model: self.client.models.list()).data]
+        if len(ids) != 1:
+            raise EvalError(f"{self.url} serves {len(ids)} models ({', '.join(ids) or 'none'}); pass --model NAME")
+        return ids[0]
 
     def _call(self, fn: Any, **kwargs: Any) -> Any:
         """One API call, with OpenAI errors turned into messages that say what to fix."""

@@ -143,17 +143,17 @@ def is_fronde_dir(path: Path) -> bool:
 def load_eval_model(spec: str | None = None, *, endpoint: str | None = None, model: str | None = None,
                     api_key: str | None = None, name: str | None = None, device: str = "cpu",
                     batch_size: int = 16) -> EvalModel:
-    """The model for a spec (fronde dir, transformers dir, .gguf file, built-in name) or an endpoint + model name.
+    """The model for a spec (fronde dir, transformers dir, .gguf file, built-in name, an endpoint's URL) or an
+    endpoint + model name (which may be left out when the endpoint serves one model).
 
     `batch_size` is the engine's batch for fronde dirs, the generate batch for transformers and the number of
     concurrent requests for endpoints. Nothing is ever downloaded.
     """
+    if spec and spec.startswith(("http://", "https://")) and endpoint is None:
+        spec, endpoint = None, spec  # a URL where a model goes: the endpoint, as `fronde agent URL` takes it
     if endpoint is not None:
         if spec:
             raise EvalError(f"give either a MODEL ({spec!r}) or --endpoint ({endpoint!r}), not both")
-        if not model:
-            raise EvalError(f"--endpoint {endpoint}: also pass --model NAME (the id the server serves; "
-                            "GET /v1/models lists it)")
         from fronde.eval.endpoint_model import EndpointModel
 
         return EndpointModel(endpoint, model, api_key=api_key, name=name, concurrency=batch_size)
