@@ -90,7 +90,7 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
                      f"{m['cleaning']['nfc_normalized']:,} documents NFC-normalised"),
         ("PII replaced", (", ".join(f"{k} {v:,}" for k, v in m["pii"]["replacements"].items()) or "none")
          + _kept_shared(m["pii"])),
-        ("tokenizer", f"vocab {m['tokenizer']['vocab_size']:,}, {m['tokenizer']['dtype']}, "
+        ("tokenizer", f"vocab {m['tokenizer']['vocab_size']:,}{_short_of(m['tokenizer'])}, {m['tokenizer']['dtype']}, "
                       f"sha256 {m['tokenizer']['sha256'][:16]}…, "
                       f"{m['tokenizer']['compression']['bytes_per_token']:.3f} bytes/token on "
                       f"{m['tokenizer']['compression']['split']}"),
@@ -102,6 +102,12 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("problems", f"{m['problems']['total']:,} named in manifest.json (first: "
                                  f"{m['problems']['items'][0]['location']}: {m['problems']['items'][0]['reason']})"))
     return rows
+
+
+def _short_of(tok: dict[str, Any]) -> str:
+    """A trained vocabulary smaller than asked: the corpus has too few distinct pairs to merge."""
+    asked = tok.get("requested_vocab_size")
+    return f" ({asked:,} asked: the corpus is too small for more merges)" if asked and asked > tok["vocab_size"] else ""
 
 
 def _kept_shared(pii: dict[str, Any]) -> str:
