@@ -1,6 +1,6 @@
 """The endpoint evaluator against fronde's own server on 127.0.0.1 (a real uvicorn server, the official openai
-client): greedy replies and scores equal the local fronde evaluator's; log-likelihoods fail with a clear message
-because fronde serve does not echo prompt logprobs; a vLLM-style echo response is parsed right."""
+client): greedy replies, scores and log-likelihoods (through `echo`) equal the local fronde evaluator's; a
+vLLM-style echo response is parsed right."""
 
 from __future__ import annotations
 
@@ -59,10 +59,15 @@ def test_endpoint_generation_and_scores_equal_the_local_evaluator(server, local,
     assert b["model"]["kind"] == "endpoint" and a["speed"]["ttft_s_p50"] is not None
 
 
-def test_endpoint_loglikelihood_needs_echo_and_says_so(server, tiny_dir):
+def test_endpoint_loglikelihoods_equal_the_local_evaluator(server, local, tiny_dir):
+    """fronde serve echoes the prompt's logprobs, so multiple choice and bits per byte work through it."""
     remote = load_eval_model(endpoint=server, model=tiny_dir.name, api_key=KEY)
-    with pytest.raises(EvalError, match="echo=true and logprobs.*multiple choice and bits-per-byte"):
-        remote.loglikelihood("Question: 1 + 1?\nAnswer:", " 2")
+    for context, continuation in [("Question: 1 + 1?\nAnswer:", " 2"), ("The sum of 12 and 7 is", " 19.")]:
+        mine, theirs = local.loglikelihood(context, continuation), remote.loglikelihood(context, continuation)
+        assert theirs[1:] == mine[1:] and theirs[0] == pytest.approx(mine[0], abs=1e-3)
+    text = "What is 30 + 4? It is 34, and 5 + 5 is 10."
+    mine, theirs = local.loglikelihood_rolling(text), remote.loglikelihood_rolling(text)
+    assert theirs[1] == mine[1] and theirs[0] == pytest.approx(mine[0], abs=1e-3)
 
 
 def test_endpoint_errors_say_what_to_fix(server, tiny_dir):

@@ -88,8 +88,7 @@ class Engine:
 
     def add_group(self, prompt_ids: list[int], params: list[SamplingParams]) -> list[int]:
         """Several samples of one prompt (OpenAI's n): the prompt is prefilled once and its cache shared."""
-        if not prompt_ids:
-            raise ValueError("the prompt is empty")
+        self.check_prompt(prompt_ids)
         if len(params) > self.max_batch:
             raise ValueError(f"n={len(params)} samples exceed the engine's batch of {self.max_batch}")
         for p in params:
@@ -224,6 +223,35 @@ class Engine:
                 self._finish(req)
             events.append(TokenEvent(req.id, token, logprob, req.finish_reason, tuple(top)))
         return events
+
+    # -- prompt scoring --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def prompt_logprobs(self, prompt_ids: list[int], top_k: int = 0) -> list[tuple[float, tuple[tuple[int, float], ...]]]:
+        """log p(prompt[i] | prompt[:i]) and the top_k alternatives there, for i >= 1 (OpenAI's `echo` with
+        logprobs: what lm-evaluation-harness scores answers with). One forward over the prompt, outside the cache."""
+        self.check_prompt(prompt_ids)
+        if len(prompt_ids) > self.max_model_len:
+            raise ValueError(f"prompt ({len(prompt_ids)} tokens) exceeds the context of {self.max_model_len} tokens")
+        ids = torch.tensor([prompt_ids], device=self.device)
+        logits = self.model(ids[:, :-1]).logits[0]
+        out: list[tuple[float, tuple[tuple[int, float], ...]]] = []
+        for start in range(0, logits.shape[0], 256):  # log-softmax in fp32 a slice at a time: T x V floats is big
+            logp = logits[start:start + 256].float().log_softmax(-1)
+            picked = logp.gather(1, ids[0, start + 1:start + 1 + logp.shape[0], None])[:, 0].tolist()
+            tops = logp.topk(top_k, dim=-1) if top_k else None
+            for j, value in enumerate(picked):
+                top = tuple(zip(tops.indices[j].tolist(), tops.values[j].tolist())) if tops is not None else ()
+                out.append((value, top))
+        return out
+
+    def check_prompt(self, prompt_ids: list[int]) -> None:
+        """A token id outside the vocabulary would fail the whole batched step it joins, not just its request."""
+        if not prompt_ids:
+            raise ValueError("the prompt is empty")
+        low, high = min(prompt_ids), max(prompt_ids)
+        if low < 0 or high >= self.config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"prompt token id {bad} is outside the vocabulary (0 to {self.config.vocab_size - 1})")
 
     # -- convenience -----------------------------------------------------------------------------------------
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Request]:

@@ -33,7 +33,7 @@ from fronde.serve.auth import check_key, is_public
 from fronde.serve.observability import AuditLog, Metrics
 from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
 from fronde.serve.runs import RunsConfig, runs_router
-from fronde.serve.text import TextStream
+from fronde.serve.text import TextStream, text_offsets
 from fronde.serve.tools import TurnStream, tool_choice_prefix
 from fronde.serve.ui import ui_router
 
@@ -198,11 +198,32 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
     async def completions(req: CompletionRequest, request: Request):
         check_model(req.model)
         tok = server.tok
-        ids = req.prompt if isinstance(req.prompt, list) else tok.encode(req.prompt, bos=True)
-        if not ids:
+        prompts = req.prompts()
+        if not prompts:
             raise ClientError(400, "prompt is empty", param="prompt")
+        if len(prompts) > server.cfg.max_queue:
+            raise ClientError(400, f"{len(prompts)} prompts in one request; at most {server.cfg.max_queue}",
+                              param="prompt")
+        batch: list[list[int]] = []
+        for i, p in enumerate(prompts):
+            ids = p if isinstance(p, list) else tok.encode(p, bos=True)
+            try:
+                server.engine.engine.check_prompt(ids)
+            except ValueError as e:
+                raise ClientError(400, str(e), param="prompt" if len(prompts) == 1 else f"prompt.{i}") from None
+            batch.append(ids)
+        echoes = None
+        if req.echo:
+            scored = [server.engine.run(lambda engine, ids=ids: engine.prompt_logprobs(ids, req.logprobs or 0))
+                      for ids in batch] if req.logprobs is not None else []
+            try:
+                logprobs = [await f for f in scored] if scored else [None] * len(batch)
+            except ValueError as e:
+                raise ClientError(400, str(e), param="prompt", code="context_length_exceeded") from None
+            echoes = [Echo(p if isinstance(p, str) else tok.decode(ids, skip_special_tokens=True), ids, lp)
+                      for p, ids, lp in zip(prompts, batch, logprobs)]
         params = server.params(req, req.logprobs, [])
-        return await _respond(server, req, request, ids, params, chat=False, prompt=req.prompt)
+        return await _respond(server, req, request, batch, params, chat=False, prompt=req.prompt, echoes=echoes)
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest, request: Request):
@@ -217,7 +238,8 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
         forced, banned, call_grammar = forced_call(req)
         logprobs = (req.top_logprobs or 1) if req.logprobs else None
         params = server.params(req, logprobs, [tok.special.end], banned, call_grammar or grammar)
-        return await _respond(server, req, request, ids + forced, params, chat=True, prompt=messages, forced=forced)
+        return await _respond(server, req, request, [ids + forced], params, chat=True, prompt=messages,
+                              forced=forced)
 
     def forced_call(req: ChatRequest) -> tuple[list[int], list[int], str | None]:
         """tool_choice "required" or a named function: the call's opening token, then a grammar that admits one
@@ -281,30 +303,48 @@ def _finish_reason(decoder: TurnStream | TextStream, finish: str) -> str:
     return finish
 
 
-async def _respond(server: Server, req: CompletionRequest | ChatRequest, request: Request, ids: list[int],
-                   params: SamplingParams, chat: bool, prompt: Any, forced: list[int] | None = None):
+@dataclass
+class Echo:
+    """A completion's prompt put back before its reply (`echo`), with its tokens' logprobs when asked."""
+
+    text: str
+    ids: list[int]
+    logprobs: list[tuple[float, tuple[tuple[int, float], ...]]] | None  # for ids[1:] (the first has none)
+
+
+async def _respond(server: Server, req: CompletionRequest | ChatRequest, request: Request, prompts: list[list[int]],
+                   params: SamplingParams, chat: bool, prompt: Any, forced: list[int] | None = None,
+                   echoes: list[Echo] | None = None):
+    """Choice p * n + j is sample j of prompt p; each prompt is prefilled once for its n samples."""
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
-    tracker = Tracker(server, rid, request.state.key_id, len(ids), prompt)
+    n_prompt = sum(len(ids) for ids in prompts)
+    tracker = Tracker(server, rid, request.state.key_id, n_prompt, prompt)
     samples = [params.model_copy(update={"seed": None if params.seed is None else params.seed + i})
                for i in range(req.n)]
+    subs: list[Submission] = []
     try:
-        subs = server.submit(ids, samples)  # the n samples share one prefill of the prompt
+        for ids in prompts:
+            subs += server.submit(ids, samples)
     except ClientError as e:
+        for sub in subs:
+            server.engine.abort(sub.request_id)
         tracker.done(f"rejected {e.status}", None)
         raise
     decoders = [_decoder(server, req, chat, forced or []) for _ in subs]
+    choice_echoes = [e for e in echoes for _ in range(req.n)] if echoes else [None] * len(subs)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return StreamingResponse(_stream(server, subs, decoders, rid, req, len(ids), chat, include_usage, tracker),
+        return StreamingResponse(_stream(server, subs, decoders, rid, req, n_prompt, chat, include_usage, tracker,
+                                         choice_echoes, params.logprobs is not None),
                                  media_type="text/event-stream")
     choices, completion_tokens = [], 0
-    for i, (sub, decoder) in enumerate(zip(subs, decoders)):
+    for i, (sub, decoder, echo) in enumerate(zip(subs, decoders, choice_echoes)):
         finish, n_tokens, lp = await _run(server, sub, decoder, params.logprobs is not None, tracker)
         completion_tokens += n_tokens
-        choices.append(_choice(i, decoder, finish, chat, lp, server.tok))
+        choices.append(_choice(i, decoder, finish, chat, lp, server.tok, echo, params.logprobs is not None))
     tracker.done("ok", "\n".join(str(c["message"]["content"]) if chat else c["text"] for c in choices))
-    usage = Usage(prompt_tokens=len(ids), completion_tokens=completion_tokens,
-                  total_tokens=len(ids) + completion_tokens)
+    usage = Usage(prompt_tokens=n_prompt, completion_tokens=completion_tokens,
+                  total_tokens=n_prompt + completion_tokens)
     return {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": now(),
             "model": server.name, "choices": choices, "usage": usage.model_dump()}
 
@@ -335,34 +375,79 @@ async def _run(server: Server, sub: Submission, decoder: TurnStream | TextStream
     return _finish_reason(decoder, finish), tokens, logprobs
 
 
-def _choice(i: int, decoder: TurnStream | TextStream, finish: str, chat: bool, events,
-            tok: Tokenizer) -> dict[str, Any]:
+def _choice(i: int, decoder: TurnStream | TextStream, finish: str, chat: bool, events, tok: Tokenizer,
+            echo: Echo | None = None, want_logprobs: bool = False) -> dict[str, Any]:
     if isinstance(decoder, TurnStream):
-        lp = {"content": [{"token": tok.decode([e.token]), "logprob": e.logprob,
-                           "top_logprobs": [{"token": tok.decode([t]), "logprob": v} for t, v in e.top_logprobs]}
-                          for e in events]} if events else None
         turn = decoder.turn()
         message: dict[str, Any] = {"role": "assistant", "content": turn.content}
         if turn.reasoning is not None:
             message["reasoning_content"] = turn.reasoning
         if turn.tool_calls:
             message["tool_calls"] = turn.tool_calls
-        return {"index": i, "message": message, "logprobs": lp, "finish_reason": finish}
-    lp = {"tokens": [tok.decode([e.token]) for e in events], "token_logprobs": [e.logprob for e in events],
-          "top_logprobs": [{tok.decode([t]): v for t, v in e.top_logprobs} for e in events]} if events else None
-    return {"index": i, "text": decoder.text, "logprobs": lp, "finish_reason": finish}
+        return {"index": i, "message": message, "logprobs": _chat_logprobs(tok, events) if events else None,
+                "finish_reason": finish}
+    head = echo.text if echo is not None else ""
+    lp = _completion_logprobs(tok, events, [], len(head)) if want_logprobs else None
+    if lp is not None and echo is not None and echo.logprobs is not None:
+        lp = _merge(_echo_logprobs(tok, echo), lp)
+    return {"index": i, "text": head + decoder.text, "logprobs": lp, "finish_reason": finish}
+
+
+def _chat_logprobs(tok: Tokenizer, events) -> dict[str, Any]:
+    return {"content": [{"token": tok.decode([e.token]), "logprob": e.logprob,
+                         "top_logprobs": [{"token": tok.decode([t]), "logprob": v} for t, v in e.top_logprobs]}
+                        for e in events]}
+
+
+def _completion_logprobs(tok: Tokenizer, events, before: list[int], start: int) -> dict[str, Any]:
+    """OpenAI's completions logprobs for the generated tokens `events`, which follow the tokens `before`:
+    tokens, token_logprobs, top_logprobs and text_offset (into the choice's text, whose reply begins at `start`)."""
+    ids = [e.token for e in events]
+    return {"tokens": [tok.decode([t]) for t in ids], "token_logprobs": [e.logprob for e in events],
+            "top_logprobs": [{tok.decode([t]): v for t, v in e.top_logprobs} for e in events],
+            "text_offset": text_offsets(tok, before + ids, start, skip=len(before))}
+
+
+def _echo_logprobs(tok: Tokenizer, echo: Echo) -> dict[str, Any]:
+    """The echoed prompt's tokens: the first has no logprob (nothing precedes it), as OpenAI's and vLLM's."""
+    assert echo.logprobs is not None
+    return {"tokens": [tok.decode([t]) for t in echo.ids],
+            "token_logprobs": [None] + [v for v, _ in echo.logprobs],
+            "top_logprobs": [None] + [{tok.decode([t]): v for t, v in top} for _, top in echo.logprobs],
+            "text_offset": text_offsets(tok, echo.ids)}
+
+
+def _merge(a: dict[str, list], b: dict[str, list]) -> dict[str, list]:
+    return {k: a[k] + b[k] for k in a}
 
 
 async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStream | TextStream], rid: str, req,
-                  n_prompt: int, chat: bool, include_usage: bool, tracker: Tracker) -> AsyncIterator[str]:
-    """OpenAI stream chunks as tokens come: text (completions) or content / reasoning / tool-call deltas (chat)."""
+                  n_prompt: int, chat: bool, include_usage: bool, tracker: Tracker, echoes: list[Echo | None],
+                  want_logprobs: bool) -> AsyncIterator[str]:
+    """OpenAI stream chunks as tokens come: text (completions) or content / reasoning / tool-call deltas (chat).
+    With logprobs, a chunk carries those of the tokens since the previous chunk of its choice (a token whose text
+    is held back, e.g. half a character, goes with the chunk that releases it)."""
     created, kind = now(), "chat.completion.chunk" if chat else "text_completion"
+    tok = server.tok
+    pending: list[list[Any]] = [[] for _ in subs]  # token events not yet sent, per choice
+    sent: list[list[int]] = [[] for _ in subs]  # generated token ids already sent, per choice
+    heads = [len(e.text) if e is not None else 0 for e in echoes]
 
-    def chunk(i: int, delta: dict[str, Any] | str, finish: str | None) -> str:
+    def logprobs(i: int) -> dict[str, Any] | None:
+        if not want_logprobs:
+            return None
+        events, pending[i] = pending[i], []
         if chat:
-            choice = {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return _chat_logprobs(tok, events)
+        lp = _completion_logprobs(tok, events, sent[i], heads[i])
+        sent[i] += [e.token for e in events]
+        return lp
+
+    def chunk(i: int, delta: dict[str, Any] | str, finish: str | None, lp: dict[str, Any] | None = None) -> str:
+        if chat:
+            choice = {"index": i, "delta": delta, "logprobs": lp, "finish_reason": finish}
         else:
-            choice = {"index": i, "text": delta, "logprobs": None, "finish_reason": finish}
+            choice = {"index": i, "text": delta, "logprobs": lp, "finish_reason": finish}
         return "data: " + json.dumps({"id": rid, "object": kind, "created": created, "model": server.name,
                                       "choices": [choice]}) + "\n\n"
 
@@ -372,6 +457,10 @@ async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStr
         if chat:
             for i in range(len(subs)):
                 yield chunk(i, {"role": "assistant"}, None)
+        for i, echo in enumerate(echoes):  # completions' echo: the prompt is the first text of its choices
+            if echo is not None:
+                lp = _echo_logprobs(tok, echo) if want_logprobs and echo.logprobs is not None else None
+                yield chunk(i, echo.text, None, lp)
         async for i, ev in merged(subs):
             if ev is None:
                 yield "data: " + json.dumps(error_body("the engine failed while generating", "server_error")) + "\n\n"
@@ -380,6 +469,7 @@ async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStr
                 continue
             tracker.token()
             tokens += 1
+            pending[i].append(ev)
             decoder = decoders[i]
             delta = decoder.push(ev.token)
             finish = ev.finish_reason
@@ -396,7 +486,7 @@ async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStr
                     delta += decoder.flush()
                 finish = _finish_reason(decoder, finish)
             if delta or finish:
-                yield chunk(i, delta, finish)
+                yield chunk(i, delta, finish, logprobs(i))
             if all(finished):
                 break
         if include_usage:

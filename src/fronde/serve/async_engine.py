@@ -8,11 +8,13 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fronde.infer.engine import Engine, TokenEvent
 from fronde.infer.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -28,6 +30,7 @@ class AsyncEngine:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._queues: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
+        self._jobs: list[tuple[Callable[[Engine], Any], asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="fronde-engine", daemon=True)
         self._thread.start()
@@ -43,6 +46,16 @@ class AsyncEngine:
                 self._queues[sub.request_id] = (loop, sub.events)
         self._wake.set()
         return subs
+
+    def run(self, fn: Callable[[Engine], T]) -> asyncio.Future[T]:
+        """fn(engine) on the engine's thread between two steps (e.g. scoring a prompt with the model): the model
+        is only ever run by that thread."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._jobs.append((fn, loop, future))
+        self._wake.set()
+        return future
 
     def abort(self, request_id: int) -> None:
         with self._lock:
@@ -63,8 +76,13 @@ class AsyncEngine:
         while not self._stopped:
             self._wake.wait()
             with self._lock:
+                jobs, self._jobs = self._jobs, []
+            for fn, loop, future in jobs:  # outside the lock: they only read the model, and submit() needs it
+                self._run_job(fn, loop, future)
+            with self._lock:
                 if not self.engine.has_work():
-                    self._wake.clear()
+                    if not self._jobs:
+                        self._wake.clear()
                     continue
                 try:
                     events = self.engine.step()
@@ -80,6 +98,22 @@ class AsyncEngine:
                     loop, queue = target
                     loop.call_soon_threadsafe(queue.put_nowait, ev)
 
+
+    def _run_job(self, fn: Callable[[Engine], Any], loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> None:
+        try:
+            result, error = fn(self.engine), None
+        except Exception as e:  # noqa: BLE001 - the caller's request gets it
+            result, error = None, e
+
+        def settle() -> None:
+            if future.done():  # the client went away meanwhile
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        loop.call_soon_threadsafe(settle)
 
     def _fail_all(self) -> None:
         """Every request in the engine ends with a failure event (None, an HTTP 500 for its client) and leaves the

@@ -36,3 +36,13 @@ class TextStream:
         new = upto[len(self.text):]
         self.text = upto
         return new
+
+
+def text_offsets(tok: Tokenizer, ids: list[int], start: int = 0, skip: int = 0) -> list[int]:
+    """Where each of ids[skip:] begins in decode(ids) (OpenAI's `text_offset`), counted from `start`; a token that
+    ends inside a multi-byte character begins where that character does."""
+    offsets = []
+    for i in range(skip, len(ids)):
+        prefix = tok.decode(ids[:i], skip_special_tokens=True)
+        offsets.append(start + len(prefix.rstrip("\ufffd")))
+    return offsets
