@@ -138,3 +138,17 @@ def test_a_token_outside_the_vocabulary_is_refused_and_the_batch_goes_on(served,
     error = json.loads(e.value.read())["error"]
     assert e.value.code == 400 and error["param"] == "prompt.1" and "outside the vocabulary" in error["message"]
     assert c.completions.create(model=name, prompt=[5, 6], max_tokens=2).choices[0].text is not None
+
+
+def test_text_offsets_of_a_byte_level_tokenizer_equal_decoding_every_prefix(local):
+    """The linear path (each token's bytes) against the definition (decode each prefix), on code, accents, CJK,
+    emoji, and special tokens that decode to nothing."""
+    from fronde.serve.text import _token_bytes, text_offsets
+
+    _, tok = local
+    text = open(__file__, encoding="utf-8").read()[:3000] + " héllo wörld €5 日本語 🙂 " * 5
+    ids = [tok.special.bos] + tok.encode(text) + [tok.special.end] + tok.encode(" fin 🙂")
+    assert _token_bytes(tok, ids) is not None  # the fast path is the one tested
+    slow = [7 + len(tok.decode(ids[:i], skip_special_tokens=True).rstrip("\ufffd")) for i in range(3, len(ids))]
+    assert text_offsets(tok, ids, start=7, skip=3) == slow
+    assert text_offsets(tok, ids)[-1] == len(tok.decode(ids[:-1], skip_special_tokens=True).rstrip("\ufffd"))
