@@ -85,3 +85,15 @@ def test_filters_apply_row_by_row_on_a_batch():
     for kw in (dict(top_k=5), dict(top_p=0.7), dict(min_p=0.2), dict(temperature=0.5, top_k=3, top_p=0.5)):
         p = SamplingParams(**kw)
         assert torch.equal(filter_logits(logits, p), torch.stack([filter_logits(row, p) for row in logits]))
+
+
+def test_logit_bias_adds_to_the_logits_and_logprobs_stay_raw():
+    logits = torch.tensor([[2.0, 1.0, 0.5, -1.0]])
+    forced = sample_batch(logits, [_state(temperature=0, logit_bias={3: 100.0})])[0]
+    assert forced[0] == 3 and forced[1] == pytest.approx(float(logits[0].log_softmax(-1)[3]))
+    assert sample_batch(logits, [_state(temperature=0, logit_bias={0: -100.0})])[0][0] == 1  # banned in effect
+    nudged = sample_batch(logits, [_state(temperature=0, logit_bias={1: 1.5, 0: -0.1})])[0]
+    assert nudged[0] == 1  # 1.0 + 1.5 > 2.0 - 0.1
+    draws = [sample_batch(logits, [_state(seed=s, logit_bias={2: 3.0})])[0][0] for s in range(200)]
+    share = draws.count(2) / 200  # softmax([2, 1, 3.5, -1]) gives token 2 about 0.76
+    assert 0.65 < share < 0.87

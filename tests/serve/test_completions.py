@@ -152,3 +152,26 @@ def test_text_offsets_of_a_byte_level_tokenizer_equal_decoding_every_prefix(loca
     slow = [7 + len(tok.decode(ids[:i], skip_special_tokens=True).rstrip("\ufffd")) for i in range(3, len(ids))]
     assert text_offsets(tok, ids, start=7, skip=3) == slow
     assert text_offsets(tok, ids)[-1] == len(tok.decode(ids[:-1], skip_special_tokens=True).rstrip("\ufffd"))
+
+
+def test_logit_bias_steers_the_reply_and_bad_values_are_refused(served, client, local):
+    c, name = client
+    model, tok = local
+    ids = tok.encode(PROMPTS[0], bos=True)
+    with torch.no_grad():
+        greedy = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+    kw = dict(model=name, prompt=[ids], max_tokens=3, temperature=0, logprobs=0)
+    assert c.completions.create(**kw).choices[0].logprobs.tokens[0] == tok.decode([greedy])
+    forced = c.completions.create(logit_bias={"42": 100}, **kw).choices[0]
+    assert forced.logprobs.tokens == [tok.decode([42])] * 3
+    banned = c.completions.create(logit_bias={str(greedy): -100}, **kw).choices[0]
+    assert banned.logprobs.tokens[0] != tok.decode([greedy])
+    body = {"model": name, "prompt": "x", "max_tokens": 1}
+    for extra, param in [({"logit_bias": {"abc": 1}}, "logit_bias"), ({"logit_bias": {"5": 101}}, "logit_bias"),
+                         ({"logit_bias": {"999999": 1}}, "logit_bias"), ({"suffix": "end"}, "suffix"),
+                         ({"best_of": 3}, "best_of")]:
+        req = urllib.request.Request(served + "/v1/completions", data=json.dumps(body | extra).encode(),
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req)
+        assert e.value.code == 400 and json.loads(e.value.read())["error"]["param"] == param, extra

@@ -1,7 +1,8 @@
 """Turning logits into the next token, per request: penalties, temperature, top-k, top-p, min-p, seeded draws.
 
 Semantics follow OpenAI/vLLM: presence and frequency penalties count generated tokens; the repetition penalty
-(divide positive logits, multiply negative ones) counts prompt and generated tokens; temperature 0 is greedy.
+(divide positive logits, multiply negative ones) counts prompt and generated tokens; a logit bias is added to the
+penalised logits; temperature 0 is greedy. Logprobs are always those of the model's raw distribution.
 Each request with a seed draws from its own generator, so its output does not depend on what it is batched with.
 """
 
@@ -27,6 +28,8 @@ class SamplingParams(BaseModel):
     seed: int | None = None
     stop_token_ids: list[int] = Field(default_factory=list)
     banned_token_ids: list[int] = Field(default_factory=list, description="never sampled (e.g. tool_choice none)")
+    logit_bias: dict[int, float] = Field(default_factory=dict, description="added to these tokens' logits before "
+                                         "sampling (OpenAI's logit_bias: -100 bans, +100 all but forces)")
     logprobs: int | None = Field(None, ge=0, le=20, description="top alternatives to return per token")
     grammar: str | None = Field(None, description="llguidance grammar the output must follow (JSON mode)")
 
@@ -88,7 +91,7 @@ def _draw(probs: torch.Tensor, states: list[SamplerState]) -> torch.Tensor:
 
 def _edits(state: SamplerState, allowed: torch.Tensor | None) -> bool:
     p = state.params
-    return (allowed is not None or bool(p.banned_token_ids) or p.repetition_penalty != 1.0
+    return (allowed is not None or bool(p.banned_token_ids) or bool(p.logit_bias) or p.repetition_penalty != 1.0
             or bool(p.presence_penalty) or bool(p.frequency_penalty))
 
 
@@ -104,6 +107,9 @@ def sample_batch(logits: torch.Tensor, states: list[SamplerState], allowed: list
     for i in edited:  # the per-row parts: penalties, banned tokens, a grammar's mask
         p = states[i].params
         apply_penalties(adjusted[i], states[i])
+        if p.logit_bias:
+            ids = torch.tensor(list(p.logit_bias), device=adjusted.device)
+            adjusted[i, ids] += torch.tensor(list(p.logit_bias.values()), device=adjusted.device)
         if p.banned_token_ids:
             adjusted[i, p.banned_token_ids] = float("-inf")
         if allowed[i] is not None:

@@ -120,11 +120,23 @@ class Server:
     def params(self, req: CompletionRequest | ChatRequest, logprobs: int | None, extra_stops: list[int],
                banned: list[int] | None = None, grammar: str | None = None) -> SamplingParams:
         max_tokens = req.max_completion_tokens or req.max_tokens or 256
-        return SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
+        return SamplingParams(logit_bias=self.logit_bias(req.logit_bias or {}),max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
                               min_p=req.min_p, repetition_penalty=req.repetition_penalty,
                               presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty,
                               seed=req.seed, stop_token_ids=list(req.stop_token_ids) + extra_stops, logprobs=logprobs,
                               banned_token_ids=banned or [], grammar=grammar)
+
+    def logit_bias(self, bias: dict[str, float]) -> dict[int, float]:
+        out = {}
+        vocab = self.engine.engine.config.vocab_size
+        for key, value in bias.items():
+            if not key.lstrip("-").isdigit() or not 0 <= int(key) < vocab:
+                raise ClientError(400, f"logit_bias: {key!r} is not a token id (0 to {vocab - 1})", param="logit_bias")
+            if not -100 <= value <= 100:
+                raise ClientError(400, f"logit_bias: {value} for token {key} is outside [-100, 100]",
+                                  param="logit_bias")
+            out[int(key)] = float(value)
+        return out
 
     def submit(self, ids: list[int], params: list[SamplingParams]) -> list[Submission]:
         assert self.engine is not None
@@ -198,6 +210,11 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
     async def completions(req: CompletionRequest, request: Request):
         check_model(req.model)
         tok = server.tok
+        if req.suffix:
+            raise ClientError(400, "suffix (fill-in-the-middle) is not supported", param="suffix")
+        if req.best_of not in (None, req.n):
+            raise ClientError(400, "best_of is not supported; ask for n samples and rank them yourself",
+                              param="best_of")
         prompts = req.prompts()
         if not prompts:
             raise ClientError(400, "prompt is empty", param="prompt")

@@ -15,7 +15,7 @@ class StreamOptions(BaseModel):
 
 
 class _Sampling(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # clients send fields fronde does not use (user, logit_bias, ...)
+    model_config = ConfigDict(extra="ignore")  # clients send fields that change nothing here (user, store, ...)
 
     model: str
     max_tokens: int | None = Field(None, ge=1)
@@ -30,6 +30,7 @@ class _Sampling(BaseModel):
     seed: int | None = None
     stop: str | list[str] | None = None
     stop_token_ids: list[int] = Field(default_factory=list)
+    logit_bias: dict[str, float] | None = None  # token id (as a string, OpenAI's JSON) -> bias in [-100, 100]
     n: int = Field(1, ge=1, le=MAX_N)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -45,6 +46,9 @@ class CompletionRequest(_Sampling):
     prompt: str | list[int] | list[str] | list[list[int]]
     logprobs: int | None = Field(None, ge=0, le=20)
     echo: bool = False  # the reply's text starts with the prompt; with logprobs, the prompt's tokens are scored too
+    # Fields that would change the answer and are not supported: refused, never ignored.
+    suffix: str | None = None
+    best_of: int | None = None
 
     def prompts(self) -> list[str | list[int]]:
         p = self.prompt
