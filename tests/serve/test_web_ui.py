@@ -72,11 +72,32 @@ def runs_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(runs_dir):
     runs = RunsConfig.load(runs_dir, ["smollm2-135m-instruct"])
-    url, _, srv, thread = _start(ServerConfig(runs_dir / "tiny" / "pretrain" / "model", api_keys=(KEY,),
-                                              max_batch=4, runs=runs))
+    url, app, srv, thread = _start(ServerConfig(runs_dir / "tiny" / "pretrain" / "model", api_keys=(KEY,),
+                                                max_batch=4, runs=runs))
+    APPS[url] = app
     yield url
     srv.should_exit = True
     thread.join(timeout=10)
+
+
+APPS: dict[str, object] = {}
+
+
+@pytest.fixture
+def paced(server):
+    """The tiny model writes a 40-token reply in a few milliseconds, fast enough for the page to read the whole
+    stream at once (then it rightly renders once). 15 ms per engine step, like a bigger model on real hardware,
+    makes each token its own read."""
+    engine = APPS[server].state.server.engine.engine
+    step = engine.step
+
+    def slow_step():
+        time.sleep(0.015)
+        return step()
+
+    engine.step = slow_step
+    yield
+    del engine.step
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +137,7 @@ def _reply(page, n: int):
     return page.locator(f"#reply-{n}")
 
 
-def test_chat_streams_token_by_token_over_several_turns(page, server, screenshots):
+def test_chat_streams_token_by_token_over_several_turns(page, server, paced, screenshots):
     _open_with_key(page, server)
     page.get_by_text("model: model").wait_for()
     page.get_by_label("System prompt").fill("You are terse.")
@@ -141,9 +162,7 @@ def test_chat_streams_token_by_token_over_several_turns(page, server, screenshot
     states = [s for s in page.evaluate("window.__states") if s]
     assert final and states[-1] == final
     growing = states[:-1]
-    # at least one partial reply was on screen before the last (the browser may paint several chunks at once when
-    # the server streams fast, so more than one is not guaranteed; fresh-clone CI once saw exactly one)
-    assert len(growing) >= 1, states
+    assert len(growing) >= 3, states  # partial replies were on screen before the last
     assert all(b.startswith(a) for a, b in itertools.pairwise(states))  # each one extends the one before
     stats = page.locator("#reply-1 ~ .stats")
     tokens = int(stats.get_attribute("data-completion-tokens"))
