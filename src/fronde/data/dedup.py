@@ -2,12 +2,16 @@
 
 Near duplicates are judged on word shingles (`shingle_words` consecutive words). Shingles are hashed
 with a stable 32-bit polynomial hash computed in numpy, never Python's salted `hash()`, so
-the same corpus gives the same decisions on every run. The MinHash signatures and the LSH index are
-`datasketch`'s. The first document seen is kept; later ones within the threshold are dropped.
+the same corpus gives the same decisions on every run. The MinHash signatures and the choice of LSH bands are
+`datasketch`'s; the index of band keys is fronde's `BandIndex` (8 bytes a key, against datasketch's ~3 KB a
+document of Python objects). The first document seen is kept; a later one that shares an LSH band with an earlier
+kept one is dropped, as MinHashLSH.query would find it.
 Documents too short to judge (fewer than `MIN_SHINGLES` shingles) are only exact-deduplicated.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -66,6 +70,51 @@ def shingle_hashes(text: str, k: int) -> np.ndarray:
     return np.unique(h)
 
 
+class BandIndex:
+    """The LSH band keys seen so far, answering "does any of these keys exist?".
+
+    datasketch's MinHashLSH keeps, per band, a dict of bucket -> set of document ids: about 3 KB of Python objects
+    a document, so 10M documents would need ~30 GB. Dropping a document needs only to know that an earlier one
+    shares a band, so this keeps 64-bit band keys in sorted numpy arrays of doubling sizes (an LSM tree: a new run
+    merges with the smaller ones, O(log n) amortised), 8 bytes a key, plus a small set of the newest keys.
+    """
+
+    def __init__(self, buffer_keys: int = 1 << 16) -> None:
+        self._buffer: set[int] = set()
+        self._buffer_keys = buffer_keys
+        self._levels: list[np.ndarray] = []  # sorted, unique; sizes decrease along the list
+
+    def contains_any(self, keys: np.ndarray) -> bool:
+        if not self._buffer.isdisjoint(keys.tolist()):
+            return True
+        for level in self._levels:
+            pos = np.searchsorted(level, keys).clip(max=len(level) - 1)
+            if (level[pos] == keys).any():
+                return True
+        return False
+
+    def add(self, keys: np.ndarray) -> None:
+        self._buffer.update(keys.tolist())
+        if len(self._buffer) >= self._buffer_keys:
+            run = np.fromiter(self._buffer, dtype=np.uint64, count=len(self._buffer))
+            run.sort()
+            self._buffer.clear()
+            while self._levels and len(self._levels[-1]) <= len(run):
+                run = np.union1d(self._levels.pop(), run)
+            self._levels.append(run)
+
+
+def band_keys(hashvalues: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit key per LSH band of a MinHash signature (blake2b of the band's values, salted by the band's
+    index): equal bands give equal keys; different ones collide with probability ~2**-64, and a false collision
+    could only drop a document, never keep a duplicate."""
+    raw = np.ascontiguousarray(hashvalues[: bands * rows]).tobytes()
+    width = rows * hashvalues.itemsize
+    return np.frombuffer(b"".join(hashlib.blake2b(raw[i * width:(i + 1) * width], digest_size=8,
+                                                  salt=i.to_bytes(2, "little")).digest() for i in range(bands)),
+                         dtype=np.uint64)
+
+
 class Deduplicator:
     """Stateful filter: `check(doc)` returns None (keep) or the drop kind."""
 
@@ -76,13 +125,14 @@ class Deduplicator:
         self.num_perm = num_perm
         self.shingle_words = shingle_words
         self._seen: set[bytes] = set()
-        self._n = 0
-        self.lsh = None
+        self.index: BandIndex | None = None
         if near:
             from datasketch import MinHash, MinHashLSH
 
             self._MinHash = MinHash
-            self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+            lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)  # for its choice of bands x rows only
+            self.bands, self.rows = lsh.b, lsh.r
+            self.index = BandIndex()
             # One template signature: copying its permutations is much cheaper than regenerating them.
             self._template = MinHash(num_perm=num_perm, seed=1, hashfunc=_identity)
 
@@ -104,11 +154,11 @@ class Deduplicator:
             if key in self._seen:
                 return "duplicate"
             self._seen.add(key)
-        if self.lsh is not None:
+        if self.index is not None:
             m = self.minhash(doc.plain_text())
             if m is not None:
-                if self.lsh.query(m):
+                keys = band_keys(m.hashvalues, self.bands, self.rows)
+                if self.index.contains_any(keys):
                     return "near_duplicate"
-                self.lsh.insert(str(self._n), m, check_duplication=False)
-                self._n += 1
+                self.index.add(keys)
         return None
