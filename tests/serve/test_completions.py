@@ -175,3 +175,34 @@ def test_logit_bias_steers_the_reply_and_bad_values_are_refused(served, client, 
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req)
         assert e.value.code == 400 and json.loads(e.value.read())["error"]["param"] == param, extra
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+    return json.loads(urllib.request.urlopen(req).read())
+
+
+def test_tokenizer_endpoints_as_vllm_and_lm_eval_call_them(served, local):
+    """lm-evaluation-harness's remote tokenizer: GET /tokenizer_info (with eos_token), POST /tokenize and
+    /detokenize; the chat template it would render with is the one the server applies."""
+    from jinja2 import Template
+
+    _, tok = local
+    req = urllib.request.Request(served + "/tokenizer_info", headers={"Authorization": f"Bearer {KEY}"})
+    info = json.loads(urllib.request.urlopen(req).read())
+    assert info["eos_token"] == "<|eos|>" and info["bos_token"] == "<|bos|>" and info["model_max_length"] > 0
+    out = _post(served + "/tokenize", {"prompt": "The quick brown fox", "add_special_tokens": False})
+    assert out["tokens"] == tok.encode("The quick brown fox") and out["count"] == len(out["tokens"])
+    assert _post(served + "/tokenize", {"prompt": "fox"})["tokens"][0] == tok.special.bos
+    assert _post(served + "/detokenize", {"tokens": out["tokens"]})["prompt"] == "The quick brown fox"
+    messages = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "fox?"}]
+    chat = _post(served + "/tokenize", {"messages": messages})["tokens"]
+    assert chat == tok.render_chat(messages, add_generation_prompt=True)[0]
+    rendered = Template(info["chat_template"]).render(messages=messages, add_generation_prompt=True,
+                                                      bos_token=info["bos_token"], eos_token=info["eos_token"])
+    assert rendered == tok.decode(chat)  # the same text (the server reads a prompt's markers as text, not tokens)
+    for body, path in [({"prompt": "a", "messages": messages}, "/tokenize"), ({"tokens": [10**7]}, "/detokenize")]:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _post(served + path, body)
+        assert e.value.code == 400

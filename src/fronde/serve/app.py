@@ -34,6 +34,7 @@ from fronde.serve.observability import AuditLog, Metrics
 from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
 from fronde.serve.runs import RunsConfig, runs_router
 from fronde.serve.text import TextStream, text_offsets
+from fronde.serve.tokenize import tokenizer_router
 from fronde.serve.tools import TurnStream, tool_choice_prefix
 from fronde.serve.ui import ui_router
 
@@ -182,6 +183,7 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
         return response
 
     app.include_router(ui_router(chat=True, runs=cfg.runs is not None, auth=bool(cfg.api_keys)))
+    app.include_router(tokenizer_router(server))
     if cfg.runs is not None:
         app.include_router(runs_router(cfg.runs))
 

@@ -86,6 +86,25 @@ def now() -> int:
     return int(time.time())
 
 
+class TokenizeRequest(BaseModel):
+    """vLLM's /tokenize: a prompt, or messages through the chat template."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    add_special_tokens: bool = True  # the start token before a prompt
+    add_generation_prompt: bool = True  # messages: end with the assistant's turn opening
+
+
+class DetokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    tokens: list[int]
+
+
 def error_body(message: str, kind: str = "invalid_request_error", param: str | None = None,
                code: str | None = None) -> dict[str, Any]:
     """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
