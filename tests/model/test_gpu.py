@@ -83,3 +83,22 @@ def test_autocast_training_step_uses_grouped_gemm_and_learns():
         moe.Experts._grouped_mm = original
     assert calls and all(d == torch.bfloat16 for d in calls)
     assert losses[-1] < losses[0]
+
+
+def test_the_compiled_training_step_is_one_graph_with_no_breaks():
+    """On the GPU the expert dispatch is torch's grouped GEMM, which torch.compile traces: the whole bf16-autocast
+    training forward must compile to one graph (a break is a launch gap and lost fusion every step). On the CPU
+    the same forward breaks only at the experts (tests/model/test_moe.py)."""
+    import torch._dynamo
+
+    model = tiny_model().cuda().train()
+    ids = torch.randint(0, model.config.vocab_size, (2, 65), device="cuda")
+
+    def step(x, y):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return model(x, y).loss
+
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(step)(ids[:, :-1], ids[:, 1:])
+    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+    assert explained.graph_count == 1

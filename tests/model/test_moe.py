@@ -184,3 +184,20 @@ def test_training_step_holds_no_host_sync():
     with torch.autocast("cpu", dtype=torch.bfloat16), RecordOps() as ops:
         model(ids[:, :-1], ids[:, 1:]).loss.backward()
     assert ops.host_syncs() == ["aten._local_scalar_dense"]
+
+
+def test_the_compiled_training_forward_breaks_only_at_the_cpu_expert_dispatch():
+    """torch.compile traces the whole step except the experts' CPU grouped GEMM (kept out of graphs on purpose):
+    a break anywhere else (attention, router, loss) would also break the GPU's graph, where the experts trace.
+    tests/model/test_gpu.py checks the GPU step is one graph."""
+    import torch._dynamo
+
+    model = tiny_model(num_hidden_layers=2).train()
+    ids = torch.randint(0, model.config.vocab_size, (2, 33))
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(lambda x, y: model(x, y).loss)(ids[:, :-1], ids[:, 1:])
+    moe_layers = sum(isinstance(m, MoE) for m in model.modules())
+    assert explained.graph_break_count >= moe_layers > 0
+    assert all("_grouped_mm_cpu" in r.reason for r in explained.break_reasons), \
+        [r.reason[:200] for r in explained.break_reasons]
+    torch._dynamo.reset()
