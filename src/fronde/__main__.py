@@ -1,5 +1,5 @@
 """`python -m fronde`: the CLI where the `fronde` script is not installed (e.g. a checkout on PYTHONPATH)."""
 
-from fronde.cli.main import app
+from fronde.cli.main import main
 
-app(prog_name="fronde")
+main(prog_name="fronde")

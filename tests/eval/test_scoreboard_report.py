@@ -81,3 +81,10 @@ def test_bad_reference_file_names_the_field(tmp_path):
     assert res.exit_code == 2
     res = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
     assert res.exit_code == 2
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a run")
+    res = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert res.exit_code == 2 and "not a run directory" in res.output
+    assert not (tmp_path / "report.md").exists()

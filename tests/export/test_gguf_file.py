@@ -214,3 +214,16 @@ def test_configurations_llama_cpp_cannot_run(small_model_dir: Path, tmp_path: Pa
     (model / "config.json").write_text(json.dumps(config))
     with pytest.raises(ExportError, match=message):
         export_gguf(model, tmp_path / "m.gguf")
+
+
+def test_an_unwritable_output_is_one_error_line_not_a_traceback(small_model_dir: Path, tmp_path: Path) -> None:
+    """Any command: an OSError about the user's paths (here a folder that cannot hold files) exits 2 with the path."""
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    res = subprocess.run([sys.executable, "-m", "fronde", "export", "gguf", str(small_model_dir),
+                          str(blocker / "m.gguf")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("error: ") and str(blocker) in res.stderr and "Traceback" not in res.stderr

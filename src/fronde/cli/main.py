@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+
 import typer
+from rich.console import Console
 
 from fronde import __version__
 from fronde.cli.agent_cmd import agent_command
 from fronde.cli.chat_cmd import chat_command
 from fronde.cli.dashboard_cmd import dashboard_command
 from fronde.cli.data_cmd import app as data_app
+from fronde.cli.errors import print_error
 from fronde.cli.eval_cmd import eval_command, report_command, scoreboard_command
 from fronde.cli.export_cmd import app as export_app
 from fronde.cli.generate_cmd import generate_command
@@ -49,5 +53,22 @@ def version() -> None:
     typer.echo(__version__)
 
 
+# Errors about the user's files and disks: bad input here, told in one line (with the path) rather than a traceback.
+USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+               errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
+
+
+def main(prog_name: str | None = None) -> None:
+    """The console script."""
+    try:
+        app(prog_name=prog_name)
+    except OSError as e:
+        if e.errno not in USER_ERRNOS:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print_error(Console(stderr=True), f"{where}{e.strerror}")
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

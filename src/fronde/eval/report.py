@@ -149,6 +149,9 @@ def write_report(run_dir: Path, against: list[Path] | None = None,
     ledger = Ledger.load(run_dir / "ledger.json")
     stages = _stages(run_dir, ledger)
     own = read_results([run_dir])
+    if not (stages or own or (run_dir / "ledger.json").is_file() or (run_dir / "data").is_dir()):
+        raise EvalError(f"{run_dir}: not a run directory (no ledger.json, stage, data or evaluation in it); "
+                        "pass a run dir such as runs/tiny-cpu")
     others = read_results(against or [])
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     parts = [f"# {run_dir.name}: report card\n\nGenerated {when} by fronde {__version__} from `{run_dir}`.\n",
