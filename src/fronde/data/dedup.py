@@ -45,16 +45,28 @@ def word_hashes(text: str) -> np.ndarray:
     if b.size == 0:
         return np.empty(0, dtype=np.uint64)
     is_word = _WORD_BYTE[b]
-    edges = np.diff(is_word.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts = np.flatnonzero(edges == 1)
+    starts = np.flatnonzero(is_word & ~np.concatenate(([False], is_word[:-1])))
     if starts.size == 0:
         return np.empty(0, dtype=np.uint64)
+    pw, inv = _powers(b.size)
     with np.errstate(over="ignore"):
-        pw = np.cumprod(np.full(b.size, _P, dtype=np.uint64)) * np.uint64(_P_INV)  # P**i
-        inv = np.cumprod(np.full(b.size, _P_INV, dtype=np.uint64)) * np.uint64(_P)  # P**-i
         terms = np.where(is_word, b.astype(np.uint64) * pw, np.uint64(0))
         sums = np.add.reduceat(terms, starts)  # each run: from its word start to the next word start
         return (sums * inv[starts]) >> np.uint64(32)  # top bits mix best; keeps 32 bits
+
+
+_POWERS: list[np.ndarray] = [np.ones(0, dtype=np.uint64), np.ones(0, dtype=np.uint64)]
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """P**i and P**-i for i < n, computed once for the longest document so far (two cumprods a document were a
+    third of the hashing time)."""
+    if len(_POWERS[0]) < n:
+        size = max(n, 1 << 16, 2 * len(_POWERS[0]))
+        with np.errstate(over="ignore"):
+            _POWERS[0] = np.cumprod(np.full(size, _P, dtype=np.uint64)) * np.uint64(_P_INV)
+            _POWERS[1] = np.cumprod(np.full(size, _P_INV, dtype=np.uint64)) * np.uint64(_P)
+    return _POWERS[0][:n], _POWERS[1][:n]
 
 
 def shingle_hashes(text: str, k: int) -> np.ndarray:
