@@ -32,6 +32,7 @@ from fronde.serve.async_engine import AsyncEngine, Submission, merged
 from fronde.serve.auth import check_key, is_public
 from fronde.serve.observability import AuditLog, Metrics
 from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
+from fronde.serve.responses import responses_router
 from fronde.serve.runs import RunsConfig, runs_router
 from fronde.serve.text import TextStream, text_offsets
 from fronde.serve.tokenize import tokenizer_router
@@ -259,6 +260,8 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
         params = server.params(req, logprobs, [tok.special.end], banned, call_grammar or grammar)
         return await _respond(server, req, request, [ids + forced], params, chat=True, prompt=messages,
                               forced=forced)
+
+    app.include_router(responses_router(chat, lambda text: len(server.tok.encode(text))))
 
     def forced_call(req: ChatRequest) -> tuple[list[int], list[int], str | None]:
         """tool_choice "required" or a named function: the call's opening token, then a grammar that admits one

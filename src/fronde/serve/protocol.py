@@ -86,6 +86,29 @@ def now() -> int:
     return int(time.time())
 
 
+class ResponsesRequest(BaseModel):
+    """OpenAI's Responses API request (the fields fronde acts on; others such as `include` or `user` change
+    nothing here)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool = True
+    text: dict[str, Any] | None = None  # {"format": {"type": "text" | "json_object" | "json_schema", ...}}
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_output_tokens: int | None = Field(None, ge=1)
+    seed: int | None = None
+    stream: bool = False
+    store: bool = True
+    metadata: dict[str, Any] | None = None
+
+
 class TokenizeRequest(BaseModel):
     """vLLM's /tokenize: a prompt, or messages through the chat template."""
 
