@@ -81,8 +81,8 @@ def test_unsupported_input_is_refused_by_name(client):
 
 @pytest.fixture(scope="module")
 def tool_client(tool_model):
-    model_dir, _ = tool_model
-    url, _, srv, thread = _start(ServerConfig(model_dir))
+    tool_dir, _ = tool_model
+    url, _, srv, thread = _start(ServerConfig(tool_dir))
     yield openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
     srv.should_exit = True
     thread.join(timeout=10)
