@@ -70,6 +70,15 @@ def test_previous_response_id_continues_the_conversation(client):
         c.responses.retrieve(unstored.id)
 
 
+def test_developer_messages_are_system_messages(client):
+    c, name = client
+    kw = dict(model=name, max_output_tokens=6, temperature=0)
+    dev = c.responses.create(input=[{"role": "developer", "content": "Be terse."},
+                                    {"role": "user", "content": [{"type": "input_text", "text": "fox?"}]}], **kw)
+    system = c.responses.create(instructions="Be terse.", input="fox?", **kw)
+    assert dev.output_text == system.output_text and dev.usage.input_tokens == system.usage.input_tokens
+
+
 def test_unsupported_input_is_refused_by_name(client):
     c, name = client
     with pytest.raises(openai.BadRequestError, match="input_image"):

@@ -250,6 +250,9 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
         check_model(req.model)
         tok = server.tok
         messages = [m.model_dump(exclude_none=True) for m in req.messages]
+        for m in messages:  # OpenAI's newer name for the system role
+            if m["role"] == "developer":
+                m["role"] = "system"
         try:
             ids, _ = render_chat(tok, messages, tools=req.tools, add_generation_prompt=True)
         except (ValueError, KeyError) as e:
