@@ -43,6 +43,9 @@ class Request:
         return self.sampler.output_ids
 
 
+TopLogprobs = tuple[tuple[int, float], ...]  # (token, logprob) alternatives, likeliest first
+
+
 @dataclass(frozen=True)
 class TokenEvent:
     request_id: int
@@ -226,7 +229,7 @@ class Engine:
 
     # -- prompt scoring --------------------------------------------------------------------------------------
     @torch.no_grad()
-    def prompt_logprobs(self, prompt_ids: list[int], top_k: int = 0) -> list[tuple[float, tuple[tuple[int, float], ...]]]:
+    def prompt_logprobs(self, prompt_ids: list[int], top_k: int = 0) -> list[tuple[float, TopLogprobs]]:
         """log p(prompt[i] | prompt[:i]) and the top_k alternatives there, for i >= 1 (OpenAI's `echo` with
         logprobs: what lm-evaluation-harness scores answers with). One forward over the prompt, outside the cache."""
         self.check_prompt(prompt_ids)
@@ -234,7 +237,7 @@ class Engine:
             raise ValueError(f"prompt ({len(prompt_ids)} tokens) exceeds the context of {self.max_model_len} tokens")
         ids = torch.tensor([prompt_ids], device=self.device)
         logits = self.model(ids[:, :-1]).logits[0]
-        out: list[tuple[float, tuple[tuple[int, float], ...]]] = []
+        out: list[tuple[float, TopLogprobs]] = []
         for start in range(0, logits.shape[0], 256):  # log-softmax in fp32 a slice at a time: T x V floats is big
             logp = logits[start:start + 256].float().log_softmax(-1)
             picked = logp.gather(1, ids[0, start + 1:start + 1 + logp.shape[0], None])[:, 0].tolist()

@@ -8,6 +8,7 @@ The web UI (serve/ui.py) and the runs dashboard's API (serve/runs.py) are router
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -38,6 +39,8 @@ from fronde.serve.text import TextStream, text_offsets
 from fronde.serve.tokenize import tokenizer_router
 from fronde.serve.tools import TurnStream, tool_choice_prefix
 from fronde.serve.ui import ui_router
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -122,11 +125,12 @@ class Server:
     def params(self, req: CompletionRequest | ChatRequest, logprobs: int | None, extra_stops: list[int],
                banned: list[int] | None = None, grammar: str | None = None) -> SamplingParams:
         max_tokens = req.max_completion_tokens or req.max_tokens or 256
-        return SamplingParams(logit_bias=self.logit_bias(req.logit_bias or {}),max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
+        return SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
                               min_p=req.min_p, repetition_penalty=req.repetition_penalty,
                               presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty,
                               seed=req.seed, stop_token_ids=list(req.stop_token_ids) + extra_stops, logprobs=logprobs,
-                              banned_token_ids=banned or [], grammar=grammar)
+                              banned_token_ids=banned or [], grammar=grammar,
+                              logit_bias=self.logit_bias(req.logit_bias or {}))
 
     def logit_bias(self, bias: dict[str, float]) -> dict[int, float]:
         out = {}
@@ -240,6 +244,9 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
                 logprobs = [await f for f in scored] if scored else [None] * len(batch)
             except ValueError as e:
                 raise ClientError(400, str(e), param="prompt", code="context_length_exceeded") from None
+            except Exception as e:  # noqa: BLE001 - e.g. out of memory on a long prompt: this request fails, not the server
+                log.exception("scoring a prompt for echo failed")
+                raise ClientError(500, f"scoring the prompt failed: {type(e).__name__}", kind="server_error") from None
             echoes = [Echo(p if isinstance(p, str) else tok.decode(ids, skip_special_tokens=True), ids, lp)
                       for p, ids, lp in zip(prompts, batch, logprobs)]
         params = server.params(req, req.logprobs, [])
