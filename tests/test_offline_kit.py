@@ -53,3 +53,20 @@ def test_install_prints_an_environment_line_that_runs_fronde(tmp_path):
     assert line.startswith("export PYTHONPATH=")
     out = subprocess.run(["bash", "-c", f"{line} && fronde --help"], capture_output=True, text=True, check=True)
     assert "pretrain" in out.stdout
+
+
+@pytest.mark.skipif(not (kit.DICTS["gcide"][2] / "gcide.index").is_file(), reason="dict-gcide not installed")
+def test_a_carried_dictionary_is_named_in_the_environment_line(tmp_path):
+    folder, env, debian, files = kit.DICTS["gcide"]
+    (tmp_path / "kit" / "wheels").mkdir(parents=True)
+    carried = tmp_path / "kit" / "dicts" / folder
+    carried.mkdir(parents=True)
+    for f in files:
+        (carried / f).write_bytes((debian / f).read_bytes())
+    line = subprocess.run([sys.executable, str(ROOT / "scripts" / "offline_kit.py"), "install", "--kit",
+                           str(tmp_path / "kit"), "--site", str(tmp_path / "site")],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert f'{env}="{carried}"' in line and "FRONDE_STARDICT_DIR" not in line
+    out = subprocess.run(["bash", "-c", f"{line} && python3 -c 'import os; print(os.environ[\"{env}\"])'"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(carried)

@@ -94,3 +94,17 @@ def test_gcide_reader() -> None:
     docs = [d for _, d in iter_source(src, 1_000_000)]
     assert len(docs) == 20 and all(d.text.strip() for d in docs)
     assert not any("00-database" in d.location for d in docs)
+
+
+@pytest.mark.skipif(not (builtin.DICTD_DIR / "gcide.index").is_file(), reason="dict-gcide not installed")
+def test_a_dictionary_copied_elsewhere_is_found_through_its_variable(tmp_path: Path, monkeypatch) -> None:
+    """A GPU machine without apt gets the files carried over (scripts/offline_kit.py fetch --dicts gcide)."""
+    for name in ("gcide.dict.dz", "gcide.index"):
+        (tmp_path / name).write_bytes((builtin.DICTD_DIR / name).read_bytes())
+    monkeypatch.setenv("FRONDE_DICTD_DIR", str(tmp_path))
+    (src,) = resolve_sources(DataConfig(sources=[SourceConfig(path="gcide", max_documents=3)]))
+    assert src.files[0].path == str(tmp_path / "gcide.dict.dz")
+    assert len([d for _, d in iter_source(src, 1_000_000)]) == 3
+    monkeypatch.setenv("FRONDE_DICTD_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="FRONDE_DICTD_DIR"):
+        resolve_sources(DataConfig(sources=[SourceConfig(path="gcide")]))

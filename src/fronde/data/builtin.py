@@ -30,6 +30,8 @@ from fronde.data.io import sha256_file
 
 STARDICT_DIR = Path("/usr/share/stardict/dic")
 DICTD_DIR = Path("/usr/share/dictd")
+# Where the dictionaries' files are on a machine without Debian's packages (copied there: docs/offline-gpu.md).
+DIR_ENV = {"stardict-xmlittre": "FRONDE_STARDICT_DIR", "dict-gcide": "FRONDE_DICTD_DIR"}
 # Directory names inside Lib/ that hold test suites and their data files, not library code.
 STDLIB_EXCLUDE = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "__phello__"}
 
@@ -106,7 +108,12 @@ def strip_markup(s: str) -> str:
 def _need(path: Path, package: str, name: str) -> None:
     if not path.is_file():
         raise DataError(f"built-in corpus {name!r} needs Debian's {package} package ({path} is missing): "
-                        f"sudo apt-get install {package}")
+                        f"sudo apt-get install {package} (or copy its files into a folder named by "
+                        f"{DIR_ENV[package]})")
+
+
+def _dict_dir(package: str, default: Path) -> Path:
+    return Path(os.environ.get(DIR_ENV[package]) or default)
 
 
 def read_stardict_index(idx: bytes) -> list[tuple[str, int, int]]:
@@ -166,7 +173,8 @@ def _dictionary(name: str, package: str, fmt: str, dict_path: Path, idx_path: Pa
     return Builtin(name, licence, [sf], reader)
 
 
-def littre(directory: Path = STARDICT_DIR) -> Builtin:
+def littre(directory: Path | None = None) -> Builtin:
+    directory = directory or _dict_dir("stardict-xmlittre", STARDICT_DIR)
     idx_path = directory / "XMLittre.idx"
     return _dictionary("littre", "stardict-xmlittre", "stardict", directory / "XMLittre.dict.dz", idx_path,
                        lambda: read_stardict_index(idx_path.read_bytes()),
@@ -196,7 +204,8 @@ def read_dictd_index(text: str) -> list[tuple[str, int, int]]:
     return out
 
 
-def gcide(directory: Path = DICTD_DIR) -> Builtin:
+def gcide(directory: Path | None = None) -> Builtin:
+    directory = directory or _dict_dir("dict-gcide", DICTD_DIR)
     idx_path = directory / "gcide.index"
 
     def entries() -> list[tuple[str, int, int]]:
