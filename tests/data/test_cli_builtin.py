@@ -108,3 +108,22 @@ def test_a_dictionary_copied_elsewhere_is_found_through_its_variable(tmp_path: P
     monkeypatch.setenv("FRONDE_DICTD_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="FRONDE_DICTD_DIR"):
         resolve_sources(DataConfig(sources=[SourceConfig(path="gcide")]))
+
+
+def test_a_stage_without_a_count_shows_no_count() -> None:
+    """BPE training has no total: its finished bar must not read "0/0" (it did)."""
+    import io
+
+    from rich.console import Console
+
+    from fronde.data.progress import RichReporter
+
+    out = io.StringIO()
+    with RichReporter(Console(file=out, width=100, force_terminal=False)) as r:
+        r.start("train tokenizer")
+        r.done()
+        r.start("tokenise train", total=3)
+        r.advance(3)
+        r.done()
+    text = out.getvalue()
+    assert "0/0" not in text and "3/3" in text

@@ -6,6 +6,7 @@ from typing import Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 
 class Reporter(Protocol):
@@ -27,12 +28,19 @@ class NullReporter:
         pass
 
 
+class _CountColumn(MofNCompleteColumn):
+    """done/total for stages that count something; nothing for those that do not (e.g. BPE training)."""
+
+    def render(self, task):  # type: ignore[no-untyped-def]
+        return super().render(task) if task.fields.get("counted") else Text("")
+
+
 class RichReporter:
     """One rich progress bar per stage (a spinner when the total is unknown)."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<18}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
+                                 _CountColumn(), TimeElapsedColumn(), console=console, transient=False)
         self.task = None
 
     def __enter__(self) -> "RichReporter":
@@ -43,7 +51,7 @@ class RichReporter:
         self.progress.stop()
 
     def start(self, stage: str, total: float | None = None) -> None:
-        self.task = self.progress.add_task(stage, total=total)
+        self.task = self.progress.add_task(stage, total=total, counted=total is not None)
 
     def advance(self, n: float = 1) -> None:
         if self.task is not None:
@@ -52,5 +60,6 @@ class RichReporter:
     def done(self) -> None:
         if self.task is not None:
             t = self.progress.tasks[self.task]
-            self.progress.update(self.task, total=t.completed, completed=t.completed)
+            done = t.completed if t.fields.get("counted") else 1  # a stage without a count: a full bar, no "0/0"
+            self.progress.update(self.task, total=done, completed=done)
             self.task = None
