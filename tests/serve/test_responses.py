@@ -14,12 +14,32 @@ from tests.serve.test_server import KEY, _start, model_dir  # noqa: F401 - the s
 from tests.serve.tool_model import ASK, TOOLS
 
 
+OTHER_KEY = "sk-other-team"
+
+
 @pytest.fixture(scope="module")
-def client(model_dir):  # noqa: F811
-    url, _, srv, thread = _start(ServerConfig(model_dir, api_keys=(KEY,), max_batch=4))
-    yield openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0), model_dir.name
+def served_url(model_dir):  # noqa: F811
+    url, _, srv, thread = _start(ServerConfig(model_dir, api_keys=(KEY, OTHER_KEY), max_batch=4))
+    yield url
     srv.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def client(served_url, model_dir):  # noqa: F811
+    return openai.OpenAI(base_url=served_url + "/v1", api_key=KEY, max_retries=0), model_dir.name
+
+
+def test_a_stored_response_is_visible_to_its_own_key_only(client, served_url):
+    """Two teams on one server: one's conversation must not be readable, nor continued, with the other's key."""
+    c, name = client
+    mine = c.responses.create(model=name, input="The quick brown fox", max_output_tokens=4)
+    other = openai.OpenAI(base_url=served_url + "/v1", api_key=OTHER_KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.create(model=name, input="go on", previous_response_id=mine.id, max_output_tokens=4)
+    assert c.responses.retrieve(mine.id).id == mine.id
 
 
 def test_a_response_is_the_chat_reply_as_output_items(client):

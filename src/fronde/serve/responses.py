@@ -176,14 +176,21 @@ class ResponseBuilder:
 def responses_router(chat: ChatHandler, count_tokens: Callable[[str], int]) -> APIRouter:
     """`chat` is the server's own /v1/chat/completions handler; `count_tokens` its tokenizer's count of a text."""
     router = APIRouter()
-    stored: OrderedDict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = OrderedDict()
+    # id -> (response, conversation, the API key's id): a response is visible only to the key that created it
+    stored: OrderedDict[str, tuple[dict[str, Any], list[dict[str, Any]], str | None]] = OrderedDict()
 
-    def remember(builder: ResponseBuilder, conversation: list[dict[str, Any]]) -> None:
+    def remember(builder: ResponseBuilder, conversation: list[dict[str, Any]], key: str | None) -> None:
         if not builder.req.store:
             return
-        stored[builder.id] = (builder.response(), conversation + [builder.assistant_message()])
+        stored[builder.id] = (builder.response(), conversation + [builder.assistant_message()], key)
         while len(stored) > STORED:
             stored.popitem(last=False)
+
+    def lookup(response_id: str, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        entry = stored.get(response_id)
+        if entry is None or entry[2] != getattr(request.state, "key_id", None):
+            return None  # another key's response is as absent as a missing one
+        return entry[0], entry[1]
 
     def fail(e: ResponsesError) -> JSONResponse:
         return JSONResponse(error_body(str(e), param=e.param), status_code=e.status)
@@ -193,15 +200,17 @@ def responses_router(chat: ChatHandler, count_tokens: Callable[[str], int]) -> A
         try:
             history: list[dict[str, Any]] = []
             if req.previous_response_id:
-                if req.previous_response_id not in stored:
+                found = lookup(req.previous_response_id, request)
+                if found is None:
                     raise ResponsesError(f"previous response {req.previous_response_id!r} not found (this server "
                                          f"keeps its last {STORED} stored responses, in memory)",
                                          "previous_response_id", 404)
-                history = stored[req.previous_response_id][1]
+                history = found[1]
             chat_req, conversation = chat_request(req, history)
         except ResponsesError as e:
             return fail(e)
         builder = ResponseBuilder(req, _new_id("resp"), count_tokens)
+        key = getattr(request.state, "key_id", None)
         reply = await chat(chat_req, request)
         if not req.stream:
             message = reply["choices"][0]["message"]
@@ -213,16 +222,17 @@ def responses_router(chat: ChatHandler, count_tokens: Callable[[str], int]) -> A
             for call in message.get("tool_calls") or []:
                 builder.add_call(call)
             builder.set_usage(reply["usage"])
-            remember(builder, conversation)
+            remember(builder, conversation, key)
             return builder.response()
-        return StreamingResponse(_events(reply.body_iterator, builder, lambda: remember(builder, conversation)),
+        return StreamingResponse(_events(reply.body_iterator, builder, lambda: remember(builder, conversation, key)),
                                  media_type="text/event-stream")
 
     @router.get("/v1/responses/{response_id}")
-    async def retrieve(response_id: str):
-        if response_id not in stored:
+    async def retrieve(response_id: str, request: Request):
+        found = lookup(response_id, request)
+        if found is None:
             return fail(ResponsesError(f"response {response_id!r} not found", "response_id", 404))
-        return stored[response_id][0]
+        return found[0]
 
     return router
 
