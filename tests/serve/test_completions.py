@@ -143,14 +143,19 @@ def test_a_token_outside_the_vocabulary_is_refused_and_the_batch_goes_on(served,
 def test_text_offsets_of_a_byte_level_tokenizer_equal_decoding_every_prefix(local):
     """The linear path (each token's bytes) against the definition (decode each prefix), on code, accents, CJK,
     emoji, and special tokens that decode to nothing."""
-    from fronde.serve.text import _token_bytes, text_offsets
+    from fronde.serve.text import TextOffsets, text_offsets
 
     _, tok = local
     text = open(__file__, encoding="utf-8").read()[:3000] + " héllo wörld €5 日本語 🙂 " * 5
     ids = [tok.special.bos] + tok.encode(text) + [tok.special.end] + tok.encode(" fin 🙂")
-    assert _token_bytes(tok, ids) is not None  # the fast path is the one tested
+    assert TextOffsets(tok).byte_level  # the fast path is the one tested
     slow = [7 + len(tok.decode(ids[:i], skip_special_tokens=True).rstrip("\ufffd")) for i in range(3, len(ids))]
     assert text_offsets(tok, ids, start=7, skip=3) == slow
+    pushed = TextOffsets(tok, 7)  # a stream's chunks: the same offsets, a few tokens at a time
+    assert [o for i in range(0, len(ids), 5) for o in pushed.push(ids[i:i + 5])][3:] == slow
+    other = TextOffsets(tok, 7)
+    other.byte_level = False  # the path for tokenizers whose tokens are not bytes (decode every prefix)
+    assert [o for i in range(0, len(ids), 5) for o in other.push(ids[i:i + 5])][3:] == slow
     assert text_offsets(tok, ids)[-1] == len(tok.decode(ids[:-1], skip_special_tokens=True).rstrip("\ufffd"))
 
 

@@ -35,7 +35,7 @@ from fronde.serve.observability import AuditLog, Metrics
 from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
 from fronde.serve.responses import responses_router
 from fronde.serve.runs import RunsConfig, runs_router
-from fronde.serve.text import TextStream, text_offsets
+from fronde.serve.text import TextOffsets, TextStream, text_offsets
 from fronde.serve.tokenize import tokenizer_router
 from fronde.serve.tools import TurnStream, tool_choice_prefix
 from fronde.serve.ui import ui_router
@@ -419,7 +419,7 @@ def _choice(i: int, decoder: TurnStream | TextStream, finish: str, chat: bool, e
         return {"index": i, "message": message, "logprobs": _chat_logprobs(tok, events) if events else None,
                 "finish_reason": finish}
     head = echo.text if echo is not None else ""
-    lp = _completion_logprobs(tok, events, [], len(head)) if want_logprobs else None
+    lp = _completion_logprobs(tok, events, TextOffsets(tok, len(head))) if want_logprobs else None
     if lp is not None and echo is not None and echo.logprobs is not None:
         lp = _merge(_echo_logprobs(tok, echo), lp)
     return {"index": i, "text": head + decoder.text, "logprobs": lp, "finish_reason": finish}
@@ -431,13 +431,13 @@ def _chat_logprobs(tok: Tokenizer, events) -> dict[str, Any]:
                         for e in events]}
 
 
-def _completion_logprobs(tok: Tokenizer, events, before: list[int], start: int) -> dict[str, Any]:
-    """OpenAI's completions logprobs for the generated tokens `events`, which follow the tokens `before`:
-    tokens, token_logprobs, top_logprobs and text_offset (into the choice's text, whose reply begins at `start`)."""
+def _completion_logprobs(tok: Tokenizer, events, offsets: TextOffsets) -> dict[str, Any]:
+    """OpenAI's completions logprobs for the generated tokens `events`: tokens, token_logprobs, top_logprobs and
+    text_offset (into the choice's text; `offsets` has seen the tokens before these)."""
     ids = [e.token for e in events]
     return {"tokens": [tok.decode([t]) for t in ids], "token_logprobs": [e.logprob for e in events],
             "top_logprobs": [{tok.decode([t]): v for t, v in e.top_logprobs} for e in events],
-            "text_offset": text_offsets(tok, before + ids, start, skip=len(before))}
+            "text_offset": offsets.push(ids)}
 
 
 def _echo_logprobs(tok: Tokenizer, echo: Echo) -> dict[str, Any]:
@@ -462,8 +462,7 @@ async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStr
     created, kind = now(), "chat.completion.chunk" if chat else "text_completion"
     tok = server.tok
     pending: list[list[Any]] = [[] for _ in subs]  # token events not yet sent, per choice
-    sent: list[list[int]] = [[] for _ in subs]  # generated token ids already sent, per choice
-    heads = [len(e.text) if e is not None else 0 for e in echoes]
+    offsets = [TextOffsets(tok, len(e.text) if e is not None else 0) for e in echoes]
 
     def logprobs(i: int) -> dict[str, Any] | None:
         if not want_logprobs:
@@ -471,9 +470,7 @@ async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStr
         events, pending[i] = pending[i], []
         if chat:
             return _chat_logprobs(tok, events)
-        lp = _completion_logprobs(tok, events, sent[i], heads[i])
-        sent[i] += [e.token for e in events]
-        return lp
+        return _completion_logprobs(tok, events, offsets[i])
 
     def chunk(i: int, delta: dict[str, Any] | str, finish: str | None, lp: dict[str, Any] | None = None) -> str:
         if chat:

@@ -42,28 +42,40 @@ class TextStream:
         return new
 
 
+class TextOffsets:
+    """OpenAI's `text_offset` of tokens as they come: where each begins in the text decoded so far, counted from
+    `start`; a token that ends inside a multi-byte character begins where that character does. Linear in the
+    tokens for byte-level BPE tokenizers (fronde's, GPT-2's, Llama 3's), whose tokens are bytes; for others every
+    prefix is decoded (quadratic, exact)."""
+
+    def __init__(self, tok: Tokenizer, start: int = 0) -> None:
+        self.tok, self.start, self.chars = tok, start, start
+        self.byte_level = isinstance(tok.hf.decoder, decoders.ByteLevel)
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.ids: list[int] = []  # the other decoders' prefix
+
+    def push(self, ids: list[int]) -> list[int]:
+        """The offsets of `ids`, which follow every token pushed before."""
+        offsets = []
+        if self.byte_level:
+            for piece in _token_bytes(self.tok, ids):
+                offsets.append(self.chars)
+                self.chars += len(self.decoder.decode(piece))
+            return offsets
+        for token in ids:
+            prefix = self.tok.decode(self.ids, skip_special_tokens=True)
+            offsets.append(self.start + len(prefix.rstrip("\ufffd")))
+            self.ids.append(token)
+        return offsets
+
+
 def text_offsets(tok: Tokenizer, ids: list[int], start: int = 0, skip: int = 0) -> list[int]:
-    """Where each of ids[skip:] begins in decode(ids) (OpenAI's `text_offset`), counted from `start`; a token that
-    ends inside a multi-byte character begins where that character does. Linear in len(ids) for byte-level BPE
-    tokenizers (fronde's, GPT-2's, Llama 3's): a prompt's offsets are computed on the server's event loop."""
-    pieces = _token_bytes(tok, ids)
-    if pieces is None:  # another decoder: decode every prefix (quadratic, exact)
-        return [start + len(tok.decode(ids[:i], skip_special_tokens=True).rstrip("\ufffd"))
-                for i in range(skip, len(ids))]
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    offsets, chars = [], start
-    for i, piece in enumerate(pieces):
-        if i >= skip:
-            offsets.append(chars)
-        chars += len(decoder.decode(piece))
-    return offsets
+    """TextOffsets of ids[skip:] in decode(ids), in one call."""
+    return TextOffsets(tok, start).push(ids)[skip:]
 
 
-def _token_bytes(tok: Tokenizer, ids: list[int]) -> list[bytes] | None:
-    """Each token's bytes as decode(skip_special_tokens=True) renders them, or None if the decoder is not
-    byte-level (then a token's text is not a function of the token alone)."""
-    if not isinstance(tok.hf.decoder, decoders.ByteLevel):
-        return None
+def _token_bytes(tok: Tokenizer, ids: list[int]) -> list[bytes]:
+    """Each token's bytes as decode(skip_special_tokens=True) renders them, for a byte-level decoder."""
     added = tok.hf.get_added_tokens_decoder()
     out = []
     for i in ids:
