@@ -146,6 +146,9 @@ def test_fronde_sft_end_to_end(tmp_path, base_dir):
     assert [s["stage"] for s in ledger["stages"]] == ["sft"]
     stats = json.loads((run / "sft" / "data_stats.json").read_text())
     assert stats["train"]["conversations"] + stats["val"]["conversations"] == 41
+    # the run says how many passes over its rows the planned steps make (16 x 8 rows over 20: 6.4, no warning)
+    out = " ".join(res.stdout.split())
+    assert f"16 steps x 8 rows = 6.4 epochs of {stats['train']['rows']} rows" in out and "warning:" not in out
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(CHATS[0]) + "\n" + '{"messages": [{"role": "wizard", "content": "x"}]}\n')
@@ -256,3 +259,15 @@ def test_chat_files_are_scrubbed_everywhere_text_lives(tmp_path):
     assert counts == Counter({"email": 2, "ipv4": 1, "phone": 1})
     (verbatim,) = read_chat_jsonl(path)
     assert "ana@lab-mail.org" in json.dumps(verbatim.messages)
+
+
+def test_sft_epochs_are_said_and_many_are_warned_about():
+    from fronde.train.sft import SFTRecipe, sft_epochs
+
+    recipe = SFTRecipe.model_validate({"schedule": {"max_steps": 500, "warmup_steps": 10},
+                                       "batch": {"seq_len": 256, "global_batch_tokens": 4096}})
+    line, warning = sft_epochs(5028, recipe)  # tiny-cpu's speedrun: 500 steps x 16 rows over 5,028 rows
+    assert line.endswith("= 1.6 epochs of 5,028 rows") and warning is None
+    line, warning = sft_epochs(200, recipe)
+    assert "40.0 epochs" in line and "about 125 steps" in warning
+

@@ -178,6 +178,10 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
         f"{stats.without_assistant_tokens} without assistant tokens skipped; "
         + (f"{stats.text_rows} rows of replayed text from {recipe.text_dir}; " if stats.text_rows else "") +
         f"{val_rows.stats.conversations if val_rows else 0} held out for validation")
+    line, warning = sft_epochs(stats.rows, recipe)
+    say(f"{name} {line}")
+    if warning:
+        say(f"warning: {warning}")
     stage_dir = recipe.run_dir / name
     stage_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(stage_dir / "data_stats.json",
@@ -193,6 +197,24 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
         loss=loss(train) if loss else None,
         provenance=Provenance(parent=init_dir, inputs=sft_inputs(recipe, pii)),
     )
+
+
+# Fine-tuning makes several passes (TRL's default is 3); well past that, a model recites its training chats.
+SFT_EPOCHS_WARN = 10.0
+
+
+def sft_epochs(rows: int, recipe: SFTRecipe) -> tuple[str, str | None]:
+    """How many times the planned steps read the packed rows, and a warning when that is many."""
+    per_step = recipe.batch.global_batch_tokens // recipe.batch.seq_len
+    epochs = recipe.schedule.max_steps * per_step / max(rows, 1)
+    bound = "up to " if recipe.schedule.max_minutes else ""
+    line = f"plan: {bound}{recipe.schedule.max_steps:,} steps x {per_step:,} rows = {epochs:,.1f} epochs of {rows:,} rows"
+    if epochs <= SFT_EPOCHS_WARN:
+        return line, None
+    fitting = int(SFT_EPOCHS_WARN * rows / per_step)
+    return line, (f"{epochs:,.0f} passes over the same {rows:,} rows: the model will recite its training chats; "
+                  f"add conversations or lower schedule.max_steps (about {max(fitting, 1):,} steps make "
+                  f"{SFT_EPOCHS_WARN:g} epochs), and watch the held-out loss")
 
 
 def sft_inputs(recipe: SFTRecipe, pii: Counter[str] | None = None) -> dict[str, Any]:
