@@ -94,3 +94,11 @@ def test_fronde_eval_under_torchrun_gives_the_one_process_results(tiny_dir, data
     gen = next(r for r in shared if r["task"] == "arithmetic:1")
     assert len(gen["examples"]) == 7 and all(len(row["outputs"]) == 3 for row in gen["examples"])
     assert gen["speed"]["processes"] == 2 and gen["speed"]["requests"] == 21
+
+
+def test_a_jsonl_file_with_no_test_rows_says_how_to_mark_them(tiny_dir, tmp_path):
+    rows = tmp_path / "mine.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
+                            for i in range(3)))
+    res = CliRunner().invoke(app, ["eval", str(tiny_dir), "--task", str(rows), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and 'add "split": "test" to every row' in " ".join(res.output.split())

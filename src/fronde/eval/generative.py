@@ -107,8 +107,10 @@ def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettin
     progress = progress or NullReporter()
     exs = examples if examples is not None else task.test(settings.n)
     if not exs:
-        raise EvalError(f"{task.name}: the test split is empty; a JSONL task needs rows with \"split\": \"test\" "
-                        "(or a test_fraction that selects some)")
+        raise EvalError(f"{task.name}: the test split is empty. A JSONL task evaluates its rows marked \"split\": "
+                        "\"test\"; a row without a split is held out for testing with probability 0.1 (by a hash of "
+                        "its id), and none of these was. For a file that is only for evaluation, add "
+                        "\"split\": \"test\" to every row")
     shots = draw_shots(task, settings.shots, settings.seed)
     system = resolve_system(settings.system)
     native = model.info.native_reasoning
