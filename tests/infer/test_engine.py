@@ -273,3 +273,23 @@ def test_random_schedules_give_each_request_its_own_output(model, graphs):
         for rid, (prompt, p) in expected.items():
             if rid not in aborted:
                 assert got[rid] == alone(prompt, p), (trial, rid)
+
+
+def test_prompt_logprobs_in_padded_batches_equal_each_prompt_alone(model):
+    """echo's scoring: prompts of many lengths, split into several right-padded batches, score as each alone does
+    (and as the model's own forward does); a one-token prompt has nothing to score."""
+    engine = Engine(model, max_batch=4)
+    engine.SCORE_TOKENS = 64  # several batches
+    gen = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(0, model.config.vocab_size, (n,), generator=gen).tolist() for n in (9, 1, 30, 17, 2, 25)]
+    together = engine.prompt_logprobs(prompts, top_k=2)
+    for ids, got in zip(prompts, together):
+        assert got == [] if len(ids) == 1 else len(got) == len(ids) - 1
+        (alone,) = engine.prompt_logprobs([ids], top_k=2)
+        with torch.no_grad():
+            want = model(torch.tensor([ids[:-1]])).logits[0].float().log_softmax(-1) if len(ids) > 1 else None
+        for j, ((value, top), (value1, top1)) in enumerate(zip(got, alone)):
+            assert value == pytest.approx(value1, abs=1e-4) and [t for t, _ in top] == [t for t, _ in top1]
+            assert value == pytest.approx(float(want[j, ids[j + 1]]), abs=1e-4)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        engine.prompt_logprobs([[1, 2], [model.config.vocab_size]])

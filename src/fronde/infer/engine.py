@@ -228,24 +228,44 @@ class Engine:
         return events
 
     # -- prompt scoring --------------------------------------------------------------------------------------
+    SCORE_TOKENS = 4096  # tokens a scoring forward holds (its logits are tokens x vocab floats)
+
     @torch.no_grad()
-    def prompt_logprobs(self, prompt_ids: list[int], top_k: int = 0) -> list[tuple[float, TopLogprobs]]:
-        """log p(prompt[i] | prompt[:i]) and the top_k alternatives there, for i >= 1 (OpenAI's `echo` with
-        logprobs: what lm-evaluation-harness scores answers with). One forward over the prompt, outside the cache."""
-        self.check_prompt(prompt_ids)
-        if len(prompt_ids) > self.max_model_len:
-            raise ValueError(f"prompt ({len(prompt_ids)} tokens) exceeds the context of {self.max_model_len} tokens")
-        ids = torch.tensor([prompt_ids], device=self.device)
-        logits = self.model(ids[:, :-1]).logits[0]
-        out: list[tuple[float, TopLogprobs]] = []
-        for start in range(0, logits.shape[0], 256):  # log-softmax in fp32 a slice at a time: T x V floats is big
-            logp = logits[start:start + 256].float().log_softmax(-1)
-            picked = logp.gather(1, ids[0, start + 1:start + 1 + logp.shape[0], None])[:, 0].tolist()
-            tops = logp.topk(top_k, dim=-1) if top_k else None
-            for j, value in enumerate(picked):
-                top = tuple(zip(tops.indices[j].tolist(), tops.values[j].tolist())) if tops is not None else ()
-                out.append((value, top))
+    def prompt_logprobs(self, prompts: list[list[int]], top_k: int = 0) -> list[list[tuple[float, TopLogprobs]]]:
+        """For each prompt, log p(prompt[i] | prompt[:i]) and the top_k alternatives there, for i >= 1 (OpenAI's
+        `echo` with logprobs: what lm-evaluation-harness scores answers with). Outside the cache, in right-padded
+        batches of similar lengths (a causal model's earlier positions never see the padding)."""
+        for ids in prompts:
+            self.check_prompt(ids)
+            if len(ids) > self.max_model_len:
+                raise ValueError(f"prompt ({len(ids)} tokens) exceeds the context of {self.max_model_len} tokens")
+        out: list[list[tuple[float, TopLogprobs]]] = [[] for _ in prompts]
+        batch: list[int] = []
+        for i in sorted(range(len(prompts)), key=lambda i: len(prompts[i])):
+            if batch and len(prompts[i]) * (len(batch) + 1) > self.SCORE_TOKENS:
+                self._score(prompts, batch, top_k, out)
+                batch = []
+            batch.append(i)
+        if batch:
+            self._score(prompts, batch, top_k, out)
         return out
+
+    def _score(self, prompts: list[list[int]], rows: list[int], top_k: int,
+               out: list[list[tuple[float, TopLogprobs]]]) -> None:
+        width = max(len(prompts[i]) for i in rows)
+        if width < 2:  # one-token prompts: nothing precedes their token, nothing to score
+            return
+        ids = torch.tensor([prompts[i] + [0] * (width - len(prompts[i])) for i in rows], device=self.device)
+        logits = self.model(ids[:, :-1]).logits
+        for b, i in enumerate(rows):
+            n = len(prompts[i]) - 1
+            for start in range(0, n, 256):  # log-softmax in fp32 a slice at a time: T x V floats is big
+                logp = logits[b, start:min(start + 256, n)].float().log_softmax(-1)
+                picked = logp.gather(1, ids[b, start + 1:start + 1 + logp.shape[0], None])[:, 0].tolist()
+                tops = logp.topk(top_k, dim=-1) if top_k else None
+                for j, value in enumerate(picked):
+                    top = tuple(zip(tops.indices[j].tolist(), tops.values[j].tolist())) if tops is not None else ()
+                    out[i].append((value, top))
 
     def check_prompt(self, prompt_ids: list[int]) -> None:
         """A token id outside the vocabulary would fail the whole batched step it joins, not just its request."""

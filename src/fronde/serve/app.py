@@ -238,10 +238,9 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
             batch.append(ids)
         echoes = None
         if req.echo:
-            scored = [server.engine.run(lambda engine, ids=ids: engine.prompt_logprobs(ids, req.logprobs or 0))
-                      for ids in batch] if req.logprobs is not None else []
             try:
-                logprobs = [await f for f in scored] if scored else [None] * len(batch)
+                logprobs = (await server.engine.run(lambda engine: engine.prompt_logprobs(batch, req.logprobs or 0))
+                            if req.logprobs is not None else [None] * len(batch))
             except ValueError as e:
                 raise ClientError(400, str(e), param="prompt", code="context_length_exceeded") from None
             except Exception as e:  # noqa: BLE001 - e.g. out of memory on a long prompt: this request fails, not the server
