@@ -31,11 +31,12 @@ from fronde.infer.sampling import SamplingParams
 from fronde.model.checkpoint import from_pretrained
 from fronde.serve.async_engine import AsyncEngine, Submission, merged
 from fronde.serve.auth import check_key, is_public
+from fronde.serve.choices import Echo, chat_logprobs, choice, completion_logprobs, echo_logprobs
 from fronde.serve.observability import AuditLog, Metrics
 from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
 from fronde.serve.responses import responses_router
 from fronde.serve.runs import RunsConfig, runs_router
-from fronde.serve.text import TextOffsets, TextStream, text_offsets
+from fronde.serve.text import TextOffsets, TextStream
 from fronde.serve.tokenize import tokenizer_router
 from fronde.serve.tools import TurnStream, tool_choice_prefix
 from fronde.serve.ui import ui_router
@@ -334,15 +335,6 @@ def _finish_reason(decoder: TurnStream | TextStream, finish: str) -> str:
     return finish
 
 
-@dataclass
-class Echo:
-    """A completion's prompt put back before its reply (`echo`), with its tokens' logprobs when asked."""
-
-    text: str
-    ids: list[int]
-    logprobs: list[tuple[float, tuple[tuple[int, float], ...]]] | None  # for ids[1:] (the first has none)
-
-
 async def _respond(server: Server, req: CompletionRequest | ChatRequest, request: Request, prompts: list[list[int]],
                    params: SamplingParams, chat: bool, prompt: Any, forced: list[int] | None = None,
                    echoes: list[Echo] | None = None):
@@ -372,7 +364,7 @@ async def _respond(server: Server, req: CompletionRequest | ChatRequest, request
     for i, (sub, decoder, echo) in enumerate(zip(subs, decoders, choice_echoes)):
         finish, n_tokens, lp = await _run(server, sub, decoder, params.logprobs is not None, tracker)
         completion_tokens += n_tokens
-        choices.append(_choice(i, decoder, finish, chat, lp, server.tok, echo, params.logprobs is not None))
+        choices.append(choice(i, decoder, finish, chat, lp, server.tok, echo, params.logprobs is not None))
     tracker.done("ok", "\n".join(str(c["message"]["content"]) if chat else c["text"] for c in choices))
     usage = Usage(prompt_tokens=n_prompt, completion_tokens=completion_tokens,
                   total_tokens=n_prompt + completion_tokens)
@@ -406,52 +398,6 @@ async def _run(server: Server, sub: Submission, decoder: TurnStream | TextStream
     return _finish_reason(decoder, finish), tokens, logprobs
 
 
-def _choice(i: int, decoder: TurnStream | TextStream, finish: str, chat: bool, events, tok: Tokenizer,
-            echo: Echo | None = None, want_logprobs: bool = False) -> dict[str, Any]:
-    if isinstance(decoder, TurnStream):
-        turn = decoder.turn()
-        message: dict[str, Any] = {"role": "assistant", "content": turn.content}
-        if turn.reasoning is not None:
-            message["reasoning_content"] = turn.reasoning
-        if turn.tool_calls:
-            message["tool_calls"] = turn.tool_calls
-        return {"index": i, "message": message, "logprobs": _chat_logprobs(tok, events) if events else None,
-                "finish_reason": finish}
-    head = echo.text if echo is not None else ""
-    lp = _completion_logprobs(tok, events, TextOffsets(tok, len(head))) if want_logprobs else None
-    if lp is not None and echo is not None and echo.logprobs is not None:
-        lp = _merge(_echo_logprobs(tok, echo), lp)
-    return {"index": i, "text": head + decoder.text, "logprobs": lp, "finish_reason": finish}
-
-
-def _chat_logprobs(tok: Tokenizer, events) -> dict[str, Any]:
-    return {"content": [{"token": tok.decode([e.token]), "logprob": e.logprob,
-                         "top_logprobs": [{"token": tok.decode([t]), "logprob": v} for t, v in e.top_logprobs]}
-                        for e in events]}
-
-
-def _completion_logprobs(tok: Tokenizer, events, offsets: TextOffsets) -> dict[str, Any]:
-    """OpenAI's completions logprobs for the generated tokens `events`: tokens, token_logprobs, top_logprobs and
-    text_offset (into the choice's text; `offsets` has seen the tokens before these)."""
-    ids = [e.token for e in events]
-    return {"tokens": [tok.decode([t]) for t in ids], "token_logprobs": [e.logprob for e in events],
-            "top_logprobs": [{tok.decode([t]): v for t, v in e.top_logprobs} for e in events],
-            "text_offset": offsets.push(ids)}
-
-
-def _echo_logprobs(tok: Tokenizer, echo: Echo) -> dict[str, Any]:
-    """The echoed prompt's tokens: the first has no logprob (nothing precedes it), as OpenAI's and vLLM's."""
-    assert echo.logprobs is not None
-    return {"tokens": [tok.decode([t]) for t in echo.ids],
-            "token_logprobs": [None] + [v for v, _ in echo.logprobs],
-            "top_logprobs": [None] + [{tok.decode([t]): v for t, v in top} for _, top in echo.logprobs],
-            "text_offset": text_offsets(tok, echo.ids)}
-
-
-def _merge(a: dict[str, list], b: dict[str, list]) -> dict[str, list]:
-    return {k: a[k] + b[k] for k in a}
-
-
 async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStream | TextStream], rid: str, req,
                   n_prompt: int, chat: bool, include_usage: bool, tracker: Tracker, echoes: list[Echo | None],
                   want_logprobs: bool) -> AsyncIterator[str]:
@@ -468,8 +414,8 @@ async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStr
             return None
         events, pending[i] = pending[i], []
         if chat:
-            return _chat_logprobs(tok, events)
-        return _completion_logprobs(tok, events, offsets[i])
+            return chat_logprobs(tok, events)
+        return completion_logprobs(tok, events, offsets[i])
 
     def chunk(i: int, delta: dict[str, Any] | str, finish: str | None, lp: dict[str, Any] | None = None) -> str:
         if chat:
@@ -487,7 +433,7 @@ async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStr
                 yield chunk(i, {"role": "assistant"}, None)
         for i, echo in enumerate(echoes):  # completions' echo: the prompt is the first text of its choices
             if echo is not None:
-                lp = _echo_logprobs(tok, echo) if want_logprobs and echo.logprobs is not None else None
+                lp = echo_logprobs(tok, echo) if want_logprobs and echo.logprobs is not None else None
                 yield chunk(i, echo.text, None, lp)
         async for i, ev in merged(subs):
             if ev is None:

@@ -9,10 +9,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from fronde.data.chat import render_chat
-from fronde.data.chat import CHAT_TEMPLATE
+from fronde.data.chat import CHAT_TEMPLATE, render_chat
 from fronde.serve.protocol import DetokenizeRequest, TokenizeRequest, error_body
-
 
 # transformers' `{% generation %}` tag (it marks assistant tokens for training masks) is unknown to plain Jinja,
 # which clients render with: an `if true` block with the same whitespace control renders the same text.
