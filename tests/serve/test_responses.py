@@ -73,6 +73,7 @@ def test_the_stream_accumulates_to_the_same_response(client):
     assert events.count("response.output_item.added") == events.count("response.output_item.done") == len(
         final.output)
     assert final.usage.output_tokens == whole.usage.output_tokens
+    assert {o.status for o in final.output} == {"completed"}  # every item closed, reasoning included
 
 
 def test_previous_response_id_continues_the_conversation(client):
@@ -144,3 +145,36 @@ def test_a_function_call_round_trip(tool_client):
     assert [o.type for o in final.output if o.type == "function_call"] == ["function_call"]
     done = [e for e in events if e.type == "response.function_call_arguments.done"]
     assert len(done) == 1 and json.loads(done[0].arguments) == {"city": "Paris"}
+
+
+def test_streamed_items_each_close_as_completed():
+    """The chat stream's reasoning, content and tool-call deltas become items that all end "completed" (a streamed
+    reasoning item once stayed "in_progress" in the final response)."""
+    import asyncio
+
+    from fronde.serve.protocol import ResponsesRequest
+    from fronde.serve.responses import ResponseBuilder, _events
+
+    def sse(delta=None, finish=None, usage=None):
+        body = {"choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}]} if usage is None else \
+            {"choices": [], "usage": usage}
+        return "data: " + json.dumps(body) + "\n\n"
+
+    async def chunks():
+        for c in [sse({"reasoning_content": "think"}), sse({"reasoning_content": "ing"}), sse({"content": "4"}),
+                  sse({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                       "function": {"name": "f", "arguments": "{}"}}]}, finish="tool_calls"),
+                  sse(usage={"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}), "data: [DONE]\n\n"]:
+            yield c
+
+    async def collect():
+        builder = ResponseBuilder(ResponsesRequest(model="m", input="x"), "resp_1", lambda text: len(text))
+        return [json.loads(e.split("data: ", 1)[1]) async for e in _events(chunks(), builder, lambda: None)]
+
+    events = asyncio.run(collect())
+    final = events[-1]["response"]
+    assert events[-1]["type"] == "response.completed"
+    assert [(o["type"], o["status"]) for o in final["output"]] == [
+        ("reasoning", "completed"), ("message", "completed"), ("function_call", "completed")]
+    assert final["output"][0]["content"][0]["text"] == "thinking" and final["usage"]["output_tokens"] == 5
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))

@@ -255,12 +255,12 @@ async def _events(chunks: AsyncIterator[str], builder: ResponseBuilder, done: Ca
         if open_item is None:
             return []
         item, index, open_item = open_item, len(builder.output) - 1, None
+        item["status"] = "completed"
         if item["type"] == "reasoning":
             text = item["content"][0]["text"]
             return [event("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0,
                           text=text), event("response.output_item.done", output_index=index, item=item)]
         part = item["content"][0]
-        item["status"] = "completed"
         return [event("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
                       text=part["text"], logprobs=[]),
                 event("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
