@@ -364,7 +364,7 @@ async def _respond(server: Server, req: CompletionRequest | ChatRequest, request
     for i, (sub, decoder, echo) in enumerate(zip(subs, decoders, choice_echoes)):
         finish, n_tokens, lp = await _run(server, sub, decoder, params.logprobs is not None, tracker)
         completion_tokens += n_tokens
-        choices.append(choice(i, decoder, finish, chat, lp, server.tok, echo, params.logprobs is not None))
+        choices.append(choice(i, decoder, finish, lp, server.tok, echo))
     tracker.done("ok", "\n".join(str(c["message"]["content"]) if chat else c["text"] for c in choices))
     usage = Usage(prompt_tokens=n_prompt, completion_tokens=completion_tokens,
                   total_tokens=n_prompt + completion_tokens)

@@ -21,8 +21,9 @@ class Echo:
     logprobs: list[tuple[float, TopLogprobs]] | None  # for ids[1:] (the first has none)
 
 
-def choice(i: int, decoder: TurnStream | TextStream, finish: str, chat: bool, events, tok: Tokenizer,
-           echo: Echo | None = None, want_logprobs: bool = False) -> dict[str, Any]:
+def choice(i: int, decoder: TurnStream | TextStream, finish: str, events, tok: Tokenizer,
+           echo: Echo | None = None) -> dict[str, Any]:
+    """One choice; `events` are its token events when logprobs were asked for, else empty."""
     if isinstance(decoder, TurnStream):
         turn = decoder.turn()
         message: dict[str, Any] = {"role": "assistant", "content": turn.content}
@@ -33,7 +34,7 @@ def choice(i: int, decoder: TurnStream | TextStream, finish: str, chat: bool, ev
         return {"index": i, "message": message, "logprobs": chat_logprobs(tok, events) if events else None,
                 "finish_reason": finish}
     head = echo.text if echo is not None else ""
-    lp = completion_logprobs(tok, events, TextOffsets(tok, len(head))) if want_logprobs else None
+    lp = completion_logprobs(tok, events, TextOffsets(tok, len(head))) if events else None
     if lp is not None and echo is not None and echo.logprobs is not None:
         lp = merge(echo_logprobs(tok, echo), lp)
     return {"index": i, "text": head + decoder.text, "logprobs": lp, "finish_reason": finish}
