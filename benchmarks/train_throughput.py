@@ -166,6 +166,7 @@ def main() -> None:
     config = load_preset(args.preset)
     info = model_info(config, seq_len=args.seq)
     label, peak = peak_flops(args.device)
+    peak = peak or float("nan")  # a GPU fronde's table lacks: MFU prints as nan
     print(f"preset {args.preset}: {info.total_params / 1e6:.1f}M total, {info.active_params / 1e6:.1f}M active; "
           f"batch {args.batch} x {args.seq}, {args.dtype}, device {label}, {args.steps} timed steps")
     names = {"fronde": "fronde" + (" +compile" if args.fronde_compile else ""),

@@ -1,5 +1,5 @@
-"""The peak-FLOPs table MFU is computed against: known GPUs by name, unknown ones refused, the CPU estimated from the
-vector unit PyTorch dispatches to."""
+"""The peak-FLOPs table MFU is computed against: known GPUs by name, the CPU estimated from the vector unit PyTorch
+dispatches to, and a GPU the table lacks trained on all the same, its MFU unknown unless the recipe gives the peak."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from fronde.train import hardware
+from fronde.train.ledger import Ledger, open_stage
+from fronde.train.recipe import CostSection
 
 
 @pytest.mark.parametrize("isa, per_cycle", [("AVX512", 64), ("AVX2", 32), ("DEFAULT", 32)])
@@ -18,11 +20,25 @@ def test_cpu_peak_follows_the_vector_unit(monkeypatch, isa, per_cycle):
     assert label == f"CPU (2 cores, {isa}, estimated peak)"
 
 
-def test_gpu_peak_by_name_and_unknown_gpus_refused(monkeypatch):
+def test_gpu_peak_by_name_and_an_unknown_gpu_trains_with_mfu_unknown(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda _=None: "NVIDIA H100 80GB HBM3")
     assert hardware.peak_flops("cuda:0") == ("NVIDIA H100 SXM", 989e12)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda _=None: "NVIDIA H100 PCIe")
     assert hardware.peak_flops("cuda:0")[1] == 756e12
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda _=None: "Some Future GPU")
-    with pytest.raises(ValueError, match="GPU_PEAK_FLOPS"):
-        hardware.peak_flops("cuda:0")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda _=None: "NVIDIA GeForce RTX 3090")
+    assert hardware.peak_flops("cuda:0") == ("NVIDIA GeForce RTX 3090", None)
+    assert hardware.peak_flops("cuda:0", tflops=71.0) == ("NVIDIA GeForce RTX 3090", 71e12)
+
+    said: list[str] = []
+    cost = open_stage(Ledger(), "pretrain", torch.device("cuda:0"), 1, CostSection(), said.append)
+    assert "cost.peak_tflops" in said[0] and "RTX 3090" in said[0]
+    cost.flops, cost.wall_seconds = 1e15, 10.0
+    assert cost.mfu is None and cost.mfu_text == "-" and cost.as_dict()["mfu"] is None
+    cost = open_stage(Ledger(), "sft", torch.device("cuda:0"), 2, CostSection(peak_tflops=50.0), said.append)
+    cost.flops, cost.wall_seconds = 1e15, 10.0
+    assert len(said) == 1 and cost.mfu == pytest.approx(1e15 / (10.0 * 2 * 50e12))
+
+
+def test_a_recipe_peak_replaces_the_cpu_estimate():
+    assert hardware.peak_flops("cpu", tflops=2.0)[1] == 2e12
+    assert "estimated" not in hardware.peak_flops("cpu", tflops=2.0)[0]

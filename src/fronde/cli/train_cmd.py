@@ -23,7 +23,7 @@ def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("val {task.fields[val]}"),
-        TextColumn("{task.fields[tps]:,.0f} tok/s"), TextColumn("MFU {task.fields[mfu]:.1%}"),
+        TextColumn("{task.fields[tps]:,.0f} tok/s"), TextColumn("MFU {task.fields[mfu]}"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
     )
 
@@ -32,7 +32,7 @@ class _Fields(Progress):
     """Progress whose tasks start with the fields the columns read."""
 
     def add_task(self, *args, **kwargs):  # type: ignore[override]
-        kwargs = {"loss": float("nan"), "val": "-", "tps": 0.0, "mfu": 0.0} | kwargs
+        kwargs = {"loss": float("nan"), "val": "-", "tps": 0.0, "mfu": "-"} | kwargs
         return super().add_task(*args, **kwargs)
 
     def update(self, task_id, **kwargs):  # type: ignore[override]
@@ -40,6 +40,8 @@ class _Fields(Progress):
             kwargs.pop("val", None)
         else:
             kwargs["val"] = f"{kwargs['val']:.3f}"
+        if "mfu" in kwargs:  # None: the device's peak is not known (or the stage is mostly generation: GRPO)
+            kwargs["mfu"] = "-" if kwargs["mfu"] is None else f"{kwargs['mfu']:.1%}"
         super().update(task_id, **kwargs)
 
 
@@ -58,7 +60,7 @@ def print_ledger(ledger: Ledger) -> None:
         ("FLOPs", [f"{s.flops:.3g}" for s in ledger.stages], f"{totals['flops']:.3g}"),
         ("wall time", [f"{s.wall_seconds:,.0f} s" for s in ledger.stages], f"{totals['wall_seconds']:,.0f} s"),
         ("device-hours", [f"{s.device_hours:.4f}" for s in ledger.stages], f"{totals['device_hours']:.4f}"),
-        ("MFU", [f"{s.mfu:.1%}" for s in ledger.stages], ""),
+        ("MFU", [s.mfu_text for s in ledger.stages], ""),
         ("cost", [f"{s.cost:.2f}" for s in ledger.stages], f"{totals['cost']:.2f}"),
         ("energy", [f"{s.energy_kwh:.3f} kWh" for s in ledger.stages], f"{totals['energy_kwh']:.3f} kWh"),
     ]

@@ -77,7 +77,7 @@ def stages_section(run_dir: Path, ledger: Ledger, stages: list[str]) -> str:
     if ledger.stages:
         t = ledger.totals()
         rows = [[s.stage, s.device if s.n_devices == 1 else f"{s.n_devices} x {s.device}", f"{s.tokens:,}",
-                 f"{s.flops:.3g}", f"{s.wall_seconds:,.0f} s", f"{s.device_hours:.4f}", f"{s.mfu:.1%}",
+                 f"{s.flops:.3g}", f"{s.wall_seconds:,.0f} s", f"{s.device_hours:.4f}", s.mfu_text,
                  f"{s.cost:.2f}", f"{s.energy_kwh:.3f} kWh"] for s in ledger.stages]
         rows.append(["**total**", "", f"{t['tokens']:,}", f"{t['flops']:.3g}", f"{t['wall_seconds']:,.0f} s",
                      f"{t['device_hours']:.4f}", "", f"{t['cost']:.2f}", f"{t['energy_kwh']:.3f} kWh"])

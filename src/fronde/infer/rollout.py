@@ -16,6 +16,7 @@ from fronde.infer.engine_cache import EngineCache
 from fronde.infer.graphs import bucket
 from fronde.infer.sampling import SamplingParams
 from fronde.model.model import CausalLM
+from fronde.model.precision import bf16_native
 from fronde.train.rollouts import Completion
 
 
@@ -69,5 +70,6 @@ class EngineRollouts:
 
 
 def rollout_dtype() -> torch.dtype | None:
-    """Sample in bf16 on a GPU (a bf16 copy of the fp32 training weights); in fp32 (None: as trained) on the CPU."""
-    return torch.bfloat16 if torch.cuda.is_available() else None
+    """Sample in bf16 on a GPU that has it natively (a bf16 copy of the fp32 training weights); else in fp32 (None:
+    as trained)."""
+    return torch.bfloat16 if torch.cuda.is_available() and bf16_native("cuda") else None

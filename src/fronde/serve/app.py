@@ -29,6 +29,7 @@ from fronde.infer.constrain import GrammarError, Grammars, response_format_gramm
 from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
 from fronde.model.checkpoint import from_pretrained
+from fronde.model.precision import compute_dtype
 from fronde.serve.async_engine import AsyncEngine, Submission, merged
 from fronde.serve.auth import check_key, is_public
 from fronde.serve.choices import Echo, chat_logprobs, choice, completion_logprobs, echo_logprobs
@@ -110,8 +111,7 @@ class Server:
     def load(self) -> None:
         try:
             self.tok = Tokenizer.load(self.cfg.model_dir)
-            dtype = torch.bfloat16 if self.cfg.device.startswith("cuda") else torch.float32
-            model = from_pretrained(self.cfg.model_dir, dtype=dtype, device=self.cfg.device)
+            model = from_pretrained(self.cfg.model_dir, dtype=compute_dtype(self.cfg.device), device=self.cfg.device)
             stops = [i for i in (model.config.eos_token_id, self.tok.special.end) if i is not None]
             self.grammars = Grammars(self.tok, stops)
             self.engine = AsyncEngine(Engine(model, max_batch=self.cfg.max_batch, max_model_len=self.cfg.max_model_len,

@@ -50,10 +50,9 @@ from fronde.train.grpo_loss import (
     truncation_penalty,
     zero_std_fraction,
 )
-from fronde.train.hardware import peak_flops
-from fronde.train.ledger import Ledger
+from fronde.train.ledger import Ledger, open_stage
 from fronde.train.lineage import LINEAGE, Lineage, Provenance, task_entry
-from fronde.train.loop import StageResult, StopFlag, autocast, publish_final
+from fronde.train.loop import StageResult, StopFlag, autocast, precision_note, publish_final
 from fronde.train.metrics import MetricsLog
 from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
@@ -260,9 +259,9 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
         opt.load_state_dict(resumed.trainer["optim"])
         restore_rng(resumed.trainer["rng"], ctx.rank, ctx.world_size, recipe.run.seed, say)
     ledger = Ledger.load(run_dir / "ledger.json")
-    label, peak = peak_flops(dev)
-    cost = ledger.stage(STAGE, device=label, n_devices=ctx.world_size, peak_flops_per_device=peak,
-                        price_per_device_hour=recipe.cost.price_per_hour, watts_per_device=recipe.cost.watts)
+    cost = open_stage(ledger, STAGE, dev, ctx.world_size, recipe.cost, say)
+    if note := precision_note(recipe, dev):
+        say(note)
     metrics = MetricsLog(stage_dir / "metrics.jsonl", recipe.log.tensorboard,
                          resume_from_step=start_step if resumed is not None else None) if ctx.is_main else None
     plan = StepPlan.create(recipe.schedule, resumed.state.get("plan") if resumed is not None else None)
@@ -325,7 +324,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
             if metrics is not None:
                 metrics.write(record)
             if progress is not None:
-                progress.update(task_bar, completed=done, loss=record["loss"], tps=record["tokens_per_s"], mfu=0.0,
+                progress.update(task_bar, completed=done, loss=record["loss"], tps=record["tokens_per_s"], mfu=None,
                                 val=record["reward/total"])
             stopping = distributed.any_rank(stop.requested, dev)  # every rank stops after the same step
             if stopping or last or (recipe.checkpoint.every_steps and done % recipe.checkpoint.every_steps == 0):

@@ -10,9 +10,14 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from fronde.data.io import atomic_write_text
+from fronde.train.hardware import peak_flops, unknown_peak_note
+from fronde.train.recipe import CostSection
 
 
 @dataclass
@@ -20,7 +25,7 @@ class StageCost:
     stage: str
     device: str  # label from fronde.train.hardware
     n_devices: int
-    peak_flops_per_device: float
+    peak_flops_per_device: float  # 0: not known (a GPU fronde's table lacks, no cost.peak_tflops)
     tokens: int = 0
     flops: float = 0.0
     wall_seconds: float = 0.0
@@ -33,9 +38,16 @@ class StageCost:
         return self.wall_seconds * self.n_devices / 3600
 
     @property
-    def mfu(self) -> float:
+    def mfu(self) -> float | None:
+        """None when the device's peak is not known: a made-up figure would be worse than none."""
+        if not self.peak_flops_per_device:
+            return None
         budget = self.wall_seconds * self.n_devices * self.peak_flops_per_device
         return self.flops / budget if budget else 0.0
+
+    @property
+    def mfu_text(self) -> str:
+        return "-" if self.mfu is None else f"{self.mfu:.1%}"
 
     @property
     def cost(self) -> float:
@@ -90,3 +102,13 @@ class Ledger:
     @classmethod
     def load(cls, path: Path) -> Ledger:
         return cls.from_json(json.loads(path.read_text())) if path.is_file() else cls()
+
+
+def open_stage(ledger: Ledger, name: str, device: torch.device, n_devices: int, cost: CostSection,
+               say: Callable[[str], None]) -> StageCost:
+    """The ledger entry a training stage charges, priced from the recipe's `[cost]` and the device's peak."""
+    label, peak = peak_flops(device, cost.peak_tflops)
+    if peak is None:
+        say(unknown_peak_note(label))
+    return ledger.stage(name, device=label, n_devices=n_devices, peak_flops_per_device=peak or 0.0,
+                        price_per_device_hour=cost.price_per_hour, watts_per_device=cost.watts)

@@ -27,6 +27,7 @@ from fronde.model.info import model_info
 from fronde.model.loss import IGNORE_INDEX
 from fronde.model.model import CausalLM
 from fronde.model.moe import load_imbalance, update_expert_bias
+from fronde.model.precision import bf16_native
 from fronde.train import distributed
 from fronde.train.budget import StepPlan
 from fronde.train.checkpoint import (
@@ -37,8 +38,7 @@ from fronde.train.checkpoint import (
     rng_state,
 )
 from fronde.train.distributed import DistContext
-from fronde.train.hardware import peak_flops
-from fronde.train.ledger import Ledger
+from fronde.train.ledger import Ledger, open_stage
 from fronde.train.lineage import (
     LINEAGE,
     Lineage,
@@ -124,10 +124,17 @@ class StopFlag:
 def autocast(recipe: StageRecipe, device: torch.device):
     dtype = recipe.precision.dtype
     if dtype == "auto":
-        dtype = "bf16" if device.type == "cuda" else "fp32"
+        dtype = "bf16" if bf16_native(device) else "fp32"
     if dtype == "fp32":
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def precision_note(recipe: StageRecipe, device: torch.device) -> str | None:
+    if recipe.precision.dtype == "auto" and device.type == "cuda" and not bf16_native(device):
+        return ("precision: fp32, this GPU has no native bf16 (precision.dtype=bf16 would be emulated, slowly); "
+                "a GPU from NVIDIA's Ampere generation on trains in bf16")
+    return None
 
 
 def lm_loss(recipe: StageRecipe) -> LossFn:
@@ -220,9 +227,9 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     loader = stage.train_data
     rows = slice(ctx.rank * micro, (ctx.rank + 1) * micro)
     ledger = Ledger.load(run_dir / "ledger.json")
-    label, peak = peak_flops(ctx.device)
-    cost = ledger.stage(stage.name, device=label, n_devices=ctx.world_size, peak_flops_per_device=peak,
-                        price_per_device_hour=recipe.cost.price_per_hour, watts_per_device=recipe.cost.watts)
+    cost = open_stage(ledger, stage.name, ctx.device, ctx.world_size, recipe.cost, say)
+    if note := precision_note(recipe, ctx.device):
+        say(note)
     if resumed is not None:
         if ctx.enabled and recipe.distributed.strategy == "fsdp":
             _load_fsdp_optim(model, opt, resumed.trainer["optim"])
@@ -313,7 +320,8 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
                 record = {
                     "step": done, **logged, "lr": opt.optimizers[0].param_groups[0]["lr"],
                     "grad_norm": float(grad_norm), "tokens": cost.tokens, "tokens_per_s": tokens_per_step / dt,
-                    "mfu": flops_per_token * tokens_per_step / dt / (peak * ctx.world_size),
+                    "mfu": flops_per_token * tokens_per_step / dt / (cost.peak_flops_per_device * ctx.world_size)
+                    if cost.peak_flops_per_device else None,
                     "seconds": cost.wall_seconds,
                 }
                 if plan.budget_s is not None:

@@ -98,6 +98,8 @@ class MoESection(_Section):
 class CostSection(_Section):
     price_per_hour: float = Field(0.0, ge=0, description="price of one device-hour, any currency")
     watts: float = Field(0.0, ge=0, description="power draw per device, for the energy estimate")
+    peak_tflops: float | None = Field(None, gt=0, description="dense bf16 peak TFLOP/s of one device, for MFU; "
+                                      "default: fronde's table (fronde.train.hardware), which knows common GPUs")
 
 
 class LogSection(_Section):

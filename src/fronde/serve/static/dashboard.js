@@ -260,7 +260,7 @@ function ledgerTable(ledger) {
   const row = (s, cls = null) => el("tr", { class: cls }, [
     s.stage, s.device ? (s.n_devices > 1 ? `${s.n_devices} × ${s.device}` : s.device) : "",
     formatNumber(s.tokens), s.flops ? s.flops.toExponential(2) : "—", `${formatNumber(Math.round(s.wall_seconds))} s`,
-    formatNumber(s.device_hours, 3), s.mfu !== undefined ? `${(s.mfu * 100).toFixed(1)}%` : "",
+    formatNumber(s.device_hours, 3), s.mfu !== undefined && s.mfu !== null ? `${(s.mfu * 100).toFixed(1)}%` : "-",
     s.price_per_device_hour === 0 ? "no price" : formatNumber(s.cost, 4), `${formatNumber(s.energy_kwh, 3)} kWh`,
     s.resumes ?? "",
   ].map((v, i) => (i < 2 ? el("td", {}, v) : el("td", { class: "num" }, v))));
