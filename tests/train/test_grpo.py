@@ -98,6 +98,45 @@ def test_a_grpo_step_moves_probability_toward_the_rewarded_completion(base_dir, 
     assert record["reward/correct"] == 0.5 and record["zero_std_groups"] == 0.0
 
 
+def test_out_of_memory_retries_the_update_in_smaller_forwards(base_dir, monkeypatch):
+    """Forwards of more than 2 sequences raise torch.OutOfMemoryError (as on a GPU too small for the recipe): the
+    scoring passes and the update retry with 2 sequences a forward, and the step is the one micro_batch_size=2 makes."""
+    from fronde.model.checkpoint import from_pretrained
+    from fronde.train import grpo
+    from fronde.train.oom import MicroSplit
+
+    tok, task = Tokenizer.load(base_dir), YesTask()
+    real = grpo.sequence_logprobs
+
+    def small_gpu(model, seqs, *args, **kwargs):
+        if seqs.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB.")
+        return real(model, seqs, *args, **kwargs)
+
+    def run(micro: int, split: MicroSplit | None) -> tuple[torch.nn.Module, list[dict], list[str]]:
+        model, ref = from_pretrained(base_dir), from_pretrained(base_dir).requires_grad_(False)
+        recipe = RLRecipe.model_validate({"rl": {"prompts_per_step": 2, "group_size": 4, "iterations": 2,
+                                                 "beta": 0.1, "rewards": {"correct": 1.0}},
+                                          "batch": {"micro_batch_size": micro},
+                                          "optim": {"lr": 1e-3, "weight_decay": 0.0},
+                                          "schedule": {"max_steps": 10, "warmup_steps": 0}})
+        opt = Optimizers(model, recipe.optim, torch.device("cpu"))
+        sampler, said = PromptSampler([task.train(4, 0)], [1.0], seed=0), []
+        records = [rl_step(model, ref, opt, Scripted(tok), tok, [task], [Toolbox([])], sampler, recipe, step,
+                           torch.device("cpu"), None, split, said.append) for step in range(2)]
+        return model, records, said
+
+    want_model, want, _ = run(2, None)
+    monkeypatch.setattr(grpo, "sequence_logprobs", small_gpu)
+    split = MicroSplit(4)
+    got_model, got, said = run(4, split)
+    assert split.parts == 2 and len(said) == 1 and "out of memory in step 1" in said[0], said
+    for a, b in zip(got, want):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6) and a["kl"] == pytest.approx(b["kl"], abs=1e-6)
+    for (name, p), q in zip(got_model.named_parameters(), want_model.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
+
+
 def test_log_probs_are_those_of_the_sampling_temperature(base_dir):
     """Samples drawn at T come from softmax(logits / T): the policy-gradient log-probs must be that policy's."""
     from fronde.model.checkpoint import from_pretrained

@@ -244,3 +244,73 @@ def test_the_run_says_how_many_epochs_it_reads_and_warns_before_memorising(refer
     assert len(warnings) == 1 and "lower schedule.max_steps (to about 200)" in warnings[0]
     _, warnings = data_plan(400, False, recipe)  # 4 epochs in less than a step: fewer steps cannot help
     assert "add data (one step alone" in warnings[0] and "no val split" in warnings[1]
+
+
+def test_out_of_memory_retries_the_step_in_smaller_forwards_and_resumes_so(tmp_path, data_dir, reference_run,
+                                                                           monkeypatch):
+    """A GPU smaller than the recipe assumed: forwards of more than 2 rows raise torch.OutOfMemoryError (as CUDA's
+    allocator would). The step is retried with each micro-batch of 4 rows in 2 forwards: same rows, same losses as
+    the uninterrupted run; the checkpoint carries the split to a resumed run, which does not run out again."""
+    from tests.train.conftest import RECIPE
+
+    from fronde.train import loop
+    from fronde.train.pretrain import pretrain
+    from fronde.train.recipe import load_recipe
+
+    real_loss, rows_seen = loop.lm_loss, []
+
+    def small_gpu(recipe):
+        fn = real_loss(recipe)
+
+        def guarded(forward, x, y):
+            rows_seen.append(x.shape[0])
+            if x.shape[0] > 2:
+                forward(x, y)  # the memory of a real forward, then the failure
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.")
+            return fn(forward, x, y)
+
+        return guarded
+
+    monkeypatch.setattr(loop, "lm_loss", small_gpu)
+    path = tmp_path / "oom.toml"
+    path.write_text(RECIPE.format(name="oom", out=tmp_path / "runs", data=data_dir))
+    said: list[str] = []
+    recipe = load_recipe(str(path), ["schedule.max_steps=12"])
+    stop_after = 4
+
+    class Stop:  # SIGTERM after step 4's checkpoint: the run stops there, as a killed one would resume
+        def add_task(self, *a, **k):
+            return 0
+
+        def update(self, task, completed=None, **k):
+            if completed == stop_after:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    result = pretrain(recipe, say=said.append, progress=Stop())
+    assert result.stopped_early and result.last_step == 4
+    retries = [line for line in said if "out of memory in step 1" in line]
+    assert len(retries) == 1 and "in 2 forwards of 2 rows" in retries[0], said
+    assert "batch.micro_batch_size=2" in retries[0]
+    assert rows_seen[0] == 4 and set(rows_seen[1:]) == {2}
+    rows_seen.clear()
+    said.clear()
+    stop_after = None
+    result = pretrain(recipe, resume=True, say=said.append, progress=Stop())
+    assert result.last_step == 12 and set(rows_seen) == {2}
+    assert any("each micro-batch in 2 forwards of 2 rows" in line for line in said), said
+    expected, got = _losses(reference_run[0]), _losses(tmp_path / "runs" / "oom")
+    assert sorted(got) == sorted(expected)
+    for step in expected:  # 2.5e-5 at most, 2026-12-06
+        assert got[step] == pytest.approx(expected[step], abs=1e-4), step
+
+
+def test_out_of_memory_under_torchrun_names_the_micro_batch_to_set():
+    from fronde.train.oom import next_split, shrink
+    from fronde.train.recipe import RecipeError
+
+    assert [next_split(12, s) for s in (1, 2, 3, 4, 6, 12)] == [2, 3, 4, 6, 12, None]
+    err = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.")
+    with pytest.raises(RecipeError, match=r"batch.micro_batch_size=8 .*torchrun"):
+        shrink(err, 0, 16, 1, 2048, True, torch.device("cpu"))
+    with pytest.raises(RecipeError, match="one row does not fit.*Tried to allocate"):
+        shrink(err, 0, 1, 1, 2048, False, torch.device("cpu"))

@@ -54,6 +54,7 @@ from fronde.train.ledger import Ledger, open_stage
 from fronde.train.lineage import LINEAGE, Lineage, Provenance, task_entry
 from fronde.train.loop import StageResult, StopFlag, autocast, precision_note, publish_final
 from fronde.train.metrics import MetricsLog
+from fronde.train.oom import MicroSplit
 from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
 from fronde.train.pretrain import tokenizer_files
@@ -254,6 +255,9 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
         torch.manual_seed(recipe.run.seed)
         model, start_step = from_pretrained(init_dir).to(dev), 0
     ref = from_pretrained(init_dir).to(dev).eval().requires_grad_(False) if sec.beta > 0 else None
+    split = MicroSplit(recipe.batch.micro_batch_size, distributed=ctx.enabled)
+    if resumed is not None:
+        split.resumed(int(resumed.state.get("micro_split", 1)), say)
     opt = Optimizers(model, recipe.optim, dev)
     if resumed is not None:
         opt.load_state_dict(resumed.trainer["optim"])
@@ -304,7 +308,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
         while not plan.finished(done):
             step, t0 = done, time.perf_counter()
             opt.set_lr(plan.lr(step, recipe.optim.min_lr_ratio))
-            record = rl_step(model, ref, opt, rollouts, tok, tasks, boxes, sampler, recipe, step, dev, ctx)
+            record = rl_step(model, ref, opt, rollouts, tok, tasks, boxes, sampler, recipe, step, dev, ctx, split, say)
             dt = time.perf_counter() - t0
             cost.tokens += record.pop("_train_tokens")
             cost.flops += record.pop("_flops_tokens") * train_flops
@@ -328,7 +332,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
                                 val=record["reward/total"])
             stopping = distributed.any_rank(stop.requested, dev)  # every rank stops after the same step
             if stopping or last or (recipe.checkpoint.every_steps and done % recipe.checkpoint.every_steps == 0):
-                checkpoint(done, {"test_accuracy_before": first_acc})
+                checkpoint(done, {"test_accuracy_before": first_acc, "micro_split": split.parts})
             if stopping:
                 say(f"stopped by signal after step {done}; resume with --resume")
                 break
@@ -358,7 +362,8 @@ def tool_metrics(columns: dict[str, torch.Tensor]) -> dict[str, float]:
 
 def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Rollouts, tok: Tokenizer,
             tasks: list[Task], boxes: list[Toolbox], sampler: PromptSampler, recipe: RLRecipe, step: int,
-            dev: torch.device, ctx: DistContext | None = None) -> dict[str, Any]:
+            dev: torch.device, ctx: DistContext | None = None, split: MicroSplit | None = None,
+            say: Callable[[str], None] = print) -> dict[str, Any]:
     """One GRPO step: rollouts, rewards, advantages, `iterations` optimizer steps. Returns the metrics record.
 
     Under torchrun each rank samples its contiguous share of the step's prompts (each row seeded by its index in the
@@ -409,21 +414,22 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
         mask[i, len(ep.prompt) - 1:lengths[i] - 1] = torch.tensor(ep.mask, dtype=torch.float32)
     mask = truncation_mask(mask, finished, sec.truncated)
     seqs, mask, adv = seqs.to(dev), mask.to(dev), adv.to(dev)
-    micro = recipe.batch.micro_batch_size
+    split = split or MicroSplit(recipe.batch.micro_batch_size, distributed=world > 1)
     n, n_all = len(flat), len(all_rewards)
-    chunks = [slice(i, min(i + micro, n)) for i in range(0, n, micro)]
     total_tokens = float(distributed.all_reduce(mask.sum()).clamp(min=1))
     longest = int(columns["length"].max()) - 1
-    with torch.no_grad(), autocast(recipe, dev):
-        old = torch.cat([sequence_logprobs(model, seqs[c], sec.temperature)[0] for c in chunks]) if sec.iterations > 1 \
-            else None
-        ref_lp = torch.cat([sequence_logprobs(ref, seqs[c], sec.temperature)[0] for c in chunks]) if ref is not None \
-            else None
-    stats_sum: dict[str, float] = {}
-    loss_sum, entropy_sum = 0.0, 0.0
-    params = [p for p in model.parameters() if p.requires_grad]
-    for it in range(sec.iterations):
-        for c in chunks:
+
+    def chunks() -> list[slice]:  # split.rows sequences a forward: fewer after an out-of-memory (fronde.train.oom)
+        return [slice(i, min(i + split.rows, n)) for i in range(0, n, split.rows)]
+
+    def scores(m: CausalLM) -> torch.Tensor:
+        with torch.no_grad(), autocast(recipe, dev):
+            return torch.cat([sequence_logprobs(m, seqs[c], sec.temperature)[0] for c in chunks()])
+
+    def iteration(it: int) -> tuple[float, float, dict[str, float]]:
+        """Forward and backward over every chunk: gradients accumulated; (loss, entropy sum, stats) of the pass."""
+        loss_sum, entropy_sum, stats_sum = 0.0, 0.0, {}
+        for c in chunks():
             with autocast(recipe, dev):
                 logp, ent = sequence_logprobs(model, seqs[c], sec.temperature, want_entropy=it == 0)
             old_c = old[c] if old is not None else logp.detach()
@@ -439,6 +445,21 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
                 stats_sum[k] = stats_sum.get(k, 0.0) + v * share / sec.iterations
             if ent is not None:
                 entropy_sum += float((ent * mask[c]).sum())
+        return loss_sum, entropy_sum, stats_sum
+
+    def attempt(fn: Callable[[], Any], reset: Callable[[], None] = lambda: None) -> Any:
+        return split.run(fn, step, seqs.shape[1], dev, reset, say)
+
+    old = attempt(lambda: scores(model)) if sec.iterations > 1 else None
+    ref_lp = attempt(lambda: scores(ref)) if ref is not None else None
+    stats_sum: dict[str, float] = {}
+    loss_sum, entropy_sum = 0.0, 0.0
+    params = [p for p in model.parameters() if p.requires_grad]
+    for it in range(sec.iterations):
+        pass_loss, pass_entropy, pass_stats = attempt(lambda: iteration(it), opt.zero_grad)
+        loss_sum, entropy_sum = loss_sum + pass_loss, entropy_sum + pass_entropy
+        for k, v in pass_stats.items():
+            stats_sum[k] = stats_sum.get(k, 0.0) + v
         distributed.all_reduce_grads(params)
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip or math.inf)
         opt.step()

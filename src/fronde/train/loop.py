@@ -48,6 +48,7 @@ from fronde.train.lineage import (
 )
 from fronde.train.metrics import MetricsLog
 from fronde.train.model_card import write_model_card
+from fronde.train.oom import MicroSplit
 from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
 from fronde.train.recipe import RecipeError, StageRecipe
@@ -259,7 +260,8 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             writer.save(at_step, config, model_state, next(model.parameters()).dtype,
                         {"optim": optim_state, "rng": rngs},
                         {"loader": loader.state_dict(), "ledger": ledger_json, "recipe_digest": recipe.digest(),
-                         "plan": plan.state(time.perf_counter() - started), **stage.extra_state},
+                         "plan": plan.state(time.perf_counter() - started), "micro_split": split.parts,
+                         **stage.extra_state},
                         extra_files=stage.files, owned=owned)
             ledger.save(run_dir / "ledger.json")
         distributed.barrier()
@@ -273,27 +275,40 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
         cost.wall_seconds += now - mark
         mark = now
 
+    split = MicroSplit(micro, distributed=ctx.enabled)
+    if resumed is not None:
+        split.resumed(int(resumed.state.get("micro_split", 1)), say)
+
+    def accumulate(batches: list[tuple[torch.Tensor, ...]], split: int) -> tuple[dict[str, torch.Tensor], int]:
+        """Forward and backward over the step's micro-batches, each cut into `split` equal parts: gradients
+        accumulated, loss terms summed. Returns the sums and the number of forwards they add up."""
+        parts = [p for x, y in batches for p in zip(x.chunk(split), y.chunk(split))]
+        weights = token_weights([y for _, y in parts], ctx) if token_mean else [None] * len(parts)
+        sums: dict[str, torch.Tensor] = {}
+        for m, ((x, y), weight) in enumerate(zip(parts, weights)):
+            x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+            sync = wrapped.no_sync() if ctx.enabled and m < len(parts) - 1 and hasattr(wrapped, "no_sync") \
+                else nullcontext()
+            with sync, autocast(recipe, ctx.device):
+                step_loss = loss_fn(forward, x, y)
+            total, logs = step_loss.total, step_loss.logs
+            if weight is not None:
+                total, logs = total * weight, {k: v * weight for k, v in logs.items()}
+            (total / len(parts)).backward()
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0) + v
+        return sums, len(parts)
+
     stopping = False
     with StopFlag() as stop, writer:
         task = progress.add_task(stage.name, total=plan.planned, completed=start_step) if progress else None
         while not plan.finished(done):
             step, t0 = done, time.perf_counter()
             opt.set_lr(plan.lr(step, recipe.optim.min_lr_ratio))
-            sums: dict[str, torch.Tensor] = {}
             batches = [tuple(t[rows] for t in loader.next_batch()) for _ in range(accum)]
-            weights = token_weights([y for _, y in batches], ctx) if token_mean else [None] * accum
-            for m, ((x, y), weight) in enumerate(zip(batches, weights)):
-                x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
-                sync = wrapped.no_sync() if ctx.enabled and m < accum - 1 and hasattr(wrapped, "no_sync") \
-                    else nullcontext()
-                with sync, autocast(recipe, ctx.device):
-                    step_loss = loss_fn(forward, x, y)
-                total, logs = step_loss.total, step_loss.logs
-                if weight is not None:
-                    total, logs = total * weight, {k: v * weight for k, v in logs.items()}
-                (total / accum).backward()
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0) + v
+            # once, unless the GPU runs out of memory: then the same rows in smaller forwards (fronde.train.oom)
+            sums, parts = split.run(lambda: accumulate(batches, split.parts), step, recipe.batch.seq_len, ctx.device,
+                                    opt.zero_grad, say)
             clip = recipe.optim.grad_clip or math.inf
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
@@ -315,7 +330,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             if done % recipe.log.every_steps == 0 or last or done == start_step + 1 or val_loss is not None:
                 charge()
                 names = sorted(sums)
-                means = distributed.all_reduce_mean(torch.stack([sums[k] for k in names]) / accum).tolist()
+                means = distributed.all_reduce_mean(torch.stack([sums[k] for k in names]) / parts).tolist()
                 logged = dict(zip(names, means))
                 record = {
                     "step": done, **logged, "lr": opt.optimizers[0].param_groups[0]["lr"],

@@ -73,7 +73,8 @@ class BatchSection(_Section):
 
 
 class PrecisionSection(_Section):
-    dtype: Literal["auto", "bf16", "fp32"] = Field("auto", description="autocast dtype: auto = bf16 on CUDA, fp32 on CPU")
+    dtype: Literal["auto", "bf16", "fp32"] = Field("auto", description="autocast dtype: auto = bf16 on a GPU that has "
+                                                   "it natively (NVIDIA Ampere on), else fp32")
     compile: bool = Field(False, description="torch.compile the model")
 
 
