@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 
+import torch
 import typer
 from rich.console import Console
 
@@ -21,6 +22,7 @@ from fronde.cli.runs_cmd import runs_command
 from fronde.cli.serve_cmd import serve_command
 from fronde.cli.speedrun_cmd import speedrun_command
 from fronde.cli.train_cmd import distill_command, pretrain_command, rl_command, sft_command
+from fronde.train.oom import first_line
 
 app = typer.Typer(
     name="fronde",
@@ -68,6 +70,10 @@ def main(prog_name: str | None = None) -> None:
         where = f"{e.filename}: " if e.filename else ""
         print_error(Console(stderr=True), f"{where}{e.strerror}")
         raise SystemExit(2) from None
+    except torch.OutOfMemoryError as e:  # training steps retry by themselves (fronde.train.oom); the rest land here
+        print_error(Console(stderr=True), f"out of GPU memory: {first_line(e)} Lower the batch (batch.micro_batch_size, "
+                    "--max-batch for serving), the sequence length, or use a GPU with more memory.")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
