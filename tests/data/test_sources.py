@@ -56,6 +56,50 @@ def test_all_formats(tmp_path: Path) -> None:
     assert all(len(f.sha256) == 64 and f.bytes > 0 for f in c.files.values())
 
 
+PAGE = """<!doctype html><html><head><title>Onboarding &amp; FAQ</title><meta charset="utf-8">
+<style>p { color: red }</style><script>var s = "<p>not text</p>";</script></head>
+<body><nav><a href="/">Home</a> <a href="/docs">Docs</a></nav>
+<h2>Getting   started</h2><p>Install the <b>fronde</b> package,
+then run it.<br>Next line.</p><ul><li>one</li><li>two <i>items</i></li></ul>
+<pre>def f(x):
+    return x</pre>
+<table><tr><th>key</th><th>value</th></tr><tr><td>a</td><td>1</td></tr></table><p>caf&eacute; &lt;3</p></body></html>"""
+
+
+def _notebook(cells: list, language: str = "python") -> str:
+    return json.dumps({"cells": cells, "metadata": {"language_info": {"name": language}}, "nbformat": 4})
+
+
+def test_html_and_notebooks_are_read_for_their_text(tmp_path: Path) -> None:
+    d = tmp_path / "site"
+    d.mkdir()
+    (d / "page.html").write_text(PAGE)
+    (d / "blank.htm").write_text("<html><head><script>x()</script></head><body><nav>menu</nav></body></html>")
+    (d / "nb.ipynb").write_text(_notebook([
+        {"cell_type": "markdown", "source": ["# Analysis\n", "We load the data."]},
+        {"cell_type": "code", "source": "import numpy as np\nnp.ones(3)",
+         "outputs": [{"data": {"image/png": "iVBORw0KGgo" * 50, "text/plain": ["array([1., 1., 1.])"]}}]},
+        {"cell_type": "code", "source": []},
+    ]))
+    (d / "broken.ipynb").write_text("{not json")
+    (d / "notebook.ipynb").write_text(json.dumps({"cells": "none"}))
+    c = _collect(tmp_path, str(d), near_dedup=False)
+    texts = sorted(_texts(c))
+    assert texts == sorted([
+        "Onboarding & FAQ\n\n## Getting started\n\nInstall the fronde package, then run it.\nNext line.\n\n"
+        "- one\n- two items\n\ndef f(x):\n    return x\n\nkey\tvalue\na\t1\n\ncafé <3",
+        "# Analysis\nWe load the data.\n\n```python\nimport numpy as np\nnp.ones(3)\n```",
+    ])
+    assert c.dropped["empty"] == 1 and c.dropped["broken_record"] == 2
+    named = {Path(x["location"]).name: x["reason"] for x in c.problems}
+    assert named["blank.htm"] == "no visible text" and "invalid JSON" in named["broken.ipynb"]
+    assert "no `cells` list" in named["notebook.ipynb"]
+    assert {f.format for f in c.files.values()} == {"html", "ipynb"}
+    # extract=false: the same files as plain text, markup and outputs kept
+    raw = _collect(tmp_path, f"{d}/page.html::extract=false", f"{d}/nb.ipynb::extract=false", near_dedup=False)
+    assert sorted(_texts(raw)) == sorted([PAGE, (d / "nb.ipynb").read_text()])
+
+
 def test_chat_messages_records(tmp_path: Path) -> None:
     p = tmp_path / "chats.jsonl"
     chat = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}

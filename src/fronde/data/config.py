@@ -31,6 +31,8 @@ class SourceConfig(BaseModel):
     text_field: str | None = Field(None, description="JSON/JSONL/Parquet field holding text or chat `messages`.")
     pii: bool | None = Field(None, description="Scrub PII; default: on for user files, off for built-ins.")
     max_documents: int | None = Field(None, ge=1, description="Read at most this many documents.")
+    extract: bool = Field(True, description="HTML -> its visible text, .ipynb -> its cells (fronde.data.markup); "
+                          "false reads them as plain text, markup kept.")
 
     @classmethod
     def parse_spec(cls, spec: str) -> "SourceConfig":

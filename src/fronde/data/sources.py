@@ -25,6 +25,7 @@ from fronde.data.clean import decode_utf8, is_binary, iter_text_pieces, split_lo
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
+from fronde.data.markup import NotebookError, html_text, notebook_text
 from fronde.data.io import sha256_file
 
 TEXT_EXTS = {
@@ -32,15 +33,16 @@ TEXT_EXTS = {
     "py", "pyi", "pyx", "c", "h", "cc", "cpp", "cxx", "hpp", "hh", "java", "js", "mjs", "cjs", "ts", "tsx",
     "jsx", "go", "rs", "rb", "php", "cs", "swift", "kt", "kts", "scala", "sh", "bash", "zsh", "fish", "ps1",
     "sql", "r", "jl", "lua", "pl", "pm", "hs", "ml", "mli", "ex", "exs", "erl", "clj", "lisp", "el", "vim",
-    "toml", "yaml", "yml", "ini", "cfg", "conf", "html", "htm", "css", "scss", "xml", "proto", "cmake",
-    "dart", "zig", "nim", "f90", "m", "mm", "v", "sv", "vhd", "tf", "graphql", "ipynb",
+    "toml", "yaml", "yml", "ini", "cfg", "conf", "css", "scss", "xml", "proto", "cmake",
+    "dart", "zig", "nim", "f90", "m", "mm", "v", "sv", "vhd", "tf", "graphql",
 }
 RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet"}
+MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}  # text extracted: data/markup.py
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
 
 
 def file_format(path: Path) -> tuple[str | None, bool]:
-    """(format, gzip?) from the name: format is text/jsonl/json/parquet, or None if unsupported.
+    """(format, gzip?) from the name: format is text/jsonl/json/parquet/html/ipynb, or None if unsupported.
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == "gz"
@@ -49,6 +51,8 @@ def file_format(path: Path) -> tuple[str | None, bool]:
     ext = suffixes[-1] if suffixes else ""
     if ext in RECORD_EXTS:
         return RECORD_EXTS[ext], compressed
+    if ext in MARKUP_EXTS:
+        return MARKUP_EXTS[ext], compressed
     if ext in TEXT_EXTS or not ext or not path.suffix[1:].isalnum():
         return "text", compressed
     return None, compressed
@@ -134,7 +138,7 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
         files: list[SourceFile] = []
         for p in paths:
             fmt, gz = file_format(p)
-            if fmt is None:
+            if fmt is None or (fmt in ("html", "ipynb") and not sc.extract):
                 fmt = "text"  # named explicitly: try it; binary sniffing will catch a non-text file
             st = p.stat()
             files.append(SourceFile(path=str(p), source=name, licence=licence, format=fmt, compressed=gz,
@@ -144,12 +148,32 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
     if not any(r.files for r in resolved):
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
-                        f"(supported: text/code files, .jsonl, .json, .parquet and their .gz)")
+                        f"(supported: text/code files, .html, .ipynb, .jsonl, .json, .parquet and their .gz)")
     return resolved
 
 
 def _open(sf: SourceFile) -> BinaryIO:
     return gzip.open(sf.path, "rb") if sf.compressed else open(sf.path, "rb")  # type: ignore[return-value]
+
+
+def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+    """An HTML page's visible text or a notebook's cells (fronde.data.markup), cut into pieces of `max_chars`."""
+    with _open(sf) as f:
+        data = f.read()
+    if is_binary(data):
+        yield Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes")
+        return
+    raw, bad = decode_utf8(data)
+    try:
+        text = html_text(raw) if sf.format == "html" else notebook_text(raw)
+    except NotebookError as e:
+        yield Drop(sf.path, sf.path, "broken_record", f"notebook: {e}")
+        return
+    if not text.strip():
+        yield Drop(sf.path, sf.path, "empty", "no visible text" if sf.format == "html" else "no non-empty cell")
+        return
+    for k, piece in enumerate(split_long(text, max_chars)):
+        yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, bad_utf8=bad, pii=pii)
 
 
 def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
@@ -289,6 +313,8 @@ def iter_source(src: ResolvedSource, max_chars: int) -> Iterator[tuple[SourceFil
             items = read_json(sf, src.text_field, max_chars)
         elif sf.format == "parquet":
             items = read_parquet(sf, src.text_field, max_chars)
+        elif sf.format in ("html", "ipynb"):
+            items = read_markup_file(sf, max_chars)
         else:
             items = read_text_file(sf, max_chars)
         for item in items:

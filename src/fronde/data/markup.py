@@ -1,0 +1,150 @@
+"""HTML pages and Jupyter notebooks -> the text a reader sees, as training documents.
+
+A team's documents often come as an intranet or wiki export (HTML) and as notebooks. Read as plain text, a page is
+mostly markup, scripts and styles, and a notebook is JSON with its outputs (base64 images, long tables): a model
+trained on that learns tags and escapes. So, as web-scale pipelines do (FineWeb extracts text with trafilatura;
+StarCoder turned notebooks into their cells), fronde reads:
+
+- HTML (`.html`, `.htm`, `.xhtml`): the visible text, with the standard library's tolerant `html.parser`: no script,
+  style, template, SVG or navigation menu; block elements end lines; headings as `#` lines and list items as `- `
+  lines (Markdown, which a model also meets in chats); `<pre>` keeps its spacing; entities decoded.
+- Notebooks (`.ipynb`): the cells in order, Markdown and raw cells as they are, code cells fenced with the
+  notebook's language; outputs left out.
+
+A source with `extract = false` reads these files as plain text instead (markup kept: for a model that should
+write HTML).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+# Elements whose content is never visible text (or is a site's menu, repeated on every page).
+SKIP = {"script", "style", "noscript", "template", "svg", "math", "canvas", "iframe", "object", "nav", "select"}
+# Elements that start and end a line of their own.
+BLOCK = {
+    "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog", "div", "dl", "dt",
+    "fieldset", "figcaption", "figure", "footer", "form", "header", "hr", "html", "legend", "li", "main", "ol",
+    "p", "pre", "section", "summary", "table", "tbody", "tfoot", "thead", "title", "tr", "ul",
+    "h1", "h2", "h3", "h4", "h5", "h6",
+}
+_SPACES = re.compile(r"[ \t\f\v\r\n]+")
+_BLANKS = re.compile(r"\n{3,}")
+
+
+class _VisibleText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []  # finished lines
+        self.line: list[str] = []  # the line being built
+        self.skip = 0  # depth inside SKIP elements
+        self.pre = 0  # depth inside <pre>
+        self.head = False  # inside <head>, where only <title> is text
+        self.title = False
+        self.cells = 0  # cells so far in the current table row
+
+    def _break(self, blank: bool = False) -> None:
+        text = "".join(self.line)
+        if self.pre:
+            self.lines.append(text)
+        elif text.strip():
+            self.lines.append(text.strip())
+        if blank and self.lines and self.lines[-1] != "":
+            self.lines.append("")
+        self.line = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in SKIP:
+            self.skip += 1
+        elif tag == "head":
+            self.head = True
+        elif tag == "br":
+            self._break()
+        elif tag in BLOCK:
+            self._break(blank=tag in {"p", "pre", "table", "blockquote"} or tag[0] == "h" and tag[1:].isdigit())
+            if tag == "pre":
+                self.pre += 1
+            elif tag == "li":
+                self.line.append("- ")
+            elif tag[0] == "h" and tag[1:].isdigit():
+                self.line.append("#" * int(tag[1]) + " ")
+            elif tag == "tr":
+                self.cells = 0
+            elif tag == "title":
+                self.title = True
+        elif tag in ("td", "th"):
+            if self.cells:
+                self.line.append("\t")
+            self.cells += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("br", "hr"):
+            self._break()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag == "head":
+            self.head = False
+        elif tag in BLOCK:
+            self._break(blank=tag in {"p", "pre", "table", "blockquote", "title"} or tag[0] == "h" and
+                        tag[1:].isdigit())
+            if tag == "pre":
+                self.pre = max(0, self.pre - 1)
+            elif tag == "title":
+                self.title = False
+
+    def handle_data(self, data: str) -> None:
+        if self.skip or (self.head and not self.title):
+            return
+        if self.pre:
+            self.line.append(data)
+            return
+        text = _SPACES.sub(" ", data)
+        if not self.line or self.line[-1].endswith((" ", "\t")) or self.line[-1] in ("- ",):
+            text = text.lstrip(" ")
+        self.line.append(text)
+
+    def text(self) -> str:
+        self.close()
+        self._break()
+        return _BLANKS.sub("\n\n", "\n".join(self.lines)).strip("\n")
+
+
+def html_text(html: str) -> str:
+    """The visible text of an HTML page or fragment (empty when it shows none)."""
+    parser = _VisibleText()
+    parser.feed(html)
+    return parser.text()
+
+
+class NotebookError(ValueError):
+    """Not a Jupyter notebook: the message says what is wrong."""
+
+
+def notebook_text(raw: str) -> str:
+    """A notebook's cells in order: Markdown and raw cells as text, code cells fenced with the notebook's language."""
+    try:
+        nb = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise NotebookError(f"invalid JSON: {e.msg} at line {e.lineno}") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if cells is None and isinstance(nb, dict) and isinstance(nb.get("worksheets"), list):  # nbformat 3
+        cells = [c for w in nb["worksheets"] if isinstance(w, dict) for c in w.get("cells") or []]
+    if not isinstance(cells, list):
+        raise NotebookError("no `cells` list (not a Jupyter notebook)")
+    meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
+    lang = ((meta.get("language_info") or {}).get("name") or (meta.get("kernelspec") or {}).get("language")
+            or "python")
+    parts: list[str] = []
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        source = cell.get("source", cell.get("input", ""))
+        text = "".join(source) if isinstance(source, list) else source if isinstance(source, str) else ""
+        if not text.strip():
+            continue
+        parts.append(f"```{lang}\n{text.strip(chr(10))}\n```" if cell.get("cell_type") == "code" else text.strip())
+    return "\n\n".join(parts)
