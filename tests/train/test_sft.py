@@ -131,7 +131,8 @@ def test_fronde_sft_end_to_end(tmp_path, base_dir):
     res = subprocess.run(FRONDE + ["sft", str(recipe)], env=ENV, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     # the user's chats are PII-scrubbed by default, said, recorded in fronde.json and on the model card
-    assert "sft chat files: PII-scrubbed, replaced: email 2, phone 1; 1 shared addresses" in " ".join(res.stdout.split())
+    assert ("sft chat files: 41 conversations (messages 41); PII-scrubbed, replaced: email 2, phone 1; "
+            "1 shared addresses") in " ".join(res.stdout.split())
     model = tmp_path / "runs" / "s" / "sft" / "model"
     scrub = json.loads((model / "fronde.json").read_text())["inputs"]["chat_pii"]
     assert scrub["scrubbed"] and scrub["replacements"]["email"] == 2 and scrub["kept_shared"]["ipv4"] == 1
@@ -241,7 +242,7 @@ def test_chat_files_are_scrubbed_everywhere_text_lives(tmp_path):
     file is read verbatim (sft.pii = false)."""
     from collections import Counter
 
-    from fronde.train.sft_data import read_chat_jsonl
+    from fronde.train.sft_data import read_chat_file
 
     path = tmp_path / "c.jsonl"
     path.write_text(json.dumps({"messages": [
@@ -251,13 +252,13 @@ def test_chat_files_are_scrubbed_everywhere_text_lives(tmp_path):
                         {"function": {"name": "crm", "arguments": {"to": ["ana@lab-mail.org"], "n": 3}}}]},
         {"role": "tool", "content": "ok"}, {"role": "assistant", "content": "Done."}]}) + "\n")
     counts: Counter[str] = Counter()
-    (conv,) = read_chat_jsonl(path, counts)
+    (conv,) = read_chat_file(path, counts)
     text = json.dumps(conv.messages)
     assert "lab-mail" not in text and "83.12" not in text and "+3361" not in text
     assert conv.messages[1]["tool_calls"][1]["function"]["arguments"] == {"to": ["<EMAIL>"], "n": 3}
     assert json.loads(conv.messages[1]["tool_calls"][0]["function"]["arguments"]) == {"phone": "<PHONE>"}
     assert counts == Counter({"email": 2, "ipv4": 1, "phone": 1})
-    (verbatim,) = read_chat_jsonl(path)
+    (verbatim,) = read_chat_file(path)
     assert "ana@lab-mail.org" in json.dumps(verbatim.messages)
 
 

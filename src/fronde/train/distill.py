@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from fronde.data.chat import map_message_text, normalize_messages, render_chat
+from fronde.data.chat import map_message_text, render_chat
+from fronde.data.chat_formats import iter_rows, row_chat
 from fronde.data.errors import DataError
 from fronde.data.pii import scrub_pii
 from fronde.data.tokenizer import Tokenizer
@@ -35,7 +35,7 @@ from fronde.train.recipe import RecipeError, _Section
 from fronde.train.rollouts import Rollouts
 from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
 from fronde.train.sft import SFTRecipe, TaskMix, chat_stage, pii_line, pii_record
-from fronde.train.sft_data import Conversation, read_chat_jsonl
+from fronde.train.sft_data import Conversation, read_chat_file
 from fronde.train.teacher import load_teacher
 
 STAGE = "distill"
@@ -46,8 +46,8 @@ class DistillSection(_Section):
     mode: Literal["sequence", "logit"] = "sequence"
     # sequence-level
     prompt_tasks: list[TaskMix] = Field(default_factory=list, description="task problems the teacher answers")
-    prompt_files: list[str] = Field(default_factory=list, description="chat JSONL: the teacher answers the last "
-                                                                        "user turn of each (assistant turns dropped)")
+    prompt_files: list[str] = Field(default_factory=list, description="chat files (as sft.chat_files; the answer may "
+                                    "be left out): the teacher answers the last user turn of each")
     max_new_tokens: int = Field(256, gt=0)
     temperature: float = Field(0.0, ge=0, le=2)
     samples_per_prompt: int = Field(1, gt=0)
@@ -95,24 +95,21 @@ def teacher_prompts(recipe: DistillRecipe, say: Callable[[str], None] = print, p
 
 
 def read_prompts(path: Path, pii: Counter[str] | None = None) -> list[PromptItem]:
-    """`{"messages": [...]}` per line; the teacher answers the conversation up to its last user turn. With `pii`
-    (a Counter) the prompts are PII-scrubbed before the teacher sees them, as SFT's chat files are."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such prompt file")
+    """A chat file's rows (any format fronde.data.chat_formats reads; the answer may be left out); the teacher
+    answers each conversation up to its last user turn. With `pii` (a Counter) the prompts are PII-scrubbed before
+    the teacher sees them, as SFT's chat files are."""
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for loc, row in iter_rows(path):
         try:
-            msgs = normalize_messages(json.loads(line)["messages"])
-        except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
-            raise DataError(f"{path}:{n}: not a chat object with 'messages' ({e})") from None
+            msgs, _, _ = row_chat(row, answered=False)
+        except ValueError as e:
+            raise DataError(f"{path.parent / loc}: {e}") from None
         users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
         if not users:
-            raise DataError(f"{path}:{n}: no user message for the teacher to answer")
+            raise DataError(f"{path.parent / loc}: no user message for the teacher to answer")
         if pii is not None:
             map_message_text(msgs, lambda text: scrub_pii(text, pii))
-        out.append(PromptItem(f"{path.name}:{n}", msgs[: users[-1] + 1]))
+        out.append(PromptItem(loc, msgs[: users[-1] + 1]))
     return out
 
 
@@ -273,7 +270,7 @@ def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: Di
             f"cache, {kept} kept, {rows - kept} rejected by the verifier, "
             f"{sum(s.skipped_corrupt_lines for s in every)} torn lines dropped ({cache})")
     distributed.barrier()
-    convs = read_chat_jsonl(sft_file)
+    convs = read_chat_file(sft_file)
     if not convs:  # on every rank: one raising alone would leave the others waiting
         raise RecipeError("distill: the verifier rejected every teacher answer; lower distill.min_reward, "
                           "set distill.filter_with_verifier=false, or give easier prompts")

@@ -36,7 +36,7 @@ from fronde.train.sft_data import (
     fixed_batches,
     is_val,
     pack,
-    read_chat_jsonl,
+    read_chat_file,
     with_text,
 )
 
@@ -59,7 +59,9 @@ class TaskMix(_Section):
 
 
 class SFTData(_Section):
-    chat_files: list[str] = Field(default_factory=list, description="OpenAI-format chat JSONL files")
+    chat_files: list[str] = Field(default_factory=list, description="chat files: OpenAI messages, ShareGPT, "
+                                  "prompt-completion or Alpaca rows in JSONL, JSON or Parquet "
+                                  "(fronde.data.chat_formats)")
     pii: bool = Field(True, description="PII-scrub the chat files (and distill.prompt_files) as `fronde data prepare` "
                       "scrubs user files: e-mail, phone, IBAN, card, IP -> placeholders, counted in fronde.json "
                       "and the model card; false keeps them verbatim (the card then says so)")
@@ -132,13 +134,14 @@ def _calculator_conversation(task: Task, example: Example, system: str | None) -
     return None if solved is None else solved[0]
 
 
-def sft_conversations(recipe: SFTRecipe, extra: list[Conversation] | None = None, pii: Counter[str] | None = None
-                      ) -> tuple[list[Conversation], list[Conversation]]:
+def sft_conversations(recipe: SFTRecipe, extra: list[Conversation] | None = None, pii: Counter[str] | None = None,
+                      formats: Counter[str] | None = None) -> tuple[list[Conversation], list[Conversation]]:
     """(train, val) conversations from the recipe's chat files and tasks (plus `extra`), split by a stable hash;
-    the chat files PII-scrubbed when `pii` (a Counter of replacements) is given."""
+    the chat files PII-scrubbed when `pii` (a Counter of replacements) is given, their rows counted by format into
+    `formats`."""
     convs: list[Conversation] = list(extra or [])
     for f in recipe.sft.chat_files:
-        convs.extend(read_chat_jsonl(Path(f), pii))
+        convs.extend(read_chat_file(Path(f), pii, formats))
     convs.extend(task_conversations(recipe.sft.tasks, recipe.sft.system, recipe.run.seed))
     if not convs:
         raise RecipeError("sft: no data; give sft.chat_files and/or sft.tasks")
@@ -167,10 +170,12 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
     tok = Tokenizer.load(init_dir)
     config = load_config(init_dir)
     pii: Counter[str] | None = Counter() if recipe.sft.pii else None
-    train, val = sft_conversations(recipe, extra, pii)
+    formats: Counter[str] = Counter()
+    train, val = sft_conversations(recipe, extra, pii, formats)
     if recipe.sft.chat_files:
-        say(f"{name} chat files: " + (f"PII-scrubbed, {pii_line(pii)}" if pii is not None else
-                                       "NOT PII-scrubbed (sft.pii = false)"))
+        read = ", ".join(f"{fmt} {n:,}" for fmt, n in formats.most_common())
+        say(f"{name} chat files: {formats.total():,} conversations ({read}); "
+            + (f"PII-scrubbed, {pii_line(pii)}" if pii is not None else "NOT PII-scrubbed (sft.pii = false)"))
     train_rows, val_rows = sft_rows(recipe, tok, train, val)
     stats = train_rows.stats
     say(f"{name} data: {stats.conversations} conversations -> {stats.rows} rows of {recipe.batch.seq_len} tokens, "

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from fronde.data.chat import map_message_text, normalize_messages, render_chat, render_chats
+from fronde.data.chat import map_message_text, render_chat, render_chats
+from fronde.data.chat_formats import iter_rows, row_chat
 from fronde.data.errors import DataError
 from fronde.data.manifest import read_manifest
 from fronde.data.pii import scrub_pii
@@ -52,31 +53,23 @@ class PackStats:
         return dict(self.__dict__)
 
 
-def read_chat_jsonl(path: Path, pii: Counter[str] | None = None) -> list[Conversation]:
-    """`{"messages": [...], "tools": [...]?}` per line; an error names the file, the line and what is wrong. With
+def read_chat_file(path: Path, pii: Counter[str] | None = None, formats: Counter[str] | None = None
+                   ) -> list[Conversation]:
+    """Every row of a chat file, in any format fronde.data.chat_formats reads (OpenAI messages, ShareGPT, TRL
+    prompt-completion, Alpaca; JSONL, JSON or Parquet); an error names the file, the row and what is wrong. With
     `pii` (a Counter), every message's text is PII-scrubbed as `fronde data prepare` scrubs user files, and the
-    replacements are counted into it."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such chat file")
+    replacements are counted into it; `formats` counts the rows by format."""
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for loc, row in iter_rows(path):
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or "messages" not in row:
-            raise DataError(f"{path}:{n}: expected an object with a 'messages' list (OpenAI chat format)")
-        try:
-            messages = normalize_messages(row["messages"])
+            messages, tools, fmt = row_chat(row)
         except ValueError as e:
-            raise DataError(f"{path}:{n}: {e}") from None
-        if not any(m["role"] == "assistant" for m in messages):
-            raise DataError(f"{path}:{n}: no assistant message: nothing to train on")
+            raise DataError(f"{path.parent / loc}: {e}") from None
+        if formats is not None:
+            formats[fmt] += 1
         if pii is not None:
             map_message_text(messages, lambda text: scrub_pii(text, pii))
-        out.append(Conversation(f"{path.name}:{n}", messages, row.get("tools")))
+        out.append(Conversation(loc, messages, tools))
     return out
 
 

@@ -1,0 +1,171 @@
+"""Chat datasets in the shapes teams have them, read as OpenAI messages.
+
+SFT data rarely starts in fronde's own format. Each row (a JSON object) is recognised by its keys, as TRL and
+LLaMA-Factory recognise them:
+
+| format | keys | becomes |
+| --- | --- | --- |
+| `messages` | `messages` (+ `tools`) | itself (OpenAI chat, fronde's own) |
+| `sharegpt` | `conversations`: `[{"from", "value"}]` (+ `system`, `tools`) | human/user -> user, gpt/assistant/model -> assistant, system, function_call -> an assistant tool call, observation/tool -> tool |
+| `prompt-completion` | `prompt`, `completion` (text, or message lists as TRL's conversational form) | user prompt, assistant completion |
+| `alpaca` | `instruction` (+ `input`), `output` (+ `system`) | user instruction (a blank line, then the input), assistant output |
+
+Files: `.jsonl`/`.ndjson` (a row a line), `.json` (a list of rows), `.parquet` (a row a record: what `datasets`
+saves), the first two also gzipped. A bad row stops the run with its file, row and what is wrong: a chat file is
+hand-made and small enough to fix, unlike a pretraining corpus, where bad records are counted and dropped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fronde.data.chat import normalize_messages
+from fronde.data.errors import DataError
+
+FORMATS = ("messages", "sharegpt", "prompt-completion", "alpaca")
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
+                  "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "system": "system",
+                  "observation": "tool", "tool": "tool", "function_response": "tool"}
+
+
+def iter_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    """(location, row) for every row of a chat file, rows decoded but not yet checked."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such chat file")
+    suffixes = [s.lower() for s in path.suffixes]
+    gz = bool(suffixes) and suffixes[-1] == ".gz"
+    ext = (suffixes[:-1] if gz else suffixes)[-1:] or [""]
+    if ext[0] == ".parquet":
+        if gz:
+            raise DataError(f"{path}: gzipped Parquet is not read here; Parquet compresses itself (write it plain)")
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.ParquetFile(path)
+        except Exception as e:  # pyarrow raises its own ArrowInvalid for a file that is not Parquet
+            raise DataError(f"{path}: not a readable Parquet file ({e})") from None
+        n = 0
+        for batch in table.iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                n += 1
+                yield f"{path.name} row {n}", row
+        return
+    opener = gzip.open if gz else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            if ext[0] == ".json":
+                try:
+                    rows = json.load(f)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+                if not isinstance(rows, list):
+                    raise DataError(f"{path}: a .json chat file holds a list of rows; use .jsonl for a row a line")
+                for i, row in enumerate(rows, 1):
+                    yield f"{path.name} row {i}", row
+                return
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+                yield f"{path.name}:{n}", row
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+
+
+def row_chat(row: Any, answered: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, str]:
+    """(messages, tools, format) of one row; ValueError says what is wrong. `answered=False` (a distillation prompt,
+    which the teacher answers) lets the answer be missing."""
+    if not isinstance(row, dict):
+        raise ValueError(f"a row is a JSON object, not {type(row).__name__}")
+    if "messages" in row:
+        fmt, messages, tools = "messages", normalize_messages(row["messages"]), row.get("tools")
+    elif "conversations" in row:
+        fmt, (messages, tools) = "sharegpt", _sharegpt(row)
+    elif "prompt" in row:
+        fmt, messages, tools = "prompt-completion", _prompt_completion(row, answered), row.get("tools")
+    elif "instruction" in row:
+        fmt, messages, tools = "alpaca", _alpaca(row, answered), None
+    else:
+        hint = " (plain text belongs in pretraining data: fronde data prepare)" if "text" in row else ""
+        raise ValueError(f"keys {sorted(row)[:8]} are no chat format fronde reads{hint}; one of: `messages` "
+                         "(OpenAI), `conversations` (ShareGPT), `prompt` + `completion` (TRL), `instruction` + "
+                         "`output` (Alpaca)")
+    if isinstance(tools, str):  # ShareGPT and some exports keep tools as a JSON string
+        try:
+            tools = json.loads(tools) if tools.strip() else None
+        except json.JSONDecodeError:
+            raise ValueError("`tools` is a string that is not JSON") from None
+    if tools is not None and not isinstance(tools, list):
+        raise ValueError("`tools` must be a list of tool definitions")
+    if answered and not any(m["role"] == "assistant" for m in messages):
+        raise ValueError("no assistant message: nothing to train on")
+    return messages, tools or None, fmt
+
+
+def _text(row: dict[str, Any], key: str, required: bool = True) -> str:
+    value = row.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"`{key}` must be text, not {type(value).__name__}")
+    return value
+
+
+def _sharegpt(row: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+    turns = row["conversations"]
+    if not isinstance(turns, list) or not turns:
+        raise ValueError("`conversations` must be a non-empty list")
+    if all(isinstance(t, dict) and "role" in t for t in turns):  # some exports already hold OpenAI messages here
+        return normalize_messages(turns), row.get("tools")
+    messages: list[dict[str, Any]] = []
+    if isinstance(row.get("system"), str) and row["system"].strip():
+        messages.append({"role": "system", "content": row["system"]})
+    for i, t in enumerate(turns):
+        if not isinstance(t, dict) or "from" not in t or "value" not in t:
+            raise ValueError(f"conversations[{i}] has no `from` and `value`")
+        who, value = str(t["from"]).lower(), t["value"]
+        if who == "function_call":
+            try:
+                call = json.loads(value) if isinstance(value, str) else value
+                messages.append({"role": "assistant", "content": "", "tool_calls": [
+                    {"function": {"name": call["name"], "arguments": call.get("arguments", {})}}]})
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise ValueError(f"conversations[{i}]: a function_call value is JSON with a `name`") from None
+        elif who in SHAREGPT_ROLES:
+            messages.append({"role": SHAREGPT_ROLES[who], "content": value})
+        else:
+            raise ValueError(f"conversations[{i}] is from {t['from']!r}; known: {', '.join(SHAREGPT_ROLES)}, "
+                             "function_call")
+    return normalize_messages(messages), row.get("tools")
+
+
+def _prompt_completion(row: dict[str, Any], answered: bool) -> list[dict[str, Any]]:
+    prompt, completion = row["prompt"], row.get("completion")
+    if isinstance(prompt, list):  # TRL's conversational prompt-completion
+        if completion is None and not answered:
+            return normalize_messages(prompt)
+        if not isinstance(completion, list):
+            raise ValueError("a message-list `prompt` needs a message-list `completion`")
+        return normalize_messages(prompt + completion)
+    messages = [{"role": "user", "content": _text(row, "prompt")}]
+    if completion is not None or answered:
+        messages.append({"role": "assistant", "content": _text(row, "completion")})
+    return normalize_messages(messages)
+
+
+def _alpaca(row: dict[str, Any], answered: bool) -> list[dict[str, Any]]:
+    user = _text(row, "instruction")
+    extra = _text(row, "input", required=False)
+    messages = [{"role": "system", "content": row["system"]}] if isinstance(row.get("system"), str) and \
+        row["system"].strip() else []
+    messages.append({"role": "user", "content": f"{user}\n\n{extra}" if extra.strip() else user})
+    if row.get("output") is not None or answered:
+        messages.append({"role": "assistant", "content": _text(row, "output")})
+    return normalize_messages(messages)

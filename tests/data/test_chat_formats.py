@@ -1,0 +1,96 @@
+"""Chat files in the formats teams have them (OpenAI messages, ShareGPT, TRL prompt-completion, Alpaca; JSONL,
+JSON, Parquet, gzip) become the same conversations; a bad row stops with its file, row and what is wrong."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fronde.data.chat_formats import row_chat
+from fronde.data.errors import DataError
+from fronde.train.distill import read_prompts
+from fronde.train.sft_data import read_chat_file
+
+WANT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris."}]
+ROWS = {
+    "messages": {"messages": WANT},
+    "sharegpt": {"system": "Be brief.", "conversations": [{"from": "human", "value": "Capital of France?"},
+                                                          {"from": "gpt", "value": "Paris."}]},
+    "prompt-completion": {"prompt": [WANT[0], WANT[1]], "completion": [WANT[2]]},
+    "alpaca": {"system": "Be brief.", "instruction": "Capital of France?", "input": "", "output": "Paris."},
+}
+
+
+@pytest.mark.parametrize("fmt", list(ROWS))
+def test_every_format_is_the_same_conversation(fmt):
+    messages, tools, got = row_chat(ROWS[fmt])
+    assert (messages, tools, got) == (WANT, None, fmt)
+
+
+def test_text_prompt_completion_alpaca_input_and_sharegpt_tool_calls():
+    assert row_chat({"prompt": "2 + 2?", "completion": "4"})[0] == [
+        {"role": "user", "content": "2 + 2?"}, {"role": "assistant", "content": "4"}]
+    assert row_chat({"instruction": "Translate to French.", "input": "cat", "output": "chat"})[0][0] == {
+        "role": "user", "content": "Translate to French.\n\ncat"}
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+    messages, got_tools, _ = row_chat({"tools": json.dumps(tools), "conversations": [
+        {"from": "human", "value": "Weather in Paris?"},
+        {"from": "function_call", "value": json.dumps({"name": "weather", "arguments": {"city": "Paris"}})},
+        {"from": "observation", "value": "18 C"},
+        {"from": "gpt", "value": "18 degrees."}]})
+    assert got_tools == tools
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert messages[1]["tool_calls"] == [{"type": "function",
+                                          "function": {"name": "weather", "arguments": {"city": "Paris"}}}]
+
+
+@pytest.mark.parametrize("row, match", [
+    ({"text": "just text"}, "no chat format.*fronde data prepare"),
+    ({"conversations": [{"from": "narrator", "value": "x"}]}, r"conversations\[0\] is from 'narrator'"),
+    ({"prompt": "q", "completion": 3}, "`completion` must be text"),
+    ({"instruction": "q"}, "`output` must be text"),
+    ({"messages": [{"role": "user", "content": "q"}]}, "no assistant message"),
+    ([1, 2], "a JSON object, not list"),
+])
+def test_bad_rows_say_what_is_wrong(row, match):
+    with pytest.raises(ValueError, match=match):
+        row_chat(row)
+
+
+def test_files_of_every_kind_and_the_row_that_is_wrong(tmp_path: Path):
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(ROWS[f]) for f in ROWS) + "\n\n")
+    (tmp_path / "b.json").write_text(json.dumps([ROWS["alpaca"], ROWS["sharegpt"]]))
+    with gzip.open(tmp_path / "c.jsonl.gz", "wt") as f:
+        f.write(json.dumps(ROWS["messages"]) + "\n")
+    pq.write_table(pa.Table.from_pylist([ROWS["messages"], ROWS["messages"]]), tmp_path / "d.parquet")
+    formats: Counter[str] = Counter()
+    convs = [c for name in ("a.jsonl", "b.json", "c.jsonl.gz", "d.parquet")
+             for c in read_chat_file(tmp_path / name, formats=formats)]
+    assert all(c.messages == WANT for c in convs) and len(convs) == 9
+    assert formats == Counter({"messages": 4, "alpaca": 2, "sharegpt": 2, "prompt-completion": 1})
+    assert [c.source for c in convs[:2]] == ["a.jsonl:1", "a.jsonl:2"] and convs[-1].source == "d.parquet row 2"
+    (tmp_path / "bad.json").write_text(json.dumps([ROWS["alpaca"], {"instruction": "q", "output": None}]))
+    with pytest.raises(DataError, match=r"bad\.json row 2: `output` must be text"):
+        read_chat_file(tmp_path / "bad.json")
+    (tmp_path / "bad.jsonl").write_text(json.dumps(ROWS["alpaca"]) + "\n{oops\n")
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: not valid JSON"):
+        read_chat_file(tmp_path / "bad.jsonl")
+    with pytest.raises(DataError, match="no such chat file"):
+        read_chat_file(tmp_path / "missing.jsonl")
+
+
+def test_distillation_prompts_need_no_answer(tmp_path: Path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in (
+        {"prompt": "Capital of France?"}, {"instruction": "Capital of France?"}, ROWS["sharegpt"],
+        {"prompt": [WANT[1]]})) + "\n")
+    items = read_prompts(path)
+    assert [it.messages[-1] for it in items] == [WANT[1]] * 4
+    assert items[2].messages == WANT[:2]  # the answer in the file is dropped: the teacher writes its own
