@@ -314,3 +314,15 @@ def test_out_of_memory_under_torchrun_names_the_micro_batch_to_set():
         shrink(err, 0, 16, 1, 2048, True, torch.device("cpu"))
     with pytest.raises(RecipeError, match="one row does not fit.*Tried to allocate"):
         shrink(err, 0, 1, 1, 2048, False, torch.device("cpu"))
+
+
+def test_rows_longer_than_the_context_stop_before_any_data_is_prepared(tmp_path):
+    from fronde.train.pretrain import pretrain
+    from fronde.train.recipe import RecipeError, load_recipe
+
+    recipe = load_recipe("tiny-cpu", [f"run.out_dir={tmp_path}", "batch.seq_len=4096",
+                                      "batch.global_batch_tokens=8192", "batch.micro_batch_size=2"])
+    with pytest.raises(RecipeError, match=r"batch.seq_len=4096 .* max_position_embeddings=2048\): set "
+                                          r"model.overrides.max_position_embeddings=4096"):
+        pretrain(recipe, say=lambda _: None)
+    assert not any(tmp_path.iterdir())  # nothing prepared

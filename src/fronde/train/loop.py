@@ -138,6 +138,17 @@ def precision_note(recipe: StageRecipe, device: torch.device) -> str | None:
     return None
 
 
+def check_context(seq_len: int, config: ModelConfig, stage: str) -> None:
+    """Rows longer than the model's context would train (RoPE runs on), but the checkpoint would then claim a
+    shorter context than it was trained on, and every server would cut prompts to it."""
+    if seq_len > config.max_position_embeddings:
+        fix = (f"set model.overrides.max_position_embeddings={seq_len} or" if stage == "pretrain"
+               else "the model was built for that context;")
+        raise RecipeError(f"batch.seq_len={seq_len} is longer than the model's context (max_position_embeddings="
+                          f"{config.max_position_embeddings}): {fix} use a batch.seq_len of at most "
+                          f"{config.max_position_embeddings}")
+
+
 def lm_loss(recipe: StageRecipe) -> LossFn:
     """Next-token loss over the targets that are not IGNORE_INDEX, plus the weighted MTP and balance losses."""
     mtp_w, alpha = recipe.moe.mtp_loss_weight, recipe.moe.balance_loss_alpha
@@ -200,6 +211,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     run_dir, stage_dir = recipe.run_dir, recipe.run_dir / stage.name
     config = stage.config
     accum = recipe.batch.grad_accum(ctx.world_size)
+    check_context(recipe.batch.seq_len, config, stage.name)
     ckpt_root = stage_dir / "checkpoints"
 
     resumed = load_latest(ckpt_root, ctx.device, warn=say) if resume else None

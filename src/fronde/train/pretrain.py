@@ -23,7 +23,7 @@ from fronde.model.model import CausalLM
 from fronde.train import distributed
 from fronde.train.distributed import DistContext
 from fronde.train.lineage import Provenance
-from fronde.train.loop import Stage, StageResult, run_stage
+from fronde.train.loop import Stage, StageResult, check_context, run_stage
 from fronde.train.model_card import USEFUL_EPOCHS
 from fronde.train.recipe import PretrainRecipe, RecipeError
 
@@ -98,6 +98,12 @@ def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], 
     ctx = distributed.setup(recipe.distributed.backend, recipe.distributed.timeout_minutes)
     try:
         say = say if ctx.is_main else (lambda _: None)
+        try:  # checked before preparing data, which can take minutes (the vocabulary does not change the context)
+            early = load_preset(recipe.model.preset, **recipe.model.overrides)
+        except ValueError:
+            early = None  # build_config says what is wrong
+        if early is not None:
+            check_context(recipe.batch.seq_len, early, STAGE)
         data_dir = ensure_data(recipe, ctx, say)
         tok = Tokenizer.load(data_dir / TOKENIZER_DIR)
         config = build_config(recipe, tok)
