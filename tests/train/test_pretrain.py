@@ -322,7 +322,7 @@ def test_rows_longer_than_the_context_stop_before_any_data_is_prepared(tmp_path)
 
     recipe = load_recipe("tiny-cpu", [f"run.out_dir={tmp_path}", "batch.seq_len=4096",
                                       "batch.global_batch_tokens=8192", "batch.micro_batch_size=2"])
-    with pytest.raises(RecipeError, match=r"batch.seq_len=4096 .* max_position_embeddings=2048\): set "
+    with pytest.raises(RecipeError, match=r"batch.seq_len=4096 .*\(max_position_embeddings=2048\): set "
                                           r"model.overrides.max_position_embeddings=4096"):
         pretrain(recipe, say=lambda _: None)
     assert not any(tmp_path.iterdir())  # nothing prepared
