@@ -272,3 +272,21 @@ def test_sft_epochs_are_said_and_many_are_warned_about():
     line, warning = sft_epochs(200, recipe)
     assert "40.0 epochs" in line and "about 125 steps" in warning
 
+
+
+def test_replayed_text_defaults_to_the_starting_models_pretraining_data(tmp_path, data_dir):
+    """A model pretrained on a data dir outside the run (data.dir=...) replays that data in SFT, as its fronde.json
+    says; sft.text_data wins; a model without lineage falls back to the run's data/."""
+    from fronde.train.lineage import FORMAT, LINEAGE
+    from fronde.train.sft import SFTRecipe
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / LINEAGE).write_text(json.dumps({"format": FORMAT, "data": [{"path": str(data_dir)}]}))
+    recipe = SFTRecipe.model_validate({"run": {"name": "r", "out_dir": str(tmp_path)}, "init": {"model": str(model)}})
+    assert recipe.text_dir == data_dir
+    other = SFTRecipe.model_validate({"run": {"name": "r", "out_dir": str(tmp_path)}, "init": {"model": str(model)},
+                                      "sft": {"text_data": str(tmp_path / "mine")}})
+    assert other.text_dir == tmp_path / "mine"
+    (model / LINEAGE).unlink()
+    assert recipe.text_dir == tmp_path / "r" / "data"

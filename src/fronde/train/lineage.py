@@ -223,3 +223,15 @@ def ancestry(record: dict[str, Any]) -> list[dict[str, Any]]:
     while (parent := chain[-1].get("parent")) and isinstance(parent.get("lineage"), dict):
         chain.append(parent["lineage"])
     return chain[::-1]
+
+
+def pretraining_data_dir(model_dir: Path) -> Path | None:
+    """The prepared data a model (or its oldest ancestor with data) was pretrained on, when that dir is still there:
+    where SFT replays text from when the recipe names none."""
+    record = read_lineage(model_dir)
+    for rec in ancestry(record) if record else []:
+        for entry in rec.get("data") or []:
+            path = Path(entry.get("path", ""))
+            if entry.get("path") and (path / "manifest.json").is_file():
+                return path
+    return None

@@ -25,7 +25,7 @@ from fronde.tasks.parallel import map_items
 from fronde.tools import Toolbox, load_tools
 from fronde.tools.worked import calculator_conversation
 from fronde.train import distributed
-from fronde.train.lineage import Provenance, data_entry, file_entry, task_entry
+from fronde.train.lineage import Provenance, data_entry, file_entry, pretraining_data_dir, task_entry
 from fronde.train.loop import LossFn, Stage, StageResult, run_stage
 from fronde.train.pretrain import tokenizer_files
 from fronde.train.recipe import RecipeError, StageRecipe
@@ -72,7 +72,8 @@ class SFTData(_Section):
                                  "prepared shards, loss on every token: replay that keeps SFT from erasing what "
                                  "pretraining learnt")
     text_data: str | None = Field(None, description="prepared data dir (fronde data prepare) the replayed text comes "
-                                  "from; default runs/<name>/data")
+                                  "from; default: the data the starting model was pretrained on, else "
+                                  "runs/<name>/data")
 
 
 class SFTRecipe(StageRecipe):
@@ -84,7 +85,10 @@ class SFTRecipe(StageRecipe):
 
     @property
     def text_dir(self) -> Path:
-        return Path(self.sft.text_data) if self.sft.text_data else self.run_dir / "data"
+        """sft.text_data, else the data the starting model was pretrained on (its fronde.json), else the run's."""
+        if self.sft.text_data:
+            return Path(self.sft.text_data)
+        return pretraining_data_dir(self.init_dir()) or self.run_dir / "data"
 
 
 def task_conversations(mix: list[TaskMix], system: str | None, seed: int) -> list[Conversation]:
