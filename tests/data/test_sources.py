@@ -111,6 +111,18 @@ def test_chat_messages_records(tmp_path: Path) -> None:
     assert c.problems[0]["location"] == f"{p}:2" and "wizard" in c.problems[0]["reason"]
 
 
+def test_sharegpt_records_are_chats(tmp_path: Path) -> None:
+    p = tmp_path / "sharegpt.jsonl"
+    p.write_text(json.dumps({"system": "Be brief.", "conversations": [{"from": "human", "value": "hi"},
+                                                                      {"from": "gpt", "value": "hello"}]}) + "\n"
+                 + json.dumps({"conversations": [{"from": "narrator", "value": "x"}]}) + "\n")
+    c = _collect(tmp_path, str(p))  # default field `text` absent -> `conversations` is used
+    assert list(iter_staged(c.staged("train"))) == [{"messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"}]}]
+    assert c.dropped["broken_record"] == 1 and "narrator" in c.problems[0]["reason"]
+
+
 def test_broken_jsonl_lines_counted_and_named(tmp_path: Path) -> None:
     p = tmp_path / "data.jsonl"
     lines = [json.dumps({"text": "good one"}), "{not json", json.dumps({"text": "good two"}), "[1, 2]",

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from fronde.data import builtin
 from fronde.data.chat import normalize_messages
+from fronde.data.chat_formats import row_chat
 from fronde.data.clean import decode_utf8, is_binary, iter_text_pieces, split_long, BINARY_SNIFF
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
@@ -193,8 +194,8 @@ def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator
 
 
 class _FieldPicker:
-    """Chooses a file's text field at its first record: the configured one, else `messages` when
-    the default `text` is absent; a missing field there is a configuration error, not data."""
+    """Chooses a file's text field at its first record: the configured one, else `messages` (or ShareGPT's
+    `conversations`) when the default `text` is absent; a missing field there is a configuration error, not data."""
 
     def __init__(self, path: str, wanted: str) -> None:
         self.path, self.wanted, self.field = path, wanted, None
@@ -203,8 +204,8 @@ class _FieldPicker:
         if self.field is None:
             if self.wanted in keys:
                 self.field = self.wanted
-            elif self.wanted == "text" and "messages" in keys:
-                self.field = "messages"
+            elif self.wanted == "text" and ("messages" in keys or "conversations" in keys):
+                self.field = "messages" if "messages" in keys else "conversations"
             else:
                 raise DataError(f"{self.path}: no field {self.wanted!r} in its first record; fields present: "
                                 f"{', '.join(map(repr, keys)) or 'none'} (set text_field, e.g. "
@@ -221,12 +222,16 @@ def _record_docs(sf: SourceFile, loc: str, value: Any, record: dict[str, Any] | 
         for k, piece in enumerate(split_long(value, max_chars)):
             yield Document(sf.path, loc if k == 0 else f"{loc}#{k}", text=piece, bad_utf8=bad, pii=pii)
     elif isinstance(value, list):
+        sharegpt = all(isinstance(t, dict) and "from" in t for t in value)  # {"from": "human", "value": ...} turns
         try:
-            messages = normalize_messages(value)
+            if sharegpt:
+                extra = {k: record[k] for k in ("system", "tools") if record and k in record}
+                messages, tools, _ = row_chat({**extra, "conversations": value}, answered=False)
+            else:
+                messages, tools = normalize_messages(value), record.get("tools") if record else None
         except ValueError as e:
             yield Drop(sf.path, loc, "broken_record", f"bad chat messages: {e}")
             return
-        tools = record.get("tools") if record else None
         yield Document(sf.path, loc, messages=messages, tools=tools if isinstance(tools, list) else None,
                        bad_utf8=bad, pii=pii)
     else:
