@@ -58,3 +58,15 @@ def test_shares_cover_every_item_once_in_order():
             spans = [distributed.span(n, c) for c in ctxs]
             assert [i for s in spans for i in s] == list(range(n))
             assert max(map(len, spans)) - min(map(len, spans)) <= 1
+
+
+def test_a_one_process_run_on_a_machine_with_more_gpus_says_how_to_use_them(monkeypatch):
+    from fronde.train.distributed import DistContext, idle_gpus_note
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    one = DistContext(0, 1, 0, torch.device("cuda", 0), False)
+    assert "torchrun --nproc_per_node 4 -m fronde.cli.main sft" in idle_gpus_note(one, "sft")
+    assert idle_gpus_note(DistContext(0, 4, 0, torch.device("cuda", 0), False), "sft") is None
+    assert idle_gpus_note(DistContext(0, 1, 0, torch.device("cpu"), False), "sft") is None
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert idle_gpus_note(one, "sft") is None

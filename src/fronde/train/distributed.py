@@ -66,6 +66,15 @@ def setup(backend: str = "auto", timeout_minutes: float = 30.0) -> DistContext:
     return DistContext(rank, world, local_rank, device, owned)
 
 
+def idle_gpus_note(ctx: DistContext, command: str) -> str | None:
+    """A line for a one-process run on a machine with more GPUs: the others would sit idle all run long."""
+    n = torch.cuda.device_count() if ctx.device.type == "cuda" else 0
+    if ctx.world_size > 1 or n < 2:
+        return None
+    return (f"{n} GPUs visible, this run uses 1: `torchrun --nproc_per_node {n} -m fronde.cli.main {command} ...` "
+            "uses them all (docs/training.md, Distributed)")
+
+
 def teardown(ctx: DistContext) -> None:
     """Destroy the process group if ctx's setup() created it."""
     if ctx.owned and dist.is_initialized():

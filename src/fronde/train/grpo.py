@@ -264,8 +264,9 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
         restore_rng(resumed.trainer["rng"], ctx.rank, ctx.world_size, recipe.run.seed, say)
     ledger = Ledger.load(run_dir / "ledger.json")
     cost = open_stage(ledger, STAGE, dev, ctx.world_size, recipe.cost, say)
-    if note := precision_note(recipe, dev):
-        say(note)
+    for note in (precision_note(recipe, dev), distributed.idle_gpus_note(ctx, "rl")):
+        if note:
+            say(note)
     metrics = MetricsLog(stage_dir / "metrics.jsonl", recipe.log.tensorboard,
                          resume_from_step=start_step if resumed is not None else None) if ctx.is_main else None
     plan = StepPlan.create(recipe.schedule, resumed.state.get("plan") if resumed is not None else None)

@@ -241,8 +241,9 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     rows = slice(ctx.rank * micro, (ctx.rank + 1) * micro)
     ledger = Ledger.load(run_dir / "ledger.json")
     cost = open_stage(ledger, stage.name, ctx.device, ctx.world_size, recipe.cost, say)
-    if note := precision_note(recipe, ctx.device):
-        say(note)
+    for note in (precision_note(recipe, ctx.device), distributed.idle_gpus_note(ctx, stage.name)):
+        if note:
+            say(note)
     if resumed is not None:
         if ctx.enabled and recipe.distributed.strategy == "fsdp":
             _load_fsdp_optim(model, opt, resumed.trainer["optim"])
