@@ -66,7 +66,7 @@ def test_split(task: JsonlTask, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("rows, message", [
-    ([{"prompt": "a", "answer": "b"}, "{not json"], r"bad\.jsonl:2: invalid JSON"),
+    ([{"prompt": "a", "answer": "b"}, "{not json"], r"bad\.jsonl:2: not valid JSON"),
     ([{"prompt": "a", "answer": "b"}, {"answer": "b"}], r"bad\.jsonl:2: field 'prompt': Field required"),
     ([{"prompt": "", "answer": "b"}], r"bad\.jsonl:1: field 'prompt'"),
     ([{"prompt": "a", "answer": "b", "verifier": "fuzzy"}], r"bad\.jsonl:1: field 'verifier'.*'exact'"),

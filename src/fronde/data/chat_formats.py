@@ -25,6 +25,7 @@ from typing import Any
 
 from fronde.data.chat import normalize_messages
 from fronde.data.errors import DataError
+from fronde.data.io import jsonl_rows
 
 FORMATS = ("messages", "sharegpt", "prompt-completion", "alpaca")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
@@ -54,29 +55,21 @@ def iter_rows(path: Path) -> Iterator[tuple[str, Any]]:
                 n += 1
                 yield f"{path.name} row {n}", row
         return
-    opener = gzip.open if gz else open
+    if ext[0] != ".json":
+        for n, row in jsonl_rows(path, DataError):
+            yield f"{path.name}:{n}", row
+        return
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            if ext[0] == ".json":
-                try:
-                    rows = json.load(f)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-                if not isinstance(rows, list):
-                    raise DataError(f"{path}: a .json chat file holds a list of rows; use .jsonl for a row a line")
-                for i, row in enumerate(rows, 1):
-                    yield f"{path.name} row {i}", row
-                return
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-                yield f"{path.name}:{n}", row
+        with (gzip.open if gz else open)(path, "rt", encoding="utf-8") as f:
+            rows = json.load(f)
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: a .json chat file holds a list of rows; use .jsonl for a row a line")
+    for i, row in enumerate(rows, 1):
+        yield f"{path.name} row {i}", row
 
 
 def row_chat(row: Any, answered: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, str]:

@@ -1,4 +1,4 @@
-"""Small file helpers: content hashes and atomic writes.
+"""Small file helpers: content hashes, atomic writes, and JSONL files a user wrote.
 
 Every file fronde's data layer produces is written to a temporary name in the same directory and
 then `os.replace`d into place, so a reader (or a later run) never sees a half-written file.
@@ -6,10 +6,12 @@ then `os.replace`d into place, so a reader (or a later run) never sees a half-wr
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +86,22 @@ class AtomicFile:
         if not self.committed:
             self.f.close()
             Path(self.tmp).unlink(missing_ok=True)
+
+
+def jsonl_rows(path: str | Path, error: Callable[[str], Exception]) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded value) of every non-blank line of a JSONL file (gzipped if its name ends in .gz). A line
+    that is not UTF-8 or not JSON raises `error("FILE:LINE: what is wrong")`: each caller's own error type, which its
+    command prints as one line."""
+    with (gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")) as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise error(f"{path}:{n}: not valid UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise error(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+            yield n, value

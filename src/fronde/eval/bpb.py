@@ -11,7 +11,6 @@ endpoint, the first token has no logprob and is left out of the nats, not of the
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from fronde.data.progress import NullReporter, Reporter
 from fronde.data.shards import open_split
 from fronde.data.tokenizer import Tokenizer
 from fronde.eval import shards
+from fronde.data.io import jsonl_rows
 from fronde.eval.errors import EvalError
 from fronde.eval.models import EvalModel
 from fronde.eval.results import dataset_hash
@@ -47,19 +47,12 @@ def read_documents(source: Path, n: int | None = None) -> list[Document]:
         raise EvalError(f"--bpb {source}: no such file or directory")
     if source.suffix == ".jsonl":
         docs = []
-        with source.open(encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise EvalError(f"{source}:{i}: not valid JSON ({e})") from None
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"]:
-                    raise EvalError(f"{source}:{i}: each line needs a non-empty \"text\" string")
-                docs.append(Document(str(row.get("id", f"{source.name}:{i}")), row["text"]))
-                if n is not None and len(docs) >= n:
-                    break
+        for i, row in jsonl_rows(source, EvalError):
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"]:
+                raise EvalError(f"{source}:{i}: each line needs a non-empty \"text\" string")
+            docs.append(Document(str(row.get("id", f"{source.name}:{i}")), row["text"]))
+            if n is not None and len(docs) >= n:
+                break
         return docs
     text = source.read_text(encoding="utf-8")
     if not text:

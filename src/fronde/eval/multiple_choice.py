@@ -12,13 +12,13 @@ Ties go to the earlier choice.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fronde.data.progress import NullReporter, Reporter
 from fronde.eval import shards
+from fronde.data.io import jsonl_rows
 from fronde.eval.errors import EvalError
 from fronde.eval.models import EvalModel
 from fronde.eval.results import dataset_hash
@@ -41,23 +41,16 @@ def read_questions(path: Path, n: int | None = None) -> list[Question]:
     if not path.is_file():
         raise EvalError(f"--mc {path}: no such file")
     out: list[Question] = []
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            out.append(_parse(line, f"{path}:{i}"))
-            if n is not None and len(out) >= n:
-                break
+    for i, row in jsonl_rows(path, EvalError):
+        out.append(_parse(row, f"{path}:{i}"))
+        if n is not None and len(out) >= n:
+            break
     if not out:
         raise EvalError(f"--mc {path}: no questions in the file")
     return out
 
 
-def _parse(line: str, where: str) -> Question:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise EvalError(f"{where}: not valid JSON ({e})") from None
+def _parse(row: Any, where: str) -> Question:
     if not isinstance(row, dict):
         raise EvalError(f"{where}: expected an object with question, choices, answer")
     question, choices, answer = row.get("question"), row.get("choices"), row.get("answer")

@@ -22,7 +22,6 @@ whole reply without its think block):
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 from functools import cached_property
@@ -31,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fronde.data.io import jsonl_rows
 from fronde.tasks.base import (
     Example,
     Task,
@@ -110,38 +110,27 @@ class JsonlTask(Task):
         rows: list[tuple[int, Row]] = []
         seen_ids: dict[str, int] = {}
         seen_prompts: dict[str, int] = {}
-        with open(self.path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                where = f"{self.path}:{lineno}"
-                try:
-                    line = raw.decode("utf-8").strip()
-                except UnicodeDecodeError:
-                    raise TaskError(f"{where}: not valid UTF-8") from None
-                if not line:
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise TaskError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-                if not isinstance(obj, dict):
-                    raise TaskError(f"{where}: expected a JSON object with prompt and answer, got {type(obj).__name__}")
-                try:
-                    row = Row.model_validate(obj)
-                except ValidationError as e:
-                    err = e.errors()[0]
-                    field = ".".join(str(p) for p in err["loc"]) or "row"
-                    hint = f" (fields: {', '.join(Row.model_fields)})" if err["type"] == "extra_forbidden" else ""
-                    raise TaskError(f"{where}: field {field!r}: {err['msg']}{hint}") from None
-                self._check(row, where)
-                if row.id is not None:
-                    if row.id in seen_ids:
-                        raise TaskError(f"{where}: id {row.id!r} already used on line {seen_ids[row.id]}")
-                    seen_ids[row.id] = lineno
-                if row.prompt in seen_prompts:
-                    raise TaskError(f"{where}: same prompt as line {seen_prompts[row.prompt]} (train and test "
-                                    f"must not share a problem; merge or drop one)")
-                seen_prompts[row.prompt] = lineno
-                rows.append((lineno, row))
+        for lineno, obj in jsonl_rows(self.path, TaskError):
+            where = f"{self.path}:{lineno}"
+            if not isinstance(obj, dict):
+                raise TaskError(f"{where}: expected a JSON object with prompt and answer, got {type(obj).__name__}")
+            try:
+                row = Row.model_validate(obj)
+            except ValidationError as e:
+                err = e.errors()[0]
+                field = ".".join(str(p) for p in err["loc"]) or "row"
+                hint = f" (fields: {', '.join(Row.model_fields)})" if err["type"] == "extra_forbidden" else ""
+                raise TaskError(f"{where}: field {field!r}: {err['msg']}{hint}") from None
+            self._check(row, where)
+            if row.id is not None:
+                if row.id in seen_ids:
+                    raise TaskError(f"{where}: id {row.id!r} already used on line {seen_ids[row.id]}")
+                seen_ids[row.id] = lineno
+            if row.prompt in seen_prompts:
+                raise TaskError(f"{where}: same prompt as line {seen_prompts[row.prompt]} (train and test "
+                                f"must not share a problem; merge or drop one)")
+            seen_prompts[row.prompt] = lineno
+            rows.append((lineno, row))
         if not rows:
             raise TaskError(f"{self.path}: no rows (a task file is JSONL: one JSON object per line)")
         return rows
