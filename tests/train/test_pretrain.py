@@ -326,3 +326,39 @@ def test_rows_longer_than_the_context_stop_before_any_data_is_prepared(tmp_path)
                                           r"model.overrides.max_position_embeddings=4096"):
         pretrain(recipe, say=lambda _: None)
     assert not any(tmp_path.iterdir())  # nothing prepared
+
+
+def test_continued_pretraining_starts_from_a_model_with_its_tokenizer(tmp_path, reference_run, data_dir):
+    """init.model: the run starts from that model's weights, architecture and tokenizer (data prepared by the run
+    reuse it; data tokenized otherwise is refused), and its lineage names the model as its parent."""
+    from fronde.data.manifest import read_manifest
+    from fronde.data.tokenizer import Tokenizer
+    from fronde.train.lineage import read_lineage
+    from fronde.train.pretrain import pretrain
+    from fronde.train.recipe import RecipeError, load_recipe
+
+    base = reference_run[0] / "pretrain" / "model"
+    common = [f"run.out_dir={tmp_path}", f"init.model={base}", "schedule.max_steps=3", "schedule.warmup_steps=0",
+              "batch.seq_len=64", "batch.micro_batch_size=4", "batch.global_batch_tokens=512", "eval.batches=1"]
+    said: list[str] = []
+    result = pretrain(load_recipe("tiny-cpu", common + ["run.name=c", "data.sources=[{path='python-stdlib', "
+                                                         "max_documents=40}]"]), say=said.append)
+    assert any("continuing the pretraining of" in line for line in said), said
+    manifest = read_manifest(tmp_path / "c" / "data")
+    assert manifest["tokenizer"]["sha256"] == Tokenizer.load(base).sha256  # the run prepared data with it
+    first = read_metrics(tmp_path / "c" / "pretrain" / "metrics.jsonl")[0]["loss"]
+    reference = _losses(reference_run[0])
+    assert first < reference[1] - 0.5  # it starts where the base model ended, not from scratch
+    lineage = read_lineage(result.model_dir)
+    assert lineage["parent"]["path"] == str(base) and lineage["parent"]["lineage"]["run"]["name"] == "ref"
+
+    with pytest.raises(RecipeError, match="keeps its architecture"):
+        pretrain(load_recipe("tiny-cpu", common + ["run.name=o", "model.overrides={hidden_size=32}"]))
+    other = tmp_path / "other"
+    from fronde.data.config import DataConfig, SourceConfig
+    from fronde.data.pipeline import prepare
+
+    prepare(DataConfig(sources=[SourceConfig(path="python-stdlib", max_documents=20)], vocab_size=512,
+                       near_dedup=False), other)
+    with pytest.raises(RecipeError, match=r"another tokenizer than init.model's .*--tokenizer"):
+        pretrain(load_recipe("tiny-cpu", common + ["run.name=t", f"data.dir={other}"]))

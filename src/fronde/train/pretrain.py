@@ -18,6 +18,7 @@ from fronde.data.manifest import MANIFEST
 from fronde.data.pipeline import TOKENIZER_DIR, prepare
 from fronde.data.shards import shard_name
 from fronde.data.tokenizer import Tokenizer
+from fronde.model.checkpoint import from_pretrained, load_config
 from fronde.model.config import ModelConfig, load_preset
 from fronde.model.model import CausalLM
 from fronde.train import distributed
@@ -31,16 +32,31 @@ STAGE = "pretrain"
 PretrainResult = StageResult
 
 
-def ensure_data(recipe: PretrainRecipe, ctx: DistContext, say: Callable[[str], None]) -> Path:
-    """The prepared data directory; prepared from the recipe's [data] section on rank 0 when missing."""
+def ensure_data(recipe: PretrainRecipe, ctx: DistContext, say: Callable[[str], None], base: Path | None = None
+                ) -> Path:
+    """The prepared data directory; prepared from the recipe's [data] section on rank 0 when missing, with the
+    tokenizer of `base` (the model a continued pretraining starts from) when there is one."""
     data_dir = recipe.data_dir
     if ctx.is_main and not (data_dir / MANIFEST).is_file():
         if recipe.data.dir:
             raise RecipeError(f"data.dir={recipe.data.dir}: no {MANIFEST} there; run `fronde data prepare` first")
         say(f"preparing data into {data_dir} (sources: {', '.join(s.path for s in recipe.data.sources)})")
-        prepare(recipe.data, data_dir)
+        prepare(recipe.data.model_copy(update={"tokenizer": str(base)}) if base else recipe.data, data_dir)
     distributed.barrier()
     return data_dir
+
+
+def continued_from(recipe: PretrainRecipe) -> Path | None:
+    """The model a continued pretraining starts from (init.model), checked before any data is prepared."""
+    if not recipe.init.model:
+        return None
+    base = Path(recipe.init.model)
+    if not (base / "config.json").is_file():
+        raise RecipeError(f"init.model: {base} is not a model dir (no config.json)")
+    if recipe.model.overrides:
+        raise RecipeError(f"model.overrides: a run continuing init.model={base} keeps its architecture; drop the "
+                          "overrides, or leave init.model empty to pretrain a new model")
+    return base
 
 
 def build_config(recipe: PretrainRecipe, tok: Tokenizer) -> ModelConfig:
@@ -98,15 +114,22 @@ def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], 
     ctx = distributed.setup(recipe.distributed.backend, recipe.distributed.timeout_minutes)
     try:
         say = say if ctx.is_main else (lambda _: None)
+        base = continued_from(recipe)
         try:  # checked before preparing data, which can take minutes (the vocabulary does not change the context)
-            early = load_preset(recipe.model.preset, **recipe.model.overrides)
+            early = load_config(base) if base else load_preset(recipe.model.preset, **recipe.model.overrides)
         except ValueError:
             early = None  # build_config says what is wrong
         if early is not None:
             check_context(recipe.batch.seq_len, early, STAGE)
-        data_dir = ensure_data(recipe, ctx, say)
+        if base:
+            say(f"continuing the pretraining of {base} (its architecture and tokenizer; [model] is not used)")
+        data_dir = ensure_data(recipe, ctx, say, base)
         tok = Tokenizer.load(data_dir / TOKENIZER_DIR)
-        config = build_config(recipe, tok)
+        if base and tok.sha256 != Tokenizer.load(base).sha256:
+            raise RecipeError(f"{data_dir} was tokenized with another tokenizer than init.model's ({base}): "
+                              f"prepare it with `fronde data prepare --tokenizer {base}`, or leave data.dir unset "
+                              "(and the run's data/ absent) for the run to prepare it so")
+        config = load_config(base) if base else build_config(recipe, tok)
         micro = recipe.batch.micro_batch_size
         train_data = ShardLoader(data_dir, "train", recipe.batch.seq_len, micro * ctx.world_size,
                                  seed=recipe.run.seed)
@@ -116,12 +139,13 @@ def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], 
             say(f"warning: {w}")
         stage = Stage(
             name=STAGE, config=config,
-            fresh_model=lambda: CausalLM(config).init_weights(recipe.run.seed),
+            fresh_model=(lambda: from_pretrained(base, dtype=None)) if base else
+            (lambda: CausalLM(config).init_weights(recipe.run.seed)),
             train_data=train_data,
             eval_batches=lambda: val_batches(data_dir, recipe),
             token_mean_loss=False,  # every target of a pretraining row is trained: token weights would all be 1
-            files=tokenizer_files(data_dir / TOKENIZER_DIR),
-            provenance=Provenance(data_dirs=[data_dir]),
+            files=tokenizer_files(base or data_dir / TOKENIZER_DIR),
+            provenance=Provenance(parent=base, data_dirs=[data_dir]),
         )
         return run_stage(recipe, stage, ctx, resume, say, progress)
     finally:

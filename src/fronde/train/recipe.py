@@ -145,9 +145,15 @@ class StageRecipe(_Section):
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
+class InitSection(_Section):
+    model: str = Field("", description="model dir to start from; default: for pretraining a new model of [model], "
+                       "for later stages runs/<name>/<previous stage>/model")
+
+
 class PretrainRecipe(StageRecipe):
     data: DataSection = Field(default_factory=DataSection)
     model: ModelSection = Field(default_factory=ModelSection)
+    init: InitSection = Field(default_factory=InitSection)  # set: continued pretraining of that model
 
     @property
     def data_dir(self) -> Path:

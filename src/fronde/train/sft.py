@@ -28,7 +28,7 @@ from fronde.train import distributed
 from fronde.train.lineage import Provenance, data_entry, file_entry, pretraining_data_dir, task_entry
 from fronde.train.loop import LossFn, Stage, StageResult, run_stage
 from fronde.train.pretrain import tokenizer_files
-from fronde.train.recipe import RecipeError, StageRecipe
+from fronde.train.recipe import InitSection, RecipeError, StageRecipe
 from fronde.train.sft_data import (
     Conversation,
     PackedRows,
@@ -43,10 +43,6 @@ from fronde.train.sft_data import (
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class InitSection(_Section):
-    model: str = Field("", description="model dir to start from; default runs/<name>/<previous stage>/model")
 
 
 class TaskMix(_Section):
