@@ -111,6 +111,24 @@ def test_chat_messages_records(tmp_path: Path) -> None:
     assert c.problems[0]["location"] == f"{p}:2" and "wizard" in c.problems[0]["reason"]
 
 
+def test_a_sites_repeated_lines_are_kept_once_but_code_is_kept(tmp_path: Path) -> None:
+    """Header, sidebar and footer lines an earlier page of the source had are dropped (and counted per file in the
+    manifest); preformatted code repeats legitimately and stays; a line repeated within one page stays."""
+    d = tmp_path / "wiki"
+    d.mkdir()
+    chrome = '<div class="top">ACME intranet</div><div class="side"><p>Search</p><p>Log out</p></div>'
+    footer = "<footer>(c) ACME 2026 - internal use only</footer>"
+    for name, body in (("a.html", "<h1>Expenses</h1><p>File them monthly.</p><pre>}</pre>"),
+                       ("b.html", "<h1>Travel</h1><p>Book early.</p><p>Book early.</p><pre>}</pre>")):
+        (d / name).write_text(f"<html><body>{chrome}{body}{footer}</body></html>")
+    c = _collect(tmp_path, str(d), near_dedup=False)
+    assert sorted(_texts(c)) == [
+        "# Travel\n\nBook early.\n\nBook early.\n\n}",
+        "ACME intranet\n\nSearch\n\nLog out\n\n# Expenses\n\nFile them monthly.\n\n}\n\n(c) ACME 2026 - internal use only"]
+    files = {Path(f.path).name: f.manifest_entry() for f in c.files.values()}
+    assert files["b.html"]["repeated_lines_dropped"] == 4 and "repeated_lines_dropped" not in files["a.html"]
+
+
 def test_sharegpt_records_are_chats(tmp_path: Path) -> None:
     p = tmp_path / "sharegpt.jsonl"
     p.write_text(json.dumps({"system": "Be brief.", "conversations": [{"from": "human", "value": "hi"},

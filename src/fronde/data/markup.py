@@ -7,7 +7,9 @@ StarCoder turned notebooks into their cells), fronde reads:
 
 - HTML (`.html`, `.htm`, `.xhtml`): the visible text, with the standard library's tolerant `html.parser`: no script,
   style, template, SVG or navigation menu; block elements end lines; headings as `#` lines and list items as `- `
-  lines (Markdown, which a model also meets in chats); `<pre>` keeps its spacing; entities decoded.
+  lines (Markdown, which a model also meets in chats); `<pre>` keeps its spacing; entities decoded. A line that
+  an earlier page of the same source already had (a site's header, footer, sidebar, cookie banner) is dropped, as
+  CCNet drops repeated paragraphs; preformatted lines are kept, since code repeats legitimately.
 - Notebooks (`.ipynb`): the cells in order, Markdown and raw cells as they are, code cells fenced with the
   notebook's language; outputs left out.
 
@@ -17,6 +19,7 @@ write HTML).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from html.parser import HTMLParser
@@ -37,7 +40,7 @@ _BLANKS = re.compile(r"\n{3,}")
 class _VisibleText(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.lines: list[str] = []  # finished lines
+        self.lines: list[tuple[str, bool]] = []  # finished lines, and whether each is preformatted
         self.line: list[str] = []  # the line being built
         self.skip = 0  # depth inside SKIP elements
         self.pre = 0  # depth inside <pre>
@@ -48,11 +51,11 @@ class _VisibleText(HTMLParser):
     def _break(self, blank: bool = False) -> None:
         text = "".join(self.line)
         if self.pre:
-            self.lines.append(text)
+            self.lines.append((text, True))
         elif text.strip():
-            self.lines.append(text.strip())
-        if blank and self.lines and self.lines[-1] != "":
-            self.lines.append("")
+            self.lines.append((text.strip(), False))
+        if blank and self.lines and self.lines[-1][0] != "":
+            self.lines.append(("", False))
         self.line = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -107,17 +110,44 @@ class _VisibleText(HTMLParser):
             text = text.lstrip(" ")
         self.line.append(text)
 
-    def text(self) -> str:
+    def result(self) -> list[tuple[str, bool]]:
         self.close()
         self._break()
-        return _BLANKS.sub("\n\n", "\n".join(self.lines)).strip("\n")
+        return self.lines
 
 
-def html_text(html: str) -> str:
-    """The visible text of an HTML page or fragment (empty when it shows none)."""
+class SiteLines:
+    """The lines earlier pages of a source had: a line seen on an earlier page is boilerplate (header, footer,
+    sidebar, help popup) and is dropped; repeats within one page, blank and preformatted lines are kept."""
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+
+    def keep(self, lines: list[tuple[str, bool]]) -> tuple[list[str], int]:
+        """The page's lines without those of earlier pages, and how many were dropped."""
+        kept, dropped, page = [], 0, set()
+        for text, pre in lines:
+            if pre or not text:
+                kept.append(text)
+                continue
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+            if key in self.seen:
+                dropped += 1
+                continue
+            page.add(key)
+            kept.append(text)
+        self.seen |= page
+        return kept, dropped
+
+
+def html_text(html: str, site: SiteLines | None = None) -> tuple[str, int]:
+    """The visible text of an HTML page or fragment (empty when it shows none), and how many of its lines `site`
+    (the lines of the source's earlier pages) made it drop."""
     parser = _VisibleText()
     parser.feed(html)
-    return parser.text()
+    lines = parser.result()
+    kept, dropped = site.keep(lines) if site is not None else ([text for text, _ in lines], 0)
+    return _BLANKS.sub("\n\n", "\n".join(kept)).strip("\n"), dropped
 
 
 class NotebookError(ValueError):

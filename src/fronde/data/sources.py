@@ -26,7 +26,7 @@ from fronde.data.clean import decode_utf8, is_binary, iter_text_pieces, split_lo
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
-from fronde.data.markup import NotebookError, html_text, notebook_text
+from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
 from fronde.data.io import sha256_file
 
 TEXT_EXTS = {
@@ -157,8 +157,10 @@ def _open(sf: SourceFile) -> BinaryIO:
     return gzip.open(sf.path, "rb") if sf.compressed else open(sf.path, "rb")  # type: ignore[return-value]
 
 
-def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
-    """An HTML page's visible text or a notebook's cells (fronde.data.markup), cut into pieces of `max_chars`."""
+def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: SiteLines | None = None
+                     ) -> Iterator[Document | Drop]:
+    """An HTML page's visible text or a notebook's cells (fronde.data.markup), cut into pieces of `max_chars`;
+    `site` holds the lines of the source's earlier pages (repeated ones are dropped and counted in the manifest)."""
     with _open(sf) as f:
         data = f.read()
     if is_binary(data):
@@ -166,7 +168,12 @@ def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterat
         return
     raw, bad = decode_utf8(data)
     try:
-        text = html_text(raw) if sf.format == "html" else notebook_text(raw)
+        if sf.format == "html":
+            text, repeated = html_text(raw, site)
+            if repeated:
+                sf.extra["repeated_lines_dropped"] = repeated
+        else:
+            text = notebook_text(raw)
     except NotebookError as e:
         yield Drop(sf.path, sf.path, "broken_record", f"notebook: {e}")
         return
@@ -309,6 +316,7 @@ def iter_source(src: ResolvedSource, max_chars: int) -> Iterator[tuple[SourceFil
     """Every document or drop of a source, tagged with its file, honouring `max_documents`."""
     limit = src.config.max_documents
     n = 0
+    site = SiteLines()  # one site per source: its pages share a header and a footer
     for sf in src.files:
         if src.reader is not None:
             items: Iterator[Document | Drop] = src.reader(sf, max_chars)
@@ -319,7 +327,7 @@ def iter_source(src: ResolvedSource, max_chars: int) -> Iterator[tuple[SourceFil
         elif sf.format == "parquet":
             items = read_parquet(sf, src.text_field, max_chars)
         elif sf.format in ("html", "ipynb"):
-            items = read_markup_file(sf, max_chars)
+            items = read_markup_file(sf, max_chars, site=site)
         else:
             items = read_text_file(sf, max_chars)
         for item in items:
