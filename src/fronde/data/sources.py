@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from fronde.data import builtin
+from fronde.data import builtin, office
 from fronde.data.chat import normalize_messages
 from fronde.data.chat_formats import row_chat
 from fronde.data.clean import decode_utf8, is_binary, iter_text_pieces, split_long, BINARY_SNIFF
@@ -39,11 +39,12 @@ TEXT_EXTS = {
 }
 RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet"}
 MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}  # text extracted: data/markup.py
+OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pdf": "pdf"}  # documents: data/office.py
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
 
 
 def file_format(path: Path) -> tuple[str | None, bool]:
-    """(format, gzip?) from the name: format is text/jsonl/json/parquet/html/ipynb, or None if unsupported.
+    """(format, gzip?) from the name: text/jsonl/json/parquet/html/ipynb/docx/odt/pdf, or None if unsupported.
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == "gz"
@@ -54,6 +55,8 @@ def file_format(path: Path) -> tuple[str | None, bool]:
         return RECORD_EXTS[ext], compressed
     if ext in MARKUP_EXTS:
         return MARKUP_EXTS[ext], compressed
+    if ext in OFFICE_EXTS:
+        return OFFICE_EXTS[ext], compressed
     if ext in TEXT_EXTS or not ext or not path.suffix[1:].isalnum():
         return "text", compressed
     return None, compressed
@@ -149,7 +152,8 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
     if not any(r.files for r in resolved):
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
-                        f"(supported: text/code files, .html, .ipynb, .jsonl, .json, .parquet and their .gz)")
+                        f"(supported: text/code files, .html, .ipynb, .docx, .odt, .pdf, .jsonl, .json, .parquet "
+                        "and their .gz)")
     return resolved
 
 
@@ -182,6 +186,23 @@ def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: Sit
         return
     for k, piece in enumerate(split_long(text, max_chars)):
         yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, bad_utf8=bad, pii=pii)
+
+
+def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+    """A Word, OpenDocument or PDF file's text (fronde.data.office), cut into pieces of `max_chars`."""
+    with _open(sf) as f:
+        data = f.read()
+    try:
+        text = office.READERS[sf.format](data)  # cleaned later, as every document
+    except office.OfficeError as e:
+        yield Drop(sf.path, sf.path, "broken_record", f"{sf.format}: {e}")
+        return
+    if not text.strip():
+        yield Drop(sf.path, sf.path, "empty", "no text layer (a scan? OCR it first)" if sf.format == "pdf" else
+                   "no text")
+        return
+    for k, piece in enumerate(split_long(text, max_chars)):
+        yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, pii=pii)
 
 
 def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
@@ -328,6 +349,8 @@ def iter_source(src: ResolvedSource, max_chars: int) -> Iterator[tuple[SourceFil
             items = read_parquet(sf, src.text_field, max_chars)
         elif sf.format in ("html", "ipynb"):
             items = read_markup_file(sf, max_chars, site=site)
+        elif sf.format in office.READERS:
+            items = read_office_file(sf, max_chars)
         else:
             items = read_text_file(sf, max_chars)
         for item in items:

@@ -1,0 +1,188 @@
+"""Word (.docx), OpenDocument (.odt) and PDF files -> their text, as training documents.
+
+A company's or a lab's own text is mostly in these: procedures, reports, contracts, theses. fronde reads:
+
+- `.docx` and `.odt`: zip archives of XML, read with the standard library. Paragraphs in document order, headings as
+  `#` lines and list items as `- ` lines (Markdown, as for HTML pages), table rows as tab-separated cells; deleted
+  tracked changes and footnotes left out.
+- `.pdf`: the text layer, page by page, with pypdf. A scanned PDF has none (OCR it first); it is dropped as
+  `empty` and named. An encrypted PDF opens when its user password is empty, as most "protected" PDFs are, and
+  is dropped as `broken_record` otherwise.
+
+Archive members are read with a size cap, so a zip bomb stops with an error instead of filling the memory.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import zipfile
+from xml.etree import ElementTree as ET
+
+MAX_XML_BYTES = 256 << 20  # a 256 MB document.xml is ~100M characters of text: far past any real document
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
+TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
+_HEADING_STYLE = re.compile(r"(?i)^(heading|titre|berschrift|titolo|ttulo)\s*([1-9])$")
+_BLANKS = re.compile(r"\n{3,}")
+
+
+class OfficeError(ValueError):
+    """A file that cannot be read as what its name says; the message says why."""
+
+
+def _member(data: bytes, name: str) -> bytes:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            info = z.getinfo(name)
+            if info.file_size > MAX_XML_BYTES:
+                raise OfficeError(f"{name} would inflate to {info.file_size:,} bytes (over {MAX_XML_BYTES:,})")
+            with z.open(info) as f:
+                out = f.read(MAX_XML_BYTES + 1)
+    except KeyError:
+        raise OfficeError(f"no {name} in the archive") from None
+    except zipfile.BadZipFile as e:
+        raise OfficeError(f"not a zip archive ({e})") from None
+    if len(out) > MAX_XML_BYTES:
+        raise OfficeError(f"{name} inflates past {MAX_XML_BYTES:,} bytes")
+    return out
+
+
+def _xml(data: bytes, name: str) -> ET.Element:
+    try:
+        return ET.fromstring(_member(data, name))
+    except ET.ParseError as e:
+        raise OfficeError(f"{name} is not well-formed XML ({e})") from None
+
+
+def _join(lines: list[str]) -> str:
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+# --- Word ---------------------------------------------------------------------------------------------------------
+def _docx_runs(p: ET.Element) -> str:
+    parts = []
+    for el in p.iter():
+        if el.tag == f"{W}t":
+            parts.append(el.text or "")
+        elif el.tag == f"{W}tab":
+            parts.append("\t")
+        elif el.tag in (f"{W}br", f"{W}cr"):
+            parts.append("\n")
+    return "".join(parts).strip()
+
+
+def _docx_prefix(p: ET.Element) -> str:
+    ppr = p.find(f"{W}pPr")
+    if ppr is None:
+        return ""
+    style = ppr.find(f"{W}pStyle")
+    name = style.get(f"{W}val", "") if style is not None else ""
+    if name.lower() == "title":
+        return "# "
+    if m := _HEADING_STYLE.match(name):
+        return "#" * int(m.group(2)) + " "
+    listed = ppr.find(f"{W}numPr") is not None or name.lower().startswith("list")  # "List Bullet" numbers by style
+    return "- " if listed else ""
+
+
+def _docx_blocks(parent: ET.Element, out: list[str]) -> None:
+    for el in parent:
+        if el.tag == f"{W}p":
+            text = _docx_runs(el)
+            if text:
+                prefix = _docx_prefix(el)
+                out.append(prefix + text)
+                if prefix.startswith("#"):
+                    out.append("")
+        elif el.tag == f"{W}tbl":
+            for row in el.iter(f"{W}tr"):
+                cells = [" ".join(t for p in tc.iter(f"{W}p") if (t := _docx_runs(p))) for tc in row.iter(f"{W}tc")]
+                if any(cells):
+                    out.append("\t".join(cells))
+            out.append("")
+        elif el.tag == f"{W}sdt":  # a content control: its paragraphs are in sdtContent
+            for content in el.iter(f"{W}sdtContent"):
+                _docx_blocks(content, out)
+
+
+def docx_text(data: bytes) -> str:
+    body = _xml(data, "word/document.xml").find(f"{W}body")
+    if body is None:
+        raise OfficeError("word/document.xml has no body")
+    out: list[str] = []
+    _docx_blocks(body, out)
+    return _join(out)
+
+
+# --- OpenDocument -------------------------------------------------------------------------------------------------
+def _odt_inline(el: ET.Element) -> str:
+    parts = [el.text or ""]
+    for child in el:
+        if child.tag == f"{TEXT}s":
+            parts.append(" " * int(child.get(f"{TEXT}c", "1")))
+        elif child.tag == f"{TEXT}tab":
+            parts.append("\t")
+        elif child.tag == f"{TEXT}line-break":
+            parts.append("\n")
+        elif child.tag not in (f"{TEXT}note", f"{OFFICE}annotation", f"{TEXT}tracked-changes"):
+            parts.append(_odt_inline(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def _odt_blocks(parent: ET.Element, out: list[str], bullet: str = "") -> None:
+    for el in parent:
+        if el.tag == f"{TEXT}h":
+            text = _odt_inline(el).strip()
+            if text:
+                out += ["#" * max(1, min(6, int(el.get(f"{TEXT}outline-level", "1")))) + " " + text, ""]
+        elif el.tag == f"{TEXT}p":
+            text = _odt_inline(el).strip()
+            if text:
+                out.append(bullet + text)
+                bullet = "  " if bullet else ""  # a list item's later paragraphs: indented, no new bullet
+        elif el.tag == f"{TEXT}list":
+            for item in el.findall(f"{TEXT}list-item"):
+                _odt_blocks(item, out, "- ")
+        elif el.tag == f"{TABLE}table":
+            for row in el.iter(f"{TABLE}table-row"):
+                cells = [" ".join(t for p in cell.iter(f"{TEXT}p") if (t := _odt_inline(p).strip()))
+                         for cell in row.findall(f"{TABLE}table-cell")]
+                if any(cells):
+                    out.append("\t".join(cells))
+            out.append("")
+        elif el.tag in (f"{TEXT}section", f"{TEXT}list-header"):
+            _odt_blocks(el, out, bullet)
+
+
+def odt_text(data: bytes) -> str:
+    body = _xml(data, "content.xml").find(f"{OFFICE}body/{OFFICE}text")
+    if body is None:
+        raise OfficeError("content.xml has no text body (not a text document: a spreadsheet or a drawing?)")
+    out: list[str] = []
+    _odt_blocks(body, out)
+    return _join(out)
+
+
+# --- PDF ----------------------------------------------------------------------------------------------------------
+def pdf_text(data: bytes) -> str:
+    """The text layer of every page; empty for a scan."""
+    import pypdf  # imported here: only PDF sources need it
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed-but-readable files warn on every object
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise OfficeError("encrypted with a password; save an unprotected copy")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except OfficeError:
+        raise
+    except Exception as e:  # pypdf raises many types on damaged files (PdfReadError, KeyError, ValueError, ...)
+        raise OfficeError(f"unreadable PDF ({type(e).__name__}: {e})") from None
+    return "\n\n".join(p.strip() for p in pages if p.strip())
+
+
+READERS = {"docx": docx_text, "odt": odt_text, "pdf": pdf_text}

@@ -1,0 +1,114 @@
+"""Word, OpenDocument and PDF sources: real files written by python-docx, matplotlib's PDF backend and an ODF
+package, read for their text with structure; damaged, encrypted-looking, scanned and bomb-sized files are dropped
+and named, never a crash."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+from fronde.data import office
+from fronde.data.config import DataConfig, SourceConfig
+from fronde.data.pipeline import collect_documents, iter_staged
+
+matplotlib.use("Agg")
+
+
+def _docx(path: Path) -> None:
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Travel policy", level=1)
+    d.add_paragraph("Book trains rather than planes under four hours.")
+    d.add_paragraph("Receipts within 30 days", style="List Bullet")
+    d.add_paragraph("Economy class", style="List Bullet")
+    table = d.add_table(rows=2, cols=2)
+    for r, row in enumerate([("Item", "Ceiling"), ("Hotel", "120 EUR")]):
+        for c, text in enumerate(row):
+            table.cell(r, c).text = text
+    d.add_heading("Approvals", level=2)
+    d.add_paragraph("Your manager approves.")
+    d.save(path)
+
+
+ODT_CONTENT = """<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+ xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" office:version="1.3">
+<office:body><office:text>
+<text:h text:outline-level="1">Politique de déplacement</text:h>
+<text:p>Préférez le train<text:s text:c="2"/>aux vols<text:note><text:note-body><text:p>sauf outre-mer</text:p>
+</text:note-body></text:note> courts.</text:p>
+<text:list><text:list-item><text:p>Justificatifs sous <text:span>30 jours</text:span></text:p></text:list-item>
+<text:list-item><text:p>Classe économique</text:p></text:list-item></text:list>
+<table:table><table:table-row><table:table-cell><text:p>Poste</text:p></table:table-cell>
+<table:table-cell><text:p>Plafond</text:p></table:table-cell></table:table-row></table:table>
+</office:text></office:body></office:document-content>"""
+
+
+def _odt(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.text", compress_type=zipfile.ZIP_STORED)
+        z.writestr("content.xml", ODT_CONTENT)
+        z.writestr("META-INF/manifest.xml", '<?xml version="1.0"?><manifest:manifest xmlns:manifest='
+                   '"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"/>')
+
+
+def _pdf(path: Path, lines: list[str]) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with PdfPages(path) as pdf:
+        for page in (lines[:1], lines[1:]):
+            fig = plt.figure(figsize=(8.27, 11.69))
+            for i, line in enumerate(page):
+                fig.text(0.1, 0.9 - 0.05 * i, line, fontsize=12)
+            pdf.savefig(fig)
+            plt.close(fig)
+
+
+def test_word_opendocument_and_pdf_are_read_with_their_structure(tmp_path: Path):
+    _docx(tmp_path / "policy.docx")
+    assert office.docx_text((tmp_path / "policy.docx").read_bytes()) == (
+        "# Travel policy\n\nBook trains rather than planes under four hours.\n- Receipts within 30 days\n"
+        "- Economy class\nItem\tCeiling\nHotel\t120 EUR\n\n## Approvals\n\nYour manager approves.")
+    _odt(tmp_path / "politique.odt")
+    assert office.odt_text((tmp_path / "politique.odt").read_bytes()) == (
+        "# Politique de déplacement\n\nPréférez le train  aux vols courts.\n- Justificatifs sous 30 jours\n"
+        "- Classe économique\nPoste\tPlafond")
+    _pdf(tmp_path / "memo.pdf", ["Expense memo", "Trains first.", "Receipts within 30 days."])
+    assert office.pdf_text((tmp_path / "memo.pdf").read_bytes()) == (
+        "Expense memo\n\nTrains first.\nReceipts within 30 days.")
+
+
+def test_bad_documents_are_dropped_and_named(tmp_path: Path, monkeypatch):
+    d = tmp_path / "docs"
+    d.mkdir()
+    _docx(d / "good.docx")
+    _pdf(d / "scan.pdf", [""])  # pages without a text layer, as a scanner writes them
+    (d / "broken.pdf").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 20)
+    (d / "fake.docx").write_bytes(b"this is not a zip")
+    with zipfile.ZipFile(d / "bomb.odt", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("content.xml", "<a>" + " " * 5_000_000 + "</a>")
+    monkeypatch.setattr(office, "MAX_XML_BYTES", 1_000_000)
+    c = collect_documents(DataConfig(sources=[SourceConfig(path=str(d))], val_fraction=0.0, near_dedup=False),
+                          tmp_path / "work")
+    texts = [r["text"] for r in iter_staged(c.staged("train"))]
+    assert len(texts) == 1 and texts[0].startswith("# Travel policy")
+    reasons = {Path(x["location"]).name: (x["kind"], x["reason"]) for x in c.problems}
+    assert reasons["scan.pdf"] == ("empty", "no text layer (a scan? OCR it first)")
+    assert reasons["broken.pdf"][0] == "broken_record" and "unreadable PDF" in reasons["broken.pdf"][1]
+    assert reasons["fake.docx"] == ("broken_record", "docx: not a zip archive (File is not a zip file)")
+    assert reasons["bomb.odt"][0] == "broken_record" and "inflate" in reasons["bomb.odt"][1]
+    assert {f.format for f in c.files.values()} == {"docx", "pdf", "odt"}
+
+
+@pytest.mark.parametrize("reader", [office.docx_text, office.odt_text])
+def test_an_archive_without_its_document_says_so(tmp_path: Path, reader):
+    with zipfile.ZipFile(tmp_path / "x.zip", "w") as z:
+        z.writestr("other.xml", "<a/>")
+    with pytest.raises(office.OfficeError, match="no .* in the archive"):
+        reader((tmp_path / "x.zip").read_bytes())
