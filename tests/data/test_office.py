@@ -112,3 +112,26 @@ def test_an_archive_without_its_document_says_so(tmp_path: Path, reader):
         z.writestr("other.xml", "<a/>")
     with pytest.raises(office.OfficeError, match="no .* in the archive"):
         reader((tmp_path / "x.zip").read_bytes())
+
+
+def test_many_documents_are_read_by_several_processes_with_the_same_result(tmp_path: Path):
+    """Past READ_AHEAD_MIN_FILES documents, worker processes read them a few files ahead: the same items in the same
+    order as one process, drops included, and a max_documents limit stops the workers."""
+    from fronde.data import sources
+
+    d = tmp_path / "docs"
+    d.mkdir()
+    for i in range(sources.READ_AHEAD_MIN_FILES + 3):
+        _pdf(d / f"memo{i:02d}.pdf", [f"Memo {i}", "Trains first.", f"Receipt {i * 7}."])
+    (d / "memo05.pdf").write_bytes(b"%PDF-1.7 damaged")
+    src = sources.resolve_sources(DataConfig(sources=[SourceConfig(path=str(d))]))[0]
+
+    def items(workers: int, limit: int | None = None) -> list[tuple[str, str, str]]:
+        src.config.max_documents = limit
+        return [(Path(sf.path).name, type(it).__name__, getattr(it, "text", None) or getattr(it, "reason", ""))
+                for sf, it in sources.iter_source(src, 1_000_000, workers)]
+
+    one = items(1)
+    assert len(one) == sources.READ_AHEAD_MIN_FILES + 3 and one[5][1] == "Drop" and one[0][2].startswith("Memo 0")
+    assert items(2) == one
+    assert items(2, limit=3) == one[:3]

@@ -43,7 +43,7 @@ def prepare_cmd(
     text_field: str = typer.Option(None, "--text-field", help="JSON/JSONL/Parquet field with text or messages."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Share of documents in val (default 0.02)."),
     tokenizer: Path = typer.Option(None, "--tokenizer", help="Reuse this tokenizer dir instead of training."),
-    workers: int = typer.Option(None, "--workers", help="Tokeniser threads (0 = all cores)."),
+    workers: int = typer.Option(None, "--workers", help="Tokeniser threads and Word/PDF-reading processes (0 = all cores)."),
     sets: list[str] = typer.Option(None, "--set", help="Any DataConfig field as key=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the inputs are unchanged."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON at the end."),

@@ -129,7 +129,7 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
         progress.start("read + clean", total=len(files))
         current_file = None
         for src in sources:
-            items = iter_source(src, config.max_doc_chars)
+            items = iter_source(src, config.max_doc_chars, config.n_workers())
             while True:
                 t0 = time.perf_counter()
                 try:

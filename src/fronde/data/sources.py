@@ -1,20 +1,26 @@
 """Sources: resolve paths, globs, directories and built-in names into files, and read files into
 `Document`s (or counted `Drop`s).
 
-Formats: plain text and source code (one document per file, long files cut into pieces), JSONL
-(one record per line), JSON (a list of records or one record), Parquet (a column, streamed by
-record batch with pyarrow), and gzip of the text formats. A record's field may hold text or a chat
-(`messages`: a list of {role, content, ...}).
+Formats: plain text and source code (one document per file, long files cut into pieces), HTML pages and notebooks
+(their text: fronde.data.markup), Word, OpenDocument and PDF files (fronde.data.office), JSONL (one record per
+line), JSON (a list of records or one record), Parquet (a column, streamed by record batch with pyarrow), and gzip
+of the text formats. A record's field may hold text or a chat (`messages`: a list of {role, content, ...}).
 """
 
 from __future__ import annotations
 
 import glob as globlib
 import gzip
+import itertools
 import json
+import multiprocessing
 import shutil
+import sys
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -333,11 +339,51 @@ def read_parquet(sf: SourceFile, text_field: str, max_chars: int, pii: bool = Tr
                 row += 1
 
 
-def iter_source(src: ResolvedSource, max_chars: int) -> Iterator[tuple[SourceFile, Document | Drop]]:
-    """Every document or drop of a source, tagged with its file, honouring `max_documents`."""
-    limit = src.config.max_documents
-    n = 0
+def _office_items(sf: SourceFile, max_chars: int) -> tuple[list[Document | Drop], dict[str, Any]]:
+    """One document file read in a worker process: its items, and what the read added to the file's manifest entry."""
+    return list(read_office_file(sf, max_chars)), sf.extra
+
+
+def _read_ahead(files: list[SourceFile], max_chars: int, workers: int) -> Iterator[list[Document | Drop]]:
+    """The items of each file, in order, read by `workers` processes a few files ahead of the consumer (so memory
+    holds a bounded window of results, whatever the number of files)."""
+    # Forked on Linux: a worker starts in milliseconds. Spawned, each would import the parent's __main__ first (for
+    # the `fronde` command, every module it has: seconds of CPU each, as much as the PDFs took). The workers run pure
+    # Python (pypdf, zipfile, XML), so the parent's threads and devices are not touched.
+    method = "fork" if sys.platform == "linux" else "spawn"
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    try:
+        pending: deque[Future] = deque()
+        queue = iter(files)
+        for sf in itertools.islice(queue, 4 * workers):
+            pending.append(pool.submit(_office_items, sf, max_chars))
+        for sf in files:
+            items, extra = pending.popleft().result()
+            sf.extra.update(extra)
+            if (following := next(queue, None)) is not None:
+                pending.append(pool.submit(_office_items, following, max_chars))
+            yield items
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+READ_AHEAD_MIN_FILES = 8  # fewer Word/PDF files than this are read in this process: starting workers costs ~1 s
+
+
+def iter_source(src: ResolvedSource, max_chars: int, workers: int = 1) -> Iterator[tuple[SourceFile, Document | Drop]]:
+    """Every document or drop of a source, tagged with its file, honouring `max_documents`. Word, OpenDocument and
+    PDF files (PDF text extraction takes ~15-25 ms a page) are read by `workers` processes when there are many."""
     site = SiteLines()  # one site per source: its pages share a header and a footer
+    documents = [sf for sf in src.files if sf.format in office.READERS] if src.reader is None else []
+    ahead = _read_ahead(documents, max_chars, workers) \
+        if workers > 1 and len(documents) >= READ_AHEAD_MIN_FILES else None
+    with closing(ahead) if ahead is not None else nullcontext():
+        yield from _items(src, max_chars, site, ahead, src.config.max_documents)
+
+
+def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator[list[Document | Drop]] | None,
+           limit: int | None) -> Iterator[tuple[SourceFile, Document | Drop]]:
+    n = 0
     for sf in src.files:
         if src.reader is not None:
             items: Iterator[Document | Drop] = src.reader(sf, max_chars)
@@ -350,7 +396,7 @@ def iter_source(src: ResolvedSource, max_chars: int) -> Iterator[tuple[SourceFil
         elif sf.format in ("html", "ipynb"):
             items = read_markup_file(sf, max_chars, site=site)
         elif sf.format in office.READERS:
-            items = read_office_file(sf, max_chars)
+            items = iter(next(ahead)) if ahead is not None else read_office_file(sf, max_chars)
         else:
             items = read_text_file(sf, max_chars)
         for item in items:
