@@ -92,7 +92,7 @@ def test_html_and_notebooks_are_read_for_their_text(tmp_path: Path) -> None:
     ])
     assert c.dropped["empty"] == 1 and c.dropped["broken_record"] == 2
     named = {Path(x["location"]).name: x["reason"] for x in c.problems}
-    assert named["blank.htm"] == "no visible text" and "invalid JSON" in named["broken.ipynb"]
+    assert named["blank.htm"] == "no visible text (or a redirect page)" and "invalid JSON" in named["broken.ipynb"]
     assert "no `cells` list" in named["notebook.ipynb"]
     assert {f.format for f in c.files.values()} == {"html", "ipynb"}
     # extract=false: the same files as plain text, markup and outputs kept
@@ -111,22 +111,32 @@ def test_chat_messages_records(tmp_path: Path) -> None:
     assert c.problems[0]["location"] == f"{p}:2" and "wizard" in c.problems[0]["reason"]
 
 
-def test_a_sites_repeated_lines_are_kept_once_but_code_is_kept(tmp_path: Path) -> None:
-    """Header, sidebar and footer lines an earlier page of the source had are dropped (and counted per file in the
-    manifest); preformatted code repeats legitimately and stays; a line repeated within one page stays."""
+def test_a_sites_boilerplate_lines_are_dropped_but_code_and_shared_titles_stay(tmp_path: Path) -> None:
+    """Header, sidebar and footer lines that 4 earlier pages of the source had are dropped (and counted per file in
+    the manifest); a line only two pages share stays, preformatted code stays, and a redirect stub is empty."""
+    from fronde.data.markup import BOILERPLATE_PAGES
+
     d = tmp_path / "wiki"
     d.mkdir()
     chrome = '<div class="top">ACME intranet</div><div class="side"><p>Search</p><p>Log out</p></div>'
     footer = "<footer>(c) ACME 2026 - internal use only</footer>"
-    for name, body in (("a.html", "<h1>Expenses</h1><p>File them monthly.</p><pre>}</pre>"),
-                       ("b.html", "<h1>Travel</h1><p>Book early.</p><p>Book early.</p><pre>}</pre>")):
-        (d / name).write_text(f"<html><body>{chrome}{body}{footer}</body></html>")
+    pages = [f"<h1>Page {i}</h1><p>Policy number {i}.</p><pre>}}</pre>" for i in range(BOILERPLATE_PAGES + 2)]
+    pages[-1] += "<h2>Shared with the stub</h2>"
+    for i, body in enumerate(pages):
+        (d / f"p{i}.html").write_text(f"<html><body>{chrome}{body}{footer}</body></html>")
+    (d / "stub.html").write_text('<html><head><meta http-equiv="refresh" content="0; url=p0.html"></head>'
+                                 "<body><h2>Shared with the stub</h2>Redirecting to p0.html...</body></html>")
     c = _collect(tmp_path, str(d), near_dedup=False)
-    assert sorted(_texts(c)) == [
-        "# Travel\n\nBook early.\n\nBook early.\n\n}",
-        "ACME intranet\n\nSearch\n\nLog out\n\n# Expenses\n\nFile them monthly.\n\n}\n\n(c) ACME 2026 - internal use only"]
+    texts = _texts(c)
+    first = next(t for t in texts if "# Page 0" in t)
+    assert first == ("ACME intranet\n\nSearch\n\nLog out\n\n# Page 0\n\nPolicy number 0.\n\n}\n\n"
+                     "(c) ACME 2026 - internal use only")
+    last = f"# Page {BOILERPLATE_PAGES + 1}"
+    assert f"{last}\n\nPolicy number {BOILERPLATE_PAGES + 1}.\n\n}}\n\n## Shared with the stub" in texts
     files = {Path(f.path).name: f.manifest_entry() for f in c.files.values()}
-    assert files["b.html"]["repeated_lines_dropped"] == 4 and "repeated_lines_dropped" not in files["a.html"]
+    assert [files[f"p{i}.html"].get("repeated_lines_dropped", 0) for i in range(len(pages))] == \
+        [0] * BOILERPLATE_PAGES + [4, 4]
+    assert any(x["location"].endswith("stub.html") and x["kind"] == "empty" for x in c.problems)
 
 
 def test_sharegpt_records_are_chats(tmp_path: Path) -> None:

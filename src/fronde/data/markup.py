@@ -8,8 +8,9 @@ StarCoder turned notebooks into their cells), fronde reads:
 - HTML (`.html`, `.htm`, `.xhtml`): the visible text, with the standard library's tolerant `html.parser`: no script,
   style, template, SVG or navigation menu; block elements end lines; headings as `#` lines and list items as `- `
   lines (Markdown, which a model also meets in chats); `<pre>` keeps its spacing; entities decoded. A line that
-  an earlier page of the same source already had (a site's header, footer, sidebar, cookie banner) is dropped, as
-  CCNet drops repeated paragraphs; preformatted lines are kept, since code repeats legitimately.
+  several earlier pages of the same source had (a site's header, footer, sidebar, cookie banner), or a long
+  paragraph any earlier page had, is dropped, as CCNet drops repeated paragraphs; preformatted lines are kept,
+  since code repeats legitimately. A redirect stub (`<meta http-equiv="refresh">` and little text) has no text.
 - Notebooks (`.ipynb`): the cells in order, Markdown and raw cells as they are, code cells fenced with the
   notebook's language; outputs left out.
 
@@ -20,7 +21,9 @@ write HTML).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import re
 from html.parser import HTMLParser
 
@@ -47,6 +50,7 @@ class _VisibleText(HTMLParser):
         self.head = False  # inside <head>, where only <title> is text
         self.title = False
         self.cells = 0  # cells so far in the current table row
+        self.redirect = False  # <meta http-equiv="refresh">: a page that only sends the browser elsewhere
 
     def _break(self, blank: bool = False) -> None:
         text = "".join(self.line)
@@ -59,6 +63,8 @@ class _VisibleText(HTMLParser):
         self.line = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "meta" and any(k == "http-equiv" and (v or "").lower() == "refresh" for k, v in attrs):
+            self.redirect = True
         if tag in SKIP:
             self.skip += 1
         elif tag == "head":
@@ -83,6 +89,8 @@ class _VisibleText(HTMLParser):
             self.cells += 1
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "meta":
+            self.handle_starttag(tag, attrs)
         if tag in ("br", "hr"):
             self._break()
 
@@ -116,27 +124,41 @@ class _VisibleText(HTMLParser):
         return self.lines
 
 
+REDIRECT_TEXT = 500  # a page that redirects and shows less text than this is a redirect stub
+BOILERPLATE_PAGES = 4  # a line that this many earlier pages had is the site's, not the page's
+LONG_LINE = 100  # a paragraph this long that an earlier page had is a copy (a "print this book" page)
+
+
 class SiteLines:
-    """The lines earlier pages of a source had: a line seen on an earlier page is boilerplate (header, footer,
-    sidebar, help popup) and is dropped; repeats within one page, blank and preformatted lines are kept."""
+    """How many earlier pages of a source had each line. A line BOILERPLATE_PAGES earlier pages had is boilerplate
+    (header, footer, sidebar, help popup) and is dropped: the first pages keep it, in one pass over the files. A
+    short line two or three pages share (a title a stub repeats, a heading in two editions of a book) stays; a
+    paragraph, or a whole preformatted block, of LONG_LINE characters or more that any earlier page had is a copy
+    and goes. Lines inside a preformatted block are never dropped one by one (code repeats `}` legitimately), nor
+    are repeats within one page."""
 
     def __init__(self) -> None:
-        self.seen: set[bytes] = set()
+        self.pages: dict[bytes, int] = {}
 
     def keep(self, lines: list[tuple[str, bool]]) -> tuple[list[str], int]:
-        """The page's lines without those of earlier pages, and how many were dropped."""
-        kept, dropped, page = [], 0, set()
-        for text, pre in lines:
-            if pre or not text:
-                kept.append(text)
-                continue
-            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-            if key in self.seen:
-                dropped += 1
-                continue
-            page.add(key)
-            kept.append(text)
-        self.seen |= page
+        """The page's lines without the site's boilerplate and copies, and how many were dropped."""
+        kept: list[str] = []
+        dropped, page = 0, set()
+        for pre, group in itertools.groupby(lines, key=lambda line: line[1]):
+            units = ["\n".join(text for text, _ in group)] if pre else [text for text, _ in group]
+            for text in units:  # a preformatted block is one unit, a line of text another
+                if not text.strip():
+                    kept.append(text)
+                    continue
+                key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+                page.add(key)
+                if self.pages.get(key, 0) >= (1 if len(text) >= LONG_LINE else math.inf if pre else
+                                              BOILERPLATE_PAGES):
+                    dropped += text.count("\n") + 1
+                else:
+                    kept.append(text)
+        for key in page:
+            self.pages[key] = self.pages.get(key, 0) + 1
         return kept, dropped
 
 
@@ -146,6 +168,8 @@ def html_text(html: str, site: SiteLines | None = None) -> tuple[str, int]:
     parser = _VisibleText()
     parser.feed(html)
     lines = parser.result()
+    if parser.redirect and sum(len(text) for text, _ in lines) < REDIRECT_TEXT:
+        return "", 0  # "Redirecting to ch20-05-macros.html...": nothing to learn
     kept, dropped = site.keep(lines) if site is not None else ([text for text, _ in lines], 0)
     return _BLANKS.sub("\n\n", "\n".join(kept)).strip("\n"), dropped
 

@@ -188,7 +188,7 @@ def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: Sit
         yield Drop(sf.path, sf.path, "broken_record", f"notebook: {e}")
         return
     if not text.strip():
-        yield Drop(sf.path, sf.path, "empty", "no visible text" if sf.format == "html" else "no non-empty cell")
+        yield Drop(sf.path, sf.path, "empty", "no visible text (or a redirect page)" if sf.format == "html" else "no non-empty cell")
         return
     for k, piece in enumerate(split_long(text, max_chars)):
         yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, bad_utf8=bad, pii=pii)
