@@ -22,6 +22,8 @@ from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, save_pretrained
 from fronde.train.ledger import Ledger
 from fronde.train.lineage import (
+    FORMAT,
+    LINEAGE,
     Lineage,
     Provenance,
     ancestry,
@@ -291,3 +293,51 @@ def test_the_card_says_when_pretraining_repeated_a_small_corpus_or_validated_on_
     assert len(repeated) == 1 and "10,000 training tokens 10.0 times" in repeated[0]
     (no_val,) = data_limits(chain(train=10**9, val=None))
     assert "no validation split" in no_val
+
+
+def test_the_models_trained_on_a_file_through_their_ancestry(tmp_path, data_dir):
+    """`fronde runs --trained-on FILE`: a pretraining file (matched by content, even copied elsewhere) reaches the
+    pretrained model and the model made from it; a chat file only the latter; a model whose data dir is gone and
+    unlisted cannot tell."""
+    from fronde.data.manifest import read_manifest
+    from fronde.train.trained_on import published_models, trained_on
+
+    manifest = read_manifest(data_dir)
+    kept = next(f for f in manifest["files"] if f["kept"])
+    runs = tmp_path / "runs"
+    base = runs / "r" / "pretrain" / "model"
+    base.mkdir(parents=True)
+    record = {"format": FORMAT, "stage": "pretrain", "run": {"name": "r"}, "parent": None,
+              "data": [{"path": str(data_dir), "manifest_sha256": sha256_file(data_dir / "manifest.json"),
+                        "sources": [{"name": "python-stdlib", "files": len(manifest["files"])}]}], "inputs": {}}
+    (base / LINEAGE).write_text(json.dumps(record))
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    sft = runs / "r" / "sft" / "model"
+    sft.mkdir(parents=True)
+    (sft / LINEAGE).write_text(json.dumps({
+        "format": FORMAT, "stage": "sft", "run": {"name": "r"}, "data": [],
+        "parent": {"path": str(base), "lineage": record},
+        "inputs": {"chat_files": [{"path": str(chats), "sha256": sha256_file(chats)}]}}))
+    lost = runs / "old" / "pretrain" / "model"
+    lost.mkdir(parents=True)
+    (lost / LINEAGE).write_text(json.dumps({**record, "run": {"name": "old"}, "data": [
+        {"path": str(tmp_path / "deleted"), "manifest_sha256": "0" * 64, "sources": [{"name": "x", "files": 9}]}]}))
+
+    copy = tmp_path / "elsewhere.py"
+    shutil.copy(kept["path"], copy)
+    models = published_models(runs)
+    assert models == [lost, base, sft]
+    _, uses, unknown = trained_on([copy], models)
+    assert [(Path(u.model), u.by) for u in uses] == [(base, "r / pretrain"), (sft, "r / pretrain")]
+    assert uses[0].file == kept["path"] and f"{kept['kept']} of {kept['documents']} documents kept" in uses[0].how
+    assert [(Path(u.model), "gone" in u.reason) for u in unknown] == [(lost, True)]
+    _, uses, _ = trained_on([chats], models)
+    assert [(Path(u.model), u.how) for u in uses] == [(sft, "chat file")]
+
+    res = subprocess.run([sys.executable, "-m", "fronde.cli.main", "runs", str(runs), "--trained-on", str(copy),
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["models_checked"] == 3 and {u["model"] for u in out["uses"]} == {str(base), str(sft)}
+    assert [u["model"] for u in out["cannot_tell"]] == [str(lost)]

@@ -12,6 +12,9 @@ from rich.table import Table
 
 from fronde.cli.errors import print_error
 from fronde.eval.runs import RunSummary, list_runs
+from fronde.train.trained_on import as_json as trained_on_json
+from fronde.train.trained_on import published_models
+from fronde.train.trained_on import trained_on as find_uses
 
 STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red", "empty": "dim"}
 
@@ -57,12 +60,17 @@ def runs_command(
     runs_dir: Path = typer.Argument(Path("runs"), help="The directory holding the runs (runs/<name>/...), or one "
                                     "run dir."),
     as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON (for scripts)."),
+    trained_on: list[Path] = typer.Option([], "--trained-on", help="Instead, list the published models trained on "
+                                          "this file (matched by content; repeatable): for erasure requests."),
 ) -> None:
     """List training runs: status (running, finished, stopped, failed), latest stage, best eval scores, cost."""
     console = Console()  # made here, so it takes the terminal width (COLUMNS) of this call
     if not runs_dir.is_dir():
         print_error(console, f"{runs_dir}: no such runs directory")
         raise typer.Exit(2)
+    if trained_on:
+        _trained_on(console, runs_dir, trained_on, as_json)
+        return
     runs = list_runs(runs_dir)
     if as_json:
         typer.echo(json.dumps({"runs_dir": str(runs_dir), "runs": [r.as_dict() for r in runs]}, indent=2))
@@ -74,3 +82,35 @@ def runs_command(
     for r in runs:
         for error in r.errors:
             console.print(f"[yellow]warning:[/yellow] {error}", highlight=False)
+
+
+def _trained_on(console: Console, runs_dir: Path, files: list[Path], as_json: bool) -> None:
+    for f in files:
+        if not f.is_file():
+            print_error(console, f"--trained-on {f}: no such file")
+            raise typer.Exit(2)
+    models = published_models(runs_dir)
+    digests, uses, unknown = find_uses(files, models)
+    if as_json:
+        typer.echo(json.dumps({"runs_dir": str(runs_dir), "models_checked": len(models),
+                               **trained_on_json(digests, uses, unknown)}, indent=2))
+        return
+    for digest, path in digests.items():
+        console.print(f"{path}: sha256 {digest[:16]}…", highlight=False)
+    affected = sorted({u.model for u in uses})
+    if uses:
+        it = "it" if len(digests) == 1 else "them"
+        t = Table(title=f"{len(affected)} of {len(models)} published models trained on {it}")
+        for col in ("model", "through", "file (as read then)", "how"):
+            t.add_column(col, overflow="fold")
+        for u in uses:
+            t.add_row(u.model, u.by, u.file, u.how)
+        console.print(t)
+        console.print("Their stages' checkpoints/ hold earlier weights from the same data; an erasure removes them "
+                      "too (and any copy exported from these models).", highlight=False)
+    else:
+        it = "it" if len(digests) == 1 else "them"
+        console.print(f"none of the {len(models)} published models under {runs_dir} was trained on {it}",
+                      highlight=False)
+    for u in unknown:
+        console.print(f"[yellow]cannot tell:[/yellow] {u.model}: {u.reason}", highlight=False)
