@@ -44,6 +44,7 @@ def test_prepare_manifest_and_shards(tmp_path: Path, corpus_maker) -> None:
     assert m["pii"]["replacements"]["email"] == 1 and m["pii"]["replacements"]["phone"] == 1
     assert m["pii"]["total"] == 2 and m["pii"]["kept_shared"] == {"email": 1, "ipv4": 1, "ipv6": 0}
     assert "kept (shared addresses" in dict(summary_rows(m))["PII replaced"]
+    assert "; jsonl 1 (" in dict(summary_rows(m))["input"] and " documents kept)" in dict(summary_rows(m))["input"]
     vocab = m["tokenizer"]["vocab_size"]  # this small corpus has fewer pairs to merge than the 600 asked
     assert vocab < 600 and dict(summary_rows(m))["tokenizer"].startswith(f"vocab {vocab} (600 asked: the corpus")
     m["tokenizer"]["requested_vocab_size"] = vocab

@@ -81,7 +81,7 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("created", f"{m['created']} by fronde {m['fronde_version']}"),
         ("sources", "; ".join(f"{s['name']} ({s['licence']}, {s['files']} files, pii {'on' if s['pii'] else 'off'})"
                               for s in m["sources"])),
-        ("input", f"{len(m['files'])} files, {sum(f['bytes'] for f in m['files']):,} bytes"),
+        ("input", f"{len(m['files'])} files, {sum(f['bytes'] for f in m['files']):,} bytes" + _formats(m["files"])),
         ("documents", f"{d['in']:,} in = {d['train']:,} train + {d['val']:,} val + "
                       f"{sum(d['dropped'].values()):,} dropped"),
         ("dropped", ", ".join(f"{k} {v:,}" for k, v in d["dropped"].items())),
@@ -102,6 +102,17 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("problems", f"{m['problems']['total']:,} named in manifest.json (first: "
                                  f"{m['problems']['items'][0]['location']}: {m['problems']['items'][0]['reason']})"))
     return rows
+
+
+def _formats(files: list[dict[str, Any]]) -> str:
+    """Files and kept documents by format, when a corpus mixes them (PDFs whose text layer is empty show here)."""
+    by: dict[str, list[int]] = {}
+    for f in files:
+        n = by.setdefault(f["format"], [0, 0, 0])
+        n[0], n[1], n[2] = n[0] + 1, n[1] + f["documents"], n[2] + f["kept"]
+    if len(by) < 2:
+        return ""
+    return "; " + ", ".join(f"{fmt} {n[0]:,} ({n[2]:,} of {n[1]:,} documents kept)" for fmt, n in sorted(by.items()))
 
 
 def _short_of(tok: dict[str, Any]) -> str:
