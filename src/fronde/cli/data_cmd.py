@@ -17,6 +17,7 @@ from fronde.data.inspect import sample_documents
 from fronde.data.manifest import read_manifest, summary_rows
 from fronde.data.pipeline import prepare
 from fronde.data.progress import RichReporter
+from fronde.tasks import decontamination_guard
 
 app = typer.Typer(help="Turn your own files into a tokenizer and training shards, with a manifest.",
                   no_args_is_help=True)
@@ -43,7 +44,11 @@ def prepare_cmd(
     text_field: str = typer.Option(None, "--text-field", help="JSON/JSONL/Parquet field with text or messages."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Share of documents in val (default 0.02)."),
     tokenizer: Path = typer.Option(None, "--tokenizer", help="Reuse this tokenizer dir instead of training."),
-    workers: int = typer.Option(None, "--workers", help="Tokeniser threads and Word/PDF-reading processes (0 = all cores)."),
+    workers: int = typer.Option(None, "--workers", help="Tokeniser threads and Word/PDF-reading processes "
+                                "(0 = all cores)."),
+    decontaminate: list[str] = typer.Option(None, "--decontaminate", help="Drop documents sharing a 13-word "
+                                            "passage with this evaluation's test problems: humaneval, "
+                                            "gsm-symbolic:eng, a tasks .jsonl... Repeatable."),
     sets: list[str] = typer.Option(None, "--set", help="Any DataConfig field as key=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the inputs are unchanged."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON at the end."),
@@ -62,13 +67,16 @@ def prepare_cmd(
                             ("tokenizer", str(tokenizer) if tokenizer else None)):
             if value is not None:
                 fields[name] = value
+        if decontaminate:
+            fields["decontaminate"] = list(decontaminate)
         if no_pii and pii:
             raise DataError("--pii and --no-pii contradict each other")
         if no_pii or pii:
             fields["pii"] = pii
         config = DataConfig.model_validate(fields).with_overrides(sets or [])
+        guard = decontamination_guard(config.decontaminate)
         with RichReporter(err_console) as reporter:
-            result = prepare(config, out, progress=reporter, force=force)
+            result = prepare(config, out, progress=reporter, force=force, guard=guard)
     except DataError as e:
         raise _fail(e) from None
     except ValidationError as e:  # a CLI value or --set the config refuses: `field: what is wrong (got value)`

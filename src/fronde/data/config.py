@@ -70,6 +70,9 @@ class DataConfig(BaseModel):
     val_fraction: float = Field(0.02, ge=0.0, lt=1.0, description="Share of documents (by hash) in val.")
     vocab_size: int = Field(8192, ge=512, le=1 << 20)
     tokenizer: str | None = Field(None, description="Reuse this trained tokenizer dir instead of training one.")
+    decontaminate: list[str] = Field(default_factory=list, description="Evaluation test sets (task specs: humaneval, "
+                                     "gsm-symbolic:eng, a tasks .jsonl) no training document may share a 13-word "
+                                     "passage with (fronde.data.decontam).")
     tokenizer_train_chars: int = Field(300_000_000, ge=1, description="Cap on text fed to BPE training.")
     shard_tokens: int = Field(1 << 24, ge=1 << 10, description="Target tokens per shard file.")
     workers: int = Field(0, ge=0, description="Tokeniser threads and Word/PDF-reading processes; 0 = all cores.")

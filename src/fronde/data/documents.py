@@ -9,7 +9,7 @@ from typing import Any
 
 # Every reason a unit of input can fail to become a training document. The manifest's accounting
 # identity is: documents_in == kept (train + val) + sum(drops over these kinds).
-DROP_KINDS = ("binary", "broken_record", "missing_field", "empty", "duplicate", "near_duplicate")
+DROP_KINDS = ("binary", "broken_record", "missing_field", "empty", "duplicate", "near_duplicate", "contaminated")
 
 
 @dataclass(slots=True)

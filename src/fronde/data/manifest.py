@@ -95,6 +95,10 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
                       f"{m['tokenizer']['compression']['bytes_per_token']:.3f} bytes/token on "
                       f"{m['tokenizer']['compression']['split']}"),
     ]
+    if guard := m.get("decontamination"):
+        rows.append(("decontaminated", ", ".join(f"{name} ({n} texts)" if n else f"{name} (no text of 8+ words: "
+                                                 "nothing to guard)" for name, n in guard["test_sets"].items())
+                     + f"; {d['dropped'].get('contaminated', 0):,} documents shared a passage with them"))
     for name, s in m["splits"].items():
         rows.append((f"split {name}", f"{s['documents']:,} documents, {s['tokens']:,} tokens, "
                                       f"{len(s['shards'])} shard(s)"))

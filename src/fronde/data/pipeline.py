@@ -36,6 +36,7 @@ from fronde.data.chat import map_message_text, render_chat
 from fronde.data.clean import CleanStats, clean_text
 from fronde.data.config import DataConfig
 from fronde.data.dedup import Deduplicator
+from fronde.data.decontam import Guard
 from fronde.data.documents import DROP_KINDS, Document, Drop, SourceFile
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
@@ -110,7 +111,7 @@ def _is_empty(doc: Document, min_chars: int) -> bool:
 
 
 def collect_documents(config: DataConfig, workdir: str | Path, sources: list[ResolvedSource] | None = None,
-                      progress: Reporter | None = None) -> Collected:
+                      progress: Reporter | None = None, guard: Guard | None = None) -> Collected:
     """Pass 1: read every source, clean, deduplicate, scrub PII, split, and stage kept documents as
     JSONL in `workdir` (one file per split). Streams: memory is bounded by the dedup index and one
     document (at most `max_doc_chars`) at a time."""
@@ -157,9 +158,16 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
                     _drop(c, Drop(doc.file, doc.location, "empty",
                                   f"shorter than {config.min_doc_chars} characters after cleaning"))
                     continue
+                if guard is not None and (hit := guard.match(doc.plain_text())) is not None:
+                    _drop(c, Drop(doc.file, doc.location, "contaminated",
+                                  f"shares a {hit[1]}-word passage with the {hit[0]} test set"))
+                    t["decontaminate"] += time.perf_counter() - t2
+                    continue
+                t2b = time.perf_counter()
+                t["decontaminate"] += t2b - t2
                 kind = dedup.check(doc)
                 t3 = time.perf_counter()
-                t["dedup"] += t3 - t2
+                t["dedup"] += t3 - t2b
                 if kind is not None:
                     _drop(c, Drop(doc.file, doc.location, kind, "same content as an earlier document"
                                   if kind == "duplicate" else "near-duplicate of an earlier document"))
@@ -295,8 +303,10 @@ def tokenise_split(tok: Tokenizer, staged: Path, writer: ShardWriter, n_docs: in
     return n_bytes, n_tokens
 
 
-def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: str | None) -> str:
+def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: str | None,
+              guard: Guard | None = None) -> str:
     payload = {
+        "decontaminate": guard.digest if guard is not None else None,  # the test sets' texts, not only their names
         "fronde": __version__, "format": FORMAT, "config": config.cache_fields(),
         "files": [f.manifest_entry() | {"documents": None, "kept": None} for s in sources for f in s.files],
         "tokenizer": tokenizer_sha,
@@ -345,8 +355,12 @@ def _commit(tmp: Path, out: Path, manifest: dict[str, Any]) -> None:
 
 
 def prepare(config: DataConfig, out: str | Path, progress: Reporter | None = None,
-            force: bool = False) -> PrepareResult:
-    """Build (or reuse) a prepared data directory at `out`. See the module docstring."""
+            force: bool = False, guard: Guard | None = None) -> PrepareResult:
+    """Build (or reuse) a prepared data directory at `out`. See the module docstring. `guard` holds the test sets
+    `config.decontaminate` names (fronde.tasks.decontamination_guard builds it)."""
+    if config.decontaminate and guard is None:
+        raise DataError(f"decontaminate={config.decontaminate}: pass the guard built from those test sets "
+                        "(fronde.tasks.decontamination_guard); the data layer cannot read tasks")
     progress = progress or NullReporter()
     out = Path(out)
     timings: dict[str, float] = defaultdict(float)
@@ -354,7 +368,7 @@ def prepare(config: DataConfig, out: str | Path, progress: Reporter | None = Non
     reuse_tok = Tokenizer.load(config.tokenizer) if config.tokenizer else None
     sources = resolve_sources(config)
     timings["hash"] += time.perf_counter() - t0
-    key = cache_key(config, sources, reuse_tok.sha256 if reuse_tok else None)
+    key = cache_key(config, sources, reuse_tok.sha256 if reuse_tok else None, guard)
     if not force and (out / MANIFEST).is_file():
         try:
             old = read_manifest(out)
@@ -370,7 +384,7 @@ def prepare(config: DataConfig, out: str | Path, progress: Reporter | None = Non
     if config.workers:
         os.environ["RAYON_NUM_THREADS"] = str(config.workers)  # read by tokenizers' thread pool at first use
     try:
-        c = collect_documents(config, tmp, sources, progress)
+        c = collect_documents(config, tmp, sources, progress, guard)
         for k, v in c.timings.items():
             timings[k] += v
         t1 = time.perf_counter()
@@ -396,6 +410,7 @@ def prepare(config: DataConfig, out: str | Path, progress: Reporter | None = Non
             compression[split] = nb / nt if nt else 0.0
         comp_split = "val" if compression.get("val") else "train"
         manifest = _manifest(config, c, key, tok, trained, dtype, splits, comp_split, compression, timings)
+        manifest["decontamination"] = guard.describe() if guard is not None else None
         check_accounting(manifest)
         _commit(tmp, out, manifest)
     finally:

@@ -30,10 +30,12 @@ from fronde.tasks.gsm_symbolic import HELD_OUT, GSMSymbolicTask
 from fronde.tasks.humaneval import TEST_IDS as HUMANEVAL_TEST_IDS
 from fronde.tasks.humaneval import HumanEvalTask
 from fronde.tasks.jsonl import JsonlTask
-from fronde.tasks.registry import get_task, task_names
+from fronde.tasks.registry import decontamination_guard, get_task, task_names, test_texts
 from fronde.tasks.sandbox import Limits, SandboxResult, run_python
 
 __all__ = [
+    "decontamination_guard",
+    "test_texts",
     "HELD_OUT",
     "HUMANEVAL_TEST_IDS",
     "THINK_ANSWER_SYSTEM",

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fronde.data.decontam import Guard
 from fronde.tasks.arithmetic import LEVELS, QUESTIONS, ArithmeticTask
 from fronde.tasks.base import Task, TaskError
 from fronde.tasks.countdown import CountdownTask
@@ -60,3 +61,18 @@ def get_task(spec: str, **options: Any) -> Task:
         return HumanEvalTask(**options)
     raise TaskError(f"unknown task {spec!r}; choose one of: {', '.join(task_names())}, "
                     f"gsm-symbolic:<language>, or a path to a .jsonl file")
+
+
+def test_texts(spec: str) -> list[str]:
+    """The text of a task's test problems, for decontamination: each problem's statement (a HumanEval problem's
+    code prompt, without fronde's instruction around it) and its reference answer."""
+    texts = []
+    for ex in get_task(spec).test():
+        texts.append((ex.meta or {}).get("code_prompt") or ex.prompt)
+        texts.append(str(ex.answer))
+    return texts
+
+
+def decontamination_guard(specs: list[str]) -> Guard | None:
+    """What `fronde data prepare` checks every document against when a recipe names `data.decontaminate`."""
+    return Guard({spec: test_texts(spec) for spec in specs}) if specs else None

@@ -21,6 +21,7 @@ from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, load_config
 from fronde.model.config import ModelConfig, load_preset
 from fronde.model.model import CausalLM
+from fronde.tasks import decontamination_guard
 from fronde.train import distributed
 from fronde.train.distributed import DistContext
 from fronde.train.lineage import Provenance
@@ -41,7 +42,8 @@ def ensure_data(recipe: PretrainRecipe, ctx: DistContext, say: Callable[[str], N
         if recipe.data.dir:
             raise RecipeError(f"data.dir={recipe.data.dir}: no {MANIFEST} there; run `fronde data prepare` first")
         say(f"preparing data into {data_dir} (sources: {', '.join(s.path for s in recipe.data.sources)})")
-        prepare(recipe.data.model_copy(update={"tokenizer": str(base)}) if base else recipe.data, data_dir)
+        prepare(recipe.data.model_copy(update={"tokenizer": str(base)}) if base else recipe.data, data_dir,
+                guard=decontamination_guard(recipe.data.decontaminate))
     distributed.barrier()
     return data_dir
 
