@@ -351,6 +351,9 @@ def test_continued_pretraining_starts_from_a_model_with_its_tokenizer(tmp_path, 
     assert first < reference[1] - 0.5  # it starts where the base model ended, not from scratch
     lineage = read_lineage(result.model_dir)
     assert lineage["parent"]["path"] == str(base) and lineage["parent"]["lineage"]["run"]["name"] == "ref"
+    card = (result.model_dir / "MODEL_CARD.md").read_text()  # tiny-cpu's data guards the evaluations' test sets
+    assert "Decontaminated against the test sets of `humaneval`, `gsm-symbolic:eng`, `gsm-symbolic:fra`" in card
+    assert "Not decontaminated" in card  # the base model's own data (the reference run's) was not
 
     with pytest.raises(RecipeError, match="keeps its architecture"):
         pretrain(load_recipe("tiny-cpu", common + ["run.name=o", "model.overrides={hidden_size=32}"]))

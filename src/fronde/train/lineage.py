@@ -116,6 +116,7 @@ def data_entry(data_dir: Path) -> dict[str, Any]:
         "tokenizer": {"sha256": m["tokenizer"]["sha256"], "vocab_size": m["tokenizer"]["vocab_size"],
                       "trained": m["tokenizer"].get("trained"), "source": m["tokenizer"].get("source")},
         "tokens": {split: s["tokens"] for split, s in m["splits"].items()},
+        "decontamination": m.get("decontamination"),
     }
 
 

@@ -230,6 +230,14 @@ def data_section(chain: list[dict[str, Any]]) -> str:
         pii = ", ".join(f"{k} {v:,}" for k, v in d["pii"]["replacements"].items() if v) or "none found"
         out += (f"\nDocuments: {doc['in']:,} read, {doc['train']:,} train + {doc['val']:,} validation; dropped: "
                 f"{dropped}. Tokens: {', '.join(f'{k} {v:,}' for k, v in d['tokens'].items())}.\n\n")
+        if guard := d.get("decontamination"):
+            sets = ", ".join(f"`{name}`" for name, n in guard["test_sets"].items() if n)
+            out += (f"Decontaminated against the test sets of {sets}: documents sharing a {guard['ngram_words']}-word "
+                    f"passage with one of their problems were dropped ({doc['dropped'].get('contaminated', 0):,}).\n\n"
+                    if sets else "")
+        else:
+            out += ("Not decontaminated: no evaluation test set was checked against this data (`data.decontaminate`), "
+                    "so scores on public benchmarks may include problems seen in training.\n\n")
         if any(s["pii"] for s in d["sources"]):
             kept = sum(d["pii"].get("kept_shared", {}).values())
             shared = (f" It left {kept:,} addresses that every machine shares in place (loopback, documentation "
