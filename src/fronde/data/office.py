@@ -18,6 +18,7 @@ import io
 import logging
 import re
 import zipfile
+from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
 MAX_XML_BYTES = 256 << 20  # a 256 MB document.xml is ~100M characters of text: far past any real document
@@ -59,6 +60,16 @@ def _xml(data: bytes, name: str) -> ET.Element:
 
 def _join(lines: list[str]) -> str:
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+def _document(data: bytes, member: str, body_path: str, blocks: Callable[[ET.Element, list[str]], None],
+              missing: str) -> str:
+    body = _xml(data, member).find(body_path)
+    if body is None:
+        raise OfficeError(f"{member} has {missing}")
+    out: list[str] = []
+    blocks(body, out)
+    return _join(out)
 
 
 # --- Word ---------------------------------------------------------------------------------------------------------
@@ -109,12 +120,7 @@ def _docx_blocks(parent: ET.Element, out: list[str]) -> None:
 
 
 def docx_text(data: bytes) -> str:
-    body = _xml(data, "word/document.xml").find(f"{W}body")
-    if body is None:
-        raise OfficeError("word/document.xml has no body")
-    out: list[str] = []
-    _docx_blocks(body, out)
-    return _join(out)
+    return _document(data, "word/document.xml", f"{W}body", _docx_blocks, "no body")
 
 
 # --- OpenDocument -------------------------------------------------------------------------------------------------
@@ -159,12 +165,8 @@ def _odt_blocks(parent: ET.Element, out: list[str], bullet: str = "") -> None:
 
 
 def odt_text(data: bytes) -> str:
-    body = _xml(data, "content.xml").find(f"{OFFICE}body/{OFFICE}text")
-    if body is None:
-        raise OfficeError("content.xml has no text body (not a text document: a spreadsheet or a drawing?)")
-    out: list[str] = []
-    _odt_blocks(body, out)
-    return _join(out)
+    return _document(data, "content.xml", f"{OFFICE}body/{OFFICE}text", _odt_blocks,
+                     "no text body (not a text document: a spreadsheet or a drawing?)")
 
 
 # --- PDF ----------------------------------------------------------------------------------------------------------
