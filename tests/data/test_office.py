@@ -135,3 +135,37 @@ def test_many_documents_are_read_by_several_processes_with_the_same_result(tmp_p
     assert len(one) == sources.READ_AHEAD_MIN_FILES + 3 and one[5][1] == "Drop" and one[0][2].startswith("Memo 0")
     assert items(2) == one
     assert items(2, limit=3) == one[:3]
+
+
+def test_slides_in_presentation_order_and_books_in_reading_order(tmp_path: Path):
+    """A deck written by python-pptx whose slides were reordered (files keep their names) reads in the order shown;
+    an EPUB written by ebooklib reads its chapters in spine order, each as an HTML page."""
+    import pptx
+    from ebooklib import epub
+
+    deck = pptx.Presentation()
+    for title, bullet in (("Q3 results", "Revenue up 12%"), ("Hiring plan", "Two ML engineers")):
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text = title
+        slide.placeholders[1].text_frame.text = bullet
+    ids = deck.slides._sldIdLst
+    ids.insert(0, ids[1])  # show "Hiring plan" first: its file is still slide2.xml
+    deck.save(tmp_path / "deck.pptx")
+    assert office.pptx_text((tmp_path / "deck.pptx").read_bytes()) == (
+        "Hiring plan\nTwo ML engineers\n\nQ3 results\nRevenue up 12%")
+
+    book = epub.EpubBook()
+    book.set_identifier("fronde-test")
+    book.set_title("Le petit guide")
+    book.set_language("fr")
+    chapters = []
+    for i, (title, body) in enumerate((("Départ", "Prenez le train."), ("Retour", "Gardez les justificatifs."))):
+        ch = epub.EpubHtml(title=title, file_name=f"ch{i}.xhtml", lang="fr")
+        ch.content = f"<html><body><h1>{title}</h1><p>{body}</p><script>x()</script></body></html>"
+        book.add_item(ch)
+        chapters.append(ch)
+    book.spine = list(reversed(chapters))  # reading order is the spine's, not the files'
+    book.add_item(epub.EpubNcx())
+    epub.write_epub(str(tmp_path / "guide.epub"), book)
+    assert office.epub_text((tmp_path / "guide.epub").read_bytes()) == (
+        "# Retour\n\nGardez les justificatifs.\n\n# Départ\n\nPrenez le train.")

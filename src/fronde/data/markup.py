@@ -41,7 +41,7 @@ _BLANKS = re.compile(r"\n{3,}")
 
 
 class _VisibleText(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, with_title: bool = True) -> None:
         super().__init__(convert_charrefs=True)
         self.lines: list[tuple[str, bool]] = []  # finished lines, and whether each is preformatted
         self.line: list[str] = []  # the line being built
@@ -49,6 +49,7 @@ class _VisibleText(HTMLParser):
         self.pre = 0  # depth inside <pre>
         self.head = False  # inside <head>, where only <title> is text
         self.title = False
+        self.with_title = with_title  # an e-book chapter's <title> repeats its heading or the book's name
         self.cells = 0  # cells so far in the current table row
         self.redirect = False  # <meta http-equiv="refresh">: a page that only sends the browser elsewhere
 
@@ -108,7 +109,7 @@ class _VisibleText(HTMLParser):
                 self.title = False
 
     def handle_data(self, data: str) -> None:
-        if self.skip or (self.head and not self.title):
+        if self.skip or (self.head and not (self.title and self.with_title)):
             return
         if self.pre:
             self.line.append(data)
@@ -162,10 +163,10 @@ class SiteLines:
         return kept, dropped
 
 
-def html_text(html: str, site: SiteLines | None = None) -> tuple[str, int]:
+def html_text(html: str, site: SiteLines | None = None, with_title: bool = True) -> tuple[str, int]:
     """The visible text of an HTML page or fragment (empty when it shows none), and how many of its lines `site`
     (the lines of the source's earlier pages) made it drop."""
-    parser = _VisibleText()
+    parser = _VisibleText(with_title)
     parser.feed(html)
     lines = parser.result()
     if parser.redirect and sum(len(text) for text, _ in lines) < REDIRECT_TEXT:

@@ -1,10 +1,13 @@
-"""Word (.docx), OpenDocument (.odt) and PDF files -> their text, as training documents.
+"""Word (.docx), OpenDocument (.odt), PowerPoint (.pptx), EPUB and PDF files -> their text, as training documents.
 
-A company's or a lab's own text is mostly in these: procedures, reports, contracts, theses. fronde reads:
+A company's or a lab's own text is mostly in these: procedures, reports, contracts, slide decks, theses, books.
+fronde reads:
 
 - `.docx` and `.odt`: zip archives of XML, read with the standard library. Paragraphs in document order, headings as
   `#` lines and list items as `- ` lines (Markdown, as for HTML pages), table rows as tab-separated cells; deleted
   tracked changes and footnotes left out.
+- `.pptx`: each slide's paragraphs (titles, bullets, text boxes, tables) in presentation order; `.epub`: the
+  book's XHTML documents in reading order, each read as an HTML page.
 - `.pdf`: the text layer, page by page, with pypdf. A scanned PDF has none (OCR it first); it is dropped as
   `empty` and named. An encrypted PDF opens when its user password is empty, as most "protected" PDFs are, and
   is dropped as `broken_record` otherwise.
@@ -16,9 +19,11 @@ from __future__ import annotations
 
 import io
 import logging
+import posixpath
 import re
 import zipfile
 from collections.abc import Callable
+from urllib.parse import unquote
 from xml.etree import ElementTree as ET
 
 MAX_XML_BYTES = 256 << 20  # a 256 MB document.xml is ~100M characters of text: far past any real document
@@ -187,4 +192,61 @@ def pdf_text(data: bytes) -> str:
     return "\n\n".join(p.strip() for p in pages if p.strip())
 
 
-READERS = {"docx": docx_text, "odt": odt_text, "pdf": pdf_text}
+# --- PowerPoint and EPUB --------------------------------------------------------------------------------------------
+DRAWING = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+PRES = "{http://schemas.openxmlformats.org/presentationml/2006/main}"
+REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_SLIDE = re.compile(r"ppt/slides/slide(\d+)\.xml")
+
+
+def _slides(data: bytes) -> list[str]:
+    """The slide parts in presentation order (presentation.xml's list; file numbers when it is unreadable: a
+    reordered deck keeps its files' names)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        names = set(z.namelist())
+    by_number = sorted((n for n in names if _SLIDE.fullmatch(n)), key=lambda n: int(_SLIDE.fullmatch(n).group(1)))
+    try:
+        rels = {r.get("Id"): r.get("Target", "") for r in _xml(data, "ppt/_rels/presentation.xml.rels")
+                .iter(f"{PKG_REL}Relationship")}
+        ids = [s.get(f"{REL}id") for s in _xml(data, "ppt/presentation.xml").iter(f"{PRES}sldId")]
+        ordered = [posixpath.normpath(posixpath.join("ppt", rels[i])) for i in ids if i in rels]
+    except OfficeError:
+        return by_number
+    return [n for n in ordered if n in names] or by_number
+
+
+def pptx_text(data: bytes) -> str:
+    """Each slide's paragraphs (titles, bullets, text boxes, table cells), a blank line between slides."""
+    slides = []
+    for name in _slides(data):
+        paragraphs = ["".join(t.text or "" for t in p.iter(f"{DRAWING}t")).strip()
+                      for p in _xml(data, name).iter(f"{DRAWING}p")]
+        slides.append("\n".join(p for p in paragraphs if p))
+    return "\n\n".join(s for s in slides if s)
+
+
+CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
+OPF = "{http://www.idpf.org/2007/opf}"
+
+
+def epub_text(data: bytes) -> str:
+    """The book's XHTML documents in reading (spine) order, each read as an HTML page (fronde.data.markup)."""
+    from fronde.data.markup import html_text
+
+    rootfile = _xml(data, "META-INF/container.xml").find(f".//{CONTAINER}rootfile")
+    if rootfile is None or not rootfile.get("full-path"):
+        raise OfficeError("META-INF/container.xml names no package document")
+    opf_path = rootfile.get("full-path", "")
+    opf = _xml(data, opf_path)
+    hrefs = {item.get("id"): item.get("href", "") for item in opf.iter(f"{OPF}item")}
+    spine = [hrefs[ref.get("idref")] for ref in opf.iter(f"{OPF}itemref") if ref.get("idref") in hrefs]
+    if not spine:
+        raise OfficeError(f"{opf_path} has no reading order (spine)")
+    base = posixpath.dirname(opf_path)
+    chapters = [html_text(_member(data, posixpath.normpath(posixpath.join(base, unquote(href))))
+                          .decode("utf-8", "replace"), with_title=False)[0] for href in spine]
+    return "\n\n".join(c for c in chapters if c)
+
+
+READERS = {"docx": docx_text, "odt": odt_text, "pdf": pdf_text, "pptx": pptx_text, "epub": epub_text}

@@ -45,7 +45,7 @@ TEXT_EXTS = {
 }
 RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet"}
 MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}  # text extracted: data/markup.py
-OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pdf": "pdf"}  # documents: data/office.py
+OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf"}  # data/office.py
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
 
 
@@ -158,8 +158,8 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
     if not any(r.files for r in resolved):
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
-                        f"(supported: text/code files, .html, .ipynb, .docx, .odt, .pdf, .jsonl, .json, .parquet "
-                        "and their .gz)")
+                        f"(supported: text/code files, .html, .ipynb, .docx, .odt, .pptx, .epub, .pdf, .jsonl, "
+                        ".json, .parquet and their .gz)")
     return resolved
 
 
