@@ -290,3 +290,34 @@ def test_replayed_text_defaults_to_the_starting_models_pretraining_data(tmp_path
     assert other.text_dir == tmp_path / "mine"
     (model / LINEAGE).unlink()
     assert recipe.text_dir == tmp_path / "r" / "data"
+
+
+def test_chat_files_lose_conversations_that_hold_a_test_problem(tmp_path):
+    """A chat file conversation sharing a passage with a test set is dropped (counted by set): sft.decontaminate, or
+    by default the sets the starting model's pretraining data was checked against (its fronde.json)."""
+    from collections import Counter
+
+    from fronde.tasks import get_task
+    from fronde.train.lineage import FORMAT, LINEAGE
+    from fronde.train.sft import SFTRecipe, sft_conversations
+
+    problem = get_task("gsm-symbolic:eng").test()[0].prompt
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": q},
+                                                        {"role": "assistant", "content": "42"}]})
+                               for q in (f"Solve: {problem}", "What does our VPN policy say about travel?")) + "\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / LINEAGE).write_text(json.dumps({"format": FORMAT, "data": [
+        {"path": "x", "decontamination": {"test_sets": {"gsm-symbolic:eng": 120}}}]}))
+
+    def kept(**sft) -> tuple[int, Counter]:
+        recipe = SFTRecipe.model_validate({"run": {"out_dir": str(tmp_path)}, "init": {"model": str(model)},
+                                           "sft": {"chat_files": [str(chats)], "val_fraction": 0.0, **sft}})
+        dropped: Counter = Counter()
+        train, _ = sft_conversations(recipe, contaminated=dropped)
+        return len(train), dropped
+
+    assert kept() == (1, Counter({"gsm-symbolic:eng": 1}))  # the lineage's sets
+    assert kept(decontaminate=[]) == (2, Counter())
+    assert kept(decontaminate=["humaneval"]) == (2, Counter())

@@ -34,7 +34,7 @@ from fronde.train.loop import StageResult, StepLoss, run_stage
 from fronde.train.recipe import RecipeError, _Section
 from fronde.train.rollouts import Rollouts
 from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
-from fronde.train.sft import SFTRecipe, TaskMix, chat_stage, pii_line, pii_record
+from fronde.train.sft import SFTRecipe, TaskMix, chat_stage, pii_line, pii_record, without_test_problems
 from fronde.train.sft_data import Conversation, read_chat_file
 from fronde.train.teacher import load_teacher
 
@@ -87,8 +87,13 @@ def teacher_prompts(recipe: DistillRecipe, say: Callable[[str], None] = print, p
         if repeats:
             say(f"distill: {mix.name}: {repeats} of {mix.n} draws repeat a problem already drawn; the teacher "
                 f"answers each once ({mix.n - repeats} prompts)")
-    for f in recipe.distill.prompt_files:
-        items.extend(read_prompts(Path(f), pii))
+    prompts = [item for f in recipe.distill.prompt_files for item in read_prompts(Path(f), pii)]
+    contaminated: Counter[str] = Counter()
+    items.extend(without_test_problems(prompts, lambda item: item.messages, recipe.test_sets() if prompts else [],
+                                       contaminated))
+    if contaminated:
+        say(f"distill: {contaminated.total():,} prompts dropped, sharing a 13-word passage with an evaluation's test "
+            "problems (" + ", ".join(f"{k} {v:,}" for k, v in contaminated.items()) + ")")
     if not items:
         raise RecipeError("distill: sequence mode needs prompts: distill.prompt_tasks and/or distill.prompt_files")
     return items, verifiers

@@ -236,3 +236,15 @@ def pretraining_data_dir(model_dir: Path) -> Path | None:
             if entry.get("path") and (path / "manifest.json").is_file():
                 return path
     return None
+
+
+def pretraining_test_sets(model_dir: Path) -> list[str]:
+    """The evaluation test sets the data of a model (and of its ancestors) was decontaminated against: what later
+    stages check their own user files against by default, so a chat file cannot bring back what the corpus kept out."""
+    record = read_lineage(model_dir)
+    sets: dict[str, None] = {}
+    for rec in ancestry(record) if record else []:
+        for entry in rec.get("data") or []:
+            for name in ((entry.get("decontamination") or {}).get("test_sets") or {}):
+                sets[name] = None
+    return list(sets)

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,12 +20,19 @@ from fronde.data.io import atomic_write_json
 from fronde.data.pii import describe, pii_summary
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, load_config
-from fronde.tasks import Example, Task, get_task
+from fronde.tasks import Example, Task, decontamination_guard, get_task
 from fronde.tasks.parallel import map_items
 from fronde.tools import Toolbox, load_tools
 from fronde.tools.worked import calculator_conversation
 from fronde.train import distributed
-from fronde.train.lineage import Provenance, data_entry, file_entry, pretraining_data_dir, task_entry
+from fronde.train.lineage import (
+    Provenance,
+    data_entry,
+    file_entry,
+    pretraining_data_dir,
+    pretraining_test_sets,
+    task_entry,
+)
 from fronde.train.loop import LossFn, Stage, StageResult, run_stage
 from fronde.train.pretrain import tokenizer_files
 from fronde.train.recipe import InitSection, RecipeError, StageRecipe
@@ -70,6 +77,10 @@ class SFTData(_Section):
     text_data: str | None = Field(None, description="prepared data dir (fronde data prepare) the replayed text comes "
                                   "from; default: the data the starting model was pretrained on, else "
                                   "runs/<name>/data")
+    decontaminate: list[str] | None = Field(None, description="evaluation test sets (task specs) no chat file "
+                                            "conversation (nor distill.prompt_files prompt) may share a 13-word "
+                                            "passage with; default: those the starting model's pretraining data was "
+                                            "decontaminated against; [] for none")
 
 
 class SFTRecipe(StageRecipe):
@@ -78,6 +89,12 @@ class SFTRecipe(StageRecipe):
 
     def init_dir(self, previous: str = "pretrain") -> Path:
         return Path(self.init.model) if self.init.model else self.run_dir / previous / "model"
+
+    def test_sets(self) -> list[str]:
+        """The test sets user chat and prompt files are checked against (sft.decontaminate, else the lineage's)."""
+        if self.sft.decontaminate is not None:
+            return self.sft.decontaminate
+        return pretraining_test_sets(self.init_dir())
 
     @property
     def text_dir(self) -> Path:
@@ -134,14 +151,41 @@ def _calculator_conversation(task: Task, example: Example, system: str | None) -
     return None if solved is None else solved[0]
 
 
+T = TypeVar("T")
+
+
+def message_text(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(str(m[k]) for m in messages for k in ("content", "reasoning_content") if m.get(k))
+
+
+def without_test_problems(items: list[T], messages: Callable[[T], list[dict[str, Any]]], specs: list[str],
+                          dropped: Counter[str]) -> list[T]:
+    """The items (conversations, prompts) that share no 13-word passage with the test sets `specs` name; the others
+    are counted into `dropped` by test set (fronde.data.decontam)."""
+    guard = decontamination_guard(specs)
+    if guard is None or not items:
+        return items
+    kept = []
+    for item in items:
+        hit = guard.match(message_text(messages(item)))
+        if hit is None:
+            kept.append(item)
+        else:
+            dropped[hit[0]] += 1
+    return kept
+
+
 def sft_conversations(recipe: SFTRecipe, extra: list[Conversation] | None = None, pii: Counter[str] | None = None,
-                      formats: Counter[str] | None = None) -> tuple[list[Conversation], list[Conversation]]:
+                      formats: Counter[str] | None = None, contaminated: Counter[str] | None = None
+                      ) -> tuple[list[Conversation], list[Conversation]]:
     """(train, val) conversations from the recipe's chat files and tasks (plus `extra`), split by a stable hash;
     the chat files PII-scrubbed when `pii` (a Counter of replacements) is given, their rows counted by format into
-    `formats`."""
+    `formats`, and those sharing a passage with an evaluation's test problems dropped (counted into
+    `contaminated`)."""
     convs: list[Conversation] = list(extra or [])
-    for f in recipe.sft.chat_files:
-        convs.extend(read_chat_file(Path(f), pii, formats))
+    chats = [c for f in recipe.sft.chat_files for c in read_chat_file(Path(f), pii, formats)]
+    convs.extend(without_test_problems(chats, lambda c: c.messages, recipe.test_sets() if chats else [],
+                                       contaminated if contaminated is not None else Counter()))
     convs.extend(task_conversations(recipe.sft.tasks, recipe.sft.system, recipe.run.seed))
     if not convs:
         raise RecipeError("sft: no data; give sft.chat_files and/or sft.tasks")
@@ -171,11 +215,15 @@ def chat_stage(name: str, recipe: SFTRecipe, init_dir: Path, world_size: int, sa
     config = load_config(init_dir)
     pii: Counter[str] | None = Counter() if recipe.sft.pii else None
     formats: Counter[str] = Counter()
-    train, val = sft_conversations(recipe, extra, pii, formats)
+    contaminated: Counter[str] = Counter()
+    train, val = sft_conversations(recipe, extra, pii, formats, contaminated)
     if recipe.sft.chat_files:
         read = ", ".join(f"{fmt} {n:,}" for fmt, n in formats.most_common())
         say(f"{name} chat files: {formats.total():,} conversations ({read}); "
             + (f"PII-scrubbed, {pii_line(pii)}" if pii is not None else "NOT PII-scrubbed (sft.pii = false)"))
+        if contaminated:
+            say(f"{name} chat files: {contaminated.total():,} conversations dropped, sharing a 13-word passage with "
+                "an evaluation's test problems (" + ", ".join(f"{k} {v:,}" for k, v in contaminated.items()) + ")")
     train_rows, val_rows = sft_rows(recipe, tok, train, val)
     stats = train_rows.stats
     say(f"{name} data: {stats.conversations} conversations -> {stats.rows} rows of {recipe.batch.seq_len} tokens, "
@@ -230,6 +278,7 @@ def sft_inputs(recipe: SFTRecipe, pii: Counter[str] | None = None) -> dict[str, 
                      for t in recipe.sft.tasks], "system": recipe.sft.system}
     if recipe.sft.chat_files:
         out["chat_pii"] = pii_record(recipe.sft.pii, pii)
+        out["chat_decontaminated_against"] = recipe.test_sets()
     if recipe.sft.text_fraction > 0:
         out["text"] = {"fraction": recipe.sft.text_fraction, "data": data_entry(recipe.text_dir)}
     return out
