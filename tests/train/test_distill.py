@@ -121,3 +121,41 @@ val_fraction = 0.0
         assert len((stage / name).read_text().splitlines()) == 4, name
     assert len((stage / "teacher_sft.jsonl").read_text().splitlines()) == 8
     assert (stage / "model" / "model.safetensors").is_file()
+
+
+def test_sequence_distillation_from_a_teacher_behind_an_openai_compatible_server(tmp_path, base_dir):  # noqa: F811
+    """distill.teacher = a server's URL (here fronde serve on 127.0.0.1; vLLM or SGLang in practice): the answers
+    come through chat completions into the same cache and SFT; fronde.json records the endpoint; logit mode, which
+    needs logits, is refused."""
+    from fronde.serve.app import ServerConfig
+    from fronde.train.lineage import read_lineage
+    from fronde.train.recipe import RecipeError
+    from fronde.train.teacher_endpoint import EndpointTeacher
+    from tests.serve.test_server import _start
+
+    url, _, srv, thread = _start(ServerConfig(base_dir, served_name="big-teacher", max_batch=8))
+    try:
+        teacher = EndpointTeacher(url + "/v1", concurrency=4)
+        assert teacher.model == "big-teacher"  # the only model the server has
+        answers = teacher.generate([[{"role": "user", "content": f"What is {i} + {i}?"}] for i in range(6)],
+                                   max_new_tokens=8)
+        assert len(answers) == 6 and all(isinstance(a, str) for a in answers)
+        recipe = DistillRecipe.model_validate(COMMON | {
+            "run": {"name": "e", "out_dir": str(tmp_path / "runs")}, "init": {"model": str(base_dir)},
+            "distill": {"teacher": url + "/v1", "prompt_tasks": [{"name": "arithmetic:1", "n": 6}],
+                        "max_new_tokens": 8, "batch_size": 6, "filter_with_verifier": False}})
+        said: list[str] = []
+        result = distill(recipe, say=said.append)
+        assert f"teacher: big-teacher at {url}/v1" in said
+        stage = tmp_path / "runs" / "e" / "distill"
+        assert len((stage / "teacher_samples.jsonl").read_text().splitlines()) == 6
+        teacher_record = read_lineage(result.model_dir)["inputs"]["teacher"]
+        assert teacher_record == {"spec": url + "/v1", "kind": "endpoint", "model": "big-teacher", "licence": None}
+        assert f"distill teacher {url}/v1" in (result.model_dir / "MODEL_CARD.md").read_text()
+        logit = DistillRecipe.model_validate(recipe.model_dump() | {"distill": recipe.distill.model_dump() |
+                                                                    {"mode": "logit"}})
+        with pytest.raises(RecipeError, match="needs the teacher's logits"):
+            distill(logit, say=lambda _: None)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)

@@ -36,13 +36,21 @@ from fronde.train.rollouts import Rollouts
 from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
 from fronde.train.sft import SFTRecipe, TaskMix, chat_stage, pii_line, pii_record, without_test_problems
 from fronde.train.sft_data import Conversation, read_chat_file
-from fronde.train.teacher import load_teacher
+from fronde.train.teacher import TeacherError, load_teacher
+from fronde.train.teacher_endpoint import EndpointTeacher, is_endpoint
 
 STAGE = "distill"
 
 
 class DistillSection(_Section):
-    teacher: str = Field(..., description="fronde dir, transformers dir, .gguf file or smollm2-135m-instruct")
+    teacher: str = Field(..., description="fronde dir, transformers dir, .gguf file, smollm2-135m-instruct, or an "
+                         "OpenAI-compatible server's URL (http://host:8000/v1; sequence mode)")
+    teacher_model: str | None = Field(None, description="the model a teacher URL serves (default: its only one)")
+    teacher_api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding a teacher URL's "
+                                     "API key (a key never goes in a recipe, which fronde.json records)")
+    teacher_concurrency: int = Field(16, gt=0, description="requests in flight to a teacher URL")
+    teacher_licence: str | None = Field(None, description="a teacher URL's model licence (SPDX id or name), for the "
+                                        "model card: some licences restrict training on their outputs")
     mode: Literal["sequence", "logit"] = "sequence"
     # sequence-level
     prompt_tasks: list[TaskMix] = Field(default_factory=list, description="task problems the teacher answers")
@@ -192,7 +200,13 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
         sec = recipe.distill
         init_dir = recipe.init_dir("pretrain")
         stage_dir = recipe.run_dir / STAGE
-        if teacher is None:
+        if teacher is None and is_endpoint(sec.teacher):
+            if sec.mode == "logit":
+                raise RecipeError(f"distill.mode=logit needs the teacher's logits; the endpoint {sec.teacher} gives "
+                                  "text. Use mode='sequence' for it.")
+            teacher = EndpointTeacher(sec.teacher, sec.teacher_model, sec.teacher_api_key_env, sec.teacher_concurrency)
+            say(f"teacher: {teacher.model} at {sec.teacher}")
+        elif teacher is None:
             say(f"loading teacher {sec.teacher}")
             teacher = load_teacher(sec.teacher, device=ctx.device)
         prompt_pii: Counter[str] | None = Counter() if recipe.sft.pii else None
@@ -220,8 +234,10 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
             # of the student's own samples has other tokens, so with on-policy sampling each counts as a whole
             stage.token_mean_loss = sec.on_policy_fraction == 0
         stage.provenance.inputs |= distill_inputs(recipe, stage_dir, prompt_pii)
+        if isinstance(teacher, EndpointTeacher):  # the model it answered with, found on the server if not named
+            stage.provenance.inputs["teacher"]["model"] = teacher.model
         return run_stage(recipe, stage, ctx, resume, say, progress)
-    except DataError as e:
+    except (DataError, TeacherError) as e:  # a teacher that cannot load or answer: one error line, not a traceback
         raise RecipeError(str(e)) from None
     finally:
         distributed.teardown(ctx)
@@ -232,7 +248,9 @@ def distill_inputs(recipe: DistillRecipe, stage_dir: Path, prompt_pii: Counter[s
     """What fronde.json records of a distillation beyond its SFT data: the teacher by content, its prompts (and what
     their PII scrub replaced) and, in sequence mode, the verified answers the student trained on."""
     sec = recipe.distill
-    out: dict[str, Any] = {"teacher": teacher_identity(sec.teacher), "mode": sec.mode,
+    teacher = {"spec": sec.teacher, "kind": "endpoint", "model": sec.teacher_model, "licence": sec.teacher_licence} \
+        if is_endpoint(sec.teacher) else teacher_identity(sec.teacher)
+    out: dict[str, Any] = {"teacher": teacher, "mode": sec.mode,
                            "prompt_tasks": [task_entry(t.name, t.options, n=t.n) for t in sec.prompt_tasks],
                            "prompt_files": [file_entry(f) for f in sec.prompt_files]}
     if sec.prompt_files and sec.mode == "sequence":
