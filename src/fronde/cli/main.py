@@ -71,8 +71,9 @@ def main(prog_name: str | None = None) -> None:
         print_error(Console(stderr=True), f"{where}{e.strerror}")
         raise SystemExit(2) from None
     except torch.OutOfMemoryError as e:  # training steps retry by themselves (fronde.train.oom); the rest land here
-        print_error(Console(stderr=True), f"out of GPU memory: {first_line(e)} Lower the batch (batch.micro_batch_size, "
-                    "--max-batch for serving), the sequence length, or use a GPU with more memory.")
+        print_error(Console(stderr=True), f"out of GPU memory: {first_line(e)} Lower the batch "
+                    "(batch.micro_batch_size, --max-batch for serving), the sequence length, or use a GPU with more "
+                    "memory.")
         raise SystemExit(1) from None
 
 

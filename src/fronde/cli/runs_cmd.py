@@ -98,8 +98,8 @@ def _trained_on(console: Console, runs_dir: Path, files: list[Path], as_json: bo
     for digest, path in digests.items():
         console.print(f"{path}: sha256 {digest[:16]}…", highlight=False)
     affected = sorted({u.model for u in uses})
+    it = "it" if len(digests) == 1 else "them"
     if uses:
-        it = "it" if len(digests) == 1 else "them"
         t = Table(title=f"{len(affected)} of {len(models)} published models trained on {it}")
         for col in ("model", "through", "file (as read then)", "how"):
             t.add_column(col, overflow="fold")
@@ -109,7 +109,6 @@ def _trained_on(console: Console, runs_dir: Path, files: list[Path], as_json: bo
         console.print("Their stages' checkpoints/ hold earlier weights from the same data; an erasure removes them "
                       "too (and any copy exported from these models).", highlight=False)
     else:
-        it = "it" if len(digests) == 1 else "them"
         console.print(f"none of the {len(models)} published models under {runs_dir} was trained on {it}",
                       highlight=False)
     for u in unknown:

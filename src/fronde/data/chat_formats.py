@@ -3,12 +3,13 @@
 SFT data rarely starts in fronde's own format. Each row (a JSON object) is recognised by its keys, as TRL and
 LLaMA-Factory recognise them:
 
-| format | keys | becomes |
-| --- | --- | --- |
-| `messages` | `messages` (+ `tools`) | itself (OpenAI chat, fronde's own) |
-| `sharegpt` | `conversations`: `[{"from", "value"}]` (+ `system`, `tools`) | human/user -> user, gpt/assistant/model -> assistant, system, function_call -> an assistant tool call, observation/tool -> tool |
-| `prompt-completion` | `prompt`, `completion` (text, or message lists as TRL's conversational form) | user prompt, assistant completion |
-| `alpaca` | `instruction` (+ `input`), `output` (+ `system`) | user instruction (a blank line, then the input), assistant output |
+- `messages`: `messages` (+ `tools`), OpenAI chat, fronde's own;
+- `sharegpt`: `conversations` of `{"from", "value"}` turns (+ `system`, `tools`): human/user -> user,
+  gpt/assistant/model -> assistant, system, function_call -> an assistant tool call, observation/tool -> tool;
+- `prompt-completion`: `prompt` and `completion`, as text or as message lists (TRL's conversational form): a user
+  turn and an assistant turn;
+- `alpaca`: `instruction` (+ `input`), `output` (+ `system`): a user turn (the instruction, a blank line, the
+  input) and an assistant turn.
 
 Files: `.jsonl`/`.ndjson` (a row a line), `.json` (a list of rows), `.parquet` (a row a record: what `datasets`
 saves), the first two also gzipped. A bad row stops the run with its file, row and what is wrong: a chat file is

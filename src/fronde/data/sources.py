@@ -2,9 +2,10 @@
 `Document`s (or counted `Drop`s).
 
 Formats: plain text and source code (one document per file, long files cut into pieces), HTML pages and notebooks
-(their text: fronde.data.markup), Word, OpenDocument and PDF files (fronde.data.office), JSONL (one record per
-line), JSON (a list of records or one record), Parquet (a column, streamed by record batch with pyarrow), and gzip
-of the text formats. A record's field may hold text or a chat (`messages`: a list of {role, content, ...}).
+(their text: fronde.data.markup), Word, OpenDocument, PowerPoint, EPUB and PDF files (fronde.data.office), JSONL
+(one record per line), JSON (a list of records or one record), Parquet (a column, streamed by record batch with
+pyarrow), and gzip of the text formats. A record's field may hold text or a chat (`messages`: a list of {role,
+content, ...}).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "ven
 
 
 def file_format(path: Path) -> tuple[str | None, bool]:
-    """(format, gzip?) from the name: text/jsonl/json/parquet/html/ipynb/docx/odt/pdf, or None if unsupported.
+    """(format, gzip?) from the name: text/jsonl/json/parquet/html/ipynb/docx/odt/pptx/epub/pdf, or None if
+    unsupported.
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == "gz"
@@ -188,14 +190,15 @@ def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: Sit
         yield Drop(sf.path, sf.path, "broken_record", f"notebook: {e}")
         return
     if not text.strip():
-        yield Drop(sf.path, sf.path, "empty", "no visible text (or a redirect page)" if sf.format == "html" else "no non-empty cell")
+        yield Drop(sf.path, sf.path, "empty", "no visible text (or a redirect page)" if sf.format == "html" else
+                   "no non-empty cell")
         return
     for k, piece in enumerate(split_long(text, max_chars)):
         yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, bad_utf8=bad, pii=pii)
 
 
 def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
-    """A Word, OpenDocument or PDF file's text (fronde.data.office), cut into pieces of `max_chars`."""
+    """A Word, OpenDocument, PowerPoint, EPUB or PDF file's text (fronde.data.office), cut into `max_chars` pieces."""
     with _open(sf) as f:
         data = f.read()
     try:

@@ -148,7 +148,8 @@ class JsonlTask(Task):
             try:
                 compile(row.answer, where, "exec")
             except SyntaxError as e:
-                raise TaskError(f"{where}: test code does not compile: {e.msg} (line {e.lineno} of the tests)") from None
+                raise TaskError(f"{where}: test code does not compile: {e.msg} (line {e.lineno} of the "
+                                "tests)") from None
 
     def _split(self, row: Row) -> str:
         if row.split is not None:
