@@ -174,3 +174,44 @@ def test_the_rehearsal_of_each_gpu_speedrun_loads_at_toy_size(tmp_path):
             assert rec.schedule.max_steps <= 4 and rec.precision.compile is False, (name, stage)
             parent = rec.run_dir / stage / "model"
         assert sr.eval.n == 4 and sr.eval.tasks == load_speedrun(name).eval.tasks
+
+
+def test_preflight_lists_every_problem_before_any_stage_runs(tmp_path):
+    """A missing data source, a bad task, a missing chat file, an unknown tool and an unknown eval task are all said
+    at once, before pretraining starts (nothing is written); the shipped speedruns pass, and --check stops there."""
+    from fronde.preflight import preflight
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"""
+[run]
+name = "bad"
+out_dir = "{tmp_path / 'runs'}"
+[pretrain]
+recipe = "tiny-cpu"
+set = ["data.sources=[{{path=\\"{tmp_path / 'nowhere'}\\"}}, {{path=\\"littre\\"}}]"]
+[sft]
+recipe = "sft-tiny-cpu"
+set = ["sft.chat_files=[\\"{tmp_path / 'chats.jsonl'}\\"]", "sft.tasks=[{{name=\\"arithmetic:9\\", n=10}}]"]
+[rl]
+recipe = "rl-tiny-cpu"
+set = ["rl.tasks=[{{name=\\"arithmetic:1\\", tools=[\\"calculatr\\"]}}]"]
+[eval]
+tasks = ["gsm-symbolic:xx"]
+""")
+    env = ENV | {"FRONDE_STARDICT_DIR": str(tmp_path / "no-littre")}  # as on a machine without the Debian package
+    res = subprocess.run(FRONDE + ["speedrun", "--recipe", str(bad)], env=env, capture_output=True, text=True,
+                         timeout=120)
+    out = " ".join(res.stdout.split())
+    assert res.returncode == 2 and "cannot run to its end here (6 problems)" in out, res.stdout + res.stderr
+    for said in ("pretrain: data source", "does not exist", "stardict-xmlittre", "sft: sft.tasks: arithmetic level "
+                 "'9'", "chats.jsonl is not a file", "rl: unknown tool 'calculatr'", "eval: eval.tasks: gsm-symbolic "
+                 "has no language 'xx'"):
+        assert said in out, said
+    assert not (tmp_path / "runs").exists()
+    for name in speedrun_names():  # a machine whose apt could not install the dictionaries lacks only those
+        problems = preflight(load_speedrun(name))
+        assert all("apt-get install" in p for p in problems) and (problems == [] or name != "tiny-cpu"), problems
+    res = subprocess.run(FRONDE + ["speedrun", "--check", "--out", str(tmp_path / "runs" / "c")], env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "every stage can run here" in res.stdout, res.stdout + res.stderr
+    assert not (tmp_path / "runs").exists()

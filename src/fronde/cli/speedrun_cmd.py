@@ -29,11 +29,14 @@ def speedrun_command(
     minutes: float = typer.Option(None, "--minutes", min=0.01, help="fit the run into about this many minutes: "
                                   "each training stage gets its [budget] share, planned from its measured pace "
                                   "(never more steps than the recipe's)"),
+    check: bool = typer.Option(False, "--check", help="only check that every stage can run here (recipes, data "
+                               "sources, tasks, files, teacher, tools), then exit"),
 ) -> None:
     """The whole path in one command, on the machine you have; run it again to continue after a kill. Under
     torchrun (`torchrun --nproc_per_node 8 -m fronde.cli.main speedrun ...`) the training stages run on every
     process, every process evaluates a share of each evaluation, and rank 0 writes the results and the report."""
     from fronde.eval.report import write_report
+    from fronde.preflight import preflight
     from fronde.speedrun import evaluate, load_speedrun, train_stages
     from fronde.train import distributed
 
@@ -42,6 +45,15 @@ def speedrun_command(
     try:
         sr = load_speedrun(recipe, out, list(set_) + ([f"run.minutes={minutes}"] if minutes is not None else []))
         read_results(sr.eval.against)  # a wrong reference stops now, not after an hour of training
+        problems = preflight(sr)  # so does a missing wheel, file, task or tool any later stage needs
+        if problems:
+            print_error(console, f"speedrun {recipe} cannot run to its end here ({len(problems)} "
+                        f"problem{'s' * (len(problems) > 1)}); fix, then run again:\n- " + "\n- ".join(problems))
+            raise typer.Exit(2)
+        if check:
+            console.print(f"speedrun {recipe}: every stage can run here ({', '.join(s for s, _ in sr.steps())}, "
+                          "eval)", highlight=False)
+            return
         # one process group for all the stages (torch cannot create it again in a process that destroyed one)
         ctx = distributed.setup(sr.distributed.backend, sr.distributed.timeout_minutes)
         say = console.print if ctx.is_main else (lambda *_: None)
