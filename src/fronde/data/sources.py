@@ -189,12 +189,8 @@ def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: Sit
     except NotebookError as e:
         yield Drop(sf.path, sf.path, "broken_record", f"notebook: {e}")
         return
-    if not text.strip():
-        yield Drop(sf.path, sf.path, "empty", "no visible text (or a redirect page)" if sf.format == "html" else
-                   "no non-empty cell")
-        return
-    for k, piece in enumerate(split_long(text, max_chars)):
-        yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, bad_utf8=bad, pii=pii)
+    yield from _pieces(sf, text, max_chars, "no visible text (or a redirect page)" if sf.format == "html" else
+                       "no non-empty cell", bad, pii)
 
 
 def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
@@ -206,12 +202,17 @@ def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterat
     except office.OfficeError as e:
         yield Drop(sf.path, sf.path, "broken_record", f"{sf.format}: {e}")
         return
+    yield from _pieces(sf, text, max_chars, "no text layer (a scan? OCR it first)" if sf.format == "pdf" else
+                       "no text", False, pii)
+
+
+def _pieces(sf: SourceFile, text: str, max_chars: int, empty: str, bad: bool, pii: bool) -> Iterator[Document | Drop]:
+    """A file's extracted text as documents of at most `max_chars`, or an `empty` drop saying why."""
     if not text.strip():
-        yield Drop(sf.path, sf.path, "empty", "no text layer (a scan? OCR it first)" if sf.format == "pdf" else
-                   "no text")
+        yield Drop(sf.path, sf.path, "empty", empty)
         return
     for k, piece in enumerate(split_long(text, max_chars)):
-        yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, pii=pii)
+        yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, bad_utf8=bad, pii=pii)
 
 
 def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
