@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from fronde.data.clean import CleanStats, clean_text, decode_utf8, iter_text_pieces, split_long
-from fronde.data.pii import iban_ok, luhn_ok, scrub_pii, shared_address
+from fronde.data.pii import iban_ok, luhn_ok, nir_ok, scrub_pii, shared_address
 
 
 def test_clean_text_nfc_newlines_controls() -> None:
@@ -60,6 +60,10 @@ def test_iter_text_pieces_flags_invalid_bytes() -> None:
     ("The server is 83.12.45.6.", "ipv4"),  # at the end of a sentence too  # private ranges map an organisation's network: replaced
     ("mail ops@example.company.fr now", "email"),  # not a reserved domain
     ("link fe80::1 local", "ipv6"),
+    ("SSN 123-45-6789 on file", "national_id"),
+    ("NIR 1 85 05 78 006 084 91 (carte Vitale)", "national_id"),  # its key: 97 - 1850578006084 mod 97
+    ("NIR 280062A12345650.", "national_id"),  # Corsica: 2A counts as 19 in the key
+    ("NI number AB 12 34 56 C here", "national_id"),
 ])
 def test_pii_each_type(text: str, kind: str) -> None:
     counts: Counter[str] = Counter()
@@ -78,6 +82,9 @@ def test_pii_each_type(text: str, kind: str) -> None:
     "fractions 0.09999999999999995 and 1.79769313486231e+308 and Decimal('+35236450.6')",
     "timestamps 2023-01-15 10:30:45 and 0000000000000000",
     "no email in user@localhost or @decorator.attr",
+    "SSN-like 666-12-3456, 900-12-3456 and 123-00-4567 are never issued",
+    "NIR with a wrong key 1 85 05 78 006 084 36, and 123456789 bare",
+    "NI-like GB 12 34 56 A and DA 12 34 56 B have prefixes never issued",
 ])
 def test_pii_leaves_lookalikes(text: str) -> None:
     counts: Counter[str] = Counter()
@@ -88,6 +95,7 @@ def test_pii_leaves_lookalikes(text: str) -> None:
 def test_checksums() -> None:
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     assert iban_ok("DE89370400440532013000") and not iban_ok("DE89370400440532013001")
+    assert nir_ok("1 85 05 78 006 084 91") and not nir_ok("1 85 05 78 006 084 92") and nir_ok("280062A12345650")
 
 
 @pytest.mark.parametrize(("text", "kind"), [

@@ -1,8 +1,12 @@
-"""PII scrubbing: e-mail, phone, IBAN, payment card, IPv4 and IPv6 -> typed placeholders.
+"""PII scrubbing: e-mail, phone, IBAN, payment card, national identity number, IPv4 and IPv6 -> typed placeholders.
 
-Patterns err on the side of precision where a checksum exists (IBAN mod-97, card Luhn) and demand
-separators for phone numbers, so code constants and version strings are not mangled. Order matters:
-IBANs and cards are replaced before phones so a card number is never counted as a phone.
+Patterns err on the side of precision where a checksum exists (IBAN mod-97, card Luhn, the French social security
+number's key) and demand separators for phone numbers and US social security numbers, so code constants and
+version strings are not mangled. National identity numbers (the most sensitive of these under the GDPR's
+article 9 and US state laws): the US SSN written 123-45-6789 (valid area, group and serial), the French NIR
+(numéro de sécurité sociale, 15 digits with its mod-97 key, Corsican departments 2A/2B included) and the UK
+National Insurance number (AB 12 34 56 C, with its letter rules). Order matters: IBANs, identity numbers and cards
+are replaced before phones so none of them is counted as a phone.
 
 Addresses that are the same on every machine identify no one, and code and documentation are full of them:
 loopback and unspecified IPs (127.0.0.1, 0.0.0.0, ::1), netmasks (255.255.255.0), multicast and reserved IPv4
@@ -27,6 +31,7 @@ PLACEHOLDERS = {
     "email": "<EMAIL>",
     "iban": "<IBAN>",
     "card": "<CARD>",
+    "national_id": "<NATIONAL_ID>",
     "phone": "<PHONE>",
     "ipv4": "<IPV4>",
     "ipv6": "<IPV6>",
@@ -51,8 +56,15 @@ _IPV4 = re.compile(r"(?<!\w)(?<!\d\.)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
 
 
+# US SSN, dashed (bare 9 digits are too often other numbers), with a valid area, group and serial
+_SSN = re.compile(r"(?<![\w-])(?!000|666|9)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
+# French NIR: sex, year, month, department (2A/2B: Corsica), commune, rank, key (checked by nir_ok)
+_NIR = re.compile(r"(?<![\w-])[12] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\w-])")
+# UK National Insurance number: two letters (not D, F, I, Q, U, V; the second not O), six digits, A-D
+_NINO = re.compile(r"(?<![\w-])(?![DFIQUV])[A-Z](?![DFIQUVO])[A-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![\w-])")
+
 # bump when what is scrubbed changes: prepared data is rebuilt (fronde.data.pipeline.cache_key)
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 _SHARED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "0.0.0.0/8", "127.0.0.0/8",  # "this network" (unspecified, host masks such as 0.0.0.255), loopback
@@ -108,6 +120,18 @@ def iban_ok(candidate: str) -> bool:
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
+def nir_ok(candidate: str) -> bool:
+    """The French NIR's key: 97 - (the 13-digit number mod 97), Corsica's 2A and 2B counted as 19 and 18."""
+    s = candidate.replace(" ", "")
+    body = s[:13].replace("2A", "19").replace("2B", "18")
+    return body.isdigit() and s[13:].isdigit() and 97 - int(body) % 97 == int(s[13:])
+
+
+_NINO_PREFIXES_NEVER = {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
+
+
+
+
 def _card_ok(m: re.Match[str]) -> bool:
     digits = re.sub(r"[ -]", "", m.group())
     return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_ok(digits)
@@ -139,6 +163,10 @@ class _Rule:
 _RULES = [
     _Rule("email", re.compile(r"@[A-Za-z0-9-]+\."), _EMAIL, 330),
     _Rule("iban", re.compile(r"[A-Z]{2}\d{2}"), _IBAN, 48, lambda m: iban_ok(m.group())),
+    _Rule("national_id", re.compile(r"\d{3}-\d{2}-"), _SSN, 16),
+    _Rule("national_id", re.compile(r"\d{3} ?\d{3} ?\d{2}\b"), _NIR, 24, lambda m: nir_ok(m.group())),
+    _Rule("national_id", re.compile(r"[A-Z]{2} ?\d{2} ?\d{2}"), _NINO, 16,
+          lambda m: m.group()[:2] not in _NINO_PREFIXES_NEVER),
     _Rule("card", re.compile(r"\d{4}"), _CARD, 40, _card_ok),
     _Rule("phone", re.compile(r"\d[ .-]\d|\+\d|\(\d"), _PHONE, 40),
     _Rule("ipv4", re.compile(r"\d\.\d{1,3}\.\d"), _IPV4, 20),

@@ -243,8 +243,8 @@ def data_section(chain: list[dict[str, Any]]) -> str:
             shared = (f" It left {kept:,} addresses that every machine shares in place (loopback, documentation "
                       "ranges, example domains).") if kept else ""
             out += (f"PII scrubbing replaced {d['pii']['total']:,} spans with typed placeholders ({pii}); it is "
-                    "pattern-based (e-mail, phone, IBAN, payment card, IP addresses), not a guarantee that no "
-                    f"personal data remains.{shared}\n\n")
+                    "pattern-based (e-mail, phone, IBAN, payment card, national identity numbers, IP addresses), "
+                    f"not a guarantee that no personal data remains.{shared}\n\n")
         else:
             out += "PII scrubbing was off for every source, so personal data in them, if any, is in the model.\n\n"
     post = [r for r in chain if r.get("inputs")]

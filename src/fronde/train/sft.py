@@ -66,8 +66,8 @@ class SFTData(_Section):
                                   "prompt-completion or Alpaca rows in JSONL, JSON or Parquet "
                                   "(fronde.data.chat_formats)")
     pii: bool = Field(True, description="PII-scrub the chat files (and distill.prompt_files) as `fronde data prepare` "
-                      "scrubs user files: e-mail, phone, IBAN, card, IP -> placeholders, counted in fronde.json "
-                      "and the model card; false keeps them verbatim (the card then says so)")
+                      "scrubs user files: e-mail, phone, IBAN, card, national ID, IP -> placeholders, counted in "
+                      "fronde.json and the model card; false keeps them verbatim (the card then says so)")
     tasks: list[TaskMix] = Field(default_factory=list, description="built-in task problems rendered as chats")
     system: str | None = Field(None, description="system prompt for task conversations")
     val_fraction: float = Field(0.05, ge=0, lt=1, description="conversations held out for the validation loss")
