@@ -75,4 +75,10 @@ def test_texts(spec: str) -> list[str]:
 
 def decontamination_guard(specs: list[str]) -> Guard | None:
     """What `fronde data prepare` checks every document against when a recipe names `data.decontaminate`."""
-    return Guard({spec: test_texts(spec) for spec in specs}) if specs else None
+    texts = {}
+    for spec in specs:
+        try:
+            texts[spec] = test_texts(spec)
+        except TaskError as e:  # say why a data preparation needs a task at all
+            raise TaskError(f"decontaminate {spec!r}: {e} (or drop it from the test sets to check against)") from None
+    return Guard(texts) if texts else None
