@@ -358,3 +358,38 @@ def test_prompt_files_are_scrubbed_before_the_teacher_sees_them(tmp_path):
         "teacher": "smollm2-135m-instruct", "prompt_files": [str(prompts)]}})
     assert teacher_prompts(raw, lambda _: None)[0][0].messages[0]["content"] == "Reply to max@lab-mail.org"
     assert distill_inputs(raw, tmp_path)["prompt_pii"] == {"scrubbed": False}
+
+
+def test_a_reasoning_teachers_trace_becomes_the_students_reasoning(tmp_path):
+    """A reasoning model behind vLLM/SGLang returns its trace apart (`reasoning_content`, or `reasoning`): it is kept
+    in front as <think>...</think>, as the model writes it without a parser, and the SFT export turns a leading
+    think block into the assistant's reasoning_content, which fronde's chat template renders in its think tokens."""
+    from openai.types.chat import ChatCompletionMessage
+
+    from fronde.data.chat import render_chat
+    from fronde.train.seq_distill import assistant_message
+    from fronde.train.sft_data import read_chat_file
+    from fronde.train.teacher_endpoint import answer_text
+
+    def message(**fields):
+        return ChatCompletionMessage.model_validate({"role": "assistant", **fields})
+
+    traced = answer_text(message(content="The answer is 42.", reasoning_content=" 6 x 7 = 42 "))
+    assert traced == "<think>\n6 x 7 = 42\n</think>\n\nThe answer is 42."
+    assert answer_text(message(content="x", reasoning="r")) == "<think>\nr\n</think>\n\nx"
+    assert answer_text(message(content="plain")) == "plain"
+    assert assistant_message(traced) == {"role": "assistant", "content": "The answer is 42.",
+                                         "reasoning_content": "6 x 7 = 42"}
+    assert assistant_message("no trace <think>inside</think>") == {"role": "assistant",
+                                                                    "content": "no trace <think>inside</think>"}
+
+    cache = tmp_path / "teacher_samples.jsonl"
+    cache.write_text(json.dumps({"id": "q1", "sample": 0, "messages": [{"role": "user", "content": "6 x 7?"}],
+                                 "completion": traced, "reward": 1.0, "kept": True}) + "\n")
+    assert export_sft(cache, tmp_path / "sft.jsonl") == 1
+    (conv,) = read_chat_file(tmp_path / "sft.jsonl")
+    assert conv.messages[-1]["reasoning_content"] == "6 x 7 = 42"
+    tok = train_tokenizer(["6 x 7 = 42. The answer is 42."] * 20, vocab_size=300)
+    ids, mask = render_chat(tok, conv.messages)
+    assert tok.special.think in ids  # rendered in fronde's own think tokens, trained on (assistant mask)
+    assert mask[ids.index(tok.special.think)] == 1

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -190,11 +191,23 @@ def export_sft(cache_path: Path, out_path: Path) -> int:
         for row in rows.values():
             if not row["kept"]:
                 continue
-            messages = [*row["messages"], {"role": "assistant", "content": row["completion"]}]
+            messages = [*row["messages"], assistant_message(row["completion"])]
             f.write((json.dumps({"messages": messages}, ensure_ascii=False) + "\n").encode("utf-8"))
             written += 1
         f.commit()
     return written
+
+
+_LEADING_THINK = re.compile(r"\s*<think>(.*?)</think>\s*(.*)", re.DOTALL)
+
+
+def assistant_message(completion: str) -> dict[str, Any]:
+    """A teacher's answer as the assistant turn: a leading `<think>...</think>` (a reasoning model's trace) becomes
+    `reasoning_content`, which fronde's chat template renders in its own think tokens; the rest is the content."""
+    m = _LEADING_THINK.fullmatch(completion)
+    if m is None:
+        return {"role": "assistant", "content": completion}
+    return {"role": "assistant", "content": m.group(2), "reasoning_content": m.group(1).strip()}
 
 
 def _append_durably(path: Path, text: str) -> None:

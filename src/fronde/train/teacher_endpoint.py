@@ -58,14 +58,25 @@ class EndpointTeacher:
 
     def generate(self, conversations: list[list[dict[str, Any]]], max_new_tokens: int, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int = 0) -> list[str]:
-        """One answer per conversation (the message content; a reasoning field some servers add is not kept),
-        `concurrency` requests in flight. Each request carries its own seed (`seed` + its index), for servers that
-        honour it."""
+        """One answer per conversation (see `answer_text`), `concurrency` requests in flight. Each request carries its
+        own seed (`seed` + its index), for servers that honour it."""
         def one(i: int) -> str:
             reply = self._call(self.client.chat.completions.create, model=self.model, messages=conversations[i],
                                max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                seed=(seed + i) % 2**31)
-            return reply.choices[0].message.content or ""
+            return answer_text(reply.choices[0].message)
 
         with ThreadPoolExecutor(min(self.concurrency, max(1, len(conversations)))) as pool:
             return list(pool.map(one, range(len(conversations))))
+
+
+def answer_text(message: Any) -> str:
+    """A reply as one text: a reasoning model's trace (vLLM and SGLang with a reasoning parser return it apart, as
+    `reasoning_content`, or `reasoning` in newer versions) goes back in front as `<think>...</think>`, the layout
+    the same model writes without a parser. The trace is what R1-style distillation teaches, so it is kept: the
+    verifier reads past it, and the SFT export makes it the assistant's `reasoning_content`."""
+    extra = getattr(message, "model_extra", None) or {}
+    reasoning = getattr(message, "reasoning_content", None) or extra.get("reasoning_content") or extra.get("reasoning")
+    content = message.content or ""
+    return f"<think>\n{reasoning.strip()}\n</think>\n\n{content}" if isinstance(reasoning, str) and reasoning.strip() \
+        else content
