@@ -169,3 +169,32 @@ def test_slides_in_presentation_order_and_books_in_reading_order(tmp_path: Path)
     epub.write_epub(str(tmp_path / "guide.epub"), book)
     assert office.epub_text((tmp_path / "guide.epub").read_bytes()) == (
         "# Retour\n\nGardez les justificatifs.\n\n# Départ\n\nPrenez le train.")
+
+
+def test_a_pdfs_running_heads_and_footers_are_dropped_but_not_its_content(tmp_path: Path):
+    """A line at the edge of at least half the pages, digits aside ("Page 3 of 6"), is the document's header or
+    footer: dropped and counted; lines inside the pages (a listing's `}` on every page) and short documents stay."""
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    def write(path: Path, n: int) -> None:
+        with PdfPages(path) as pdf:
+            for i in range(n):
+                fig = plt.figure(figsize=(8.27, 11.69))
+                topic = ("travel", "expenses", "hiring", "security", "leave", "training")[i]
+                for j, line in enumerate(["ACME Corp - Confidential", f"Our {topic} policy.", "}",
+                                          f"Ask HR about {topic}.", f"Page {i + 1} of {n}"]):
+                    fig.text(0.1, 0.9 - 0.05 * j, line, fontsize=12)
+                pdf.savefig(fig)
+                plt.close(fig)
+
+    write(tmp_path / "long.pdf", 6)
+    text, dropped = office.pdf_document((tmp_path / "long.pdf").read_bytes())
+    assert dropped == 12 and "Confidential" not in text and "Page " not in text
+    assert text.split("\n\n")[0] == "Our travel policy.\n}\nAsk HR about travel."
+    write(tmp_path / "short.pdf", 3)
+    text, dropped = office.pdf_document((tmp_path / "short.pdf").read_bytes())
+    assert dropped == 0 and text.count("Confidential") == 3
+    c = collect_documents(DataConfig(sources=[SourceConfig(path=str(tmp_path / "long.pdf"))], val_fraction=0.0),
+                          tmp_path / "work")
+    assert [f.manifest_entry().get("repeated_lines_dropped") for f in c.files.values()] == [12]

@@ -8,7 +8,8 @@ fronde reads:
   tracked changes and footnotes left out.
 - `.pptx`: each slide's paragraphs (titles, bullets, text boxes, tables) in presentation order; `.epub`: the
   book's XHTML documents in reading order, each read as an HTML page.
-- `.pdf`: the text layer, page by page, with pypdf. A scanned PDF has none (OCR it first); it is dropped as
+- `.pdf`: the text layer, page by page, with pypdf, without the running heads and footers repeated at the edges
+  of the pages ("ACME - Confidential", "Page 3 of 12"). A scanned PDF has none (OCR it first); it is dropped as
   `empty` and named. An encrypted PDF opens when its user password is empty, as most "protected" PDFs are, and
   is dropped as `broken_record` otherwise.
 
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import posixpath
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
@@ -31,6 +34,7 @@ W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
+_DIGITS = re.compile(r"\d+")
 _HEADING_STYLE = re.compile(r"(?i)^(heading|titre|berschrift|titolo|ttulo)\s*([1-9])$")
 _BLANKS = re.compile(r"\n{3,}")
 
@@ -175,8 +179,40 @@ def odt_text(data: bytes) -> str:
 
 
 # --- PDF ----------------------------------------------------------------------------------------------------------
+EDGE_LINES = 2  # a page's first and last lines: where running heads and footers stand
+
+
+def running_lines(pages: list[str]) -> tuple[list[str], int]:
+    """The pages without their running heads and footers, and how many lines that removed. A line at a page's edge
+    (its first or last EDGE_LINES lines) that stands at the edge of at least half the pages (3 at the least),
+    digits aside ("Page 3 of 12", "ACME - Confidential"), is the document's, not the page's. Lines inside a page,
+    such as a code listing's `}`, are never candidates."""
+    if len(pages) < 4:
+        return pages, 0
+    split = [p.splitlines() for p in pages]
+
+    def key(line: str) -> str:
+        return _DIGITS.sub("#", " ".join(line.split())).lower()
+
+    edges = [{key(x) for x in lines[:EDGE_LINES] + lines[-EDGE_LINES:] if x.strip()} for lines in split]
+    counts = Counter(k for page in edges for k in page)
+    running = {k for k, n in counts.items() if n >= max(3, math.ceil(len(pages) / 2))}
+    out, dropped = [], 0
+    for lines in split:
+        kept = [x for i, x in enumerate(lines)
+                if not ((i < EDGE_LINES or i >= len(lines) - EDGE_LINES) and x.strip() and key(x) in running)]
+        dropped += len(lines) - len(kept)
+        out.append("\n".join(kept))
+    return out, dropped
+
+
 def pdf_text(data: bytes) -> str:
-    """The text layer of every page; empty for a scan."""
+    return pdf_document(data)[0]
+
+
+def pdf_document(data: bytes) -> tuple[str, int]:
+    """The text layer of every page without running heads and footers (empty for a scan), and how many such lines
+    were dropped."""
     import pypdf  # imported here: only PDF sources need it
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed-but-readable files warn on every object
@@ -189,7 +225,8 @@ def pdf_text(data: bytes) -> str:
         raise
     except Exception as e:  # pypdf raises many types on damaged files (PdfReadError, KeyError, ValueError, ...)
         raise OfficeError(f"unreadable PDF ({type(e).__name__}: {e})") from None
-    return "\n\n".join(p.strip() for p in pages if p.strip())
+    pages, dropped = running_lines(pages)
+    return "\n\n".join(p.strip() for p in pages if p.strip()), dropped
 
 
 # --- PowerPoint and EPUB --------------------------------------------------------------------------------------------
