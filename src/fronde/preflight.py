@@ -10,29 +10,23 @@ It runs nothing and touches no network (a teacher URL is only checked when disti
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import Any
 
 from fronde.data import builtin
 from fronde.data.errors import DataError
+from fronde.data.sources import expand_source
 from fronde.speedrun import SpeedrunRecipe, stage_recipe
 from fronde.tasks import get_task
 from fronde.train.recipe import RecipeError
 
 
 def _source_problem(spec: str) -> str | None:
-    if builtin.is_builtin(spec):
-        try:
-            builtin.resolve(spec)
-        except DataError as e:
-            return str(e)
-        return None
-    path = Path(spec).expanduser()
-    if any(ch in spec for ch in "*?[") and not glob.glob(str(path), recursive=True):
-        return f"data source {spec!r}: the glob matches no file"
-    if not any(ch in spec for ch in "*?[") and not path.exists():
-        return f"data source {spec!r} does not exist"
+    """What `fronde data prepare` would say of a source it cannot read (files are listed, not hashed)."""
+    try:
+        builtin.resolve(spec) if builtin.is_builtin(spec) else expand_source(spec)
+    except DataError as e:
+        return str(e)
     return None
 
 
@@ -92,7 +86,7 @@ def preflight(sr: SpeedrunRecipe) -> list[str]:
                     problems.append(f"pretrain: data.dir={recipe.data.dir} has no manifest.json; run `fronde data "
                                     "prepare` first")
             else:
-                problems += [f"pretrain: {p}" for s in recipe.data.sources if (p := _source_problem(s.path))]
+                problems += [f"pretrain: data {p}" for s in recipe.data.sources if (p := _source_problem(s.path))]
             if recipe.init.model and not (Path(recipe.init.model) / "config.json").is_file():
                 problems.append(f"pretrain: init.model={recipe.init.model} is not a model dir (no config.json)")
         for spec, options, where in _tasks(stage, recipe):

@@ -28,7 +28,6 @@ from fronde.data.chat import normalize_messages
 from fronde.data.errors import DataError
 from fronde.data.io import jsonl_rows
 
-FORMATS = ("messages", "sharegpt", "prompt-completion", "alpaca")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
                   "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "system": "system",
                   "observation": "tool", "tool": "tool", "function_response": "tool"}

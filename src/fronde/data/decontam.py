@@ -30,7 +30,6 @@ class Guard:
     """The n-grams of named test sets; `match(text)` names the first set a text shares one with."""
 
     def __init__(self, test_sets: dict[str, list[str]]) -> None:
-        self.names = list(test_sets)
         self.digest = hashlib.sha256(json.dumps(test_sets, sort_keys=True).encode()).hexdigest()  # the cache key's
         self.by_n: dict[int, dict[int, str]] = {}  # n -> hash of the n words -> test set name
         self.guarded = {name: 0 for name in test_sets}  # problems long enough to guard, per set

@@ -85,7 +85,7 @@ class ResolvedSource:
     reader: Callable[[SourceFile, int], Iterator[Document | Drop]] | None = None
 
 
-def _expand(spec: str) -> tuple[list[Path], list[tuple[str, str]]]:
+def expand_source(spec: str) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files named by a path, a directory (walked recursively) or a glob, in sorted order."""
     p = Path(spec).expanduser()
     if any(ch in spec for ch in "*?["):
@@ -143,7 +143,7 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
             resolved.append(ResolvedSource(sc, name, sc.licence or b.licence, pii, True, b.files,
                                            "text", reader=b.reader))
             continue
-        paths, skipped = _expand(sc.path)
+        paths, skipped = expand_source(sc.path)
         name = sc.name or sc.path
         licence = sc.licence or config.licence
         pii = sc.pii if sc.pii is not None else (force_pii if force_pii is not None else True)

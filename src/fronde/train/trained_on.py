@@ -64,12 +64,23 @@ def _entries(value: Any, kind: str = "") -> Iterator[tuple[str, dict[str, Any]]]
             yield from _entries(child, kind)
 
 
-def _data_uses(entry: dict[str, Any], digests: dict[str, str], label: str
-               ) -> tuple[list[tuple[str, str]], str | None]:
+def _manifest_files(entry: dict[str, Any], cache: dict[tuple[str, str], list[dict[str, Any]] | None]
+                    ) -> list[dict[str, Any]] | None:
+    """The file list of the manifest a data entry names, when that manifest is still there unchanged. Read once per
+    query: every stage of a run (and SFT's replayed text) names the same pretraining data."""
+    key = (entry["path"], entry["manifest_sha256"])
+    if key not in cache:
+        path = Path(entry["path"]) / MANIFEST
+        fresh = path.is_file() and sha256_file(path) == entry["manifest_sha256"]
+        cache[key] = json.loads(path.read_text(encoding="utf-8"))["files"] if fresh else None
+    return cache[key]
+
+
+def _data_uses(entry: dict[str, Any], digests: dict[str, str], label: str,
+               cache: dict[tuple[str, str], list[dict[str, Any]] | None]) -> tuple[list[tuple[str, str]], str | None]:
     """(file, how) for the wanted files in a data dir, or a reason the dir cannot tell."""
-    manifest_path = Path(entry["path"]) / MANIFEST
-    if manifest_path.is_file() and sha256_file(manifest_path) == entry["manifest_sha256"]:
-        files = json.loads(manifest_path.read_text(encoding="utf-8"))["files"]
+    files = _manifest_files(entry, cache)
+    if files is not None:
         return [(f["path"], f"{label} {entry['path']}: " + (f"{f['kept']} of {f['documents']} documents kept"
                                                              if f["kept"] else
                                                              f"read, but none of its {f['documents']} documents "
@@ -79,7 +90,7 @@ def _data_uses(entry: dict[str, Any], digests: dict[str, str], label: str
     if entry.get("sources") and all(isinstance(x, dict) for x in listed):  # small sources list their files
         return [(path, f"{label} {entry['path']}") for files in listed for path, sha in files.items()
                 if sha in digests], None
-    state = "changed since" if manifest_path.is_file() else "gone"
+    state = "changed since" if (Path(entry["path"]) / MANIFEST).is_file() else "gone"
     return [], f"data dir {entry['path']} is {state} and fronde.json does not list its files"
 
 
@@ -88,6 +99,7 @@ def trained_on(files: list[Path], models: list[Path]) -> tuple[dict[str, str], l
     digests = {sha256_file(f): str(f) for f in files}
     uses: list[Use] = []
     unknown: list[Unknown] = []
+    manifests: dict[tuple[str, str], list[dict[str, Any]] | None] = {}
     for model in models:
         record = read_lineage(model)
         if record is None:
@@ -97,7 +109,7 @@ def trained_on(files: list[Path], models: list[Path]) -> tuple[dict[str, str], l
         for rec in ancestry(record):
             for kind, entry in _entries({"data": rec.get("data") or [], "inputs": rec.get("inputs") or {}}):
                 if "manifest_sha256" in entry:
-                    found, reason = _data_uses(entry, digests, kind or "pretraining data")
+                    found, reason = _data_uses(entry, digests, kind or "pretraining data", manifests)
                     reasons += [reason] if reason else []
                     uses += [Use(str(model), _label(rec), path, how) for path, how in found]
                 elif entry.get("sha256") in digests:
