@@ -286,4 +286,12 @@ def epub_text(data: bytes) -> str:
     return "\n\n".join(c for c in chapters if c)
 
 
-READERS = {"docx": docx_text, "odt": odt_text, "pdf": pdf_text, "pptx": pptx_text, "epub": epub_text}
+def _whole(read: Callable[[bytes], str]) -> Callable[[bytes], tuple[str, int]]:
+    return lambda data: (read(data), 0)
+
+
+# format -> (text, lines dropped as the document's own boilerplate)
+READERS: dict[str, Callable[[bytes], tuple[str, int]]] = {
+    "docx": _whole(docx_text), "odt": _whole(odt_text), "pptx": _whole(pptx_text), "epub": _whole(epub_text),
+    "pdf": pdf_document,
+}

@@ -198,12 +198,9 @@ def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterat
     with _open(sf) as f:
         data = f.read()
     try:
-        if sf.format == "pdf":
-            text, running = office.pdf_document(data)  # cleaned later, as every document
-            if running:
-                sf.extra["repeated_lines_dropped"] = running
-        else:
-            text = office.READERS[sf.format](data)
+        text, running = office.READERS[sf.format](data)  # cleaned later, as every document
+        if running:
+            sf.extra["repeated_lines_dropped"] = running
     except office.OfficeError as e:
         yield Drop(sf.path, sf.path, "broken_record", f"{sf.format}: {e}")
         return
