@@ -45,13 +45,17 @@ def test_prompts_of_different_lengths_prefill_in_one_forward(model):
     prompts = _prompts([3, 17, 9, 30, 1], seed=4)
     engine = Engine(model, max_batch=5, prefill_chunk=1024, block_size=4)
     shapes = []
+    forward = model.forward
 
     def spy(ids, **kw):
         shapes.append(tuple(ids.shape))
-        return model(ids, **kw)
+        return forward(ids, **kw)
 
-    engine.model = spy
-    out = engine.generate(prompts, SamplingParams(max_tokens=6, temperature=0))
+    model.forward = spy
+    try:
+        out = engine.generate(prompts, SamplingParams(max_tokens=6, temperature=0))
+    finally:
+        del model.forward  # the module-wide fixture's own forward again
     assert shapes[0] == (5, 30) and shapes[1:] == [(5, 1)] * 5
     for req, prompt in zip(out, prompts):
         assert req.output_ids == _reference_greedy(model, prompt, 6)

@@ -1,4 +1,5 @@
-"""Kept engines: reused for rounds of similar shape, never while busy, never beyond the model's context."""
+"""Kept engines: reused for rounds that fit them (grown for longer ones), never while busy, never beyond the
+model's context."""
 
 from __future__ import annotations
 
@@ -7,22 +8,27 @@ from fronde.infer.sampling import SamplingParams
 from tests.model.helpers import tiny_model
 
 
-def test_engines_are_kept_per_shape_and_never_reused_busy():
+def test_an_engine_that_fits_is_reused_grown_and_never_while_busy():
     model = tiny_model(eos_token_id=None)
     cache = EngineCache(keep=2)
     a = cache.get(model, 8, 40)
     assert cache.get(model, 8, 100) is a  # both round up to 128 tokens
     assert a.max_model_len == 128
-    b = cache.get(model, 8, 200)
-    assert b is not a and b.max_model_len == 256
-    assert cache.get(model, 4, 40) is not a  # another batch: another engine; `a` is now the oldest of three
-    assert len(cache.engines) == 2 and a not in cache.engines.values()
+    a.generate([list(range(5, 45))], SamplingParams(max_tokens=3, temperature=0))
+    assert cache.get(model, 8, 200) is a and a.max_model_len == 256  # grown: a longer turn of the same episode
+    assert a.cache.n_blocks == 8 * 256 // 16 + 1
+    assert a.generate([list(range(5, 45))], SamplingParams(max_tokens=3, temperature=0))[0].cached_tokens == 32
+    assert cache.get(model, 4, 40) is a  # fewer rows fit in it too
+    b = cache.get(model, 16, 40)
+    assert b is not a and len(cache.engines) == 2
     busy = cache.get(model, 4, 40)
     busy.add_request([5, 6, 7], SamplingParams(max_tokens=3))
-    assert cache.get(model, 4, 40) is not busy  # a round that died half-way leaves its engine behind
+    c = cache.get(model, 4, 40)
+    assert c is not busy  # a round that died half-way leaves its engine behind
+    assert cache.engines == [b]  # and is dropped
     other = tiny_model(eos_token_id=None)
     assert cache.get(other, 4, 40).model is other
-    assert all(e.model is other for e in cache.engines.values())  # engines over the old weights are dropped
+    assert all(e.model is other for e in cache.engines)  # engines over the old weights are dropped
 
 
 def test_context_is_rounded_within_the_model():

@@ -26,7 +26,7 @@ def test_kept_engine_and_refreshed_copy_sample_like_a_fresh_sampler():
     prompts = _prompts()
     first = _sample(kept, model, prompts)
     assert first == _sample(EngineRollouts(dtype=torch.bfloat16), model, prompts)
-    engine = next(iter(kept.engines.engines.values()))
+    engine = kept.engines.engines[-1]
     with torch.no_grad():  # an optimizer step: the copy must follow it
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -34,7 +34,7 @@ def test_kept_engine_and_refreshed_copy_sample_like_a_fresh_sampler():
             if isinstance(m, MoE):
                 m.gate.e_score_correction_bias.add_(torch.randn_like(m.gate.e_score_correction_bias))
     second = _sample(kept, model, prompts)
-    assert next(iter(kept.engines.engines.values())) is engine  # same engine, same cache pool
+    assert kept.engines.engines[-1] is engine  # same engine, same cache pool
     assert second == _sample(EngineRollouts(dtype=torch.bfloat16), model, prompts)
     assert second != first
     assert model.training  # restored after sampling
@@ -47,6 +47,6 @@ def test_fp32_sampler_uses_the_model_itself_and_keeps_a_few_engines():
     for n in (1, 2, 3, 5, 9, 17, 17):  # six batch shapes: only the last four engines are kept (the last reused)
         rollouts.sample(model, _prompts()[:1] * n, 1, 4, 0.0, 1.0, 0, stop_ids=[])
     assert len(rollouts.engines.engines) == 4
-    assert all(e.model is model for e in rollouts.engines.engines.values())
+    assert all(e.model is model for e in rollouts.engines.engines)
     assert model.training
     assert all(m.tokens_per_expert.sum() == 0 for m in model.modules() if isinstance(m, MoE))

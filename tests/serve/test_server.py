@@ -96,6 +96,36 @@ def test_chat_streaming_matches_non_streaming_and_reports_usage(client):
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == full.choices[0].finish_reason
 
 
+def test_a_chats_next_turn_reuses_the_cache_of_the_last(server, client, model_dir):
+    system = {"role": "system", "content": "You answer questions about foxes and dogs. " * 6}
+    messages = [system, {"role": "user", "content": "What does the fox do?"}]
+    first = client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=8, temperature=0)
+    messages += [{"role": "assistant", "content": first.choices[0].message.content},
+                 {"role": "user", "content": "And the dog?"}]
+    second = client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=8, temperature=0)
+    cached = second.usage.prompt_tokens_details.cached_tokens
+    assert cached >= first.usage.prompt_tokens - 16 and cached % 16 == 0  # whole blocks of what turn 1 fed
+    # the same answer as a server that prefills everything
+    url, _, srv, thread = _start(ServerConfig(model_dir, prefix_caching=False))
+    try:
+        plain = openai.OpenAI(base_url=url + "/v1", api_key="-", max_retries=0)
+        again = plain.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=8, temperature=0)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+    assert again.choices[0].message.content == second.choices[0].message.content
+    assert again.usage.prompt_tokens_details.cached_tokens == 0
+    # the Responses API and the metrics say it too
+    out = client.responses.create(model="tiny-chat", input=messages[1:], instructions=system["content"],
+                                  max_output_tokens=4, temperature=0)
+    assert out.usage.input_tokens_details.cached_tokens >= cached
+    status, text = _get(server[0] + "/metrics")
+    hits = [line for line in text.splitlines() if line.startswith("fronde_prefix_cache_hit_tokens_total")]
+    assert float(hits[0].split()[-1]) >= 2 * cached
+    records = [json.loads(line) for line in (model_dir.parent / "audit.jsonl").read_text().splitlines()]
+    assert records[-1]["cached_tokens"] >= cached
+
+
 def test_n_seed_stop_and_logprobs(client):
     kw = dict(model="tiny-chat", prompt="def f(x):", max_tokens=10, temperature=1.0, seed=7)
     a, b = client.completions.create(**kw), client.completions.create(**kw)
@@ -258,7 +288,7 @@ def test_engine_options_reach_the_engine(model_dir, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(app_module, "Engine", engine)  # the module's own name, restored after the test
-    app = create_app(ServerConfig(model_dir, max_batch=3, prefill_chunk=8, enforce_eager=True),
+    app = create_app(ServerConfig(model_dir, max_batch=3, prefill_chunk=8, enforce_eager=True, prefix_caching=False),
                      load_in_background=False)
     monkeypatch.undo()
     server = app.state.server
@@ -266,6 +296,7 @@ def test_engine_options_reach_the_engine(model_dir, monkeypatch):
         assert server.ready, server.load_error
         assert built[0]["cuda_graphs"] is False  # --enforce-eager: no graphs even on a GPU
         assert (server.engine.engine.max_batch, server.engine.engine.prefill_chunk) == (3, 8)
+        assert server.engine.engine.cache.prefix is None  # --no-prefix-caching
     finally:
         server.engine.close()
 

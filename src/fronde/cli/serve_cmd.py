@@ -56,6 +56,10 @@ def serve_command(
     prefill_chunk: int | None = typer.Option(None, min=1, help="prompt tokens prefilled per engine step; more "
                                              "starts new requests sooner, fewer keeps running streams smoother "
                                              "(default 2048 on a GPU, 256 on a CPU)"),
+    prefix_caching: bool = typer.Option(True, "--prefix-caching/--no-prefix-caching",
+                                        help="reuse the cache of prompt starts seen before (a chat's or an "
+                                        "agent's earlier turns, a shared system prompt); off for tenants who "
+                                        "must not learn from response times what others asked"),
     max_queue: int = typer.Option(64, min=0, help="requests allowed to wait; beyond, HTTP 429 + Retry-After"),
     max_body_bytes: int = typer.Option(4 * 1024 * 1024, min=1024, help="larger request bodies get HTTP 413"),
     audit_log: Path | None = typer.Option(None, help="append one JSON line per request (no key, no text)"),
@@ -78,7 +82,7 @@ def serve_command(
     keys = read_keys(api_key, api_key_file)
     cfg = ServerConfig(model_dir, served_name=served_name, api_keys=keys, max_batch=max_batch,
                        max_model_len=max_model_len, enforce_eager=enforce_eager,
-                       prefill_chunk=prefill_chunk, max_queue=max_queue,
+                       prefill_chunk=prefill_chunk, prefix_caching=prefix_caching, max_queue=max_queue,
                        max_body_bytes=max_body_bytes, audit_log=audit_log, log_content=log_content,
                        runs=load_runs(runs, against, reference) if runs is not None else None)
     announce(host, port, keys)

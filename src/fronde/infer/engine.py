@@ -5,6 +5,11 @@ a long prompt never stalls the running decodes for long) and runs one batched de
 is generating; requests join and leave between steps. Memory is the
 paged latent cache's fixed pool; a request is admitted only when the pool can hold its prompt plus max_tokens, so
 no running sequence ever has to be evicted.
+
+Prefix caching (on by default, as in vLLM): a prompt whose start is already in the cache, from an earlier request
+or one still running, prefills only the rest (fronde.infer.prefix_index). Two prompts that start alike and arrive
+together are not prefilled side by side: the second waits a step and reuses what the first computed. The cache is
+forgotten when the model's weights change (GRPO samples with the policy it is training).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import torch
+
+from torch import nn
 
 from fronde.infer.constrain import Constraint, GrammarError, Grammars
 from fronde.infer.graphs import DecodeGraphs
@@ -37,6 +44,8 @@ class Request:
     top_logprobs: list[list[tuple[int, float]]] = field(default_factory=list)
     constraint: Constraint | None = None  # JSON mode: the grammar's state for this sequence
     error: str | None = None  # why the sequence ended early, when it did
+    cached_tokens: int = 0  # prompt tokens found in the prefix cache (not prefilled)
+    matching: bool = True  # has not started its own prefill: may still take cached blocks
 
     @property
     def output_ids(self) -> list[int]:
@@ -58,12 +67,14 @@ class TokenEvent:
 class Engine:
     def __init__(self, model: CausalLM, *, max_batch: int = 32, max_model_len: int | None = None,
                  n_blocks: int | None = None, block_size: int = 16, prefill_chunk: int | None = None,
-                 grammars: Grammars | None = None, cuda_graphs: bool | None = None) -> None:
+                 grammars: Grammars | None = None, cuda_graphs: bool | None = None,
+                 prefix_caching: bool = True) -> None:
         """prefill_chunk: prompt tokens prefilled per step (None: 2048 on a GPU, 256 on a CPU, where a forward over
         more tokens would hold the running decodes back for longer; vLLM's max_num_batched_tokens plays this part).
         cuda_graphs: replay the decode step as CUDA graphs (fronde.infer.graphs). None: on for bf16 weights on
         a GPU (in fp32 the experts run a padded matmul whose size is read on the host, which a graph cannot hold).
-        True on a CPU runs the same padded static-shape step eagerly (what the tests check it with)."""
+        True on a CPU runs the same padded static-shape step eagerly (what the tests check it with).
+        prefix_caching: reuse the cache of prompts' starts computed before (vLLM's automatic prefix caching)."""
         self.model = model.eval()
         self.config = model.config
         param = next(model.parameters())
@@ -73,11 +84,13 @@ class Engine:
         self.max_model_len = max_model_len or self.config.max_position_embeddings
         blocks_per_seq = -(-self.max_model_len // block_size)
         n_blocks = n_blocks or max_batch * blocks_per_seq + 1
-        self.cache = PagedLatentCache(self.config, n_blocks, block_size, self.device, self.dtype)
+        self.cache = PagedLatentCache(self.config, n_blocks, block_size, self.device, self.dtype, prefix_caching)
         use_graphs = cuda_graphs
         if use_graphs is None:
             use_graphs = self.device.type == "cuda" and self.dtype == torch.bfloat16
         self.graphs = DecodeGraphs(self.model, self.cache, max_batch, blocks_per_seq) if use_graphs else None
+        self._weights: tuple[int, int] | None = None  # weights_version the cached prefixes were computed with
+        self.prompt_tokens = self.cached_tokens = 0  # over all requests: prompt tokens, of which found cached
         self.stop_ids = {self.config.eos_token_id} if self.config.eos_token_id is not None else set()
         self.grammars = grammars  # needed only for requests with a grammar (it knows the tokenizer)
         self.waiting: deque[list[Request]] = deque()  # groups: a prompt's n samples are admitted together
@@ -123,6 +136,11 @@ class Engine:
         return bool(self.waiting or self.running)
 
     def _admit(self) -> None:
+        if self.waiting and self.cache.prefix is not None:
+            version = weights_version(self.model)
+            if version != self._weights:
+                self.cache.forget_prefixes()
+                self._weights = version
         while self.waiting and len(self.running) + len(self.waiting[0]) <= self.max_batch:
             need = sum(r.reserved_blocks for r in self.waiting[0])
             if self._reserved_blocks + need > self.cache.n_blocks - 1:
@@ -155,16 +173,19 @@ class Engine:
         decoding = [r for r in self.running if r.prefilled == len(r.prompt_ids) and r.output_ids]
         # prefill: up to prefill_chunk prompt tokens this step, over as many waiting prompts as fit, in one forward
         # (rows padded to the longest chunk; a GRPO batch's prompts are all prefilled in the first steps)
-        budget, chunks = self.prefill_chunk, []
+        budget, chunks, computing = self.prefill_chunk, [], set()
         for r in self.running:
             if budget <= 0:
                 break
             if r.prefilled < len(r.prompt_ids) and not r.awaiting_fork:
+                if r.matching and self._wait_for_prefix(r, computing):
+                    continue
                 chunk = r.prompt_ids[r.prefilled : r.prefilled + budget]
                 chunks.append((r, chunk))
                 budget -= len(chunk)
         if chunks:
             logits = self._forward([r for r, _ in chunks], [c for _, c in chunks])
+            self._commit([r for r, _ in chunks])
             for (req, chunk), row in zip(chunks, logits):
                 req.prefilled += len(chunk)
                 if req.prefilled == len(req.prompt_ids):
@@ -174,8 +195,29 @@ class Engine:
                         f.prefilled, f.awaiting_fork = len(f.prompt_ids), False
                     events.extend(self._emit([req, *siblings], row.expand(1 + len(siblings), -1)))
         if decoding:
-            events.extend(self._emit(decoding, self._decode(decoding)))
+            logits = self._decode(decoding)
+            self._commit(decoding)
+            events.extend(self._emit(decoding, logits))
         return events
+
+    def _wait_for_prefix(self, req: Request, computing: set) -> bool:
+        """Start req on the cached blocks of its prompt; True when the next block it would compute is one another
+        prompt computes in this very step (it takes it from the cache next step instead)."""
+        req.prefilled = req.cached_tokens = self.cache.match(req.id, req.prompt_ids)
+        key = self.cache.next_key(req.id, req.prompt_ids)
+        if key is not None and key in computing:
+            return True
+        req.matching = False
+        self.prompt_tokens += len(req.prompt_ids)
+        self.cached_tokens += req.cached_tokens
+        if key is not None:
+            computing.add(key)
+        return False
+
+    def _commit(self, reqs: list[Request]) -> None:
+        if self.cache.prefix is not None:
+            for r in reqs:
+                self.cache.commit(r.id, r.prompt_ids, r.output_ids)
 
     def _decode(self, reqs: list[Request]) -> torch.Tensor:
         """One new token for every decoding request: through the captured graphs when they are on."""
@@ -276,6 +318,19 @@ class Engine:
             bad = low if low < 0 else high
             raise ValueError(f"prompt token id {bad} is outside the vocabulary (0 to {self.config.vocab_size - 1})")
 
+    def grow(self, max_model_len: int) -> None:
+        """Take longer sequences from now on (a multi-turn episode's later turns): the pool grows, the cache and its
+        prefixes stay; decode graphs are captured again for the wider tables."""
+        if max_model_len <= self.max_model_len:
+            return
+        assert not self.has_work(), "an engine grows between rounds, not while it runs"
+        bs = self.cache.block_size
+        blocks_per_seq = -(-max_model_len // bs)
+        self.cache.grow(self.max_batch * blocks_per_seq + 1)
+        self.max_model_len = max_model_len
+        if self.graphs is not None and self.graphs.active:
+            self.graphs = DecodeGraphs(self.model, self.cache, self.max_batch, blocks_per_seq)
+
     # -- convenience -----------------------------------------------------------------------------------------
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams]) -> list[Request]:
         """Run prompts to completion (continuously batched) and return their finished requests, in order."""
@@ -287,3 +342,11 @@ class Engine:
         while self.has_work():
             self.step()
         return list(reqs.values())
+
+
+def weights_version(model: nn.Module) -> tuple[int, int]:
+    """Changes whenever the weights may have: fronde's optimizers count their steps in `model.generation` (a fused
+    optimizer step leaves tensors' version counters as they were), and any other in-place write to a parameter or
+    persistent buffer bumps that tensor's version counter."""
+    versions = sum(t._version for t in model.state_dict(keep_vars=True).values())
+    return int(getattr(model, "generation", 0)), versions

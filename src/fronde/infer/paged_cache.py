@@ -4,12 +4,20 @@ Each sequence owns a list of blocks (its block table). MLA caches only kv_lora_r
 token per layer, so a block of 16 tokens for the `probe` model is 16 x 288 x 12 layers x 2 bytes = 110 KiB.
 `BatchView` presents any set of sequences to the model through the three-method KVCache protocol of
 fronde.model.cache, with rows of different lengths handled by an attention mask.
+
+With `prefix_caching`, full blocks are also indexed by content (fronde.infer.prefix_index): `match` starts a new
+sequence on the cached blocks of its prompt's start, `commit` registers a sequence's blocks as they fill, and the
+blocks of finished sequences stay cached until the pool needs them. A cached block is never written again: a
+sequence only writes past its own length, and full blocks lie before it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
+from fronde.infer.prefix_index import ROOT, PrefixIndex
 from fronde.model.config import ModelConfig
 
 
@@ -19,7 +27,8 @@ class CacheFull(RuntimeError):
 
 class PagedLatentCache:
     def __init__(self, config: ModelConfig, n_blocks: int, block_size: int = 16,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 prefix_caching: bool = False) -> None:
         self.rank, self.rope = config.kv_lora_rank, config.qk_rope_head_dim
         self.block_size = block_size
         # block 0 is a scratch block: padded slots of short rows point at it and are masked out
@@ -29,6 +38,10 @@ class PagedLatentCache:
         self.refs: dict[int, int] = {}  # block -> sequences using it (shared prompt blocks after fork)
         self.tables: dict[int, list[int]] = {}
         self.lengths: dict[int, int] = {}
+        self.prefix = PrefixIndex() if prefix_caching else None
+        # seq -> the prefix node of each of its full blocks; None: its blocks are not to be cached (made before the
+        # weights changed)
+        self.nodes: dict[int, list[int] | None] = {}
 
     @property
     def n_blocks(self) -> int:
@@ -40,20 +53,93 @@ class PagedLatentCache:
         layers, _, width = self.pool.shape
         return layers * width * self.pool.element_size()
 
+    def available(self) -> int:
+        """Blocks that can be handed out: free ones and cached ones no sequence holds (evicted when taken)."""
+        return len(self.free) + (len(self.prefix.idle) if self.prefix is not None else 0)
+
     def usage(self) -> float:
-        """Fraction of allocatable blocks in use."""
-        return 1 - len(self.free) / max(1, self.n_blocks - 1)
+        """Fraction of allocatable blocks held by sequences (cached blocks nobody holds count as free)."""
+        return 1 - self.available() / max(1, self.n_blocks - 1)
 
     def add(self, seq_id: int) -> None:
         self.tables[seq_id], self.lengths[seq_id] = [], 0
+        self.nodes[seq_id] = [] if self.prefix is not None else None
 
     def release(self, seq_id: int) -> None:
-        for block in reversed(self.tables.pop(seq_id, [])):
+        for block in reversed(self.tables.pop(seq_id, [])):  # a tail becomes idle before its head: evicted first
             self.refs[block] -= 1
             if self.refs[block] == 0:
                 del self.refs[block]
-                self.free.append(block)
+                if self.prefix is not None and self.prefix.registered(block):
+                    self.prefix.idle[block] = None
+                else:
+                    self.free.append(block)
         self.lengths.pop(seq_id, None)
+        self.nodes.pop(seq_id, None)
+
+    def _take(self) -> int:
+        block = self.free.pop() if self.free else self.prefix.evict() if self.prefix is not None else None
+        if block is None:
+            raise CacheFull("no free block left")
+        self.refs[block] = 1
+        return block
+
+    # -- prefix caching --------------------------------------------------------------------------------------
+    def match(self, seq_id: int, tokens: Sequence[int]) -> int:
+        """Extend a sequence that holds only cached blocks so far with the cached blocks of `tokens`' start; never
+        the last token, which must be fed to get the next token's logits. Returns the tokens now cached."""
+        table, nodes, bs = self.tables[seq_id], self.nodes[seq_id], self.block_size
+        if self.prefix is None or nodes is None or self.lengths[seq_id] != len(table) * bs:
+            return self.lengths[seq_id]
+        i = len(table)
+        while (i + 1) * bs < len(tokens):
+            hit = self.prefix.lookup(nodes[-1] if nodes else ROOT, tuple(tokens[i * bs : (i + 1) * bs]))
+            if hit is None:
+                break
+            node, block = hit
+            if block in self.refs:
+                self.refs[block] += 1
+            else:  # cached but idle: held again
+                del self.prefix.idle[block]
+                self.refs[block] = 1
+            table.append(block)
+            nodes.append(node)
+            i += 1
+        self.lengths[seq_id] = i * bs
+        return i * bs
+
+    def next_key(self, seq_id: int, tokens: Sequence[int]) -> tuple[int, tuple[int, ...]] | None:
+        """The prefix key of the block `seq_id` computes next from `tokens` (None: no full block before the last
+        token, or no caching for it): two prompts about to compute the same block can then be told apart."""
+        nodes, bs = self.nodes.get(seq_id), self.block_size
+        if self.prefix is None or nodes is None:
+            return None
+        i = len(nodes)
+        if (i + 1) * bs >= len(tokens):
+            return None
+        return (nodes[-1] if nodes else ROOT, tuple(tokens[i * bs : (i + 1) * bs]))
+
+    def commit(self, seq_id: int, head: Sequence[int], tail: Sequence[int]) -> None:
+        """Index the blocks of seq_id filled since the last commit; its tokens are head + tail (a prompt and what
+        was generated after it, passed apart so that nothing is copied at every decode step)."""
+        nodes = self.nodes.get(seq_id)
+        if nodes is None:
+            return
+        assert self.prefix is not None
+        bs, full = self.block_size, self.lengths[seq_id] // self.block_size
+        table = self.tables[seq_id]
+        for i in range(len(nodes), full):
+            lo, hi = i * bs, (i + 1) * bs
+            n = len(head)
+            tokens = (tuple(head[lo:hi]) if hi <= n else tuple(tail[lo - n : hi - n]) if lo >= n
+                      else tuple(head[lo:]) + tuple(tail[: hi - n]))
+            nodes.append(self.prefix.insert(nodes[-1] if nodes else ROOT, tokens, table[i]))
+
+    def forget_prefixes(self) -> None:
+        """The weights changed: no cached block is valid for new sequences, and running ones stop being indexed."""
+        if self.prefix is not None:
+            self.free.extend(self.prefix.clear())
+            self.nodes = dict.fromkeys(self.nodes)
 
     def fork(self, src: int, dst: int) -> None:
         """dst continues from src's cached tokens: full blocks are shared, the partial last block is copied
@@ -64,11 +150,12 @@ class PagedLatentCache:
         for block in shared:
             self.refs[block] += 1
         self.tables[dst], self.lengths[dst] = list(shared), length
+        nodes = self.nodes.get(src)
+        self.nodes[dst] = list(nodes) if nodes is not None else None
         if length % self.block_size:
-            if not self.free:
+            if not self.available():
                 raise CacheFull(f"no block left to fork sequence {src}")
-            block = self.free.pop()
-            self.refs[block] = 1
+            block = self._take()
             bs = self.block_size
             self.pool[:, block * bs : (block + 1) * bs] = self.pool[:, table[full] * bs : (table[full] + 1) * bs]
             self.tables[dst].append(block)
@@ -80,12 +167,10 @@ class PagedLatentCache:
     def reserve(self, seq_id: int, n_new: int) -> None:
         """Make room for n_new more tokens of seq_id, or raise CacheFull leaving everything unchanged."""
         need = self.blocks_needed(seq_id, n_new)
-        if need > len(self.free):
-            raise CacheFull(f"sequence {seq_id} needs {need} blocks, {len(self.free)} free")
+        if need > self.available():
+            raise CacheFull(f"sequence {seq_id} needs {need} blocks, {self.available()} free")
         for _ in range(need):
-            block = self.free.pop()
-            self.refs[block] = 1
-            self.tables[seq_id].append(block)
+            self.tables[seq_id].append(self._take())
 
     def view(self, seq_ids: list[int], n_new: int | list[int]) -> BatchView:
         """The rows seq_ids about to be fed n_new tokens each (a list: a count per row, the batch padded to the
@@ -94,6 +179,18 @@ class PagedLatentCache:
         for s, n in zip(seq_ids, counts):
             self.reserve(s, n)
         return BatchView(self, seq_ids, counts)
+
+
+    def grow(self, n_blocks: int) -> None:
+        """A bigger pool with the old one copied in: block ids, tables and cached prefixes stay valid (an engine
+        kept for a multi-turn episode whose contexts outgrow it keeps its cache)."""
+        old, bs = self.n_blocks, self.block_size
+        if n_blocks <= old:
+            return
+        pool = self.pool.new_zeros(self.pool.shape[0], n_blocks * bs, self.pool.shape[2])
+        pool[:, : old * bs] = self.pool
+        self.pool = pool
+        self.free = list(range(n_blocks - 1, old - 1, -1)) + self.free
 
 
 class BatchView:

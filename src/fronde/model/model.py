@@ -94,6 +94,7 @@ class CausalLM(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.mtp = MTPLayer(config) if config.num_nextn_predict_layers else None
+        self.generation = 0  # optimizer steps taken: caches built from the weights (the engine's prefixes) check it
 
     @torch.no_grad()
     def reset_buffers(self) -> "CausalLM":

@@ -34,7 +34,7 @@ from fronde.serve.async_engine import AsyncEngine, Submission, merged
 from fronde.serve.auth import check_key, is_public
 from fronde.serve.choices import Echo, chat_logprobs, choice, completion_logprobs, echo_logprobs
 from fronde.serve.observability import AuditLog, Metrics
-from fronde.serve.protocol import ChatRequest, CompletionRequest, Usage, error_body, now
+from fronde.serve.protocol import ChatRequest, CompletionRequest, PromptTokensDetails, Usage, error_body, now
 from fronde.serve.responses import responses_router
 from fronde.serve.runs import RunsConfig, runs_router
 from fronde.serve.text import TextOffsets, TextStream
@@ -54,6 +54,7 @@ class ServerConfig:
     max_batch: int = 32  # sequences decoded together
     max_model_len: int | None = None
     enforce_eager: bool = False  # no CUDA graphs for the decode step (fronde.infer.graphs)
+    prefix_caching: bool = True  # reuse the cache of prompt starts seen before (fronde.infer.prefix_index)
     prefill_chunk: int | None = None  # prompt tokens prefilled per engine step (None: the engine's default)
     max_queue: int = 64  # requests waiting for a slot before new ones get 429
     max_body_bytes: int = 4 * 1024 * 1024
@@ -77,7 +78,17 @@ class Tracker:
         self.server, self.rid, self.key, self.n_prompt, self.prompt = server, rid, key, n_prompt, prompt
         self.start = self.last = time.perf_counter()
         self.tokens = 0
+        self.subs: list[Submission] = []  # the engine's sequences, once submitted
         server.metrics.prompt_tokens.inc(n_prompt)
+
+    def usage(self, completion_tokens: int) -> dict[str, Any]:
+        return Usage(prompt_tokens=self.n_prompt, completion_tokens=completion_tokens,
+                     total_tokens=self.n_prompt + completion_tokens,
+                     prompt_tokens_details=PromptTokensDetails(cached_tokens=self.cached())).model_dump()
+
+    def cached(self) -> int:
+        """Prompt tokens found in the prefix cache (a prompt's n samples share one prefill: its first counts)."""
+        return sum(s.cached_tokens for s in self.subs)
 
     def token(self) -> None:
         t = time.perf_counter()
@@ -88,8 +99,11 @@ class Tracker:
     def done(self, status: str, output: str | None) -> None:
         latency = time.perf_counter() - self.start
         self.server.metrics.latency.observe(latency)
+        cached = self.cached()
+        self.server.metrics.cached_prompt_tokens.inc(cached)
         self.server.audit.write({"request_id": self.rid, "key_id": self.key, "model": self.server.name,
-                                 "prompt_tokens": self.n_prompt, "completion_tokens": self.tokens,
+                                 "prompt_tokens": self.n_prompt, "cached_tokens": cached,
+                                 "completion_tokens": self.tokens,
                                  "latency_s": round(latency, 4), "status": status}, self.prompt, output)
 
 
@@ -116,7 +130,8 @@ class Server:
             self.grammars = Grammars(self.tok, stops)
             self.engine = AsyncEngine(Engine(model, max_batch=self.cfg.max_batch, max_model_len=self.cfg.max_model_len,
                                              grammars=self.grammars, prefill_chunk=self.cfg.prefill_chunk,
-                                             cuda_graphs=False if self.cfg.enforce_eager else None),
+                                             cuda_graphs=False if self.cfg.enforce_eager else None,
+                                             prefix_caching=self.cfg.prefix_caching),
                                       on_failure=self.metrics.engine_failures.inc)
             self.ready = True
         except Exception as e:  # reported by /health; the process stays up to say why
@@ -353,11 +368,12 @@ async def _respond(server: Server, req: CompletionRequest | ChatRequest, request
             server.engine.abort(sub.request_id)
         tracker.done(f"rejected {e.status}", None)
         raise
+    tracker.subs = subs
     decoders = [_decoder(server, req, chat, forced or []) for _ in subs]
     choice_echoes = [e for e in echoes for _ in range(req.n)] if echoes else [None] * len(subs)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return StreamingResponse(_stream(server, subs, decoders, rid, req, n_prompt, chat, include_usage, tracker,
+        return StreamingResponse(_stream(server, subs, decoders, rid, req, chat, include_usage, tracker,
                                          choice_echoes, params.logprobs is not None),
                                  media_type="text/event-stream")
     choices, completion_tokens = [], 0
@@ -366,10 +382,8 @@ async def _respond(server: Server, req: CompletionRequest | ChatRequest, request
         completion_tokens += n_tokens
         choices.append(choice(i, decoder, finish, lp, server.tok, echo))
     tracker.done("ok", "\n".join(str(c["message"]["content"]) if chat else c["text"] for c in choices))
-    usage = Usage(prompt_tokens=n_prompt, completion_tokens=completion_tokens,
-                  total_tokens=n_prompt + completion_tokens)
     return {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": now(),
-            "model": server.name, "choices": choices, "usage": usage.model_dump()}
+            "model": server.name, "choices": choices, "usage": tracker.usage(completion_tokens)}
 
 
 async def _run(server: Server, sub: Submission, decoder: TurnStream | TextStream, want_logprobs: bool,
@@ -399,7 +413,7 @@ async def _run(server: Server, sub: Submission, decoder: TurnStream | TextStream
 
 
 async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStream | TextStream], rid: str, req,
-                  n_prompt: int, chat: bool, include_usage: bool, tracker: Tracker, echoes: list[Echo | None],
+                  chat: bool, include_usage: bool, tracker: Tracker, echoes: list[Echo | None],
                   want_logprobs: bool) -> AsyncIterator[str]:
     """OpenAI stream chunks as tokens come: text (completions) or content / reasoning / tool-call deltas (chat).
     With logprobs, a chunk carries those of the tokens since the previous chunk of its choice (a token whose text
@@ -464,9 +478,8 @@ async def _stream(server: Server, subs: list[Submission], decoders: list[TurnStr
             if all(finished):
                 break
         if include_usage:
-            usage = Usage(prompt_tokens=n_prompt, completion_tokens=tokens, total_tokens=n_prompt + tokens)
             yield "data: " + json.dumps({"id": rid, "object": kind, "created": created, "model": server.name,
-                                          "choices": [], "usage": usage.model_dump()}) + "\n\n"
+                                          "choices": [], "usage": tracker.usage(tokens)}) + "\n\n"
         yield "data: [DONE]\n\n"
     finally:
         for sub, done in zip(subs, finished):

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fronde.infer.engine import Engine, TokenEvent
+from fronde.infer.engine import Engine, Request, TokenEvent
 from fronde.infer.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,11 @@ T = TypeVar("T")
 class Submission:
     request_id: int
     events: asyncio.Queue  # TokenEvent items; None after an engine failure
+    request: Request  # the engine's: read cached_tokens from it once its first token came
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.request.cached_tokens
 
 
 class AsyncEngine:
@@ -40,8 +45,8 @@ class AsyncEngine:
         arrive on its own queue. The prompt is prefilled once for all samples."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            ids = self.engine.add_group(prompt_ids, params)
-            subs = [Submission(rid, asyncio.Queue()) for rid in ids]
+            self.engine.add_group(prompt_ids, params)
+            subs = [Submission(r.id, asyncio.Queue(), r) for r in self.engine.waiting[-1]]
             for sub in subs:
                 self._queues[sub.request_id] = (loop, sub.events)
         self._wake.set()

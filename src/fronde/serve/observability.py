@@ -26,6 +26,9 @@ class Metrics:
         self.requests = Counter("fronde_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
                                 registry=r)
         self.prompt_tokens = Counter("fronde_prompt_tokens", "prompt tokens processed", registry=r)
+        self.cached_prompt_tokens = Counter("fronde_prefix_cache_hit_tokens", "prompt tokens found in the prefix "
+                                            "cache, not prefilled again (hit rate: this / fronde_prompt_tokens)",
+                                            registry=r)
         self.generation_tokens = Counter("fronde_generation_tokens", "tokens generated", registry=r)
         self.ttft = Histogram("fronde_time_to_first_token_seconds", "time to first token", buckets=LATENCY_BUCKETS,
                               registry=r)

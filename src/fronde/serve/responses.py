@@ -145,7 +145,8 @@ class ResponseBuilder:
     def set_usage(self, usage: dict[str, Any]) -> None:
         # The reasoning's share of the output, re-counted from its text plus the two think markers.
         reasoning = sum(self.count_tokens(i["content"][0]["text"]) + 2 for i in self.output if i["type"] == "reasoning")
-        self.usage = {"input_tokens": usage["prompt_tokens"], "input_tokens_details": {"cached_tokens": 0},
+        cached = usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
+        self.usage = {"input_tokens": usage["prompt_tokens"], "input_tokens_details": {"cached_tokens": cached},
                       "output_tokens": usage["completion_tokens"],
                       "output_tokens_details": {"reasoning_tokens": min(reasoning, usage["completion_tokens"])},
                       "total_tokens": usage["total_tokens"]}

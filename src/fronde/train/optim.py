@@ -61,6 +61,7 @@ class Optimizers:
     """One or two torch optimizers stepped together; `base_lr` per group lets the schedule scale them."""
 
     def __init__(self, model: nn.Module, cfg: OptimConfig, device: torch.device) -> None:
+        self.model = model
         groups = param_groups(model, cfg)
         adam_groups = [g for g in groups if g["kind"] == "adamw"]
         muon_groups = [g for g in groups if g["kind"] == "muon"]
@@ -84,6 +85,8 @@ class Optimizers:
     def step(self) -> None:
         for opt in self.optimizers:
             opt.step()
+        if hasattr(self.model, "generation"):  # new weights: an inference engine's cached prefixes are stale
+            self.model.generation += 1
 
     def zero_grad(self) -> None:
         for opt in self.optimizers:
