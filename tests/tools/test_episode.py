@@ -129,6 +129,11 @@ def test_parse_call_text_recovers_what_it_can():
     assert broken.arguments_json == '{"expression": "1+'
     nameless = parse_call_text("calculator 1+1")
     assert nameless.name is None and nameless.error
+    # what sampling at temperature 1 wrote in a GRPO rollout: a raw newline, then a bad escape, in the name
+    for raw, name in (('{"name": "calcu\nlator", "arguments": {"expression": "1+}', "calcu\nlator"),
+                      ('{"name": "calc\\xulator", "arguments": 1+1}', "calc\\xulator")):
+        odd = parse_call_text(raw)
+        assert odd.name == name and "not valid JSON" in odd.error
 
 
 def test_parse_calls_reads_only_closed_calls(tok):

@@ -48,7 +48,7 @@ def parse_call_text(raw: str) -> ParsedCall:
         rest = raw[args.end():].rstrip() if args else None
         if rest is not None and rest.endswith("}"):  # the object's own closing brace
             rest = rest[:-1].rstrip()
-        return ParsedCall(json.loads(f'"{name.group(1)}"') if name else None, rest, raw,
+        return ParsedCall(_string(name.group(1)) if name else None, rest, raw,
                           f"the tool call is not valid JSON ({e.msg} at character {e.pos}); write {CALL_SHAPE}")
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
         return ParsedCall(None, None, raw, f"a tool call must be a JSON object {CALL_SHAPE}")
@@ -61,6 +61,15 @@ def parse_call_text(raw: str) -> ParsedCall:
     if not isinstance(args, dict):
         return ParsedCall(obj["name"], json.dumps(args), raw, f"the arguments of {obj['name']!r} must be an object")
     return ParsedCall(obj["name"], args, raw)
+
+
+def _string(body: str) -> str:
+    """A JSON string's body as text: a sampled name may hold a raw newline or a bad escape (`\\x`); it is read as
+    written rather than failing the whole rollout."""
+    try:
+        return json.loads(f'"{body}"', strict=False)
+    except json.JSONDecodeError:
+        return body
 
 
 def parse_calls(tok: Tokenizer, ids: list[int]) -> list[ParsedCall]:
