@@ -50,3 +50,25 @@ def test_captured_decode_replays_the_static_step():
 def test_fp32_on_gpu_decodes_eagerly():
     model = tiny_model(eos_token_id=None).cuda()
     assert Engine(model).graphs is None
+
+
+def test_cached_prefixes_and_a_grown_engine_decode_through_graphs():
+    # a conversation's next turn starts on cached blocks, then the engine grows for a longer context (the pool is
+    # reallocated, the graphs captured again): tokens as an engine that prefills everything, graphs still on
+    from fronde.infer.engine_cache import EngineCache
+
+    model = tiny_model(eos_token_id=None).cuda().to(torch.bfloat16)
+    g = torch.Generator().manual_seed(1)
+    first = torch.randint(2, 4096, (50,), generator=g).tolist()
+    greedy = SamplingParams(max_tokens=20, temperature=0)
+    kept = EngineCache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        engine = kept.get(model, 4, 70)
+        out = engine.generate([first], greedy)[0].output_ids
+        turn2 = first + out + torch.randint(2, 4096, (100,), generator=g).tolist()
+        assert kept.get(model, 4, len(turn2) + 20) is engine and engine.max_model_len >= 190
+        again = engine.generate([turn2], greedy)[0]
+    assert again.cached_tokens == 64 and engine.graphs.active, engine.graphs.failed
+    plain = Engine(model, prefix_caching=False).generate([turn2], greedy)[0].output_ids
+    assert sum(a == b for a, b in zip(again.output_ids, plain)) >= 18  # bf16: a near-tie may flip late
