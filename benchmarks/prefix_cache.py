@@ -10,8 +10,9 @@
     python benchmarks/prefix_cache.py --model-dir runs/tools-tiny-cpu/sft/model
     python benchmarks/prefix_cache.py --model-dir DIR --only chat --turns 4     # a quick check that it runs
 
-Prints, per workload, seconds and prompt tokens prefilled with the cache off and on, the speed-up, and whether
-the outputs are the same (greedy; sampled rollouts draw from the same seeds).
+Prints, per workload, seconds and prompt tokens prefilled with the cache off and on, the speed-up, and how many
+outputs are the same (greedy; sampled rollouts draw from the same seeds, so only a draw that fp32 rounding moves
+across a token boundary can differ).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def bench_eval(args, caching: bool):
     score = evaluate_generative(model, get_task(args.task), settings)
     seconds = time.perf_counter() - start
     outputs = [(row.get("outputs"), row.get("tools")) for row in score.examples]
-    return seconds, _prefilled(model.engines.engines), (score.metrics["accuracy"], outputs)
+    return seconds, _prefilled(model.engines.engines), outputs
 
 
 def bench_grpo(args, caching: bool):
@@ -114,8 +115,9 @@ def main() -> None:
     for name in args.only or list(WORKLOADS):
         off_s, (off_tokens, _), off_out = WORKLOADS[name](args, False)
         on_s, (on_tokens, hits), on_out = WORKLOADS[name](args, True)
+        same = sum(a == b for a, b in zip(off_out, on_out))
         print(f"| {name} | {off_s:.2f} | {on_s:.2f} | **{off_s / on_s:.2f}x** | {off_tokens:,} | {on_tokens:,} "
-              f"({hits:,}) | {'yes' if off_out == on_out else 'NO'} |", flush=True)
+              f"({hits:,}) | {same} of {len(off_out)} |", flush=True)
 
 
 if __name__ == "__main__":
