@@ -66,6 +66,20 @@ def test_prompts_arriving_together_share_what_the_first_computes(model):
     assert [r.output_ids for r in out] == _fresh(model, prompts)
 
 
+def test_a_cache_salt_shares_prefixes_only_within_it(model):
+    engine = Engine(model, block_size=4)
+    prompt = _ids(13, 9)
+
+    def cached(salt):
+        engine.add_group(prompt, [GREEDY], cache_salt=salt)
+        req = engine.waiting[-1][0]
+        while engine.has_work():
+            engine.step()
+        return req.cached_tokens
+
+    assert [cached("tenant-a"), cached("tenant-b"), cached(None), cached("tenant-a"), cached(None)] == [0, 0, 0, 12, 12]
+
+
 def test_samples_of_a_cached_prompt_fork_from_it(model):
     engine = Engine(model, block_size=4)
     prompt = _ids(14, 7)

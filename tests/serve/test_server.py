@@ -119,6 +119,13 @@ def test_a_chats_next_turn_reuses_the_cache_of_the_last(server, client, model_di
     out = client.responses.create(model="tiny-chat", input=messages[1:], instructions=system["content"],
                                   max_output_tokens=4, temperature=0)
     assert out.usage.input_tokens_details.cached_tokens >= cached
+    # a cache salt (vLLM's) shares cached prefixes only with the same salt
+    salted = [client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=2, temperature=0,
+                                             extra_body={"cache_salt": "tenant-b"}) for _ in range(2)]
+    whole = (second.usage.prompt_tokens - 1) // 16 * 16  # the same prompt again: all its blocks but the last token's
+    assert [r.usage.prompt_tokens_details.cached_tokens for r in salted] == [0, whole]
+    assert _post(server[0] + "/v1/chat/completions", {"model": "tiny-chat", "messages": messages,
+                                                      "cache_salt": ""})[0] == 400
     status, text = _get(server[0] + "/metrics")
     hits = [line for line in text.splitlines() if line.startswith("fronde_prefix_cache_hit_tokens_total")]
     assert float(hits[0].split()[-1]) >= 2 * cached

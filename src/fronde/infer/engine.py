@@ -44,6 +44,7 @@ class Request:
     top_logprobs: list[list[tuple[int, float]]] = field(default_factory=list)
     constraint: Constraint | None = None  # JSON mode: the grammar's state for this sequence
     error: str | None = None  # why the sequence ended early, when it did
+    cache_salt: str | None = None  # shares cached prefixes only with requests of the same salt
     cached_tokens: int = 0  # prompt tokens found in the prefix cache (not prefilled)
     matching: bool = True  # has not started its own prefill: may still take cached blocks
 
@@ -102,8 +103,10 @@ class Engine:
     def add_request(self, prompt_ids: list[int], params: SamplingParams | None = None) -> int:
         return self.add_group(prompt_ids, [params or SamplingParams()])[0]
 
-    def add_group(self, prompt_ids: list[int], params: list[SamplingParams]) -> list[int]:
-        """Several samples of one prompt (OpenAI's n): the prompt is prefilled once and its cache shared."""
+    def add_group(self, prompt_ids: list[int], params: list[SamplingParams], cache_salt: str | None = None
+                  ) -> list[int]:
+        """Several samples of one prompt (OpenAI's n): the prompt is prefilled once and its cache shared.
+        cache_salt: reuse cached prefixes only of requests with the same salt (vLLM's; one per tenant)."""
         self.check_prompt(prompt_ids)
         if len(params) > self.max_batch:
             raise ValueError(f"n={len(params)} samples exceed the engine's batch of {self.max_batch}")
@@ -114,7 +117,8 @@ class Engine:
         if any(p.grammar for p in params) and self.grammars is None:
             raise ValueError("constrained decoding needs an engine built with grammars=Grammars(tokenizer, ...)")
         reqs = [Request(next(self._ids), list(prompt_ids), p, SamplerState(p, list(prompt_ids)),
-                        constraint=self.grammars.matcher(p.grammar) if p.grammar and self.grammars else None)
+                        constraint=self.grammars.matcher(p.grammar) if p.grammar and self.grammars else None,
+                        cache_salt=cache_salt)
                 for p in params]
         bs = self.cache.block_size
         shared = len(prompt_ids) // bs
@@ -146,7 +150,7 @@ class Engine:
             if self._reserved_blocks + need > self.cache.n_blocks - 1:
                 break  # wait for running requests to finish
             for req in self.waiting.popleft():
-                self.cache.add(req.id)
+                self.cache.add(req.id, req.cache_salt)
                 self.running.append(req)
             self._reserved_blocks += need
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from fronde.infer.prefix_index import ROOT, PrefixIndex
+from fronde.infer.prefix_index import PrefixIndex
 from fronde.model.config import ModelConfig
 
 
@@ -39,8 +39,8 @@ class PagedLatentCache:
         self.tables: dict[int, list[int]] = {}
         self.lengths: dict[int, int] = {}
         self.prefix = PrefixIndex() if prefix_caching else None
-        # seq -> the prefix node of each of its full blocks; None: its blocks are not to be cached (made before the
-        # weights changed)
+        # seq -> its root node (its cache salt's), then the prefix node of each of its full blocks; None: its blocks
+        # are not to be cached (made before the weights changed)
         self.nodes: dict[int, list[int] | None] = {}
 
     @property
@@ -61,9 +61,9 @@ class PagedLatentCache:
         """Fraction of allocatable blocks held by sequences (cached blocks nobody holds count as free)."""
         return 1 - self.available() / max(1, self.n_blocks - 1)
 
-    def add(self, seq_id: int) -> None:
+    def add(self, seq_id: int, cache_salt: str | None = None) -> None:
         self.tables[seq_id], self.lengths[seq_id] = [], 0
-        self.nodes[seq_id] = [] if self.prefix is not None else None
+        self.nodes[seq_id] = [self.prefix.root(cache_salt)] if self.prefix is not None else None
 
     def release(self, seq_id: int) -> None:
         for block in reversed(self.tables.pop(seq_id, [])):  # a tail becomes idle before its head: evicted first
@@ -93,7 +93,7 @@ class PagedLatentCache:
             return self.lengths[seq_id]
         i = len(table)
         while (i + 1) * bs < len(tokens):
-            hit = self.prefix.lookup(nodes[-1] if nodes else ROOT, tuple(tokens[i * bs : (i + 1) * bs]))
+            hit = self.prefix.lookup(nodes[-1], tuple(tokens[i * bs : (i + 1) * bs]))
             if hit is None:
                 break
             node, block = hit
@@ -114,10 +114,10 @@ class PagedLatentCache:
         nodes, bs = self.nodes.get(seq_id), self.block_size
         if self.prefix is None or nodes is None:
             return None
-        i = len(nodes)
+        i = len(nodes) - 1  # full blocks indexed so far
         if (i + 1) * bs >= len(tokens):
             return None
-        return (nodes[-1] if nodes else ROOT, tuple(tokens[i * bs : (i + 1) * bs]))
+        return (nodes[-1], tuple(tokens[i * bs : (i + 1) * bs]))
 
     def commit(self, seq_id: int, head: Sequence[int], tail: Sequence[int]) -> None:
         """Index the blocks of seq_id filled since the last commit; its tokens are head + tail (a prompt and what
@@ -128,12 +128,12 @@ class PagedLatentCache:
         assert self.prefix is not None
         bs, full = self.block_size, self.lengths[seq_id] // self.block_size
         table = self.tables[seq_id]
-        for i in range(len(nodes), full):
+        for i in range(len(nodes) - 1, full):
             lo, hi = i * bs, (i + 1) * bs
             n = len(head)
             tokens = (tuple(head[lo:hi]) if hi <= n else tuple(tail[lo - n : hi - n]) if lo >= n
                       else tuple(head[lo:]) + tuple(tail[: hi - n]))
-            nodes.append(self.prefix.insert(nodes[-1] if nodes else ROOT, tokens, table[i]))
+            nodes.append(self.prefix.insert(nodes[-1], tokens, table[i]))
 
     def forget_prefixes(self) -> None:
         """The weights changed: no cached block is valid for new sequences, and running ones stop being indexed."""

@@ -6,7 +6,8 @@ vLLM calls this automatic prefix caching, SGLang RadixAttention.
 A block is keyed by (the node naming everything before it, its own tokens), and the lookup compares the tokens
 themselves: no hash collision can hand a request another prompt's cache. Node ids are never reused, so a key whose
 parent block was evicted can never match again. Blocks no sequence holds any more stay cached while the pool has
-room and are evicted least recently used first (a released sequence's tail before its head).
+room and are evicted least recently used first (a released sequence's tail before its head). A cache salt (vLLM's
+`cache_salt`) starts a sequence from a root of its own: only requests with the same salt share blocks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 
-ROOT = 0  # the node before a sequence's first block
+ROOT = 0  # the node before a sequence's first block (the unsalted root)
 
 Key = tuple[int, tuple[int, ...]]
 
@@ -25,6 +26,14 @@ class PrefixIndex:
         self.keys: dict[int, Key] = {}  # registered block -> its key
         self.idle: OrderedDict[int, None] = OrderedDict()  # registered blocks nobody holds, least recent first
         self._nodes = itertools.count(ROOT + 1)
+        self._roots: dict[str, int] = {}  # cache salt -> its root node
+
+    def root(self, salt: str | None) -> int:
+        if salt is None:
+            return ROOT
+        if salt not in self._roots:
+            self._roots[salt] = next(self._nodes)
+        return self._roots[salt]
 
     def lookup(self, parent: int, tokens: tuple[int, ...]) -> tuple[int, int] | None:
         return self.entries.get((parent, tokens))

@@ -160,13 +160,14 @@ class Server:
             out[int(key)] = float(value)
         return out
 
-    def submit(self, ids: list[int], params: list[SamplingParams]) -> list[Submission]:
+    def submit(self, ids: list[int], params: list[SamplingParams], cache_salt: str | None = None
+               ) -> list[Submission]:
         assert self.engine is not None
         if self.engine.load()[1] >= self.cfg.max_queue:
             raise ClientError(429, f"the server is busy ({self.cfg.max_queue} requests already queued); retry soon",
                               code="rate_limit_exceeded", headers={"Retry-After": "1"}, kind="rate_limit_error")
         try:
-            return self.engine.submit(ids, params)
+            return self.engine.submit(ids, params, cache_salt)
         except ValueError as e:
             raise ClientError(400, str(e), param="max_tokens", code="context_length_exceeded") from None
 
@@ -362,7 +363,7 @@ async def _respond(server: Server, req: CompletionRequest | ChatRequest, request
     subs: list[Submission] = []
     try:
         for ids in prompts:
-            subs += server.submit(ids, samples)
+            subs += server.submit(ids, samples, req.cache_salt)
     except ClientError as e:
         for sub in subs:
             server.engine.abort(sub.request_id)

@@ -40,12 +40,13 @@ class AsyncEngine:
         self._thread = threading.Thread(target=self._run, name="fronde-engine", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt_ids: list[int], params: list[SamplingParams]) -> list[Submission]:
+    def submit(self, prompt_ids: list[int], params: list[SamplingParams], cache_salt: str | None = None
+               ) -> list[Submission]:
         """Queue the samples of one prompt (ValueError if they cannot fit the context); each sample's events
         arrive on its own queue. The prompt is prefilled once for all samples."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            self.engine.add_group(prompt_ids, params)
+            self.engine.add_group(prompt_ids, params, cache_salt)
             subs = [Submission(r.id, asyncio.Queue(), r) for r in self.engine.waiting[-1]]
             for sub in subs:
                 self._queues[sub.request_id] = (loop, sub.events)

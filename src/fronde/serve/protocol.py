@@ -34,6 +34,8 @@ class _Sampling(BaseModel):
     n: int = Field(1, ge=1, le=MAX_N)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    cache_salt: str | None = Field(None, min_length=1, description="vLLM's: cached prompt prefixes are shared only "
+                                   "with requests of the same salt")
 
     def stop_strings(self) -> list[str]:
         if self.stop is None:
@@ -112,6 +114,7 @@ class ResponsesRequest(BaseModel):
     stream: bool = False
     store: bool = True
     metadata: dict[str, Any] | None = None
+    cache_salt: str | None = Field(None, min_length=1)
 
 
 class TokenizeRequest(BaseModel):

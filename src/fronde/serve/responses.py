@@ -104,7 +104,7 @@ def chat_request(req: ResponsesRequest, history: list[dict[str, Any]]) -> tuple[
     body: dict[str, Any] = {
         "model": req.model, "messages": messages, "tools": tools or None, "tool_choice": choice if tools else None,
         "response_format": response_format, "temperature": req.temperature, "top_p": req.top_p,
-        "max_tokens": req.max_output_tokens, "seed": req.seed, "stream": req.stream,
+        "max_tokens": req.max_output_tokens, "seed": req.seed, "stream": req.stream, "cache_salt": req.cache_salt,
         "stream_options": {"include_usage": True} if req.stream else None}
     try:
         return ChatRequest.model_validate({k: v for k, v in body.items() if v is not None}), conversation
