@@ -201,3 +201,43 @@ def test_near_dedup_decides_as_datasketch_minhash_lsh_would() -> None:
         assert mine == theirs
         decisions.append(mine)
     assert 40 <= decisions.count(None) < len(docs) - 40  # both kinds of decision were taken, many times
+
+
+def test_worker_processes_give_the_same_shards_and_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # each document's own work (cleaning, empty and decontamination checks, MinHash, PII) done by 2 processes in
+    # batches of 3: the order-dependent decisions (which copy of a duplicate is kept) and every count stay the same
+    from fronde.data import docwork
+    from fronde.data.decontam import Guard
+
+    problem = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+               "How many clips did Natalia sell altogether in April and May?")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(400)]
+    base = [" ".join(rng.choice(words, 60)) for _ in range(12)]
+    docs = base + [base[2], base[5] + " extra", "   ", f"forum: {problem}", "mail me at ana.silva@example.org\r\n"
+                   "or +33 6 12 34 56 78 \x07", "Cafe\u0301 cre\u0300me " * 10] + base[:3]
+    for i, text in enumerate(docs):
+        (corpus / f"d{i:02d}.txt").write_text(text, encoding="utf-8")
+    guard = Guard({"mine": [problem]})
+    config = _config(corpus, vocab_size=512, val_fraction=0.2)
+    monkeypatch.setattr(docwork, "BATCH_DOCS", 3)
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 0)
+    seen = []
+    real = docwork.ProcessPoolExecutor
+    monkeypatch.setattr(docwork, "ProcessPoolExecutor", lambda *a, **kw: seen.append(a[0]) or real(*a, **kw))
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        runs[workers] = prepare(config.model_copy(update={"workers": workers}), out, guard=guard).manifest
+    assert seen == [2]  # the second run used worker processes, the first none
+    one, two = runs[1], runs[2]
+    assert one["documents"] == two["documents"] and one["pii"] == two["pii"] and one["cleaning"] == two["cleaning"]
+    dropped = one["documents"]["dropped"]
+    assert (dropped["duplicate"], dropped["near_duplicate"], dropped["empty"], dropped["contaminated"]) == (4, 1, 1, 1)
+    assert one["pii"]["replacements"]["phone"] == 1 and one["cleaning"] == {"control_chars_removed": 1,
+                                                                          "nfc_normalized": 1}
+    assert one["problems"] == two["problems"]
+    for name in ("train-00000.bin", "val-00000.bin", "tokenizer/tokenizer.json"):
+        assert (tmp_path / "out1" / name).read_bytes() == (tmp_path / "out2" / name).read_bytes(), name

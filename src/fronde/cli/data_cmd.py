@@ -44,8 +44,8 @@ def prepare_cmd(
     text_field: str = typer.Option(None, "--text-field", help="JSON/JSONL/Parquet field with text or messages."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Share of documents in val (default 0.02)."),
     tokenizer: Path = typer.Option(None, "--tokenizer", help="Reuse this tokenizer dir instead of training."),
-    workers: int = typer.Option(None, "--workers", help="Tokeniser threads and Word/PDF-reading processes "
-                                "(0 = all cores)."),
+    workers: int = typer.Option(None, "--workers", help="Tokeniser threads, Word/PDF-reading and "
+                                "document-work processes (0 = all cores)."),
     decontaminate: list[str] = typer.Option(None, "--decontaminate", help="Drop documents sharing a 13-word "
                                             "passage with this evaluation's test problems: humaneval, "
                                             "gsm-symbolic:eng, a tasks .jsonl... Repeatable."),

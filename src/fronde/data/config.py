@@ -75,7 +75,8 @@ class DataConfig(BaseModel):
                                      "passage with (fronde.data.decontam).")
     tokenizer_train_chars: int = Field(300_000_000, ge=1, description="Cap on text fed to BPE training.")
     shard_tokens: int = Field(1 << 24, ge=1 << 10, description="Target tokens per shard file.")
-    workers: int = Field(0, ge=0, description="Tokeniser threads and Word/PDF-reading processes; 0 = all cores.")
+    workers: int = Field(0, ge=0, description="Tokeniser threads, Word/PDF-reading and document-work processes; 0 = all "
+                         "cores.")
 
     @field_validator("sources")
     @classmethod

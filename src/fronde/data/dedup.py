@@ -159,18 +159,29 @@ class Deduplicator:
             m.update_batch(values[i:i + _BATCH])
         return m
 
-    def check(self, doc: Document) -> str | None:
-        digest = doc.digest or doc.compute_digest()
+    def keys(self, text: str) -> np.ndarray | None:
+        """A text's LSH band keys (None: near-dedup off, or too short to judge). Pure: worker processes compute
+        them for many documents at once, and `decide` takes them in order."""
+        if self.index is None:
+            return None
+        m = self.minhash(text)
+        return None if m is None else band_keys(m.hashvalues, self.bands, self.rows)
+
+    def decide(self, digest: bytes, keys: np.ndarray | None) -> str | None:
+        """Keep (None) or the drop kind, for the next document in corpus order; a kept one joins the index."""
         if self.exact:
             key = digest[:16]
             if key in self._seen:
                 return "duplicate"
             self._seen.add(key)
-        if self.index is not None:
-            m = self.minhash(doc.plain_text())
-            if m is not None:
-                keys = band_keys(m.hashvalues, self.bands, self.rows)
-                if self.index.contains_any(keys):
-                    return "near_duplicate"
-                self.index.add(keys)
+        if keys is not None and self.index is not None:
+            if self.index.contains_any(keys):
+                return "near_duplicate"
+            self.index.add(keys)
         return None
+
+    def check(self, doc: Document) -> str | None:
+        digest = doc.digest or doc.compute_digest()
+        if self.exact and digest[:16] in self._seen:
+            return "duplicate"  # no signature needed
+        return self.decide(digest, self.keys(doc.plain_text()))

@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,16 +32,17 @@ from typing import Any
 import numpy as np
 
 from fronde import __version__
-from fronde.data.chat import map_message_text, render_chat
-from fronde.data.clean import CleanStats, clean_text
+from fronde.data.chat import render_chat
+from fronde.data.clean import CleanStats
 from fronde.data.config import DataConfig
 from fronde.data.dedup import Deduplicator
+from fronde.data.docwork import PARALLEL_MIN_BYTES, DocWork, checked_items
 from fronde.data.decontam import Guard
 from fronde.data.documents import DROP_KINDS, Document, Drop, SourceFile
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
 from fronde.data.manifest import FORMAT, MANIFEST, MAX_PROBLEMS, check_accounting, outputs_intact, read_manifest
-from fronde.data.pii import PLACEHOLDERS, RULES_VERSION, pii_summary, scrub_pii
+from fronde.data.pii import PLACEHOLDERS, RULES_VERSION, pii_summary
 from fronde.data.progress import NullReporter, Reporter
 from fronde.data.shards import ShardWriter, token_dtype
 from fronde.data.sources import ResolvedSource, iter_source, resolve_sources
@@ -86,35 +87,12 @@ def split_of(digest: bytes, val_fraction: float) -> str:
     return "val" if int.from_bytes(digest[:8], "big") < val_fraction * 2.0**64 else "train"
 
 
-def _map_text(doc: Document, fn: Callable[[str], str]) -> None:
-    """Apply fn to every piece of text a document holds: its text, or each message's content, reasoning and
-    tool-call arguments."""
-    if doc.text is not None:
-        doc.text = fn(doc.text)
-        return
-    map_message_text(doc.messages or [], fn)
-
-
-def _clean_doc(doc: Document, stats: CleanStats) -> None:
-    _map_text(doc, lambda text: clean_text(text, stats))
-
-
-def _scrub_doc(doc: Document, counts: Counter[str]) -> None:
-    _map_text(doc, lambda text: scrub_pii(text, counts))
-
-
-def _is_empty(doc: Document, min_chars: int) -> bool:
-    if doc.text is not None:
-        return len(doc.text.strip()) < min_chars
-    return not any((m["content"].strip() or m.get("tool_calls") or m.get("reasoning_content"))
-                   for m in doc.messages or [])
-
-
 def collect_documents(config: DataConfig, workdir: str | Path, sources: list[ResolvedSource] | None = None,
                       progress: Reporter | None = None, guard: Guard | None = None) -> Collected:
     """Pass 1: read every source, clean, deduplicate, scrub PII, split, and stage kept documents as
-    JSONL in `workdir` (one file per split). Streams: memory is bounded by the dedup index and one
-    document (at most `max_doc_chars`) at a time."""
+    JSONL in `workdir` (one file per split). Streams: memory is bounded by the dedup index and a few batches of
+    documents (at most `max_doc_chars` each). On inputs of PARALLEL_MIN_BYTES or more, `workers` processes do each
+    document's own work (fronde.data.docwork); the stage seconds are then summed over them."""
     progress = progress or NullReporter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -126,19 +104,14 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
     outs = {s: open(c.staged(s), "w", encoding="utf-8") for s in SPLITS}
     t = c.timings
     lowest_train: tuple[int, int] | None = None  # (hash score, line) of the train doc closest to val
+    work = DocWork(config.min_doc_chars, guard, dedup)
+    big = sum(f.bytes for f in files.values()) >= PARALLEL_MIN_BYTES
     try:
         progress.start("read + clean", total=len(files))
         current_file = None
         for src in sources:
             items = iter_source(src, config.max_doc_chars, config.n_workers())
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    sf, item = next(items)
-                except StopIteration:
-                    t["read"] += time.perf_counter() - t0
-                    break
-                t["read"] += time.perf_counter() - t0
+            for sf, item in checked_items(work, items, config.n_workers() if big else 1, c.clean, t):
                 if sf.path != current_file:
                     current_file = sf.path
                     progress.advance(1)
@@ -147,36 +120,22 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
                 if isinstance(item, Drop):
                     _drop(c, item)
                     continue
-                doc = item
+                doc = item.doc
                 if doc.bad_utf8:
                     c.bad_utf8 += 1
-                t1 = time.perf_counter()
-                _clean_doc(doc, c.clean)
-                t2 = time.perf_counter()
-                t["clean"] += t2 - t1
-                if _is_empty(doc, config.min_doc_chars):
-                    _drop(c, Drop(doc.file, doc.location, "empty",
-                                  f"shorter than {config.min_doc_chars} characters after cleaning"))
+                if item.drop is not None:
+                    _drop(c, item.drop)
                     continue
-                if guard is not None and (hit := guard.match(doc.plain_text())) is not None:
-                    _drop(c, Drop(doc.file, doc.location, "contaminated",
-                                  f"shares a {hit[1]}-word passage with the {hit[0]} test set"))
-                    t["decontaminate"] += time.perf_counter() - t2
-                    continue
-                t2b = time.perf_counter()
-                t["decontaminate"] += t2b - t2
-                kind = dedup.check(doc)
                 t3 = time.perf_counter()
-                t["dedup"] += t3 - t2b
+                kind = dedup.decide(doc.digest, item.keys)
+                t4 = time.perf_counter()
+                t["dedup"] += t4 - t3
                 if kind is not None:
                     _drop(c, Drop(doc.file, doc.location, kind, "same content as an earlier document"
                                   if kind == "duplicate" else "near-duplicate of an earlier document"))
                     continue
-                if doc.pii:
-                    _scrub_doc(doc, c.pii)
-                t4 = time.perf_counter()
-                t["pii"] += t4 - t3
-                t["clean"] += t4 - t3
+                if item.pii is not None:
+                    c.pii.update(item.pii)
                 split = split_of(doc.digest, config.val_fraction)
                 line = json.dumps(doc.to_json(), ensure_ascii=False)
                 outs[split].write(line + "\n")
