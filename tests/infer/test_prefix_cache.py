@@ -162,3 +162,46 @@ def test_rollouts_sample_identical_prompts_as_one_group(model):
     assert [c.ids for g in grouped for c in g] == [g[0].ids for g in one_by_one]
     engine = rows.engines.engines[-1]
     assert engine.prompt_tokens == 17  # each prompt prefilled once
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+def test_random_schedules_over_shared_prefixes_and_a_small_pool(model, graphs):
+    # prompts drawn from a few shared starts (repeats, extensions of earlier prompts with their outputs), joining
+    # and aborted at random steps, groups of n, a pool small enough to evict: every request gets what it gets
+    # alone from an engine without the cache, and the pool ends whole
+    import random
+
+    def alone(prompt, p):
+        return Engine(model, max_batch=1, block_size=4, prefix_caching=False).generate([prompt], p)[0].output_ids
+
+    for trial in range(6):
+        rng = random.Random(100 + trial)
+        max_batch = rng.choice([3, 5, 8])
+        engine = Engine(model, max_batch=max_batch, block_size=4, prefill_chunk=rng.choice([3, 16, 64]),
+                        max_model_len=64, n_blocks=rng.choice([16, 24, 40]) + 1, cuda_graphs=graphs)
+        stems = [[rng.randrange(2, 4096) for _ in range(rng.randint(4, 20))] for _ in range(3)]
+        finished: list[list[int]] = []  # prompt + output of finished requests: next turns extend them
+        expected, got, aborted, added = {}, {}, set(), 0
+        while added < 12 or engine.has_work():
+            if added < 12 and rng.random() < 0.5:
+                base = rng.choice(stems + finished[-3:]) if finished else rng.choice(stems)
+                prompt = (base + [rng.randrange(2, 4096) for _ in range(rng.randint(0, 8))])[:40] or [5]
+                params = [SamplingParams(max_tokens=rng.randint(1, 12), temperature=rng.choice([0.0, 1.0]),
+                                         seed=rng.randrange(1000)) for _ in range(rng.choice([1, 1, 2]))]
+                for rid, p in zip(engine.add_group(prompt, params), params):
+                    expected[rid], got[rid] = (prompt, p), []
+                added += 1
+            for ev in engine.step():
+                got[ev.request_id].append(ev.token)
+                if ev.finish_reason is not None:
+                    finished.append(expected[ev.request_id][0] + got[ev.request_id])
+            if got and rng.random() < 0.05:
+                rid = rng.choice(list(got))
+                engine.abort(rid)
+                aborted.add(rid)
+        cache = engine.cache
+        assert cache.usage() == 0.0 and not cache.refs and cache.available() == cache.n_blocks - 1
+        assert engine.cached_tokens > 0, trial  # the cache was used
+        for rid, (prompt, p) in expected.items():
+            if rid not in aborted:
+                assert got[rid] == alone(prompt, p), (trial, rid)
