@@ -151,10 +151,14 @@ def test_generate_cli_streams_a_completion(tmp_path, model):
     assert first.exit_code == 0, first.output
     assert first.output.startswith("def hello(") and len(first.output) > len("def hello(\n")
     assert CliRunner().invoke(app, args).output == first.output  # greedy: the same text again
+    # with prompt-lookup guesses: the same text (the prompt repeats itself, so there is something to guess)
+    spec = ["generate", str(tmp_path), "def hello(world):\n    return world * 2\n" * 3, "--max-tokens", "12",
+            "--temperature", "0"]
+    assert CliRunner().invoke(app, spec + ["--speculative-tokens", "4"]).output == CliRunner().invoke(app, spec).output
     missing = CliRunner().invoke(app, ["generate", str(tmp_path / "nope"), "x"])
     assert missing.exit_code == 2 and "no tokenizer" in missing.output
-    chat = CliRunner().invoke(app, ["chat", str(tmp_path), "--temperature", "0", "--max-tokens", "5"],
-                              input="hello\n/reset\nhello\n\n")
+    chat = CliRunner().invoke(app, ["chat", str(tmp_path), "--temperature", "0", "--max-tokens", "5",
+                                    "--speculative-tokens", "3"], input="hello\n/reset\nhello\n\n")
     assert chat.exit_code == 0, chat.output
     replies = [line.split("model> ", 1)[1] for line in chat.output.splitlines() if "model> " in line]
     assert len(replies) == 2 and replies[0] == replies[1]  # greedy, and /reset really starts over

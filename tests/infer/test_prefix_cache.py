@@ -164,28 +164,40 @@ def test_rollouts_sample_identical_prompts_as_one_group(model):
     assert engine.prompt_tokens == 17  # each prompt prefilled once
 
 
-@pytest.mark.parametrize("graphs", [False, True])
-def test_random_schedules_over_shared_prefixes_and_a_small_pool(model, graphs):
+@pytest.mark.parametrize("graphs,chains", [(False, False), (True, False), (False, True)])
+def test_random_schedules_over_shared_prefixes_and_a_small_pool(model, graphs, chains):
     # prompts drawn from a few shared starts (repeats, extensions of earlier prompts with their outputs), joining
-    # and aborted at random steps, groups of n, a pool small enough to evict: every request gets what it gets
-    # alone from an engine without the cache, and the pool ends whole
+    # and aborted at random steps, groups of n, a pool small enough to evict, speculative decoding on or off:
+    # every request gets what it gets alone from a plain engine, and the pool ends whole
+    # (chains: a model whose next token depends on its last only, and prompts that restart its chains, so that
+    # prompt lookup's guesses are often right)
     import random
+
+    from tests.infer.test_speculative import bigram_model
+
+    if chains:
+        model = bigram_model()
 
     def alone(prompt, p):
         return Engine(model, max_batch=1, block_size=4, prefix_caching=False).generate([prompt], p)[0].output_ids
 
+    accepted = 0
     for trial in range(6):
         rng = random.Random(100 + trial)
         max_batch = rng.choice([3, 5, 8])
         engine = Engine(model, max_batch=max_batch, block_size=4, prefill_chunk=rng.choice([3, 16, 64]),
-                        max_model_len=64, n_blocks=rng.choice([16, 24, 40]) + 1, cuda_graphs=graphs)
+                        max_model_len=64, n_blocks=rng.choice([16, 24, 40]) + 1, cuda_graphs=graphs,
+                        speculative_tokens=rng.choice([0, 3]))
         stems = [[rng.randrange(2, 4096) for _ in range(rng.randint(4, 20))] for _ in range(3)]
+        if chains:
+            stems = [s + Engine(model).generate([s], GREEDY)[0].output_ids + s[-2:] for s in stems]
         finished: list[list[int]] = []  # prompt + output of finished requests: next turns extend them
         expected, got, aborted, added = {}, {}, set(), 0
         while added < 12 or engine.has_work():
             if added < 12 and rng.random() < 0.5:
                 base = rng.choice(stems + finished[-3:]) if finished else rng.choice(stems)
-                prompt = (base + [rng.randrange(2, 4096) for _ in range(rng.randint(0, 8))])[:40] or [5]
+                extra = rng.choice([0, 0, 3]) if chains else rng.randint(0, 8)  # chains: mostly restarted as is
+                prompt = (base + [rng.randrange(2, 4096) for _ in range(extra)])[:40] or [5]
                 params = [SamplingParams(max_tokens=rng.randint(1, 12), temperature=rng.choice([0.0, 1.0]),
                                          seed=rng.randrange(1000)) for _ in range(rng.choice([1, 1, 2]))]
                 for rid, p in zip(engine.add_group(prompt, params), params):
@@ -202,6 +214,8 @@ def test_random_schedules_over_shared_prefixes_and_a_small_pool(model, graphs):
         cache = engine.cache
         assert cache.usage() == 0.0 and not cache.refs and cache.available() == cache.n_blocks - 1
         assert engine.cached_tokens > 0, trial  # the cache was used
+        accepted += engine.accepted_tokens
         for rid, (prompt, p) in expected.items():
             if rid not in aborted:
                 assert got[rid] == alone(prompt, p), (trial, rid)
+    assert accepted > 0 or not chains  # good guesses were checked and kept

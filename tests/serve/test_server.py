@@ -105,11 +105,12 @@ def test_a_chats_next_turn_reuses_the_cache_of_the_last(server, client, model_di
     second = client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=8, temperature=0)
     cached = second.usage.prompt_tokens_details.cached_tokens
     assert cached >= first.usage.prompt_tokens - 16 and cached % 16 == 0  # whole blocks of what turn 1 fed
-    # the same answer as a server that prefills everything
-    url, _, srv, thread = _start(ServerConfig(model_dir, prefix_caching=False))
+    # the same answer as a server that prefills everything (and checks prompt-lookup guesses: the same tokens)
+    url, _, srv, thread = _start(ServerConfig(model_dir, prefix_caching=False, speculative_tokens=4))
     try:
         plain = openai.OpenAI(base_url=url + "/v1", api_key="-", max_retries=0)
         again = plain.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=8, temperature=0)
+        assert "fronde_speculative_draft_tokens_total" in _get(url + "/metrics", key=None)[1]
     finally:
         srv.should_exit = True
         thread.join(timeout=10)

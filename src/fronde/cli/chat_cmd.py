@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from fronde.cli.local_model import DEFAULT_DEVICE, load_local, stream_tokens
+from fronde.cli.local_model import DEFAULT_DEVICE, SPECULATIVE_HELP, load_local, stream_tokens
 from fronde.data.chat import render_chat
 from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
@@ -23,11 +23,12 @@ def chat_command(
     temperature: float = typer.Option(0.7, min=0.0, max=2.0),
     top_p: float = typer.Option(0.95, min=0.0, max=1.0),
     seed: int | None = typer.Option(None),
+    speculative_tokens: int = typer.Option(0, min=0, max=16, help=SPECULATIVE_HELP),
     device: str = typer.Option(DEFAULT_DEVICE),
 ) -> None:
     """Chat with a model in the terminal. Empty line or Ctrl-D ends; /reset starts over."""
     tok, model = load_local(model_dir, device, console)
-    engine = Engine(model, max_batch=1)
+    engine = Engine(model, max_batch=1, speculative_tokens=speculative_tokens)
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                             stop_token_ids=[tok.special.end])

@@ -15,6 +15,9 @@ from fronde.infer.loading import LOAD_ERRORS, load_for_inference
 from fronde.model.model import CausalLM
 
 DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+SPECULATIVE_HELP = ("guess up to this many tokens a step by copying what followed the same words earlier in the "
+                    "context (prompt lookup) and check them in one forward: the same output, fewer forwards when "
+                    "the model repeats its context (tool calls, quotes, code edits); 0 = off")
 
 
 def load_local(model_dir: Path, device: str, console: Console) -> tuple[Tokenizer, CausalLM]:

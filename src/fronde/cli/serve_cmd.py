@@ -56,6 +56,11 @@ def serve_command(
     prefill_chunk: int | None = typer.Option(None, min=1, help="prompt tokens prefilled per engine step; more "
                                              "starts new requests sooner, fewer keeps running streams smoother "
                                              "(default 2048 on a GPU, 256 on a CPU)"),
+    speculative_tokens: int = typer.Option(0, min=0, max=16, help="guess up to this many tokens a step by "
+                                           "prompt lookup (copying what followed the same words earlier in the "
+                                           "conversation) and check them in one forward: the same output, fewer "
+                                           "forwards when replies repeat their context; best for few concurrent "
+                                           "users (on a GPU the checking step runs without CUDA graphs); 0 = off"),
     prefix_caching: bool = typer.Option(True, "--prefix-caching/--no-prefix-caching",
                                         help="reuse the cache of prompt starts seen before (a chat's or an "
                                         "agent's earlier turns, a shared system prompt); off for tenants who "
@@ -82,7 +87,8 @@ def serve_command(
     keys = read_keys(api_key, api_key_file)
     cfg = ServerConfig(model_dir, served_name=served_name, api_keys=keys, max_batch=max_batch,
                        max_model_len=max_model_len, enforce_eager=enforce_eager,
-                       prefill_chunk=prefill_chunk, prefix_caching=prefix_caching, max_queue=max_queue,
+                       prefill_chunk=prefill_chunk, prefix_caching=prefix_caching,
+                       speculative_tokens=speculative_tokens, max_queue=max_queue,
                        max_body_bytes=max_body_bytes, audit_log=audit_log, log_content=log_content,
                        runs=load_runs(runs, against, reference) if runs is not None else None)
     announce(host, port, keys)

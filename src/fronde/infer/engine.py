@@ -10,6 +10,12 @@ Prefix caching (on by default, as in vLLM): a prompt whose start is already in t
 or one still running, prefills only the rest (fronde.infer.prefix_index). Two prompts that start alike and arrive
 together are not prefilled side by side: the second waits a step and reuses what the first computed. The cache is
 forgotten when the model's weights change (GRPO samples with the policy it is training).
+
+Speculative decoding by prompt lookup (`speculative_tokens` > 0, off by default): a generating sequence whose last
+tokens occurred earlier is fed the tokens that followed them then (fronde.infer.lookup) with its last token, in
+one forward; its tokens are then sampled position by position as plain decoding would sample them (same logits,
+same draws of its generator) for as long as each equals the guess, and the cache of the guesses that were wrong is
+dropped. The output is the one plain decoding gives, token for token; only the number of forwards changes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from torch import nn
 
 from fronde.infer.constrain import Constraint, GrammarError, Grammars
 from fronde.infer.graphs import DecodeGraphs
+from fronde.infer.lookup import PromptLookup
 from fronde.infer.paged_cache import PagedLatentCache
 from fronde.infer.sampling import SamplerState, SamplingParams, sample_batch
 from fronde.model.model import CausalLM
@@ -47,6 +54,7 @@ class Request:
     cache_salt: str | None = None  # shares cached prefixes only with requests of the same salt
     cached_tokens: int = 0  # prompt tokens found in the prefix cache (not prefilled)
     matching: bool = True  # has not started its own prefill: may still take cached blocks
+    lookup: PromptLookup | None = None  # the sequence's n-grams, for speculative decoding
 
     @property
     def output_ids(self) -> list[int]:
@@ -69,13 +77,14 @@ class Engine:
     def __init__(self, model: CausalLM, *, max_batch: int = 32, max_model_len: int | None = None,
                  n_blocks: int | None = None, block_size: int = 16, prefill_chunk: int | None = None,
                  grammars: Grammars | None = None, cuda_graphs: bool | None = None,
-                 prefix_caching: bool = True) -> None:
+                 prefix_caching: bool = True, speculative_tokens: int = 0) -> None:
         """prefill_chunk: prompt tokens prefilled per step (None: 2048 on a GPU, 256 on a CPU, where a forward over
         more tokens would hold the running decodes back for longer; vLLM's max_num_batched_tokens plays this part).
         cuda_graphs: replay the decode step as CUDA graphs (fronde.infer.graphs). None: on for bf16 weights on
         a GPU (in fp32 the experts run a padded matmul whose size is read on the host, which a graph cannot hold).
         True on a CPU runs the same padded static-shape step eagerly (what the tests check it with).
-        prefix_caching: reuse the cache of prompts' starts computed before (vLLM's automatic prefix caching)."""
+        prefix_caching: reuse the cache of prompts' starts computed before (vLLM's automatic prefix caching).
+        speculative_tokens: at most this many tokens guessed by prompt lookup and checked per decode step (0: off)."""
         self.model = model.eval()
         self.config = model.config
         param = next(model.parameters())
@@ -92,6 +101,8 @@ class Engine:
         self.graphs = DecodeGraphs(self.model, self.cache, max_batch, blocks_per_seq) if use_graphs else None
         self._weights: tuple[int, int] | None = None  # weights_version the cached prefixes were computed with
         self.prompt_tokens = self.cached_tokens = 0  # over all requests: prompt tokens, of which found cached
+        self.speculative_tokens = speculative_tokens
+        self.drafted_tokens = self.accepted_tokens = 0  # guesses checked, and those the model would have written
         self.stop_ids = {self.config.eos_token_id} if self.config.eos_token_id is not None else set()
         self.grammars = grammars  # needed only for requests with a grammar (it knows the tokenizer)
         self.waiting: deque[list[Request]] = deque()  # groups: a prompt's n samples are admitted together
@@ -118,7 +129,7 @@ class Engine:
             raise ValueError("constrained decoding needs an engine built with grammars=Grammars(tokenizer, ...)")
         reqs = [Request(next(self._ids), list(prompt_ids), p, SamplerState(p, list(prompt_ids)),
                         constraint=self.grammars.matcher(p.grammar) if p.grammar and self.grammars else None,
-                        cache_salt=cache_salt)
+                        cache_salt=cache_salt, lookup=PromptLookup(prompt_ids) if self.speculative_tokens else None)
                 for p in params]
         bs = self.cache.block_size
         shared = len(prompt_ids) // bs
@@ -199,9 +210,52 @@ class Engine:
                         f.prefilled, f.awaiting_fork = len(f.prompt_ids), False
                     events.extend(self._emit([req, *siblings], row.expand(1 + len(siblings), -1)))
         if decoding:
-            logits = self._decode(decoding)
-            self._commit(decoding)
-            events.extend(self._emit(decoding, logits))
+            drafts = self._drafts(decoding)
+            if any(drafts):
+                events.extend(self._verify(decoding, drafts))
+            else:
+                logits = self._decode(decoding)
+                self._commit(decoding)
+                events.extend(self._emit(decoding, logits))
+        return events
+
+    def _drafts(self, reqs: list[Request]) -> list[list[int]]:
+        """Each sequence's guessed next tokens (prompt lookup), never past its max_tokens: the positions fed stay
+        within what its admission reserved."""
+        if not self.speculative_tokens:
+            return [[] for _ in reqs]
+        return [r.lookup.propose(min(self.speculative_tokens, r.params.max_tokens - len(r.output_ids) - 1))
+                if r.lookup is not None else [] for r in reqs]
+
+    def _verify(self, reqs: list[Request], drafts: list[list[int]]) -> list[TokenEvent]:
+        """Feed each sequence its last token and its guesses in one forward, sample position by position while the
+        sampled token is the guess, then drop the cache of what came after the first wrong guess."""
+        starts = [self.cache.lengths[r.id] for r in reqs]
+        fed = [[r.output_ids[-1], *d] for r, d in zip(reqs, drafts)]
+        counts = [len(t) for t in fed]
+        width = max(counts)
+        ids = torch.tensor([t + [0] * (width - len(t)) for t in fed], device=self.device)
+        logits = self.model(ids, cache=self.cache.view([r.id for r in reqs], counts)).logits.float()
+        events: list[TokenEvent] = []
+        right = [1] * len(reqs)  # fed tokens known right (the last token always is)
+        live = list(range(len(reqs)))
+        for j in range(width):
+            rows = live
+            emitted = self._emit([reqs[i] for i in rows], logits[rows, j])
+            events.extend(emitted)
+            live = []
+            for i, ev in zip(rows, emitted):
+                right[i] = j + 1
+                if ev.finish_reason is None and j < len(drafts[i]) and ev.token == drafts[i][j]:
+                    live.append(i)
+            if not live:
+                break
+        for i, r in enumerate(reqs):
+            self.drafted_tokens += len(drafts[i])
+            self.accepted_tokens += right[i] - 1
+            if r.finish_reason is None:
+                self.cache.lengths[r.id] = starts[i] + right[i]
+        self._commit([r for r in reqs if r.finish_reason is None])
         return events
 
     def _wait_for_prefix(self, req: Request, computing: set) -> bool:
@@ -257,6 +311,8 @@ class Engine:
         for req, stop, (token, logprob, top) in zip(reqs, stops, sample_batch(logits, [r.sampler for r in reqs],
                                                                              allowed)):
             req.output_ids.append(token)
+            if req.lookup is not None:
+                req.lookup.append(token)
             req.logprobs.append(logprob)
             req.top_logprobs.append(top)
             if req.constraint is not None and token not in stop:

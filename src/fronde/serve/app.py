@@ -55,6 +55,7 @@ class ServerConfig:
     max_model_len: int | None = None
     enforce_eager: bool = False  # no CUDA graphs for the decode step (fronde.infer.graphs)
     prefix_caching: bool = True  # reuse the cache of prompt starts seen before (fronde.infer.prefix_index)
+    speculative_tokens: int = 0  # prompt-lookup guesses checked per decode step (fronde.infer.lookup); 0 = off
     prefill_chunk: int | None = None  # prompt tokens prefilled per engine step (None: the engine's default)
     max_queue: int = 64  # requests waiting for a slot before new ones get 429
     max_body_bytes: int = 4 * 1024 * 1024
@@ -119,7 +120,9 @@ class Server:
         self.grammars: Grammars | None = None
         self.engine: AsyncEngine | None = None
         self.metrics = Metrics(lambda: self.engine.load() if self.engine else (0, 0),
-                               lambda: self.engine.engine.cache.usage() if self.engine else 0.0)
+                               lambda: self.engine.engine.cache.usage() if self.engine else 0.0,
+                               lambda: (self.engine.engine.drafted_tokens, self.engine.engine.accepted_tokens)
+                               if self.engine else (0, 0))
         self.audit = AuditLog(cfg.audit_log, cfg.log_content)
 
     def load(self) -> None:
@@ -131,7 +134,8 @@ class Server:
             self.engine = AsyncEngine(Engine(model, max_batch=self.cfg.max_batch, max_model_len=self.cfg.max_model_len,
                                              grammars=self.grammars, prefill_chunk=self.cfg.prefill_chunk,
                                              cuda_graphs=False if self.cfg.enforce_eager else None,
-                                             prefix_caching=self.cfg.prefix_caching),
+                                             prefix_caching=self.cfg.prefix_caching,
+                                             speculative_tokens=self.cfg.speculative_tokens),
                                       on_failure=self.metrics.engine_failures.inc)
             self.ready = True
         except Exception as e:  # reported by /health; the process stays up to say why

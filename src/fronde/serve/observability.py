@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class Metrics:
-    def __init__(self, load: Callable[[], tuple[int, int]], kv_usage: Callable[[], float]) -> None:
+    def __init__(self, load: Callable[[], tuple[int, int]], kv_usage: Callable[[], float],
+                 speculation: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("fronde_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
@@ -42,6 +44,21 @@ class Metrics:
         Gauge("fronde_queue_depth", "requests waiting for a slot", registry=r).set_function(lambda: load()[1])
         Gauge("fronde_kv_cache_usage", "fraction of the latent KV-cache blocks in use",
               registry=r).set_function(kv_usage)
+        r.register(_Speculation(speculation))
+
+
+class _Speculation:
+    """The engine's own counts of prompt-lookup guesses, read at scrape time (acceptance = accepted / drafted)."""
+
+    def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
+        self.counts = counts
+
+    def collect(self):
+        drafted, accepted = self.counts()
+        yield CounterMetricFamily("fronde_speculative_draft_tokens", "tokens guessed by prompt lookup and checked",
+                                  value=drafted)
+        yield CounterMetricFamily("fronde_speculative_accepted_tokens", "guessed tokens the model wrote as guessed",
+                                  value=accepted)
 
 
 def key_id(key: str | None) -> str | None:
