@@ -59,6 +59,13 @@ def test_the_loop_on_a_local_model(calc_model):
     assert kinds.index("tool_call") < kinds.index("tool_result") < len(kinds) - 1
     assert [m["role"] for m in result.messages] == ["user", "assistant", "tool", "assistant"]
     assert result.messages[2]["content"] == "391" and result.messages[2]["tool_call_id"].startswith("call_")
+    # guessing from the context (the answer repeats the tool's result): the same episode
+    guessing = LocalBackend(calc_model, speculative_tokens=4)
+    again = run_agent(guessing, TASK, Toolbox(load_tools(["calculator"])))
+    def turns(r):  # the messages without the random call ids
+        return [(m["role"], m.get("content"), [c["function"] for c in m.get("tool_calls") or []]) for m in r.messages]
+
+    assert turns(again) == turns(result) and guessing.engine.drafted_tokens > 0
 
 
 def test_fronde_agent_cli_on_a_model_dir_and_through_fronde_serve(calc_model, tmp_path):
