@@ -25,7 +25,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import torch
-
 from torch import nn
 
 from fronde.infer.constrain import Constraint, GrammarError, Grammars
@@ -408,5 +407,8 @@ def weights_version(model: nn.Module) -> tuple[int, int]:
     """Changes whenever the weights may have: fronde's optimizers count their steps in `model.generation` (a fused
     optimizer step leaves tensors' version counters as they were), and any other in-place write to a parameter or
     persistent buffer bumps that tensor's version counter."""
-    versions = sum(t._version for t in model.state_dict(keep_vars=True).values())
+    try:
+        versions = sum(t._version for t in model.state_dict(keep_vars=True).values())
+    except RuntimeError:  # tensors made under torch.inference_mode keep no version counter (and cannot be trained)
+        versions = -1
     return int(getattr(model, "generation", 0)), versions
