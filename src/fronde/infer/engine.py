@@ -209,7 +209,7 @@ class Engine:
                         f.prefilled, f.awaiting_fork = len(f.prompt_ids), False
                     events.extend(self._emit([req, *siblings], row.expand(1 + len(siblings), -1)))
         if decoding:
-            drafts = self._drafts(decoding)
+            drafts = self._drafts(decoding) if self.speculative_tokens else []
             if any(drafts):
                 events.extend(self._verify(decoding, drafts))
             else:
@@ -221,8 +221,6 @@ class Engine:
     def _drafts(self, reqs: list[Request]) -> list[list[int]]:
         """Each sequence's guessed next tokens (prompt lookup), never past its max_tokens: the positions fed stay
         within what its admission reserved."""
-        if not self.speculative_tokens:
-            return [[] for _ in reqs]
         return [r.lookup.propose(min(self.speculative_tokens, r.params.max_tokens - len(r.output_ids) - 1))
                 if r.lookup is not None else [] for r in reqs]
 
