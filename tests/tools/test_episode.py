@@ -142,3 +142,37 @@ def test_parse_calls_reads_only_closed_calls(tok):
            + [sp.tool_call] + tok.encode('{"name": "b"'))
     calls = parse_calls(tok, ids)
     assert [c.name for c in calls] == ["a"]
+
+
+def test_calls_of_many_episodes_to_a_waiting_tool_run_side_by_side(tok):
+    # a GRPO step's episodes each call a tool that waits (the sandboxed python: ~50 ms a call): the calls of one
+    # turn run on threads together (each call here waits at a barrier for its partner: run one by one, they would
+    # time out); every episode still gets its own result, in order
+    import os
+    import threading
+
+    parties = min(2, os.cpu_count() or 1)
+    barrier = threading.Barrier(parties, timeout=10)
+
+    def echo(text: str) -> str:
+        """Wait for a partner call, then answer with the text."""
+        barrier.wait()
+        return text.upper()
+
+    waiting = Toolbox([tool(echo, isolate=False, concurrent=True)])
+    assert waiting.concurrent("echo") and not Toolbox([tool(echo)]).concurrent("echo")  # isolated: one by one
+    prompts = [[tok.special.bos, *tok.encode(f"ask {i}")] for i in range(4)]
+
+    def generate(contexts, max_new_tokens, seed):
+        outs = []
+        for ctx in contexts:
+            if tok.special.tool_result in ctx:
+                outs.append((answer_ids(tok, "done", "ok"), True))
+            else:
+                word = tok.decode(ctx[1:]).split()[-1]
+                outs.append((call_ids(tok, json.dumps({"name": "echo", "arguments": {"text": f"w{word}"}})), True))
+        return outs
+
+    eps = run_episodes(generate, tok, prompts, waiting, max_turns=3, max_new_tokens=40, max_len=512)
+    assert [ep.transcript[0]["result"] for ep in eps] == ["W0", "W1", "W2", "W3"]
+    assert all(ep.stop == "answer" and ep.tool_errors == 0 for ep in eps)

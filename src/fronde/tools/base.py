@@ -29,7 +29,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI accepts as a functio
 @dataclass(frozen=True)
 class Tool:
     """A callable the model may use. `parameters` is a JSON-schema object; `isolate` runs each call in a child
-    process killed at `timeout_s` (tools that enforce their own limits set it to False and run inline)."""
+    process killed at `timeout_s` (tools that enforce their own limits set it to False and run inline).
+    `concurrent`: an inline tool whose calls mostly wait (on a subprocess, on files) and share no state, so that
+    the calls of many episodes may run side by side on threads (GRPO's rollouts, evaluation)."""
 
     name: str
     description: str
@@ -37,6 +39,7 @@ class Tool:
     fn: Callable[..., Any]
     timeout_s: float = 10.0
     isolate: bool = True
+    concurrent: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -60,21 +63,24 @@ class Tool:
 
 @overload
 def tool(fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
-         timeout_s: float = 10.0, isolate: bool = True) -> Tool: ...
+         timeout_s: float = 10.0, isolate: bool = True, concurrent: bool = False) -> Tool: ...
 @overload
 def tool(fn: None = None, *, name: str | None = None, description: str | None = None,
-         timeout_s: float = 10.0, isolate: bool = True) -> Callable[[Callable[..., Any]], Tool]: ...
+         timeout_s: float = 10.0, isolate: bool = True, concurrent: bool = False
+         ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
 def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None,
-         timeout_s: float = 10.0, isolate: bool = True) -> Tool | Callable[[Callable[..., Any]], Tool]:
+         timeout_s: float = 10.0, isolate: bool = True, concurrent: bool = False
+         ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a Tool of a plain function: `@tool` or `@tool(timeout_s=2)`. The schema comes from the type hints,
     the description from the docstring's first paragraph, parameter descriptions from its `Args:` section."""
 
     def build(f: Callable[..., Any]) -> Tool:
         tool_name = name or getattr(f, "__name__", "")
         doc, parameters = function_schema(f, tool_name)
-        return Tool(tool_name, description if description is not None else doc, parameters, f, timeout_s, isolate)
+        return Tool(tool_name, description if description is not None else doc, parameters, f, timeout_s, isolate,
+                    concurrent and not isolate)
 
     return build(fn) if fn is not None else build
 
@@ -127,6 +133,11 @@ class Toolbox:
     def schemas(self) -> list[dict[str, Any]]:
         """The OpenAI `tools` list (what a chat template renders into the system turn)."""
         return [t.schema() for t in self._tools.values()]
+
+    def concurrent(self, name: str | None) -> bool:
+        """Whether calls to `name` may run side by side on threads (see Tool.concurrent)."""
+        t = self._tools.get(name) if isinstance(name, str) else None
+        return t is not None and t.concurrent and not t.isolate
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)

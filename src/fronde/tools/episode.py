@@ -15,13 +15,15 @@ GRPO's rollouts or on a scripted sampler in tests, and every episode of a batch 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
 from fronde.data.tokenizer import Tokenizer
 from fronde.tools.base import Toolbox
-from fronde.tools.calls import parse_calls
+from fronde.tools.calls import ParsedCall, parse_calls
 
 # contexts, max new tokens, seed -> per context (generated ids including the stop token, ended on a stop token)
 Generate = Callable[[list[list[int]], int, int], list[tuple[list[int], bool]]]
@@ -55,19 +57,35 @@ def result_ids(tok: Tokenizer, results: Sequence[str]) -> list[int]:
     return ids + [sp.assistant]
 
 
-def run_calls(tok: Tokenizer, toolbox: Toolbox, turn: list[int], ep: Episode) -> list[str]:
-    """Run every call of a turn; each gives one result text, an error text where the call cannot run."""
-    out = []
-    for call in parse_calls(tok, turn):
+def run_calls(tok: Tokenizer, turns: list[tuple[Toolbox, list[int], Episode]]) -> list[list[str]]:
+    """Run every call of each (toolbox, generated turn, episode); each call gives one result text, an error text
+    where it cannot run. Calls to tools that wait on a subprocess or on files (the sandboxed `python`,
+    `search_files`) run side by side on threads, as many as cores: a GRPO step's episodes each calling `python`
+    (~50 ms a call) would otherwise wait for one another. The rest run one by one; results come back in order."""
+    parsed = [(box, parse_calls(tok, ids)) for box, ids, _ in turns]
+
+    def run(box: Toolbox, call: ParsedCall) -> tuple[str, bool]:
         if call.error is not None:
-            text, ok = f"error: {call.error}", False
-        else:
-            res = toolbox.call(call.name or "", call.arguments if call.arguments is not None else {})
-            text, ok = res.content, res.ok
-        ep.tool_calls += 1
-        ep.tool_errors += not ok
-        ep.transcript.append({"name": call.name or "", "arguments": call.arguments_json, "result": text})
-        out.append(text)
+            return f"error: {call.error}", False
+        res = box.call(call.name or "", call.arguments if call.arguments is not None else {})
+        return res.content, res.ok
+
+    side = [(box, call) for box, calls in parsed for call in calls if call.error is None and box.concurrent(call.name)]
+    done: dict[int, tuple[str, bool]] = {}
+    if len(side) > 1:
+        with ThreadPoolExecutor(min(len(side), os.cpu_count() or 1)) as pool:
+            futures = [pool.submit(run, box, call) for box, call in side]
+        done = {id(call): f.result() for (_, call), f in zip(side, futures)}
+    out = []
+    for (box, calls), (_, _, ep) in zip(parsed, turns):
+        texts = []
+        for call in calls:
+            text, ok = done[id(call)] if id(call) in done else run(box, call)
+            ep.tool_calls += 1
+            ep.tool_errors += not ok
+            ep.transcript.append({"name": call.name or "", "arguments": call.arguments_json, "result": text})
+            texts.append(text)
+        out.append(texts)
     return out
 
 
@@ -87,7 +105,7 @@ def run_episodes(generate: Generate, tok: Tokenizer, prompts: list[list[int]], t
         if not room:
             break
         outs = generate([eps[i].prompt + eps[i].ids for i in room], max_new_tokens, seed * 1_000_003 + turn)
-        active = []
+        ended_turns = []
         for i, (ids, ended) in zip(room, outs):
             ep = eps[i]
             ep.ids += ids
@@ -96,7 +114,10 @@ def run_episodes(generate: Generate, tok: Tokenizer, prompts: list[list[int]], t
             if not ended:
                 ep.stop = "length"
                 continue
-            results = run_calls(tok, boxes[i], ids, ep)
+            ended_turns.append(i)
+        active = []
+        for i, results in zip(ended_turns, run_calls(tok, [(boxes[i], eps[i].last_turn, eps[i]) for i in ended_turns])):
+            ep = eps[i]
             if not results:
                 ep.stop = "answer"
             elif turn == max_turns - 1:

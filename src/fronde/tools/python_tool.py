@@ -45,7 +45,7 @@ def python_tool(timeout_s: float = 10.0, memory_mb: int = 1024) -> Tool:
 
     description = (f"Run a Python 3 program and return what it prints. No network, no files outside a temporary "
                    f"directory, {timeout_s:g} s and {memory_mb} MB at most; each call starts from scratch.")
-    return tool(python, description=description, timeout_s=timeout_s, isolate=False)
+    return tool(python, description=description, timeout_s=timeout_s, isolate=False, concurrent=True)
 
 
 python = python_tool()

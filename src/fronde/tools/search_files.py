@@ -135,7 +135,7 @@ def search_files(root: Path | str, *, max_matches: int = 50, timeout_s: float = 
             return f"no matches for {pattern!r}{scope} ({'; '.join(notes)})"
         return "\n".join(hits) + f"\n({len(hits)} matches in {matched_files} files; {'; '.join(notes)})"
 
-    return tool(search, name="search_files", timeout_s=timeout_s, isolate=False)
+    return tool(search, name="search_files", timeout_s=timeout_s, isolate=False, concurrent=True)
 
 
 def _compile(pattern: str, is_regex: bool) -> regex_engine.Pattern:
@@ -201,7 +201,7 @@ def read_file(root: Path | str, *, max_chars: int = 3000) -> Tool:
         more = f"; call again with start_line={n + 1} for more" if n < len(lines) else ""
         return f"[{path}: lines {start_line}-{n} of {total}{more}]\n" + "\n".join(out)
 
-    return tool(read, name="read_file", isolate=False)
+    return tool(read, name="read_file", isolate=False, concurrent=True)
 
 
 def file_tools(root: Path | str) -> list[Tool]:
