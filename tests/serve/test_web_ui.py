@@ -178,6 +178,9 @@ def test_chat_streams_token_by_token_over_several_turns(page, server, paced, scr
     _reply(page, 2)
     assert [m["role"] for m in bodies[1]["messages"]] == ["system", "user", "assistant", "user"]
     assert bodies[1]["messages"][2]["content"] == final  # the conversation carries the first reply
+    second = page.locator("#reply-2 ~ .stats")  # the server found the first turn in its prefix cache, and says so
+    cached = int(second.get_attribute("data-cached-tokens"))
+    assert cached >= 16 and f"({cached} cached)" in second.text_content()
     page.get_by_role("button", name="Reset").click()
     assert page.locator(".msg").count() == 0
 

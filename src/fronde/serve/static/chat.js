@@ -312,6 +312,16 @@ class Reply {
     call.view = view;
   }
 
+  // prompt tokens the server found in its prefix cache (the conversation so far): not prefilled again
+  cached() {
+    const details = this.usage && this.usage.prompt_tokens_details;
+    return details && details.cached_tokens ? details.cached_tokens : 0;
+  }
+
+  cachedNote() {
+    return this.cached() ? ` (${this.cached()} cached)` : "";
+  }
+
   finish(note = null) {
     const seconds = (performance.now() - this.t0) / 1000;
     const completion = this.usage ? this.usage.completion_tokens : this.chunks;
@@ -320,14 +330,17 @@ class Reply {
     const parts = [
       `${completion} ${this.usage ? "tokens" : "chunks"}`,
       `${rate.toFixed(1)} tok/s`,
-      this.usage ? `${this.usage.prompt_tokens} prompt tokens` : null,
+      this.usage ? `${this.usage.prompt_tokens} prompt tokens${this.cachedNote()}` : null,
       this.tFirst !== null ? `first token ${((this.tFirst - this.t0) / 1000).toFixed(2)} s` : null,
       `${seconds.toFixed(2)} s`,
       note || (this.finishReason ? `finish: ${this.finishReason}` : null),
     ].filter(Boolean);
     this.statsEl.replaceChildren(parts.join(" · "));
     this.statsEl.dataset.completionTokens = completion;
-    if (this.usage) this.statsEl.dataset.promptTokens = this.usage.prompt_tokens;
+    if (this.usage) {
+      this.statsEl.dataset.promptTokens = this.usage.prompt_tokens;
+      this.statsEl.dataset.cachedTokens = this.cached();
+    }
     this.statsEl.dataset.tokensPerS = rate.toFixed(2);
     if (this.json && this.content) {
       let ok = true;
