@@ -12,6 +12,7 @@ from fronde.data import pipeline
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.dedup import Deduplicator
 from fronde.data.documents import Document
+from fronde.data.errors import DataError
 from fronde.data.manifest import check_accounting, read_manifest, summary_rows
 from fronde.data.pipeline import prepare, split_of
 from fronde.data.shards import open_split, token_dtype
@@ -95,10 +96,12 @@ def test_interrupted_run_leaves_nothing_trusted(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(pipeline, "_manifest", boom)  # after shards were written, before the manifest
     with pytest.raises(KeyboardInterrupt):
         prepare(_config(corpus), out)
-    assert not (out / "manifest.json").exists() and not list(out.glob("*.bin")) and not list(out.glob(".tmp-*"))
+    assert not (out / "manifest.json").exists() and not list(out.glob("*.bin"))
+    assert len(list(out.glob(".tmp-*"))) == 1  # the interrupted run's work, kept to resume from
     monkeypatch.undo()
     good = prepare(_config(corpus), out)
-    assert not good.reused
+    assert not good.reused and good.manifest["resumed"] == ["documents", "tokenizer"]
+    assert not list(out.glob(".tmp-*"))
     # an interruption of a later run keeps the previous result intact and consistent
     (corpus / "note02.txt").write_text("new words for a new run of the pipeline here\n")
     monkeypatch.setattr(pipeline, "_manifest", boom)
@@ -241,3 +244,42 @@ def test_worker_processes_give_the_same_shards_and_manifest(tmp_path: Path, monk
     assert one["problems"] == two["problems"]
     for name in ("train-00000.bin", "val-00000.bin", "tokenizer/tokenizer.json"):
         assert (tmp_path / "out1" / name).read_bytes() == (tmp_path / "out2" / name).read_bytes(), name
+
+
+def test_a_killed_run_resumes_after_its_last_finished_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             corpus_maker) -> None:
+    # killed while tokenising: the next run neither reads the documents nor trains the tokenizer again, and its
+    # output is byte for byte an uninterrupted run's; other inputs start afresh; bad input leaves nothing behind
+    corpus = corpus_maker(tmp_path / "corpus", 12)
+    whole = prepare(_config(corpus), tmp_path / "whole").manifest
+    out = tmp_path / "out"
+    real = pipeline.tokenise_split
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "tokenise_split", killed)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(_config(corpus), out)
+    monkeypatch.setattr(pipeline, "tokenise_split", real)
+    monkeypatch.setattr(pipeline, "collect_documents", killed)  # read again: fail
+    monkeypatch.setattr(pipeline, "train_tokenizer", killed)
+    resumed = prepare(_config(corpus), out).manifest
+    assert resumed["resumed"] == ["documents", "tokenizer"] and whole["resumed"] == []
+    for k in ("documents", "files", "pii", "cleaning", "problems", "splits", "tokenizer", "cache_key"):
+        assert resumed[k] == whole[k], k
+    for name in ("train-00000.bin", "val-00000.bin", "tokenizer/tokenizer.json"):
+        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    monkeypatch.undo()
+    # killed while reading: nothing finished, so the next run does everything; a changed input starts afresh
+    monkeypatch.setattr(pipeline, "save_collected", killed)
+    (corpus / "note03.txt").write_text("a changed note, so other inputs and another cache key\n")
+    with pytest.raises(KeyboardInterrupt):
+        prepare(_config(corpus), out)
+    monkeypatch.undo()
+    assert prepare(_config(corpus), out).manifest["resumed"] == []
+    (tmp_path / "binary").mkdir()
+    (tmp_path / "binary" / "blob.txt").write_bytes(b"\x00\x01\x02 not text")
+    with pytest.raises(DataError, match="binary"):  # found while reading, inside the work directory
+        prepare(_config(tmp_path / "binary"), tmp_path / "bad")
+    assert (tmp_path / "bad").is_dir() and not list((tmp_path / "bad").glob(".tmp-*"))

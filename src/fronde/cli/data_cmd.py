@@ -88,6 +88,8 @@ def prepare_cmd(
         typer.echo(json.dumps(m, indent=2, ensure_ascii=False))
         return
     verb = "up to date (inputs unchanged), reused" if result.reused else "prepared"
+    if m.get("resumed"):
+        verb += f" (resumed: the {' and the '.join(m['resumed'])} of the interrupted run were kept)"
     console.print(f"[green]{verb}[/green] {out}")
     _summary(m, str(out))
 

@@ -8,16 +8,18 @@ Stages and where their time is booked (`manifest["timings_s"]`):
   stage     writing kept documents to per-split staging files (so later stages stream)
   train_tokenizer, tokenise, write (shards)
 
-Atomicity and reuse: everything is built in `OUT/.tmp-<pid>-<key>/`; committing removes the old
+Atomicity and reuse: everything is built in `OUT/.tmp-<key>/`; committing removes the old
 manifest first, moves shards and tokenizer in, and writes the new manifest last. A run interrupted
 anywhere leaves either the old, consistent result or no manifest at all (never a manifest over
 half-written shards). A later run with the same cache key (input hashes + output-relevant config +
-fronde version) finds the manifest and intact shards and reuses them.
+fronde version) finds the manifest and intact shards and reuses them; one that finds the work directory of an
+interrupted run resumes it after its last completed stage (fronde.data.resume).
 """
 
 from __future__ import annotations
 
 import hashlib
+import dataclasses
 import json
 import os
 import shutil
@@ -44,6 +46,8 @@ from fronde.data.io import atomic_write_json
 from fronde.data.manifest import FORMAT, MANIFEST, MAX_PROBLEMS, check_accounting, outputs_intact, read_manifest
 from fronde.data.pii import PLACEHOLDERS, RULES_VERSION, pii_summary
 from fronde.data.progress import NullReporter, Reporter
+from fronde.data.resume import (clean_stats, clear_other_work, load_collected, locked, mark_tokenizer,
+                                save_collected, tokenizer_seconds, workdir)
 from fronde.data.shards import ShardWriter, token_dtype
 from fronde.data.sources import ResolvedSource, iter_source, resolve_sources
 from fronde.data.tokenizer import SPLIT_PATTERN, Tokenizer, train_tokenizer
@@ -275,16 +279,25 @@ def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: 
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _clear_stale_tmp(out: Path) -> None:
-    for p in out.glob(".tmp-*"):
-        try:
-            pid = int(p.name.split("-")[1])
-            os.kill(pid, 0)
-            if pid != os.getpid():
-                continue  # another live run owns it
-        except (ValueError, IndexError, ProcessLookupError, PermissionError):
-            pass
-        shutil.rmtree(p, ignore_errors=True)
+_SAVED = ("documents_in", "kept", "dropped", "bad_utf8", "pii", "problems", "problems_total", "bytes_kept",
+          "timings")
+
+
+def _collect_or_resume(config: DataConfig, work: Path, sources: list[ResolvedSource], progress: Reporter,
+                       guard: Guard | None) -> tuple[Collected, bool]:
+    """The documents pass's result: saved by an interrupted run of the same inputs and settings, or made now."""
+    files = {f.path: f for s in sources for f in s.files}
+    record = load_collected(work, files)
+    if record is not None and all((work / f"docs-{s}.jsonl").is_file() for s in SPLITS):
+        c = Collected(work, sources, files, clean=clean_stats(record["clean"]))
+        for name in _SAVED:
+            setattr(c, name, record[name])
+        c.pii, c.timings = Counter(c.pii), defaultdict(float, c.timings)
+        return c, True
+    c = collect_documents(config, work, sources, progress, guard)
+    save_collected(work, {name: getattr(c, name) for name in _SAVED} | {"clean": dataclasses.asdict(c.clean)},
+                   files)
+    return c, False
 
 
 def _commit(tmp: Path, out: Path, manifest: dict[str, Any]) -> None:
@@ -328,55 +341,84 @@ def prepare(config: DataConfig, out: str | Path, progress: Reporter | None = Non
     sources = resolve_sources(config)
     timings["hash"] += time.perf_counter() - t0
     key = cache_key(config, sources, reuse_tok.sha256 if reuse_tok else None, guard)
-    if not force and (out / MANIFEST).is_file():
-        try:
-            old = read_manifest(out)
-        except DataError:
-            old = None
-        if old and old.get("cache_key") == key and outputs_intact(out, old):
-            return PrepareResult(out, old, reused=True)
+    if not force and (old := _up_to_date(out, key)) is not None:
+        return PrepareResult(out, old, reused=True)
     out.mkdir(parents=True, exist_ok=True)
-    _clear_stale_tmp(out)
-    tmp = out / f".tmp-{os.getpid()}-{key[:12]}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     if config.workers:
         os.environ["RAYON_NUM_THREADS"] = str(config.workers)  # read by tokenizers' thread pool at first use
-    try:
-        c = collect_documents(config, tmp, sources, progress, guard)
-        for k, v in c.timings.items():
-            timings[k] += v
-        t1 = time.perf_counter()
-        if reuse_tok is not None:
-            tok, trained = reuse_tok, False
-        else:
-            progress.start("train tokenizer")
-            tok = train_tokenizer(_training_texts(c, config.tokenizer_train_chars), config.vocab_size)
-            progress.done()
-            trained = True
-        tok.save(tmp / TOKENIZER_DIR)
-        timings["train_tokenizer"] += time.perf_counter() - t1
-        dtype = token_dtype(tok.vocab_size)
-        splits: dict[str, Any] = {}
-        compression: dict[str, Any] = {}
-        for split in SPLITS:
-            if c.kept[split] == 0:
-                continue
-            writer = ShardWriter(tmp, split, dtype, config.shard_tokens)
-            nb, nt = tokenise_split(tok, c.staged(split), writer, c.kept[split], progress, timings)
-            splits[split] = {"documents": writer.documents, "tokens": writer.tokens, "text_bytes": nb,
-                             "text_tokens": nt, "shards": writer.shards}
-            compression[split] = nb / nt if nt else 0.0
-        comp_split = "val" if compression.get("val") else "train"
-        manifest = _manifest(config, c, key, tok, trained, dtype, splits, comp_split, compression, timings)
-        manifest["decontamination"] = guard.describe() if guard is not None else None
-        check_accounting(manifest)
-        _commit(tmp, out, manifest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    tmp = workdir(out, key)
+    with locked(out):  # another run into `out` finishes first; if it built these very data, they are reused
+        if not force and (old := _up_to_date(out, key)) is not None:
+            return PrepareResult(out, old, reused=True)
+        clear_other_work(out, keep=tmp)
+        if force:  # everything again, an interrupted run's work included
+            shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(exist_ok=True)
+        try:
+            manifest = _build(config, out, tmp, key, sources, reuse_tok, progress, guard, timings)
+        except DataError:
+            shutil.rmtree(tmp, ignore_errors=True)  # the inputs are at fault: nothing worth resuming
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # any other failure or a kill leaves it, to resume from
     manifest["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
     atomic_write_json(out / MANIFEST, manifest)
     return PrepareResult(out, manifest, reused=False)
+
+
+def _up_to_date(out: Path, key: str) -> dict[str, Any] | None:
+    """The manifest in `out` when it was built from these inputs and settings and its outputs are intact."""
+    if not (out / MANIFEST).is_file():
+        return None
+    try:
+        old = read_manifest(out)
+    except DataError:
+        return None
+    return old if old.get("cache_key") == key and outputs_intact(out, old) else None
+
+
+def _build(config: DataConfig, out: Path, tmp: Path, key: str, sources: list[ResolvedSource],
+           reuse_tok: Tokenizer | None, progress: Reporter, guard: Guard | None,
+           timings: dict[str, float]) -> dict[str, Any]:
+    """Documents pass, tokenizer, shards into `tmp`, then the commit into `out`; finished stages of an interrupted
+    run in `tmp` are taken as they are (the manifest's `resumed` says which)."""
+    c, resumed_docs = _collect_or_resume(config, tmp, sources, progress, guard)
+    for k, v in c.timings.items():
+        timings[k] += v
+    t1 = time.perf_counter()
+    kept_seconds = tokenizer_seconds(tmp) if reuse_tok is None else None
+    resumed_tok = kept_seconds is not None and (tmp / TOKENIZER_DIR / "tokenizer.json").is_file()
+    if reuse_tok is not None:
+        tok, trained = reuse_tok, False
+    elif resumed_tok:
+        tok, trained = Tokenizer.load(tmp / TOKENIZER_DIR), True
+    else:
+        progress.start("train tokenizer")
+        tok = train_tokenizer(_training_texts(c, config.tokenizer_train_chars), config.vocab_size)
+        progress.done()
+        trained = True
+    if not resumed_tok:
+        tok.save(tmp / TOKENIZER_DIR)
+        mark_tokenizer(tmp, time.perf_counter() - t1)
+    timings["train_tokenizer"] += (kept_seconds or 0.0) if resumed_tok else time.perf_counter() - t1
+    dtype = token_dtype(tok.vocab_size)
+    splits: dict[str, Any] = {}
+    compression: dict[str, Any] = {}
+    for split in SPLITS:
+        if c.kept[split] == 0:
+            continue
+        writer = ShardWriter(tmp, split, dtype, config.shard_tokens)
+        nb, nt = tokenise_split(tok, c.staged(split), writer, c.kept[split], progress, timings)
+        splits[split] = {"documents": writer.documents, "tokens": writer.tokens, "text_bytes": nb,
+                         "text_tokens": nt, "shards": writer.shards}
+        compression[split] = nb / nt if nt else 0.0
+    comp_split = "val" if compression.get("val") else "train"
+    manifest = _manifest(config, c, key, tok, trained, dtype, splits, comp_split, compression, timings)
+    manifest["decontamination"] = guard.describe() if guard is not None else None
+    manifest["resumed"] = [stage for stage, done in (("documents", resumed_docs), ("tokenizer", resumed_tok))
+                           if done]
+    check_accounting(manifest)
+    _commit(tmp, out, manifest)
+    return manifest
 
 
 def _manifest(config: DataConfig, c: Collected, key: str, tok: Tokenizer, trained: bool, dtype: np.dtype,
