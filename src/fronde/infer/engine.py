@@ -270,9 +270,15 @@ class Engine:
         return False
 
     def _commit(self, reqs: list[Request]) -> None:
-        if self.cache.prefix is not None:
-            for r in reqs:
-                self.cache.commit(r.id, r.prompt_ids, r.output_ids)
+        """Index the blocks that filled up (one in block_size decode steps: the check is kept cheap)."""
+        cache = self.cache
+        if cache.prefix is None:
+            return
+        bs, lengths, nodes = cache.block_size, cache.lengths, cache.nodes
+        for r in reqs:
+            indexed = nodes.get(r.id)
+            if indexed is not None and lengths[r.id] // bs >= len(indexed):  # root + one node per indexed block
+                cache.commit(r.id, r.prompt_ids, r.output_ids)
 
     def _decode(self, reqs: list[Request]) -> torch.Tensor:
         """One new token for every decoding request: through the captured graphs when they are on."""
