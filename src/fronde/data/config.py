@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -33,6 +33,8 @@ class SourceConfig(BaseModel):
     max_documents: int | None = Field(None, ge=1, description="Read at most this many documents.")
     extract: bool = Field(True, description="HTML -> its visible text, .ipynb -> its cells (fronde.data.markup); "
                           "false reads them as plain text, markup kept.")
+    quality: Literal["off", "web"] = Field("off", description="web: drop documents that fail the Gopher / C4 / "
+                                           "FineWeb quality rules for scraped prose (fronde.data.quality).")
 
     @classmethod
     def parse_spec(cls, spec: str) -> "SourceConfig":

@@ -1,5 +1,5 @@
-"""The work each document needs on its own: cleaning, the empty and decontamination checks, its near-duplicate
-signature and PII scrubbing. None of it depends on another document, so on a big corpus worker processes do it for
+"""The work each document needs on its own: cleaning, the empty, quality and decontamination checks, its
+near-duplicate signature and PII scrubbing. None of it depends on another document, so on a big corpus worker processes do it for
 batches of documents while this process reads the next ones; what depends on corpus order (the first copy of a
 duplicate is the one kept) stays in this process, taken in order. The shards are the same whatever the number of
 workers (tested).
@@ -28,6 +28,7 @@ from fronde.data.decontam import Guard
 from fronde.data.dedup import Deduplicator
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.pii import scrub_pii
+from fronde.data.quality import web_quality
 
 BATCH_DOCS = 256  # a worker takes this many documents at once, or fewer that hold BATCH_CHARS characters
 BATCH_CHARS = 1 << 20  # (documents are cut at max_doc_chars: 256 of them could hold hundreds of MB)
@@ -86,6 +87,14 @@ def check_batch(work: DocWork, docs: list[Document]) -> Batch:
             out.checked.append(Checked(doc, Drop(doc.file, doc.location, "empty",
                                                  f"shorter than {work.min_chars} characters after cleaning")))
             continue
+        if doc.web and doc.text is not None:
+            why = web_quality(doc.text)
+            now = time.perf_counter()
+            t["quality"] += now - t2
+            t2 = now
+            if why is not None:
+                out.checked.append(Checked(doc, Drop(doc.file, doc.location, "low_quality", why)))
+                continue
         if work.guard is not None and (hit := work.guard.match(doc.plain_text())) is not None:
             out.checked.append(Checked(doc, Drop(doc.file, doc.location, "contaminated",
                                                  f"shares a {hit[1]}-word passage with the {hit[0]} test set")))

@@ -410,5 +410,6 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
                 return
             if isinstance(item, Document):
                 item.pii = src.pii
+                item.web = src.config.quality == "web"
             n += 1
             yield sf, item
