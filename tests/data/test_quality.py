@@ -56,3 +56,4 @@ def test_only_sources_that_ask_are_filtered(tmp_path: Path):
     (item,) = [p for p in m["problems"]["items"] if p["kind"] == "low_quality"]
     assert item["location"].startswith(str(web / "menu.txt")) and "bullet" in item["reason"]
     assert m["config"]["sources"][0]["quality"] == "web"
+    assert [s["quality"] for s in m["sources"]] == ["web", "off"]  # what model cards report per source

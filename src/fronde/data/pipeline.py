@@ -432,7 +432,7 @@ def _manifest(config: DataConfig, c: Collected, key: str, tok: Tokenizer, traine
         "cache_key": key,
         "config": config.model_dump(mode="json"),
         "sources": [{"name": s.name, "spec": s.config.path, "licence": s.licence, "builtin": s.builtin,
-                     "pii": s.pii, "files": len(s.files), "skipped_files": len(s.skipped),
+                     "pii": s.pii, "quality": s.config.quality, "files": len(s.files), "skipped_files": len(s.skipped),
                      "skipped": [{"path": p, "reason": r} for p, r in s.skipped[:MAX_PROBLEMS]]}
                     for s in c.sources],
         "files": [f.manifest_entry() for f in c.files.values()],

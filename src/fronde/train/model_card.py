@@ -223,8 +223,9 @@ def data_section(chain: list[dict[str, Any]]) -> str:
             hashes = "; ".join(f"{Path(p).name} {_short(h)}" for p, h in (s.get("file_sha256") or {}).items())
             rows.append([s["name"], s["licence"], f"{s['files']:,}", f"{s['bytes']:,}",
                          f"{s['kept']:,} of {s['documents']:,}", "on" if s["pii"] else "**off**",
-                         hashes or "in the manifest"])
-        out += _table(["source", "licence", "files", "bytes", "documents kept", "PII scrub", "file sha256"], rows)
+                         "web-text rules" if s.get("quality") == "web" else "off", hashes or "in the manifest"])
+        out += _table(["source", "licence", "files", "bytes", "documents kept", "PII scrub", "quality filter",
+                       "file sha256"], rows)
         doc = d["documents"]
         dropped = ", ".join(f"{k} {v:,}" for k, v in doc["dropped"].items() if v) or "none"
         pii = ", ".join(f"{k} {v:,}" for k, v in d["pii"]["replacements"].items() if v) or "none found"
