@@ -33,8 +33,9 @@ def _fail(e: Exception) -> typer.Exit:
 @app.command("prepare")
 def prepare_cmd(
     source: list[str] = typer.Option(None, "--source", "-s", help="PATH, DIR, GLOB or built-in (python-stdlib, "
-                                     "littre, gcide); options as PATH::licence=X::name=Y::text_field=F::pii=false. "
-                                     "Repeatable. Default: python-stdlib."),
+                                     "littre, gcide); options as PATH::licence=X::name=Y::text_field=F::pii=false "
+                                     "(::quality=web: drop scraped pages that fail the Gopher/FineWeb rules). "
+                                     "Repeatable. Default: python-stdlib. Killed? Run it again: it resumes."),
     out: Path = typer.Option(None, "--out", "-o", help="Output directory (or the recipe's `out`)."),
     recipe: Path = typer.Option(None, "--recipe", help="TOML file whose \\[data] section fills the config."),
     vocab_size: int = typer.Option(None, "--vocab-size", help="BPE vocabulary size (default 8192)."),
