@@ -100,7 +100,7 @@ def test_interrupted_run_leaves_nothing_trusted(tmp_path: Path, monkeypatch: pyt
     assert len(list(out.glob(".tmp-*"))) == 1  # the interrupted run's work, kept to resume from
     monkeypatch.undo()
     good = prepare(_config(corpus), out)
-    assert not good.reused and good.manifest["resumed"] == ["documents", "tokenizer"]
+    assert not good.reused and good.manifest["resumed"] == ["documents", "tokenizer", "1 train shard", "1 val shard"]
     assert not list(out.glob(".tmp-*"))
     # an interruption of a later run keeps the previous result intact and consistent
     (corpus / "note02.txt").write_text("new words for a new run of the pipeline here\n")
@@ -283,3 +283,31 @@ def test_a_killed_run_resumes_after_its_last_finished_stage(tmp_path: Path, monk
     with pytest.raises(DataError, match="binary"):  # found while reading, inside the work directory
         prepare(_config(tmp_path / "binary"), tmp_path / "bad")
     assert (tmp_path / "bad").is_dir() and not list((tmp_path / "bad").glob(".tmp-*"))
+
+
+def test_a_run_killed_while_tokenising_resumes_at_its_next_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 corpus_maker) -> None:
+    from fronde.data.shards import ShardWriter
+
+    corpus = corpus_maker(tmp_path / "corpus", 200)
+    config = _config(corpus, shard_tokens=1024)  # several shards a split
+    whole = prepare(config, tmp_path / "whole").manifest
+    n_train = len(whole["splits"]["train"]["shards"])
+    assert n_train >= 3
+    real, written = ShardWriter.flush, []
+
+    def dies_at_the_third(self):
+        if self._docs and len(written) == 2:
+            raise KeyboardInterrupt
+        real(self)
+        written.append(1)
+
+    monkeypatch.setattr(ShardWriter, "flush", dies_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(config, tmp_path / "out")
+    monkeypatch.undo()
+    resumed = prepare(config, tmp_path / "out").manifest
+    assert resumed["resumed"] == ["documents", "tokenizer", "2 train shards"]
+    assert resumed["splits"] == whole["splits"] and resumed["tokenizer"] == whole["tokenizer"]
+    for sh in whole["splits"]["train"]["shards"] + whole["splits"]["val"]["shards"]:
+        assert (tmp_path / "out" / sh["file"]).read_bytes() == (tmp_path / "whole" / sh["file"]).read_bytes()

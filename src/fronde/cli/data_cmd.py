@@ -90,7 +90,7 @@ def prepare_cmd(
         return
     verb = "up to date (inputs unchanged), reused" if result.reused else "prepared"
     if m.get("resumed"):
-        verb += f" (resumed: the {' and the '.join(m['resumed'])} of the interrupted run were kept)"
+        verb += f" (resumed: kept the interrupted run's {', '.join(m['resumed'])})"
     console.print(f"[green]{verb}[/green] {out}")
     _summary(m, str(out))
 

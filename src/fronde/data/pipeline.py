@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import dataclasses
+import itertools
 import json
 import os
 import shutil
@@ -220,16 +221,15 @@ def _training_texts(c: Collected, max_chars: int) -> Iterator[str]:
 
 def tokenise_split(tok: Tokenizer, staged: Path, writer: ShardWriter, n_docs: int, progress: Reporter,
                    timings: dict[str, float]) -> tuple[int, int]:
-    """Encode a staged split in parallel batches and write its shards. Returns (text bytes, text
-    tokens excluding bos/eos) for the compression figure."""
+    """Encode a staged split in parallel batches and write its shards (after those a resumed writer already holds).
+    Returns (text bytes, text tokens excluding bos/eos) for the compression figure."""
     bos, eos = tok.special.bos, tok.special.eos
-    n_bytes = n_tokens = 0
     progress.start(f"tokenise {writer.split}", total=n_docs)
+    progress.advance(writer.documents)
     batch: list[dict[str, Any]] = []
     chars = 0
 
     def flush() -> None:
-        nonlocal n_bytes, n_tokens
         t0 = time.perf_counter()
         texts = [r["text"] for r in batch if "text" in r]
         encoded = iter(tok.encode_batch(texts)) if texts else iter(())
@@ -237,21 +237,19 @@ def tokenise_split(tok: Tokenizer, staged: Path, writer: ShardWriter, n_docs: in
         for r in batch:
             if "text" in r:
                 ids = next(encoded)
-                n_bytes += len(r["text"].encode("utf-8", "surrogatepass"))
-                n_tokens += len(ids)
-                arrays.append([bos, *ids, eos])
+                arrays.append(([bos, *ids, eos], len(r["text"].encode("utf-8", "surrogatepass")), len(ids)))
             else:
                 ids, _ = render_chat(tok, r["messages"], tools=r.get("tools"))
-                arrays.append([*ids, eos])
+                arrays.append(([*ids, eos], 0, 0))
         t1 = time.perf_counter()
         timings["tokenise"] += t1 - t0
-        for ids in arrays:
-            writer.add(ids)
+        for ids, text_bytes, text_tokens in arrays:
+            writer.add(ids, text_bytes, text_tokens)
         timings["write"] += time.perf_counter() - t1
         progress.advance(len(batch))
         batch.clear()
 
-    for rec in iter_staged(staged):
+    for rec in itertools.islice(iter_staged(staged), writer.documents, None):  # those in finished shards: done
         batch.append(rec)
         chars += len(rec.get("text", ""))
         if chars >= ENCODE_BATCH_CHARS or len(batch) >= 4096:
@@ -263,7 +261,7 @@ def tokenise_split(tok: Tokenizer, staged: Path, writer: ShardWriter, n_docs: in
     writer.close()
     timings["write"] += time.perf_counter() - t0
     progress.done()
-    return n_bytes, n_tokens
+    return writer.stats["text_bytes"], writer.stats["text_tokens"]
 
 
 def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: str | None,
@@ -403,10 +401,15 @@ def _build(config: DataConfig, out: Path, tmp: Path, key: str, sources: list[Res
     dtype = token_dtype(tok.vocab_size)
     splits: dict[str, Any] = {}
     compression: dict[str, Any] = {}
+    resumed_shards: dict[str, int] = {}
     for split in SPLITS:
         if c.kept[split] == 0:
             continue
-        writer = ShardWriter(tmp, split, dtype, config.shard_tokens)
+        journal = tmp / f"{split}.shards.json"
+        if not (resumed_tok or reuse_tok is not None):
+            journal.unlink(missing_ok=True)  # shards of an earlier run are only valid with its very tokenizer
+        writer = ShardWriter(tmp, split, dtype, config.shard_tokens, journal=journal)
+        resumed_shards[split] = writer.resumed
         nb, nt = tokenise_split(tok, c.staged(split), writer, c.kept[split], progress, timings)
         splits[split] = {"documents": writer.documents, "tokens": writer.tokens, "text_bytes": nb,
                          "text_tokens": nt, "shards": writer.shards}
@@ -415,7 +418,8 @@ def _build(config: DataConfig, out: Path, tmp: Path, key: str, sources: list[Res
     manifest = _manifest(config, c, key, tok, trained, dtype, splits, comp_split, compression, timings)
     manifest["decontamination"] = guard.describe() if guard is not None else None
     manifest["resumed"] = [stage for stage, done in (("documents", resumed_docs), ("tokenizer", resumed_tok))
-                           if done]
+                           if done] + [f"{n} {split} shard{'s' if n > 1 else ''}"
+                                       for split, n in resumed_shards.items() if n]
     check_accounting(manifest)
     _commit(tmp, out, manifest)
     return manifest

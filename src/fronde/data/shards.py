@@ -9,6 +9,7 @@ document starts plus the final end (n_docs + 1 numbers). Every document is store
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from fronde.data.errors import DataError
-from fronde.data.io import AtomicFile
+from fronde.data.io import AtomicFile, atomic_write_json
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -28,9 +29,14 @@ def shard_name(split: str, k: int) -> str:
 
 
 class ShardWriter:
-    """Accumulates documents (id arrays) and writes a shard each time `shard_tokens` is reached."""
+    """Accumulates documents (id arrays) and writes a shard each time `shard_tokens` is reached.
 
-    def __init__(self, directory: str | Path, split: str, dtype: np.dtype, shard_tokens: int) -> None:
+    With a `journal` file, each finished shard is recorded there (with the documents and text statistics it holds,
+    so far), and a writer opened on the same journal continues after the last shard it lists: a killed
+    tokenisation resumes at its next shard (`resumed` shards were kept)."""
+
+    def __init__(self, directory: str | Path, split: str, dtype: np.dtype, shard_tokens: int,
+                 journal: Path | None = None) -> None:
         self.dir = Path(directory)
         self.split = split
         self.dtype = np.dtype(dtype)
@@ -40,11 +46,34 @@ class ShardWriter:
         self.shards: list[dict[str, Any]] = []
         self.tokens = 0
         self.documents = 0
+        self.stats = {"text_bytes": 0, "text_tokens": 0}  # of the documents in finished shards
+        self._pending = {"text_bytes": 0, "text_tokens": 0}  # of the documents not yet in a shard
+        self.journal = journal
+        self.resumed = self._resume() if journal is not None else 0
 
-    def add(self, ids: np.ndarray | list[int]) -> None:
+    def _resume(self) -> int:
+        """Take the shards a killed run finished, when the journal lists them and they are intact."""
+        assert self.journal is not None
+        try:
+            record = json.loads(self.journal.read_text(encoding="utf-8"))
+            shards = record["shards"]
+            for sh in shards:
+                if (self.dir / sh["file"]).stat().st_size != sh["bytes"] or not (self.dir / sh["index"]).is_file():
+                    return 0
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+        self.shards = shards
+        self.tokens = sum(sh["tokens"] for sh in shards)
+        self.documents = sum(sh["documents"] for sh in shards)
+        self.stats = {k: int(record[k]) for k in self.stats}
+        return len(shards)
+
+    def add(self, ids: np.ndarray | list[int], text_bytes: int = 0, text_tokens: int = 0) -> None:
         arr = np.asarray(ids, dtype=self.dtype)
         self._docs.append(arr)
         self._n += arr.size
+        self._pending["text_bytes"] += text_bytes
+        self._pending["text_tokens"] += text_tokens
         if self._n >= self.shard_tokens:
             self.flush()
 
@@ -71,6 +100,11 @@ class ShardWriter:
         self.tokens += int(data.size)
         self.documents += len(self._docs)
         self._docs, self._n = [], 0
+        for k, v in self._pending.items():
+            self.stats[k] += v
+            self._pending[k] = 0
+        if self.journal is not None:
+            atomic_write_json(self.journal, {"shards": self.shards, **self.stats})
 
     def close(self) -> list[dict[str, Any]]:
         self.flush()
