@@ -31,7 +31,7 @@ check)
     step 30 device nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     step 30 torch python3 -c "import torch, transformers; print(torch.__version__, torch.version.cuda, transformers.__version__, torch.cuda.get_device_name())"
     step 120 gpu-tests python3 -m pytest -q -p no:cacheprovider tests/model/test_gpu.py \
-        tests/infer/test_gpu_graphs.py tests/train/test_checkpoint_writer.py
+        tests/infer/test_gpu_graphs.py tests/infer/test_mtp_drafts.py tests/train/test_checkpoint_writer.py
     step 200 train-throughput python3 benchmarks/train_throughput.py --preset probe --batch 16 --seq 1024 \
         --fronde-compile --repeats 1
     step 120 serve-throughput python3 benchmarks/serve_throughput.py --preset probe --batch 64 --repeats 2

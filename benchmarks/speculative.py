@@ -1,11 +1,14 @@
-"""Speculative decoding by prompt lookup against plain decoding, one request at a time (an agent's or a chat user's
-latency), in one run: the peer is the same engine with `speculative_tokens=0`.
+"""Speculative decoding against plain decoding, one request at a time (an agent's or a chat user's latency), in one
+run: the peer is the same engine with `speculative_tokens=0`. Guesses by prompt lookup (`--method ngram`, any model)
+or by the model's own MTP layer (`--method mtp`, a model trained with num_nextn_predict_layers=1).
 
     python benchmarks/speculative.py --tool-model runs/tools-tiny-cpu/sft/model --text-model runs/tiny-cpu/pretrain/model
+    python benchmarks/speculative.py --method mtp --text-model runs/mtp/pretrain/model --only code --only fresh
 
 - tools: multi-turn calculator episodes on arithmetic:3, greedy (the model copies the question's numbers into its
   call and the tool's result into its answer);
 - code: a text model asked to write again a Python function from its context (the standard library's), greedy;
+- fresh: the text model writing standard-library functions from their first line alone (nothing to copy), greedy;
 - chat: the tool model answering free questions, sampled at temperature 0.7 (little to copy: the cost of checking
   guesses that are wrong).
 
@@ -46,7 +49,7 @@ def _run(engine: Engine, prompts: list[list[int]], params: SamplingParams) -> tu
 
 def tools(args, k: int):
     tok, model = load_for_inference(Path(args.tool_model), args.device)
-    engine = Engine(model, max_batch=1, speculative_tokens=k)
+    engine = Engine(model, max_batch=1, speculative_tokens=k, speculative_method=args.method)
     box = Toolbox(load_tools(["calculator"]))
     task = get_task("arithmetic:3")
     prompts = [render_chat(tok, task.messages(ex), tools=box.schemas(), add_generation_prompt=True)[0]
@@ -70,7 +73,7 @@ def code(args, k: int):
     import string
 
     tok, model = load_for_inference(Path(args.text_model), args.device)
-    engine = Engine(model, max_batch=1, speculative_tokens=k)
+    engine = Engine(model, max_batch=1, speculative_tokens=k, speculative_method=args.method)
     prompts = []
     for fn in (string.capwords, inspect.getmodule(inspect.cleandoc).cleandoc, inspect.getdoc, Path.with_suffix):
         src = inspect.getsource(fn)
@@ -80,9 +83,22 @@ def code(args, k: int):
     return time.perf_counter() - start, n, steps, outs, engine
 
 
+def fresh(args, k: int):
+    import json
+    import shlex
+
+    tok, model = load_for_inference(Path(args.text_model), args.device)
+    engine = Engine(model, max_batch=1, speculative_tokens=k, speculative_method=args.method)
+    prompts = [tok.encode(inspect.getsource(fn).splitlines()[0] + "\n", bos=True)
+               for fn in (json.dumps, shlex.split, Path.relative_to, inspect.getsourcelines)]
+    start = time.perf_counter()
+    outs, n, steps = _run(engine, prompts, SamplingParams(max_tokens=args.max_tokens, temperature=0))
+    return time.perf_counter() - start, n, steps, outs, engine
+
+
 def chat(args, k: int):
     tok, model = load_for_inference(Path(args.tool_model), args.device)
-    engine = Engine(model, max_batch=1, speculative_tokens=k)
+    engine = Engine(model, max_batch=1, speculative_tokens=k, speculative_method=args.method)
     questions = ["What is the capital of France?", "Tell me about the sea.", "Write a short poem.",
                  "How do I sort a list in Python?"]
     prompts = [render_chat(tok, [{"role": "user", "content": q}], add_generation_prompt=True)[0] for q in questions]
@@ -92,27 +108,32 @@ def chat(args, k: int):
     return time.perf_counter() - start, n, steps, outs, engine
 
 
-WORKLOADS = {"tools": tools, "code": code, "chat": chat}
+WORKLOADS = {"tools": tools, "code": code, "fresh": fresh, "chat": chat}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tool-model", required=True, help="a model that calls the calculator")
-    ap.add_argument("--text-model", required=True, help="a model pretrained on code, e.g. tiny-cpu's")
-    ap.add_argument("--k", type=int, default=4, help="speculative tokens")
+    ap.add_argument("--tool-model", help="a model that calls the calculator (tools, chat)")
+    ap.add_argument("--text-model", help="a model pretrained on code, e.g. tiny-cpu's (code, fresh)")
+    ap.add_argument("--method", choices=["ngram", "mtp"], default="ngram", help="where the guesses come from")
+    ap.add_argument("--k", type=int, default=None, help="speculative tokens (default: 4 by lookup, 1 by MTP)")
     ap.add_argument("--n", type=int, default=20, help="tools: problems")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--only", choices=sorted(WORKLOADS), action="append")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
+    args.k = args.k or (1 if args.method == "mtp" else 4)
     torch.set_num_threads(args.threads)
     print(f"{args.device}, {torch.get_num_threads()} threads, one request at a time; peer: the same engine without "
-          f"guesses; {args.k} speculative tokens\n")
+          f"guesses; {args.k} speculative tokens by {args.method}\n")
     print("| workload | tokens | tokens/s off | tokens/s on | speed-up | guesses kept | forwards / token on | "
           "same outputs |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name in args.only or list(WORKLOADS):
+        if not (args.tool_model if name in ("tools", "chat") else args.text_model):
+            which = "tool" if name in ("tools", "chat") else "text"
+            ap.error(f"{name} needs --{which}-model (or leave it out with --only)")
         off_s, n_off, _, off_out, _ = WORKLOADS[name](args, 0)
         on_s, n_on, steps, on_out, engine = WORKLOADS[name](args, args.k)
         kept = engine.accepted_tokens / max(1, engine.drafted_tokens)

@@ -171,8 +171,8 @@ def test_n_samples_share_one_prefill_and_match_separate_requests(model):
     engine = Engine(model, prefill_chunk=16, block_size=16)
     prefills = []
     original = engine._forward
-    engine._forward = lambda reqs, toks: (prefills.append(len(toks[0])) if len(toks[0]) > 1 else None,
-                                          original(reqs, toks))[1]
+    engine._forward = lambda reqs, toks, **kw: (prefills.append(len(toks[0])) if len(toks[0]) > 1 else None,
+                                                original(reqs, toks, **kw))[1]
     ids = engine.add_group(prompt, params)
     outputs = {i: [] for i in ids}
     while engine.has_work():

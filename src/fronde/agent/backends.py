@@ -64,7 +64,8 @@ class LocalBackend:
     """A fronde (or HF DeepseekV3) model dir: fp32 on CPU, bf16 on a GPU, one conversation at a time."""
 
     def __init__(self, model_dir: Path, device: str = "cpu", max_tokens: int = 256, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int = 0, speculative_tokens: int = 0) -> None:
+                 top_p: float = 1.0, seed: int = 0, speculative_tokens: int = 0,
+                 speculative_method: str = "ngram") -> None:
         try:
             self.tok, self.model = load_for_inference(model_dir, device)
         except LOAD_ERRORS as e:
@@ -72,7 +73,11 @@ class LocalBackend:
         self.name = default_name(str(model_dir))  # <run>-<stage> for a model inside a run dir
         # one conversation: each turn starts on the cache of the last (prefix caching), and a tool call or an
         # answer that copies the context can be guessed (speculative_tokens)
-        self.engine = Engine(self.model, max_batch=1, speculative_tokens=speculative_tokens)
+        try:
+            self.engine = Engine(self.model, max_batch=1, speculative_tokens=speculative_tokens,
+                                 speculative_method=speculative_method)
+        except ValueError as e:  # MTP drafting asked of a model without an MTP layer
+            raise AgentError(f"{model_dir}: {e}") from None
         self.max_len = self.model.config.max_position_embeddings
         self.max_tokens, self.temperature, self.top_p, self.seed = max_tokens, temperature, top_p, seed
         self.calls = 0
@@ -167,15 +172,16 @@ def _emit_delta(delta: dict[str, Any], emit: Emit) -> None:
 
 
 def open_backend(target: str, model: str | None = None, api_key: str | None = None, device: str = "cpu",
-                 speculative_tokens: int = 0, **sampling: Any) -> Backend:
+                 speculative_tokens: int = 0, speculative_method: str = "ngram", **sampling: Any) -> Backend:
     """An http(s) URL is an endpoint (its /v1 base), anything else a local model dir."""
     if target.startswith(("http://", "https://")):
         if speculative_tokens:
-            raise AgentError("--speculative-tokens applies to a local model dir; an endpoint decides for itself "
-                             "(fronde serve --speculative-tokens K)")
+            raise AgentError("--speculative-tokens and --speculative-method apply to a local model dir; an endpoint "
+                             "decides for itself (fronde serve --speculative-tokens K)")
         base = target.rstrip("/")
         return EndpointBackend(base if base.endswith("/v1") else base + "/v1", model, api_key, **sampling)
     path = Path(target)
     if not (path / "config.json").is_file():
         raise AgentError(f"{target}: neither a model dir (no config.json) nor an http(s) URL")
-    return LocalBackend(path, device, speculative_tokens=speculative_tokens, **sampling)
+    return LocalBackend(path, device, speculative_tokens=speculative_tokens, speculative_method=speculative_method,
+                        **sampling)

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from fronde.agent import AgentEvent, open_backend, run_agent
 from fronde.cli.errors import print_error
-from fronde.cli.local_model import DEFAULT_DEVICE, SPECULATIVE_HELP
+from fronde.cli.local_model import DEFAULT_DEVICE, METHOD_HELP, SPECULATIVE_HELP, Method, speculation
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_text
 from fronde.tools import Toolbox, load_tools
@@ -66,14 +66,16 @@ def agent_command(
                                     "as JSON here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final answer."),
     speculative_tokens: int = typer.Option(0, "--speculative-tokens", min=0, max=16, help=SPECULATIVE_HELP),
+    speculative_method: Method = typer.Option(Method.ngram, "--speculative-method", help=METHOD_HELP),
 ) -> None:
     """Run a tool-calling loop: the model calls tools, reads their results, and answers."""
+    k, method = speculation(speculative_tokens, speculative_method.value)
     try:
         toolbox = Toolbox(load_tools(list(tool or ["calculator"]), root=root))
         with console.status("loading the model"):
             backend = open_backend(target, model=model, api_key=api_key, device=device, max_tokens=max_tokens,
                                    temperature=temperature, top_p=top_p, seed=seed,
-                                   speculative_tokens=speculative_tokens)
+                                   speculative_tokens=k, speculative_method=method)
         if not quiet:
             console.print(f"[bold]{backend.name}[/bold] with tools: {', '.join(toolbox.names)}", highlight=False)
         result = run_agent(backend, task, toolbox, max_steps=max_steps, system=system, on_event=Transcript(quiet))

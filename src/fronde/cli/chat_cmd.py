@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from fronde.cli.local_model import DEFAULT_DEVICE, SPECULATIVE_HELP, load_local, stream_tokens
+from fronde.cli.local_model import (DEFAULT_DEVICE, METHOD_HELP, SPECULATIVE_HELP, Method, load_local,
+                                    local_engine, speculation, stream_tokens)
 from fronde.data.chat import render_chat
-from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
 from fronde.serve.tools import parse_assistant
 
@@ -24,11 +24,13 @@ def chat_command(
     top_p: float = typer.Option(0.95, min=0.0, max=1.0),
     seed: int | None = typer.Option(None),
     speculative_tokens: int = typer.Option(0, min=0, max=16, help=SPECULATIVE_HELP),
+    speculative_method: Method = typer.Option(Method.ngram, help=METHOD_HELP),
     device: str = typer.Option(DEFAULT_DEVICE),
 ) -> None:
     """Chat with a model in the terminal. Empty line or Ctrl-D ends; /reset starts over."""
     tok, model = load_local(model_dir, device, console)
-    engine = Engine(model, max_batch=1, speculative_tokens=speculative_tokens)
+    k, method = speculation(speculative_tokens, speculative_method.value)
+    engine = local_engine(model, console, max_batch=1, speculative_tokens=k, speculative_method=method)
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                             stop_token_ids=[tok.special.end])

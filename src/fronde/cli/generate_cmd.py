@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 
 from fronde.cli.errors import print_error
-from fronde.cli.local_model import DEFAULT_DEVICE, SPECULATIVE_HELP, load_local, stream_tokens
-from fronde.infer.engine import Engine
+from fronde.cli.local_model import (DEFAULT_DEVICE, METHOD_HELP, SPECULATIVE_HELP, Method, load_local, local_engine,
+                                    speculation, stream_tokens)
 from fronde.infer.sampling import SamplingParams
 
 console = Console()
@@ -24,14 +24,17 @@ def generate_command(
     top_k: int = typer.Option(0, min=0),
     seed: int | None = typer.Option(None, help="fixed seed: the same output every time"),
     speculative_tokens: int = typer.Option(0, min=0, max=16, help=SPECULATIVE_HELP),
+    speculative_method: Method = typer.Option(Method.ngram, help=METHOD_HELP),
     device: str = typer.Option(DEFAULT_DEVICE),
 ) -> None:
     """Continue PROMPT with the model; tokens are printed as they are generated."""
     tok, model = load_local(model_dir, device, console)
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
     ids = tok.encode(prompt, bos=True)
-    engine = Engine(model, max_batch=1, max_model_len=min(model.config.max_position_embeddings, len(ids) + max_tokens),
-                    speculative_tokens=speculative_tokens)
+    k, method = speculation(speculative_tokens, speculative_method.value)
+    engine = local_engine(model, console, max_batch=1,
+                          max_model_len=min(model.config.max_position_embeddings, len(ids) + max_tokens),
+                          speculative_tokens=k, speculative_method=method)
     try:
         engine.add_request(ids, params)
     except ValueError as e:

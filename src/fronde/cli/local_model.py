@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import torch
 import typer
@@ -17,7 +19,32 @@ from fronde.model.model import CausalLM
 DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 SPECULATIVE_HELP = ("guess up to this many tokens a step by copying what followed the same words earlier in the "
                     "context (prompt lookup) and check them in one forward: the same output, fewer forwards when "
-                    "the model repeats its context (tool calls, quotes, code edits); 0 = off")
+                    "the model repeats its context (tool calls, quotes, code edits); 0 = off "
+                    "(see --speculative-method)")
+
+
+class Method(str, Enum):
+    ngram = "ngram"
+    mtp = "mtp"
+
+
+METHOD_HELP = ("where the guesses come from: 'ngram' (prompt lookup, any model) or 'mtp' (the model's own MTP "
+               "layer, one token a step, for models trained with num_nextn_predict_layers=1)")
+
+
+def speculation(tokens: int, method: str) -> tuple[int, str]:
+    """--speculative-method mtp alone turns MTP drafting on (its one token a step)."""
+    return (1 if method == "mtp" and not tokens else tokens), method
+
+
+def local_engine(model: CausalLM, console: Console, **engine_args: Any) -> Engine:
+    """An engine over a loaded model; a setting the model cannot take (MTP drafting without an MTP layer) is a
+    clear message and exit 2."""
+    try:
+        return Engine(model, **engine_args)
+    except ValueError as e:
+        print_error(console, e)
+        raise typer.Exit(2) from None
 
 
 def load_local(model_dir: Path, device: str, console: Console) -> tuple[Tokenizer, CausalLM]:

@@ -3,12 +3,14 @@ otherwise)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from fronde.cli.errors import print_error
+from fronde.cli.local_model import METHOD_HELP, Method, speculation
 
 console = Console()
 
@@ -36,6 +38,14 @@ def load_runs(runs: Path, against: list[Path], reference: Path | None):
         raise typer.Exit(2) from None
 
 
+def _has_no_mtp(model_dir: Path) -> bool:
+    """Checked before the server starts: the engine would refuse the model only once loaded, behind /health."""
+    try:
+        return not json.loads((model_dir / "config.json").read_text()).get("num_nextn_predict_layers")
+    except (OSError, ValueError, AttributeError):
+        return False  # a missing or broken config.json: loading says what is wrong with it
+
+
 def announce(host: str, port: int, keys: tuple[str, ...]) -> None:
     if not keys and host not in ("127.0.0.1", "localhost", "::1"):
         console.print("[yellow]warning:[/yellow] serving beyond this machine without --api-key")
@@ -61,6 +71,7 @@ def serve_command(
                                            "conversation) and check them in one forward: the same output, fewer "
                                            "forwards when replies repeat their context; best for few concurrent "
                                            "users (on a GPU the checking step runs without CUDA graphs); 0 = off"),
+    speculative_method: Method = typer.Option(Method.ngram, help=METHOD_HELP),
     prefix_caching: bool = typer.Option(True, "--prefix-caching/--no-prefix-caching",
                                         help="reuse the cache of prompt starts seen before (a chat's or an "
                                         "agent's earlier turns, a shared system prompt); off for tenants who "
@@ -85,10 +96,15 @@ def serve_command(
         print_error(console, f"{model_dir}: no such model directory")
         raise typer.Exit(2)
     keys = read_keys(api_key, api_key_file)
+    k, method = speculation(speculative_tokens, speculative_method.value)
+    if method == "mtp" and k and _has_no_mtp(model_dir):
+        print_error(console, f"{model_dir}: --speculative-method mtp needs a model with an MTP layer "
+                    "(num_nextn_predict_layers = 1 in config.json); use --speculative-method ngram")
+        raise typer.Exit(2)
     cfg = ServerConfig(model_dir, served_name=served_name, api_keys=keys, max_batch=max_batch,
                        max_model_len=max_model_len, enforce_eager=enforce_eager,
                        prefill_chunk=prefill_chunk, prefix_caching=prefix_caching,
-                       speculative_tokens=speculative_tokens, max_queue=max_queue,
+                       speculative_tokens=k, speculative_method=method, max_queue=max_queue,
                        max_body_bytes=max_body_bytes, audit_log=audit_log, log_content=log_content,
                        runs=load_runs(runs, against, reference) if runs is not None else None)
     announce(host, port, keys)

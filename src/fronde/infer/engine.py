@@ -16,6 +16,9 @@ tokens occurred earlier is fed the tokens that followed them then (fronde.infer.
 one forward; its tokens are then sampled position by position as plain decoding would sample them (same logits,
 same draws of its generator) for as long as each equals the guess, and the cache of the guesses that were wrong is
 dropped. The output is the one plain decoding gives, token for token; only the number of forwards changes.
+With `speculative_method="mtp"` the guess is the model's own MTP layer's (DeepSeek-V3's multi-token prediction,
+trained with the model): after every step the layer reads the last hidden state and the token just sampled and
+guesses the one after, every step, in free text as well as in copies.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Request:
     cached_tokens: int = 0  # prompt tokens found in the prefix cache (not prefilled)
     matching: bool = True  # has not started its own prefill: may still take cached blocks
     lookup: PromptLookup | None = None  # the sequence's n-grams, for speculative decoding
+    draft: list[int] = field(default_factory=list)  # the MTP layer's guess at the token after the last one
 
     @property
     def output_ids(self) -> list[int]:
@@ -76,14 +80,16 @@ class Engine:
     def __init__(self, model: CausalLM, *, max_batch: int = 32, max_model_len: int | None = None,
                  n_blocks: int | None = None, block_size: int = 16, prefill_chunk: int | None = None,
                  grammars: Grammars | None = None, cuda_graphs: bool | None = None,
-                 prefix_caching: bool = True, speculative_tokens: int = 0) -> None:
+                 prefix_caching: bool = True, speculative_tokens: int = 0,
+                 speculative_method: str = "ngram") -> None:
         """prefill_chunk: prompt tokens prefilled per step (None: 2048 on a GPU, 256 on a CPU, where a forward over
         more tokens would hold the running decodes back for longer; vLLM's max_num_batched_tokens plays this part).
         cuda_graphs: replay the decode step as CUDA graphs (fronde.infer.graphs). None: on for bf16 weights on
         a GPU (in fp32 the experts run a padded matmul whose size is read on the host, which a graph cannot hold).
         True on a CPU runs the same padded static-shape step eagerly (what the tests check it with).
         prefix_caching: reuse the cache of prompts' starts computed before (vLLM's automatic prefix caching).
-        speculative_tokens: at most this many tokens guessed by prompt lookup and checked per decode step (0: off)."""
+        speculative_tokens: at most this many guessed tokens checked per decode step (0: off).
+        speculative_method: "ngram" (prompt lookup) or "mtp" (the model's MTP layer; one token a step)."""
         self.model = model.eval()
         self.config = model.config
         param = next(model.parameters())
@@ -93,10 +99,13 @@ class Engine:
         self.max_model_len = max_model_len or self.config.max_position_embeddings
         blocks_per_seq = -(-self.max_model_len // block_size)
         n_blocks = n_blocks or max_batch * blocks_per_seq + 1
-        self.cache = PagedLatentCache(self.config, n_blocks, block_size, self.device, self.dtype, prefix_caching)
+        self.mtp = speculative_tokens > 0 and check_speculative(model, speculative_method, speculative_tokens)
+        self.cache = PagedLatentCache(self.config, n_blocks, block_size, self.device, self.dtype, prefix_caching,
+                                      mtp=self.mtp)
         use_graphs = cuda_graphs
         if use_graphs is None:
             use_graphs = self.device.type == "cuda" and self.dtype == torch.bfloat16
+        use_graphs = use_graphs and not self.mtp  # every MTP step is a checking step: nothing to replay
         self.graphs = DecodeGraphs(self.model, self.cache, max_batch, blocks_per_seq) if use_graphs else None
         self._weights: tuple[int, int] | None = None  # weights_version the cached prefixes were computed with
         self.prompt_tokens = self.cached_tokens = 0  # over all requests: prompt tokens, of which found cached
@@ -128,7 +137,8 @@ class Engine:
             raise ValueError("constrained decoding needs an engine built with grammars=Grammars(tokenizer, ...)")
         reqs = [Request(next(self._ids), list(prompt_ids), p, SamplerState(p, list(prompt_ids)),
                         constraint=self.grammars.matcher(p.grammar) if p.grammar and self.grammars else None,
-                        cache_salt=cache_salt, lookup=PromptLookup(prompt_ids) if self.speculative_tokens else None)
+                        cache_salt=cache_salt,
+                        lookup=PromptLookup(prompt_ids) if self.speculative_tokens and not self.mtp else None)
                 for p in params]
         bs = self.cache.block_size
         shared = len(prompt_ids) // bs
@@ -197,10 +207,13 @@ class Engine:
                 chunk = r.prompt_ids[r.prefilled : r.prefilled + budget]
                 chunks.append((r, chunk))
                 budget -= len(chunk)
+        entries: list[MTPEntries] = []  # what the MTP layer reads this step, once the tokens are sampled
         if chunks:
-            logits = self._forward([r for r, _ in chunks], [c for _, c in chunks])
+            logits, hidden = self._forward([r for r, _ in chunks], [c for _, c in chunks], hidden=self.mtp)
             self._commit([r for r, _ in chunks])
-            for (req, chunk), row in zip(chunks, logits):
+            if hidden is not None:
+                self._mtp_prompts(chunks, hidden)
+            for b, ((req, chunk), row) in enumerate(zip(chunks, logits)):
                 req.prefilled += len(chunk)
                 if req.prefilled == len(req.prompt_ids):
                     siblings = [f for f in req.followers if f in self.running]
@@ -208,31 +221,41 @@ class Engine:
                         self.cache.fork(req.id, f.id)
                         f.prefilled, f.awaiting_fork = len(f.prompt_ids), False
                     events.extend(self._emit([req, *siblings], row.expand(1 + len(siblings), -1)))
+                    if hidden is not None:  # the prompt's last position, with each sample's first token
+                        entries += [(r, len(r.prompt_ids) - 1, hidden[b, len(chunk) - 1 : len(chunk)],
+                                     r.output_ids[-1:]) for r in (req, *siblings) if r.finish_reason is None]
         if decoding:
             drafts = self._drafts(decoding) if self.speculative_tokens else []
-            if any(drafts):
-                events.extend(self._verify(decoding, drafts))
+            if any(drafts) or self.mtp:
+                events.extend(self._verify(decoding, drafts, entries))
             else:
                 logits = self._decode(decoding)
                 self._commit(decoding)
                 events.extend(self._emit(decoding, logits))
+        if entries:
+            self._mtp_drafts(entries)
         return events
 
     def _drafts(self, reqs: list[Request]) -> list[list[int]]:
-        """Each sequence's guessed next tokens (prompt lookup), never past its max_tokens: the positions fed stay
-        within what its admission reserved."""
-        return [r.lookup.propose(min(self.speculative_tokens, r.params.max_tokens - len(r.output_ids) - 1))
-                if r.lookup is not None else [] for r in reqs]
+        """Each sequence's guessed next tokens (prompt lookup or the MTP layer's), never past its max_tokens: the
+        positions fed stay within what its admission reserved."""
+        room = [min(self.speculative_tokens, r.params.max_tokens - len(r.output_ids) - 1) for r in reqs]
+        if self.mtp:
+            return [r.draft[: max(0, k)] for r, k in zip(reqs, room)]
+        return [r.lookup.propose(k) if r.lookup is not None else [] for r, k in zip(reqs, room)]
 
-    def _verify(self, reqs: list[Request], drafts: list[list[int]]) -> list[TokenEvent]:
+    def _verify(self, reqs: list[Request], drafts: list[list[int]], entries: list[MTPEntries]) -> list[TokenEvent]:
         """Feed each sequence its last token and its guesses in one forward, sample position by position while the
-        sampled token is the guess, then drop the cache of what came after the first wrong guess."""
+        sampled token is the guess, then drop the cache of what came after the first wrong guess. With MTP, the
+        positions kept and the tokens sampled after them go to `entries`."""
         starts = [self.cache.lengths[r.id] for r in reqs]
+        drafts = drafts or [[] for _ in reqs]
         fed = [[r.output_ids[-1], *d] for r, d in zip(reqs, drafts)]
         counts = [len(t) for t in fed]
         width = max(counts)
         ids = torch.tensor([t + [0] * (width - len(t)) for t in fed], device=self.device)
-        logits = self.model(ids, cache=self.cache.view([r.id for r in reqs], counts)).logits.float()
+        out = self.model(ids, cache=self.cache.view([r.id for r in reqs], counts), return_hidden=self.mtp)
+        logits = out.logits.float()
         events: list[TokenEvent] = []
         right = [1] * len(reqs)  # fed tokens known right (the last token always is)
         live = list(range(len(reqs)))
@@ -252,8 +275,45 @@ class Engine:
             self.accepted_tokens += right[i] - 1
             if r.finish_reason is None:
                 self.cache.lengths[r.id] = starts[i] + right[i]
+                if out.hidden is not None:
+                    entries.append((r, starts[i], out.hidden[i, : right[i]], r.output_ids[-right[i]:]))
         self._commit([r for r in reqs if r.finish_reason is None])
         return events
+
+    # -- drafting with the MTP layer -------------------------------------------------------------------------
+    def _mtp_prompts(self, chunks: list[tuple[Request, list[int]]], hidden: torch.Tensor) -> None:
+        """The MTP layer's entries for the prompt positions just prefilled whose next token is the prompt's (the
+        last position's waits for the sampled token): stored before the prompt's cache is shared with its other
+        samples, so that they have them too."""
+        rows = []
+        for b, (req, chunk) in enumerate(chunks):
+            start = req.prefilled
+            n = min(len(chunk), len(req.prompt_ids) - 1 - start)
+            if n > 0:
+                rows.append((req, start, hidden[b, :n], req.prompt_ids[start + 1 : start + 1 + n]))
+        if rows:
+            self._mtp_run(rows, want_drafts=False)
+
+    def _mtp_drafts(self, entries: list[MTPEntries]) -> None:
+        """Store the entries of the tokens sampled this step; each sequence's last one gives its next guess."""
+        live = [e for e in entries if e[0].finish_reason is None]  # a finished sequence's blocks are freed
+        for (req, *_), token in zip(live, self._mtp_run(live, want_drafts=True) if live else []):
+            req.draft = [token]
+
+    def _mtp_run(self, rows: list[MTPEntries], want_drafts: bool) -> list[int]:
+        """One forward of the MTP layer over rows of entries (padded to the longest); the greedy guess after each
+        row's last entry. Only the guesses' quality depends on it: whatever the layer guesses, the model's own
+        sampling decides the output."""
+        counts = [len(t) for _, _, _, t in rows]
+        width = max(counts)
+        hidden = torch.zeros(len(rows), width, rows[0][2].shape[-1], device=self.device, dtype=rows[0][2].dtype)
+        for b, (_, _, h, _) in enumerate(rows):
+            hidden[b, : h.shape[0]] = h
+        ids = torch.tensor([list(t) + [0] * (width - len(t)) for _, _, _, t in rows], device=self.device)
+        view = self.cache.mtp_view([r.id for r, *_ in rows], [start for _, start, _, _ in rows], counts)
+        at = torch.tensor(counts, device=self.device) - 1 if want_drafts else None
+        logits = self.model.mtp_logits(hidden, ids, view, at)
+        return logits.argmax(-1).tolist() if logits is not None else []
 
     def _wait_for_prefix(self, req: Request, computing: set) -> bool:
         """Start req on the cached blocks of its prompt; True when the next block it would compute is one another
@@ -283,7 +343,7 @@ class Engine:
     def _decode(self, reqs: list[Request]) -> torch.Tensor:
         """One new token for every decoding request: through the captured graphs when they are on."""
         if self.graphs is None or not self.graphs.active:
-            return self._forward(reqs, [[r.output_ids[-1]] for r in reqs])
+            return self._forward(reqs, [[r.output_ids[-1]] for r in reqs])[0]
         for r in reqs:
             self.cache.reserve(r.id, 1)
         logits = self.graphs.logits([r.output_ids[-1] for r in reqs], [self.cache.lengths[r.id] for r in reqs],
@@ -292,14 +352,17 @@ class Engine:
             self.cache.lengths[r.id] += 1
         return logits
 
-    def _forward(self, reqs: list[Request], tokens: list[list[int]]) -> torch.Tensor:
-        """Feed each request its tokens (rows padded to the longest); each row's logits after its last token."""
+    def _forward(self, reqs: list[Request], tokens: list[list[int]], hidden: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Feed each request its tokens (rows padded to the longest); each row's logits after its last token, and
+        the hidden states of every position when asked for."""
         counts = [len(t) for t in tokens]
         width = max(counts)
         ids = torch.tensor([t + [0] * (width - len(t)) for t in tokens], device=self.device)
         view = self.cache.view([r.id for r in reqs], counts)
         last = torch.tensor(counts, device=self.device) - 1
-        return self.model(ids, cache=view, logits_at=last).logits[:, 0].float()
+        out = self.model(ids, cache=view, logits_at=last, return_hidden=hidden)
+        return out.logits[:, 0].float(), out.hidden
 
     def _emit(self, reqs: list[Request], logits: torch.Tensor) -> list[TokenEvent]:
         """Sample one token for each request from its row of logits (all rows in one batched draw) and book it."""
@@ -405,6 +468,23 @@ class Engine:
         while self.has_work():
             self.step()
         return list(reqs.values())
+
+
+MTPEntries = tuple[Request, int, torch.Tensor, list[int]]  # a sequence, a start position, h of each, the next tokens
+
+
+def check_speculative(model: CausalLM, method: str, tokens: int) -> bool:
+    """Whether the guesses come from the model's MTP layer; a clear error for a method the model cannot use."""
+    if method == "ngram":
+        return False
+    if method != "mtp":
+        raise ValueError(f"unknown speculative method {method!r}: use 'ngram' (prompt lookup) or 'mtp'")
+    if model.mtp is None:
+        raise ValueError("this model has no MTP layer (num_nextn_predict_layers = 0) to draft with: train one with "
+                         "model.overrides.num_nextn_predict_layers=1, or use the 'ngram' method")
+    if tokens != 1:
+        raise ValueError(f"the MTP layer guesses one token a step (depth-1 MTP), not {tokens}: use 1")
+    return True
 
 
 def weights_version(model: nn.Module) -> tuple[int, int]:

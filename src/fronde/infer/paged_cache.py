@@ -28,11 +28,13 @@ class CacheFull(RuntimeError):
 class PagedLatentCache:
     def __init__(self, config: ModelConfig, n_blocks: int, block_size: int = 16,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 prefix_caching: bool = False) -> None:
+                 prefix_caching: bool = False, mtp: bool = False) -> None:
+        """mtp: one more layer, the MTP layer's (layer num_hidden_layers), for drafting with it; its slot i holds
+        the entry of (h_i, t_{i+1}), written once t_{i+1} is known."""
         self.rank, self.rope = config.kv_lora_rank, config.qk_rope_head_dim
         self.block_size = block_size
         # block 0 is a scratch block: padded slots of short rows point at it and are masked out
-        self.pool = torch.zeros(config.num_hidden_layers, n_blocks * block_size, self.rank + self.rope,
+        self.pool = torch.zeros(config.num_hidden_layers + int(mtp), n_blocks * block_size, self.rank + self.rope,
                                 device=device, dtype=dtype)
         self.free: list[int] = list(range(n_blocks - 1, 0, -1))
         self.refs: dict[int, int] = {}  # block -> sequences using it (shared prompt blocks after fork)
@@ -180,6 +182,10 @@ class PagedLatentCache:
             self.reserve(s, n)
         return BatchView(self, seq_ids, counts)
 
+    def mtp_view(self, seq_ids: list[int], starts: list[int], counts: list[int]) -> BatchView:
+        """Rows writing the MTP layer's entries at positions starts[i] onwards: behind the sequences' lengths (an
+        entry needs the token after its position), so in blocks they hold already."""
+        return BatchView(self, seq_ids, counts, starts)
 
     def grow(self, n_blocks: int) -> None:
         """A bigger pool with the old one copied in: block ids, tables and cached prefixes stay valid (an engine
@@ -198,11 +204,12 @@ class BatchView:
     the padding's keys go to the scratch block and its outputs are the caller's to ignore (a padded query sees only
     its own row's keys, so real tokens never see it)."""
 
-    def __init__(self, cache: PagedLatentCache, seq_ids: list[int], counts: list[int]) -> None:
+    def __init__(self, cache: PagedLatentCache, seq_ids: list[int], counts: list[int],
+                 starts: list[int] | None = None) -> None:
         self.cache, self.seq_ids, self.counts = cache, seq_ids, counts
         device, bs = cache.pool.device, cache.block_size
         n_new = max(counts)
-        starts = [cache.lengths[s] for s in seq_ids]
+        starts = starts if starts is not None else [cache.lengths[s] for s in seq_ids]
         total = max(starts) + n_new
         width = -(-total // bs)
         # every row's block table padded with the scratch block 0 to one width, then all slots in a few tensor ops

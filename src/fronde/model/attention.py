@@ -17,6 +17,10 @@ from fronde.model.config import ModelConfig
 from fronde.model.layers import RMSNorm
 from fronde.model.rope import apply_rope
 
+# Up to this many new tokens against a cache, attention is two matmuls over the shared latent keys (the decode step,
+# guesses being checked); more (a prefill) go through SDPA, whose fused kernels win on long queries.
+DECODE_TOKENS = 16
+
 
 class MLA(nn.Module):
     def __init__(self, config: ModelConfig, layer_idx: int) -> None:
@@ -87,12 +91,16 @@ class MLA(nn.Module):
         # MQA-shaped: keys [c, k_pe] and values c are shared by every head.
         q = torch.cat((q_latent, q_pe), dim=-1)
         keys = torch.cat((ctx_latent, ctx_k_pe), dim=-1)  # (B, S, r + rope)
-        if T == 1:  # decoding: two batched matmuls against the shared keys, with no per-head copy of the cache
-            scores = torch.matmul(q.squeeze(2), keys.transpose(1, 2)) * self.scale  # (B, H, S)
+        if T <= DECODE_TOKENS:  # decoding (a token, or a few checked guesses): two batched matmuls against the
+            # shared keys, every head and position a row, with no per-head copy of the cache
+            S = keys.shape[1]
+            scores = torch.matmul(q.reshape(B, -1, q.shape[-1]), keys.transpose(1, 2)).view(B, -1, T, S) * self.scale
+            if mask is None and T > 1:
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
             if mask is not None:
-                scores = scores.masked_fill(~mask.squeeze(2), float("-inf"))
+                scores = scores.masked_fill(~mask, float("-inf"))
             probs = scores.softmax(-1, dtype=torch.float32).to(ctx_latent.dtype)  # fp32 softmax, as SDPA's
-            out_latent = torch.matmul(probs, ctx_latent).unsqueeze(2)  # (B, H, 1, r)
+            out_latent = torch.matmul(probs.view(B, -1, S), ctx_latent).view(B, -1, T, self.kv_rank)  # (B, H, T, r)
         else:
             k = keys.unsqueeze(1).expand(B, self.n_heads, -1, -1)
             v = ctx_latent.unsqueeze(1).expand(B, self.n_heads, -1, -1)

@@ -61,10 +61,12 @@ class MTPLayer(Block):
         self.shared_head.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
     def predict(
-        self, hidden: torch.Tensor, next_embeds: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+        self, hidden: torch.Tensor, next_embeds: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
+        """hidden: the main model's last hidden states before its final norm (in training and decoding alike)."""
         x = self.eh_proj(torch.cat((self.enorm(next_embeds), self.hnorm(hidden)), dim=-1))
-        x, _ = self(x, cos, sin)
+        x, _ = self(x, cos, sin, cache)
         return self.shared_head.norm(x)
 
 
@@ -81,6 +83,7 @@ class LMOutput:
     logits: torch.Tensor | None = None  # (B, T, vocab) when called without targets
     loss: torch.Tensor | None = None  # next-token cross-entropy, mean over non-ignored targets
     mtp_loss: torch.Tensor | None = None  # next-next-token cross-entropy from the MTP layer
+    hidden: torch.Tensor | None = None  # (B, T, hidden) before the final norm, when asked for (the MTP drafts on it)
     balance_loss: torch.Tensor | None = None  # sequence-wise balance loss summed over MoE layers (before alpha)
 
 
@@ -132,11 +135,12 @@ class CausalLM(nn.Module):
 
     def forward(
         self, input_ids: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None,
-        with_balance_loss: bool = False, logits_at: torch.Tensor | None = None,
+        with_balance_loss: bool = False, logits_at: torch.Tensor | None = None, return_hidden: bool = False,
     ) -> LMOutput:
         """input_ids (B, T). Without targets: logits (B, T, V), or (B, 1, V) at position logits_at[b] of each row
         (a prefill needs only each prompt's last token: the head over every position would be B x T x V). With
-        targets (B, T; IGNORE_INDEX masks): losses, no logits. With a cache: absorbed MLA decoding against it."""
+        targets (B, T; IGNORE_INDEX masks): losses, no logits. With a cache: absorbed MLA decoding against it.
+        return_hidden: also the last hidden states of every position (what the MTP layer drafts from)."""
         T = input_ids.shape[1]
         positions = cache.positions(T) if cache is not None else torch.arange(T, device=input_ids.device)
         cos, sin = self.rotary(positions)
@@ -148,7 +152,8 @@ class CausalLM(nn.Module):
                 balance.append(layer_balance)
         if cache is not None:
             cache.advance(T)
-        out = LMOutput(balance_loss=torch.stack(balance).sum() if balance else None)
+        out = LMOutput(balance_loss=torch.stack(balance).sum() if balance else None,
+                       hidden=x if return_hidden else None)
         if targets is None:
             if logits_at is not None:
                 x = x[torch.arange(x.shape[0], device=x.device), logits_at].unsqueeze(1)
@@ -157,7 +162,21 @@ class CausalLM(nn.Module):
         # Training: the head is fused into a chunked cross-entropy, so the full logits are never materialised.
         out.loss = linear_cross_entropy(self.model.norm(x), self.lm_head.weight, targets)
         if self.mtp is not None and T > 1:
-            next_embeds = self.model.embed_tokens(targets[:, :-1].clamp_min(0))
+            # the token after position i is the input at i + 1, whether or not it is a target (an SFT prompt's
+            # tokens are not): the MTP layer sees in training what it sees when it drafts
+            next_embeds = self.model.embed_tokens(input_ids[:, 1:])
             h = self.mtp.predict(x[:, :-1], next_embeds, cos[: T - 1], sin[: T - 1])
             out.mtp_loss = linear_cross_entropy(h, self.lm_head.weight, targets[:, 1:])
         return out
+
+    def mtp_logits(self, hidden: torch.Tensor, next_ids: torch.Tensor, cache: KVCache,
+                   logits_at: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Decoding with the MTP layer: entries (h_i, t_{i+1}) for positions the cache says (B, T), stored in the
+        cache's MTP layer; the logits for t_{i+2} at logits_at[b] of each row (B, V), or None without logits_at
+        (a prompt's entries are only stored)."""
+        assert self.mtp is not None, "the model has no MTP layer"
+        cos, sin = self.rotary(cache.positions(next_ids.shape[1]))
+        h = self.mtp.predict(hidden, self.model.embed_tokens(next_ids), cos, sin, cache)
+        if logits_at is None:
+            return None
+        return self.lm_head(h[torch.arange(h.shape[0], device=h.device), logits_at])

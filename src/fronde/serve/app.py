@@ -55,7 +55,8 @@ class ServerConfig:
     max_model_len: int | None = None
     enforce_eager: bool = False  # no CUDA graphs for the decode step (fronde.infer.graphs)
     prefix_caching: bool = True  # reuse the cache of prompt starts seen before (fronde.infer.prefix_index)
-    speculative_tokens: int = 0  # prompt-lookup guesses checked per decode step (fronde.infer.lookup); 0 = off
+    speculative_tokens: int = 0  # guesses checked per decode step; 0 = off
+    speculative_method: str = "ngram"  # "ngram" (prompt lookup, fronde.infer.lookup) or "mtp" (the model's MTP layer)
     prefill_chunk: int | None = None  # prompt tokens prefilled per engine step (None: the engine's default)
     max_queue: int = 64  # requests waiting for a slot before new ones get 429
     max_body_bytes: int = 4 * 1024 * 1024
@@ -135,7 +136,8 @@ class Server:
                                              grammars=self.grammars, prefill_chunk=self.cfg.prefill_chunk,
                                              cuda_graphs=False if self.cfg.enforce_eager else None,
                                              prefix_caching=self.cfg.prefix_caching,
-                                             speculative_tokens=self.cfg.speculative_tokens),
+                                             speculative_tokens=self.cfg.speculative_tokens,
+                                             speculative_method=self.cfg.speculative_method),
                                       on_failure=self.metrics.engine_failures.inc)
             self.ready = True
         except Exception as e:  # reported by /health; the process stays up to say why

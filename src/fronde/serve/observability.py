@@ -48,14 +48,15 @@ class Metrics:
 
 
 class _Speculation:
-    """The engine's own counts of prompt-lookup guesses, read at scrape time (acceptance = accepted / drafted)."""
+    """The engine's counts of guessed tokens (prompt lookup or MTP), read when scraped (acceptance = accepted /
+    drafted)."""
 
     def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
         self.counts = counts
 
     def collect(self):
         drafted, accepted = self.counts()
-        yield CounterMetricFamily("fronde_speculative_draft_tokens", "tokens guessed by prompt lookup and checked",
+        yield CounterMetricFamily("fronde_speculative_draft_tokens", "tokens guessed (prompt lookup or MTP), checked",
                                   value=drafted)
         yield CounterMetricFamily("fronde_speculative_accepted_tokens", "guessed tokens the model wrote as guessed",
                                   value=accepted)
