@@ -35,6 +35,23 @@ class SourceConfig(BaseModel):
                           "false reads them as plain text, markup kept.")
     quality: Literal["off", "web"] = Field("off", description="web: drop documents that fail the Gopher / C4 / "
                                            "FineWeb quality rules for scraped prose (fronde.data.quality).")
+    lang: list[str] | None = Field(None, description="Keep only documents identified as one of these languages "
+                                   "(ISO 639-3 codes, e.g. fra or fra,eng; fronde.data.langid).")
+
+    @field_validator("lang", mode="before")
+    @classmethod
+    def _split_langs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if value is not None:
+            from fronde.data.langid import available_languages
+
+            known = available_languages()
+            unknown = [v for v in value if v not in known]
+            if unknown or not value:
+                raise ValueError(f"unknown language code(s) {', '.join(unknown) or '(none given)'}: use ISO 639-3 "
+                                 f"codes (three letters: fra for French, eng, deu, spa...) from {', '.join(known)}")
+        return value
 
     @classmethod
     def parse_spec(cls, spec: str) -> "SourceConfig":
@@ -92,7 +109,11 @@ class DataConfig(BaseModel):
 
     def cache_fields(self) -> dict[str, Any]:
         """The fields that change the output (not `workers`, which only changes speed)."""
-        return self.model_dump(mode="json", exclude={"workers"})
+        fields = self.model_dump(mode="json", exclude={"workers"})
+        for source in fields.get("sources") or []:
+            if source.get("lang") is None:  # added later: data prepared before it keeps its cache key
+                source.pop("lang", None)
+        return fields
 
     def with_overrides(self, sets: list[str]) -> "DataConfig":
         """Apply `key=value` strings (the CLI's `--set`) to the flat fields."""

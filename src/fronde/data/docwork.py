@@ -27,6 +27,7 @@ from fronde.data.clean import CleanStats, clean_text
 from fronde.data.decontam import Guard
 from fronde.data.dedup import Deduplicator
 from fronde.data.documents import Document, Drop, SourceFile
+from fronde.data.langid import LanguageId
 from fronde.data.pii import scrub_pii
 from fronde.data.quality import web_quality
 
@@ -42,6 +43,7 @@ class DocWork:
     min_chars: int
     guard: Guard | None
     dedup: Deduplicator  # its signature settings; the index itself stays in the reading process
+    langid: LanguageId | None = None  # when a source keeps only some languages
 
 
 @dataclass(slots=True)
@@ -50,6 +52,7 @@ class Checked:
     drop: Drop | None = None  # empty or contaminated: dropped whatever its order
     keys: np.ndarray | None = None  # LSH band keys for the near-duplicate decision
     pii: Counter[str] | None = None  # placeholders substituted
+    lang: str | None = None  # the language identified, "und" when too short to tell; None: not asked
 
 
 @dataclass
@@ -95,9 +98,22 @@ def check_batch(work: DocWork, docs: list[Document]) -> Batch:
             if why is not None:
                 out.checked.append(Checked(doc, Drop(doc.file, doc.location, "low_quality", why)))
                 continue
+        lang = None
+        if doc.langs is not None and work.langid is not None:
+            found = work.langid.identify(doc.plain_text())
+            now = time.perf_counter()
+            t["language"] += now - t2
+            t2 = now
+            lang = found[0] if found is not None else "und"  # too short to tell: kept
+            if found is not None and lang not in doc.langs:
+                out.checked.append(Checked(doc, Drop(doc.file, doc.location, "wrong_language",
+                                                     f"identified as {lang} (p={found[1]:.2f}), not "
+                                                     f"{' or '.join(doc.langs)}"), lang=lang))
+                continue
         if work.guard is not None and (hit := work.guard.match(doc.plain_text())) is not None:
             out.checked.append(Checked(doc, Drop(doc.file, doc.location, "contaminated",
-                                                 f"shares a {hit[1]}-word passage with the {hit[0]} test set")))
+                                                 f"shares a {hit[1]}-word passage with the {hit[0]} test set"),
+                                       lang=lang))
             t["decontaminate"] += time.perf_counter() - t2
             continue
         t3 = time.perf_counter()
@@ -113,7 +129,7 @@ def check_batch(work: DocWork, docs: list[Document]) -> Batch:
         t5 = time.perf_counter()
         t["pii"] += t5 - t4
         t["clean"] += t5 - t4
-        out.checked.append(Checked(doc, None, keys, pii))
+        out.checked.append(Checked(doc, None, keys, pii, lang))
     return out
 
 

@@ -44,6 +44,7 @@ from fronde.data.decontam import Guard
 from fronde.data.documents import DROP_KINDS, Document, Drop, SourceFile
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
+from fronde.data.langid import identifier_version, load_language_id
 from fronde.data.manifest import FORMAT, MANIFEST, MAX_PROBLEMS, check_accounting, outputs_intact, read_manifest
 from fronde.data.pii import PLACEHOLDERS, RULES_VERSION, pii_summary
 from fronde.data.progress import NullReporter, Reporter
@@ -75,6 +76,7 @@ class Collected:
     problems_total: int = 0
     bytes_kept: int = 0
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    languages: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> language identified -> documents
 
     def staged(self, split: str) -> Path:
         return self.workdir / f"docs-{split}.jsonl"
@@ -109,7 +111,8 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
     outs = {s: open(c.staged(s), "w", encoding="utf-8") for s in SPLITS}
     t = c.timings
     lowest_train: tuple[int, int] | None = None  # (hash score, line) of the train doc closest to val
-    work = DocWork(config.min_doc_chars, guard, dedup)
+    work = DocWork(config.min_doc_chars, guard, dedup, load_language_id() if any(s.config.lang for s in sources)
+                   else None)
     big = sum(f.bytes for f in files.values()) >= PARALLEL_MIN_BYTES
     try:
         progress.start("read + clean", total=len(files))
@@ -125,6 +128,9 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
                 if isinstance(item, Drop):
                     _drop(c, item)
                     continue
+                if item.lang is not None:
+                    langs = c.languages.setdefault(src.name, {})
+                    langs[item.lang] = langs.get(item.lang, 0) + 1
                 doc = item.doc
                 if doc.bad_utf8:
                     c.bad_utf8 += 1
@@ -160,6 +166,17 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
     if config.val_fraction > 0 and c.kept["val"] == 0 and c.kept["train"] >= 2 and lowest_train is not None:
         _move_to_val(c, lowest_train[1])
     return c
+
+
+def _top_languages(counts: dict[str, int] | None, top: int = 10) -> dict[str, int] | None:
+    """The languages identified in a source's documents, most frequent first ("und": too short to tell)."""
+    if not counts:
+        return None
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    out = dict(ranked[:top])
+    if len(ranked) > top:
+        out["other"] = sum(n for _, n in ranked[top:])
+    return out
 
 
 def _drop(c: Collected, d: Drop) -> None:
@@ -274,11 +291,13 @@ def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: 
         "split_pattern": None if tokenizer_sha else SPLIT_PATTERN,  # a new pre-tokenizer means a new tokenizer
         "pii_rules": RULES_VERSION if any(s.pii for s in sources) else None,
     }
+    if any(s.config.lang for s in sources):  # (only then: data prepared before the identifier keeps its key)
+        payload["langid"] = identifier_version()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 _SAVED = ("documents_in", "kept", "dropped", "bad_utf8", "pii", "problems", "problems_total", "bytes_kept",
-          "timings")
+          "timings", "languages")
 
 
 def _collect_or_resume(config: DataConfig, work: Path, sources: list[ResolvedSource], progress: Reporter,
@@ -289,7 +308,8 @@ def _collect_or_resume(config: DataConfig, work: Path, sources: list[ResolvedSou
     if record is not None and all((work / f"docs-{s}.jsonl").is_file() for s in SPLITS):
         c = Collected(work, sources, files, clean=clean_stats(record["clean"]))
         for name in _SAVED:
-            setattr(c, name, record[name])
+            if name in record:  # (a work dir from before a field was saved keeps its default)
+                setattr(c, name, record[name])
         c.pii, c.timings = Counter(c.pii), defaultdict(float, c.timings)
         return c, True
     c = collect_documents(config, work, sources, progress, guard)
@@ -436,7 +456,9 @@ def _manifest(config: DataConfig, c: Collected, key: str, tok: Tokenizer, traine
         "cache_key": key,
         "config": config.model_dump(mode="json"),
         "sources": [{"name": s.name, "spec": s.config.path, "licence": s.licence, "builtin": s.builtin,
-                     "pii": s.pii, "quality": s.config.quality, "files": len(s.files), "skipped_files": len(s.skipped),
+                     "pii": s.pii, "quality": s.config.quality, "lang": s.config.lang,
+                     "languages": _top_languages(c.languages.get(s.name)),
+                     "files": len(s.files), "skipped_files": len(s.skipped),
                      "skipped": [{"path": p, "reason": r} for p, r in s.skipped[:MAX_PROBLEMS]]}
                     for s in c.sources],
         "files": [f.manifest_entry() for f in c.files.values()],

@@ -411,5 +411,6 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
             if isinstance(item, Document):
                 item.pii = src.pii
                 item.web = src.config.quality == "web"
+                item.langs = tuple(src.config.lang) if src.config.lang else None
             n += 1
             yield sf, item

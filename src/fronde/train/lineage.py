@@ -99,6 +99,7 @@ def data_entry(data_dir: Path) -> dict[str, Any]:
         files = files_by_source.get(s["name"], [])
         entry = {k: s[k] for k in ("name", "spec", "licence", "builtin", "pii", "files")}
         entry["quality"] = s.get("quality", "off")  # manifests before the quality rules had none
+        entry["lang"], entry["languages"] = s.get("lang"), s.get("languages")
         entry["bytes"] = sum(f["bytes"] for f in files)
         entry["documents"], entry["kept"] = sum(f["documents"] for f in files), sum(f["kept"] for f in files)
         if len(files) <= MAX_LISTED_FILES:

@@ -206,6 +206,14 @@ def intended_use(chain: list[dict[str, Any]]) -> str:
     )
 
 
+def _languages(source: dict[str, Any]) -> str:
+    """`fra (fra 980, eng 12, und 3)`: the languages a source kept, and what the identifier found in it."""
+    if not source.get("lang"):
+        return "any"
+    found = ", ".join(f"{k} {v:,}" for k, v in (source.get("languages") or {}).items())
+    return f"{', '.join(source['lang'])}" + (f" ({found})" if found else "")
+
+
 def data_section(chain: list[dict[str, Any]]) -> str:
     out = "## Training data\n\n"
     data = pretraining_data(chain)
@@ -223,9 +231,10 @@ def data_section(chain: list[dict[str, Any]]) -> str:
             hashes = "; ".join(f"{Path(p).name} {_short(h)}" for p, h in (s.get("file_sha256") or {}).items())
             rows.append([s["name"], s["licence"], f"{s['files']:,}", f"{s['bytes']:,}",
                          f"{s['kept']:,} of {s['documents']:,}", "on" if s["pii"] else "**off**",
-                         "web-text rules" if s.get("quality") == "web" else "off", hashes or "in the manifest"])
+                         "web-text rules" if s.get("quality") == "web" else "off", _languages(s),
+                         hashes or "in the manifest"])
         out += _table(["source", "licence", "files", "bytes", "documents kept", "PII scrub", "quality filter",
-                       "file sha256"], rows)
+                       "languages kept (identified)", "file sha256"], rows)
         doc = d["documents"]
         dropped = ", ".join(f"{k} {v:,}" for k, v in doc["dropped"].items() if v) or "none"
         pii = ", ".join(f"{k} {v:,}" for k, v in d["pii"]["replacements"].items() if v) or "none found"
