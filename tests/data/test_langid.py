@@ -13,6 +13,7 @@ import pytest
 from fronde.data import langid
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.errors import DataError
+from fronde.data.manifest import summary_rows
 from fronde.data.pipeline import prepare
 from fronde.train.lineage import data_entry
 from fronde.train.model_card import data_section
@@ -84,6 +85,7 @@ def test_a_french_source_drops_the_rest_and_says_what_it_held(tmp_path: Path):
                                                                                    "und": 1}
     reasons = [p["reason"] for p in m["problems"]["items"] if p["kind"] == "wrong_language"]
     assert len(reasons) == 4 and all(r.startswith("identified as ") and r.endswith("not fra") for r in reasons)
+    assert ("languages " + str(corpus), "kept fra; identified: fra 6, eng 3, deu 1, und 1") in summary_rows(m)
     card = data_section([{"data": [data_entry(out.out)]}])
     assert "languages kept (identified)" in card and "fra (fra 6, eng 3, deu 1, und 1)" in card
     both = DataConfig(sources=[SourceConfig(path=str(corpus), lang="fra, eng")], vocab_size=512, near_dedup=False,

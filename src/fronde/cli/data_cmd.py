@@ -34,7 +34,8 @@ def _fail(e: Exception) -> typer.Exit:
 def prepare_cmd(
     source: list[str] = typer.Option(None, "--source", "-s", help="PATH, DIR, GLOB or built-in (python-stdlib, "
                                      "littre, gcide); options as PATH::licence=X::name=Y::text_field=F::pii=false "
-                                     "(::quality=web: drop scraped pages that fail the Gopher/FineWeb rules). "
+                                     "(::quality=web: drop scraped pages that fail the Gopher/FineWeb rules; "
+                                     "::lang=fra: keep French documents only). "
                                      "Repeatable. Default: python-stdlib. Killed? Run it again: it resumes."),
     out: Path = typer.Option(None, "--out", "-o", help="Output directory (or the recipe's `out`)."),
     recipe: Path = typer.Option(None, "--recipe", help="TOML file whose \\[data] section fills the config."),

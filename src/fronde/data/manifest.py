@@ -95,6 +95,10 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
                       f"{m['tokenizer']['compression']['bytes_per_token']:.3f} bytes/token on "
                       f"{m['tokenizer']['compression']['split']}"),
     ]
+    for s in m["sources"]:
+        if s.get("lang"):
+            found = ", ".join(f"{k} {v:,}" for k, v in (s.get("languages") or {}).items()) or "no documents"
+            rows.append((f"languages {s['name']}", f"kept {', '.join(s['lang'])}; identified: {found}"))
     if guard := m.get("decontamination"):
         rows.append(("decontaminated", ", ".join(f"{name} ({n} texts)" if n else f"{name} (no text of 8+ words: "
                                                  "nothing to guard)" for name, n in guard["test_sets"].items())
