@@ -35,6 +35,9 @@ class SourceConfig(BaseModel):
                           "false reads them as plain text, markup kept.")
     quality: Literal["off", "web"] = Field("off", description="web: drop documents that fail the Gopher / C4 / "
                                            "FineWeb quality rules for scraped prose (fronde.data.quality).")
+    weight: float = Field(1.0, gt=0, le=1000, description="Its share of the training mixture: each train document "
+                          "written this many times (2.5: twice, and a third time for half of them; 0.5: half of "
+                          "them, the rest `downsampled`), chosen by content hash. Validation is never weighted.")
     lang: list[str] | None = Field(None, description="Keep only documents identified as one of these languages "
                                    "(ISO 639-3 codes, e.g. fra or fra,eng; fronde.data.langid).")
 
@@ -111,8 +114,10 @@ class DataConfig(BaseModel):
         """The fields that change the output (not `workers`, which only changes speed)."""
         fields = self.model_dump(mode="json", exclude={"workers"})
         for source in fields.get("sources") or []:
-            if source.get("lang") is None:  # added later: data prepared before it keeps its cache key
+            if source.get("lang") is None:  # added later: data prepared before them keeps its cache key
                 source.pop("lang", None)
+            if source.get("weight") == 1.0:
+                source.pop("weight", None)
         return fields
 
     def with_overrides(self, sets: list[str]) -> "DataConfig":

@@ -10,7 +10,7 @@ from typing import Any
 # Every reason a unit of input can fail to become a training document. The manifest's accounting
 # identity is: documents_in == kept (train + val) + sum(drops over these kinds).
 DROP_KINDS = ("binary", "broken_record", "missing_field", "empty", "duplicate", "near_duplicate", "contaminated",
-              "low_quality", "wrong_language")
+              "low_quality", "wrong_language", "downsampled")
 
 
 @dataclass(slots=True)
@@ -26,6 +26,7 @@ class Document:
     pii: bool = True  # whether PII scrubbing applies to this document's source
     web: bool = False  # whether the web-text quality rules apply (fronde.data.quality)
     langs: tuple[str, ...] | None = None  # the languages its source keeps (fronde.data.langid); None: any
+    weight: float = 1.0  # its source's weight in the training mixture
     digest: bytes = b""  # sha256 of the cleaned content; set by the dedup stage
 
     def content_for_hash(self) -> str:

@@ -53,8 +53,9 @@ def check_accounting(m: dict[str, Any]) -> None:
     for split in ("train", "val"):
         s = m["splits"].get(split)
         if s is not None:
-            if s["documents"] != d[split]:
-                raise DataError(f"split {split}: {s['documents']} documents in shards, {d[split]} counted")
+            copies = d.get("upsampled", 0) if split == "train" else 0  # a weighted source's extra copies
+            if s["documents"] != d[split] + copies:
+                raise DataError(f"split {split}: {s['documents']} documents in shards, {d[split] + copies} counted")
             if s["tokens"] != sum(sh["tokens"] for sh in s["shards"]):
                 raise DataError(f"split {split}: token total disagrees with its shards")
     problems = m["problems"]
@@ -95,6 +96,11 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
                       f"{m['tokenizer']['compression']['bytes_per_token']:.3f} bytes/token on "
                       f"{m['tokenizer']['compression']['split']}"),
     ]
+    if any(s.get("weight", 1.0) != 1.0 for s in m["sources"]):
+        total = sum(s.get("train_bytes", 0) for s in m["sources"]) or 1
+        rows.append(("mixture", ", ".join(f"{s['name']} {s.get('train_bytes', 0) / total:.1%} (weight "
+                                          f"{s.get('weight', 1.0):g})" for s in m["sources"])
+                     + f" of the train text; {d.get('upsampled', 0):,} extra copies"))
     for s in m["sources"]:
         if s.get("lang"):
             found = ", ".join(f"{k} {v:,}" for k, v in (s.get("languages") or {}).items()) or "no documents"

@@ -77,6 +77,8 @@ class Collected:
     bytes_kept: int = 0
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     languages: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> language identified -> documents
+    upsampled: int = 0  # extra copies of train documents written for sources weighted above 1
+    mixture: dict[str, int] = field(default_factory=dict)  # source -> bytes of train text written, copies included
 
     def staged(self, split: str) -> Path:
         return self.workdir / f"docs-{split}.jsonl"
@@ -92,6 +94,13 @@ class PrepareResult:
 def split_of(digest: bytes, val_fraction: float) -> str:
     """Deterministic split from the content hash: the same document always lands in the same split."""
     return "val" if int.from_bytes(digest[:8], "big") < val_fraction * 2.0**64 else "train"
+
+
+def copies_of(digest: bytes, weight: float) -> int:
+    """How many times a train document is written for its source's weight: the whole part, plus one more for the
+    documents whose hash (other bytes than the split's) falls under the fraction."""
+    whole = int(weight)
+    return whole + (int.from_bytes(digest[8:16], "big") < (weight - whole) * 2.0**64)
 
 
 def collect_documents(config: DataConfig, workdir: str | Path, sources: list[ResolvedSource] | None = None,
@@ -110,7 +119,8 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
                          config.minhash_perms, config.shingle_words)
     outs = {s: open(c.staged(s), "w", encoding="utf-8") for s in SPLITS}
     t = c.timings
-    lowest_train: tuple[int, int] | None = None  # (hash score, line) of the train doc closest to val
+    # (hash score, line, copies, source, bytes) of the train document closest to val
+    lowest_train: tuple[int, int, int, str, int] | None = None
     work = DocWork(config.min_doc_chars, guard, dedup, load_language_id() if any(s.config.lang for s in sources)
                    else None)
     big = sum(f.bytes for f in files.values()) >= PARALLEL_MIN_BYTES
@@ -145,15 +155,22 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
                     _drop(c, Drop(doc.file, doc.location, kind, "same content as an earlier document"
                                   if kind == "duplicate" else "near-duplicate of an earlier document"))
                     continue
+                split = split_of(doc.digest, config.val_fraction)
+                copies = copies_of(doc.digest, doc.weight) if split == "train" else 1
+                if copies == 0:
+                    _drop(c, Drop(doc.file, doc.location, "downsampled",
+                                  f"left out by its source's weight {doc.weight:g}"))
+                    continue
                 if item.pii is not None:
                     c.pii.update(item.pii)
-                split = split_of(doc.digest, config.val_fraction)
                 line = json.dumps(doc.to_json(), ensure_ascii=False)
-                outs[split].write(line + "\n")
+                outs[split].write((line + "\n") * copies)
                 if split == "train":
                     score = int.from_bytes(doc.digest[:8], "big")
                     if lowest_train is None or score < lowest_train[0]:
-                        lowest_train = (score, c.kept["train"])
+                        lowest_train = (score, c.kept["train"] + c.upsampled, copies, src.name, doc.n_bytes())
+                    c.upsampled += copies - 1
+                    c.mixture[src.name] = c.mixture.get(src.name, 0) + doc.n_bytes() * copies
                 c.kept[split] += 1
                 c.bytes_kept += doc.n_bytes()
                 sf.kept += 1
@@ -164,7 +181,7 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
             f.close()
     _require_documents(c)
     if config.val_fraction > 0 and c.kept["val"] == 0 and c.kept["train"] >= 2 and lowest_train is not None:
-        _move_to_val(c, lowest_train[1])
+        _move_to_val(c, *lowest_train[1:])
     return c
 
 
@@ -201,17 +218,23 @@ def _require_documents(c: Collected) -> None:
                     f"first problem: {c.problems[0]['location']}: {c.problems[0]['reason']}")
 
 
-def _move_to_val(c: Collected, line_no: int) -> None:
+def _move_to_val(c: Collected, line_no: int, copies: int, source: str, nbytes: int) -> None:
     """A non-empty val split is needed to measure anything: move the train document whose hash is
-    closest to the val range there (deterministic; only happens for tiny corpora)."""
+    closest to the val range there (deterministic; only happens for tiny corpora), its weight's copies with it
+    (validation holds each document once)."""
     src, tmp = c.staged("train"), c.staged("train").with_suffix(".tmp")
     with open(src, encoding="utf-8") as fin, open(tmp, "w", encoding="utf-8") as fout, \
             open(c.staged("val"), "a", encoding="utf-8") as fval:
         for i, line in enumerate(fin):
-            (fval if i == line_no else fout).write(line)
+            if i == line_no:
+                fval.write(line)
+            elif not line_no < i < line_no + copies:
+                fout.write(line)
     os.replace(tmp, src)
     c.kept["train"] -= 1
     c.kept["val"] += 1
+    c.upsampled -= copies - 1
+    c.mixture[source] -= nbytes * copies  # the mixture counts train text only
 
 
 def iter_staged(path: Path) -> Iterator[dict[str, Any]]:
@@ -297,7 +320,7 @@ def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: 
 
 
 _SAVED = ("documents_in", "kept", "dropped", "bad_utf8", "pii", "problems", "problems_total", "bytes_kept",
-          "timings", "languages")
+          "timings", "languages", "upsampled", "mixture")
 
 
 def _collect_or_resume(config: DataConfig, work: Path, sources: list[ResolvedSource], progress: Reporter,
@@ -430,7 +453,8 @@ def _build(config: DataConfig, out: Path, tmp: Path, key: str, sources: list[Res
             journal.unlink(missing_ok=True)  # shards of an earlier run are only valid with its very tokenizer
         writer = ShardWriter(tmp, split, dtype, config.shard_tokens, journal=journal)
         resumed_shards[split] = writer.resumed
-        nb, nt = tokenise_split(tok, c.staged(split), writer, c.kept[split], progress, timings)
+        lines = c.kept[split] + (c.upsampled if split == "train" else 0)  # each weighted copy is a document
+        nb, nt = tokenise_split(tok, c.staged(split), writer, lines, progress, timings)
         splits[split] = {"documents": writer.documents, "tokens": writer.tokens, "text_bytes": nb,
                          "text_tokens": nt, "shards": writer.shards}
         compression[split] = nb / nt if nt else 0.0
@@ -457,12 +481,14 @@ def _manifest(config: DataConfig, c: Collected, key: str, tok: Tokenizer, traine
         "config": config.model_dump(mode="json"),
         "sources": [{"name": s.name, "spec": s.config.path, "licence": s.licence, "builtin": s.builtin,
                      "pii": s.pii, "quality": s.config.quality, "lang": s.config.lang,
-                     "languages": _top_languages(c.languages.get(s.name)),
+                     "languages": _top_languages(c.languages.get(s.name)), "weight": s.config.weight,
+                     "train_bytes": c.mixture.get(s.name, 0),
                      "files": len(s.files), "skipped_files": len(s.skipped),
                      "skipped": [{"path": p, "reason": r} for p, r in s.skipped[:MAX_PROBLEMS]]}
                     for s in c.sources],
         "files": [f.manifest_entry() for f in c.files.values()],
         "documents": {"in": c.documents_in, "kept": kept, "train": c.kept["train"], "val": c.kept["val"],
+                      "upsampled": c.upsampled,
                       "dropped": dict(c.dropped), "bad_utf8": c.bad_utf8, "kept_bytes": c.bytes_kept},
         "cleaning": {"control_chars_removed": c.clean.control_chars, "nfc_normalized": c.clean.nfc_changed},
         "pii": {"placeholders": PLACEHOLDERS, **pii_summary(c.pii)},

@@ -412,5 +412,6 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
                 item.pii = src.pii
                 item.web = src.config.quality == "web"
                 item.langs = tuple(src.config.lang) if src.config.lang else None
+                item.weight = src.config.weight
             n += 1
             yield sf, item

@@ -100,6 +100,7 @@ def data_entry(data_dir: Path) -> dict[str, Any]:
         entry = {k: s[k] for k in ("name", "spec", "licence", "builtin", "pii", "files")}
         entry["quality"] = s.get("quality", "off")  # manifests before the quality rules had none
         entry["lang"], entry["languages"] = s.get("lang"), s.get("languages")
+        entry["weight"], entry["train_bytes"] = s.get("weight", 1.0), s.get("train_bytes")
         entry["bytes"] = sum(f["bytes"] for f in files)
         entry["documents"], entry["kept"] = sum(f["documents"] for f in files), sum(f["kept"] for f in files)
         if len(files) <= MAX_LISTED_FILES:

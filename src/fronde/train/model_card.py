@@ -235,6 +235,12 @@ def data_section(chain: list[dict[str, Any]]) -> str:
                          hashes or "in the manifest"])
         out += _table(["source", "licence", "files", "bytes", "documents kept", "PII scrub", "quality filter",
                        "languages kept (identified)", "file sha256"], rows)
+        if any(s.get("weight", 1.0) != 1.0 for s in d["sources"]):
+            total = sum(s.get("train_bytes") or 0 for s in d["sources"]) or 1
+            out += ("\nMixture (sources weighted: a train document written `weight` times, or left out for a "
+                    "weight under 1): " + ", ".join(f"{s['name']} {(s.get('train_bytes') or 0) / total:.0%} of the "
+                                                   f"train text (weight {s.get('weight', 1.0):g})"
+                                                   for s in d["sources"]) + ".\n")
         doc = d["documents"]
         dropped = ", ".join(f"{k} {v:,}" for k, v in doc["dropped"].items() if v) or "none"
         pii = ", ".join(f"{k} {v:,}" for k, v in d["pii"]["replacements"].items() if v) or "none found"
@@ -387,6 +393,11 @@ def data_limits(chain: list[dict[str, Any]]) -> list[str]:
             items.append(f"Pretraining read its {tokens['train']:,} training tokens {epochs:,.1f} times: the model "
                          "memorised much of a small corpus and does less well on new text than its training loss "
                          "suggests.")
+        heavy = max(r["data"][0].get("sources") or [], key=lambda s: s.get("weight", 1.0), default=None)
+        weight = heavy.get("weight", 1.0) if heavy else 1.0
+        if weight > 1 and epochs <= USEFUL_EPOCHS < epochs * weight:  # the mixture repeats it besides
+            items.append(f"Pretraining read each document of `{heavy['name']}` (weight {weight:g} in the mixture) "
+                         f"{epochs * weight:,.1f} times: the model memorised much of it.")
         if not tokens.get("val"):
             items.append("Pretraining had no validation split (its corpus was too small): the validation loss "
                          "reported was measured on training data.")
