@@ -142,7 +142,7 @@ def test_mtp_settings_a_model_cannot_take_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="one token a step"):
         Engine(tiny_model(num_nextn_predict_layers=1), speculative_tokens=3, speculative_method="mtp")
     with pytest.raises(ValueError, match="unknown speculative method"):
-        Engine(plain, speculative_tokens=1, speculative_method="eagle")
+        Engine(plain, speculative_method="eagle")
     assert not Engine(plain, speculative_method="mtp").mtp  # no guesses asked for: nothing to check
 
 

@@ -99,7 +99,7 @@ class Engine:
         self.max_model_len = max_model_len or self.config.max_position_embeddings
         blocks_per_seq = -(-self.max_model_len // block_size)
         n_blocks = n_blocks or max_batch * blocks_per_seq + 1
-        self.mtp = speculative_tokens > 0 and check_speculative(model, speculative_method, speculative_tokens)
+        self.mtp = check_speculative(model, speculative_method, speculative_tokens)
         self.cache = PagedLatentCache(self.config, n_blocks, block_size, self.device, self.dtype, prefix_caching,
                                       mtp=self.mtp)
         use_graphs = cuda_graphs
@@ -475,10 +475,10 @@ MTPEntries = tuple[Request, int, torch.Tensor, list[int]]  # a sequence, a start
 
 def check_speculative(model: CausalLM, method: str, tokens: int) -> bool:
     """Whether the guesses come from the model's MTP layer; a clear error for a method the model cannot use."""
-    if method == "ngram":
-        return False
-    if method != "mtp":
+    if method not in ("ngram", "mtp"):
         raise ValueError(f"unknown speculative method {method!r}: use 'ngram' (prompt lookup) or 'mtp'")
+    if method == "ngram" or tokens == 0:
+        return False
     if model.mtp is None:
         raise ValueError("this model has no MTP layer (num_nextn_predict_layers = 0) to draft with: train one with "
                          "model.overrides.num_nextn_predict_layers=1, or use the 'ngram' method")
