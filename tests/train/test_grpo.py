@@ -313,10 +313,12 @@ def test_multi_turn_grpo_rewards_the_final_answer_and_learns_to_call(base_dir):
     assert margin() > before + 0.5  # calling the calculator became more likely than answering 4
 
 
-def test_two_processes_take_the_same_grpo_steps_as_one(tmp_path, base_dir):
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_two_processes_take_the_same_grpo_steps_as_one(tmp_path, base_dir, dynamic):
     """torchrun: each rank samples its share of the prompts (rows seeded by their place in the whole batch), the
     rewards are gathered for advantages and metrics, normalisers are global and gradients summed, so 2 processes
-    log the steps 1 process takes. gloo on CPU."""
+    log the steps 1 process takes. gloo on CPU. With dynamic sampling, the kept groups are exchanged between ranks
+    so that each trains on its share of the same batch."""
     task = tmp_path / "digit.jsonl"  # rewarded when the reply holds a digit: the untrained model does, sometimes
     task.write_text("\n".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": r"(?s).*\d.*",
                                           "verifier": "regex", "split": "test" if i < 5 else "train"})
@@ -326,8 +328,9 @@ def test_two_processes_take_the_same_grpo_steps_as_one(tmp_path, base_dir):
                                                      "--nproc_per_node", "2", "-m", "fronde.cli.main"])):
         recipe = tmp_path / f"{name}.toml"
         recipe.write_text(RECIPE.format(name=name, out=tmp_path / "runs", init=base_dir, task=task, steps=3))
+        dyn = ["--set", "rl.dynamic_sampling=true", "--set", "rl.sampling_rounds=3"] if dynamic else []
         res = subprocess.run(launcher + ["rl", str(recipe), "--set", "rl.loss_type=grpo", "--set", "rl.truncated=keep",
-                                         "--set", "rl.prompts_per_step=4"],
+                                         "--set", "rl.prompts_per_step=4", *dyn],
                              env=ENV | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         assert res.stdout.count("test accuracy after RL") == 1  # only rank 0 speaks
@@ -341,8 +344,59 @@ def test_two_processes_take_the_same_grpo_steps_as_one(tmp_path, base_dir):
                 assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-7), (step, key)
     steps = [r for r in runs["one"].values() if "loss" in r]
     assert any(r["loss"] != 0 and r["reward/total_std"] > 0 for r in steps)  # the comparison has something in it
+    if dynamic:  # groups were left out and others sampled in their place, the same on both
+        assert any(r["sampling_rounds"] > 1 for r in steps)
+        assert [r["sampling_rounds"] for r in steps] == [r["sampling_rounds"] for r in runs["two"].values() if "loss" in r]
     assert steps[0]["kl"] == pytest.approx(0, abs=1e-6) and steps[0]["ratio"] == pytest.approx(1)  # policy = ref
     assert steps[-1]["kl"] > 0  # then the weights moved, the same way in both
     ledger = json.loads((tmp_path / "runs" / "two" / "ledger.json").read_text())
     assert ledger["stages"][0]["n_devices"] == 2
     assert (tmp_path / "runs" / "two" / "rl" / "model" / "model.safetensors").is_file()
+
+
+def test_select_groups_keeps_informative_groups_in_sampled_order_then_fills():
+    from fronde.train.group_filter import informative_count, select_groups
+
+    same, mixed = [1.0, 1.0], [1.0, 0.0]
+    rounds = [torch.tensor(same + mixed + same + mixed), torch.tensor(mixed + same + mixed + mixed)]
+    assert informative_count(rounds, 2) == 5
+    assert select_groups(rounds, 2, 4) == [(0, 1), (0, 3), (1, 0), (1, 2)]
+    assert select_groups(rounds[:1], 2, 4) == [(0, 1), (0, 3), (0, 0), (0, 2)]  # short: the first round fills
+
+
+class OddPromptsAllWrong(Scripted):
+    """Half yes / half no on even questions; all "no" on odd ones (a group that teaches nothing)."""
+
+    def __init__(self, tok: Tokenizer) -> None:
+        super().__init__(tok)
+        self.tok, self.prompts_seen = tok, 0
+
+    def sample(self, model, prompts, group_size, max_new_tokens, temperature, top_p, seed, stop_ids, first=0):
+        self.prompts_seen += len(prompts)
+        out = []
+        for p in prompts:
+            odd = int(self.tok.decode(p).rsplit("Question ", 1)[1].split("?")[0]) % 2
+            out.append([Completion(self.no if odd or i % 2 else self.yes, True) for i in range(group_size)])
+        return out
+
+
+def test_dynamic_sampling_trains_on_groups_whose_rewards_differ(base_dir):
+    from fronde.model.checkpoint import from_pretrained
+
+    tok = Tokenizer.load(base_dir)
+    task = YesTask()
+    records = {}
+    for dynamic in (False, True):
+        model = from_pretrained(base_dir)
+        recipe = RLRecipe.model_validate({"rl": {"prompts_per_step": 4, "group_size": 2, "rewards": {"correct": 1.0},
+                                                 "dynamic_sampling": dynamic, "sampling_rounds": 4},
+                                          "schedule": {"max_steps": 10, "warmup_steps": 0}})
+        rollouts = OddPromptsAllWrong(tok)
+        record = rl_step(model, None, Optimizers(model, recipe.optim, torch.device("cpu")), rollouts, tok, [task],
+                         [Toolbox([])], PromptSampler([task.train(40, 0)], [1.0], seed=0), recipe, 0,
+                         torch.device("cpu"))
+        records[dynamic] = (record, rollouts.prompts_seen)
+    plain, dyn = records[False][0], records[True][0]
+    assert plain["zero_std_groups"] > 0 and "sampling_rounds" not in plain and records[False][1] == 4
+    assert dyn["zero_std_groups"] == 0.0 and dyn["reward/correct"] == 0.5  # every kept group: one yes, one no
+    assert dyn["sampled_zero_std_groups"] > 0 and dyn["sampling_rounds"] == records[True][1] // 4 >= 2

@@ -41,6 +41,7 @@ from fronde.train.checkpoint import (
     rng_state,
 )
 from fronde.train.distributed import DistContext, gather_objects
+from fronde.train.group_filter import informative_count, select_groups
 from fronde.train.grpo_loss import (
     combine_rewards,
     group_advantages,
@@ -94,6 +95,10 @@ class RLSection(_Section):
     eps_high: float = Field(0.28, gt=0, description="DAPO's clip-higher")
     beta: float = Field(0.0, ge=0, description="KL to the frozen initial model (k3); 0 skips the reference")
     iterations: int = Field(1, gt=0, description="optimisation passes over each batch of rollouts")
+    dynamic_sampling: bool = Field(False, description="DAPO's: train only on groups whose rewards differ, sampling "
+                                   "more prompts for them (fronde.train.group_filter)")
+    sampling_rounds: int = Field(3, ge=1, description="with dynamic_sampling: at most this many rounds of "
+                                 "prompts_per_step prompts a step")
     truncated: Literal["mask", "penalize", "keep"] = Field("mask", description="completions cut at max length")
     truncation_penalty: float = -1.0
     test_every: int = Field(20, ge=0, description="greedy test accuracy every N steps (0: only before and after)")
@@ -140,8 +145,9 @@ class PromptSampler:
     def __init__(self, pools: list[list[Example]], weights: list[float], seed: int) -> None:
         self.pools, self.weights, self.seed = pools, weights, seed
 
-    def draw(self, step: int, n: int) -> list[Example]:
-        rng = random.Random(self.seed * 1_000_003 + step)
+    def draw(self, step: int, n: int, round: int = 0) -> list[Example]:
+        """round > 0: further prompts for the same step (dynamic sampling), other than the first round's."""
+        rng = random.Random(self.seed * 1_000_003 + step if round == 0 else f"{self.seed}:{step}:{round}")
         out = []
         for _ in range(n):
             pool = rng.choices(self.pools, weights=self.weights)[0]
@@ -361,6 +367,73 @@ def tool_metrics(columns: dict[str, torch.Tensor]) -> dict[str, float]:
     return {f"tools/{k}": float(columns[k].mean()) for k in ("calls", "errors", "turns", "max_turns_fraction")}
 
 
+def collect_groups(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, tasks: list[Task], boxes: list[Toolbox],
+                   sampler: PromptSampler, recipe: RLRecipe, step: int, dev: torch.device,
+                   ctx: DistContext | None) -> tuple[list[Episode], dict[str, torch.Tensor], dict[str, Any]]:
+    """The step's groups: this rank's episodes, the per-episode columns of the whole batch (rewards per function,
+    finished, lengths, tool counts; on every rank), and sampling metrics. Each rank samples its contiguous share of
+    a round's prompts; with dynamic sampling, rounds go on until `prompts_per_step` groups have rewards that differ
+    (or `sampling_rounds` ran), those are kept in the order sampled, and every rank takes its equal share of them
+    (episodes sampled on another rank are exchanged), so the batch does not depend on the number of ranks."""
+    sec = recipe.rl
+    rank, world = distributed.place(ctx)
+    by_name = {t.name: (t, b) for t, b in zip(tasks, boxes)}
+    share_n, G = sec.prompts_per_step // world, sec.group_size
+    first = rank * share_n
+    rounds: list[tuple[list[Episode], dict[str, torch.Tensor]]] = []
+    gen_seconds, generated = 0.0, 0.0
+    for r in range(sec.sampling_rounds if sec.dynamic_sampling else 1):
+        examples = sampler.draw(step, sec.prompts_per_step, r)[first:first + share_n]
+        prompts = [prompt_ids(tok, by_name[ex.task][0], ex, sec.system, by_name[ex.task][1]) for ex in examples]
+        t_gen = time.perf_counter()
+        flat = sample_episodes(model, rollouts, tok, prompts, [by_name[ex.task][1] for ex in examples], sec, G,
+                               sec.temperature, recipe.run.seed * 1_000_003 + step + r * 1_000_000_007, first=first)
+        gen_seconds += time.perf_counter() - t_gen
+        texts = [final_text(tok, ep, stop_ids(tok)) for ep in flat]
+        table = reward_table(tasks, [ex for ex in examples for _ in range(G)], texts, list(sec.rewards))
+        local = {**{f"reward/{k}": v.float() for k, v in table.items()},
+                 "finished": torch.tensor([float(ep.finished) for ep in flat]),
+                 "completion": torch.tensor([float(sum(ep.mask)) for ep in flat]),
+                 "length": torch.tensor([float(len(ep.prompt) + len(ep.ids)) for ep in flat]),
+                 "calls": torch.tensor([float(e.tool_calls) for e in flat]),
+                 "errors": torch.tensor([float(e.tool_errors) for e in flat]),
+                 "turns": torch.tensor([float(e.turns) for e in flat]),
+                 "max_turns_fraction": torch.tensor([float(e.stop == "max_turns") for e in flat])}
+        names = list(local)
+        gathered = distributed.gather_rows(torch.stack([local[k] for k in names], 1), dev)
+        rounds.append((flat, dict(zip(names, gathered.unbind(1)))))
+        generated += float(rounds[-1][1]["completion"].sum())
+        if not sec.dynamic_sampling or informative_count(_round_rewards(rounds, sec), G) >= sec.prompts_per_step:
+            break
+    metrics: dict[str, Any] = {"generation_seconds": gen_seconds, "generated": generated}
+    if not sec.dynamic_sampling:
+        return rounds[0][0], rounds[0][1], metrics
+    rewards = _round_rewards(rounds, sec)
+    chosen = select_groups(rewards, G, sec.prompts_per_step)
+    metrics |= {"sampling_rounds": len(rounds), "sampled_zero_std_groups": zero_std_fraction(torch.cat(rewards), G)}
+    if chosen == [(0, g) for g in range(sec.prompts_per_step)]:  # the first round as it is: nothing to move
+        return rounds[0][0], rounds[0][1], metrics
+    rows = torch.cat([torch.arange(g * G, (g + 1) * G) for _, g in chosen])
+    which = torch.cat([torch.full((G,), r) for r, _ in chosen])
+    columns = {k: torch.stack([rounds[r][1][k][i] for r, i in zip(which.tolist(), rows.tolist())])
+               for k in rounds[0][1]}
+    # every rank's episodes of every round, when the kept groups are not all where they were sampled
+    everyone = gather_objects([flat for flat, _ in rounds], ctx) if world > 1 else [[flat for flat, _ in rounds]]
+    mine = []
+    for r, g in chosen[first:first + share_n]:
+        owner, at = divmod(g, share_n)
+        mine += everyone[owner][r][at * G:(at + 1) * G]
+    return mine, columns, metrics
+
+
+def _round_rewards(rounds: list[tuple[list[Episode], dict[str, torch.Tensor]]], sec: RLSection
+                   ) -> list[torch.Tensor]:
+    """Each round's combined rewards, as the advantages will see them (truncation penalty included)."""
+    return [combine_rewards({k: cols[f"reward/{k}"] for k in sec.rewards}, sec.rewards)
+            + truncation_penalty(cols["finished"].bool(), sec.truncated, sec.truncation_penalty)
+            for _, cols in rounds]
+
+
 def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Rollouts, tok: Tokenizer,
             tasks: list[Task], boxes: list[Toolbox], sampler: PromptSampler, recipe: RLRecipe, step: int,
             dev: torch.device, ctx: DistContext | None = None, split: MicroSplit | None = None,
@@ -373,33 +446,12 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
     gradients are summed: a single-turn step on N ranks is the step on one, up to float summation order."""
     sec = recipe.rl
     rank, world = distributed.place(ctx)
-    by_name = {t.name: (t, b) for t, b in zip(tasks, boxes)}
-    share_n = sec.prompts_per_step // world
-    first = rank * share_n
-    examples = sampler.draw(step, sec.prompts_per_step)[first:first + share_n]
-    prompts = [prompt_ids(tok, by_name[ex.task][0], ex, sec.system, by_name[ex.task][1]) for ex in examples]
-    t_gen = time.perf_counter()
-    flat = sample_episodes(model, rollouts, tok, prompts, [by_name[ex.task][1] for ex in examples], sec,
-                           sec.group_size, sec.temperature, recipe.run.seed * 1_000_003 + step, first=first)
-    gen_seconds = time.perf_counter() - t_gen
+    flat, columns, sampling = collect_groups(model, rollouts, tok, tasks, boxes, sampler, recipe, step, dev, ctx)
+    gen_seconds = sampling.pop("generation_seconds")
     model.train()
-    flat_examples = [ex for ex in examples for _ in range(sec.group_size)]
-    texts = [final_text(tok, ep, stop_ids(tok)) for ep in flat]
-    table = reward_table(tasks, flat_examples, texts, list(sec.rewards))
     finished = torch.tensor([ep.finished for ep in flat])
     lengths = [len(ep.prompt) + len(ep.ids) for ep in flat]
-    # per-episode columns of the whole batch, on every rank (a few numbers per episode)
-    local = {**{f"reward/{k}": v.float() for k, v in table.items()}, "finished": finished.float(),
-             "completion": torch.tensor([float(sum(ep.mask)) for ep in flat]),
-             "length": torch.tensor(lengths, dtype=torch.float32),
-             "calls": torch.tensor([float(e.tool_calls) for e in flat]),
-             "errors": torch.tensor([float(e.tool_errors) for e in flat]),
-             "turns": torch.tensor([float(e.turns) for e in flat]),
-             "max_turns_fraction": torch.tensor([float(e.stop == "max_turns") for e in flat])}
-    names = list(local)
-    gathered = distributed.gather_rows(torch.stack([local[k] for k in names], 1), dev)
-    columns = dict(zip(names, gathered.unbind(1)))
-    all_table = {k: columns[f"reward/{k}"] for k in table}
+    all_table = {k: columns[f"reward/{k}"] for k in sec.rewards}
     all_finished = columns["finished"].bool()
     all_rewards = combine_rewards(all_table, sec.rewards) + truncation_penalty(all_finished, sec.truncated,
                                                                                sec.truncation_penalty)
@@ -469,13 +521,13 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
     sums = distributed.all_reduce(torch.tensor([loss_sum, entropy_sum] + [stats_sum[k] for k in keys],
                                                dtype=torch.float64, device=dev)).tolist()
     gen_seconds = float(distributed.all_reduce(torch.tensor([gen_seconds], device=dev), "max"))
-    comp_len, generated = columns["completion"], int(columns["completion"].sum())
+    comp_len, generated = columns["completion"], int(sampling.pop("generated"))
     record: dict[str, Any] = {
         "loss": sums[0] / sec.iterations,
         "reward/total": float(all_rewards.mean()), "reward/total_std": float(all_rewards.std()),
         **{f"reward/{k}": float(v.mean()) for k, v in all_table.items()},
         **{f"reward/{k}_std": float(v.std()) for k, v in all_table.items()},
-        "zero_std_groups": zero_std_fraction(all_rewards, sec.group_size),
+        "zero_std_groups": zero_std_fraction(all_rewards, sec.group_size), **sampling,
         "completion_length": float(comp_len.mean()), "truncated_fraction": float((~all_finished).float().mean()),
         **(tool_metrics(columns) if any(b.names for b in boxes) else {}),
         "entropy": sums[1] / total_tokens, **dict(zip(keys, sums[2:])),

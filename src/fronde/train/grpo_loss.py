@@ -81,12 +81,17 @@ def group_advantages(
     return centered.reshape(rewards.shape)
 
 
+def informative_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """For each group: whether its rewards differ (a group whose rewards all agree has zero advantage)."""
+    grouped = _grouped(rewards, group_size, "informative_groups").float()
+    spread = grouped.amax(dim=1) - grouped.amin(dim=1)
+    return ~torch.isclose(spread, torch.zeros_like(spread))
+
+
 def zero_std_fraction(rewards: torch.Tensor, group_size: int) -> float:
     """Fraction of groups whose rewards are all equal: they carry no learning signal (DAPO's dynamic sampling
-    filters them; TRL logs it as frac_reward_zero_std)."""
-    grouped = _grouped(rewards, group_size, "zero_std_fraction").float()
-    spread = grouped.amax(dim=1) - grouped.amin(dim=1)
-    return float(torch.isclose(spread, torch.zeros_like(spread)).float().mean())
+    filters them, fronde.train.group_filter; TRL logs it as frac_reward_zero_std)."""
+    return float((~informative_groups(rewards, group_size)).float().mean())
 
 
 def combine_rewards(per_function: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
