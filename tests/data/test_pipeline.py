@@ -285,12 +285,14 @@ def test_a_killed_run_resumes_after_its_last_finished_stage(tmp_path: Path, monk
     assert (tmp_path / "bad").is_dir() and not list((tmp_path / "bad").glob(".tmp-*"))
 
 
+@pytest.mark.parametrize("weight", [1.0, 2.5])
 def test_a_run_killed_while_tokenising_resumes_at_its_next_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 corpus_maker) -> None:
+                                                                 corpus_maker, weight) -> None:
     from fronde.data.shards import ShardWriter
 
     corpus = corpus_maker(tmp_path / "corpus", 200)
     config = _config(corpus, shard_tokens=1024)  # several shards a split
+    config.sources[0].weight = weight  # weighted: a train document's copies are documents like any other
     whole = prepare(config, tmp_path / "whole").manifest
     n_train = len(whole["splits"]["train"]["shards"])
     assert n_train >= 3
