@@ -91,6 +91,11 @@ def test_a_french_source_drops_the_rest_and_says_what_it_held(tmp_path: Path):
     both = DataConfig(sources=[SourceConfig(path=str(corpus), lang="fra, eng")], vocab_size=512, near_dedup=False,
                       min_doc_chars=5)
     assert prepare(both, tmp_path / "both").manifest["documents"]["dropped"]["wrong_language"] == 1  # the German
+    census = DataConfig(sources=[SourceConfig.parse_spec(f"{corpus}::lang=*")], vocab_size=512, near_dedup=False,
+                        min_doc_chars=5)
+    cm = prepare(census, tmp_path / "census").manifest  # identified and recorded, nothing dropped
+    assert cm["documents"]["dropped"]["wrong_language"] == 0 and cm["sources"][0]["languages"]["eng"] == 3
+    assert ("languages " + str(corpus), "kept all; identified: fra 6, eng 3, deu 1, und 1") in summary_rows(cm)
     plain = DataConfig(sources=[SourceConfig(path=str(corpus))], vocab_size=512, near_dedup=False, min_doc_chars=5)
     pm = prepare(plain, tmp_path / "plain").manifest
     assert pm["documents"]["dropped"]["wrong_language"] == 0 and pm["sources"][0]["languages"] is None

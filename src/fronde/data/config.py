@@ -39,7 +39,8 @@ class SourceConfig(BaseModel):
                           "written this many times (2.5: twice, and a third time for half of them; 0.5: half of "
                           "them, the rest `downsampled`), chosen by content hash. Validation is never weighted.")
     lang: list[str] | None = Field(None, description="Keep only documents identified as one of these languages "
-                                   "(ISO 639-3 codes, e.g. fra or fra,eng; fronde.data.langid).")
+                                   "(ISO 639-3 codes, e.g. fra or fra,eng; fronde.data.langid); * keeps every "
+                                   "language and records which the source holds.")
 
     @field_validator("lang", mode="before")
     @classmethod
@@ -50,6 +51,8 @@ class SourceConfig(BaseModel):
             from fronde.data.langid import available_languages
 
             known = available_languages()
+            if value == ["*"]:  # identify and record, drop nothing
+                return value
             unknown = [v for v in value if v not in known]
             if unknown or not value:
                 raise ValueError(f"unknown language code(s) {', '.join(unknown) or '(none given)'}: use ISO 639-3 "

@@ -105,7 +105,7 @@ def check_batch(work: DocWork, docs: list[Document]) -> Batch:
             t["language"] += now - t2
             t2 = now
             lang = found[0] if found is not None else "und"  # too short to tell: kept
-            if found is not None and lang not in doc.langs:
+            if found is not None and lang not in doc.langs and doc.langs != ("*",):
                 out.checked.append(Checked(doc, Drop(doc.file, doc.location, "wrong_language",
                                                      f"identified as {lang} (p={found[1]:.2f}), not "
                                                      f"{' or '.join(doc.langs)}"), lang=lang))

@@ -104,7 +104,8 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     for s in m["sources"]:
         if s.get("lang"):
             found = ", ".join(f"{k} {v:,}" for k, v in (s.get("languages") or {}).items()) or "no documents"
-            rows.append((f"languages {s['name']}", f"kept {', '.join(s['lang'])}; identified: {found}"))
+            kept = "all" if s["lang"] == ["*"] else ", ".join(s["lang"])
+            rows.append((f"languages {s['name']}", f"kept {kept}; identified: {found}"))
     if guard := m.get("decontamination"):
         rows.append(("decontaminated", ", ".join(f"{name} ({n} texts)" if n else f"{name} (no text of 8+ words: "
                                                  "nothing to guard)" for name, n in guard["test_sets"].items())

@@ -211,7 +211,8 @@ def _languages(source: dict[str, Any]) -> str:
     if not source.get("lang"):
         return "any"
     found = ", ".join(f"{k} {v:,}" for k, v in (source.get("languages") or {}).items())
-    return f"{', '.join(source['lang'])}" + (f" ({found})" if found else "")
+    kept = "any" if source["lang"] == ["*"] else ", ".join(source["lang"])
+    return kept + (f" ({found})" if found else "")
 
 
 def data_section(chain: list[dict[str, Any]]) -> str:
