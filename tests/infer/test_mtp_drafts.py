@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from fronde.infer.engine import Engine
 from fronde.infer.sampling import SamplingParams
-from fronde.model.moe import Experts
+from tests.infer.test_speculative import assert_group_gives, bigram_model
 from tests.model.helpers import tiny_model
 
 
@@ -20,14 +20,8 @@ def exact_mtp_model():
     """A bigram model (attention and feed-forward outputs zeroed: the next token depends on the current one only)
     whose MTP layer passes the embedding of t_{i+1} straight to the shared head: it predicts t_{i+2} from t_{i+1}
     exactly as the model will, so greedy guesses are always right."""
-    model = tiny_model(eos_token_id=None, num_nextn_predict_layers=1)
+    model = bigram_model(num_nextn_predict_layers=1)  # the MTP layer's block zeroed too
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(("o_proj.weight", "down_proj.weight", "down_proj")):
-                p.zero_()
-        for m in model.modules():
-            if isinstance(m, Experts):
-                m.down_proj.zero_()
         d = model.config.hidden_size
         model.mtp.eh_proj.weight.zero_()
         model.mtp.eh_proj.weight[:, :d] = torch.eye(d)  # keep enorm(embedding), drop the hidden state
@@ -81,12 +75,7 @@ def test_any_guesses_give_plain_decodings_output_in_a_mixed_batch():
     spec = Engine(model, speculative_tokens=1, speculative_method="mtp", max_batch=6, prefill_chunk=16)
     assert [r.output_ids for r in spec.generate(prompts, params)] == plain
     assert plain[0][-1] == stop and spec.drafted_tokens > 0 and spec.cached_tokens > 0
-    ids = spec.add_group(prompts[1], group)
-    reqs = list(spec.waiting[-1])
-    while spec.has_work():
-        spec.step()
-    assert [r.id for r in reqs] == ids and [r.output_ids for r in reqs] == plain_group
-    assert spec.cache.usage() == 0.0
+    assert_group_gives(spec, prompts[1], group, plain_group)
 
 
 def test_guesses_are_the_training_paths_mtp_predictions():

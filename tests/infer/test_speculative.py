@@ -25,10 +25,10 @@ def test_prompt_lookup_proposes_what_followed_the_latest_earlier_match():
     assert PromptLookup([7, 7, 7]).propose(4) == [7]
 
 
-def bigram_model():
+def bigram_model(**overrides):
     """Attention and feed-forward outputs zeroed: the next token depends on the current one only, so generation
     runs in cycles that prompt lookup guesses right."""
-    model = tiny_model(eos_token_id=None)
+    model = tiny_model(eos_token_id=None, **overrides)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith(("o_proj.weight", "down_proj.weight", "down_proj")):
@@ -97,9 +97,14 @@ def test_partly_right_guesses_stops_and_lengths_in_a_batch(monkeypatch):
     assert [r.output_ids for r in spec.generate(prompts, params)] == plain
     assert plain[0][-1] == stop and 0 < spec.accepted_tokens < spec.drafted_tokens
     truth[tuple(prompts[1])] = plain_group[0]  # the group's guesses follow its first sample
-    ids = spec.add_group(prompts[1], group)
-    reqs = list(spec.waiting[-1])
-    while spec.has_work():
-        spec.step()
-    assert [r.id for r in reqs] == ids and [r.output_ids for r in reqs] == plain_group
-    assert spec.cache.usage() == 0.0
+    assert_group_gives(spec, prompts[1], group, plain_group)
+
+
+def assert_group_gives(engine: Engine, prompt: list[int], group: list[SamplingParams], expected: list[list[int]]):
+    """n samples of one prompt (its prefill shared) run to the end give `expected`, and every block is freed."""
+    ids = engine.add_group(prompt, group)
+    reqs = list(engine.waiting[-1])
+    while engine.has_work():
+        engine.step()
+    assert [r.id for r in reqs] == ids and [r.output_ids for r in reqs] == expected
+    assert engine.cache.usage() == 0.0
