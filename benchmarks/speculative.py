@@ -69,31 +69,30 @@ def tools(args, k: int):
     return time.perf_counter() - start, counts["tokens"], counts["steps"], [ep.ids for ep in eps], engine
 
 
-def code(args, k: int):
-    import string
-
+def _functions(args, k: int, prompt_of, functions) -> tuple:
+    """The text model writing standard-library functions, greedy, from prompts made of each one's source."""
     tok, model = load_for_inference(Path(args.text_model), args.device)
     engine = Engine(model, max_batch=1, speculative_tokens=k, speculative_method=args.method)
-    prompts = []
-    for fn in (string.capwords, inspect.getmodule(inspect.cleandoc).cleandoc, inspect.getdoc, Path.with_suffix):
-        src = inspect.getsource(fn)
-        prompts.append(tok.encode(src + "\n\n" + src.splitlines()[0] + "\n", bos=True))
+    prompts = [tok.encode(prompt_of(inspect.getsource(fn)), bos=True) for fn in functions]
     start = time.perf_counter()
     outs, n, steps = _run(engine, prompts, SamplingParams(max_tokens=args.max_tokens, temperature=0))
     return time.perf_counter() - start, n, steps, outs, engine
+
+
+def code(args, k: int):
+    import string
+
+    return _functions(args, k, lambda src: src + "\n\n" + src.splitlines()[0] + "\n",
+                      (string.capwords, inspect.getmodule(inspect.cleandoc).cleandoc, inspect.getdoc,
+                       Path.with_suffix))
 
 
 def fresh(args, k: int):
     import json
     import shlex
 
-    tok, model = load_for_inference(Path(args.text_model), args.device)
-    engine = Engine(model, max_batch=1, speculative_tokens=k, speculative_method=args.method)
-    prompts = [tok.encode(inspect.getsource(fn).splitlines()[0] + "\n", bos=True)
-               for fn in (json.dumps, shlex.split, Path.relative_to, inspect.getsourcelines)]
-    start = time.perf_counter()
-    outs, n, steps = _run(engine, prompts, SamplingParams(max_tokens=args.max_tokens, temperature=0))
-    return time.perf_counter() - start, n, steps, outs, engine
+    return _functions(args, k, lambda src: src.splitlines()[0] + "\n",
+                      (json.dumps, shlex.split, Path.relative_to, inspect.getsourcelines))
 
 
 def chat(args, k: int):
