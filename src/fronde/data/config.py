@@ -47,12 +47,10 @@ class SourceConfig(BaseModel):
     def _split_langs(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        if value is not None:
+        if value is not None and value != ["*"]:  # "*": identify and record, drop nothing
             from fronde.data.langid import available_languages
 
             known = available_languages()
-            if value == ["*"]:  # identify and record, drop nothing
-                return value
             unknown = [v for v in value if v not in known]
             if unknown or not value:
                 raise ValueError(f"unknown language code(s) {', '.join(unknown) or '(none given)'}: use ISO 639-3 "

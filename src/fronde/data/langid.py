@@ -9,7 +9,7 @@ lower-cased letters (digits and punctuation are no language's), keeping each lan
 n-grams. Some of the package's translations were left in English (most of Hausa's, Egyptian Arabic's, ...): a text
 that reads as English outside the English folder (and Nigerian Pidgin's) is left out of the profiles.
 
-Built once (~6 s) and cached in `$XDG_CACHE_HOME/fronde` (or `~/.cache/fronde`; `FRONDE_CACHE_DIR` overrides),
+Built once (~8 s) and cached in `$XDG_CACHE_HOME/fronde` (or `~/.cache/fronde`; `FRONDE_CACHE_DIR` overrides),
 keyed by the package's version. Measured in docs/data.md: held-out problems, and out-of-domain French (Littré),
 English (Webster, docstrings); closely related languages (Bosnian/Croatian, Hindi and its neighbours, Kinyarwanda/
 Kirundi) are confused, as by any identifier trained on so little.
