@@ -54,7 +54,8 @@ class SourceConfig(BaseModel):
             unknown = [v for v in value if v not in known]
             if unknown or not value:
                 raise ValueError(f"unknown language code(s) {', '.join(unknown) or '(none given)'}: use ISO 639-3 "
-                                 f"codes (three letters: fra for French, eng, deu, spa...) from {', '.join(known)}")
+                                 f"codes (three letters: fra for French, eng, deu, spa...), or * alone to keep every "
+                                 f"language and record which; codes: {', '.join(known)}")
         return value
 
     @classmethod
