@@ -86,6 +86,9 @@ def test_a_french_source_drops_the_rest_and_says_what_it_held(tmp_path: Path):
     reasons = [p["reason"] for p in m["problems"]["items"] if p["kind"] == "wrong_language"]
     assert len(reasons) == 4 and all(r.startswith("identified as ") and r.endswith("not fra") for r in reasons)
     assert ("languages " + str(corpus), "kept fra; identified: fra 6, eng 3, deu 1, und 1") in summary_rows(m)
+    if m["splits"].get("val"):  # the tokenizer's bytes per token on each language's validation text
+        assert set(m["tokenizer"]["languages"] or {}) <= {"fra"}
+        assert ("by language on val" in dict(summary_rows(m))["tokenizer"]) == bool(m["tokenizer"]["languages"])
     card = data_section([{"data": [data_entry(out.out)]}])
     assert "languages kept (identified)" in card and "fra (fra 6, eng 3, deu 1, und 1)" in card
     both = DataConfig(sources=[SourceConfig(path=str(corpus), lang="fra, eng")], vocab_size=512, near_dedup=False,
@@ -104,3 +107,26 @@ def test_a_french_source_drops_the_rest_and_says_what_it_held(tmp_path: Path):
 def test_an_unknown_code_names_the_codes_to_use():
     with pytest.raises(DataError, match="fr: use ISO 639-3 codes.*fra"):
         SourceConfig.parse_spec("notes/::lang=fr")
+
+
+def test_bytes_per_token_by_language_on_validation(tmp_path: Path):
+    from fronde.data.pipeline import language_compression
+    from fronde.data.tokenizer import train_tokenizer
+
+    tok = train_tokenizer([SAMPLES["eng"]] * 50, vocab_size=400)  # an English tokenizer: French costs more tokens
+    staged = tmp_path / "docs-val.jsonl"
+    rows = [{"text": SAMPLES["fra"], "lang": "fra"}, {"text": SAMPLES["eng"], "lang": "eng"},
+            {"text": SAMPLES["fra"] + " Encore.", "lang": "fra"}, {"text": "Oui.", "lang": "und"}, {"text": "x"}]
+    staged.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    by = language_compression(tok, staged)
+    fra = [r["text"] for r in rows if r.get("lang") == "fra"]
+    assert list(by) == ["fra", "eng"] and by["fra"]["documents"] == 2
+    expected = sum(len(t.encode()) for t in fra) / sum(len(tok.encode(t)) for t in fra)
+    assert by["fra"]["bytes_per_token"] == pytest.approx(expected, abs=1e-4)
+    assert by["eng"]["bytes_per_token"] > 1.5 * by["fra"]["bytes_per_token"]
+    assert language_compression(tok, _write(tmp_path / "none.jsonl", [{"text": "no language"}])) is None
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path

@@ -94,7 +94,7 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("tokenizer", f"vocab {m['tokenizer']['vocab_size']:,}{_short_of(m['tokenizer'])}, {m['tokenizer']['dtype']}, "
                       f"sha256 {m['tokenizer']['sha256'][:16]}…, "
                       f"{m['tokenizer']['compression']['bytes_per_token']:.3f} bytes/token on "
-                      f"{m['tokenizer']['compression']['split']}"),
+                      f"{m['tokenizer']['compression']['split']}" + _by_language(m['tokenizer'].get("languages"))),
     ]
     if any(s.get("weight", 1.0) != 1.0 for s in m["sources"]):
         total = sum(s.get("train_bytes", 0) for s in m["sources"]) or 1
@@ -117,6 +117,12 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("problems", f"{m['problems']['total']:,} named in manifest.json (first: "
                                  f"{m['problems']['items'][0]['location']}: {m['problems']['items'][0]['reason']})"))
     return rows
+
+
+def _by_language(languages: dict[str, dict[str, float]] | None) -> str:
+    if not languages:
+        return ""
+    return "; by language on val: " + ", ".join(f"{k} {v['bytes_per_token']:.2f}" for k, v in languages.items())
 
 
 def _formats(files: list[dict[str, Any]]) -> str:

@@ -163,7 +163,7 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
                     continue
                 if item.pii is not None:
                     c.pii.update(item.pii)
-                line = json.dumps(doc.to_json(), ensure_ascii=False)
+                line = json.dumps(doc.to_json() | ({"lang": item.lang} if item.lang else {}), ensure_ascii=False)
                 outs[split].write((line + "\n") * copies)
                 if split == "train":
                     score = int.from_bytes(doc.digest[:8], "big")
@@ -241,6 +241,19 @@ def iter_staged(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         for line in f:
             yield json.loads(line)
+
+
+def language_compression(tok: Tokenizer, staged: Path) -> dict[str, dict[str, float]] | None:
+    """Bytes per token on each identified language's validation text: a tokenizer trained mostly on one language
+    cuts another into more pieces (its "fertility"), which costs that language context and compute."""
+    by: dict[str, list[int]] = {}
+    for rec in iter_staged(staged):
+        lang, text = rec.get("lang"), rec.get("text")
+        if lang and lang != "und" and text:
+            n = by.setdefault(lang, [0, 0, 0])
+            n[0], n[1], n[2] = n[0] + 1, n[1] + len(text.encode("utf-8", "surrogatepass")), n[2] + len(tok.encode(text))
+    ranked = sorted(by.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    return {lang: {"documents": d, "bytes_per_token": round(b / t, 4)} for lang, (d, b, t) in ranked if t} or None
 
 
 def _plain(rec: dict[str, Any]) -> str:
@@ -461,6 +474,8 @@ def _build(config: DataConfig, out: Path, tmp: Path, key: str, sources: list[Res
     comp_split = "val" if compression.get("val") else "train"
     manifest = _manifest(config, c, key, tok, trained, dtype, splits, comp_split, compression, timings)
     manifest["decontamination"] = guard.describe() if guard is not None else None
+    if any(s.config.lang for s in sources):
+        manifest["tokenizer"]["languages"] = language_compression(tok, c.staged("val"))
     manifest["resumed"] = [stage for stage, done in (("documents", resumed_docs), ("tokenizer", resumed_tok))
                            if done] + [f"{n} {split} shard{'s' if n > 1 else ''}"
                                        for split, n in resumed_shards.items() if n]
