@@ -96,16 +96,13 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
                       f"{m['tokenizer']['compression']['bytes_per_token']:.3f} bytes/token on "
                       f"{m['tokenizer']['compression']['split']}" + _by_language(m['tokenizer'].get("languages"))),
     ]
-    if any(s.get("weight", 1.0) != 1.0 for s in m["sources"]):
-        total = sum(s.get("train_bytes", 0) for s in m["sources"]) or 1
-        rows.append(("mixture", ", ".join(f"{s['name']} {s.get('train_bytes', 0) / total:.1%} (weight "
-                                          f"{s.get('weight', 1.0):g})" for s in m["sources"])
+    if shares := mixture(m["sources"]):
+        rows.append(("mixture", ", ".join(f"{name} {share:.1%} (weight {weight:g})" for name, share, weight in shares)
                      + f" of the train text; {d.get('upsampled', 0):,} extra copies"))
     for s in m["sources"]:
         if s.get("lang"):
-            found = ", ".join(f"{k} {v:,}" for k, v in (s.get("languages") or {}).items()) or "no documents"
             kept = "all" if s["lang"] == ["*"] else ", ".join(s["lang"])
-            rows.append((f"languages {s['name']}", f"kept {kept}; identified: {found}"))
+            rows.append((f"languages {s['name']}", f"kept {kept}; identified: {languages_found(s) or 'no documents'}"))
     if guard := m.get("decontamination"):
         rows.append(("decontaminated", ", ".join(f"{name} ({n} texts)" if n else f"{name} (no text of 8+ words: "
                                                  "nothing to guard)" for name, n in guard["test_sets"].items())
@@ -117,6 +114,19 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("problems", f"{m['problems']['total']:,} named in manifest.json (first: "
                                  f"{m['problems']['items'][0]['location']}: {m['problems']['items'][0]['reason']})"))
     return rows
+
+
+def mixture(sources: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
+    """(name, share of the train text, weight) per source when any source is weighted; [] otherwise."""
+    if all(s.get("weight", 1.0) == 1.0 for s in sources):
+        return []
+    total = sum(s.get("train_bytes") or 0 for s in sources) or 1
+    return [(s["name"], (s.get("train_bytes") or 0) / total, s.get("weight", 1.0)) for s in sources]
+
+
+def languages_found(source: dict[str, Any]) -> str:
+    """`fra 980, eng 12, und 3`: the languages identified in a source's documents ("" when none were)."""
+    return ", ".join(f"{k} {v:,}" for k, v in (source.get("languages") or {}).items())
 
 
 def _by_language(languages: dict[str, dict[str, float]] | None) -> str:

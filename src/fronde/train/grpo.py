@@ -413,10 +413,7 @@ def collect_groups(model: CausalLM, rollouts: Rollouts, tok: Tokenizer, tasks: l
     metrics |= {"sampling_rounds": len(rounds), "sampled_zero_std_groups": zero_std_fraction(torch.cat(rewards), G)}
     if chosen == [(0, g) for g in range(sec.prompts_per_step)]:  # the first round as it is: nothing to move
         return rounds[0][0], rounds[0][1], metrics
-    rows = torch.cat([torch.arange(g * G, (g + 1) * G) for _, g in chosen])
-    which = torch.cat([torch.full((G,), r) for r, _ in chosen])
-    columns = {k: torch.stack([rounds[r][1][k][i] for r, i in zip(which.tolist(), rows.tolist())])
-               for k in rounds[0][1]}
+    columns = {k: torch.cat([rounds[r][1][k][g * G:(g + 1) * G] for r, g in chosen]) for k in rounds[0][1]}
     # every rank's episodes of every round, when the kept groups are not all where they were sampled
     everyone = gather_objects([flat for flat, _ in rounds], ctx) if world > 1 else [[flat for flat, _ in rounds]]
     mine = []

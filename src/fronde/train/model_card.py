@@ -18,6 +18,7 @@ from typing import Any
 
 from fronde import __version__
 from fronde.data.io import atomic_write_text
+from fronde.data.manifest import languages_found, mixture
 from fronde.data.pii import describe
 from fronde.model.checkpoint import load_config
 from fronde.model.config import ModelConfig
@@ -210,7 +211,7 @@ def _languages(source: dict[str, Any]) -> str:
     """`fra (fra 980, eng 12, und 3)`: the languages a source kept, and what the identifier found in it."""
     if not source.get("lang"):
         return "any"
-    found = ", ".join(f"{k} {v:,}" for k, v in (source.get("languages") or {}).items())
+    found = languages_found(source)
     kept = "any" if source["lang"] == ["*"] else ", ".join(source["lang"])
     return kept + (f" ({found})" if found else "")
 
@@ -236,12 +237,10 @@ def data_section(chain: list[dict[str, Any]]) -> str:
                          hashes or "in the manifest"])
         out += _table(["source", "licence", "files", "bytes", "documents kept", "PII scrub", "quality filter",
                        "languages kept (identified)", "file sha256"], rows)
-        if any(s.get("weight", 1.0) != 1.0 for s in d["sources"]):
-            total = sum(s.get("train_bytes") or 0 for s in d["sources"]) or 1
+        if shares := mixture(d["sources"]):
             out += ("\nMixture (sources weighted: a train document written `weight` times, or left out for a "
-                    "weight under 1): " + ", ".join(f"{s['name']} {(s.get('train_bytes') or 0) / total:.0%} of the "
-                                                   f"train text (weight {s.get('weight', 1.0):g})"
-                                                   for s in d["sources"]) + ".\n")
+                    "weight under 1): " + ", ".join(f"{name} {share:.0%} of the train text (weight {weight:g})"
+                                                   for name, share, weight in shares) + ".\n")
         doc = d["documents"]
         dropped = ", ".join(f"{k} {v:,}" for k, v in doc["dropped"].items() if v) or "none"
         pii = ", ".join(f"{k} {v:,}" for k, v in d["pii"]["replacements"].items() if v) or "none found"
