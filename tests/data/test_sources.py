@@ -207,10 +207,12 @@ def test_binary_and_bad_utf8_counted(tmp_path: Path) -> None:
     d.mkdir()
     (d / "good.txt").write_text("fine text")
     (d / "bin.txt").write_bytes(b"\x00\x00binary")
-    (d / "latin1.txt").write_bytes("café crème".encode("latin-1"))
+    (d / "latin1.txt").write_bytes("café crème".encode("latin-1"))  # not UTF-8: its code page is guessed
     c = _collect(tmp_path, str(d))
-    assert c.dropped["binary"] == 1 and c.bad_utf8 == 1
-    assert "caf\ufffd cr\ufffdme" in _texts(c)
+    assert c.dropped["binary"] == 1 and c.bad_utf8 == 0
+    assert "café crème" in _texts(c) and c.files[str(d / "latin1.txt")].extra["encoding"] == "cp1252"
+    c = _collect(tmp_path / "as-utf8", f"{d}::encoding=utf-8")  # said to be UTF-8: bad bytes replaced and counted
+    assert c.bad_utf8 == 1 and "caf\ufffd cr\ufffdme" in _texts(c)
 
 
 _BIG_CHILD = """

@@ -36,7 +36,8 @@ def prepare_cmd(
                                      "littre, gcide); options as PATH::licence=X::name=Y::text_field=F::pii=false "
                                      "(::quality=web: drop scraped pages that fail the Gopher/FineWeb rules; "
                                      "::lang=fra: keep French documents only, lang=*: record the languages; "
-                                     "::weight=3: its train documents three times in the mixture). "
+                                     "::weight=3: its train documents three times in the mixture; "
+                                     "::encoding=cp1251: its files' encoding, when not UTF-8 and not to be guessed). "
                                      "Repeatable. Default: python-stdlib. Killed? Run it again: it resumes."),
     out: Path = typer.Option(None, "--out", "-o", help="Output directory (or the recipe's `out`)."),
     recipe: Path = typer.Option(None, "--recipe", help="TOML file whose \\[data] section fills the config."),

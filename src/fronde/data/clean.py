@@ -96,13 +96,13 @@ def is_binary(head: bytes) -> bool:
 
 
 def iter_text_pieces(f: BinaryIO, max_chars: int, block: int = READ_BLOCK,
-                     head: bytes = b"") -> Iterator[tuple[str, bool]]:
+                     head: bytes = b"", encoding: str = "utf-8") -> Iterator[tuple[str, bool]]:
     """Stream a byte file as decoded text pieces of at most `max_chars`, each with a flag saying
-    whether invalid UTF-8 was replaced in (or next to) it. `head` is bytes already read from `f`.
+    whether bytes invalid in `encoding` were replaced in (or next to) it. `head` is bytes already read from `f`.
 
     Only O(max_chars + block) characters are alive at once, whatever the file size.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors=_ReplaceCounter.NAME)
+    decoder = codecs.getincrementaldecoder(encoding)(errors=_ReplaceCounter.NAME)
     pending = ""
     bad = False
     data = head or f.read(block)

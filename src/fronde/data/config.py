@@ -42,6 +42,22 @@ class SourceConfig(BaseModel):
                                    "(ISO 639-3 codes, e.g. fra or fra,eng; fronde.data.langid); * keeps every "
                                    "language and records which the source holds.")
 
+    encoding: str | None = Field(None, description="The files' character encoding (utf-8, cp1252, cp1251, "
+                                 "shift_jis...) when you know it; default: a byte-order mark, else UTF-8 when valid, "
+                                 "else the file's own declaration, else a guess (fronde.data.encoding).")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from fronde.data.encoding import codec_name
+
+        try:
+            return codec_name(value)
+        except DataError as e:
+            raise ValueError(str(e)) from None
+
     @field_validator("lang", mode="before")
     @classmethod
     def _split_langs(cls, value: Any) -> Any:
@@ -120,6 +136,8 @@ class DataConfig(BaseModel):
                 source.pop("lang", None)
             if source.get("weight") == 1.0:
                 source.pop("weight", None)
+            if source.get("encoding") is None:
+                source.pop("encoding", None)
         return fields
 
     def with_overrides(self, sets: list[str]) -> "DataConfig":

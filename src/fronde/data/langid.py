@@ -91,8 +91,9 @@ def templates_dir() -> Path:
     return Path(spec.origin).parent / "data" / "templates"
 
 
-def training_texts(root: Path) -> dict[str, list[str]]:
-    """Each language's problems and worked answers, normalised; untranslated (English) ones left out."""
+def training_texts(root: Path, normalized: bool = True) -> dict[str, list[str]]:
+    """Each language's problems and worked answers, normalised (or as written, for benchmarks); untranslated
+    (English) ones left out."""
     texts: dict[str, list[str]] = {}
     for lang_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in _SKIP):
         for path in sorted((lang_dir / "symbolic").glob("*.toml")):
@@ -103,7 +104,7 @@ def training_texts(root: Path) -> dict[str, list[str]]:
             if not words or (lang_dir.name not in _ENGLISH_LIKE and len(_ENGLISH.findall(text.lower()))
                              >= 0.03 * len(words)):
                 continue
-            texts.setdefault(lang_dir.name, []).append(normalize(text))
+            texts.setdefault(lang_dir.name, []).append(normalize(text) if normalized else text)
     return texts
 
 

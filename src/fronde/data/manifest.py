@@ -10,6 +10,7 @@ is never trusted. Its accounting identity, checked before it is written and by `
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,10 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("documents", f"{d['in']:,} in = {d['train']:,} train + {d['val']:,} val + "
                       f"{sum(d['dropped'].values()):,} dropped"),
         ("dropped", ", ".join(f"{k} {v:,}" for k, v in d["dropped"].items())),
-        ("repaired", f"{d['bad_utf8']:,} documents with invalid UTF-8; "
+        ("repaired", f"{d['bad_utf8']:,} documents with bytes invalid in their encoding (replaced); "
                      f"{m['cleaning']['control_chars_removed']:,} control chars removed; "
                      f"{m['cleaning']['nfc_normalized']:,} documents NFC-normalised"),
+        ("encodings", encodings_used(m["files"]) or "all UTF-8"),
         ("PII replaced", (", ".join(f"{k} {v:,}" for k, v in m["pii"]["replacements"].items()) or "none")
          + _kept_shared(m["pii"])),
         ("tokenizer", f"vocab {m['tokenizer']['vocab_size']:,}{_short_of(m['tokenizer'])}, {m['tokenizer']['dtype']}, "
@@ -122,6 +124,24 @@ def mixture(sources: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
         return []
     total = sum(s.get("train_bytes") or 0 for s in sources) or 1
     return [(s["name"], (s.get("train_bytes") or 0) / total, s.get("weight", 1.0)) for s in sources]
+
+
+_HOW = {"bom": "byte-order mark", "declared": "source option", "self": "its declaration", "guessed": "guessed",
+        "fallback": "no better guess"}
+
+
+def encodings_used(files: list[dict[str, Any]]) -> str:
+    """The files not read as plain UTF-8, by encoding and what decided it (and the language a guess read), e.g.
+    `cp1252 3 (guessed: fra 2, deu 1), utf-16 1 (byte-order mark)`."""
+    found: dict[tuple[str, str], Counter[str]] = {}
+    for f in files:
+        if "encoding" in f:
+            found.setdefault((f["encoding"], f["encoding_from"]), Counter())[f.get("encoding_language") or ""] += 1
+    parts = []
+    for (name, how), langs in sorted(found.items(), key=lambda kv: -kv[1].total()):
+        detail = ", ".join(f"{lang} {n}" for lang, n in langs.most_common() if lang)
+        parts.append(f"{name} {langs.total()} ({_HOW.get(how, how)}{': ' + detail if detail else ''})")
+    return ", ".join(parts)
 
 
 def languages_found(source: dict[str, Any]) -> str:

