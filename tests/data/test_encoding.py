@@ -11,7 +11,9 @@ import pytest
 
 from fronde.data import encoding, langid
 from fronde.data.config import DataConfig, SourceConfig
+from fronde.data.chat_formats import iter_rows
 from fronde.data.errors import DataError
+from fronde.data.io import jsonl_rows
 from fronde.data.manifest import summary_rows
 from fronde.data.pipeline import prepare
 from fronde.data.shards import open_split
@@ -141,6 +143,21 @@ def test_a_corpus_of_old_files_keeps_its_accents_and_says_how_each_was_read(tmp_
     assert dict(summary_rows(m))["encodings"] == (
         "utf-16 2 (byte-order mark), cp1251 1 (guessed: rus 1), cp1252 1 (guessed: fra 1), cp1252 1 (its "
         "declaration), utf-8-sig 1 (byte-order mark), koi8-r 1 (source option)")
+
+
+def test_chat_and_task_files_from_windows_tools_are_read_and_others_named(tmp_path: Path):
+    rows = [{"messages": [{"role": "user", "content": "Où est la gare ?"},
+                          {"role": "assistant", "content": "À droite, après le café."}]}] * 2
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows)
+    (tmp_path / "bom.jsonl").write_bytes(codecs.BOM_UTF8 + text.encode())
+    (tmp_path / "notepad.jsonl").write_bytes(text.encode("utf-16"))
+    (tmp_path / "list.json").write_bytes(codecs.BOM_UTF8 + json.dumps(rows, ensure_ascii=False).encode())
+    for name in ("bom.jsonl", "notepad.jsonl", "list.json"):
+        assert [row for _, row in iter_rows(tmp_path / name)] == rows, name
+    (tmp_path / "ansi.jsonl").write_bytes(text.encode("cp1252"))
+    with pytest.raises(DataError, match=r"ansi\.jsonl:1: not valid UTF-8 \(it reads as cp1252: convert the file, "
+                                        r"e\.g\. iconv -f cp1252 -t utf-8\)"):
+        list(jsonl_rows(tmp_path / "ansi.jsonl", DataError))
 
 
 def test_a_bad_encoding_option_names_the_source():

@@ -60,7 +60,7 @@ def iter_rows(path: Path) -> Iterator[tuple[str, Any]]:
             yield f"{path.name}:{n}", row
         return
     try:
-        with (gzip.open if gz else open)(path, "rt", encoding="utf-8") as f:
+        with (gzip.open if gz else open)(path, "rt", encoding="utf-8-sig") as f:  # (a BOM from Windows tools)
             rows = json.load(f)
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None

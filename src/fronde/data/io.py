@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -91,17 +92,36 @@ class AtomicFile:
 def jsonl_rows(path: str | Path, error: Callable[[str], Exception]) -> Iterator[tuple[int, Any]]:
     """(line number, decoded value) of every non-blank line of a JSONL file (gzipped if its name ends in .gz). A line
     that is not UTF-8 or not JSON raises `error("FILE:LINE: what is wrong")`: each caller's own error type, which its
-    command prints as one line."""
-    with (gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")) as f:
+    command prints as one line. Windows tools' byte-order marks are honoured (UTF-8 with one, UTF-16, UTF-32)."""
+    for n, line in _text_lines(path, error):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise error(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        yield n, value
+
+
+def _text_lines(path: str | Path, error: Callable[[str], Exception]) -> Iterator[tuple[int, str]]:
+    """A UTF-8 (or, with a byte-order mark, UTF-16/32) file's numbered lines; bytes that are not raise `error`,
+    naming the encoding the line reads as."""
+    from fronde.data.encoding import bom_encoding, guess
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        wide = bom_encoding(f.read(4))
+    with opener(path, "rb") as f:
+        if wide in ("utf-16", "utf-32"):
+            try:
+                yield from enumerate(io.TextIOWrapper(f, wide), 1)
+            except UnicodeDecodeError as e:
+                raise error(f"{path}: not valid {wide} ({e.reason})") from None
+            return
         for n, raw in enumerate(f, 1):
             try:
-                line = raw.decode("utf-8")
+                yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8")
             except UnicodeDecodeError:
-                raise error(f"{path}:{n}: not valid UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise error(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
-            yield n, value
+                hint = guess(raw).name
+                raise error(f"{path}:{n}: not valid UTF-8 (it reads as {hint}: convert the file, e.g. iconv -f "
+                            f"{hint} -t utf-8)") from None
