@@ -36,17 +36,18 @@ from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
 from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
+from fronde.data.tables import find_column, read_table
 from fronde.data.io import sha256_file
 
 TEXT_EXTS = {
-    "txt", "text", "md", "markdown", "rst", "org", "tex", "adoc", "csv", "tsv",
+    "txt", "text", "md", "markdown", "rst", "org", "tex", "adoc",
     "py", "pyi", "pyx", "c", "h", "cc", "cpp", "cxx", "hpp", "hh", "java", "js", "mjs", "cjs", "ts", "tsx",
     "jsx", "go", "rs", "rb", "php", "cs", "swift", "kt", "kts", "scala", "sh", "bash", "zsh", "fish", "ps1",
     "sql", "r", "jl", "lua", "pl", "pm", "hs", "ml", "mli", "ex", "exs", "erl", "clj", "lisp", "el", "vim",
     "toml", "yaml", "yml", "ini", "cfg", "conf", "css", "scss", "xml", "proto", "cmake",
     "dart", "zig", "nim", "f90", "m", "mm", "v", "sv", "vhd", "tf", "graphql",
 }
-RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet"}
+RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet", "csv": "csv", "tsv": "csv"}
 MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}  # text extracted: data/markup.py
 OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf"}  # data/office.py
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
@@ -84,6 +85,7 @@ class ResolvedSource:
     files: list[SourceFile]
     text_field: str
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) left out of a walk
+    text_field_set: bool = False  # named by the user (a CSV without that column is then an error, not text)
     reader: Callable[[SourceFile, int], Iterator[Document | Drop]] | None = None
 
 
@@ -157,8 +159,9 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
             st = p.stat()
             files.append(SourceFile(path=str(p), source=name, licence=licence, format=fmt, compressed=gz,
                                     sha256=sha256_file(p), bytes=st.st_size))
+        named = sc.text_field is not None or config.text_field != "text"
         resolved.append(ResolvedSource(sc, name, licence, pii, False, files, sc.text_field or config.text_field,
-                                       skipped))
+                                       skipped, text_field_set=named))
     if not any(r.files for r in resolved):
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
@@ -353,6 +356,41 @@ def read_json(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True,
         yield from _json_record(sf, loc, rec, picker, max_chars, bad, pii)
 
 
+def read_csv(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, declared: str | None = None,
+             field_set: bool = False) -> Iterator[Document | Drop]:
+    """A .csv/.tsv export: a document a row, from its `text_field` column (fronde.data.tables). Without that column
+    and with no `text_field` set by the user, the file is read as a text file."""
+    with _open(sf) as f:
+        head = f.read(HEAD_BYTES)
+    if (drop := _binary(sf, head)) is not None:
+        yield drop
+        return
+    enc = detect(head, len(head) < HEAD_BYTES, declared)
+    with _open(sf) as f:
+        header, records = read_table(io.TextIOWrapper(f, enc.name, errors="replace", newline=""),
+                                     tsv=sf.path.lower().removesuffix(".gz").endswith(".tsv"))
+        col = find_column(header, text_field)
+        if col is not None:
+            _noted(sf, enc)
+            sf.extra["column"] = header[col]
+            for line, row in records:
+                loc = f"{sf.path}:{line}"
+                if isinstance(row, str):
+                    yield Drop(sf.path, loc, "broken_record", row)
+                elif col >= len(row):
+                    yield Drop(sf.path, loc, "missing_field", f"{len(row)} fields: no column {header[col]!r} "
+                                                              f"(field {col + 1})")
+                else:
+                    yield from _record_docs(sf, loc, row[col], None, max_chars, "\ufffd" in row[col], pii)
+            return
+    if field_set:
+        raise DataError(f"{sf.path}: no column {text_field!r} in its header; columns: "
+                        f"{', '.join(map(repr, header[:20])) or 'none'} (set text_field, e.g. --text-field "
+                        f"{header[0] if header else 'text'})")
+    sf.extra["read_as"] = f"text: no {text_field!r} column"
+    yield from read_text_file(sf, max_chars, pii, declared)
+
+
 def read_parquet(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
     try:
         import pyarrow.parquet as pq
@@ -430,6 +468,9 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
             items = read_jsonl(sf, src.text_field, max_chars, declared=src.config.encoding)
         elif sf.format == "json":
             items = read_json(sf, src.text_field, max_chars, declared=src.config.encoding)
+        elif sf.format == "csv":
+            items = read_csv(sf, src.text_field, max_chars, declared=src.config.encoding,
+                             field_set=src.text_field_set)
         elif sf.format == "parquet":
             items = read_parquet(sf, src.text_field, max_chars)
         elif sf.format in ("html", "ipynb"):
