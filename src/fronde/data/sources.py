@@ -22,12 +22,12 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import closing, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from fronde.data import builtin, office
+from fronde.data import builtin, mail, office
 from fronde.data.chat import normalize_messages
 from fronde.data.chat_formats import row_chat
 from fronde.data.clean import is_binary, iter_text_pieces, split_long, BINARY_SNIFF
@@ -50,12 +50,13 @@ TEXT_EXTS = {
 RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet", "csv": "csv", "tsv": "csv"}
 MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}  # text extracted: data/markup.py
 OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf"}  # data/office.py
+MAIL_EXTS = {"eml": "eml", "mbox": "mbox"}  # data/mail.py
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
 
 
 def file_format(path: Path) -> tuple[str | None, bool]:
-    """(format, gzip?) from the name: text/jsonl/json/parquet/html/ipynb/docx/odt/pptx/epub/pdf, or None if
-    unsupported.
+    """(format, gzip?) from the name: text/jsonl/json/parquet/csv/html/ipynb/docx/odt/pptx/epub/pdf/eml/mbox, or
+    None if unsupported.
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == "gz"
@@ -68,6 +69,8 @@ def file_format(path: Path) -> tuple[str | None, bool]:
         return MARKUP_EXTS[ext], compressed
     if ext in OFFICE_EXTS:
         return OFFICE_EXTS[ext], compressed
+    if ext in MAIL_EXTS:
+        return MAIL_EXTS[ext], compressed
     if ext in TEXT_EXTS or not ext or not path.suffix[1:].isalnum():
         return "text", compressed
     return None, compressed
@@ -165,8 +168,8 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
     if not any(r.files for r in resolved):
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
-                        f"(supported: text/code files, .html, .ipynb, .docx, .odt, .pptx, .epub, .pdf, .jsonl, "
-                        ".json, .parquet and their .gz)")
+                        f"(supported: text/code files, .html, .ipynb, .docx, .odt, .pptx, .epub, .pdf, .eml, .mbox, "
+                        ".jsonl, .json, .csv, .tsv, .parquet and their .gz)")
     return resolved
 
 
@@ -391,17 +394,45 @@ def read_csv(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, 
     yield from read_text_file(sf, max_chars, pii, declared)
 
 
+@contextmanager
+def _seekable(sf: SourceFile) -> Iterator[str]:
+    """A path to the file's bytes that a reader can seek in: the file, or a gzipped one inflated to a temp file (in
+    bounded chunks)."""
+    if not sf.compressed:
+        yield sf.path
+        return
+    with tempfile.TemporaryDirectory(prefix="fronde-") as tmp:
+        path = str(Path(tmp) / Path(sf.path).name.removesuffix(".gz"))
+        with _open(sf) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        yield path
+
+
+def read_mail(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+    """An .eml message or an .mbox mailbox: a document a message (fronde.data.mail); attachments and the lines of
+    quoted replies and signatures dropped are counted in the file's manifest entry."""
+    with _seekable(sf) as path:
+        if sf.format == "eml":
+            with open(path, "rb") as f:
+                messages: Iterator[tuple[str, mail.MailText]] = iter([(sf.path, mail.read_eml(f))])
+        else:
+            messages = ((f"{sf.path}:message{i}", m) for i, m in enumerate(mail.iter_mbox(path), 1))
+        for loc, m in messages:
+            sf.extra["attachments_skipped"] = sf.extra.get("attachments_skipped", 0) + m.attachments
+            sf.extra["reply_lines_dropped"] = sf.extra.get("reply_lines_dropped", 0) + m.reply_lines
+            if not m.text:
+                yield Drop(sf.path, loc, "empty", "no text of its own (attachments or quoted text only)")
+                continue
+            for k, piece in enumerate(split_long(m.text, max_chars)):
+                yield Document(sf.path, loc if k == 0 else f"{loc}#{k}", text=piece, pii=pii)
+
+
 def read_parquet(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
     try:
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         raise DataError(f"{sf.path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-    with tempfile.TemporaryDirectory(prefix="fronde-parquet-") as tmp:
-        path = sf.path
-        if sf.compressed:  # Parquet reads its footer first and seeks: inflate to a temp file, in bounded chunks
-            path = str(Path(tmp) / "data.parquet")
-            with _open(sf) as src, open(path, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+    with _seekable(sf) as path:  # Parquet reads its footer first
         try:
             pf = pq.ParquetFile(path)
         except Exception as e:  # pyarrow raises ArrowInvalid and friends
@@ -473,6 +504,8 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
                              field_set=src.text_field_set)
         elif sf.format == "parquet":
             items = read_parquet(sf, src.text_field, max_chars)
+        elif sf.format in MAIL_EXTS.values():
+            items = read_mail(sf, max_chars)
         elif sf.format in ("html", "ipynb"):
             items = read_markup_file(sf, max_chars, site=site, declared=src.config.encoding)
         elif sf.format in office.READERS:
