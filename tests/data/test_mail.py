@@ -72,9 +72,12 @@ def test_eml_and_gzipped_mbox(tmp_path: Path):
     (tmp_path / "one.eml").write_bytes(bytes(MESSAGES[1]))
     (tmp_path / "plain").mkdir()
     packed = tmp_path / "archive.mbox.gz"
-    packed.write_bytes(gzip.compress(_mbox(tmp_path / "plain" / "a.mbox", MESSAGES[:1]).read_bytes()))
+    schedule = _message("Planning", "Merci.\nFrom now on we ship on Mondays.")  # escaped `>From ` in the file
+    packed.write_bytes(gzip.compress(_mbox(tmp_path / "plain" / "a.mbox", MESSAGES[:1] + [schedule]).read_bytes()))
+    assert b"\n>From now on" in gzip.decompress(packed.read_bytes())
     c, texts = _collect(tmp_path, packed, tmp_path / "one.eml")
     assert texts == [MESSAGES[0]["Subject"] + "\n\nBonjour,\n\nMa commande 1234 n'est pas arrivée.\n\nCordialement,",
+                     "Planning\n\nMerci.\nFrom now on we ship on Mondays.",
                      "Re: Commande en retard\n\nElle part demain, désolé du délai."]
     assert c.files[str(tmp_path / "one.eml")].format == "eml"
 

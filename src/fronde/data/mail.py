@@ -18,7 +18,6 @@ PII scrubbing then applies to the rest as to every user source.
 from __future__ import annotations
 
 import email
-import mailbox
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -104,12 +103,20 @@ def read_eml(f: BinaryIO) -> MailText:
     return message_text(email.message_from_binary_file(f, policy=policy.default))  # type: ignore[arg-type]
 
 
-def iter_mbox(path: str) -> Iterator[MailText]:
-    """The messages of an mbox file, in order (read lazily: a mailbox may be bigger than memory)."""
-    box = mailbox.mbox(path, factory=lambda f: email.message_from_binary_file(f, policy=policy.default),
-                       create=False)
-    try:
-        for msg in box:
-            yield message_text(msg)
-    finally:
-        box.close()
+def iter_mbox(f: BinaryIO) -> Iterator[MailText]:
+    """The messages of an mbox stream, in order, one in memory at a time (a mailbox may be bigger than memory; and
+    read-only, where the standard library's `mailbox.mbox` opens the file for writing). A line starting `From `
+    begins a message, as for `mailbox.mbox`; `>From ` lines are the escaped body lines of mboxrd."""
+    lines: list[bytes] = []
+    for line in f:
+        if line.startswith(b"From ") and lines:
+            yield _mbox_message(lines)
+            lines = []
+        lines.append(line)
+    if lines:
+        yield _mbox_message(lines)
+
+
+def _mbox_message(lines: list[bytes]) -> MailText:
+    body = b"".join(line[1:] if line.startswith(b">From ") else line for line in lines[1:])  # after the From_ line
+    return message_text(email.message_from_bytes(body, policy=policy.default))  # type: ignore[arg-type]

@@ -411,12 +411,9 @@ def _seekable(sf: SourceFile) -> Iterator[str]:
 def read_mail(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
     """An .eml message or an .mbox mailbox: a document a message (fronde.data.mail); attachments and the lines of
     quoted replies and signatures dropped are counted in the file's manifest entry."""
-    with _seekable(sf) as path:
-        if sf.format == "eml":
-            with open(path, "rb") as f:
-                messages: Iterator[tuple[str, mail.MailText]] = iter([(sf.path, mail.read_eml(f))])
-        else:
-            messages = ((f"{sf.path}:message{i}", m) for i, m in enumerate(mail.iter_mbox(path), 1))
+    with _open(sf) as f:
+        messages = [(sf.path, mail.read_eml(f))] if sf.format == "eml" else \
+            ((f"{sf.path}:message{i}", m) for i, m in enumerate(mail.iter_mbox(f), 1))
         for loc, m in messages:
             sf.extra["attachments_skipped"] = sf.extra.get("attachments_skipped", 0) + m.attachments
             sf.extra["reply_lines_dropped"] = sf.extra.get("reply_lines_dropped", 0) + m.reply_lines
