@@ -127,11 +127,11 @@ class AsyncEngine:
         must not stop the server. A device error that breaks every step shows as a 500 per request, not a hang."""
         log.exception("an engine step failed; failing its %d running and %d waiting requests",
                       len(self.engine.running), sum(len(g) for g in self.engine.waiting))
+        for req in list(self.engine.running) + [r for group in self.engine.waiting for r in group]:
+            self.engine.abort(req.id)  # first: a client told of the failure finds the engine without its request
         for loop, queue in self._queues.values():
             loop.call_soon_threadsafe(queue.put_nowait, None)
         self._queues.clear()
-        for req in list(self.engine.running) + [r for group in self.engine.waiting for r in group]:
-            self.engine.abort(req.id)
         if self.on_failure is not None:
             self.on_failure()
 
