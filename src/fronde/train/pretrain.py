@@ -90,8 +90,9 @@ def data_plan(train_tokens: int, has_val: bool, recipe: PretrainRecipe) -> tuple
         warnings.append(f"the run reads its {train_tokens:,} training tokens {epochs:,.1f} times: past ~"
                         f"{USEFUL_EPOCHS:g} epochs repeated data adds little and the model memorises it; {fix}")
     if not has_val:
-        warnings.append("the data has no val split (one document is too few to hold any out): the validation loss "
-                        "is measured on training data and cannot show overfitting")
+        warnings.append("the data has no val split (prepared with --val-fraction 0, or too few documents for its "
+                        "fraction to hold one out): the validation loss is measured on training data and cannot show "
+                        "overfitting")
     return line, warnings
 
 
