@@ -26,6 +26,7 @@ from pathlib import Path
 from fronde.data.clean import decode_utf8
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
+from fronde.data.files import read_text_file
 from fronde.data.io import sha256_file
 
 STARDICT_DIR = Path("/usr/share/stardict/dic")
@@ -79,8 +80,6 @@ def stdlib_files(root: Path | None = None) -> list[Path]:
 
 
 def python_stdlib() -> Builtin:
-    from fronde.data.sources import read_text_file
-
     files = []
     for p in stdlib_files():
         files.append(SourceFile(path=str(p), source="python-stdlib", licence="PSF-2.0", format="text",

@@ -60,7 +60,16 @@ def _member(data: bytes, name: str) -> bytes:
     return out
 
 
-def _xml(data: bytes, name: str) -> ET.Element:
+def members(data: bytes) -> set[str]:
+    """The names of the archive's members."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            return set(z.namelist())
+    except zipfile.BadZipFile as e:
+        raise OfficeError(f"not a zip archive ({e})") from None
+
+
+def xml_member(data: bytes, name: str) -> ET.Element:
     try:
         return ET.fromstring(_member(data, name))
     except ET.ParseError as e:
@@ -73,7 +82,7 @@ def _join(lines: list[str]) -> str:
 
 def _document(data: bytes, member: str, body_path: str, blocks: Callable[[ET.Element, list[str]], None],
               missing: str) -> str:
-    body = _xml(data, member).find(body_path)
+    body = xml_member(data, member).find(body_path)
     if body is None:
         raise OfficeError(f"{member} has {missing}")
     out: list[str] = []
@@ -133,7 +142,7 @@ def docx_text(data: bytes) -> str:
 
 
 # --- OpenDocument -------------------------------------------------------------------------------------------------
-def _odt_inline(el: ET.Element) -> str:
+def odt_inline(el: ET.Element) -> str:
     parts = [el.text or ""]
     for child in el:
         if child.tag == f"{TEXT}s":
@@ -143,7 +152,7 @@ def _odt_inline(el: ET.Element) -> str:
         elif child.tag == f"{TEXT}line-break":
             parts.append("\n")
         elif child.tag not in (f"{TEXT}note", f"{OFFICE}annotation", f"{TEXT}tracked-changes"):
-            parts.append(_odt_inline(child))
+            parts.append(odt_inline(child))
         parts.append(child.tail or "")
     return "".join(parts)
 
@@ -151,11 +160,11 @@ def _odt_inline(el: ET.Element) -> str:
 def _odt_blocks(parent: ET.Element, out: list[str], bullet: str = "") -> None:
     for el in parent:
         if el.tag == f"{TEXT}h":
-            text = _odt_inline(el).strip()
+            text = odt_inline(el).strip()
             if text:
                 out += ["#" * max(1, min(6, int(el.get(f"{TEXT}outline-level", "1")))) + " " + text, ""]
         elif el.tag == f"{TEXT}p":
-            text = _odt_inline(el).strip()
+            text = odt_inline(el).strip()
             if text:
                 out.append(bullet + text)
                 bullet = "  " if bullet else ""  # a list item's later paragraphs: indented, no new bullet
@@ -164,7 +173,7 @@ def _odt_blocks(parent: ET.Element, out: list[str], bullet: str = "") -> None:
                 _odt_blocks(item, out, "- ")
         elif el.tag == f"{TABLE}table":
             for row in el.iter(f"{TABLE}table-row"):
-                cells = [" ".join(t for p in cell.iter(f"{TEXT}p") if (t := _odt_inline(p).strip()))
+                cells = [" ".join(t for p in cell.iter(f"{TEXT}p") if (t := odt_inline(p).strip()))
                          for cell in row.findall(f"{TABLE}table-cell")]
                 if any(cells):
                     out.append("\t".join(cells))
@@ -244,9 +253,9 @@ def _slides(data: bytes) -> list[str]:
         names = set(z.namelist())
     by_number = sorted((n for n in names if _SLIDE.fullmatch(n)), key=lambda n: int(_SLIDE.fullmatch(n).group(1)))
     try:
-        rels = {r.get("Id"): r.get("Target", "") for r in _xml(data, "ppt/_rels/presentation.xml.rels")
+        rels = {r.get("Id"): r.get("Target", "") for r in xml_member(data, "ppt/_rels/presentation.xml.rels")
                 .iter(f"{PKG_REL}Relationship")}
-        ids = [s.get(f"{REL}id") for s in _xml(data, "ppt/presentation.xml").iter(f"{PRES}sldId")]
+        ids = [s.get(f"{REL}id") for s in xml_member(data, "ppt/presentation.xml").iter(f"{PRES}sldId")]
         ordered = [posixpath.normpath(posixpath.join("ppt", rels[i])) for i in ids if i in rels]
     except OfficeError:
         return by_number
@@ -258,7 +267,7 @@ def pptx_text(data: bytes) -> str:
     slides = []
     for name in _slides(data):
         paragraphs = ["".join(t.text or "" for t in p.iter(f"{DRAWING}t")).strip()
-                      for p in _xml(data, name).iter(f"{DRAWING}p")]
+                      for p in xml_member(data, name).iter(f"{DRAWING}p")]
         slides.append("\n".join(p for p in paragraphs if p))
     return "\n\n".join(s for s in slides if s)
 
@@ -271,11 +280,11 @@ def epub_text(data: bytes) -> str:
     """The book's XHTML documents in reading (spine) order, each read as an HTML page (fronde.data.markup)."""
     from fronde.data.markup import html_text
 
-    rootfile = _xml(data, "META-INF/container.xml").find(f".//{CONTAINER}rootfile")
+    rootfile = xml_member(data, "META-INF/container.xml").find(f".//{CONTAINER}rootfile")
     if rootfile is None or not rootfile.get("full-path"):
         raise OfficeError("META-INF/container.xml names no package document")
     opf_path = rootfile.get("full-path", "")
-    opf = _xml(data, opf_path)
+    opf = xml_member(data, opf_path)
     hrefs = {item.get("id"): item.get("href", "") for item in opf.iter(f"{OPF}item")}
     spine = [hrefs[ref.get("idref")] for ref in opf.iter(f"{OPF}itemref") if ref.get("idref") in hrefs]
     if not spine:

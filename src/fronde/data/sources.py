@@ -1,43 +1,35 @@
 """Sources: resolve paths, globs, directories and built-in names into files, and read files into
 `Document`s (or counted `Drop`s).
 
-Formats: plain text and source code (one document per file, long files cut into pieces), HTML pages and notebooks
-(their text: fronde.data.markup), Word, OpenDocument, PowerPoint, EPUB and PDF files (fronde.data.office), JSONL
-(one record per line), JSON (a list of records or one record), Parquet (a column, streamed by record batch with
-pyarrow), and gzip of the text formats. A record's field may hold text or a chat (`messages`: a list of {role,
-content, ...}).
+Formats: plain text and source code (one document per file, long files cut into pieces; fronde.data.files, in any
+encoding: fronde.data.encoding), HTML pages and notebooks (their text: fronde.data.markup), Word, OpenDocument,
+PowerPoint, EPUB and PDF files (fronde.data.office), mailboxes (a message each: fronde.data.mail), files of records
+(JSONL, JSON, CSV/TSV, Excel and OpenDocument spreadsheets, Parquet: fronde.data.records), and gzip of them.
 """
 
 from __future__ import annotations
 
 import glob as globlib
-import gzip
-import io
 import itertools
-import json
 import multiprocessing
-import shutil
 import sys
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from fronde.data import builtin, mail, office
-from fronde.data.chat import normalize_messages
-from fronde.data.chat_formats import row_chat
-from fronde.data.clean import is_binary, iter_text_pieces, split_long, BINARY_SNIFF
-from fronde.data.encoding import HEAD_BYTES, UTF8, Encoding, bom_encoding, decode, decode_as, detect
+from fronde.data.clean import split_long
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
-from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
-from fronde.data.tables import find_column, read_table
+from fronde.data.files import binary_drop, decoded_text, open_file, pieces, read_text_file
 from fronde.data.io import sha256_file
+from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
+from fronde.data.records import read_csv, read_json, read_jsonl, read_parquet, read_spreadsheet
 
 TEXT_EXTS = {
     "txt", "text", "md", "markdown", "rst", "org", "tex", "adoc",
@@ -51,12 +43,13 @@ RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "
 MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}  # text extracted: data/markup.py
 OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf"}  # data/office.py
 MAIL_EXTS = {"eml": "eml", "mbox": "mbox"}  # data/mail.py
+SHEET_EXTS = {"xlsx": "xlsx", "ods": "ods"}  # data/spreadsheet.py
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
 
 
 def file_format(path: Path) -> tuple[str | None, bool]:
-    """(format, gzip?) from the name: text/jsonl/json/parquet/csv/html/ipynb/docx/odt/pptx/epub/pdf/eml/mbox, or
-    None if unsupported.
+    """(format, gzip?) from the name: text/jsonl/json/parquet/csv/xlsx/ods/html/ipynb/docx/odt/pptx/epub/pdf/eml/
+    mbox, or None if unsupported.
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == "gz"
@@ -71,6 +64,8 @@ def file_format(path: Path) -> tuple[str | None, bool]:
         return OFFICE_EXTS[ext], compressed
     if ext in MAIL_EXTS:
         return MAIL_EXTS[ext], compressed
+    if ext in SHEET_EXTS:
+        return SHEET_EXTS[ext], compressed
     if ext in TEXT_EXTS or not ext or not path.suffix[1:].isalnum():
         return "text", compressed
     return None, compressed
@@ -169,44 +164,20 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
                         f"(supported: text/code files, .html, .ipynb, .docx, .odt, .pptx, .epub, .pdf, .eml, .mbox, "
-                        ".jsonl, .json, .csv, .tsv, .parquet and their .gz)")
+                        ".jsonl, .json, .csv, .tsv, .xlsx, .ods, .parquet and their .gz)")
     return resolved
-
-
-def _open(sf: SourceFile) -> BinaryIO:
-    return gzip.open(sf.path, "rb") if sf.compressed else open(sf.path, "rb")  # type: ignore[return-value]
-
-
-def _noted(sf: SourceFile, enc: Encoding) -> Encoding:
-    """Record in the file's manifest entry how it was decoded, when that was not plain UTF-8."""
-    if enc != UTF8:
-        sf.extra.update(enc.manifest_entry())
-    return enc
-
-
-def _binary(sf: SourceFile, head: bytes) -> Drop | None:
-    """A drop for a binary file: NUL bytes without a UTF-16/32 byte-order mark."""
-    if bom_encoding(head) is None and is_binary(head):
-        return Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes (and no UTF-16 byte-order mark)")
-    return None
-
-
-def _decoded(sf: SourceFile, data: bytes, declared: str | None) -> tuple[str, bool]:
-    text, bad, enc = decode(data, declared)
-    _noted(sf, enc)
-    return text, bad
 
 
 def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: SiteLines | None = None,
                      declared: str | None = None) -> Iterator[Document | Drop]:
     """An HTML page's visible text or a notebook's cells (fronde.data.markup), cut into pieces of `max_chars`;
     `site` holds the lines of the source's earlier pages (repeated ones are dropped and counted in the manifest)."""
-    with _open(sf) as f:
+    with open_file(sf) as f:
         data = f.read()
-    if (drop := _binary(sf, data)) is not None:
+    if (drop := binary_drop(sf, data)) is not None:
         yield drop
         return
-    raw, bad = _decoded(sf, data, declared)
+    raw, bad = decoded_text(sf, data, declared)
     try:
         if sf.format == "html":
             text, repeated = html_text(raw, site)
@@ -217,13 +188,13 @@ def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: Sit
     except NotebookError as e:
         yield Drop(sf.path, sf.path, "broken_record", f"notebook: {e}")
         return
-    yield from _pieces(sf, text, max_chars, "no visible text (or a redirect page)" if sf.format == "html" else
+    yield from pieces(sf, text, max_chars, "no visible text (or a redirect page)" if sf.format == "html" else
                        "no non-empty cell", bad, pii)
 
 
 def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
     """A Word, OpenDocument, PowerPoint, EPUB or PDF file's text (fronde.data.office), cut into `max_chars` pieces."""
-    with _open(sf) as f:
+    with open_file(sf) as f:
         data = f.read()
     try:
         text, running = office.READERS[sf.format](data)  # cleaned later, as every document
@@ -232,186 +203,14 @@ def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterat
     except office.OfficeError as e:
         yield Drop(sf.path, sf.path, "broken_record", f"{sf.format}: {e}")
         return
-    yield from _pieces(sf, text, max_chars, "no text layer (a scan? OCR it first)" if sf.format == "pdf" else
+    yield from pieces(sf, text, max_chars, "no text layer (a scan? OCR it first)" if sf.format == "pdf" else
                        "no text", False, pii)
-
-
-def _pieces(sf: SourceFile, text: str, max_chars: int, empty: str, bad: bool, pii: bool) -> Iterator[Document | Drop]:
-    """A file's extracted text as documents of at most `max_chars`, or an `empty` drop saying why."""
-    if not text.strip():
-        yield Drop(sf.path, sf.path, "empty", empty)
-        return
-    for k, piece in enumerate(split_long(text, max_chars)):
-        yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, bad_utf8=bad, pii=pii)
-
-
-def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True, declared: str | None = None
-                   ) -> Iterator[Document | Drop]:
-    """One document per file (pieces of at most `max_chars` for big files); NUL bytes -> binary. Its encoding is
-    decided on its first MiB (fronde.data.encoding), `declared` the source's own statement."""
-    with _open(sf) as f:
-        head = f.read(BINARY_SNIFF)
-        if (drop := _binary(sf, head)) is not None:
-            yield drop
-            return
-        head += f.read(max(0, HEAD_BYTES - len(head))) if len(head) == BINARY_SNIFF else b""
-        enc = _noted(sf, detect(head, len(head) < HEAD_BYTES, declared))
-        k = -1
-        for k, (piece, bad) in enumerate(iter_text_pieces(f, max_chars, head=head, encoding=enc.name)):
-            loc = sf.path if k == 0 else f"{sf.path}#{k}"
-            yield Document(sf.path, loc, text=piece, bad_utf8=bad, pii=pii)
-        if k < 0:
-            yield Drop(sf.path, sf.path, "empty", "empty file")
-
-
-class _FieldPicker:
-    """Chooses a file's text field at its first record: the configured one, else `messages` (or ShareGPT's
-    `conversations`) when the default `text` is absent; a missing field there is a configuration error, not data."""
-
-    def __init__(self, path: str, wanted: str) -> None:
-        self.path, self.wanted, self.field = path, wanted, None
-
-    def pick(self, keys: list[str]) -> str:
-        if self.field is None:
-            if self.wanted in keys:
-                self.field = self.wanted
-            elif self.wanted == "text" and ("messages" in keys or "conversations" in keys):
-                self.field = "messages" if "messages" in keys else "conversations"
-            else:
-                raise DataError(f"{self.path}: no field {self.wanted!r} in its first record; fields present: "
-                                f"{', '.join(map(repr, keys)) or 'none'} (set text_field, e.g. "
-                                f"--text-field {keys[0] if keys else 'text'})")
-        return self.field
-
-
-def _record_docs(sf: SourceFile, loc: str, value: Any, record: dict[str, Any] | None, max_chars: int,
-                 bad: bool, pii: bool) -> Iterator[Document | Drop]:
-    """A record's field value -> documents (text cut into pieces) or a counted drop."""
-    if value is None or (isinstance(value, (str, list)) and not value):
-        yield Drop(sf.path, loc, "empty", "empty field")
-    elif isinstance(value, str):
-        for k, piece in enumerate(split_long(value, max_chars)):
-            yield Document(sf.path, loc if k == 0 else f"{loc}#{k}", text=piece, bad_utf8=bad, pii=pii)
-    elif isinstance(value, list):
-        sharegpt = all(isinstance(t, dict) and "from" in t for t in value)  # {"from": "human", "value": ...} turns
-        try:
-            if sharegpt:
-                extra = {k: record[k] for k in ("system", "tools") if record and k in record}
-                messages, tools, _ = row_chat({**extra, "conversations": value}, answered=False)
-            else:
-                messages, tools = normalize_messages(value), record.get("tools") if record else None
-        except ValueError as e:
-            yield Drop(sf.path, loc, "broken_record", f"bad chat messages: {e}")
-            return
-        yield Document(sf.path, loc, messages=messages, tools=tools if isinstance(tools, list) else None,
-                       bad_utf8=bad, pii=pii)
-    else:
-        yield Drop(sf.path, loc, "broken_record", f"field holds {type(value).__name__}, not text or messages")
-
-
-def _json_record(sf: SourceFile, loc: str, rec: Any, picker: _FieldPicker, max_chars: int, bad: bool,
-                 pii: bool) -> Iterator[Document | Drop]:
-    """One decoded JSON record: an object with the text field, else a counted, named drop."""
-    if not isinstance(rec, dict):
-        yield Drop(sf.path, loc, "broken_record", f"a JSON {type(rec).__name__}, not an object")
-    elif picker.field is not None and picker.field not in rec:
-        yield Drop(sf.path, loc, "missing_field", f"no field {picker.field!r}; has {sorted(rec)}")
-    else:
-        yield from _record_docs(sf, loc, rec[picker.pick(list(rec))], rec, max_chars, bad, pii)
-
-
-def read_jsonl(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, declared: str | None = None
-               ) -> Iterator[Document | Drop]:
-    """One record per line. JSON Lines is UTF-8, but exports from Windows tools carry a byte-order mark (and are
-    UTF-16 when they do as Notepad's "Unicode"), or are in the machine's code page: decoded as text files are."""
-    picker = _FieldPicker(sf.path, text_field)
-    with _open(sf) as f:
-        head = f.read(HEAD_BYTES)
-    enc = _noted(sf, detect(head, len(head) < HEAD_BYTES, declared))
-    with _open(sf) as f:
-        wide = enc.name in ("utf-16", "utf-32")  # their newlines are not b"\n": split the decoded text instead
-        for lineno, raw in enumerate(io.TextIOWrapper(f, enc.name, errors="replace") if wide else f, 1):
-            if not raw.strip():
-                continue  # blank lines separate nothing in JSONL; they are not records
-            loc = f"{sf.path}:{lineno}"
-            line, bad = (raw, "\ufffd" in raw) if wide else decode_as(raw, enc.name)
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield Drop(sf.path, loc, "broken_record", f"invalid JSON: {e.msg} at column {e.colno}")
-                continue
-            yield from _json_record(sf, loc, rec, picker, max_chars, bad, pii)
-
-
-def read_json(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, declared: str | None = None
-              ) -> Iterator[Document | Drop]:
-    with _open(sf) as f:
-        text, bad = _decoded(sf, f.read(), declared)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        yield Drop(sf.path, sf.path, "broken_record", f"invalid JSON: {e.msg} at line {e.lineno}")
-        return
-    records = doc if isinstance(doc, list) else [doc]
-    picker = _FieldPicker(sf.path, text_field)
-    for i, rec in enumerate(records):
-        loc = f"{sf.path}[{i}]" if isinstance(doc, list) else sf.path
-        yield from _json_record(sf, loc, rec, picker, max_chars, bad, pii)
-
-
-def read_csv(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, declared: str | None = None,
-             field_set: bool = False) -> Iterator[Document | Drop]:
-    """A .csv/.tsv export: a document a row, from its `text_field` column (fronde.data.tables). Without that column
-    and with no `text_field` set by the user, the file is read as a text file."""
-    with _open(sf) as f:
-        head = f.read(HEAD_BYTES)
-    if (drop := _binary(sf, head)) is not None:
-        yield drop
-        return
-    enc = detect(head, len(head) < HEAD_BYTES, declared)
-    with _open(sf) as f:
-        header, records = read_table(io.TextIOWrapper(f, enc.name, errors="replace", newline=""),
-                                     tsv=sf.path.lower().removesuffix(".gz").endswith(".tsv"))
-        col = find_column(header, text_field)
-        if col is not None:
-            _noted(sf, enc)
-            sf.extra["column"] = header[col]
-            for line, row in records:
-                loc = f"{sf.path}:{line}"
-                if isinstance(row, str):
-                    yield Drop(sf.path, loc, "broken_record", row)
-                elif col >= len(row):
-                    yield Drop(sf.path, loc, "missing_field", f"{len(row)} fields: no column {header[col]!r} "
-                                                              f"(field {col + 1})")
-                else:
-                    yield from _record_docs(sf, loc, row[col], None, max_chars, "\ufffd" in row[col], pii)
-            return
-    if field_set:
-        raise DataError(f"{sf.path}: no column {text_field!r} in its header; columns: "
-                        f"{', '.join(map(repr, header[:20])) or 'none'} (set text_field, e.g. --text-field "
-                        f"{header[0] if header else 'text'})")
-    sf.extra["read_as"] = f"text: no {text_field!r} column"
-    yield from read_text_file(sf, max_chars, pii, declared)
-
-
-@contextmanager
-def _seekable(sf: SourceFile) -> Iterator[str]:
-    """A path to the file's bytes that a reader can seek in: the file, or a gzipped one inflated to a temp file (in
-    bounded chunks)."""
-    if not sf.compressed:
-        yield sf.path
-        return
-    with tempfile.TemporaryDirectory(prefix="fronde-") as tmp:
-        path = str(Path(tmp) / Path(sf.path).name.removesuffix(".gz"))
-        with _open(sf) as src, open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        yield path
 
 
 def read_mail(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
     """An .eml message or an .mbox mailbox: a document a message (fronde.data.mail); attachments and the lines of
     quoted replies and signatures dropped are counted in the file's manifest entry."""
-    with _open(sf) as f:
+    with open_file(sf) as f:
         messages = [(sf.path, mail.read_eml(f))] if sf.format == "eml" else \
             ((f"{sf.path}:message{i}", m) for i, m in enumerate(mail.iter_mbox(f), 1))
         for loc, m in messages:
@@ -422,26 +221,6 @@ def read_mail(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Docu
                 continue
             for k, piece in enumerate(split_long(m.text, max_chars)):
                 yield Document(sf.path, loc if k == 0 else f"{loc}#{k}", text=piece, pii=pii)
-
-
-def read_parquet(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        raise DataError(f"{sf.path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-    with _seekable(sf) as path:  # Parquet reads its footer first
-        try:
-            pf = pq.ParquetFile(path)
-        except Exception as e:  # pyarrow raises ArrowInvalid and friends
-            yield Drop(sf.path, sf.path, "broken_record", f"unreadable Parquet: {e}")
-            return
-        picker = _FieldPicker(sf.path, text_field)
-        col = picker.pick(pf.schema_arrow.names)
-        row = 0
-        for batch in pf.iter_batches(batch_size=1024, columns=[col]):
-            for value in batch.column(0).to_pylist():
-                yield from _record_docs(sf, f"{sf.path}:row{row}", value, None, max_chars, False, pii)
-                row += 1
 
 
 def _office_items(sf: SourceFile, max_chars: int) -> tuple[list[Document | Drop], dict[str, Any]]:
@@ -501,6 +280,8 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
                              field_set=src.text_field_set)
         elif sf.format == "parquet":
             items = read_parquet(sf, src.text_field, max_chars)
+        elif sf.format in SHEET_EXTS.values():
+            items = read_spreadsheet(sf, src.text_field, max_chars, field_set=src.text_field_set)
         elif sf.format in MAIL_EXTS.values():
             items = read_mail(sf, max_chars)
         elif sf.format in ("html", "ipynb"):

@@ -1,0 +1,82 @@
+"""One input file's bytes as text: opened (gzip or not), told from a binary file, decoded in its encoding
+(fronde.data.encoding, recorded in its manifest entry), and cut into documents of bounded size."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from fronde.data.clean import BINARY_SNIFF, is_binary, iter_text_pieces, split_long
+from fronde.data.documents import Document, Drop, SourceFile
+from fronde.data.encoding import HEAD_BYTES, UTF8, Encoding, bom_encoding, decode, detect
+
+
+def open_file(sf: SourceFile) -> BinaryIO:
+    return gzip.open(sf.path, "rb") if sf.compressed else open(sf.path, "rb")  # type: ignore[return-value]
+
+
+def note_encoding(sf: SourceFile, enc: Encoding) -> Encoding:
+    """Record in the file's manifest entry how it was decoded, when that was not plain UTF-8."""
+    if enc != UTF8:
+        sf.extra.update(enc.manifest_entry())
+    return enc
+
+
+def binary_drop(sf: SourceFile, head: bytes) -> Drop | None:
+    """A drop for a binary file: NUL bytes without a UTF-16/32 byte-order mark."""
+    if bom_encoding(head) is None and is_binary(head):
+        return Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes (and no UTF-16 byte-order mark)")
+    return None
+
+
+def decoded_text(sf: SourceFile, data: bytes, declared: str | None) -> tuple[str, bool]:
+    text, bad, enc = decode(data, declared)
+    note_encoding(sf, enc)
+    return text, bad
+
+
+def pieces(sf: SourceFile, text: str, max_chars: int, empty: str, bad: bool, pii: bool) -> Iterator[Document | Drop]:
+    """A file's extracted text as documents of at most `max_chars`, or an `empty` drop saying why."""
+    if not text.strip():
+        yield Drop(sf.path, sf.path, "empty", empty)
+        return
+    for k, piece in enumerate(split_long(text, max_chars)):
+        yield Document(sf.path, sf.path if k == 0 else f"{sf.path}#{k}", text=piece, bad_utf8=bad, pii=pii)
+
+
+def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True, declared: str | None = None
+                   ) -> Iterator[Document | Drop]:
+    """One document per file (pieces of at most `max_chars` for big files); NUL bytes -> binary. Its encoding is
+    decided on its first MiB (fronde.data.encoding), `declared` the source's own statement."""
+    with open_file(sf) as f:
+        head = f.read(BINARY_SNIFF)
+        if (drop := binary_drop(sf, head)) is not None:
+            yield drop
+            return
+        head += f.read(max(0, HEAD_BYTES - len(head))) if len(head) == BINARY_SNIFF else b""
+        enc = note_encoding(sf, detect(head, len(head) < HEAD_BYTES, declared))
+        k = -1
+        for k, (piece, bad) in enumerate(iter_text_pieces(f, max_chars, head=head, encoding=enc.name)):
+            loc = sf.path if k == 0 else f"{sf.path}#{k}"
+            yield Document(sf.path, loc, text=piece, bad_utf8=bad, pii=pii)
+        if k < 0:
+            yield Drop(sf.path, sf.path, "empty", "empty file")
+
+
+@contextmanager
+def seekable(sf: SourceFile) -> Iterator[str]:
+    """A path to the file's bytes that a reader can seek in: the file, or a gzipped one inflated to a temp file (in
+    bounded chunks)."""
+    if not sf.compressed:
+        yield sf.path
+        return
+    with tempfile.TemporaryDirectory(prefix="fronde-") as tmp:
+        path = str(Path(tmp) / Path(sf.path).name.removesuffix(".gz"))
+        with open_file(sf) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        yield path
