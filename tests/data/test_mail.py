@@ -62,9 +62,8 @@ def test_a_mailbox_gives_each_message_its_own_text(tmp_path: Path):
     assert not any("zoe@acme.fr" in t or "Zoé Martin" in t for t in texts)  # headers and signature left out
     f = c.files[str(box)]
     assert (f.format, f.documents, f.kept) == ("mbox", 4, 3)
-    # the bill and the scan; the signature (its separator, 2 lines and the part's final newline), the attribution and
-    # 2 quoted lines
-    assert f.extra == {"attachments_skipped": 2, "reply_lines_dropped": 4 + 3}
+    # the bill and the scan; the signature (its separator and 2 lines), the attribution and 2 quoted lines
+    assert f.extra == {"attachments_skipped": 2, "reply_lines_dropped": 3 + 3}
     assert [(p["location"], p["kind"]) for p in c.problems] == [(f"{box}:message4", "empty")]
 
 
@@ -90,8 +89,10 @@ def test_what_a_reply_quotes_is_left_out():
     assert strip_reply(inline) == ("Antwort 1.\nAntwort 2.", 3)
     outlook = "Merci, c'est réglé.\n\n-----Message d'origine-----\nDe : Zoé\nEnvoyé : lundi\nLe serveur est en panne."
     assert strip_reply(outlook) == ("Merci, c'est réglé.", 4)
-    header_block = "Done.\n\nFrom: Alice\nSent: Monday\nTo: Bob\nSubject: task\nPlease do the task."
-    assert strip_reply(header_block)[0] == "Done."
+    header_block = "Done.\n\n" + "_" * 32 + "\nFrom: Alice\nSent: Monday\nTo: Bob\nSubject: task\nPlease do it."
+    assert strip_reply(header_block) == ("Done.", 6)
+    sections = "Part one.\n" + "_" * 32 + "\nPart two."  # an underline alone is the message's own
+    assert strip_reply(sections)[0] == sections
     # a line that only looks like an attribution, with no quote after it, is the message's own text
     own = "On Monday the team wrote: a plan.\nIt holds."
     assert strip_reply(own)[0] == own

@@ -17,6 +17,7 @@ from fronde.data.encoding import HEAD_BYTES, UTF8, Encoding, bom_encoding, decod
 
 
 def open_file(sf: SourceFile) -> BinaryIO:
+    """The file's bytes, inflated when it is gzipped."""
     return gzip.open(sf.path, "rb") if sf.compressed else open(sf.path, "rb")  # type: ignore[return-value]
 
 

@@ -32,8 +32,8 @@ from fronde.data.markup import html_text
 _ATTRIBUTION = re.compile(r"^\s*(On\b.{0,300}\bwrote|Le\b.{0,300}\ba écrit|Am\b.{0,300}\bschrieb.{0,200}|"
                           r"El\b.{0,300}\bescribió|Il\b.{0,300}\bha scritto|Op\b.{0,300}\bschreef.{0,200})\s*:\s*$")
 # Where Outlook's quoted original starts (it quotes below, without `>`).
-_ORIGINAL = re.compile(r"^\s*(-{2,}\s*(Original Message|Message d'origine|Ursprüngliche Nachricht|Mensaje original|"
-                       r"Messaggio originale)\s*-{2,}|_{20,})\s*$", re.I)
+_ORIGINAL = re.compile(r"^\s*-{2,}\s*(Original Message|Message d'origine|Ursprüngliche Nachricht|Mensaje original|"
+                       r"Messaggio originale)\s*-{2,}\s*$", re.I)
 _OUTLOOK_HEADER = re.compile(r"^\s*(From|De|Von|Da)\s*:", re.I)
 _OUTLOOK_SENT = re.compile(r"^\s*(Sent|Date|Envoyé|Gesendet|Enviado|Inviato)\s*:", re.I)
 
@@ -46,7 +46,8 @@ class MailText:
 
 
 def strip_reply(body: str) -> tuple[str, int]:
-    """The message's own text without quoted earlier messages and signature, and how many lines that dropped."""
+    """The message's own text without quoted earlier messages and signature, and how many non-blank lines that
+    dropped."""
     lines = body.split("\n")
     kept: list[str] = []
     for i, line in enumerate(lines):
@@ -58,8 +59,10 @@ def strip_reply(body: str) -> tuple[str, int]:
         if line.lstrip().startswith(">") or (_ATTRIBUTION.match(line) and _quote_follows(lines, i)):
             continue
         kept.append(line)
+    while kept and not kept[-1].strip("_ \t"):
+        kept.pop()  # blank lines, and the underline Outlook draws above its From:/Sent: block
     text = "\n".join(kept).strip()
-    return text, len(lines) - len(kept)
+    return text, sum(1 for line in lines if line.strip()) - sum(1 for line in kept if line.strip())
 
 
 def _quote_follows(lines: list[str], i: int) -> bool:

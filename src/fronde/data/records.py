@@ -11,11 +11,11 @@ from typing import Any
 from fronde.data import office, spreadsheet
 from fronde.data.chat import normalize_messages
 from fronde.data.chat_formats import row_chat
+from fronde.data.clean import split_long
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.encoding import HEAD_BYTES, decode_as, detect
 from fronde.data.errors import DataError
 from fronde.data.files import binary_drop, decoded_text, note_encoding, open_file, read_text_file, seekable
-from fronde.data.clean import split_long
 from fronde.data.tables import find_column, read_table
 
 
@@ -182,8 +182,9 @@ def read_spreadsheet(sf: SourceFile, text_field: str, max_chars: int, pii: bool 
         sf.extra["sheets_without_column"] = without
         if len(without) == sum(1 for _, rows in sheets if rows):
             first = next(rows for _, rows in sheets if rows)[0][1]
+            example = next((h for h in first if h.strip()), "text")
             raise DataError(f"{sf.path}: no sheet has a column {text_field!r} in its header row; the first has "
-                            f"{', '.join(map(repr, first[:20]))} (set text_field, e.g. --text-field {first[0]})")
+                            f"{', '.join(map(repr, first[:20]))} (set text_field, e.g. --text-field {example})")
 
 
 def read_parquet(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
