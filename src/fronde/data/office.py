@@ -1,4 +1,5 @@
-"""Word (.docx), OpenDocument (.odt), PowerPoint (.pptx), EPUB and PDF files -> their text, as training documents.
+"""Word (.docx), OpenDocument (.odt), PowerPoint (.pptx), EPUB, PDF and RTF files -> their text, as training
+documents.
 
 A company's or a lab's own text is mostly in these: procedures, reports, contracts, slide decks, theses, books.
 fronde reads:
@@ -8,6 +9,7 @@ fronde reads:
   tracked changes and footnotes left out.
 - `.pptx`: each slide's paragraphs (titles, bullets, text boxes, tables) in presentation order; `.epub`: the
   book's XHTML documents in reading order, each read as an HTML page.
+- `.rtf`: the text a reader sees (fronde.data.rtf).
 - `.pdf`: the text layer, page by page, with pypdf, without the running heads and footers repeated at the edges
   of the pages ("ACME - Confidential", "Page 3 of 12"). A scanned PDF has none (OCR it first); it is dropped as
   `empty` and named. An encrypted PDF opens when its user password is empty, as most "protected" PDFs are, and
@@ -28,6 +30,8 @@ from collections import Counter
 from collections.abc import Callable
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
+
+from fronde.data.rtf import RtfError, rtf_text
 
 MAX_XML_BYTES = 256 << 20  # a 256 MB document.xml is ~100M characters of text: far past any real document
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -299,8 +303,15 @@ def _whole(read: Callable[[bytes], str]) -> Callable[[bytes], tuple[str, int]]:
     return lambda data: (read(data), 0)
 
 
+def _rtf(data: bytes) -> tuple[str, int]:
+    try:
+        return rtf_text(data), 0
+    except RtfError as e:
+        raise OfficeError(str(e)) from None
+
+
 # format -> (text, lines dropped as the document's own boilerplate)
 READERS: dict[str, Callable[[bytes], tuple[str, int]]] = {
     "docx": _whole(docx_text), "odt": _whole(odt_text), "pptx": _whole(pptx_text), "epub": _whole(epub_text),
-    "pdf": pdf_document,
+    "pdf": pdf_document, "rtf": _rtf,
 }

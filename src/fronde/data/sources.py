@@ -41,15 +41,15 @@ TEXT_EXTS = {
 }
 RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet", "csv": "csv", "tsv": "csv"}
 MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}  # text extracted: data/markup.py
-OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf"}  # data/office.py
+OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf", "rtf": "rtf"}  # office.py
 MAIL_EXTS = {"eml": "eml", "mbox": "mbox"}  # data/mail.py
 SHEET_EXTS = {"xlsx": "xlsx", "ods": "ods"}  # data/spreadsheet.py
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
 
 
 def file_format(path: Path) -> tuple[str | None, bool]:
-    """(format, gzip?) from the name: text/jsonl/json/parquet/csv/xlsx/ods/html/ipynb/docx/odt/pptx/epub/pdf/eml/
-    mbox, or None if unsupported.
+    """(format, gzip?) from the name: text/jsonl/json/parquet/csv/xlsx/ods/html/ipynb/docx/odt/pptx/epub/pdf/rtf/
+    eml/mbox, or None if unsupported.
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == "gz"
@@ -163,8 +163,8 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
     if not any(r.files for r in resolved):
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
-                        f"(supported: text/code files, .html, .ipynb, .docx, .odt, .pptx, .epub, .pdf, .eml, .mbox, "
-                        ".jsonl, .json, .csv, .tsv, .xlsx, .ods, .parquet and their .gz)")
+                        "(supported: text/code files, .html, .ipynb, .docx, .odt, .pptx, .epub, .pdf, .rtf, .eml, "
+                        ".mbox, .jsonl, .json, .csv, .tsv, .xlsx, .ods, .parquet and their .gz)")
     return resolved
 
 
