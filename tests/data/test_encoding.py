@@ -72,6 +72,7 @@ def test_the_order_of_the_rules():
         == encoding.Encoding("cp1251", "self")
     assert encoding.detect(b"x = 1\n" * 3 + b"# coding: cp1251\n" + "чай".encode("cp1251"), True).how == "guessed"
     assert encoding.detect(b'<meta charset="no-such-charset">' + french, True).how == "guessed"
+    assert encoding.detect(b'<meta charset="utf-8">' + french, True) == encoding.Encoding("cp1252", "guessed", "fra")
     with pytest.raises(DataError, match="unknown encoding 'klingon'.*cp1252"):
         encoding.codec_name("klingon")
 
