@@ -88,3 +88,33 @@ def test_separator_and_column_rules():
     assert separator("text", tsv=False) == "," and separator("a,b", tsv=True) == "\t"
     assert find_column(["id", "Text "], "text") == 1 and find_column(["text", "Text"], "Text") == 1
     assert find_column(["id"], "text") is None
+
+
+def test_chat_tables_for_sft_faq_sheets_and_csv_exports(tmp_path: Path):
+    import openpyxl
+
+    from fronde.data.chat_formats import iter_rows, row_chat
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "Notes"
+    wb.active.append(["just", "notes"])  # no chat column: not read
+    faq = wb.create_sheet("FAQ")
+    faq.append(["Question", "Answer", "Owner"])
+    faq.append(["Où est ma commande ?", "Dans votre espace client, rubrique Commandes.", "Zoé"])
+    wb.save(tmp_path / "faq.xlsx")
+    rows = list(iter_rows(tmp_path / "faq.xlsx"))
+    assert rows == [("faq.xlsx:FAQ!2", {"prompt": "Où est ma commande ?", "completion":
+                                        "Dans votre espace client, rubrique Commandes.", "owner": "Zoé"})]
+    messages, _, fmt = row_chat(rows[0][1])
+    assert fmt == "prompt-completion" and [m["role"] for m in messages] == ["user", "assistant"]
+    alpaca = _csv([["Instruction", "Input", "Output"], ["Traduis", "cat", "chat"]], ";")
+    (tmp_path / "alpaca.csv").write_bytes(alpaca.encode("cp1252"))
+    assert list(iter_rows(tmp_path / "alpaca.csv")) == [("alpaca.csv:2", {"instruction": "Traduis", "input": "cat",
+                                                                           "output": "chat"})]
+    (tmp_path / "plain.csv").write_text("id,body\n1,hello\n")
+    with pytest.raises(DataError, match=r"plain\.csv: no header row names a chat column .* the first has 'id', "
+                                        r"'body'"):
+        list(iter_rows(tmp_path / "plain.csv"))
+    (tmp_path / "bad.csv").write_text('prompt,completion\n"a"b,c\n')
+    with pytest.raises(DataError, match=r"bad\.csv:2: malformed CSV row \(line 2\)"):
+        list(iter_rows(tmp_path / "bad.csv"))

@@ -12,21 +12,28 @@ LLaMA-Factory recognise them:
   input) and an assistant turn.
 
 Files: `.jsonl`/`.ndjson` (a row a line), `.json` (a list of rows), `.parquet` (a row a record: what `datasets`
-saves), the first two also gzipped. A bad row stops the run with its file, row and what is wrong: a chat file is
+saves), the first two also gzipped; and tables, `.csv`/`.tsv` and `.xlsx`/`.ods` sheets, whose header row names the
+columns (ignoring case: `Prompt`, `completion`, `instruction`, `input`, `output`, `system`; a FAQ's `question` and
+`answer` read as prompt and completion). A bad row stops the run with its file, row and what is wrong: a chat file is
 hand-made and small enough to fix, unlike a pretraining corpus, where bad records are counted and dropped.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fronde.data import spreadsheet
 from fronde.data.chat import normalize_messages
+from fronde.data.encoding import HEAD_BYTES, detect
 from fronde.data.errors import DataError
 from fronde.data.io import jsonl_rows
+from fronde.data.office import OfficeError
+from fronde.data.tables import read_table
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
                   "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "system": "system",
@@ -55,6 +62,9 @@ def iter_rows(path: Path) -> Iterator[tuple[str, Any]]:
                 n += 1
                 yield f"{path.name} row {n}", row
         return
+    if ext[0] in (".csv", ".tsv", ".xlsx", ".ods"):
+        yield from _table_rows(path, ext[0], gz)
+        return
     if ext[0] != ".json":
         for n, row in jsonl_rows(path, DataError):
             yield f"{path.name}:{n}", row
@@ -70,6 +80,47 @@ def iter_rows(path: Path) -> Iterator[tuple[str, Any]]:
         raise DataError(f"{path}: a .json chat file holds a list of rows; use .jsonl for a row a line")
     for i, row in enumerate(rows, 1):
         yield f"{path.name} row {i}", row
+
+
+_FAQ = {"question": "prompt", "answer": "completion"}
+_KNOWN = {"prompt", "instruction", "question"}  # a header with one of these is a chat table
+
+
+def _table_rows(path: Path, ext: str, gz: bool) -> Iterator[tuple[str, Any]]:
+    """A CSV file's or a workbook's rows as dicts keyed by their header (lower-cased; a FAQ's question/answer as
+    prompt/completion). Every sheet whose header names a known column is read; a table with none is an error."""
+    with gzip.open(path) if gz else open(path, "rb") as f:
+        data = f.read()
+    if ext in (".csv", ".tsv"):
+        try:
+            text = data.decode(detect(data[:HEAD_BYTES], len(data) <= HEAD_BYTES).name)
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not readable text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+        header, body = read_table(io.StringIO(text, newline=""), tsv=ext == ".tsv")
+        tables = [(header, [(f"{path.name}:{line}", row) for line, row in body])]
+    else:
+        try:
+            sheets = spreadsheet.READERS[ext[1:]](data)
+        except OfficeError as e:
+            raise DataError(f"{path}: not a readable {ext[1:]} workbook ({e})") from None
+        tables = [(rows[0][1], [(f"{path.name}:{name}!{n}", row) for n, row in rows[1:]]) for name, rows in sheets
+                  if rows]
+    found = False
+    for header, body in tables:
+        keys = [h.strip().lower() for h in header]
+        if not _KNOWN & set(keys):
+            continue
+        found = True
+        if "prompt" not in keys:
+            keys = [_FAQ.get(k, k) for k in keys]
+        for loc, row in body:
+            if isinstance(row, str):  # a malformed CSV row
+                raise DataError(f"{loc}: {row}")
+            yield loc, {k: cell for k, cell in zip(keys, row) if k}
+    if not found:
+        first = tables[0][0] if tables else []
+        raise DataError(f"{path}: no header row names a chat column (prompt, instruction or question, ignoring case); "
+                        f"the first has {', '.join(map(repr, first[:12])) or 'nothing'}")
 
 
 def row_chat(row: Any, answered: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, str]:
