@@ -37,7 +37,8 @@ def prepare_cmd(
                                      "(::quality=web: drop scraped pages that fail the Gopher/FineWeb rules; "
                                      "::lang=fra: keep French documents only, lang=*: record the languages; "
                                      "::weight=3: its train documents three times in the mixture; "
-                                     "::encoding=cp1251: its files' encoding, when not UTF-8 and not to be guessed). "
+                                     "::encoding=cp1251: its files' encoding, when not UTF-8 and not to be guessed; "
+                                     "::ocr=fra: read scanned PDF pages and images with Tesseract). "
                                      "Repeatable. Default: python-stdlib. Killed? Run it again: it resumes."),
     out: Path = typer.Option(None, "--out", "-o", help="Output directory (or the recipe's `out`)."),
     recipe: Path = typer.Option(None, "--recipe", help="TOML file whose \\[data] section fills the config."),

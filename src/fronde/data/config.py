@@ -46,6 +46,18 @@ class SourceConfig(BaseModel):
                                  "shift_jis...) when you know it; default: a byte-order mark, else UTF-8 when valid, "
                                  "else the file's own declaration, else a guess (fronde.data.encoding).")
 
+    ocr: str | None = Field(None, description="Read scanned PDF pages and image files with Tesseract in these "
+                            "languages (its codes: fra, eng, fra+eng, deu...; fronde.data.ocr). Off by default.")
+
+    @field_validator("ocr")
+    @classmethod
+    def _ocr_langs(cls, value: str | None) -> str | None:
+        from fronde.data.ocr import LANGS
+
+        if value is not None and not LANGS.match(value):
+            raise ValueError(f"{value!r} is not a list of Tesseract language codes (fra, eng, fra+eng, chi_sim...)")
+        return value
+
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str | None) -> str | None:
@@ -136,8 +148,9 @@ class DataConfig(BaseModel):
                 source.pop("lang", None)
             if source.get("weight") == 1.0:
                 source.pop("weight", None)
-            if source.get("encoding") is None:
-                source.pop("encoding", None)
+            for key in ("encoding", "ocr"):  # added later: data prepared before them keeps its cache key
+                if source.get(key) is None:
+                    source.pop(key, None)
         return fields
 
     def with_overrides(self, sets: list[str]) -> "DataConfig":

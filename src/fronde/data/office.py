@@ -31,8 +31,10 @@ from collections.abc import Callable
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
 
+from fronde.data.ocr import OcrError, page_image, read_image
 from fronde.data.rtf import RtfError, rtf_text
 
+OCR_BELOW_CHARS = 20  # a page with less text than this in its text layer is a scan (a stamp, a page number)
 MAX_XML_BYTES = 256 << 20  # a 256 MB document.xml is ~100M characters of text: far past any real document
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
@@ -223,23 +225,44 @@ def pdf_text(data: bytes) -> str:
     return pdf_document(data)[0]
 
 
-def pdf_document(data: bytes) -> tuple[str, int]:
-    """The text layer of every page without running heads and footers (empty for a scan), and how many such lines
-    were dropped."""
+def pdf_document(data: bytes, ocr: str | None = None) -> tuple[str, int]:
+    """The text layer of every page without running heads and footers (empty for a scan, unless `ocr` names
+    Tesseract's languages: then a page without text is read from its image), and how many such lines were
+    dropped. `pdf_pages` counts the pages read by OCR."""
+    text, dropped, _ = pdf_pages(data, ocr)
+    return text, dropped
+
+
+def pdf_pages(data: bytes, ocr: str | None = None) -> tuple[str, int, dict[str, int]]:
+    """`pdf_document`, with what OCR did: pages read from their image, and scanned pages with no image it could
+    decode."""
     import pypdf  # imported here: only PDF sources need it
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed-but-readable files warn on every object
+    counts = {"ocr_pages": 0, "ocr_pages_unreadable": 0}
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise OfficeError("encrypted with a password; save an unprotected copy")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = []
+        for page in reader.pages:
+            text = page.extract_text() or ""
+            if ocr and len(text.strip()) < OCR_BELOW_CHARS:
+                image = page_image(page)
+                if image is None:
+                    counts["ocr_pages_unreadable"] += 1
+                else:
+                    text = read_image(image, ocr)
+                    counts["ocr_pages"] += 1
+            pages.append(text)
     except OfficeError:
         raise
+    except OcrError as e:
+        raise OfficeError(f"page {len(pages) + 1}: {e}") from None
     except Exception as e:  # pypdf raises many types on damaged files (PdfReadError, KeyError, ValueError, ...)
         raise OfficeError(f"unreadable PDF ({type(e).__name__}: {e})") from None
     pages, dropped = running_lines(pages)
-    return "\n\n".join(p.strip() for p in pages if p.strip()), dropped
+    return "\n\n".join(p.strip() for p in pages if p.strip()), dropped, counts
 
 
 # --- PowerPoint and EPUB --------------------------------------------------------------------------------------------
