@@ -99,7 +99,8 @@ def test_bad_documents_are_dropped_and_named(tmp_path: Path, monkeypatch):
     texts = [r["text"] for r in iter_staged(c.staged("train"))]
     assert len(texts) == 1 and texts[0].startswith("# Travel policy")
     reasons = {Path(x["location"]).name: (x["kind"], x["reason"]) for x in c.problems}
-    assert reasons["scan.pdf"] == ("empty", "no text layer (a scan? OCR it first)")
+    assert reasons["scan.pdf"] == ("empty", "no text layer (a scan? read it with OCR: ::ocr=fra, Tesseract's language "
+                                            "codes)")
     assert reasons["broken.pdf"][0] == "broken_record" and "unreadable PDF" in reasons["broken.pdf"][1]
     assert reasons["fake.docx"] == ("broken_record", "docx: not a zip archive (File is not a zip file)")
     assert reasons["bomb.odt"][0] == "broken_record" and "inflate" in reasons["bomb.odt"][1]

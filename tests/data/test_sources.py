@@ -50,7 +50,8 @@ def test_all_formats(tmp_path: Path) -> None:
     assert texts == sorted(["plain text document\n", "# markdown document\n", "fn main() { println!(\"rust\"); }\n",
                             "jsonl one", "jsonl two", "json one", "json two", "parquet one", "parquet two",
                             "gzipped text document", "gzipped jsonl", "gzipped parquet"])
-    assert c.sources[0].skipped == [(str(d / "image.png"), "unsupported extension '.png'")]
+    assert c.sources[0].skipped == [(str(d / "image.png"), "an image: read it with OCR (::ocr=fra, Tesseract's "
+                                                            "language codes)")]
     assert {f.licence for f in c.files.values()} == {"CC0-1.0"}
     assert {f.source for f in c.files.values()} == {"mine"}
     assert all(len(f.sha256) == 64 and f.bytes > 0 for f in c.files.values())
