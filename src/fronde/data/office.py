@@ -11,8 +11,8 @@ fronde reads:
   book's XHTML documents in reading order, each read as an HTML page.
 - `.rtf`: the text a reader sees (fronde.data.rtf).
 - `.pdf`: the text layer, page by page, with pypdf, without the running heads and footers repeated at the edges
-  of the pages ("ACME - Confidential", "Page 3 of 12"). A scanned PDF has none (OCR it first); it is dropped as
-  `empty` and named. An encrypted PDF opens when its user password is empty, as most "protected" PDFs are, and
+  of the pages ("ACME - Confidential", "Page 3 of 12"). A scanned page has none: with a source's `ocr`, it is read
+  from its image (fronde.data.ocr); without, a scanned PDF is dropped as `empty` and named. An encrypted PDF opens when its user password is empty, as most "protected" PDFs are, and
   is dropped as `broken_record` otherwise.
 
 Archive members are read with a size cap, so a zip bomb stops with an error instead of filling the memory.
