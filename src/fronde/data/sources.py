@@ -208,7 +208,7 @@ def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True, ocr: str 
         data = f.read()
     try:
         if sf.format == "image":
-            text, running = read_image(data, ocr or "eng"), 0
+            text, running = read_image(data, ocr or "eng"), 0  # (sources resolve images only with `ocr`)
         elif sf.format == "pdf":
             text, running, counts = office.pdf_pages(data, ocr)
             sf.extra.update({k: v for k, v in counts.items() if v})
@@ -219,8 +219,12 @@ def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True, ocr: str 
     except (office.OfficeError, OcrError) as e:
         yield Drop(sf.path, sf.path, "broken_record", f"{sf.format}: {e}")
         return
-    empty = "no text" if sf.format != "pdf" else "no text layer (a scan? read it with OCR: ::ocr=fra, Tesseract's " \
-        "language codes)" if not ocr else "no text layer, and no page image OCR could read"
+    if sf.format != "pdf":
+        empty = "no text"
+    elif ocr:
+        empty = "no text layer, and no page image OCR could read"
+    else:
+        empty = "no text layer (a scan? read it with OCR: ::ocr=fra, Tesseract's language codes)"
     yield from pieces(sf, text, max_chars, empty, False, pii)
 
 
