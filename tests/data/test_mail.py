@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.mail import strip_reply
+from fronde.data.manifest import extraction_counts
 from fronde.data.pipeline import collect_documents, iter_staged
 
 
@@ -65,6 +66,8 @@ def test_a_mailbox_gives_each_message_its_own_text(tmp_path: Path):
     # the bill and the scan; the signature (its separator and 2 lines), the attribution and 2 quoted lines
     assert f.extra == {"attachments_skipped": 2, "reply_lines_dropped": 3 + 3}
     assert [(p["location"], p["kind"]) for p in c.problems] == [(f"{box}:message4", "empty")]
+    files = [f.manifest_entry() for f in c.files.values()]
+    assert extraction_counts(files) == "quoted reply and signature lines dropped 6, mail attachments skipped 2"
 
 
 def test_eml_and_gzipped_mbox(tmp_path: Path):

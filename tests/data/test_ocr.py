@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from fronde.data import ocr
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.errors import DataError
+from fronde.data.manifest import extraction_counts
 from fronde.data.pipeline import collect_documents, iter_staged
 
 LINES = ["Procès-verbal de la séance du 3 mars 1921.", "Le conseil municipal, réuni en session ordinaire,",
@@ -48,6 +49,7 @@ def test_a_scanned_pdf_and_a_scanned_image_are_read_with_ocr(tmp_path: Path):
     assert [" ".join(t.split()) for t in texts] == [" ".join(LINES), "Registre des naissances, année 1898."]
     assert c.files[str(archive / "pv-1921.pdf")].extra == {"ocr_pages": 1}
     assert c.files[str(archive / "registre.png")].format == "image"
+    assert extraction_counts([f.manifest_entry() for f in c.files.values()]) == "pages and images read by OCR 2"
 
 
 def test_without_ocr_a_scan_is_named_and_an_image_left_out(tmp_path: Path):

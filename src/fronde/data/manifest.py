@@ -91,6 +91,7 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
                      f"{m['cleaning']['control_chars_removed']:,} control chars removed; "
                      f"{m['cleaning']['nfc_normalized']:,} documents NFC-normalised"),
         ("encodings", encodings_used(m["files"]) or "all UTF-8"),
+        ("extraction", extraction_counts(m["files"]) or "nothing left out of files"),
         ("PII replaced", (", ".join(f"{k} {v:,}" for k, v in m["pii"]["replacements"].items()) or "none")
          + _kept_shared(m["pii"])),
         ("tokenizer", f"vocab {m['tokenizer']['vocab_size']:,}{_short_of(m['tokenizer'])}, {m['tokenizer']['dtype']}, "
@@ -142,6 +143,20 @@ def encodings_used(files: list[dict[str, Any]]) -> str:
         detail = ", ".join(f"{lang} {n}" for lang, n in langs.most_common() if lang)
         parts.append(f"{name} {langs.total()} ({_HOW.get(how, how)}{': ' + detail if detail else ''})")
     return ", ".join(parts)
+
+
+# what readers leave out of (or read into) a file, summed over files: (manifest key, words for the summary)
+_EXTRACTION = (("repeated_lines_dropped", "repeated header/footer lines dropped"),
+               ("reply_lines_dropped", "quoted reply and signature lines dropped"),
+               ("attachments_skipped", "mail attachments skipped"), ("ocr_pages", "pages and images read by OCR"),
+               ("ocr_pages_unreadable", "scanned pages OCR could not decode"))
+
+
+def extraction_counts(files: list[dict[str, Any]]) -> str:
+    """What the readers left out of files or read by OCR, summed, e.g. `repeated header/footer lines dropped 40,
+    pages read by OCR 12` ("" when nothing)."""
+    totals = {key: sum(f.get(key, 0) for f in files) for key, _ in _EXTRACTION}
+    return ", ".join(f"{words} {totals[key]:,}" for key, words in _EXTRACTION if totals[key])
 
 
 def languages_found(source: dict[str, Any]) -> str:

@@ -209,6 +209,7 @@ def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True, ocr: str 
     try:
         if sf.format == "image":
             text, running = read_image(data, ocr or "eng"), 0  # (sources resolve images only with `ocr`)
+            sf.extra["ocr_pages"] = 1
         elif sf.format == "pdf":
             text, running, counts = office.pdf_pages(data, ocr)
             sf.extra.update({k: v for k, v in counts.items() if v})
