@@ -87,7 +87,7 @@ class SourceFile:
     source: str  # the source's name
     licence: str
     format: str  # text | jsonl | json | parquet | stardict | dictd | python-stdlib
-    compressed: bool = False
+    compressed: str = ""  # "gzip" or "bz2" (Wikipedia's dumps), "" when read as it is
     sha256: str = ""
     bytes: int = 0
     documents: int = 0  # units read (kept + dropped)
@@ -98,6 +98,6 @@ class SourceFile:
         entry = {"path": self.path, "source": self.source, "licence": self.licence, "format": self.format,
                  "sha256": self.sha256, "bytes": self.bytes, "documents": self.documents, "kept": self.kept}
         if self.compressed:
-            entry["compressed"] = "gzip"
+            entry["compressed"] = self.compressed
         entry.update(self.extra)
         return entry

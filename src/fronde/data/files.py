@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import shutil
 import tempfile
@@ -16,9 +17,18 @@ from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.encoding import HEAD_BYTES, UTF8, Encoding, bom_encoding, decode, detect
 
 
+def open_path(path: str | Path, compression: str) -> BinaryIO:
+    """A file's bytes, inflated when it is compressed ("gzip", "bz2")."""
+    if compression == "gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if compression == "bz2":
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
 def open_file(sf: SourceFile) -> BinaryIO:
-    """The file's bytes, inflated when it is gzipped."""
-    return gzip.open(sf.path, "rb") if sf.compressed else open(sf.path, "rb")  # type: ignore[return-value]
+    """The file's bytes, inflated when it is compressed."""
+    return open_path(sf.path, sf.compressed)
 
 
 def note_encoding(sf: SourceFile, enc: Encoding) -> Encoding:
@@ -77,7 +87,7 @@ def seekable(sf: SourceFile) -> Iterator[str]:
         yield sf.path
         return
     with tempfile.TemporaryDirectory(prefix="fronde-") as tmp:
-        path = str(Path(tmp) / Path(sf.path).name.removesuffix(".gz"))
+        path = str(Path(tmp) / Path(sf.path).stem)  # (without its .gz or .bz2)
         with open_file(sf) as src, open(path, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         yield path

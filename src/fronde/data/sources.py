@@ -20,13 +20,14 @@ from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
-from fronde.data import builtin, mail, office
+from fronde.data import builtin, mail, office, wiki
 from fronde.data.clean import split_long
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
-from fronde.data.files import binary_drop, decoded_text, open_file, pieces, read_text_file
+from fronde.data.files import binary_drop, decoded_text, open_file, open_path, pieces, read_text_file
 from fronde.data.io import sha256_file
 from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
 from fronde.data.ocr import IMAGE_EXTS, OcrError, check as check_ocr, read_image
@@ -45,15 +46,16 @@ MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}
 OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf", "rtf": "rtf"}  # office.py
 MAIL_EXTS = {"eml": "eml", "mbox": "mbox"}  # data/mail.py
 SHEET_EXTS = {"xlsx": "xlsx", "ods": "ods"}  # data/spreadsheet.py
+COMPRESSIONS = {"gz": "gzip", "bz2": "bz2"}
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
 
 
-def file_format(path: Path) -> tuple[str | None, bool]:
-    """(format, gzip?) from the name: text/jsonl/json/parquet/csv/xlsx/ods/html/ipynb/docx/odt/pptx/epub/pdf/rtf/
-    eml/mbox, or None if unsupported.
+def file_format(path: Path) -> tuple[str | None, str]:
+    """(format, compression: "gzip", "bz2" or "") from the name: text/jsonl/json/parquet/csv/xlsx/ods/html/ipynb/
+    docx/odt/pptx/epub/pdf/rtf/eml/mbox/image, or None if unsupported (a MediaWiki dump is told by its content).
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
-    compressed = bool(suffixes) and suffixes[-1] == "gz"
+    compressed = COMPRESSIONS.get(suffixes[-1], "") if suffixes else ""
     if compressed:
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
@@ -162,6 +164,8 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
                 continue
             if fmt is None or (fmt in ("html", "ipynb") and not sc.extract):
                 fmt = "text"  # named explicitly: try it; binary sniffing will catch a non-text file
+            if fmt == "text" and p.name.lower().endswith((".xml", ".xml.gz", ".xml.bz2")) and wiki_dump(p, gz):
+                fmt = "mediawiki"
             st = p.stat()
             files.append(SourceFile(path=str(p), source=name, licence=licence, format=fmt, compressed=gz,
                                     sha256=sha256_file(p), bytes=st.st_size))
@@ -227,6 +231,35 @@ def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True, ocr: str 
     else:
         empty = "no text layer (a scan? read it with OCR: ::ocr=fra, Tesseract's language codes)"
     yield from pieces(sf, text, max_chars, empty, False, pii)
+
+
+def wiki_dump(path: Path, compression: str) -> bool:
+    """Whether an .xml file is a MediaWiki export (its root element, in its first 4 KB)."""
+    with open_path(path, compression) as f:
+        return b"<mediawiki" in f.read(4096)
+
+
+def read_mediawiki(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+    """A MediaWiki dump: a document an article (fronde.data.wiki); redirects and other namespaces counted."""
+    counts = {"redirects_skipped": 0, "pages_other_namespaces": 0}
+    with open_file(sf) as f:
+        try:
+            for page, drop in wiki.iter_pages(f):
+                if page.namespace != "0" or page.redirect:
+                    counts["redirects_skipped" if page.namespace == "0" else "pages_other_namespaces"] += 1
+                    continue
+                loc = f"{sf.path}:{page.title}"
+                text = wiki.article(page, drop)
+                if not text:
+                    yield Drop(sf.path, loc, "empty", "no text once templates and tables are left out")
+                    continue
+                for k, piece in enumerate(split_long(text, max_chars)):
+                    yield Document(sf.path, loc if k == 0 else f"{loc}#{k}", text=piece, pii=pii)
+        except ET.ParseError as e:
+            yield Drop(sf.path, sf.path, "broken_record", f"MediaWiki dump: not well-formed XML ({e}); the pages "
+                                                          "before it were read")
+        finally:
+            sf.extra.update({k: v for k, v in counts.items() if v})
 
 
 def read_mail(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
@@ -309,6 +342,8 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
             items = read_spreadsheet(sf, src.text_field, max_chars, field_set=src.text_field_set)
         elif sf.format in MAIL_EXTS.values():
             items = read_mail(sf, max_chars)
+        elif sf.format == "mediawiki":
+            items = read_mediawiki(sf, max_chars)
         elif sf.format in ("html", "ipynb"):
             items = read_markup_file(sf, max_chars, site=site, declared=src.config.encoding)
         elif sf.format in office.READERS or sf.format == "image":
