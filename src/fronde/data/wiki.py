@@ -56,7 +56,12 @@ def iter_pages(f: BinaryIO) -> Iterator[tuple[Page, set[str]]]:
     """The dump's pages in order, each with the lower-cased prefixes of links to drop (files, categories), streamed:
     a page's elements are freed once read, so a multi-gigabyte dump needs the memory of one page."""
     drop = set(_CANONICAL)
-    for _, el in ET.iterparse(f, events=("end",)):
+    root = None
+    for event, el in ET.iterparse(f, events=("start", "end")):
+        if root is None:
+            root = el
+        if event == "start":
+            continue
         name = _local(el.tag)
         if name == "namespace" and el.get("key") in (_FILE_NS, _CATEGORY_NS) and el.text:
             drop.add(el.text.strip().lower())
@@ -69,7 +74,7 @@ def iter_pages(f: BinaryIO) -> Iterator[tuple[Page, set[str]]]:
                        namespace=(fields["ns"].text or "0").strip() if "ns" in fields else "0",
                        redirect="redirect" in fields,
                        wikitext=(text.text or "") if text is not None else ""), drop
-            el.clear()
+            root.clear()  # the pages read so far, emptied or not, would otherwise stay children of the root
 
 
 def _link(m: re.Match[str], drop: set[str]) -> str:
