@@ -18,6 +18,8 @@ from fronde.data.manifest import summary_rows
 from fronde.data.pipeline import prepare
 from fronde.data.shards import open_split
 from fronde.data.tokenizer import Tokenizer
+from fronde.train.lineage import data_entry
+from fronde.train.model_card import data_section
 
 # Written for this test (not from the identifier's training texts), each in the code page its language used.
 WRITTEN = [
@@ -141,6 +143,8 @@ def test_a_corpus_of_old_files_keeps_its_accents_and_says_how_each_was_read(tmp_
     assert "Exporté depuis le Bloc-notes. " + fra in texts and "Résumé : " + fra in texts
     assert f"Ligne 2 : {fra}" in texts and any(t.startswith("Accueil") and fra in t for t in texts)
     assert not any("\ufffd" in t for t in texts)
+    card = data_section([{"data": [data_entry(tmp_path / "out")]}])
+    assert "Files not in UTF-8, decoded as: utf-16 2 (byte-order mark), cp1251 1 (guessed: rus 1)" in card
     assert dict(summary_rows(m))["encodings"] == (
         "utf-16 2 (byte-order mark), cp1251 1 (guessed: rus 1), cp1252 1 (guessed: fra 1), cp1252 1 (its "
         "declaration), utf-8-sig 1 (byte-order mark), koi8-r 1 (source option)")

@@ -14,7 +14,9 @@ from fronde.data import ocr
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.errors import DataError
 from fronde.data.manifest import extraction_counts
-from fronde.data.pipeline import collect_documents, iter_staged
+from fronde.data.pipeline import collect_documents, iter_staged, prepare
+from fronde.train.lineage import data_entry
+from fronde.train.model_card import data_section
 
 LINES = ["Procès-verbal de la séance du 3 mars 1921.", "Le conseil municipal, réuni en session ordinaire,",
          "a délibéré sur l'éclairage public de la commune."]
@@ -50,6 +52,10 @@ def test_a_scanned_pdf_and_a_scanned_image_are_read_with_ocr(tmp_path: Path):
     assert c.files[str(archive / "pv-1921.pdf")].extra == {"ocr_pages": 1}
     assert c.files[str(archive / "registre.png")].format == "image"
     assert extraction_counts([f.manifest_entry() for f in c.files.values()]) == "pages and images read by OCR 2"
+    prepare(DataConfig(sources=[SourceConfig.parse_spec(f"{archive}::ocr=fra")], vocab_size=512, val_fraction=0.0,
+                       min_doc_chars=5), tmp_path / "out")
+    card = data_section([{"data": [data_entry(tmp_path / "out")]}])
+    assert "2 scanned pages or images were read by OCR (Tesseract): their text may hold recognition errors." in card
 
 
 def test_without_ocr_a_scan_is_named_and_an_image_left_out(tmp_path: Path):

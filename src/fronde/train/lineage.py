@@ -28,7 +28,7 @@ from typing import Any
 from fronde import __version__
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json, sha256_file
-from fronde.data.manifest import MANIFEST, read_manifest
+from fronde.data.manifest import MANIFEST, encodings_used, read_manifest
 from fronde.model.checkpoint import INDEX, WEIGHTS
 from fronde.train.ledger import StageCost
 from fronde.train.recipe import StageRecipe
@@ -120,6 +120,8 @@ def data_entry(data_dir: Path) -> dict[str, Any]:
                       "trained": m["tokenizer"].get("trained"), "source": m["tokenizer"].get("source")},
         "tokens": {split: s["tokens"] for split, s in m["splits"].items()},
         "decontamination": m.get("decontamination"),
+        "encodings": encodings_used(m["files"]),  # files not read as plain UTF-8, and what decided their encoding
+        "ocr_pages": sum(f.get("ocr_pages", 0) for f in m["files"]),
     }
 
 

@@ -246,6 +246,11 @@ def data_section(chain: list[dict[str, Any]]) -> str:
         pii = ", ".join(f"{k} {v:,}" for k, v in d["pii"]["replacements"].items() if v) or "none found"
         out += (f"\nDocuments: {doc['in']:,} read, {doc['train']:,} train + {doc['val']:,} validation; dropped: "
                 f"{dropped}. Tokens: {', '.join(f'{k} {v:,}' for k, v in d['tokens'].items())}.\n\n")
+        if d.get("encodings"):
+            out += f"Files not in UTF-8, decoded as: {d['encodings']} (a guessed encoding can be wrong).\n\n"
+        if d.get("ocr_pages"):
+            out += (f"{d['ocr_pages']:,} scanned pages or images were read by OCR (Tesseract): their text may hold "
+                    "recognition errors.\n\n")
         if guard := d.get("decontamination"):
             sets = ", ".join(f"`{name}`" for name, n in guard["test_sets"].items() if n)
             out += (f"Decontaminated against the test sets of {sets}: documents sharing a {guard['ngram_words']}-word "
