@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from fronde.data.clean import CleanStats, clean_text, decode_utf8, iter_text_pieces, split_long
+from fronde.data.clean import CleanStats, clean_text, iter_text_pieces, split_long
+from fronde.data.encoding import decode_as
 from fronde.data.pii import iban_ok, luhn_ok, nir_ok, scrub_pii, shared_address
 
 
@@ -22,8 +23,8 @@ def test_clean_text_nfc_newlines_controls() -> None:
 
 
 def test_decode_utf8_counts_bad_bytes() -> None:
-    assert decode_utf8("héllo".encode()) == ("héllo", False)
-    text, bad = decode_utf8(b"ok \xff\xfe end")
+    assert decode_as("héllo".encode(), "utf-8") == ("héllo", False)
+    text, bad = decode_as(b"ok \xff\xfe end", "utf-8")
     assert bad and "\ufffd" in text and text.startswith("ok ")
 
 

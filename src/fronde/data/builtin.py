@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fronde.data.clean import decode_utf8
 from fronde.data.documents import Document, Drop, SourceFile
+from fronde.data.encoding import decode_as
 from fronde.data.errors import DataError
 from fronde.data.files import read_text_file
 from fronde.data.io import sha256_file
@@ -147,7 +147,7 @@ def _read_entries(dict_path: Path, entries: list[tuple[str, int, int]], location
             f.seek(off)
             raw = f.read(size)
             pos = off + size
-            body, bad = decode_utf8(raw)
+            body, bad = decode_as(raw, "utf-8")
             text = render(word, body)
             loc = f"{location}:{word}"
             if text.strip():

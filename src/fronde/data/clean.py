@@ -41,14 +41,6 @@ _COUNTER = _ReplaceCounter()
 codecs.register_error(_ReplaceCounter.NAME, _COUNTER)
 
 
-def decode_utf8(data: bytes) -> tuple[str, bool]:
-    """Decode with replacement; also say whether any byte sequence was invalid."""
-    try:
-        return data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace"), True
-
-
 @dataclass(slots=True)
 class CleanStats:
     control_chars: int = 0

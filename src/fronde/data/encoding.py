@@ -28,7 +28,6 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -230,14 +229,15 @@ def score(text: str, lid) -> tuple[float, str]:
     return float(ll[best]) - JUNK_COST * unlikely_characters(text), lid.languages[best]
 
 
-def candidates(sample: bytes) -> Counter[str]:
-    """The legacy encodings that decode `sample` without an error, with how many characters they make."""
-    out: Counter[str] = Counter()
+def candidates(sample: bytes) -> list[str]:
+    """The legacy encodings that decode `sample` without an error."""
+    out = []
     for name in LEGACY:
         try:
-            out[name] = len(sample.decode(name))
+            sample.decode(name)
         except UnicodeDecodeError:
             continue
+        out.append(name)
     return out
 
 
@@ -253,7 +253,7 @@ def guess(head: bytes, lid=None) -> Encoding:
     try:
         lid = lid or load_language_id()
     except DataError:
-        return Encoding(FALLBACK if FALLBACK in names else next(iter(names)), "fallback")
+        return Encoding(FALLBACK if FALLBACK in names else names[0], "fallback")
     best: tuple[float, str, str] | None = None
     for name in names:
         s, lang = score(sample.decode(name), lid)

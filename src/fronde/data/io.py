@@ -108,10 +108,9 @@ def _text_lines(path: str | Path, error: Callable[[str], Exception]) -> Iterator
     naming the encoding the line reads as."""
     from fronde.data.encoding import bom_encoding, guess
 
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "rb") as f:
         wide = bom_encoding(f.read(4))
-    with opener(path, "rb") as f:
+        f.seek(0)
         if wide in ("utf-16", "utf-32"):
             try:
                 yield from enumerate(io.TextIOWrapper(f, wide), 1)

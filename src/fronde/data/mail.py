@@ -67,8 +67,8 @@ def strip_reply(body: str) -> tuple[str, int]:
 
 def _quote_follows(lines: list[str], i: int) -> bool:
     """Whether line `i` (an attribution) is followed, past blank lines, by a quoted `>` line (or by nothing)."""
-    rest = [line for line in lines[i + 1 :] if line.strip()]
-    return not rest or rest[0].lstrip().startswith(">")
+    following = next((line for line in lines[i + 1 :] if line.strip()), None)
+    return following is None or following.lstrip().startswith(">")
 
 
 def _part_text(part: EmailMessage) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fronde.data import office, spreadsheet
@@ -82,8 +83,8 @@ def read_jsonl(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True
     picker = _FieldPicker(sf.path, text_field)
     with open_file(sf) as f:
         head = f.read(HEAD_BYTES)
-    enc = note_encoding(sf, detect(head, len(head) < HEAD_BYTES, declared))
-    with open_file(sf) as f:
+        enc = note_encoding(sf, detect(head, len(head) < HEAD_BYTES, declared))
+        f.seek(0)
         wide = enc.name in ("utf-16", "utf-32")  # their newlines are not b"\n": split the decoded text instead
         for lineno, raw in enumerate(io.TextIOWrapper(f, enc.name, errors="replace") if wide else f, 1):
             if not raw.strip():
@@ -120,13 +121,13 @@ def read_csv(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, 
     and with no `text_field` set by the user, the file is read as a text file."""
     with open_file(sf) as f:
         head = f.read(HEAD_BYTES)
-    if (drop := binary_drop(sf, head)) is not None:
-        yield drop
-        return
-    enc = detect(head, len(head) < HEAD_BYTES, declared)
-    with open_file(sf) as f:
+        if (drop := binary_drop(sf, head)) is not None:
+            yield drop
+            return
+        enc = detect(head, len(head) < HEAD_BYTES, declared)
+        f.seek(0)
         header, records = read_table(io.TextIOWrapper(f, enc.name, errors="replace", newline=""),
-                                     tsv=sf.path.lower().removesuffix(".gz").endswith(".tsv"))
+                                     tsv=".tsv" in [x.lower() for x in Path(sf.path).suffixes[-2:]])  # (.gz, .bz2)
         col = find_column(header, text_field)
         if col is not None:
             note_encoding(sf, enc)

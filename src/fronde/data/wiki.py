@@ -93,8 +93,9 @@ def wikitext_to_text(text: str, drop: set[str] | frozenset[str] = frozenset(_CAN
             text, n = pattern.subn("", text)
             if not n:
                 break
+    dropped = set(drop)
     while True:  # links nest too: [[File:x.jpg|a [[label]] in a caption]]
-        text, n = _LINK.subn(lambda m: _link(m, set(drop)), text)
+        text, n = _LINK.subn(lambda m: _link(m, dropped), text)
         if not n:
             break
     text = _EXTERNAL.sub(lambda m: m.group(1) or "", text)
