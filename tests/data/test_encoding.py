@@ -157,8 +157,12 @@ def test_chat_and_task_files_from_windows_tools_are_read_and_others_named(tmp_pa
     (tmp_path / "bom.jsonl").write_bytes(codecs.BOM_UTF8 + text.encode())
     (tmp_path / "notepad.jsonl").write_bytes(text.encode("utf-16"))
     (tmp_path / "list.json").write_bytes(codecs.BOM_UTF8 + json.dumps(rows, ensure_ascii=False).encode())
-    for name in ("bom.jsonl", "notepad.jsonl", "list.json"):
+    (tmp_path / "powershell.jsonl").write_bytes(text.encode("utf-16-le"))  # no byte-order mark
+    for name in ("bom.jsonl", "notepad.jsonl", "list.json", "powershell.jsonl"):
         assert [row for _, row in iter_rows(tmp_path / name)] == rows, name
+    (tmp_path / "half.jsonl").write_bytes(b'{"a": 1}\n\n' + text.encode("cp1252"))
+    with pytest.raises(DataError, match=r"half\.jsonl:3: not valid UTF-8 \(it reads as cp1252"):
+        list(jsonl_rows(tmp_path / "half.jsonl", DataError))
     (tmp_path / "ansi.jsonl").write_bytes(text.encode("cp1252"))
     with pytest.raises(DataError, match=r"ansi\.jsonl:1: not valid UTF-8 \(it reads as cp1252: convert the file, "
                                         r"e\.g\. iconv -f cp1252 -t utf-8\)"):
@@ -171,3 +175,121 @@ def test_a_bad_encoding_option_names_the_source():
     assert SourceConfig(path="x", encoding="Windows-1252").encoding == "cp1252"
     plain = DataConfig(sources=[SourceConfig(path="x")])  # no option: prepared data keeps its cache key
     assert "encoding" not in plain.cache_fields()["sources"][0]
+
+
+UTF16_TEXTS = [WRITTEN[0][2], WRITTEN[4][2], WRITTEN[6][2], WRITTEN[10][2], WRITTEN[12][2], WRITTEN[14][2],
+               "print('hello')\n# a PowerShell transcript\r\nPS C:\\> Get-Date\r\n"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_told_by_its_zero_bytes(codec):
+    for text in UTF16_TEXTS:
+        data = (text + "\n" + text).encode(codec)
+        assert encoding.detect(data, True) == encoding.Encoding(codec, "zero-bytes"), text
+        assert encoding.decode(data) == (text + "\n" + text, False, encoding.Encoding(codec, "zero-bytes"))
+
+
+def _binary_files(tmp_path: Path) -> dict[str, bytes]:
+    """Real binary formats, each with NUL bytes in its first 8000 bytes."""
+    import sqlite3
+    import sys
+    import zipfile
+
+    import numpy as np
+
+    files = {"elf": Path(sys.executable).resolve().read_bytes()[:65536]}
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as z:  # stored, not deflated: its headers' zero bytes stay
+        z.writestr("a.txt", "hello " * 100)
+    files["zip"] = (tmp_path / "a.zip").read_bytes()
+    db = sqlite3.connect(tmp_path / "a.db")
+    db.execute("create table t (x text)")
+    db.executemany("insert into t values (?)", [(f"row {i}",) for i in range(200)])
+    db.commit()
+    db.close()
+    files["sqlite"] = (tmp_path / "a.db").read_bytes()
+    rng = np.random.default_rng(0)
+    files["pcm16-quiet"] = (rng.normal(0, 60, 20000)).astype("<i2").tobytes()  # audio samples near silence
+    files["float32"] = rng.normal(0, 1, 5000).astype("<f4").tobytes()
+    files["int32-counts"] = rng.integers(0, 5000, 5000).astype("<i4").tobytes()
+    files["bytes-and-zeros"] = b"ELF\x00\x01\x02" * 100  # zeros on one side only, but not text
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig = plt.figure(figsize=(2, 2))
+    plt.plot([1, 2, 3])
+    fig.savefig(tmp_path / "a.png")
+    plt.close(fig)
+    files["png"] = (tmp_path / "a.png").read_bytes()
+    return files
+
+
+def test_binary_files_are_not_taken_for_utf16(tmp_path: Path):
+    for name, data in _binary_files(tmp_path).items():
+        if b"\x00" not in data[:8000]:
+            continue
+        assert encoding.bomless_utf16(data[:8000]) is None, name
+
+
+def test_a_big_ascii_export_whose_first_accent_comes_late_keeps_it(tmp_path: Path):
+    fra, rus = WRITTEN[0][2], WRITTEN[6][2]
+    ascii_rows = "".join(f"row {i}: plain ASCII text from a log\n" for i in range(40000))  # ~1.4 MB
+    assert len(ascii_rows) > encoding.HEAD_BYTES
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "log.txt").write_bytes((ascii_rows + fra + "\n" + "tail line\n").encode("cp1252"))
+    (corpus / "ru.txt").write_bytes((ascii_rows + rus + "\n").encode("cp1251"))
+    (corpus / "modern.txt").write_bytes((ascii_rows + "UTF-8 : " + fra + "\n").encode())  # late UTF-8: nothing said
+    (corpus / "export.jsonl").write_bytes("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in
+                                                  [f"ascii {i} " * 10 for i in range(12000)] + ["JSONL : " + fra]).encode("cp1252"))
+    (corpus / "tickets.csv").write_bytes(("id;text\n" + "".join(f"{i};ticket {i} closed\n" for i in range(70000))
+                                          + f'70000;"CSV : {fra}"\n').encode("cp1252"))
+    (corpus / "page.html").write_bytes(b'<html><head><meta charset="iso-8859-1"></head><body>'
+                                       + ("<p>" + ascii_rows + "</p>").encode() + ("<p>HTML : " + fra + "</p>").encode("cp1252")
+                                       + b"</body></html>")
+    config = DataConfig(sources=[SourceConfig(path=str(corpus))], vocab_size=512, near_dedup=False,
+                        val_fraction=0.0, max_doc_chars=2_000_000)
+    m = prepare(config, tmp_path / "out").manifest
+    files = {Path(f["path"]).name: f for f in m["files"]}
+    got = {name: (f.get("encoding"), f.get("encoding_from"), f.get("encoding_language"), f.get("encoding_at_byte"))
+           for name, f in files.items()}
+    log_at = len(ascii_rows) + 2  # its first non-ASCII byte: L'été
+    assert got["log.txt"] == ("cp1252", "guessed", "fra", log_at)
+    assert got["ru.txt"] == ("cp1251", "guessed", "rus", len(ascii_rows))
+    assert got["modern.txt"] == (None, None, None, None)
+    assert got["export.jsonl"][:3] == ("cp1252", "guessed", "fra")
+    assert got["tickets.csv"][:3] == ("cp1252", "guessed", "fra")
+    assert got["page.html"][:2] == ("cp1252", "self")  # its meta charset, read once the accents come
+    assert m["documents"]["bad_utf8"] == 0
+    texts = "\n".join(_texts(tmp_path / "out"))
+    assert "\ufffd" not in texts
+    assert all(f"{kind} : {fra}" in texts for kind in ("UTF-8", "JSONL", "CSV", "HTML")), texts[-3000:]
+    assert fra + "\ntail line" in texts and rus in texts
+
+
+@pytest.mark.parametrize("block", [1, 7, 4096, 1 << 20])
+def test_a_late_decision_reads_the_same_whatever_the_blocks(block: int):
+    text = "x = 1\n" * 200_000 + WRITTEN[0][2] + "\n" + WRITTEN[1][2]
+    data = text.encode("cp1252")
+    decoder = encoding.StreamDecoder(data[:encoding.HEAD_BYTES], False, errors="replace")
+    assert decoder.encoding == encoding.UTF8  # undecided: its first MiB is ASCII
+    start = 0 if block > 1 else len(data) - 20_000  # (byte by byte only near the end)
+    chunks = [data[:start]] + [data[i:i + block] for i in range(start, len(data), block)]
+    out = "".join(decoder.decode(c) for c in chunks) + decoder.decode(b"", final=True)
+    assert out == text
+    at = len("x = 1\n") * 200_000 + 2  # (L'été)
+    assert decoder.encoding == encoding.Encoding("cp1252", "guessed", "fra", at=at)
+    assert list(encoding.text_lines([data[:5], data[5:]], encoding.StreamDecoder(data[:100], False))) \
+        == text.splitlines(keepends=True)
+
+
+def test_a_binary_file_is_still_dropped_and_utf16_without_a_mark_is_read(tmp_path: Path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "program.txt").write_bytes(_binary_files(tmp_path)["elf"])
+    (corpus / "ps.txt").write_bytes(("Résultat : " + WRITTEN[0][2]).encode("utf-16-le"))
+    m = prepare(DataConfig(sources=[SourceConfig(path=str(corpus))], vocab_size=512, near_dedup=False,
+                           val_fraction=0.0), tmp_path / "out").manifest
+    assert m["documents"]["dropped"]["binary"] == 1 and sum(m["documents"]["dropped"].values()) == 1
+    files = {Path(f["path"]).name: f for f in m["files"]}
+    assert files["ps.txt"]["encoding"] == "utf-16-le" and files["ps.txt"]["encoding_from"] == "zero-bytes"
+    assert "Résultat : " + WRITTEN[0][2] in _texts(tmp_path / "out")

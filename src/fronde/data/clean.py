@@ -39,6 +39,7 @@ class _ReplaceCounter:
 
 _COUNTER = _ReplaceCounter()
 codecs.register_error(_ReplaceCounter.NAME, _COUNTER)
+COUNT_REPLACE = _ReplaceCounter.NAME  # the `errors=` of a decoder whose replacements iter_text_pieces must see
 
 
 @dataclass(slots=True)
@@ -87,14 +88,15 @@ def is_binary(head: bytes) -> bool:
     return b"\x00" in head[:BINARY_SNIFF]
 
 
-def iter_text_pieces(f: BinaryIO, max_chars: int, block: int = READ_BLOCK,
-                     head: bytes = b"", encoding: str = "utf-8") -> Iterator[tuple[str, bool]]:
+def iter_text_pieces(f: BinaryIO, max_chars: int, block: int = READ_BLOCK, head: bytes = b"",
+                     encoding: str = "utf-8", decoder=None) -> Iterator[tuple[str, bool]]:
     """Stream a byte file as decoded text pieces of at most `max_chars`, each with a flag saying
-    whether bytes invalid in `encoding` were replaced in (or next to) it. `head` is bytes already read from `f`.
+    whether bytes invalid in `encoding` were replaced in (or next to) it. `head` is bytes already read from `f`;
+    `decoder` (errors=COUNT_REPLACE) replaces the plain incremental decoder of `encoding`.
 
     Only O(max_chars + block) characters are alive at once, whatever the file size.
     """
-    decoder = codecs.getincrementaldecoder(encoding)(errors=_ReplaceCounter.NAME)
+    decoder = decoder or codecs.getincrementaldecoder(encoding)(errors=COUNT_REPLACE)
     pending = ""
     bad = False
     data = head or f.read(block)

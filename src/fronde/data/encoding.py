@@ -5,13 +5,17 @@ Russian in Windows-1251 or KOI8-R, Japanese in Shift-JIS, "Unicode" exports from
 Read as UTF-8 with replacement, every accented letter of such a file becomes U+FFFD: the text is ruined though
 it is counted as repaired. The rule here, in order:
 
-1. a byte-order mark says UTF-8, UTF-16 or UTF-32 (the only way a UTF-16 file is told from a binary one);
+1. a byte-order mark says UTF-8, UTF-16 or UTF-32;
 2. the source's `encoding` option, when the user knows;
-3. UTF-8 when the file's first MiB is valid UTF-8 (later invalid bytes are replaced and counted, as before);
-4. the file's own declaration: an HTML page's `<meta charset>`, an XML declaration, a Python or Emacs `coding:`
+3. UTF-16 without a byte-order mark (PowerShell's and some exporters' output): zero bytes, all on one side of each
+   byte pair, and a decoding that is text, where a binary file's zeros fall anywhere and decode to controls;
+4. UTF-8 when the file's first MiB is valid UTF-8. When that MiB is plain ASCII and the file goes on (a big export
+   or log whose first `é` comes megabytes in), the decision waits for the first other byte and is taken on the
+   bytes from its line on, by this same rule (StreamDecoder); later invalid bytes are replaced and counted;
+5. the file's own declaration: an HTML page's `<meta charset>`, an XML declaration, a Python or Emacs `coding:`
    cookie in the first two lines (ISO-8859-1 and ASCII read as Windows-1252, as browsers do, per the WHATWG
    Encoding standard; a file that declares UTF-8 and is not goes on to the guess);
-5. otherwise a guess among the legacy code pages still met (Windows-125x, KOI8-R, TIS-620, Shift-JIS, EUC-JP,
+6. otherwise a guess among the legacy code pages still met (Windows-125x, KOI8-R, TIS-620, Shift-JIS, EUC-JP,
    GB18030, Big5, EUC-KR): each decoding of the lines holding non-ASCII bytes is scored by fronde's language
    identifier (fronde.data.langid: how likely its character n-grams are in the language they read best as), and
    characters no real text has there (controls, private use, symbols inside words, a letter of another script in
@@ -28,7 +32,8 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,6 +41,8 @@ from fronde.data.errors import DataError
 
 HEAD_BYTES = 1 << 20  # the bytes judged: UTF-8 validity is checked on the first MiB
 GUESS_BYTES = 8192  # bytes of non-ASCII-bearing lines the guess scores (enough for any real text; ~3-6 ms)
+LATE_SAMPLE = GUESS_BYTES  # bytes after a late first non-ASCII byte that its decision waits for (or the end)
+UTF16_SNIFF = 8000  # bytes a BOM-less UTF-16 file is told on (as a NUL byte in them tells a binary one, like git)
 FALLBACK = "cp1252"  # the legacy encoding when no identifier is at hand (the most common one by far)
 # Ties go to the earlier one; cp932 and cp949 are Microsoft's supersets of Shift-JIS and EUC-KR.
 LEGACY = ("cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "koi8_r",
@@ -53,19 +60,25 @@ _JUNK = {"Cc", "Cf", "Co", "Cn", "Cs", "So", "Sm", "Sk"}  # no text holds these 
 _COMMON_SYMBOLS = set("°©®™€£¥§¶×÷±µ·•…—–‘’“”„«»‰¢¤¦¨¯´¸¬")  # ...but these are everyday punctuation
 _IN_WORDS = set("’‐‑、。・「」『』〜（）！？：；，．")  # punctuation found between two letters of real text
 JUNK_COST = 100.0  # nats per unlikely character: one outweighs the n-grams of any plausible word
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
 OTHER = "\x01"  # stands for a non-ASCII non-letter while scoring: every n-gram holding it is unknown
 
 
 @dataclass(frozen=True, slots=True)
 class Encoding:
     name: str  # Python codec name
-    how: str  # utf-8 | bom | declared (the source's option) | self (the file's declaration) | guessed | fallback
+    # utf-8 | bom | declared (the source's option) | zero-bytes (UTF-16 without BOM) | self (the file's
+    # declaration) | guessed | fallback
+    how: str
     language: str | None = None  # guessed: the language the text read best as
+    at: int = 0  # decided late (the file's first MiB was ASCII): the offset of its first non-ASCII byte
 
-    def manifest_entry(self) -> dict[str, str]:
-        entry = {"encoding": self.name, "encoding_from": self.how}
+    def manifest_entry(self) -> dict[str, str | int]:
+        entry: dict[str, str | int] = {"encoding": self.name, "encoding_from": self.how}
         if self.language:
             entry["encoding_language"] = self.language
+        if self.at:
+            entry["encoding_at_byte"] = self.at
         return entry
 
 
@@ -112,6 +125,24 @@ def self_declared(head: bytes) -> str | None:
     return _WHATWG.get(name, name)
 
 
+def bomless_utf16(head: bytes) -> str | None:
+    """"utf-16-le" or "utf-16-be" when `head` is UTF-16 text written without a byte-order mark: the zero bytes
+    (the high bytes of its ASCII characters) all on one side of each pair, and a decoding that is text; None for a
+    binary file, whose zeros fall on both sides and decode to controls, unassigned code points and words of
+    mixed scripts."""
+    sample = head[:UTF16_SNIFF - UTF16_SNIFF % 2]
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if not even + odd or min(even, odd) > 0.05 * max(even, odd):  # (a few U+xx00 letters, as 一, allowed)
+        return None
+    name = "utf-16-le" if odd > even else "utf-16-be"
+    try:
+        text = codecs.getincrementaldecoder(name)().decode(sample)
+    except UnicodeDecodeError:  # a lone surrogate: not text
+        return None
+    junk = sum(unicodedata.category(ch) in ("Cc", "Cn", "Co") and ch not in "\t\n\r\f" for ch in text)
+    return name if max(junk, unlikely_characters(text)) <= 0.01 * len(text) else None
+
+
 def detect(head: bytes, complete: bool, declared: str | None = None, lid=None) -> Encoding:
     """A file's encoding from its first bytes (`complete`: they are the whole file); see the module's rule. `lid`:
     the language identifier to guess with (default: fronde's, loaded when a guess is needed)."""
@@ -119,17 +150,92 @@ def detect(head: bytes, complete: bool, declared: str | None = None, lid=None) -
         return Encoding(bom, "bom")
     if declared is not None:
         return Encoding(codec_name(declared), "declared")
+    if b"\x00" in head[:UTF16_SNIFF] and (wide := bomless_utf16(head)) is not None:
+        return Encoding(wide, "zero-bytes")
     if head.isascii() or is_utf8(head, complete):
         return UTF8
-    if (name := self_declared(head)) is not None and name != "utf-8":  # (a page that says UTF-8 and is not: guess)
-        return Encoding(name, "self")
-    return guess(head, lid)
+    return _undeclared_or_guessed(head, self_declared(head), lid)
+
+
+def _undeclared_or_guessed(data: bytes, declaration: str | None, lid=None) -> Encoding:
+    if declaration is not None and declaration != "utf-8":  # (a page that says UTF-8 and is not: guess)
+        return Encoding(declaration, "self")
+    return guess(data, lid)
+
+
+class StreamDecoder:
+    """An incremental decoder (`decode(bytes, final)`) in the encoding `detect` chose for a file. When the file's
+    first MiB was plain ASCII and it goes on, its encoding is undecided: bytes pass as ASCII until the first other
+    one; the line holding it is held back until LATE_SAMPLE bytes from there are in (or the file ends), and the
+    encoding is decided on them: UTF-8 when they are, else the file's own declaration (in its first MiB), else the
+    guess. `on_decide` is told the late decision."""
+
+    def __init__(self, head: bytes, complete: bool, declared: str | None = None, errors: str = "strict",
+                 on_decide: Callable[[Encoding], object] | None = None) -> None:
+        self.encoding = detect(head, complete, declared)
+        self.errors = errors
+        self._late = self.encoding == UTF8 and not complete and head.isascii()
+        self._declaration = self_declared(head) if self._late else None
+        self._on_decide = on_decide
+        self._held, self._offset = b"", 0  # the line held back; the bytes passed before it
+        self._decoder = codecs.getincrementaldecoder(self.encoding.name)(errors)
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        if not self._late:
+            return self._decoder.decode(data, final)
+        data, self._held = self._held + data, b""
+        m = _NON_ASCII.search(data)
+        if m is None:
+            self._offset += len(data)
+            return data.decode("ascii")
+        start = data.rfind(b"\n", 0, m.start()) + 1
+        ascii_part, rest = data[:start].decode("ascii"), data[start:]
+        if len(data) - m.start() < LATE_SAMPLE and not final:
+            self._held, self._offset = rest, self._offset + start
+            return ascii_part
+        self._late = False
+        enc = UTF8 if is_utf8(rest, final) else _undeclared_or_guessed(rest, self._declaration)
+        if enc != UTF8:
+            self.encoding = replace(enc, at=self._offset + m.start())
+            self._decoder = codecs.getincrementaldecoder(enc.name)(self.errors)
+        if self._on_decide is not None:
+            self._on_decide(self.encoding)
+        return ascii_part + self._decoder.decode(rest, final)
+
+
+def text_lines(chunks: Iterable[bytes], decoder) -> Iterator[str]:
+    """The decoded lines of a file read in `chunks` (a binary file's lines, or blocks), each with its `\n`; lines
+    end at `\n` only, as editors number them (a `\r` or U+2028 inside a record does not make a line)."""
+    tail = ""
+    for chunk in chunks:
+        text = decoder.decode(chunk)
+        if tail:
+            text, tail = tail + text, ""
+        if text.find("\n") == len(text) - 1:  # one whole line: a binary file's line, decoded (most calls)
+            yield text
+            continue
+        if "\n" not in text:
+            tail = text
+            continue
+        *lines, tail = text.split("\n")
+        for line in lines:
+            yield line + "\n"
+    tail += decoder.decode(b"", final=True)
+    *lines, tail = tail.split("\n")
+    yield from (line + "\n" for line in lines)
+    if tail:
+        yield tail
 
 
 def decode(data: bytes, declared: str | None = None) -> tuple[str, bool, Encoding]:
     """A whole file's text, whether some bytes were invalid in it (replaced by U+FFFD), and its encoding."""
-    enc = detect(data[:HEAD_BYTES], len(data) <= HEAD_BYTES, declared)
-    return *decode_as(data, enc.name), enc
+    head, complete = data[:HEAD_BYTES], len(data) <= HEAD_BYTES
+    decoder = StreamDecoder(head, complete, declared)
+    try:
+        return decoder.decode(data, final=True), False, decoder.encoding
+    except UnicodeDecodeError:
+        decoder = StreamDecoder(head, complete, declared, errors="replace")
+        return decoder.decode(data, final=True), True, decoder.encoding
 
 
 def decode_as(data: bytes, name: str) -> tuple[str, bool]:

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from fronde.data.clean import BINARY_SNIFF, is_binary, iter_text_pieces, split_long
+from fronde.data.clean import BINARY_SNIFF, COUNT_REPLACE, is_binary, iter_text_pieces, split_long
 from fronde.data.documents import Document, Drop, SourceFile
-from fronde.data.encoding import HEAD_BYTES, UTF8, Encoding, bom_encoding, decode, detect
+from fronde.data.encoding import HEAD_BYTES, UTF8, Encoding, StreamDecoder, bom_encoding, bomless_utf16, decode
 
 
 def open_path(path: str | Path, compression: str) -> BinaryIO:
@@ -38,11 +38,24 @@ def note_encoding(sf: SourceFile, enc: Encoding) -> Encoding:
     return enc
 
 
-def binary_drop(sf: SourceFile, head: bytes) -> Drop | None:
-    """A drop for a binary file: NUL bytes without a UTF-16/32 byte-order mark."""
-    if bom_encoding(head) is None and is_binary(head):
-        return Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes (and no UTF-16 byte-order mark)")
-    return None
+def binary_drop(sf: SourceFile, head: bytes, declared: str | None = None) -> Drop | None:
+    """A drop for a binary file: NUL bytes, and neither a UTF-16/32 byte-order mark, nor the zero-byte pattern of
+    UTF-16 text without one, nor a UTF-16/32 encoding declared by the source."""
+    if not is_binary(head) or bom_encoding(head) is not None or bomless_utf16(head) is not None:
+        return None
+    if declared is not None and declared.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32")):
+        return None
+    return Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes, and not UTF-16 text (set the "
+                                           "source's encoding= if it is text)")
+
+
+def file_decoder(sf: SourceFile, head: bytes, complete: bool, declared: str | None, errors: str = "replace"
+                 ) -> StreamDecoder:
+    """The decoder of a file whose first bytes are `head` (the whole file when `complete`), its encoding recorded
+    in the file's manifest entry, now or when it is decided late (fronde.data.encoding.StreamDecoder)."""
+    decoder = StreamDecoder(head, complete, declared, errors, on_decide=lambda enc: note_encoding(sf, enc))
+    note_encoding(sf, decoder.encoding)
+    return decoder
 
 
 def decoded_text(sf: SourceFile, data: bytes, declared: str | None) -> tuple[str, bool]:
@@ -66,13 +79,13 @@ def read_text_file(sf: SourceFile, max_chars: int, pii: bool = True, declared: s
     decided on its first MiB (fronde.data.encoding), `declared` the source's own statement."""
     with open_file(sf) as f:
         head = f.read(BINARY_SNIFF)
-        if (drop := binary_drop(sf, head)) is not None:
+        if (drop := binary_drop(sf, head, declared)) is not None:
             yield drop
             return
         head += f.read(max(0, HEAD_BYTES - len(head))) if len(head) == BINARY_SNIFF else b""
-        enc = note_encoding(sf, detect(head, len(head) < HEAD_BYTES, declared))
+        decoder = file_decoder(sf, head, len(head) < HEAD_BYTES, declared, COUNT_REPLACE)
         k = -1
-        for k, (piece, bad) in enumerate(iter_text_pieces(f, max_chars, head=head, encoding=enc.name)):
+        for k, (piece, bad) in enumerate(iter_text_pieces(f, max_chars, head=head, decoder=decoder)):
             loc = sf.path if k == 0 else f"{sf.path}#{k}"
             yield Document(sf.path, loc, text=piece, bad_utf8=bad, pii=pii)
         if k < 0:

@@ -6,9 +6,9 @@ then `os.replace`d into place, so a reader (or a later run) never sees a half-wr
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -104,23 +104,21 @@ def jsonl_rows(path: str | Path, error: Callable[[str], Exception]) -> Iterator[
 
 
 def _text_lines(path: str | Path, error: Callable[[str], Exception]) -> Iterator[tuple[int, str]]:
-    """A UTF-8 (or, with a byte-order mark, UTF-16/32) file's numbered lines; bytes that are not raise `error`,
-    naming the encoding the line reads as."""
-    from fronde.data.encoding import bom_encoding, guess
+    """A UTF-8 (or, with a byte-order mark or UTF-16's zero bytes, UTF-16/32) file's numbered lines; bytes that
+    are not raise `error`, naming the encoding the line reads as."""
+    from fronde.data.encoding import bom_encoding, bomless_utf16, guess, text_lines
 
     with (gzip.open if str(path).endswith(".gz") else open)(path, "rb") as f:
-        wide = bom_encoding(f.read(4))
+        head = f.read(8000)
         f.seek(0)
-        if wide in ("utf-16", "utf-32"):
-            try:
-                yield from enumerate(io.TextIOWrapper(f, wide), 1)
-            except UnicodeDecodeError as e:
-                raise error(f"{path}: not valid {wide} ({e.reason})") from None
-            return
-        for n, raw in enumerate(f, 1):
-            try:
-                yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8")
-            except UnicodeDecodeError:
-                hint = guess(raw).name
-                raise error(f"{path}:{n}: not valid UTF-8 (it reads as {hint}: convert the file, e.g. iconv -f "
+        name = bom_encoding(head) or (bomless_utf16(head) if b"\x00" in head else None) or "utf-8-sig"
+        n = 0
+        try:
+            for n, line in enumerate(text_lines(f, codecs.getincrementaldecoder(name)()), 1):
+                yield n, line
+        except UnicodeDecodeError as e:
+            if name.startswith("utf-8"):
+                hint = guess(bytes(e.object)).name
+                raise error(f"{path}:{n + 1}: not valid UTF-8 (it reads as {hint}: convert the file, e.g. iconv -f "
                             f"{hint} -t utf-8)") from None
+            raise error(f"{path}:{n + 1}: not valid {name} ({e.reason})") from None

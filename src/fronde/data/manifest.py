@@ -128,7 +128,7 @@ def mixture(sources: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
 
 
 _HOW = {"bom": "byte-order mark", "declared": "source option", "self": "its declaration", "guessed": "guessed",
-        "fallback": "no better guess"}
+        "fallback": "no better guess", "zero-bytes": "UTF-16's zero bytes, no byte-order mark"}
 
 
 def encodings_used(files: list[dict[str, Any]]) -> str:

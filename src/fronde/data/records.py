@@ -3,7 +3,6 @@ text field (or its chat `messages`), each bad record counted and named."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +13,10 @@ from fronde.data.chat import normalize_messages
 from fronde.data.chat_formats import row_chat
 from fronde.data.clean import split_long
 from fronde.data.documents import Document, Drop, SourceFile
-from fronde.data.encoding import HEAD_BYTES, decode_as, detect
+from fronde.data.encoding import HEAD_BYTES, StreamDecoder, text_lines
 from fronde.data.errors import DataError
-from fronde.data.files import binary_drop, decoded_text, note_encoding, open_file, read_text_file, seekable
+from fronde.data.files import (binary_drop, decoded_text, file_decoder, note_encoding, open_file, read_text_file,
+                               seekable)
 from fronde.data.tables import find_column, read_table
 
 
@@ -83,20 +83,18 @@ def read_jsonl(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True
     picker = _FieldPicker(sf.path, text_field)
     with open_file(sf) as f:
         head = f.read(HEAD_BYTES)
-        enc = note_encoding(sf, detect(head, len(head) < HEAD_BYTES, declared))
+        decoder = file_decoder(sf, head, len(head) < HEAD_BYTES, declared)
         f.seek(0)
-        wide = enc.name in ("utf-16", "utf-32")  # their newlines are not b"\n": split the decoded text instead
-        for lineno, raw in enumerate(io.TextIOWrapper(f, enc.name, errors="replace") if wide else f, 1):
-            if not raw.strip():
+        for lineno, line in enumerate(text_lines(f, decoder), 1):
+            if not line.strip():
                 continue  # blank lines separate nothing in JSONL; they are not records
             loc = f"{sf.path}:{lineno}"
-            line, bad = (raw, "\ufffd" in raw) if wide else decode_as(raw, enc.name)
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 yield Drop(sf.path, loc, "broken_record", f"invalid JSON: {e.msg} at column {e.colno}")
                 continue
-            yield from _json_record(sf, loc, rec, picker, max_chars, bad, pii)
+            yield from _json_record(sf, loc, rec, picker, max_chars, "\ufffd" in line, pii)
 
 
 def read_json(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, declared: str | None = None
@@ -121,16 +119,17 @@ def read_csv(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, 
     and with no `text_field` set by the user, the file is read as a text file."""
     with open_file(sf) as f:
         head = f.read(HEAD_BYTES)
-        if (drop := binary_drop(sf, head)) is not None:
+        if (drop := binary_drop(sf, head, declared)) is not None:
             yield drop
             return
-        enc = detect(head, len(head) < HEAD_BYTES, declared)
+        decoder = StreamDecoder(head, len(head) < HEAD_BYTES, declared, "replace",
+                                on_decide=lambda enc: note_encoding(sf, enc))
         f.seek(0)
-        header, records = read_table(io.TextIOWrapper(f, enc.name, errors="replace", newline=""),
+        header, records = read_table(text_lines(f, decoder),
                                      tsv=".tsv" in [x.lower() for x in Path(sf.path).suffixes[-2:]])  # (.gz, .bz2)
         col = find_column(header, text_field)
         if col is not None:
-            note_encoding(sf, enc)
+            note_encoding(sf, decoder.encoding)
             sf.extra["column"] = header[col]
             for line, row in records:
                 loc = f"{sf.path}:{line}"

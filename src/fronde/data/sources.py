@@ -186,7 +186,7 @@ def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: Sit
     `site` holds the lines of the source's earlier pages (repeated ones are dropped and counted in the manifest)."""
     with open_file(sf) as f:
         data = f.read()
-    if (drop := binary_drop(sf, data)) is not None:
+    if (drop := binary_drop(sf, data, declared)) is not None:
         yield drop
         return
     raw, bad = decoded_text(sf, data, declared)

@@ -18,8 +18,7 @@ from __future__ import annotations
 import csv
 import itertools
 import sys
-from collections.abc import Iterator
-from typing import TextIO
+from collections.abc import Iterable, Iterator
 
 SEPARATORS = ",;\t|"
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a whole article in one cell is a document, not an error
@@ -42,13 +41,14 @@ def find_column(header: list[str], want: str) -> int | None:
     return folded.index(want.strip().casefold()) if want.strip().casefold() in folded else None
 
 
-def read_table(text: TextIO, tsv: bool) -> tuple[list[str], Iterator[tuple[int, list[str] | str]]]:
+def read_table(text: Iterable[str], tsv: bool) -> tuple[list[str], Iterator[tuple[int, list[str] | str]]]:
     """The header's fields ([] for an empty file) and, for every non-blank row after it, (line number where the
     row ends, its fields or what is wrong with it): a malformed row (a NUL byte, a broken quote) is reported and
     reading goes on."""
-    first = text.readline()
+    lines = iter(text)  # a text file opened with newline="", or decoded lines that keep their line ends
+    first = next(lines, "")
     # strict: a stray quote is an error for its row, not the silent merging of every row after it into one cell
-    reader = csv.reader(itertools.chain([first], text), delimiter=separator(first, tsv), strict=True)
+    reader = csv.reader(itertools.chain([first], lines), delimiter=separator(first, tsv), strict=True)
     try:
         header = next(reader)
     except (StopIteration, csv.Error):
