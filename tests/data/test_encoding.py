@@ -239,12 +239,14 @@ def test_a_big_ascii_export_whose_first_accent_comes_late_keeps_it(tmp_path: Pat
     (corpus / "log.txt").write_bytes((ascii_rows + fra + "\n" + "tail line\n").encode("cp1252"))
     (corpus / "ru.txt").write_bytes((ascii_rows + rus + "\n").encode("cp1251"))
     (corpus / "modern.txt").write_bytes((ascii_rows + "UTF-8 : " + fra + "\n").encode())  # late UTF-8: nothing said
-    (corpus / "export.jsonl").write_bytes("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in
-                                                  [f"ascii {i} " * 10 for i in range(12000)] + ["JSONL : " + fra]).encode("cp1252"))
+    rows = [f"ascii {i} " * 10 for i in range(12000)] + ["JSONL : " + fra]
+    (corpus / "export.jsonl").write_bytes("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n"
+                                                  for t in rows).encode("cp1252"))
     (corpus / "tickets.csv").write_bytes(("id;text\n" + "".join(f"{i};ticket {i} closed\n" for i in range(70000))
                                           + f'70000;"CSV : {fra}"\n').encode("cp1252"))
     (corpus / "page.html").write_bytes(b'<html><head><meta charset="iso-8859-1"></head><body>'
-                                       + ("<p>" + ascii_rows + "</p>").encode() + ("<p>HTML : " + fra + "</p>").encode("cp1252")
+                                       + ("<p>" + ascii_rows + "</p>").encode()
+                                       + ("<p>HTML : " + fra + "</p>").encode("cp1252")
                                        + b"</body></html>")
     config = DataConfig(sources=[SourceConfig(path=str(corpus))], vocab_size=512, near_dedup=False,
                         val_fraction=0.0, max_doc_chars=2_000_000)
