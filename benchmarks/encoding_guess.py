@@ -8,7 +8,10 @@ A guess is right when the file decodes to exactly the text that was written. Set
   (it is rebuilt here on the other 80% of each language's problems, as in benchmarks/langid.py), each written in
   its language's legacy code page(s), whole and cut to its first 150 characters;
 - out of domain, where installed: Littré lines (French, Windows-1252; Debian's stardict-xmlittre);
-- the CJK test files of CPython's own test suite (Lib/test/cjkencodings), each in the encoding its name gives.
+- the CJK test files of CPython's own test suite (Lib/test/cjkencodings), each in the encoding its name gives;
+- UTF-16 without a byte-order mark (as PowerShell writes it): the held-out problems in UTF-16-LE and -BE;
+- binary files with NUL bytes, which must not be read as text (right = told binary): this interpreter's
+  executable and shared libraries, zips, SQLite databases, PNGs, raw audio and number arrays.
 """
 
 from __future__ import annotations
@@ -65,7 +68,53 @@ def cases() -> tuple[dict[str, list[tuple[bytes, str]]], langid.LanguageId]:
     if cjk.is_dir():
         sets["CPython's CJK test files"] = [((cjk / f).read_bytes(), (cjk / f).read_bytes().decode(codec))
                                             for f, codec in CJK_FILES.items() if (cjk / f).is_file()]
+    sets["UTF-16 without a byte-order mark"] = [(t.encode(codec), t) for t in
+                                                 [t for lang in CODE_PAGES for t in raw.get(lang, [])[cut[lang]:]]
+                                                 for codec in ("utf-16-le", "utf-16-be")]
+    sets["binary files (told binary)"] = [(data, None) for data in binary_files()]
     return sets, lid
+
+
+def binary_files() -> list[bytes]:
+    """Real binary formats with NUL bytes in their first 8000 bytes, made or found on this machine."""
+    import io
+    import sqlite3
+    import sys
+    import zipfile
+
+    import numpy as np
+
+    out = [Path(sys.executable).resolve().read_bytes()[:1 << 20]]
+    libs = Path(sysconfig.get_paths()["platstdlib"]) / "lib-dynload"
+    out += [p.read_bytes()[:1 << 20] for p in sorted(libs.glob("*.so"))[:40]]
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED if i % 2 else zipfile.ZIP_DEFLATED) as z:
+            z.writestr(f"f{i}.txt", " ".join(map(str, rng.integers(0, 1000, 500))))
+        out.append(buf.getvalue())
+        db = sqlite3.connect(":memory:")
+        db.execute("create table t (x text, y real)")
+        db.executemany("insert into t values (?, ?)", [(f"row {j}", j / 7) for j in range(50 * (i + 1))])
+        db.commit()
+        out.append(db.serialize())
+        out.append(rng.normal(0, 10 * (i + 1), 8000).astype("<i2").tobytes())  # audio, quiet to loud
+        out.append(rng.normal(0, 1, 4000).astype(["<f4", ">f4", "<f8"][i % 3]).tobytes())
+        out.append(rng.integers(0, 300 * (i + 1), 4000).astype(["<i4", "<u2", ">i4"][i % 3]).tobytes())
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        for i in range(10):
+            fig = plt.figure(figsize=(2, 2))
+            plt.plot(rng.normal(size=20))
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png")
+            plt.close(fig)
+            out.append(buf.getvalue())
+    except ImportError:  # pragma: no cover
+        pass
+    return [b for b in out if b"\x00" in b[:8000]]
 
 
 def _encodable(text: str, codec: str) -> bool:
@@ -78,6 +127,8 @@ def _encodable(text: str, codec: str) -> bool:
 
 def fronde_guess(lid: langid.LanguageId):
     def decode(data: bytes) -> str | None:
+        if b"\x00" in data[:8000] and encoding.bom_encoding(data) is None and encoding.bomless_utf16(data) is None:
+            return None  # binary, as fronde.data.files.binary_drop says
         return data.decode(encoding.detect(data, True, lid=lid).name, errors="replace")
     return decode
 

@@ -57,7 +57,8 @@ _COOKIE = re.compile(rb"^[ \t\f]*[#;%/*-].*?coding[:=][ \t]*([-\w.]+)")  # PEP 2
 _FAMILY = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "KATAKANA-HIRAGANA": "CJK", "HALFWIDTH": "CJK", "FULLWIDTH": "CJK",
            "IDEOGRAPHIC": "CJK"}  # (Unicode names' first word) scripts written together in one word
 _JUNK = {"Cc", "Cf", "Co", "Cn", "Cs", "So", "Sm", "Sk"}  # no text holds these between letters
-_COMMON_SYMBOLS = set("°©®™€£¥§¶×÷±µ·•…—–‘’“”„«»‰¢¤¦¨¯´¸¬")  # ...but these are everyday punctuation
+_COMMON_SYMBOLS = set("°©®™€£¥§¶×÷±µ·•…—–‘’“”„«»‰¢¤¦¨¯´¸¬\u200c\u200d")  # ...but these are everyday
+# punctuation, and the zero-width (non-)joiner is spelling in Persian words (cp1256 has it) and Indic scripts
 _IN_WORDS = set("’‐‑、。・「」『』〜（）！？：；，．")  # punctuation found between two letters of real text
 JUNK_COST = 100.0  # nats per unlikely character: one outweighs the n-grams of any plausible word
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
@@ -132,7 +133,7 @@ def bomless_utf16(head: bytes) -> str | None:
     mixed scripts."""
     sample = head[:UTF16_SNIFF - UTF16_SNIFF % 2]
     even, odd = sample[0::2].count(0), sample[1::2].count(0)
-    if not even + odd or min(even, odd) > 0.05 * max(even, odd):  # (a few U+xx00 letters, as 一, allowed)
+    if not even + odd or min(even, odd) > 0.2 * max(even, odd):  # (U+xx00 letters, as CJK's 一, allowed)
         return None
     name = "utf-16-le" if odd > even else "utf-16-be"
     try:
@@ -140,7 +141,7 @@ def bomless_utf16(head: bytes) -> str | None:
     except UnicodeDecodeError:  # a lone surrogate: not text
         return None
     junk = sum(unicodedata.category(ch) in ("Cc", "Cn", "Co") and ch not in "\t\n\r\f" for ch in text)
-    return name if max(junk, unlikely_characters(text)) <= 0.01 * len(text) else None
+    return name if junk <= 0.01 * len(text) and unlikely_characters(text) <= 0.1 * len(text) else None
 
 
 def detect(head: bytes, complete: bool, declared: str | None = None, lid=None) -> Encoding:
