@@ -99,6 +99,7 @@ def test_wrong_decodings_have_unlikely_characters():
     assert encoding.unlikely_characters("パ〖ティ〖に") == 2
     assert encoding.unlikely_characters("パーティーに、先生が") == 0
     assert encoding.unlikely_characters("col·legi, cannoli’s, l’été") == 0
+    assert encoding.unlikely_characters("آن\u200cها می\u200cخواهند") == 0  # Persian's zero-width non-joiner
 
 
 def _texts(out: Path) -> list[str]:
