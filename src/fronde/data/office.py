@@ -1,5 +1,5 @@
 """Word (.docx), OpenDocument (.odt), PowerPoint (.pptx), EPUB, PDF and RTF files -> their text, as training
-documents.
+documents (their 97-2003 forms, .doc and .ppt, in fronde.data.legacy_office).
 
 A company's or a lab's own text is mostly in these: procedures, reports, contracts, slide decks, theses, books.
 fronde reads:
@@ -12,8 +12,8 @@ fronde reads:
 - `.rtf`: the text a reader sees (fronde.data.rtf).
 - `.pdf`: the text layer, page by page, with pypdf, without the running heads and footers repeated at the edges
   of the pages ("ACME - Confidential", "Page 3 of 12"). A scanned page has none: with a source's `ocr`, it is read
-  from its image (fronde.data.ocr); without, a scanned PDF is dropped as `empty` and named. An encrypted PDF opens when its user password is empty, as most "protected" PDFs are, and
-  is dropped as `broken_record` otherwise.
+  from its image (fronde.data.ocr); without, a scanned PDF is dropped as `empty` and named. An encrypted PDF opens
+  when its user password is empty, as most "protected" PDFs are, and is dropped as `broken_record` otherwise.
 
 Archive members are read with a size cap, so a zip bomb stops with an error instead of filling the memory.
 """
@@ -333,8 +333,16 @@ def _rtf(data: bytes) -> tuple[str, int]:
         raise OfficeError(str(e)) from None
 
 
+def _legacy(name: str) -> Callable[[bytes], tuple[str, int]]:
+    """A reader of fronde.data.legacy_office (imported when used: it raises this module's OfficeError)."""
+    def read(data: bytes) -> tuple[str, int]:
+        from fronde.data import legacy_office
+        return getattr(legacy_office, name)(data), 0
+    return read
+
+
 # format -> (text, lines dropped as the document's own boilerplate)
 READERS: dict[str, Callable[[bytes], tuple[str, int]]] = {
     "docx": _whole(docx_text), "odt": _whole(odt_text), "pptx": _whole(pptx_text), "epub": _whole(epub_text),
-    "pdf": pdf_document, "rtf": _rtf,
+    "pdf": pdf_document, "rtf": _rtf, "doc": _legacy("doc_text"), "ppt": _legacy("ppt_text"),
 }

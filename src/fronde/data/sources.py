@@ -43,16 +43,20 @@ TEXT_EXTS = {
 }
 RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet", "csv": "csv", "tsv": "csv"}
 MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}  # text extracted: data/markup.py
-OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf", "rtf": "rtf"}  # office.py
+OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf", "rtf": "rtf",
+               "doc": "doc", "ppt": "ppt"}  # office.py, legacy_office.py
 MAIL_EXTS = {"eml": "eml", "mbox": "mbox"}  # data/mail.py
-SHEET_EXTS = {"xlsx": "xlsx", "ods": "ods"}  # data/spreadsheet.py
+SHEET_EXTS = {"xlsx": "xlsx", "ods": "ods", "xls": "xls"}  # data/spreadsheet.py
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Office 97-2003's compound file
+NEWER = {"doc": "docx", "ppt": "pptx", "xls": "xlsx"}
 COMPRESSIONS = {"gz": "gzip", "bz2": "bz2"}
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
 
 
 def file_format(path: Path) -> tuple[str | None, str]:
-    """(format, compression: "gzip", "bz2" or "") from the name: text/jsonl/json/parquet/csv/xlsx/ods/html/ipynb/
-    docx/odt/pptx/epub/pdf/rtf/eml/mbox/image, or None if unsupported (a MediaWiki dump is told by its content).
+    """(format, compression: "gzip", "bz2" or "") from the name: text/jsonl/json/parquet/csv/xlsx/xls/ods/html/
+    ipynb/docx/doc/odt/pptx/ppt/epub/pdf/rtf/eml/mbox/image, or None if unsupported (a MediaWiki dump, and what a
+    .doc/.ppt/.xls really holds, are told by the content: legacy_format).
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
     compressed = COMPRESSIONS.get(suffixes[-1], "") if suffixes else ""
@@ -166,6 +170,8 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
                 fmt = "text"  # named explicitly: try it; binary sniffing will catch a non-text file
             if fmt == "text" and p.name.lower().endswith((".xml", ".xml.gz", ".xml.bz2")) and wiki_dump(p, gz):
                 fmt = "mediawiki"
+            elif fmt in NEWER:
+                fmt = legacy_format(p, gz, fmt)
             st = p.stat()
             files.append(SourceFile(path=str(p), source=name, licence=licence, format=fmt, compressed=gz,
                                     sha256=sha256_file(p), bytes=st.st_size))
@@ -175,8 +181,9 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
     if not any(r.files for r in resolved):
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
-                        "(supported: text/code files, .html, .ipynb, .docx, .odt, .pptx, .epub, .pdf, .rtf, .eml, "
-                        ".mbox, .jsonl, .json, .csv, .tsv, .xlsx, .ods, .parquet and their .gz; images with ocr=)")
+                        "(supported: text/code files, .html, .ipynb, .docx, .doc, .odt, .pptx, .ppt, .epub, .pdf, "
+                        ".rtf, .eml, .mbox, .jsonl, .json, .csv, .tsv, .xlsx, .xls, .ods, .parquet and their .gz; "
+                        "images with ocr=)")
     return resolved
 
 
@@ -231,6 +238,23 @@ def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True, ocr: str 
     else:
         empty = "no text layer (a scan? read it with OCR: ::ocr=fra, Tesseract's language codes)"
     yield from pieces(sf, text, max_chars, empty, False, pii)
+
+
+def legacy_format(path: Path, compression: str, fmt: str) -> str:
+    """What a .doc, .ppt or .xls file really is, from its first bytes: an Office 97-2003 compound file, else what
+    such names also hold (Word's RTF, a newer file renamed, an HTML table saved by a web app as .xls, or plain text
+    as old READMEs named .doc)."""
+    with open_path(path, compression) as f:
+        head = f.read(512)
+    if head.startswith(OLE_MAGIC):
+        return fmt
+    if head.startswith(b"{\\rtf"):
+        return "rtf"
+    if head.startswith(b"PK\x03\x04"):
+        return NEWER[fmt]
+    if b"<html" in head.lower() or b"<table" in head.lower() or head.lstrip().lower().startswith(b"<!doctype html"):
+        return "html"
+    return "text"  # (binary sniffing drops what is not)
 
 
 def wiki_dump(path: Path, compression: str) -> bool:

@@ -1,4 +1,5 @@
-"""Excel (.xlsx) and OpenDocument (.ods) workbooks -> their sheets' cells, read with the standard library.
+"""Excel (.xlsx) and OpenDocument (.ods) workbooks -> their sheets' cells, read with the standard library (and
+Excel 97-2003's .xls with xlrd, in fronde.data.legacy_office).
 
 Teams keep text in spreadsheets too: FAQ lists, product catalogues, ticket exports, translation memories. As for CSV
 files (fronde.data.tables), a sheet whose header row has the `text_field` column gives a document a row; a sheet
@@ -14,6 +15,7 @@ from __future__ import annotations
 import posixpath
 from xml.etree import ElementTree as ET
 
+from fronde.data.legacy_office import xls_sheets
 from fronde.data.office import OFFICE, TABLE, TEXT, OfficeError, members, odt_inline, xml_member
 
 S = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -113,4 +115,4 @@ def ods_sheets(data: bytes) -> list[Sheet]:
     return sheets
 
 
-READERS = {"xlsx": xlsx_sheets, "ods": ods_sheets}
+READERS = {"xlsx": xlsx_sheets, "ods": ods_sheets, "xls": xls_sheets}
