@@ -50,10 +50,14 @@ def _ole(data: bytes):
 
 def _stream(ole, name: str) -> bytes:
     if not ole.exists(name):
-        raise OfficeError(f"no {name!r} stream (not a {'Word' if name == 'WordDocument' else 'PowerPoint'} file?)")
-    if ole.get_size(name) > MAX_STREAM_BYTES:
-        raise OfficeError(f"the {name!r} stream holds {ole.get_size(name):,} bytes (over {MAX_STREAM_BYTES:,})")
-    return ole.openstream(name).read()
+        what = {"WordDocument": "Word", "PowerPoint Document": "PowerPoint"}.get(name, "Excel")
+        raise OfficeError(f"no {name!r} stream (not {'an' if what == 'Excel' else 'a'} {what} file?)")
+    try:
+        if ole.get_size(name) > MAX_STREAM_BYTES:
+            raise OfficeError(f"the {name!r} stream holds {ole.get_size(name):,} bytes (over {MAX_STREAM_BYTES:,})")
+        return ole.openstream(name).read()
+    except (OSError, TypeError, ValueError) as e:  # olefile's errors for a broken directory or sector chain
+        raise OfficeError(f"broken OLE compound file: {e}") from None
 
 
 def _pieces(table: bytes, fc_clx: int, lcb_clx: int) -> list[tuple[int, int, int, bool]]:
@@ -175,12 +179,11 @@ def xls_sheets(data: bytes) -> list[tuple[str, list[tuple[int, list[str]]]]]:
     rows only."""
     import xlrd
 
-    try:
-        book = xlrd.open_workbook(file_contents=data, logfile=io.StringIO(), on_demand=True)
-    except Exception as e:  # xlrd.XLRDError, struct errors, CompDocError for broken files
-        raise OfficeError(f"unreadable Excel 97-2003 workbook: {e}") from None
+    ole = _ole(data)  # olefile, not xlrd's own reader: that one loops (and fills the memory) on a broken chain
+    workbook = _stream(ole, "Book" if ole.exists("Book") and not ole.exists("Workbook") else "Workbook")  # (Excel 95)
     sheets = []
     try:
+        book = xlrd.open_workbook(file_contents=workbook, logfile=io.StringIO())
         for sheet in book.sheets():
             rows = []
             for r in range(sheet.nrows):
@@ -190,6 +193,6 @@ def xls_sheets(data: bytes) -> list[tuple[str, list[tuple[int, list[str]]]]]:
                 if cells:
                     rows.append((r + 1, cells))
             sheets.append((sheet.name, rows))
-    finally:
-        book.release_resources()
+    except Exception as e:  # xlrd.XLRDError, struct and index errors of a broken file
+        raise OfficeError(f"unreadable Excel 97-2003 workbook: {e}") from None
     return sheets
