@@ -93,6 +93,7 @@ class SourceFile:
     documents: int = 0  # units read (kept + dropped)
     kept: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    damage: str = ""  # compressed data found damaged or cut short while reading (fronde.data.files.guarded)
 
     def manifest_entry(self) -> dict[str, Any]:
         entry = {"path": self.path, "source": self.source, "licence": self.licence, "format": self.format,

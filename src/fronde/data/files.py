@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,9 +28,56 @@ def open_path(path: str | Path, compression: str) -> BinaryIO:
     return open(path, "rb")
 
 
+_INFLATE_ERRORS = (EOFError, OSError, zlib.error)  # gzip's and bz2's, for data damaged or cut short
+
+
+class _UpToDamage(io.RawIOBase):
+    """A compressed file's inflated bytes, ending where its data is damaged or cut short (a partial download, a bad
+    disk): every reader then sees a plain end of file and keeps what came before; the damage is noted on the file."""
+
+    def __init__(self, inner: BinaryIO, sf: SourceFile) -> None:
+        self.inner, self.sf = inner, sf
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self.inner.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def readinto(self, b) -> int:
+        try:
+            data = self.inner.read(len(b))
+        except _INFLATE_ERRORS as e:
+            self.sf.damage = str(e) or type(e).__name__
+            return 0
+        b[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
 def open_file(sf: SourceFile) -> BinaryIO:
-    """The file's bytes, inflated when it is compressed."""
-    return open_path(sf.path, sf.compressed)
+    """The file's bytes, inflated when it is compressed (up to any damage: _UpToDamage)."""
+    f = open_path(sf.path, sf.compressed)
+    return io.BufferedReader(_UpToDamage(f, sf), 1 << 16) if sf.compressed else f  # type: ignore[return-value]
+
+
+def guarded(sf: SourceFile, items: Iterator[Document | Drop]) -> Iterator[Document | Drop]:
+    """A file's items, then, when its compressed data was found damaged or cut short, a `broken_record` naming it
+    (the documents before the damage are kept): the run goes on instead of stopping on a gzip error."""
+    sf.damage = ""
+    yield from items
+    if sf.damage:
+        yield Drop(sf.path, sf.path, "broken_record", f"{sf.compressed} data damaged or cut short ({sf.damage}); the "
+                                                      "text before the damage was kept")
 
 
 def note_encoding(sf: SourceFile, enc: Encoding) -> Encoding:

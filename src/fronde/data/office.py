@@ -26,6 +26,7 @@ import math
 import posixpath
 import re
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from urllib.parse import unquote
@@ -49,6 +50,13 @@ class OfficeError(ValueError):
     """A file that cannot be read as what its name says; the message says why."""
 
 
+# What zipfile raises for a damaged archive (a file cut short or with flipped bytes, as partial downloads and bad
+# disks leave them): a bad header, deflate data that does not inflate (zlib.error), a member that ends early, an
+# undecodable member name, an encrypted member (RuntimeError), an unknown compression method.
+_BROKEN_ZIP = (zipfile.BadZipFile, zlib.error, EOFError, UnicodeDecodeError, RuntimeError, NotImplementedError,
+               OSError, ValueError)
+
+
 def _member(data: bytes, name: str) -> bytes:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
@@ -61,6 +69,8 @@ def _member(data: bytes, name: str) -> bytes:
         raise OfficeError(f"no {name} in the archive") from None
     except zipfile.BadZipFile as e:
         raise OfficeError(f"not a zip archive ({e})") from None
+    except _BROKEN_ZIP as e:
+        raise OfficeError(f"damaged archive: {name} does not inflate ({type(e).__name__}: {e})") from None
     if len(out) > MAX_XML_BYTES:
         raise OfficeError(f"{name} inflates past {MAX_XML_BYTES:,} bytes")
     return out
@@ -73,6 +83,8 @@ def members(data: bytes) -> set[str]:
             return set(z.namelist())
     except zipfile.BadZipFile as e:
         raise OfficeError(f"not a zip archive ({e})") from None
+    except _BROKEN_ZIP as e:
+        raise OfficeError(f"damaged archive ({type(e).__name__}: {e})") from None
 
 
 def xml_member(data: bytes, name: str) -> ET.Element:
@@ -276,8 +288,7 @@ _SLIDE = re.compile(r"ppt/slides/slide(\d+)\.xml")
 def _slides(data: bytes) -> list[str]:
     """The slide parts in presentation order (presentation.xml's list; file numbers when it is unreadable: a
     reordered deck keeps its files' names)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        names = set(z.namelist())
+    names = members(data)
     by_number = sorted((n for n in names if _SLIDE.fullmatch(n)), key=lambda n: int(_SLIDE.fullmatch(n).group(1)))
     try:
         rels = {r.get("Id"): r.get("Target", "") for r in xml_member(data, "ppt/_rels/presentation.xml.rels")

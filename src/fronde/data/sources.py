@@ -27,7 +27,8 @@ from fronde.data.clean import split_long
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
-from fronde.data.files import binary_drop, decoded_text, open_file, open_path, pieces, read_text_file
+from fronde.data.files import (binary_drop, decoded_text, guarded, open_file, open_path, pieces,
+                               read_text_file)
 from fronde.data.io import sha256_file
 from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
 from fronde.data.ocr import IMAGE_EXTS, OcrError, check as check_ocr, read_image
@@ -304,7 +305,7 @@ def read_mail(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Docu
 
 def _office_items(sf: SourceFile, max_chars: int, ocr: str | None) -> tuple[list[Document | Drop], dict[str, Any]]:
     """One document file read in a worker process: its items, and what the read added to the file's manifest entry."""
-    return list(read_office_file(sf, max_chars, ocr=ocr)), sf.extra
+    return list(guarded(sf, read_office_file(sf, max_chars, ocr=ocr))), sf.extra
 
 
 def _read_ahead(files: list[SourceFile], max_chars: int, workers: int, ocr: str | None
@@ -374,7 +375,7 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
             items = iter(next(ahead)) if ahead is not None else read_office_file(sf, max_chars, ocr=src.config.ocr)
         else:
             items = read_text_file(sf, max_chars, declared=src.config.encoding)
-        for item in items:
+        for item in guarded(sf, items):
             if limit is not None and n >= limit:
                 return
             if isinstance(item, Document):
