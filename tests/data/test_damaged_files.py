@@ -98,3 +98,14 @@ def test_damaged_documents_read_by_worker_processes_are_named_too(tmp_path: Path
     one = [(Path(sf.path).name, type(it).__name__) for sf, it in sources.iter_source(src, 1_000_000, 1)]
     two = [(Path(sf.path).name, type(it).__name__) for sf, it in sources.iter_source(src, 1_000_000, 2)]
     assert one == two and one[4] == ("memo04.docx.gz", "Drop") and one.count(("memo00.docx.gz", "Document")) == 1
+
+
+def test_a_chat_or_task_file_cut_short_is_an_error_naming_it(tmp_path: Path):
+    from fronde.data.errors import DataError
+    from fronde.data.io import jsonl_rows
+
+    row = json.dumps({"messages": [{"role": "user", "content": TEXT}, {"role": "assistant", "content": TEXT}]})
+    data = gzip.compress(("".join(row + "\n" for _ in range(3000))).encode())
+    (tmp_path / "chats.jsonl.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"chats\.jsonl\.gz: gzip data damaged or cut short after line \d+ "):
+        list(jsonl_rows(tmp_path / "chats.jsonl.gz", DataError))

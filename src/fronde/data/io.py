@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,11 @@ def _text_lines(path: str | Path, error: Callable[[str], Exception]) -> Iterator
         try:
             for n, line in enumerate(text_lines(f, codecs.getincrementaldecoder(name)()), 1):
                 yield n, line
+        except (EOFError, OSError, zlib.error) as e:  # (gzip's errors; UnicodeDecodeError is a ValueError)
+            if not str(path).endswith(".gz"):
+                raise
+            raise error(f"{path}: gzip data damaged or cut short after line {n} ({str(e) or type(e).__name__}); "
+                        "fix or re-export the file") from None
         except UnicodeDecodeError as e:
             if name.startswith("utf-8"):
                 hint = guess(bytes(e.object)).name
