@@ -109,3 +109,29 @@ def test_a_chat_or_task_file_cut_short_is_an_error_naming_it(tmp_path: Path):
     (tmp_path / "chats.jsonl.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match=r"chats\.jsonl\.gz: gzip data damaged or cut short after line \d+ "):
         list(jsonl_rows(tmp_path / "chats.jsonl.gz", DataError))
+
+
+def test_a_damaged_parquet_page_or_wikipedia_dump_is_named_not_raised(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    pq.write_table(pa.table({"text": [f"row {i} {TEXT}" for i in range(5000)]}), corpus / "t.parquet",
+                   row_group_size=1000, compression="snappy")
+    data = bytearray((corpus / "t.parquet").read_bytes())
+    meta = pq.ParquetFile(corpus / "t.parquet").metadata
+    page = meta.row_group(3).column(0).data_page_offset  # the 4th row group's data, its footer intact
+    for i in range(page + 40, page + 200):
+        data[i] ^= 0x5A
+    (corpus / "t.parquet").write_bytes(bytes(data))
+    wiki = bz2.compress(b"<mediawiki><page><title>A</title><ns>0</ns><revision><text>Du texte</text></revision>"
+                        b"</page></mediawiki>" * 50)
+    (corpus / "dump.xml.bz2").write_bytes(wiki[: len(wiki) // 2])
+    src = sources.resolve_sources(DataConfig(sources=[SourceConfig(path=str(corpus))]))[0]
+    items = [(Path(sf.path).name, it) for sf, it in sources.iter_source(src, 100_000, 1)]
+    drops = {name: it.reason for name, it in items if it.__class__.__name__ == "Drop"}
+    kept = sum(1 for name, it in items if name == "t.parquet" and it.__class__.__name__ == "Document")
+    assert 2000 <= kept <= 3000  # the rows before the damaged group (batches of 1024 rows span groups)
+    assert drops["t.parquet"].startswith(f"damaged Parquet data from row {kept} (")
+    assert drops["dump.xml.bz2"].startswith("bz2 data damaged or cut short")

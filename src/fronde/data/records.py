@@ -200,8 +200,17 @@ def read_parquet(sf: SourceFile, text_field: str, max_chars: int, pii: bool = Tr
             return
         picker = _FieldPicker(sf.path, text_field)
         col = picker.pick(pf.schema_arrow.names)
-        row = 0
-        for batch in pf.iter_batches(batch_size=1024, columns=[col]):
-            for value in batch.column(0).to_pylist():
+        row, batches = 0, pf.iter_batches(batch_size=1024, columns=[col])
+        while True:
+            try:  # a damaged page (bad compression, cut data, invalid UTF-8) stops the file, not the run
+                batch = next(batches, None)
+                values = batch.column(0).to_pylist() if batch is not None else []
+            except Exception as e:  # pyarrow's OSError/ArrowInvalid, UnicodeDecodeError of a string column
+                why = f"damaged Parquet data from row {row} ({str(e)[:200]}); the rows before were kept"
+                yield Drop(sf.path, f"{sf.path}:row{row}", "broken_record", why)
+                return
+            if batch is None:
+                return
+            for value in values:
                 yield from _record_docs(sf, f"{sf.path}:row{row}", value, None, max_chars, False, pii)
                 row += 1

@@ -13,6 +13,7 @@ import glob as globlib
 import itertools
 import multiprocessing
 import sys
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -245,8 +246,7 @@ def legacy_format(path: Path, compression: str, fmt: str) -> str:
     """What a .doc, .ppt or .xls file really is, from its first bytes: an Office 97-2003 compound file, else what
     such names also hold (Word's RTF, a newer file renamed, an HTML table saved by a web app as .xls, or plain text
     as old READMEs named .doc)."""
-    with open_path(path, compression) as f:
-        head = f.read(512)
+    head = _head(path, compression, 512)
     if head.startswith(OLE_MAGIC):
         return fmt
     if head.startswith(b"{\\rtf"):
@@ -258,10 +258,18 @@ def legacy_format(path: Path, compression: str, fmt: str) -> str:
     return "text"  # (binary sniffing drops what is not)
 
 
+def _head(path: Path, compression: str, size: int) -> bytes:
+    """A file's first bytes, inflated; b"" when its compressed data is damaged there (reading it names the damage)."""
+    try:
+        with open_path(path, compression) as f:
+            return f.read(size)
+    except (EOFError, OSError, zlib.error):
+        return b""
+
+
 def wiki_dump(path: Path, compression: str) -> bool:
     """Whether an .xml file is a MediaWiki export (its root element, in its first 4 KB)."""
-    with open_path(path, compression) as f:
-        return b"<mediawiki" in f.read(4096)
+    return b"<mediawiki" in _head(path, compression, 4096)
 
 
 def read_mediawiki(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
