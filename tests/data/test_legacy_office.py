@@ -107,7 +107,7 @@ def _texts(out: Path) -> list[str]:
 def test_an_old_archive_goes_through_prepare(tmp_path: Path):
     archive = tmp_path / "archive"
     archive.mkdir()
-    for name in ("rapport.doc", "russe.doc", "bilan.ppt.gz"):
+    for name in ("rapport.doc", "russe.doc", "bilan.ppt.gz", "bilan.odp"):
         shutil.copy(FIXTURES / name, archive / name)
     (archive / "LISEZMOI.doc").write_text("Ce fichier est du texte brut, nommé .doc comme autrefois.\n")
     (archive / "lettre.doc").write_bytes(rb"{\rtf1\ansi\ansicpg1252 Lettre de l'\'e9t\'e9, en RTF.\par}")
@@ -121,7 +121,8 @@ def test_an_old_archive_goes_through_prepare(tmp_path: Path):
                         vocab_size=512, near_dedup=False, val_fraction=0.0)
     m = prepare(config, tmp_path / "out").manifest
     formats = {Path(f["path"]).name: f["format"] for f in m["files"]}
-    assert formats == {"rapport.doc": "doc", "russe.doc": "doc", "bilan.ppt.gz": "ppt", "LISEZMOI.doc": "text",
+    assert formats == {"rapport.doc": "doc", "russe.doc": "doc", "bilan.ppt.gz": "ppt", "bilan.odp": "odp",
+                       "LISEZMOI.doc": "text",
                        "lettre.doc": "rtf", "export.xls": "html", "faq.xls": "xls"}
     assert sum(m["documents"]["dropped"].values()) == 0
     texts = _texts(tmp_path / "out")

@@ -199,3 +199,14 @@ def test_a_pdfs_running_heads_and_footers_are_dropped_but_not_its_content(tmp_pa
     c = collect_documents(DataConfig(sources=[SourceConfig(path=str(tmp_path / "long.pdf"))], val_fraction=0.0),
                           tmp_path / "work")
     assert [f.manifest_entry().get("repeated_lines_dropped") for f in c.files.values()] == [12]
+
+
+def test_an_opendocument_presentation_reads_as_its_slides_without_notes(tmp_path: Path):
+    """A deck LibreOffice Impress wrote (tests/data/fixtures/make_legacy_office.py): titles, bullets, a text box and
+    a table's cells, slide by slide; the speaker's note ("Note de l'orateur") left out, as for .pptx."""
+    data = (Path(__file__).parent / "fixtures" / "bilan.odp").read_bytes()
+    assert office.odp_text(data) == ("Bilan de l'année\nHausse des prêts de 12 %\nDeux nouveaux ateliers d'écriture"
+                                     "\n\nPerspectives\nOuvrir le dimanche, dès l'été.\nAnnée\nLecteurs\n2026\n12 000")
+    _odt(tmp_path / "text.odp")  # a text document named .odp
+    with pytest.raises(office.OfficeError, match="no presentation body"):
+        office.odp_text((tmp_path / "text.odp").read_bytes())

@@ -7,8 +7,8 @@ fronde reads:
 - `.docx` and `.odt`: zip archives of XML, read with the standard library. Paragraphs in document order, headings as
   `#` lines and list items as `- ` lines (Markdown, as for HTML pages), table rows as tab-separated cells; deleted
   tracked changes and footnotes left out.
-- `.pptx`: each slide's paragraphs (titles, bullets, text boxes, tables) in presentation order; `.epub`: the
-  book's XHTML documents in reading order, each read as an HTML page.
+- `.pptx` and `.odp`: each slide's paragraphs (titles, bullets, text boxes, tables) in presentation order, notes
+  left out; `.epub`: the book's XHTML documents in reading order, each read as an HTML page.
 - `.rtf`: the text a reader sees (fronde.data.rtf).
 - `.pdf`: the text layer, page by page, with pypdf, without the running heads and footers repeated at the edges
   of the pages ("ACME - Confidential", "Page 3 of 12"). A scanned page has none: with a source's `ocr`, it is read
@@ -300,6 +300,32 @@ def _slides(data: bytes) -> list[str]:
     return [n for n in ordered if n in names] or by_number
 
 
+DRAW = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}"
+PRESENTATION = "{urn:oasis:names:tc:opendocument:xmlns:presentation:1.0}"
+
+
+def _odp_paragraphs(el: ET.Element, out: list[str]) -> None:
+    for child in el:
+        if child.tag in (f"{TEXT}p", f"{TEXT}h"):
+            out.append(odt_inline(child).strip())
+        elif child.tag != f"{PRESENTATION}notes":  # the speaker's notes, as for .pptx
+            _odp_paragraphs(child, out)
+
+
+def odp_text(data: bytes) -> str:
+    """An OpenDocument presentation (LibreOffice Impress): each slide's paragraphs (titles, outlines, text boxes,
+    table cells) in order, a blank line between slides; the speaker's notes left out."""
+    body = xml_member(data, "content.xml").find(f"{OFFICE}body/{OFFICE}presentation")
+    if body is None:
+        raise OfficeError("content.xml has no presentation body")
+    slides = []
+    for page in body.iter(f"{DRAW}page"):
+        paragraphs: list[str] = []
+        _odp_paragraphs(page, paragraphs)
+        slides.append("\n".join(p for p in paragraphs if p))
+    return "\n\n".join(s for s in slides if s)
+
+
 def pptx_text(data: bytes) -> str:
     """Each slide's paragraphs (titles, bullets, text boxes, table cells), a blank line between slides."""
     slides = []
@@ -356,4 +382,5 @@ def _legacy(name: str) -> Callable[[bytes], tuple[str, int]]:
 READERS: dict[str, Callable[[bytes], tuple[str, int]]] = {
     "docx": _whole(docx_text), "odt": _whole(odt_text), "pptx": _whole(pptx_text), "epub": _whole(epub_text),
     "pdf": pdf_document, "rtf": _rtf, "doc": _legacy("doc_text"), "ppt": _legacy("ppt_text"),
+    "odp": _whole(odp_text),
 }

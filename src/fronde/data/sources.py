@@ -46,7 +46,7 @@ TEXT_EXTS = {
 RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet", "csv": "csv", "tsv": "csv"}
 MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}  # text extracted: data/markup.py
 OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf", "rtf": "rtf",
-               "doc": "doc", "ppt": "ppt"}  # office.py, legacy_office.py
+               "doc": "doc", "ppt": "ppt", "odp": "odp"}  # office.py, legacy_office.py
 MAIL_EXTS = {"eml": "eml", "mbox": "mbox"}  # data/mail.py
 SHEET_EXTS = {"xlsx": "xlsx", "ods": "ods", "xls": "xls"}  # data/spreadsheet.py
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Office 97-2003's compound file
@@ -57,7 +57,7 @@ SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "ven
 
 def file_format(path: Path) -> tuple[str | None, str]:
     """(format, compression: "gzip", "bz2" or "") from the name: text/jsonl/json/parquet/csv/xlsx/xls/ods/html/
-    ipynb/docx/doc/odt/pptx/ppt/epub/pdf/rtf/eml/mbox/image, or None if unsupported (a MediaWiki dump, and what a
+    ipynb/docx/doc/odt/pptx/ppt/odp/epub/pdf/rtf/eml/mbox/image, or None if unsupported (a MediaWiki dump, and what a
     .doc/.ppt/.xls really holds, are told by the content: legacy_format).
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
@@ -183,7 +183,7 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
     if not any(r.files for r in resolved):
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
-                        "(supported: text/code files, .html, .ipynb, .docx, .doc, .odt, .pptx, .ppt, .epub, .pdf, "
+                        "(supported: text/code files, .html, .ipynb, .docx, .doc, .odt, .pptx, .ppt, .odp, .epub, .pdf, "
                         ".rtf, .eml, .mbox, .jsonl, .json, .csv, .tsv, .xlsx, .xls, .ods, .parquet and their .gz; "
                         "images with ocr=)")
     return resolved
