@@ -4,6 +4,7 @@ and the guess among legacy code pages (fronde.data.encoding)."""
 from __future__ import annotations
 
 import codecs
+import io
 import json
 from pathlib import Path
 
@@ -282,6 +283,9 @@ def test_a_late_decision_reads_the_same_whatever_the_blocks(block: int):
     at = len("x = 1\n") * 200_000 + 2  # (L'été)
     assert decoder.encoding == encoding.Encoding("cp1252", "guessed", "fra", at=at)
     assert list(encoding.text_lines([data[:5], data[5:]], encoding.StreamDecoder(data[:100], False))) \
+        == text.splitlines(keepends=True)
+    # read a line at a time (JSONL, CSV): the lines held back while deciding keep their numbers
+    assert list(encoding.text_lines(io.BytesIO(data), encoding.StreamDecoder(data[:100], False))) \
         == text.splitlines(keepends=True)
 
 

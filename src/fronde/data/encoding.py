@@ -212,7 +212,7 @@ def text_lines(chunks: Iterable[bytes], decoder) -> Iterator[str]:
         text = decoder.decode(chunk)
         if tail:
             text, tail = tail + text, ""
-        if text.find("\n") == len(text) - 1:  # one whole line: a binary file's line, decoded (most calls)
+        if text and text.find("\n") == len(text) - 1:  # one whole line: a binary file's line, decoded (most calls)
             yield text
             continue
         if "\n" not in text:
