@@ -109,22 +109,22 @@ def _text_lines(path: str | Path, error: Callable[[str], Exception]) -> Iterator
     are not raise `error`, naming the encoding the line reads as."""
     from fronde.data.encoding import bom_encoding, bomless_utf16, guess, text_lines
 
-    with (gzip.open if str(path).endswith(".gz") else open)(path, "rb") as f:
-        head = f.read(8000)
-        f.seek(0)
-        name = bom_encoding(head) or (bomless_utf16(head) if b"\x00" in head else None) or "utf-8-sig"
-        n = 0
-        try:
+    gz, n, name = str(path).endswith(".gz"), 0, "utf-8-sig"
+    try:
+        with (gzip.open if gz else open)(path, "rb") as f:
+            head = f.read(8000)
+            f.seek(0)
+            name = bom_encoding(head) or (bomless_utf16(head) if b"\x00" in head else None) or name
             for n, line in enumerate(text_lines(f, codecs.getincrementaldecoder(name)()), 1):
                 yield n, line
-        except (EOFError, OSError, zlib.error) as e:  # (gzip's errors; UnicodeDecodeError is a ValueError)
-            if not str(path).endswith(".gz"):
-                raise
-            raise error(f"{path}: gzip data damaged or cut short after line {n} ({str(e) or type(e).__name__}); "
-                        "fix or re-export the file") from None
-        except UnicodeDecodeError as e:
-            if name.startswith("utf-8"):
-                hint = guess(bytes(e.object)).name
-                raise error(f"{path}:{n + 1}: not valid UTF-8 (it reads as {hint}: convert the file, e.g. iconv -f "
-                            f"{hint} -t utf-8)") from None
-            raise error(f"{path}:{n + 1}: not valid {name} ({e.reason})") from None
+    except (EOFError, OSError, zlib.error) as e:  # (UnicodeDecodeError is a ValueError)
+        if not gz or not (type(e) is OSError or isinstance(e, (EOFError, zlib.error, gzip.BadGzipFile))):
+            raise  # a missing or unreadable file is not damaged data
+        raise error(f"{path}: gzip data damaged or cut short after line {n} ({str(e) or type(e).__name__}); "
+                    "fix or re-export the file") from None
+    except UnicodeDecodeError as e:
+        if name.startswith("utf-8"):
+            hint = guess(bytes(e.object)).name
+            raise error(f"{path}:{n + 1}: not valid UTF-8 (it reads as {hint}: convert the file, e.g. iconv -f "
+                        f"{hint} -t utf-8)") from None
+        raise error(f"{path}:{n + 1}: not valid {name} ({e.reason})") from None
