@@ -63,8 +63,8 @@ def _stream(ole, name: str) -> bytes:
 def _pieces(table: bytes, fc_clx: int, lcb_clx: int) -> list[tuple[int, int, int, bool]]:
     """The piece table: (first CP, last CP, file offset, 8-bit) of each piece of the document's text."""
     clx, i = table[fc_clx:fc_clx + lcb_clx], 0
-    while i < len(clx) and clx[i] == 0x01:  # Prc: formatting of pieces, skipped
-        i += 3 + struct.unpack_from("<h", clx, i + 1)[0]
+    while i + 3 <= len(clx) and clx[i] == 0x01:  # Prc: formatting of pieces, skipped
+        i += 3 + struct.unpack_from("<H", clx, i + 1)[0]
     if i + 5 > len(clx) or clx[i] != 0x02:
         raise OfficeError("no piece table in the table stream")
     lcb = struct.unpack_from("<I", clx, i + 1)[0]
@@ -101,7 +101,11 @@ def doc_text(data: bytes) -> str:
     ole = _ole(data)
     word = _stream(ole, "WordDocument")
     flags = struct.unpack_from("<H", word, 0x0A)[0] if len(word) > 0x0C else 0
-    return word_text(word, _stream(ole, "1Table" if flags & 0x0200 else "0Table"))
+    table = _stream(ole, "1Table" if flags & 0x0200 else "0Table")
+    try:
+        return word_text(word, table)
+    except (struct.error, IndexError) as e:  # a count or offset pointing past its stream
+        raise OfficeError(f"damaged Word file ({e})") from None
 
 
 def word_text(word: bytes, table: bytes) -> str:
@@ -151,7 +155,10 @@ def ppt_text(data: bytes) -> str:
     """A PowerPoint 97-2003 deck's slide text (see the module's rules); a paragraph a line."""
     stream = _stream(_ole(data), "PowerPoint Document")
     atoms: list[str] = []
-    _ppt_atoms(stream, 0, len(stream), atoms)
+    try:
+        _ppt_atoms(stream, 0, len(stream), atoms)
+    except RecursionError:  # containers nested thousands deep: no deck is
+        raise OfficeError("damaged PowerPoint file (records nested too deep)") from None
     paragraphs = (p.strip() for atom in atoms for p in atom.replace("\x0b", "\r").split("\r"))
     return "\n".join(p for p in paragraphs if p)
 
