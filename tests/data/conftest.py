@@ -20,6 +20,15 @@ PROSE = [
 ]
 
 
+def prepared_texts(out: Path) -> list[str]:
+    """The train documents of a prepared data directory, decoded (without their BOS/EOS tokens)."""
+    from fronde.data.shards import open_split
+
+    tok = Tokenizer.load(out / "tokenizer")
+    return [tok.decode(sh.tokens[sh.offsets[i] + 1:sh.offsets[i + 1] - 1].tolist())
+            for sh in open_split(out, "train") for i in range(sh.n_docs)]
+
+
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

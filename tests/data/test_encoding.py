@@ -17,10 +17,9 @@ from fronde.data.errors import DataError
 from fronde.data.io import jsonl_rows
 from fronde.data.manifest import summary_rows
 from fronde.data.pipeline import prepare
-from fronde.data.shards import open_split
-from fronde.data.tokenizer import Tokenizer
 from fronde.train.lineage import data_entry
 from fronde.train.model_card import data_section
+from tests.data.conftest import prepared_texts
 
 # Written for this test (not from the identifier's training texts), each in the code page its language used.
 WRITTEN = [
@@ -103,12 +102,6 @@ def test_wrong_decodings_have_unlikely_characters():
     assert encoding.unlikely_characters("آن\u200cها می\u200cخواهند") == 0  # Persian's zero-width non-joiner
 
 
-def _texts(out: Path) -> list[str]:
-    tok = Tokenizer.load(out / "tokenizer")
-    return [tok.decode(sh.tokens[sh.offsets[i] + 1:sh.offsets[i + 1] - 1].tolist())
-            for sh in open_split(out, "train") for i in range(sh.n_docs)]
-
-
 def test_a_corpus_of_old_files_keeps_its_accents_and_says_how_each_was_read(tmp_path: Path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -140,7 +133,7 @@ def test_a_corpus_of_old_files_keeps_its_accents_and_says_how_each_was_read(tmp_
         "modern.md": (None, None, None), "letter.txt": ("koi8-r", "declared", None)}
     assert m["documents"]["kept"] == 10 and m["documents"]["bad_utf8"] == 0
     assert sum(m["documents"]["dropped"].values()) == 0
-    texts = _texts(tmp_path / "out")
+    texts = prepared_texts(tmp_path / "out")
     assert fra in texts and rus in texts and "Дорогой друг! " + rus in texts
     assert "Exporté depuis le Bloc-notes. " + fra in texts and "Résumé : " + fra in texts
     assert f"Ligne 2 : {fra}" in texts and any(t.startswith("Accueil") and fra in t for t in texts)
@@ -264,7 +257,7 @@ def test_a_big_ascii_export_whose_first_accent_comes_late_keeps_it(tmp_path: Pat
     assert got["tickets.csv"][:3] == ("cp1252", "guessed", "fra")
     assert got["page.html"][:2] == ("cp1252", "self")  # its meta charset, read once the accents come
     assert m["documents"]["bad_utf8"] == 0
-    texts = "\n".join(_texts(tmp_path / "out"))
+    texts = "\n".join(prepared_texts(tmp_path / "out"))
     assert "\ufffd" not in texts
     assert all(f"{kind} : {fra}" in texts for kind in ("UTF-8", "JSONL", "CSV", "HTML")), texts[-3000:]
     assert fra + "\ntail line" in texts and rus in texts
@@ -299,4 +292,4 @@ def test_a_binary_file_is_still_dropped_and_utf16_without_a_mark_is_read(tmp_pat
     assert m["documents"]["dropped"]["binary"] == 1 and sum(m["documents"]["dropped"].values()) == 1
     files = {Path(f["path"]).name: f for f in m["files"]}
     assert files["ps.txt"]["encoding"] == "utf-16-le" and files["ps.txt"]["encoding_from"] == "zero-bytes"
-    assert "Résultat : " + WRITTEN[0][2] in _texts(tmp_path / "out")
+    assert "Résultat : " + WRITTEN[0][2] in prepared_texts(tmp_path / "out")

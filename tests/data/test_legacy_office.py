@@ -16,8 +16,7 @@ from fronde.data import legacy_office
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.office import OfficeError
 from fronde.data.pipeline import prepare
-from fronde.data.shards import open_split
-from fronde.data.tokenizer import Tokenizer
+from tests.data.conftest import prepared_texts
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RAPPORT = ("Rapport annuel\nL'été dernier, la bibliothèque a accueilli 12 000 lecteurs ; les élèves ont préféré les "
@@ -98,12 +97,6 @@ def test_broken_and_unreadable_files_say_why():
         legacy_office.word_text(bytes(word95), table)
 
 
-def _texts(out: Path) -> list[str]:
-    tok = Tokenizer.load(out / "tokenizer")
-    return [tok.decode(sh.tokens[sh.offsets[i] + 1:sh.offsets[i + 1] - 1].tolist())
-            for sh in open_split(out, "train") for i in range(sh.n_docs)]
-
-
 def test_an_old_archive_goes_through_prepare(tmp_path: Path):
     archive = tmp_path / "archive"
     archive.mkdir()
@@ -125,7 +118,7 @@ def test_an_old_archive_goes_through_prepare(tmp_path: Path):
                        "LISEZMOI.doc": "text",
                        "lettre.doc": "rtf", "export.xls": "html", "faq.xls": "xls"}
     assert sum(m["documents"]["dropped"].values()) == 0
-    texts = _texts(tmp_path / "out")
+    texts = prepared_texts(tmp_path / "out")
     for text in (RAPPORT, RUSSE, BILAN, "Lettre de l'été, en RTF.", "En ligne, ou à l'accueil de la médiathèque.",
                  "Parking Saint-Marc, gratuit le dimanche."):
         assert text in texts, text
