@@ -107,6 +107,10 @@ def test_chat_tables_for_sft_faq_sheets_and_csv_exports(tmp_path: Path):
                                         "Dans votre espace client, rubrique Commandes.", "owner": "Zoé"})]
     messages, _, fmt = row_chat(rows[0][1])
     assert fmt == "prompt-completion" and [m["role"] for m in messages] == ["user", "assistant"]
+    old_faq = list(iter_rows(Path(__file__).parent / "fixtures" / "faq.xls"))  # Excel 97-2003, LibreOffice wrote it
+    assert [(loc, row["prompt"]) for loc, row in old_faq] == [
+        ("faq.xls:FAQ!2", "Comment renouveler ma carte ?"), ("faq.xls:FAQ!3", "Peut-on emprunter des jeux ?"),
+        ("faq.xls:FAQ!5", "Où se garer ?")]
     alpaca = _csv([["Instruction", "Input", "Output"], ["Traduis", "cat", "chat"]], ";")
     (tmp_path / "alpaca.csv").write_bytes(alpaca.encode("cp1252"))
     assert list(iter_rows(tmp_path / "alpaca.csv")) == [("alpaca.csv:2", {"instruction": "Traduis", "input": "cat",

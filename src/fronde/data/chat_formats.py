@@ -12,10 +12,11 @@ LLaMA-Factory recognise them:
   input) and an assistant turn.
 
 Files: `.jsonl`/`.ndjson` (a row a line), `.json` (a list of rows), `.parquet` (a row a record: what `datasets`
-saves), the first two also gzipped; and tables, `.csv`/`.tsv` and `.xlsx`/`.ods` sheets, whose header row names the
-columns (ignoring case: `Prompt`, `completion`, `instruction`, `input`, `output`, `system`; a FAQ's `question` and
-`answer` read as prompt and completion). A bad row stops the run with its file, row and what is wrong: a chat file is
-hand-made and small enough to fix, unlike a pretraining corpus, where bad records are counted and dropped.
+saves), the first two also gzipped; and tables, `.csv`/`.tsv` and `.xlsx`/`.xls`/`.ods` sheets, whose header row
+names the columns (ignoring case: `Prompt`, `completion`, `instruction`, `input`, `output`, `system`; a FAQ's
+`question` and `answer` read as prompt and completion). A bad row stops the run with its file, row and what is
+wrong: a chat file is hand-made and small enough to fix, unlike a pretraining corpus, where bad records are counted
+and dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from fronde.data import spreadsheet
 from fronde.data.chat import normalize_messages
-from fronde.data.encoding import HEAD_BYTES, detect
+from fronde.data.encoding import decode
 from fronde.data.errors import DataError
 from fronde.data.io import jsonl_rows
 from fronde.data.office import OfficeError
@@ -62,7 +63,7 @@ def iter_rows(path: Path) -> Iterator[tuple[str, Any]]:
                 n += 1
                 yield f"{path.name} row {n}", row
         return
-    if ext[0] in (".csv", ".tsv", ".xlsx", ".ods"):
+    if ext[0] in (".csv", ".tsv", ".xlsx", ".xls", ".ods"):
         yield from _table_rows(path, ext[0], gz)
         return
     if ext[0] != ".json":
@@ -92,10 +93,10 @@ def _table_rows(path: Path, ext: str, gz: bool) -> Iterator[tuple[str, Any]]:
     with gzip.open(path) if gz else open(path, "rb") as f:
         data = f.read()
     if ext in (".csv", ".tsv"):
-        try:
-            text = data.decode(detect(data[:HEAD_BYTES], len(data) <= HEAD_BYTES).name)
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not readable text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+        text, bad, enc = decode(data)
+        if bad:
+            raise DataError(f"{path}: not readable text (bytes invalid in {enc.name}, its encoding as read); save it "
+                            "as UTF-8") from None
         header, body = read_table(io.StringIO(text, newline=""), tsv=ext == ".tsv")
         tables = [(header, [(f"{path.name}:{line}", row) for line, row in body])]
     else:
