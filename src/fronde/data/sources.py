@@ -34,6 +34,7 @@ from fronde.data.io import sha256_file
 from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
 from fronde.data.ocr import IMAGE_EXTS, OcrError, check as check_ocr, read_image
 from fronde.data.records import read_csv, read_json, read_jsonl, read_parquet, read_spreadsheet
+from fronde.data.subtitles import read_subtitles
 
 TEXT_EXTS = {
     "txt", "text", "md", "markdown", "rst", "org", "tex", "adoc",
@@ -48,6 +49,7 @@ MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}
 OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf", "rtf": "rtf",
                "doc": "doc", "ppt": "ppt", "odp": "odp"}  # office.py, legacy_office.py
 MAIL_EXTS = {"eml": "eml", "mbox": "mbox"}  # data/mail.py
+SUBTITLE_EXTS = {"srt": "srt", "vtt": "vtt"}  # data/subtitles.py
 SHEET_EXTS = {"xlsx": "xlsx", "ods": "ods", "xls": "xls"}  # data/spreadsheet.py
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Office 97-2003's compound file
 NEWER = {"doc": "docx", "ppt": "pptx", "xls": "xlsx"}
@@ -57,8 +59,8 @@ SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "ven
 
 def file_format(path: Path) -> tuple[str | None, str]:
     """(format, compression: "gzip", "bz2" or "") from the name: text/jsonl/json/parquet/csv/xlsx/xls/ods/html/
-    ipynb/docx/doc/odt/pptx/ppt/odp/epub/pdf/rtf/eml/mbox/image, or None if unsupported (a MediaWiki dump, and what a
-    .doc/.ppt/.xls really holds, are told by the content: legacy_format).
+    ipynb/docx/doc/odt/pptx/ppt/odp/epub/pdf/rtf/eml/mbox/srt/vtt/image, or None if unsupported (a MediaWiki dump,
+    and what a .doc/.ppt/.xls really holds, are told by the content: legacy_format).
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
     compressed = COMPRESSIONS.get(suffixes[-1], "") if suffixes else ""
@@ -73,6 +75,8 @@ def file_format(path: Path) -> tuple[str | None, str]:
         return OFFICE_EXTS[ext], compressed
     if ext in MAIL_EXTS:
         return MAIL_EXTS[ext], compressed
+    if ext in SUBTITLE_EXTS:
+        return SUBTITLE_EXTS[ext], compressed
     if ext in SHEET_EXTS:
         return SHEET_EXTS[ext], compressed
     if ext in IMAGE_EXTS:
@@ -183,9 +187,9 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
     if not any(r.files for r in resolved):
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
-                        "(supported: text/code files, .html, .ipynb, .docx, .doc, .odt, .pptx, .ppt, .odp, .epub, .pdf, "
-                        ".rtf, .eml, .mbox, .jsonl, .json, .csv, .tsv, .xlsx, .xls, .ods, .parquet and their .gz; "
-                        "images with ocr=)")
+                        "(supported: text/code files, .html, .ipynb, .docx, .doc, .odt, .pptx, .ppt, .odp, .epub, "
+                        ".pdf, .rtf, .eml, .mbox, .srt, .vtt, .jsonl, .json, .csv, .tsv, .xlsx, .xls, .ods, .parquet "
+                        "and their .gz; images with ocr=)")
     return resolved
 
 
@@ -375,6 +379,8 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
             items = read_spreadsheet(sf, src.text_field, max_chars, field_set=src.text_field_set)
         elif sf.format in MAIL_EXTS.values():
             items = read_mail(sf, max_chars)
+        elif sf.format in SUBTITLE_EXTS.values():
+            items = read_subtitles(sf, max_chars, declared=src.config.encoding)
         elif sf.format == "mediawiki":
             items = read_mediawiki(sf, max_chars)
         elif sf.format in ("html", "ipynb"):
