@@ -87,18 +87,22 @@ class SourceFile:
     source: str  # the source's name
     licence: str
     format: str  # text | jsonl | json | parquet | stardict | dictd | python-stdlib
-    compressed: str = ""  # "gzip" or "bz2" (Wikipedia's dumps), "" when read as it is
+    compressed: str = ""  # "gzip" or "bz2" (Wikipedia's dumps), "zip" or "tar" (a member), "" when read as it is
     sha256: str = ""
     bytes: int = 0
     documents: int = 0  # units read (kept + dropped)
     kept: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     damage: str = ""  # compressed data found damaged or cut short while reading (fronde.data.files.guarded)
+    archive: str = ""  # a member of a zip or tar (fronde.data.archives): the archive's path, and the member's name
+    member: str = ""
 
     def manifest_entry(self) -> dict[str, Any]:
         entry = {"path": self.path, "source": self.source, "licence": self.licence, "format": self.format,
                  "sha256": self.sha256, "bytes": self.bytes, "documents": self.documents, "kept": self.kept}
         if self.compressed:
             entry["compressed"] = self.compressed
+        if self.member:
+            entry.update(archive=self.archive, member=self.member)
         entry.update(self.extra)
         return entry

@@ -7,13 +7,16 @@ import bz2
 import gzip
 import io
 import shutil
+import tarfile
 import tempfile
+import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from fronde.data.archives import open_member
 from fronde.data.clean import BINARY_SNIFF, COUNT_REPLACE, is_binary, iter_text_pieces, split_long
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.encoding import HEAD_BYTES, UTF8, Encoding, StreamDecoder, bom_encoding, bomless_utf16, decode
@@ -28,7 +31,8 @@ def open_path(path: str | Path, compression: str) -> BinaryIO:
     return open(path, "rb")
 
 
-_INFLATE_ERRORS = (EOFError, OSError, zlib.error)  # gzip's and bz2's, for data damaged or cut short
+# gzip's, bz2's, zipfile's (a bad CRC) and tarfile's errors for data damaged or cut short
+_INFLATE_ERRORS = (EOFError, OSError, zlib.error, zipfile.BadZipFile, tarfile.TarError)
 
 
 class _UpToDamage(io.RawIOBase):
@@ -65,9 +69,18 @@ class _UpToDamage(io.RawIOBase):
 
 
 def open_file(sf: SourceFile) -> BinaryIO:
-    """The file's bytes, inflated when it is compressed (up to any damage: _UpToDamage)."""
-    f = open_path(sf.path, sf.compressed)
+    """The file's bytes (an archive member's), inflated when it is compressed (up to any damage: _UpToDamage)."""
+    f = open_member(sf.archive, sf.compressed, sf.member) if sf.member else open_path(sf.path, sf.compressed)
     return io.BufferedReader(_UpToDamage(f, sf), 1 << 16) if sf.compressed else f  # type: ignore[return-value]
+
+
+def head_bytes(sf: SourceFile, size: int) -> bytes:
+    """A file's first bytes, inflated; b"" when they cannot be read (reading the file later names why)."""
+    try:
+        with open_file(sf) as f:
+            return f.read(size)
+    except _INFLATE_ERRORS:
+        return b""
 
 
 def guarded(sf: SourceFile, items: Iterator[Document | Drop]) -> Iterator[Document | Drop]:

@@ -13,22 +13,21 @@ import glob as globlib
 import itertools
 import multiprocessing
 import sys
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from fronde.data import builtin, mail, office, wiki
+from fronde.data import archives, builtin, mail, office, wiki
 from fronde.data.clean import split_long
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
-from fronde.data.files import (binary_drop, decoded_text, guarded, open_file, open_path, pieces,
+from fronde.data.files import (binary_drop, decoded_text, guarded, head_bytes, open_file, pieces,
                                read_text_file)
 from fronde.data.io import sha256_file
 from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
@@ -137,7 +136,7 @@ def _walk(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
         if not path.is_file():
             continue
         fmt, _ = file_format(path)
-        if fmt is None:
+        if fmt is None and archives.archive_kind(path.name) is None:
             skipped.append((str(path), f"unsupported extension {path.suffix!r}"))
         else:
             files.append(path)
@@ -168,19 +167,18 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
         pii = sc.pii if sc.pii is not None else (force_pii if force_pii is not None else True)
         files: list[SourceFile] = []
         for p in paths:
+            if (kind := archives.archive_kind(p.name)) is not None:
+                files += _archive_files(str(p), kind, sc, name, licence, skipped)
+                continue
             fmt, gz = file_format(p)
             if fmt == "image" and not sc.ocr:
                 skipped.append((str(p), "an image: read it with OCR (::ocr=fra, Tesseract's language codes)"))
                 continue
             if fmt is None or (fmt in ("html", "ipynb") and not sc.extract):
                 fmt = "text"  # named explicitly: try it; binary sniffing will catch a non-text file
-            if fmt == "text" and p.name.lower().endswith((".xml", ".xml.gz", ".xml.bz2")) and wiki_dump(p, gz):
-                fmt = "mediawiki"
-            elif fmt in NEWER:
-                fmt = legacy_format(p, gz, fmt)
-            st = p.stat()
-            files.append(SourceFile(path=str(p), source=name, licence=licence, format=fmt, compressed=gz,
-                                    sha256=sha256_file(p), bytes=st.st_size))
+            sf = SourceFile(path=str(p), source=name, licence=licence, format=fmt, compressed=gz,
+                            sha256=sha256_file(p), bytes=p.stat().st_size)
+            files.append(_sniffed(sf))
         named = sc.text_field is not None or config.text_field != "text"
         resolved.append(ResolvedSource(sc, name, licence, pii, False, files, sc.text_field or config.text_field,
                                        skipped, text_field_set=named))
@@ -246,11 +244,51 @@ def read_office_file(sf: SourceFile, max_chars: int, pii: bool = True, ocr: str 
     yield from pieces(sf, text, max_chars, empty, False, pii)
 
 
-def legacy_format(path: Path, compression: str, fmt: str) -> str:
+def _archive_files(path: str, kind: str, sc: SourceConfig, source: str, licence: str,
+                   skipped: list[tuple[str, str]]) -> list[SourceFile]:
+    """The members of a zip or tar to read, as files of the corpus (fronde.data.archives); the others skipped."""
+    files: list[SourceFile] = []
+    try:
+        listed = list(archives.members(path, kind))
+    except DataError as e:  # not an archive, or cut short: named, and the other files are read
+        skipped.append((path, str(e).removeprefix(f"{path}: ")))
+        return files
+    for member, size, why in listed:
+        shown = archives.member_path(path, member)
+        fmt = file_format(PurePosixPath(member))[0]  # type: ignore[arg-type]
+        if why is None and fmt is None:
+            why = f"unsupported extension {PurePosixPath(member).suffix!r}"
+        if why is None and fmt == "image" and not sc.ocr:
+            why = "an image: read it with OCR (::ocr=fra, Tesseract's language codes)"
+        if why is None:
+            try:
+                sha = archives.member_sha256(path, kind, member)
+            except DataError as e:
+                why = f"damaged member ({e})"
+        if why is not None:
+            skipped.append((shown, why))
+            continue
+        fmt = "text" if fmt in ("html", "ipynb") and not sc.extract else fmt
+        files.append(_sniffed(SourceFile(path=shown, source=source, licence=licence, format=fmt, compressed=kind,
+                                         sha256=sha, bytes=size, archive=path, member=member)))
+    return files
+
+
+def _sniffed(sf: SourceFile) -> SourceFile:
+    """The file with the format its first bytes say when its name does not tell: a MediaWiki dump among .xml
+    files, and what a .doc, .ppt or .xls really holds."""
+    name = (sf.member or sf.path).lower()
+    if sf.format == "text" and name.endswith((".xml", ".xml.gz", ".xml.bz2")) and wiki_dump(sf):
+        sf.format = "mediawiki"
+    elif sf.format in NEWER:
+        sf.format = legacy_format(head_bytes(sf, 512), sf.format)
+    return sf
+
+
+def legacy_format(head: bytes, fmt: str) -> str:
     """What a .doc, .ppt or .xls file really is, from its first bytes: an Office 97-2003 compound file, else what
     such names also hold (Word's RTF, a newer file renamed, an HTML table saved by a web app as .xls, or plain text
     as old READMEs named .doc)."""
-    head = _head(path, compression, 512)
     if head.startswith(OLE_MAGIC):
         return fmt
     if head.startswith(b"{\\rtf"):
@@ -262,18 +300,9 @@ def legacy_format(path: Path, compression: str, fmt: str) -> str:
     return "text"  # (binary sniffing drops what is not)
 
 
-def _head(path: Path, compression: str, size: int) -> bytes:
-    """A file's first bytes, inflated; b"" when its compressed data is damaged there (reading it names the damage)."""
-    try:
-        with open_path(path, compression) as f:
-            return f.read(size)
-    except (EOFError, OSError, zlib.error):
-        return b""
-
-
-def wiki_dump(path: Path, compression: str) -> bool:
+def wiki_dump(sf: SourceFile) -> bool:
     """Whether an .xml file is a MediaWiki export (its root element, in its first 4 KB)."""
-    return b"<mediawiki" in _head(path, compression, 4096)
+    return b"<mediawiki" in head_bytes(sf, 4096)
 
 
 def read_mediawiki(sf: SourceFile, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
