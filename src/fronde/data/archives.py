@@ -7,8 +7,8 @@ extracted file's, so `fronde runs --trained-on` finds it either way) and size. W
 skipped with the reason: unsupported formats, archives inside archives (extract those first), members over
 MAX_MEMBER_BYTES once inflated (a zip bomb), links and devices. A member may itself be gzipped or bzipped.
 
-Zip members are read by random access; a compressed tar is a single stream, so its members are hashed in one
-pass and the last opened tar stays open: members read in archive order cost one pass in all.
+Zip members are read by random access; a compressed tar is a single stream, so its members are listed and hashed
+in one pass, and the last opened tar stays open: members read in archive order cost one more pass in all.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import hashlib
 import os
 import tarfile
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
@@ -86,26 +87,43 @@ def open_member(path: str, kind: str, name: str) -> BinaryIO:
     return raw
 
 
-def members(path: str, kind: str) -> Iterator[tuple[str, int, str | None]]:
-    """(name, inflated size, why it is skipped or None) of every member, in archive order. Sizes of members that are
-    themselves compressed are their stored bytes."""
+def members(path: str, kind: str, unread: Callable[[str], str | None]
+            ) -> Iterator[tuple[str, int, str, str | None]]:
+    """(name, inflated size, sha256 of its bytes or "", why it is skipped or None) of every member, in archive
+    order; `unread(name)` says why a member is not read (its format), and only the others are hashed (a tar in the
+    same pass). Sizes of members that are themselves compressed are their stored bytes."""
     try:
         if kind == "zip":
             with zipfile.ZipFile(path) as z:
                 for info in z.infolist():
-                    if info.is_dir():
-                        continue
-                    yield info.filename, info.file_size, _skip(info.filename, info.file_size, info.flag_bits & 1)
+                    if not info.is_dir():
+                        why = _skip(info.filename, info.file_size, info.flag_bits & 1) or unread(info.filename)
+                        yield info.filename, info.file_size, *_hashed(path, info.filename, why, z.open)
             return
         with tarfile.open(path, "r:*") as tar:
             for m in tar:
-                if m.isdir():
-                    continue
-                why = None if m.isfile() else "a link or special file in the archive"
-                yield m.name, m.size, why or _skip(m.name, m.size, False)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
+                if not m.isdir():
+                    why = (None if m.isfile() else "a link or special file in the archive") or \
+                        _skip(m.name, m.size, False) or unread(m.name)
+                    yield m.name, m.size, *_hashed(path, m.name, why, lambda _: tar.extractfile(m))
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise DataError(f"{path}: unreadable archive ({type(e).__name__}: {e}); check the file, or extract it and "
                         "give the folder") from None
+
+
+def _hashed(path: str, name: str, why: str | None, open_: Callable) -> tuple[str, str | None]:
+    """(sha256 of the member's bytes, why) for a member to read; a member whose data is damaged (a bad CRC, cut
+    short) is skipped, not read."""
+    if why is not None:
+        return "", why
+    h = hashlib.sha256()
+    try:
+        with open_(name) as f:
+            while chunk := f.read(HASH_BLOCK):
+                h.update(chunk)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error, RuntimeError) as e:
+        return "", f"damaged member ({type(e).__name__}: {e})"
+    return h.hexdigest(), None
 
 
 def _skip(name: str, size: int, encrypted: bool) -> str | None:
@@ -116,24 +134,6 @@ def _skip(name: str, size: int, encrypted: bool) -> str | None:
     if archive_kind(name) is not None:
         return "an archive inside an archive: extract it first"
     return None
-
-
-def member_sha256(path: str, kind: str, name: str) -> str:
-    """Hex sha256 of a member's stored bytes (as the extracted file's)."""
-    h = hashlib.sha256()
-    try:
-        if kind == "zip":
-            with zipfile.ZipFile(path) as z, z.open(name) as f:
-                while chunk := f.read(HASH_BLOCK):
-                    h.update(chunk)
-        else:
-            f = _tar(path).extractfile(name)
-            assert f is not None
-            while chunk := f.read(HASH_BLOCK):
-                h.update(chunk)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, RuntimeError) as e:
-        raise DataError(f"{path}!{name}: unreadable archive member ({type(e).__name__}: {e})") from None
-    return h.hexdigest()
 
 
 def member_path(path: str, name: str) -> str:

@@ -248,29 +248,28 @@ def _archive_files(path: str, kind: str, sc: SourceConfig, source: str, licence:
                    skipped: list[tuple[str, str]]) -> list[SourceFile]:
     """The members of a zip or tar to read, as files of the corpus (fronde.data.archives); the others skipped."""
     files: list[SourceFile] = []
+
+    def unread(member: str) -> str | None:
+        fmt = file_format(PurePosixPath(member))[0]  # type: ignore[arg-type]
+        if fmt is None:
+            return f"unsupported extension {PurePosixPath(member).suffix!r}"
+        return "an image: read it with OCR (::ocr=fra, Tesseract's language codes)" if fmt == "image" and \
+            not sc.ocr else None
+
     try:
-        listed = list(archives.members(path, kind))
+        listed = list(archives.members(path, kind, unread))
     except DataError as e:  # not an archive, or cut short: named, and the other files are read
         skipped.append((path, str(e).removeprefix(f"{path}: ")))
         return files
-    for member, size, why in listed:
-        shown = archives.member_path(path, member)
-        fmt = file_format(PurePosixPath(member))[0]  # type: ignore[arg-type]
-        if why is None and fmt is None:
-            why = f"unsupported extension {PurePosixPath(member).suffix!r}"
-        if why is None and fmt == "image" and not sc.ocr:
-            why = "an image: read it with OCR (::ocr=fra, Tesseract's language codes)"
-        if why is None:
-            try:
-                sha = archives.member_sha256(path, kind, member)
-            except DataError as e:
-                why = f"damaged member ({e})"
+    for member, size, sha, why in listed:
         if why is not None:
-            skipped.append((shown, why))
+            skipped.append((archives.member_path(path, member), why))
             continue
+        fmt = file_format(PurePosixPath(member))[0]  # type: ignore[arg-type]
         fmt = "text" if fmt in ("html", "ipynb") and not sc.extract else fmt
-        files.append(_sniffed(SourceFile(path=shown, source=source, licence=licence, format=fmt, compressed=kind,
-                                         sha256=sha, bytes=size, archive=path, member=member)))
+        files.append(_sniffed(SourceFile(path=archives.member_path(path, member), source=source, licence=licence,
+                                         format=fmt or "text", compressed=kind, sha256=sha, bytes=size,
+                                         archive=path, member=member)))
     return files
 
 
