@@ -120,6 +120,15 @@ def file_decoder(sf: SourceFile, head: bytes, complete: bool, declared: str | No
     return decoder
 
 
+def whole_text(sf: SourceFile, declared: str | None) -> tuple[str, bool] | Drop:
+    """A whole file's text and whether bytes invalid in its encoding were replaced, or the drop of a binary file."""
+    with open_file(sf) as f:
+        data = f.read()
+    if (drop := binary_drop(sf, data, declared)) is not None:
+        return drop
+    return decoded_text(sf, data, declared)
+
+
 def decoded_text(sf: SourceFile, data: bytes, declared: str | None) -> tuple[str, bool]:
     text, bad, enc = decode(data, declared)
     note_encoding(sf, enc)

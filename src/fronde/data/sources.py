@@ -27,8 +27,7 @@ from fronde.data.clean import split_long
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
-from fronde.data.files import (binary_drop, decoded_text, guarded, head_bytes, open_file, pieces,
-                               read_text_file)
+from fronde.data.files import guarded, head_bytes, open_file, pieces, read_text_file, whole_text
 from fronde.data.io import sha256_file
 from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
 from fronde.data.ocr import IMAGE_EXTS, OcrError, check as check_ocr, read_image
@@ -195,12 +194,10 @@ def read_markup_file(sf: SourceFile, max_chars: int, pii: bool = True, site: Sit
                      declared: str | None = None) -> Iterator[Document | Drop]:
     """An HTML page's visible text or a notebook's cells (fronde.data.markup), cut into pieces of `max_chars`;
     `site` holds the lines of the source's earlier pages (repeated ones are dropped and counted in the manifest)."""
-    with open_file(sf) as f:
-        data = f.read()
-    if (drop := binary_drop(sf, data, declared)) is not None:
-        yield drop
+    if isinstance(got := whole_text(sf, declared), Drop):
+        yield got
         return
-    raw, bad = decoded_text(sf, data, declared)
+    raw, bad = got
     try:
         if sf.format == "html":
             text, repeated = html_text(raw, site)

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 
 from fronde.data.documents import Document, Drop, SourceFile
-from fronde.data.files import binary_drop, decoded_text, open_file, pieces
+from fronde.data.files import pieces, whole_text
 
 _TIMING = re.compile(r"^\s*(\d+:)?\d{1,2}:\d{2}[,.]\d{1,3}\s*-->\s*(\d+:)?\d{1,2}:\d{2}[,.]\d{1,3}")
 _TAGS = re.compile(r"</?[a-zA-Z][^>]*>|<\d{1,2}:\d{2}(:\d{2})?\.\d{3}>|\{\\[^}]*\}")
@@ -74,10 +74,8 @@ def subtitle_text(text: str) -> str:
 def read_subtitles(sf: SourceFile, max_chars: int, pii: bool = True, declared: str | None = None
                    ) -> Iterator[Document | Drop]:
     """A subtitle file as one document (pieces of `max_chars` for a long one)."""
-    with open_file(sf) as f:
-        data = f.read()
-    if (drop := binary_drop(sf, data, declared)) is not None:
-        yield drop
+    if isinstance(got := whole_text(sf, declared), Drop):
+        yield got
         return
-    raw, bad = decoded_text(sf, data, declared)
+    raw, bad = got
     yield from pieces(sf, subtitle_text(raw), max_chars, "no cue with text (not subtitles?)", bad, pii)
