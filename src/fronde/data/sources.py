@@ -65,18 +65,9 @@ def file_format(path: Path) -> tuple[str | None, str]:
     if compressed:
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
-    if ext in RECORD_EXTS:
-        return RECORD_EXTS[ext], compressed
-    if ext in MARKUP_EXTS:
-        return MARKUP_EXTS[ext], compressed
-    if ext in OFFICE_EXTS:
-        return OFFICE_EXTS[ext], compressed
-    if ext in MAIL_EXTS:
-        return MAIL_EXTS[ext], compressed
-    if ext in SUBTITLE_EXTS:
-        return SUBTITLE_EXTS[ext], compressed
-    if ext in SHEET_EXTS:
-        return SHEET_EXTS[ext], compressed
+    for table in (RECORD_EXTS, MARKUP_EXTS, OFFICE_EXTS, MAIL_EXTS, SUBTITLE_EXTS, SHEET_EXTS):
+        if ext in table:
+            return table[ext], compressed
     if ext in IMAGE_EXTS:
         return "image", compressed  # read only by a source with `ocr`
     if ext in TEXT_EXTS or not ext or not path.suffix[1:].isalnum():
