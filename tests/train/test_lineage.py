@@ -334,6 +334,16 @@ def test_the_models_trained_on_a_file_through_their_ancestry(tmp_path, data_dir)
     assert [(Path(u.model), "gone" in u.reason) for u in unknown] == [(lost, True)]
     _, uses, _ = trained_on([chats], models)
     assert [(Path(u.model), u.how) for u in uses] == [(sft, "chat file")]
+    # asked about the archive the file was handed over in: matched member by member
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "handover.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(kept["path"], "lib/kept.py")
+        z.writestr("lib/other.txt", "never trained on")
+    handover = tmp_path / "handover.zip"
+    digests, uses, _ = trained_on([handover], models)
+    assert sorted(digests.values()) == [str(handover), f"{handover}!lib/kept.py", f"{handover}!lib/other.txt"]
+    assert [(Path(u.model), u.file) for u in uses] == [(base, kept["path"]), (sft, kept["path"])]
 
     res = subprocess.run([sys.executable, "-m", "fronde.cli.main", "runs", str(runs), "--trained-on", str(copy),
                           "--json"], capture_output=True, text=True, timeout=120)
@@ -341,3 +351,10 @@ def test_the_models_trained_on_a_file_through_their_ancestry(tmp_path, data_dir)
     out = json.loads(res.stdout)
     assert out["models_checked"] == 3 and {u["model"] for u in out["uses"]} == {str(base), str(sft)}
     assert [u["model"] for u in out["cannot_tell"]] == [str(lost)]
+    res = subprocess.run([sys.executable, "-m", "fronde.cli.main", "runs", str(runs), "--trained-on",
+                          str(tmp_path / "handover.zip")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "and 2 archive members, each matched by its own sha256" in res.stdout, res.stderr
+    (tmp_path / "cut.zip").write_bytes((tmp_path / "handover.zip").read_bytes()[:50])
+    res = subprocess.run([sys.executable, "-m", "fronde.cli.main", "runs", str(runs), "--trained-on",
+                          str(tmp_path / "cut.zip")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "cut.zip: unreadable archive" in res.stdout + res.stderr

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fronde.cli.errors import print_error
+from fronde.data.errors import DataError
 from fronde.eval.runs import RunSummary, list_runs
 from fronde.train.trained_on import as_json as trained_on_json
 from fronde.train.trained_on import published_models
@@ -90,13 +91,21 @@ def _trained_on(console: Console, runs_dir: Path, files: list[Path], as_json: bo
             print_error(console, f"--trained-on {f}: no such file")
             raise typer.Exit(2)
     models = published_models(runs_dir)
-    digests, uses, unknown = find_uses(files, models)
+    try:
+        digests, uses, unknown = find_uses(files, models)
+    except DataError as e:  # an archive asked about that cannot be read
+        print_error(console, e)
+        raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps({"runs_dir": str(runs_dir), "models_checked": len(models),
                                **trained_on_json(digests, uses, unknown)}, indent=2))
         return
+    asked = {str(f) for f in files}
     for digest, path in digests.items():
-        console.print(f"{path}: sha256 {digest[:16]}…", highlight=False)
+        if path in asked:
+            console.print(f"{path}: sha256 {digest[:16]}…", highlight=False)
+    if n_members := sum(path not in asked for path in digests.values()):
+        console.print(f"and {n_members} archive members, each matched by its own sha256", highlight=False)
     affected = sorted({u.model for u in uses})
     it = "it" if len(digests) == 1 else "them"
     if uses:

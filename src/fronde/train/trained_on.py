@@ -1,7 +1,8 @@
 """Which models were trained on a file: the question an erasure request (GDPR article 17), a licence withdrawal or a
 leaked document puts to a team.
 
-A file is matched by content (sha256), so a copy, a renamed or a moved file matches too. Every published model's
+A file is matched by content (sha256), so a copy, a renamed or a moved file matches too; an archive is asked about
+member by member. Every published model's
 `fronde.json` carries its whole ancestry, and each record names its data: prepared data dirs by their manifest
 (which lists every file with its sha256 and how many of its documents were kept), and post-training files (chat
 files, prompt files, task files) with their sha256. A model is affected when any record of its ancestry used the
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fronde.data.archives import archive_kind, member_path, members
 from fronde.data.io import sha256_file
 from fronde.data.manifest import MANIFEST
 from fronde.train.lineage import LINEAGE, ancestry, read_lineage
@@ -94,9 +96,21 @@ def _data_uses(entry: dict[str, Any], digests: dict[str, str], label: str,
     return [], f"data dir {entry['path']} is {state} and fronde.json does not list its files"
 
 
+def _digests(files: list[Path]) -> dict[str, str]:
+    """{sha256: file} of the files asked about, and of every member of those that are zip or tar archives (data is
+    handed over, and withdrawn, as archives; fronde reads their members as files: fronde.data.archives)."""
+    digests = {}
+    for f in files:
+        digests[sha256_file(f)] = str(f)
+        if (kind := archive_kind(f.name)) is not None:
+            listed = members(str(f), kind, lambda _: None)  # (an unreadable archive: DataError, its path named)
+            digests.update({sha: member_path(str(f), name) for name, _, sha, why in listed if why is None})
+    return digests
+
+
 def trained_on(files: list[Path], models: list[Path]) -> tuple[dict[str, str], list[Use], list[Unknown]]:
     """({sha256: file}, the uses of those files by the models, the models that cannot tell)."""
-    digests = {sha256_file(f): str(f) for f in files}
+    digests = _digests(files)
     uses: list[Use] = []
     unknown: list[Unknown] = []
     manifests: dict[tuple[str, str], list[dict[str, Any]] | None] = {}
