@@ -105,7 +105,7 @@ def binary_drop(sf: SourceFile, head: bytes, declared: str | None = None) -> Dro
     UTF-16 text without one, nor a UTF-16/32 encoding declared by the source."""
     if not is_binary(head) or bom_encoding(head) is not None or bomless_utf16(head) is not None:
         return None
-    if declared is not None and declared.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32")):
+    if declared is not None and declared.startswith(("utf-16", "utf-32")):  # (a codec name: SourceConfig's)
         return None
     return Drop(sf.path, sf.path, "binary", "NUL byte in the first 8000 bytes, and not UTF-16 text (set the "
                                            "source's encoding= if it is text)")

@@ -13,9 +13,9 @@ from fronde.data.chat import normalize_messages
 from fronde.data.chat_formats import row_chat
 from fronde.data.clean import split_long
 from fronde.data.documents import Document, Drop, SourceFile
-from fronde.data.encoding import HEAD_BYTES, StreamDecoder, text_lines
+from fronde.data.encoding import HEAD_BYTES, text_lines
 from fronde.data.errors import DataError
-from fronde.data.files import (binary_drop, decoded_text, file_decoder, note_encoding, open_file, read_text_file,
+from fronde.data.files import (binary_drop, decoded_text, file_decoder, open_file, read_text_file,
                                seekable)
 from fronde.data.tables import find_column, read_table
 
@@ -122,14 +122,12 @@ def read_csv(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True, 
         if (drop := binary_drop(sf, head, declared)) is not None:
             yield drop
             return
-        decoder = StreamDecoder(head, len(head) < HEAD_BYTES, declared, "replace",
-                                on_decide=lambda enc: note_encoding(sf, enc))
+        decoder = file_decoder(sf, head, len(head) < HEAD_BYTES, declared)  # (read as text, it is noted the same)
         f.seek(0)
         header, records = read_table(text_lines(f, decoder),
                                      tsv=".tsv" in [x.lower() for x in Path(sf.path).suffixes[-2:]])  # (.gz, .bz2)
         col = find_column(header, text_field)
         if col is not None:
-            note_encoding(sf, decoder.encoding)
             sf.extra["column"] = header[col]
             for line, row in records:
                 loc = f"{sf.path}:{line}"
