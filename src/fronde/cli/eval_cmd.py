@@ -14,6 +14,7 @@ from rich.table import Table
 
 from fronde.cli.errors import print_error
 from fronde.data.errors import DataError
+from fronde.data.io import writing
 from fronde.data.progress import RichReporter
 from fronde.eval.generative import GenerationSettings
 from fronde.eval.models import load_eval_model, run_dir_of
@@ -116,7 +117,7 @@ def eval_command(
                                 device=device, batch_size=batch_size)
         say.print(f"[bold]{m.name}[/bold] ({m.info.kind}); results in {out_dir}"
                   + (f"; {ctx.world_size} processes share each evaluation" if ctx.enabled else ""))
-        with RichReporter(say) as progress:
+        with RichReporter(say) as progress, writing(out_dir):  # a full disk names the results dir it filled
             results = run_plan(m, plan, out_dir, progress, ctx=ctx,
                                on_result=lambda path, r: say.print(f"  wrote {path}", highlight=False))
     except DataError as e:

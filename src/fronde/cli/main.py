@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import errno
+import os
+import shutil
+from pathlib import Path
 
 import torch
 import typer
@@ -21,7 +24,12 @@ from fronde.cli.model_cmd import app as model_app
 from fronde.cli.runs_cmd import runs_command
 from fronde.cli.serve_cmd import serve_command
 from fronde.cli.speedrun_cmd import speedrun_command
-from fronde.cli.train_cmd import distill_command, pretrain_command, rl_command, sft_command
+from fronde.cli.train_cmd import (
+    distill_command,
+    pretrain_command,
+    rl_command,
+    sft_command,
+)
 from fronde.train.oom import first_line
 
 app = typer.Typer(
@@ -57,7 +65,25 @@ def version() -> None:
 
 # Errors about the user's files and disks: bad input here, told in one line (with the path) rather than a traceback.
 USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
-               errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
+               errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EFBIG}
+
+
+def full_disk_advice(e: OSError) -> str:
+    """What to do about a full disk, quota or file-size limit, with the space free now where the error names a
+    path."""
+    if e.errno == errno.EFBIG:
+        return (": the file grew past the largest this process may write (`ulimit -f`) or the filesystem holds "
+                "(FAT32: 4 GB). Write to another filesystem or raise the limit")
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT) or e.strerror != os.strerror(e.errno):
+        return ""  # fronde's own message (a checkpoint's) already says what to do
+    free = ""
+    if e.filename:
+        path = Path(e.filename).absolute()
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        free = f" ({shutil.disk_usage(path).free / 1e6:,.1f} MB free now)"
+    return (f"{free}. Free space there (or write elsewhere) and run the same command again: a data directory resumes "
+            "from the work it kept, a training stage from its last checkpoint with --resume (a speedrun by itself)")
 
 
 def main(prog_name: str | None = None) -> None:
@@ -68,7 +94,7 @@ def main(prog_name: str | None = None) -> None:
         if e.errno not in USER_ERRNOS:
             raise
         where = f"{e.filename}: " if e.filename else ""
-        print_error(Console(stderr=True), f"{where}{e.strerror}")
+        print_error(Console(stderr=True), f"{where}{e.strerror}{full_disk_advice(e)}")
         raise SystemExit(2) from None
     except torch.OutOfMemoryError as e:  # training steps retry by themselves (fronde.train.oom); the rest land here
         print_error(Console(stderr=True), f"out of GPU memory: {first_line(e)} Lower the batch "

@@ -12,6 +12,7 @@ from rich.table import Table
 from fronde.cli.errors import print_error
 from fronde.cli.train_cmd import _Fields, console, print_ledger, progress_bar
 from fronde.data.errors import DataError
+from fronde.data.io import writing
 from fronde.data.progress import RichReporter
 from fronde.eval.errors import EvalError
 from fronde.eval.results import read_results
@@ -62,14 +63,15 @@ def speedrun_command(
         if sr.run.minutes is not None:
             shares = ", ".join(f"{stage} {sr.stage_minutes(stage):g} min" for stage, _ in sr.steps())
             say(f"time budget {sr.run.minutes:g} min: {shares}; the rest for data and evaluation")
-        with _Fields(*progress_bar().columns, console=console, disable=not ctx.is_main) as bar:
+        with _Fields(*progress_bar().columns, console=console, disable=not ctx.is_main) as bar, \
+                writing(sr.run_dir):  # a full disk names the run it filled
             outcomes, finished = train_stages(sr, say, bar if ctx.is_main else None)
         if not finished:
             say("stopped before the end; run the same command again to continue from the checkpoint")
             raise typer.Exit(130)
         final = outcomes[-1].model_dir
         assert final is not None
-        with RichReporter(console if ctx.is_main else Console(quiet=True)) as reporter:
+        with RichReporter(console if ctx.is_main else Console(quiet=True)) as reporter, writing(sr.run_dir):
             t_eval = time.perf_counter()
             evaluated = evaluate(sr, final, device or str(ctx.device), say, reporter, ctx)
             eval_seconds = time.perf_counter() - t_eval

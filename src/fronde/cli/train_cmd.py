@@ -8,11 +8,19 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from fronde.cli.errors import print_error
 from fronde.data.errors import DataError
+from fronde.data.io import writing
 from fronde.train.ledger import Ledger
 from fronde.train.recipe import RecipeError, load_recipe, recipe_names
 
@@ -82,7 +90,8 @@ def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: st
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 draws and prints
     try:
         rec = load_recipe(recipe, sets, kind)
-        with _Fields(*progress_bar().columns, console=console, disable=not main_process) as bar:
+        with _Fields(*progress_bar().columns, console=console, disable=not main_process) as bar, \
+                writing(rec.run_dir):  # a full disk names the run it filled
             result = fn(rec, resume=resume, say=console.print, progress=bar if main_process else None)
     except (RecipeError, DataError, FileNotFoundError) as e:
         print_error(console, e)

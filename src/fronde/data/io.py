@@ -7,6 +7,9 @@ then `os.replace`d into place, so a reader (or a later run) never sees a half-wr
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
+import functools
 import gzip
 import hashlib
 import json
@@ -33,20 +36,55 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@functools.cache
+def file_mode() -> int:
+    """The mode a plain open() gives a new file here: 0666 less the umask (read once, from /proc where it is there:
+    setting the umask to read it races other threads). mkstemp's 0600 would hide shards, checkpoints and models from
+    the colleagues and the serving user (vLLM in a container, Ollama's daemon) who should read them; a private umask
+    (077) still makes them private."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temp_beside(path: Path) -> tuple[int, str]:
+    """A temp file in path's directory (os.replace into place is then atomic) with the mode of a plain file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, file_mode())
+    return fd, tmp
+
+
+FULL = {errno.ENOSPC: "os error 28)", errno.EDQUOT: "os error 122)", errno.EFBIG: "os error 27)"}
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Around writes under `path`: a full disk, a full quota or a file too big raise from write(), which names no
+    file; raised again naming `path`, the user reads which disk filled. Rust writers' (safetensors) same errors
+    become that OSError too. Every other error passes unchanged."""
+    try:
+        yield
+    except Exception as e:
+        if isinstance(e, OSError) and e.errno in FULL:
+            code = e.errno
+        else:
+            code = next((c for c, rust in FULL.items() if rust in str(e)), None)
+        if code is None or (isinstance(e, OSError) and e.filename):
+            raise
+        raise OSError(code, os.strerror(code), str(path)) from e
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same directory + fsync + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with AtomicFile(path) as f:
+        f.write(data)
+        f.commit()
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -67,18 +105,20 @@ class AtomicFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, self.tmp = temp_beside(self.path)
         self.f = os.fdopen(fd, "wb")
         self.committed = False
 
     def write(self, data: bytes | memoryview) -> int:
-        return self.f.write(data)
+        with writing(self.path):
+            return self.f.write(data)
 
     def commit(self) -> None:
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        self.f.close()
-        os.replace(self.tmp, self.path)
+        with writing(self.path):
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            self.f.close()
+            os.replace(self.tmp, self.path)
         self.committed = True
 
     def __enter__(self) -> "AtomicFile":
@@ -86,8 +126,12 @@ class AtomicFile:
 
     def __exit__(self, *exc: object) -> None:
         if not self.committed:
-            self.f.close()
-            Path(self.tmp).unlink(missing_ok=True)
+            try:
+                self.f.close()  # flushing into a full disk fails again: the temp file goes all the same
+            except OSError:
+                pass
+            finally:
+                Path(self.tmp).unlink(missing_ok=True)
 
 
 def jsonl_rows(path: str | Path, error: Callable[[str], Exception]) -> Iterator[tuple[int, Any]]:

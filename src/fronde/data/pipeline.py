@@ -43,7 +43,7 @@ from fronde.data.docwork import PARALLEL_MIN_BYTES, DocWork, checked_items
 from fronde.data.decontam import Guard
 from fronde.data.documents import DROP_KINDS, Document, Drop, SourceFile
 from fronde.data.errors import DataError
-from fronde.data.io import atomic_write_json
+from fronde.data.io import atomic_write_json, writing
 from fronde.data.langid import identifier_version, load_language_id
 from fronde.data.manifest import FORMAT, MANIFEST, MAX_PROBLEMS, check_accounting, outputs_intact, read_manifest
 from fronde.data.pii import PLACEHOLDERS, RULES_VERSION, pii_summary
@@ -409,7 +409,8 @@ def prepare(config: DataConfig, out: str | Path, progress: Reporter | None = Non
             shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(exist_ok=True)
         try:
-            manifest = _build(config, out, tmp, key, sources, reuse_tok, progress, guard, timings)
+            with writing(out):  # a full disk names the output it filled
+                manifest = _build(config, out, tmp, key, sources, reuse_tok, progress, guard, timings)
         except DataError:
             shutil.rmtree(tmp, ignore_errors=True)  # the inputs are at fault: nothing worth resuming
             raise

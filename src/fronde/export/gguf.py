@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import gguf
 import numpy as np
 import torch
 
+from fronde.data.io import temp_beside, writing
 from fronde.export.gguf_vocab import PRE_TOKENIZER, VocabError, read_vocab, write_vocab
 from fronde.model.checkpoint import load_config, read_weights
 from fronde.model.config import ModelConfig, yarn_mscale
@@ -79,36 +79,30 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16", f
 
     qtype, file_type = DTYPES[dtype]
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    fd, tmp = temp_beside(out)  # readable as a plain file is: an Ollama server runs as its own user
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the model from an Ollama server's user
     summary = GGUFSummary(out, dtype, 0, 0, PRE_TOKENIZER, end_of_turn_tokens=vocab.end_of_turn_tokens)
     try:
-        writer = gguf.GGUFWriter(tmp, ARCH)
-        write_metadata(writer, config, name=model_dir.resolve().name, file_type=file_type)
-        write_vocab(writer, vocab)
-        for name, array in gguf_tensors(state, config):
-            data, written = _encode(name, array, qtype)
-            if written != qtype and qtype == Q.Q8_0 and written == Q.F16:
-                summary.fallback_f16.append(name)
-            writer.add_tensor(name, data, raw_dtype=written)
-            summary.n_tensors += 1
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp, out)
+        with writing(out):
+            writer = gguf.GGUFWriter(tmp, ARCH)
+            write_metadata(writer, config, name=model_dir.resolve().name, file_type=file_type)
+            write_vocab(writer, vocab)
+            for name, array in gguf_tensors(state, config):
+                data, written = _encode(name, array, qtype)
+                if written != qtype and qtype == Q.Q8_0 and written == Q.F16:
+                    summary.fallback_f16.append(name)
+                writer.add_tensor(name, data, raw_dtype=written)
+                summary.n_tensors += 1
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+            writer.close()
+            os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     summary.bytes = out.stat().st_size
     return summary
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _read_config(model_dir: Path) -> ModelConfig:

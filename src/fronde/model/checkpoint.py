@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from fronde.data.io import atomic_write_text
+from fronde.data.io import atomic_write_text, file_mode, temp_beside, writing
 from fronde.model.config import ModelConfig
 from fronde.model.hf_adapter import config_from_hf, config_to_hf, from_hf, to_hf
 from fronde.model.model import CausalLM
@@ -33,11 +32,13 @@ _SHARD = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 
 def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
     """safetensors writes to a path, so: a temp name in the same directory, then rename (as fronde.data.io does)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={"format": "pt"})
-        os.replace(tmp, path)
+        with writing(path):
+            save_file(tensors, tmp, metadata={"format": "pt"})
+            os.chmod(tmp, file_mode())  # safetensors makes the file anew, 0600
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -175,7 +176,8 @@ def from_pretrained(
     for name, t in state.items():
         if tuple(t.shape) != tuple(expected[name].shape):
             raise ValueError(
-                f"{path}: tensor {name} has shape {tuple(t.shape)} but config.json implies {tuple(expected[name].shape)}"
+                f"{path}: tensor {name} has shape {tuple(t.shape)} but config.json implies "
+                f"{tuple(expected[name].shape)}"
             )
     dtype = dtype or torch.float32
     model = model.to_empty(device=device).reset_buffers()
