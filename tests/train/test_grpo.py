@@ -11,14 +11,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from fronde.data.tokenizer import Tokenizer, train_tokenizer
 from fronde.model.checkpoint import save_pretrained
 from fronde.tasks import Example, Task
-from fronde.train.grpo import PromptSampler, RLRecipe, prompt_ids, rl_step, sequence_logprobs
+from fronde.tools import Toolbox
+from fronde.train.grpo import (
+    PromptSampler,
+    RLRecipe,
+    prompt_ids,
+    rl_step,
+    sequence_logprobs,
+)
 from fronde.train.metrics import read_metrics
 from fronde.train.optim import Optimizers
-from fronde.tools import Toolbox
 from fronde.train.rollouts import Completion
 from tests.model.helpers import tiny_model
 
@@ -401,3 +408,59 @@ def test_dynamic_sampling_trains_on_groups_whose_rewards_differ(base_dir):
     assert plain["zero_std_groups"] > 0 and "sampling_rounds" not in plain and records[False][1] == 4
     assert dyn["zero_std_groups"] == 0.0 and dyn["reward/correct"] == 0.5  # every kept group: one yes, one no
     assert dyn["sampled_zero_std_groups"] > 0 and dyn["sampling_rounds"] == records[True][1] // 4 >= 2
+
+
+def test_rl_without_room_for_its_checkpoints_stops_after_its_first_step(tmp_path, base_dir, monkeypatch, capsys):
+    """GRPO checks the disk as pretraining does (fronde.train.disk), once its optimizer has a state to size."""
+    import fronde.train.disk as disk
+    from fronde.cli import main as cli
+
+    task = tmp_path / "sums.jsonl"
+    task.write_text("\n".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": str(2 * i),
+                                          "verifier": "numeric", "split": "test" if i < 5 else "train"})
+                              for i in range(30)) + "\n")
+    recipe = tmp_path / "rl.toml"
+    recipe.write_text(RECIPE.format(name="r", out=tmp_path / "runs", init=base_dir, task=task, steps=3))
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 100_000)
+    monkeypatch.setattr(sys, "argv", ["fronde", "rl", str(recipe)])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    stage = tmp_path / "runs" / "r" / "rl"
+    assert err.startswith(f"error: {stage / 'checkpoints'}: the disk has 0.1 MB free and this run needs"), err
+    assert not (stage / "checkpoints").exists() and not (stage / "model").exists()
+
+
+def test_a_grpo_update_with_nan_gradients_is_skipped(tmp_path, base_dir, monkeypatch, capsys):
+    """fronde.train.nonfinite guards GRPO's updates as it guards pretraining's steps."""
+    from fronde.cli import main as cli
+
+    real_clip = torch.nn.utils.clip_grad_norm_
+    calls = []
+
+    def clip(params, max_norm, *args, **kwargs):
+        params = list(params)
+        calls.append(1)
+        if len(calls) == 2:
+            for p in params:
+                if p.grad is not None:
+                    p.grad.fill_(float("nan"))
+        return real_clip(params, max_norm, *args, **kwargs)
+
+    task = tmp_path / "sums.jsonl"
+    task.write_text("\n".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": str(2 * i),
+                                          "verifier": "numeric", "split": "test" if i < 5 else "train"})
+                              for i in range(30)) + "\n")
+    recipe = tmp_path / "rl.toml"
+    recipe.write_text(RECIPE.format(name="r", out=tmp_path / "runs", init=base_dir, task=task, steps=3))
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    monkeypatch.setattr(sys, "argv", ["fronde", "rl", str(recipe)])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 0
+    assert "rl step 2: gradient norm nan; update skipped" in " ".join(capsys.readouterr().out.split())
+    records = [r for r in read_metrics(tmp_path / "runs" / "r" / "rl" / "metrics.jsonl") if "loss" in r]
+    assert [r.get("skipped_steps", 0) for r in records] == [0, 1, 1]
+    weights = load_file(tmp_path / "runs" / "r" / "rl" / "model" / "model.safetensors")
+    assert all(torch.isfinite(t).all() for t in weights.values())

@@ -14,6 +14,7 @@ a background thread, so training goes on while the files are written and hashed.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -31,6 +32,8 @@ from fronde.data.io import atomic_write_json, atomic_write_text, sha256_file
 from fronde.model.checkpoint import from_pretrained, save_state
 from fronde.model.config import ModelConfig
 from fronde.model.model import CausalLM
+from fronde.train.disk import dir_bytes, footprint, free_bytes, mb
+from fronde.train.stage_lock import pid_alive
 
 MANIFEST = "MANIFEST.json"
 LATEST = "latest"
@@ -95,17 +98,21 @@ def write_checkpoint(
     final = root / name
     tmp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_state(config, model_state, tmp / "model", dtype=dtype)
-    for rel, src in (extra_files or {}).items():  # e.g. the tokenizer, so the model dir is self-contained
-        shutil.copy2(src, tmp / "model" / rel)
-    torch.save(trainer, tmp / "trainer.pt")
-    atomic_write_json(tmp / "state.json", state | {"step": step})
-    files = sorted(p for p in tmp.rglob("*") if p.is_file())
-    manifest = {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in files}
-    atomic_write_json(tmp / MANIFEST, manifest)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    try:
+        save_state(config, model_state, tmp / "model", dtype=dtype)
+        for rel, src in (extra_files or {}).items():  # e.g. the tokenizer, so the model dir is self-contained
+            shutil.copy2(src, tmp / "model" / rel)
+        torch.save(trainer, tmp / "trainer.pt")
+        atomic_write_json(tmp / "state.json", state | {"step": step})
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        manifest = {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in files}
+        atomic_write_json(tmp / MANIFEST, manifest)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed write leaves nothing, not gigabytes no run will read
+        raise
     atomic_write_text(root / LATEST, name + "\n")
     for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
@@ -173,6 +180,16 @@ class CheckpointWriter:
         self._error: BaseException | None = None
         self._staging = PinnedStaging()  # reused: save() waits for the last write before copying into it again
 
+    def clear_unfinished(self, say: Callable[[str], None]) -> None:
+        """Remove what a killed writer left (a `.tmp-step-*` directory: a checkpoint half written, as big as a whole
+        one); a process still writing on this host keeps its own. Call from the main process holding the stage."""
+        for tmp in sorted(self.root.glob(".tmp-step-*")):
+            pid = tmp.name.rsplit("-", 1)[-1]
+            if tmp.is_dir() and not (pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid))):
+                size = dir_bytes(tmp)
+                shutil.rmtree(tmp, ignore_errors=True)
+                say(f"removed {tmp.name}, a checkpoint a stopped run left half written ({mb(size)})")
+
     def save(self, step: int, config: ModelConfig, model_state: dict[str, torch.Tensor], dtype: torch.dtype,
              trainer: dict[str, Any], state: dict[str, Any], extra_files: dict[str, Path] | None = None,
              owned: bool = False) -> None:
@@ -180,7 +197,9 @@ class CheckpointWriter:
         so the background write takes them as they are instead of copying a 4.5 GB state a second time."""
         self.wait()
         if not self.background:  # written from the live state before training goes on: no copy, no extra memory
-            write_checkpoint(self.root, step, config, model_state, dtype, trainer, state, self.keep_last, extra_files)
+            self._write(None, self.root, step, config, model_state, dtype, trainer, state, self.keep_last,
+                        extra_files)
+            self.wait()
             return
         copied: torch.cuda.Event | None = None
         if not owned:
@@ -203,6 +222,31 @@ class CheckpointWriter:
             write_checkpoint(*args)
         except BaseException as e:  # noqa: BLE001 -- re-raised on the training thread by wait()
             self._error = e
+            try:
+                self._error = self._failure(e, *args)
+            except Exception:  # noqa: BLE001 -- the write's own error is raised then
+                pass
+
+    def _failure(self, error: BaseException, root: Path, step: int, config: ModelConfig, model_state: dict,
+                 dtype: torch.dtype, trainer: Any, state: Any, keep_last: int, extra_files: Any) -> BaseException:
+        """What wait() raises: a full disk (which torch.save reports as `unexpected pos ...`) as ENOSPC naming the
+        room a checkpoint needs and the one to resume from; another error of a background write as a RuntimeError
+        saying where (it surfaces steps later), of a foreground one as it came."""
+        if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit
+            return error
+        free, size = free_bytes(root), footprint(model_state, dtype, trainer, extra_files).checkpoint
+        if getattr(error, "errno", None) not in (errno.ENOSPC, errno.EDQUOT) and free >= size:
+            if not self.background:
+                return error
+            failure: BaseException = RuntimeError(f"writing a checkpoint under {root} failed: {error}")
+        else:
+            newest = candidates(root)
+            resume = f"the newest complete one is {newest[0].name}" if newest else "no checkpoint is complete yet"
+            failure = OSError(errno.ENOSPC, f"no room for the checkpoint at step {step}: the disk has {mb(free)} free "
+                              f"and a checkpoint takes {mb(size)}; {resume}. Free space (or lower "
+                              "checkpoint.keep_last), then run the same command with --resume", str(root))
+        failure.__cause__ = error
+        return failure
 
     def __enter__(self) -> CheckpointWriter:
         return self
@@ -211,7 +255,7 @@ class CheckpointWriter:
         """The last write finishes before the stage returns; its failure is raised unless another error is."""
         try:
             self.wait()
-        except RuntimeError:
+        except (RuntimeError, OSError):
             if exc_type is None:
                 raise
 
@@ -221,7 +265,7 @@ class CheckpointWriter:
             self._thread = None
         if self._error is not None:
             error, self._error = self._error, None
-            raise RuntimeError(f"writing a checkpoint under {self.root} failed: {error}") from error
+            raise error
 
 
 def verify(path: Path) -> str | None:

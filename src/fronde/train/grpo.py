@@ -40,6 +40,7 @@ from fronde.train.checkpoint import (
     restore_rng,
     rng_state,
 )
+from fronde.train.disk import check_room, save_steps
 from fronde.train.distributed import DistContext, gather_objects
 from fronde.train.group_filter import informative_count, select_groups
 from fronde.train.grpo_loss import (
@@ -53,8 +54,15 @@ from fronde.train.grpo_loss import (
 )
 from fronde.train.ledger import Ledger, open_stage
 from fronde.train.lineage import LINEAGE, Lineage, Provenance, task_entry
-from fronde.train.loop import StageResult, StopFlag, autocast, precision_note, publish_final
+from fronde.train.loop import (
+    StageResult,
+    StopFlag,
+    autocast,
+    precision_note,
+    publish_final,
+)
 from fronde.train.metrics import MetricsLog
+from fronde.train.nonfinite import NonFiniteSteps
 from fronde.train.oom import MicroSplit
 from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
@@ -289,6 +297,8 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
         mark = now
 
     writer = CheckpointWriter(ckpt_root, recipe.checkpoint.keep_last, recipe.checkpoint.background)
+    if ctx.is_main:
+        writer.clear_unfinished(say)
 
     def checkpoint(at: int, extra: dict[str, Any]) -> None:
         charge()
@@ -310,16 +320,22 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     last_acc = first_acc
     done = start_step
     stopping = False
+    nonfinite = NonFiniteSteps(STAGE, recipe.optim.max_nonfinite_steps, recipe.optim.lr, say)
     with StopFlag() as stop, writer:
         task_bar = progress.add_task(STAGE, total=plan.planned, completed=start_step) if progress else None
         while not plan.finished(done):
             step, t0 = done, time.perf_counter()
             opt.set_lr(plan.lr(step, recipe.optim.min_lr_ratio))
-            record = rl_step(model, ref, opt, rollouts, tok, tasks, boxes, sampler, recipe, step, dev, ctx, split, say)
+            record = rl_step(model, ref, opt, rollouts, tok, tasks, boxes, sampler, recipe, step, dev, ctx, split, say,
+                             nonfinite)
             dt = time.perf_counter() - t0
             cost.tokens += record.pop("_train_tokens")
             cost.flops += record.pop("_flops_tokens") * train_flops
             done = step + 1
+            if done == start_step + 1:  # the optimizer's state exists now: room on disk for what the run keeps?
+                check_room(ckpt_root, recipe.checkpoint.keep_last,
+                           save_steps(start_step, plan.planned, recipe.checkpoint.every_steps), model,
+                           {"optim": opt.state_dict()}, files, ctx)
             if plan.open and plan.observe(done, distributed.rank0_value(time.perf_counter() - started, dev)) \
                     and progress is not None:
                 progress.update(task_bar, total=plan.planned)
@@ -332,6 +348,8 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
                        "step_seconds": dt}
             if plan.budget_s is not None:
                 record["planned_steps"] = plan.planned
+            if nonfinite.skipped:
+                record["skipped_steps"] = nonfinite.skipped
             if metrics is not None:
                 metrics.write(record)
             if progress is not None:
@@ -434,7 +452,7 @@ def _round_rewards(rounds: list[tuple[list[Episode], dict[str, torch.Tensor]]], 
 def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Rollouts, tok: Tokenizer,
             tasks: list[Task], boxes: list[Toolbox], sampler: PromptSampler, recipe: RLRecipe, step: int,
             dev: torch.device, ctx: DistContext | None = None, split: MicroSplit | None = None,
-            say: Callable[[str], None] = print) -> dict[str, Any]:
+            say: Callable[[str], None] = print, nonfinite: NonFiniteSteps | None = None) -> dict[str, Any]:
     """One GRPO step: rollouts, rewards, advantages, `iterations` optimizer steps. Returns the metrics record.
 
     Under torchrun each rank samples its contiguous share of the step's prompts (each row seeded by its index in the
@@ -511,8 +529,9 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
         for k, v in pass_stats.items():
             stats_sum[k] = stats_sum.get(k, 0.0) + v
         distributed.all_reduce_grads(params)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip or math.inf)
-        opt.step()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip or math.inf)
+        if nonfinite is None or nonfinite.ok(norm, step + 1):  # a NaN update would poison every weight
+            opt.step()
         opt.zero_grad()
     keys = sorted(stats_sum)
     sums = distributed.all_reduce(torch.tensor([loss_sum, entropy_sum] + [stats_sum[k] for k in keys],

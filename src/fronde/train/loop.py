@@ -37,6 +37,7 @@ from fronde.train.checkpoint import (
     restore_rng,
     rng_state,
 )
+from fronde.train.disk import check_room, save_steps
 from fronde.train.distributed import DistContext
 from fronde.train.ledger import Ledger, open_stage
 from fronde.train.lineage import (
@@ -48,6 +49,7 @@ from fronde.train.lineage import (
 )
 from fronde.train.metrics import MetricsLog
 from fronde.train.model_card import write_model_card
+from fronde.train.nonfinite import NonFiniteSteps
 from fronde.train.oom import MicroSplit
 from fronde.train.optim import Optimizers
 from fronde.train.plots import plot_metrics
@@ -264,6 +266,8 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     done = start_step  # steps completed
 
     writer = CheckpointWriter(ckpt_root, recipe.checkpoint.keep_last, recipe.checkpoint.background)
+    if ctx.is_main:
+        writer.clear_unfinished(say)
 
     def checkpoint(at_step: int) -> None:
         model_state, optim_state, owned = _state_dicts(model, opt, ctx, recipe.distributed.strategy)
@@ -313,6 +317,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
         return sums, len(parts)
 
     stopping = False
+    nonfinite = NonFiniteSteps(stage.name, recipe.optim.max_nonfinite_steps, recipe.optim.lr, say)
     with StopFlag() as stop, writer:
         task = progress.add_task(stage.name, total=plan.planned, completed=start_step) if progress else None
         while not plan.finished(done):
@@ -324,15 +329,22 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
                                     opt.zero_grad, say)
             clip = recipe.optim.grad_clip or math.inf
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
+            stepped = nonfinite.ok(grad_norm, step + 1)
+            if stepped:
+                opt.step()
             opt.zero_grad()
-            loads = update_expert_bias(model, recipe.moe.bias_update_gamma)
+            # a skipped step's routing counts are reset without moving the biases
+            loads = update_expert_bias(model, recipe.moe.bias_update_gamma if stepped else 0.0)
             if ctx.device.type == "cuda":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0  # the step itself: what tokens/s and MFU report
             cost.tokens += tokens_per_step
             cost.flops += flops_per_token * tokens_per_step
             done = step + 1
+            if done == start_step + 1:  # the optimizer's state exists now: room on disk for what the run keeps?
+                check_room(ckpt_root, recipe.checkpoint.keep_last,
+                           save_steps(start_step, plan.planned, recipe.checkpoint.every_steps), model,
+                           {"optim": opt.state_dict()}, stage.files, ctx)
             if plan.open:  # rank 0's clock, broadcast only while the plan can still move
                 if plan.observe(done, distributed.rank0_value(time.perf_counter() - started, ctx.device)) \
                         and progress is not None:
@@ -354,6 +366,8 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
                 }
                 if plan.budget_s is not None:
                     record["planned_steps"] = plan.planned
+                if nonfinite.skipped:
+                    record["skipped_steps"] = nonfinite.skipped
                 if loads.numel():
                     record["expert_load_imbalance"] = load_imbalance(loads)
                     record["expert_load"] = (loads / loads.sum(-1, keepdim=True).clamp_min(1)).tolist()
@@ -427,10 +441,14 @@ def publish_final(src: Path, final_dir: Path, lineage: Lineage | None = None) ->
     fronde.json and MODEL_CARD.md are written inside before the rename, so a published model always has them."""
     tmp = final_dir.with_name(final_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    if lineage is not None:
-        write_lineage(build_lineage(lineage, tmp), tmp)
-        write_model_card(tmp, shown_as=final_dir)
+    try:
+        shutil.copytree(src, tmp)
+        if lineage is not None:
+            write_lineage(build_lineage(lineage, tmp), tmp)
+            write_model_card(tmp, shown_as=final_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk: the checkpoint it copies is whole, publish again later
+        raise
     if final_dir.exists():
         shutil.rmtree(final_dir)
     tmp.rename(final_dir)

@@ -26,6 +26,8 @@ class OptimConfig(BaseModel):
     weight_decay: float = Field(0.1, ge=0)
     decay_embeddings: bool = Field(False, description="apply weight decay to embeddings and the output head")
     grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables clipping")
+    max_nonfinite_steps: int = Field(5, ge=0, description="steps in a row whose gradients are NaN/inf that are "
+                                     "skipped (no update); one more stops the stage (fronde.train.nonfinite)")
     muon_lr: float = Field(0.02, gt=0, description="peak learning rate of the Muon group")
     muon_momentum: float = 0.95
 
@@ -97,6 +99,7 @@ class Optimizers:
 
     def load_state_dict(self, states: list[dict[str, Any]]) -> None:
         if len(states) != len(self.optimizers):
-            raise ValueError(f"checkpoint has {len(states)} optimizer states, this recipe builds {len(self.optimizers)}")
+            raise ValueError(f"checkpoint has {len(states)} optimizer states, this recipe builds "
+                             f"{len(self.optimizers)}")
         for opt, st in zip(self.optimizers, states):
             opt.load_state_dict(st)

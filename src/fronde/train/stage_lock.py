@@ -76,5 +76,8 @@ class StageLock:
             self.path.unlink(missing_ok=True)
             return
         status = "stopped" if issubclass(kind, KeyboardInterrupt) else "failed"
-        atomic_write_json(self.path, self.record | {"status": status, "error": f"{kind.__name__}: {exc}"[:2000],
-                                                    "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        try:
+            atomic_write_json(self.path, self.record | {"status": status, "error": f"{kind.__name__}: {exc}"[:2000],
+                                                        "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        except OSError:  # a full disk, likely what failed the stage: its error is the one to see, and `fronde runs`
+            pass         # tells a dead process's lock as failed all the same

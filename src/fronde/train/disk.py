@@ -1,0 +1,131 @@
+"""Room on disk for a stage's checkpoints: found missing after the first step, not at the first checkpoint hours later.
+
+A stage writes a checkpoint every `checkpoint.every_steps` and at the end, and keeps the newest `keep_last`; each is
+written in full before the oldest goes, so keep_last + 1 are on disk at the peak, and publishing the final model
+copies its weights once more. A disk that cannot hold that stops the run at a checkpoint (safetensors and torch.save
+then fail with messages that do not say "disk full": torch's reads `unexpected pos 576 vs 534`). After its first
+step a stage knows the size of everything a checkpoint holds (the optimizer's state exists from then on), so
+`check_room` stops it there, naming the numbers and what to change, instead of after a night of training.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fronde.train import distributed
+from fronde.train.distributed import DistContext
+
+SMALL_FILES = 256 * 1024  # config, generation config, state.json, manifest, index: generous
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Bytes of one checkpoint, and of its model dir (what publishing the final model copies)."""
+
+    checkpoint: int
+    model: int
+
+
+def tensor_bytes(obj: Any, dtype: torch.dtype | None = None) -> int:
+    """Bytes of every tensor in a nested state (dicts, lists), each storage once (tied weights are one), in `dtype`
+    for floating tensors where given (weights are saved in the model's dtype). A sharded (DTensor) tensor counts its
+    global size: rank 0 writes the gathered whole."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for t in _tensors(obj):
+        local = t.to_local() if hasattr(t, "to_local") else t
+        key = (local.untyped_storage().data_ptr(), local.storage_offset()) if local.numel() else (id(t), 0)
+        if key in seen:
+            continue
+        seen.add(key)
+        size = dtype.itemsize if dtype is not None and t.is_floating_point() else t.element_size()
+        total += t.numel() * size
+    return total
+
+
+def _tensors(obj: Any) -> Iterable[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
+def footprint(model_state: Mapping[str, torch.Tensor], dtype: torch.dtype, trainer: Any,
+              extra_files: Mapping[str, Path] | None = None) -> Footprint:
+    files = sum(Path(p).stat().st_size for p in (extra_files or {}).values())
+    model = tensor_bytes(model_state, dtype) + files + SMALL_FILES
+    return Footprint(model + tensor_bytes(trainer) + SMALL_FILES, model)
+
+
+def save_steps(done: int, planned: int, every: int) -> list[int]:
+    """The steps after `done` at which a stage of `planned` steps writes a checkpoint: each multiple of `every`,
+    and the last step."""
+    steps = list(range((done // every + 1) * every, planned + 1, every)) if every > 0 else []
+    if planned > done and (not steps or steps[-1] != planned):
+        steps.append(planned)
+    return steps
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem that holds `path` (or would: the nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+
+
+def shortfall(root: Path, fp: Footprint, keep_last: int, steps: list[int]) -> str | None:
+    """None when the disk under `root` holds what writing checkpoints at `steps` (keeping the newest keep_last,
+    0 = all) and then publishing the model needs; else why not, and what to change."""
+    kept = [dir_bytes(p) for p in sorted(root.glob("step-*")) if p.is_dir()] if root.is_dir() else []
+    free = free_bytes(root)
+    used = peak = 0  # bytes beyond what is on disk now
+    fails_at = None
+    for step in steps:
+        used += fp.checkpoint
+        kept.append(fp.checkpoint)
+        peak = max(peak, used)
+        if peak > free and fails_at is None:
+            fails_at = step
+        while 0 < keep_last < len(kept):
+            used -= kept.pop(0)
+    peak = max(peak, used + fp.model)
+    if peak <= free:
+        return None
+    at = f"its checkpoint at step {fails_at}" if fails_at is not None else "publishing the final model"
+    return (f"the disk has {mb(free)} free and this run needs {mb(peak)} more: a checkpoint takes {mb(fp.checkpoint)} "
+            f"(weights and optimizer state), {len(steps)} are planned, checkpoint.keep_last={keep_last} keeps "
+            f"{keep_last} (one more while the newest is written), and the final model "
+            f"takes {mb(fp.model)}. The run would stop at {at}. Free space there, keep fewer checkpoints "
+            "(checkpoint.keep_last), or set run.out_dir to a bigger disk")
+
+
+def check_room(root: Path, keep_last: int, steps: list[int], model: torch.nn.Module, trainer: Any,
+               extra_files: Mapping[str, Path] | None, ctx: DistContext) -> None:
+    """Raise ENOSPC on every rank when rank 0 (the writer) finds the disk too small for the checkpoints at `steps`.
+    Call after the first optimizer step: the optimizer's state is empty before it."""
+    problem = None
+    if ctx.is_main:
+        fp = footprint(model.state_dict(), next(model.parameters()).dtype, trainer, extra_files)
+        problem = shortfall(root, fp, keep_last, steps)
+    if distributed.any_rank(problem is not None, ctx.device):
+        raise OSError(errno.ENOSPC, problem or "rank 0 found too little disk space for the checkpoints", str(root))
