@@ -23,6 +23,7 @@ from fronde.data.errors import DataError
 from fronde.data.io import writing
 from fronde.train.ledger import Ledger
 from fronde.train.recipe import RecipeError, load_recipe, recipe_names
+from fronde.train.restart import check_fresh_start
 
 console = Console()
 
@@ -78,7 +79,8 @@ def print_ledger(ledger: Ledger) -> None:
 
 
 def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: str, sets: list[str], resume: bool,
-                      price_per_hour: float | None, watts: float | None, minutes: float | None = None) -> Any:
+                      price_per_hour: float | None, watts: float | None, minutes: float | None = None,
+                      restart: bool = False) -> Any:
     """Load a recipe, run a training stage under a live progress bar, print the ledger and where the model is."""
     sets = list(sets)
     if minutes is not None:
@@ -90,6 +92,8 @@ def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: st
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 draws and prints
     try:
         rec = load_recipe(recipe, sets, kind)
+        if main_process:  # the other ranks neither read nor clear an earlier run when starting fresh
+            check_fresh_start(rec.run_dir / stage, stage, resume, restart)
         with _Fields(*progress_bar().columns, console=console, disable=not main_process) as bar, \
                 writing(rec.run_dir):  # a full disk names the run it filled
             result = fn(rec, resume=resume, say=console.print, progress=bar if main_process else None)
@@ -108,6 +112,8 @@ def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: st
 RECIPE_ARG = typer.Argument(..., help=f"recipe TOML path or shipped name ({', '.join(recipe_names())})")
 SET_OPT = typer.Option([], "--set", help="override a recipe value: section.key=value (repeatable)")
 RESUME_OPT = typer.Option(False, "--resume", help="continue from the newest valid checkpoint")
+RESTART_OPT = typer.Option(False, "--restart", help="train the stage again from step 0 over an earlier run of it "
+                           "(its checkpoints, metrics, plots and model are replaced)")
 PRICE_OPT = typer.Option(None, help="price of one device-hour (cost.price_per_hour)")
 WATTS_OPT = typer.Option(None, help="power per device in watts (cost.watts)")
 MINUTES_OPT = typer.Option(None, "--minutes", min=0.01, help="fit the stage into this many minutes of wall clock "
@@ -115,27 +121,28 @@ MINUTES_OPT = typer.Option(None, "--minutes", min=0.01, help="fit the stage into
 
 
 def pretrain_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
-                     price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
-                     minutes: float | None = MINUTES_OPT) -> None:
+                     restart: bool = RESTART_OPT, price_per_hour: float | None = PRICE_OPT,
+                     watts: float | None = WATTS_OPT, minutes: float | None = MINUTES_OPT) -> None:
     """Pretrain a fronde model (prepares the recipe's data first when needed). Launch with torchrun for many GPUs."""
     from fronde.train.pretrain import pretrain
     from fronde.train.recipe import PretrainRecipe
 
-    run_stage_command("pretrain", pretrain, PretrainRecipe, recipe, set_, resume, price_per_hour, watts, minutes)
+    run_stage_command("pretrain", pretrain, PretrainRecipe, recipe, set_, resume, price_per_hour, watts, minutes,
+                      restart)
 
 
 def sft_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
-                price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
+                restart: bool = RESTART_OPT, price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
                 minutes: float | None = MINUTES_OPT) -> None:
     """Supervised fine-tuning on chats (JSONL and built-in tasks), loss on the assistant's tokens only."""
     from fronde.train.sft import SFTRecipe, sft
 
-    run_stage_command("sft", sft, SFTRecipe, recipe, set_, resume, price_per_hour, watts, minutes)
+    run_stage_command("sft", sft, SFTRecipe, recipe, set_, resume, price_per_hour, watts, minutes, restart)
 
 
 def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
-                    price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
-                    minutes: float | None = MINUTES_OPT) -> None:
+                    restart: bool = RESTART_OPT, price_per_hour: float | None = PRICE_OPT,
+                    watts: float | None = WATTS_OPT, minutes: float | None = MINUTES_OPT) -> None:
     """Distil a bigger teacher into the model: sequence-level (teacher answers, verified, then SFT) or logit-level."""
     from fronde.infer.rollout import EngineRollouts, rollout_dtype
     from fronde.train.distill import DistillRecipe, distill
@@ -143,11 +150,11 @@ def distill_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume:
     def run(rec: DistillRecipe, **kw: Any) -> Any:
         return distill(rec, rollouts=EngineRollouts(dtype=rollout_dtype()), **kw)
 
-    run_stage_command("distill", run, DistillRecipe, recipe, set_, resume, price_per_hour, watts, minutes)
+    run_stage_command("distill", run, DistillRecipe, recipe, set_, resume, price_per_hour, watts, minutes, restart)
 
 
 def rl_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool = RESUME_OPT,
-               price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
+               restart: bool = RESTART_OPT, price_per_hour: float | None = PRICE_OPT, watts: float | None = WATTS_OPT,
                minutes: float | None = MINUTES_OPT) -> None:
     """GRPO with verifiable rewards on the recipe's tasks; rollouts on fronde's batched inference engine."""
     from fronde.infer.rollout import EngineRollouts, rollout_dtype
@@ -156,4 +163,4 @@ def rl_command(recipe: str = RECIPE_ARG, set_: list[str] = SET_OPT, resume: bool
     def run(rec: RLRecipe, **kw: Any) -> Any:
         return grpo(rec, EngineRollouts(dtype=rollout_dtype()), **kw)
 
-    run_stage_command("rl", run, RLRecipe, recipe, set_, resume, price_per_hour, watts, minutes)
+    run_stage_command("rl", run, RLRecipe, recipe, set_, resume, price_per_hour, watts, minutes, restart)

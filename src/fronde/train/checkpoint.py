@@ -114,7 +114,8 @@ def write_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)  # a failed write leaves nothing, not gigabytes no run will read
         raise
     atomic_write_text(root / LATEST, name + "\n")
-    for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep_last] if keep_last > 0 else []:
+    others = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name != name)  # never the one just written
+    for old in others[:max(len(others) - keep_last + 1, 0)] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

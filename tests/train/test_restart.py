@@ -1,0 +1,63 @@
+"""A stage started again over an earlier run of it: refused without --resume or --restart; --restart trains from
+step 0 with the earlier checkpoints, metrics and model gone (a cache stays); a checkpoint just written is never the
+one rotated out."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+
+from fronde.cli import main as cli
+from fronde.model.config import load_preset
+from fronde.model.model import CausalLM
+from fronde.train.checkpoint import candidates, write_checkpoint
+
+
+def _fronde(monkeypatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["fronde", *args])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    return exit_.value.code
+
+
+def test_a_second_run_without_resume_or_restart_is_refused_and_restart_starts_over(recipe_file, monkeypatch,
+                                                                                    capsys):
+    recipe = recipe_file("again")
+    stage = recipe.parent / "runs" / "again" / "pretrain"
+    assert _fronde(monkeypatch, "pretrain", str(recipe), "--set", "schedule.max_steps=8") == 0
+    first = (stage / "model" / "model.safetensors").read_bytes()
+    (stage / "teacher_samples.jsonl").write_text("{}\n")  # a stage's cache is not a training output
+    capsys.readouterr()
+
+    assert _fronde(monkeypatch, "pretrain", str(recipe)) == 2
+    err = " ".join(capsys.readouterr().out.split())
+    assert f"error: {stage} holds an earlier pretrain run (checkpoints up to step 8, a published model)" in err
+    assert "--resume" in err and "--restart" in err and "run.name=NEW" in err
+    assert (stage / "model" / "model.safetensors").read_bytes() == first  # untouched
+
+    assert _fronde(monkeypatch, "pretrain", str(recipe), "--resume", "--restart") == 2
+    assert "pass one of them" in capsys.readouterr().out
+
+    assert _fronde(monkeypatch, "pretrain", str(recipe), "--restart", "--set", "schedule.max_steps=12",
+                   "--set", "run.seed=4") == 0
+    steps = [json.loads(line)["step"] for line in (stage / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))  # one run's metrics, from step 1
+    assert sorted(p.name for p in (stage / "checkpoints").glob("step-*")) == ["step-000004", "step-000008",
+                                                                               "step-000012"]
+    assert (stage / "model" / "model.safetensors").read_bytes() != first
+    assert json.loads((stage / "model" / "fronde.json").read_text())["step"] == 12
+    assert (stage / "teacher_samples.jsonl").read_text() == "{}\n"
+
+
+def test_a_checkpoint_just_written_is_never_rotated_out(tmp_path):
+    """Through the library (no CLI guard), a fresh run's step-000002 sorts before an earlier run's step-000900:
+    keep_last drops the oldest of the others, and `latest` names a checkpoint that exists."""
+    model = CausalLM(load_preset("tiny", num_hidden_layers=1, hidden_size=32)).init_weights(0)
+    for step in (800, 900):
+        write_checkpoint(tmp_path, step, model.config, model.state_dict(), torch.float32, {}, {}, keep_last=2)
+    write_checkpoint(tmp_path, 2, model.config, model.state_dict(), torch.float32, {}, {}, keep_last=2)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-000002", "step-000900"]
+    assert candidates(tmp_path)[0].name == "step-000002"
