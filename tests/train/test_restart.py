@@ -61,3 +61,16 @@ def test_a_checkpoint_just_written_is_never_rotated_out(tmp_path):
     write_checkpoint(tmp_path, 2, model.config, model.state_dict(), torch.float32, {}, {}, keep_last=2)
     assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-000002", "step-000900"]
     assert candidates(tmp_path)[0].name == "step-000002"
+
+
+def test_resume_with_a_recipe_that_cannot_continue_says_which_and_what_to_do(recipe_file, monkeypatch, capsys):
+    recipe = recipe_file("changed")
+    assert _fronde(monkeypatch, "pretrain", str(recipe), "--set", "schedule.max_steps=8") == 0
+    capsys.readouterr()
+    assert _fronde(monkeypatch, "pretrain", str(recipe), "--resume", "--set", "batch.seq_len=32") == 2
+    err = " ".join(capsys.readouterr().out.split())
+    assert "step-000008: cannot continue its data stream (the saved position is for seq_len=64, this stream has " \
+           "32); resume with the recipe and data the run started with, or train anew with --restart" in err
+    assert _fronde(monkeypatch, "pretrain", str(recipe), "--resume", "--set", "schedule.max_steps=4") == 0
+    assert "the checkpoint is at step 8, schedule.max_steps=4: nothing to train" in \
+        " ".join(capsys.readouterr().out.split())

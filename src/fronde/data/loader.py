@@ -186,7 +186,7 @@ class ShardLoader:
         for key in ("split", "seq_len", "rank", "world_size", "seed", "shuffle", "n_docs"):
             mine = self.n_docs if key == "n_docs" else getattr(self, key)
             if state.get(key) != mine:
-                raise DataError(f"loader state is for {key}={state.get(key)!r}, this loader has {mine!r}")
+                raise DataError(f"the saved position is for {key}={state.get(key)!r}, this stream has {mine!r}")
         self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
         self._next_uid, self._exhausted = int(state["next_uid"]), bool(state["exhausted"])
         self._order = self._epoch_order(self.epoch)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from fronde.data.errors import DataError
 from fronde.model.config import ModelConfig
 from fronde.model.info import model_info
 from fronde.model.loss import IGNORE_INDEX
@@ -252,7 +253,11 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
         else:
             opt.load_state_dict(resumed.trainer["optim"])
         restore_rng(resumed.trainer["rng"], ctx.rank, ctx.world_size, recipe.run.seed, say)
-        loader.load_state_dict(resumed.state["loader"])
+        try:
+            loader.load_state_dict(resumed.state["loader"])
+        except DataError as e:  # e.g. batch.seq_len changed: the position in the stream means nothing now
+            raise RecipeError(f"{resumed.path}: cannot continue its data stream ({e}); resume with the recipe and "
+                              "data the run started with, or train anew with --restart") from None
     metrics = MetricsLog(stage_dir / "metrics.jsonl", recipe.log.tensorboard,
                          resume_from_step=start_step if resumed is not None else None) if ctx.is_main else None
 
@@ -261,6 +266,9 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     plan = StepPlan.create(recipe.schedule, resumed.state.get("plan") if resumed is not None else None)
     if plan.budget_s is not None:
         say(f"{stage.name}: time budget {plan.describe()}")
+    if plan.finished(start_step) and start_step > 0:
+        say(f"{stage.name}: the checkpoint is at step {start_step}, schedule.max_steps={recipe.schedule.max_steps}: "
+            "nothing to train (raise schedule.max_steps to train on)")
     val_loss: float | None = None  # measured this step, not yet logged
     last_val: float | None = None
     done = start_step  # steps completed
