@@ -169,3 +169,15 @@ def test_fronde_eval_with_and_without_the_calculator(calc_model, tmp_path):
     assert "tool_calls_per_problem" not in plain["metrics"]  # without tools: no tools in the prompt, none run
     res = runner.invoke(app, ["eval", str(calc_model), "-t", str(task), "--tool", "search_files"])
     assert res.exit_code == 2 and "--root" in res.output
+
+
+def test_an_url_where_no_server_answers_says_so_not_to_pass_a_model_name():
+    import socket
+
+    from fronde.agent.backends import AgentError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(AgentError, match=rf"127.0.0.1:{port}/v1: no server answers there .*fronde serve"):
+        open_backend(f"http://127.0.0.1:{port}/v1")

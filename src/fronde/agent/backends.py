@@ -126,6 +126,9 @@ class EndpointBackend:
         self._errors = (openai.APIError,)
         try:
             self.name = model or self.client.models.list().data[0].id
+        except openai.APIConnectionError as e:  # nothing answers there: --model would not help
+            raise AgentError(f"{base_url}: no server answers there ({e}); start one (fronde serve MODEL_DIR) or "
+                             "check the URL") from None
         except (*self._errors, IndexError) as e:
             raise AgentError(f"{base_url}: cannot list the served models ({e}); pass --model NAME") from None
         self.max_tokens, self.temperature, self.top_p, self.seed = max_tokens, temperature, top_p, seed
