@@ -123,9 +123,8 @@ def check_room(root: Path, keep_last: int, steps: list[int], model: torch.nn.Mod
                extra_files: Mapping[str, Path] | None, ctx: DistContext) -> None:
     """Raise ENOSPC on every rank when rank 0 (the writer) finds the disk too small for the checkpoints at `steps`.
     Call after the first optimizer step: the optimizer's state is empty before it."""
-    problem = None
-    if ctx.is_main:
-        fp = footprint(model.state_dict(), next(model.parameters()).dtype, trainer, extra_files)
-        problem = shortfall(root, fp, keep_last, steps)
+    # every rank takes the state dicts (references, no copy), so none is a collective rank 0 alone enters
+    fp = footprint(model.state_dict(), next(model.parameters()).dtype, trainer, extra_files)
+    problem = shortfall(root, fp, keep_last, steps) if ctx.is_main else None
     if distributed.any_rank(problem is not None, ctx.device):
         raise OSError(errno.ENOSPC, problem or "rank 0 found too little disk space for the checkpoints", str(root))
