@@ -11,6 +11,7 @@ so the same settings give the same numbers, however the requests are batched or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import reduce
 from pathlib import Path
@@ -21,6 +22,7 @@ from fronde.data.progress import NullReporter, Reporter
 from fronde.eval import shards
 from fronde.eval.errors import EvalError
 from fronde.eval.models import EvalModel, Speed, ToolReply
+from fronde.eval.partial import PartialReplies
 from fronde.eval.passk import mean_pass_at_k
 from fronde.eval.prompts import conversation, draw_shots, resolve_system
 from fronde.eval.results import dataset_hash
@@ -100,9 +102,12 @@ def tool_use_metrics(replies: list[ToolReply]) -> dict[str, float]:
 
 def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettings,
                         examples: list[Example] | None = None, progress: Reporter | None = None,
-                        title: str | None = None, ctx: DistContext | None = None) -> GenerativeScore:
+                        title: str | None = None, ctx: DistContext | None = None,
+                        open_cache: Callable[[list[Example], list[Example]], PartialReplies] | None = None,
+                        ) -> GenerativeScore:
     """Score `model` on `examples` (default: the first n of the task's test split); under torchrun (`ctx`) each
-    process generates its share (fronde.eval.shards) and every process returns the whole score."""
+    process generates its share (fronde.eval.shards) and every process returns the whole score. `open_cache(examples,
+    shots)` gives the replies an earlier, stopped run of the same evaluation kept (fronde.eval.partial)."""
     settings.check()
     progress = progress or NullReporter()
     exs = examples if examples is not None else task.test(settings.n)
@@ -120,22 +125,32 @@ def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettin
         raise EvalError(f"--tool: {model.name} is a {model.info.kind} model; evaluation with tools runs fronde models "
                         "(for an endpoint, use `fronde agent URL` or an agent framework)")
     mine = shards.span(len(convs), ctx)
-    progress.start(shards.title(title or task.name, ctx), total=len(mine))
+    cache = open_cache(exs, shots) if open_cache is not None else None
+    resumed = f" (resumed: {cache.cached} replies kept)" if cache is not None and cache.cached else ""
+    progress.start(shards.title(title or task.name, ctx) + resumed, total=len(mine))
     replies: list[str] = []
     tool_replies: list[ToolReply] = []
     speeds: list[Speed] = []
     for start in range(mine.start, mine.stop, CHUNK):
         chunk = convs[start:min(start + CHUNK, mine.stop)]
-        seed = settings.seed * 1_000_003 + start  # request i samples with seed + i: its index in the whole list
-        if toolbox is None:
-            replies.extend(model.generate(chunk, settings.max_new_tokens, settings.temperature, seed=seed))
+        kept = cache.get(start, len(chunk)) if cache is not None else None
+        if kept is not None:
+            texts, got, speed = kept
         else:
-            got = model.generate_with_tools(chunk, toolbox, settings.max_new_tokens, settings.temperature,
-                                            seed=seed, max_turns=settings.max_turns)
-            tool_replies.extend(got)
-            replies.extend(r.text for r in got)
-        if model.last_speed is not None:
-            speeds.append(model.last_speed)
+            seed = settings.seed * 1_000_003 + start  # request i samples with seed + i: its index in the whole list
+            if toolbox is None:
+                texts, got = model.generate(chunk, settings.max_new_tokens, settings.temperature, seed=seed), None
+            else:
+                got = model.generate_with_tools(chunk, toolbox, settings.max_new_tokens, settings.temperature,
+                                                seed=seed, max_turns=settings.max_turns)
+                texts = [r.text for r in got]
+            speed = model.last_speed
+            if cache is not None:
+                cache.add(start, texts, got, speed)
+        replies.extend(texts)
+        tool_replies.extend(got or [])
+        if speed is not None:
+            speeds.append(speed)
         progress.advance(len(chunk))
     progress.done()
     n = settings.samples

@@ -16,11 +16,12 @@ from fronde.data.progress import NullReporter, Reporter
 from fronde.eval import shards
 from fronde.eval.bpb import evaluate_bpb, read_documents
 from fronde.eval.errors import EvalError
-from fronde.eval.generative import GenerationSettings, evaluate_generative
+from fronde.eval.generative import CHUNK, GenerationSettings, evaluate_generative
 from fronde.eval.gsm_originals import originals_label, split_metrics
 from fronde.eval.models import EvalModel
 from fronde.eval.multiple_choice import PROMPT, evaluate_mc, read_questions
-from fronde.eval.results import make_result, write_result
+from fronde.eval.partial import PartialReplies, model_fingerprint, partial_path
+from fronde.eval.results import dataset_hash, make_result, write_result
 from fronde.tasks import Example, GSMSymbolicTask, Task, get_task
 from fronde.train.distributed import DistContext
 
@@ -73,13 +74,30 @@ def run_plan(model: EvalModel, plan: EvalPlan, out_dir: Path, progress: Reporter
     settings = plan.generation
     tasks = plan.check()  # everything checked before the first long evaluation
     originals_note = originals_label(plan.gsm_originals, model.info) if plan.gsm_originals else None
+    caches: list[PartialReplies] = []
+
+    def cache(name: str, task: Task) -> Callable[[list[Example], list[Example]], PartialReplies]:
+        """The replies a stopped run of this evaluation kept (fronde.eval.partial), removed when all are written."""
+        def open_cache(examples: list[Example], shots: list[Example]) -> PartialReplies:
+            rank = ctx.rank if shards.shared(ctx) else None
+            key = {"model": model_fingerprint(model.info), "evaluation": name, "task": task.name,
+                   "settings": settings.as_dict(), "chunk": CHUNK,
+                   "share": [rank, ctx.world_size] if rank is not None and ctx is not None else None,
+                   "examples": dataset_hash([ex.id, ex.prompt, ex.answer] for ex in examples),
+                   "shots": dataset_hash([ex.id, ex.prompt, ex.answer] for ex in shots)}
+            caches.append(PartialReplies(partial_path(out_dir, model.name, name, rank), key))
+            return caches[-1]
+        return open_cache
+
     for task, only_originals in tasks:
         if not only_originals:
-            keep(_generative(model, settings.label(task.name), task, settings, None, progress, ctx))
+            name = settings.label(task.name)
+            keep(_generative(model, name, task, settings, None, progress, ctx, cache(name, task)))
         if originals_note is not None and isinstance(task, GSMSymbolicTask):
             examples = task.originals()[:settings.n] if settings.n is not None else task.originals()
-            result = _generative(model, settings.label(task.name + ORIGINALS), task, settings, examples, progress,
-                                 ctx, label=originals_note)
+            name = settings.label(task.name + ORIGINALS)
+            result = _generative(model, name, task, settings, examples, progress, ctx, cache(name, task),
+                                 label=originals_note)
             result["metrics"] |= split_metrics(examples, [row["rewards"] for row in result["examples"]])
             result["settings"]["declared"] = plan.gsm_originals
             result["dataset"]["split"] = "originals"
@@ -96,6 +114,8 @@ def run_plan(model: EvalModel, plan: EvalPlan, out_dir: Path, progress: Reporter
         metrics, dataset, rows = evaluate_bpb(model, docs, progress, title=name, ctx=ctx)
         keep(make_result(model.info, name, "bpb", {"n": settings.n, "source": str(source)}, dataset, metrics,
                          examples=rows))
+    for kept in caches:  # every result is written: nothing left to resume
+        kept.remove()
     return done
 
 
@@ -114,8 +134,10 @@ def _task(spec: str, plan: EvalPlan) -> tuple[Task, bool]:
 
 def _generative(model: EvalModel, name: str, task: Task, settings: GenerationSettings,
                 examples: list[Example] | None, progress: Reporter, ctx: DistContext | None,
-                label: str | None = None) -> dict[str, Any]:
-    score = evaluate_generative(model, task, settings, examples, progress, title=name, ctx=ctx)
+                open_cache: Callable[[list[Example], list[Example]], PartialReplies], label: str | None = None,
+                ) -> dict[str, Any]:
+    score = evaluate_generative(model, task, settings, examples, progress, title=name, ctx=ctx,
+                                open_cache=open_cache)
     return make_result(model.info, name, "generative", settings.as_dict() | {"task": task.name}, score.dataset,
                        score.metrics, label=label, speed=score.speed.summary() if score.speed else None,
                        examples=score.examples)
