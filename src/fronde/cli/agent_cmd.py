@@ -10,13 +10,7 @@ from rich.console import Console
 
 from fronde.agent import AgentEvent, open_backend, run_agent
 from fronde.cli.errors import print_error
-from fronde.cli.local_model import (
-    DEFAULT_DEVICE,
-    METHOD_HELP,
-    SPECULATIVE_HELP,
-    Method,
-    speculation,
-)
+from fronde.cli.local_model import DEFAULT_DEVICE, METHOD_HELP, SPECULATIVE_HELP, Method, speculation
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_text
 from fronde.tools import Toolbox, load_tools

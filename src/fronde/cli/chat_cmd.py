@@ -7,16 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from fronde.cli.local_model import (
-    DEFAULT_DEVICE,
-    METHOD_HELP,
-    SPECULATIVE_HELP,
-    Method,
-    load_local,
-    local_engine,
-    speculation,
-    stream_tokens,
-)
+from fronde.cli.local_model import (DEFAULT_DEVICE, METHOD_HELP, SPECULATIVE_HELP, Method, load_local,
+                                    local_engine, speculation, stream_tokens)
 from fronde.data.chat import render_chat
 from fronde.infer.sampling import SamplingParams
 from fronde.serve.tools import parse_assistant

@@ -8,16 +8,8 @@ import typer
 from rich.console import Console
 
 from fronde.cli.errors import print_error
-from fronde.cli.local_model import (
-    DEFAULT_DEVICE,
-    METHOD_HELP,
-    SPECULATIVE_HELP,
-    Method,
-    load_local,
-    local_engine,
-    speculation,
-    stream_tokens,
-)
+from fronde.cli.local_model import (DEFAULT_DEVICE, METHOD_HELP, SPECULATIVE_HELP, Method, load_local, local_engine,
+                                    speculation, stream_tokens)
 from fronde.infer.sampling import SamplingParams
 
 console = Console()

@@ -24,12 +24,7 @@ from fronde.cli.model_cmd import app as model_app
 from fronde.cli.runs_cmd import runs_command
 from fronde.cli.serve_cmd import serve_command
 from fronde.cli.speedrun_cmd import speedrun_command
-from fronde.cli.train_cmd import (
-    distill_command,
-    pretrain_command,
-    rl_command,
-    sft_command,
-)
+from fronde.cli.train_cmd import distill_command, pretrain_command, rl_command, sft_command
 from fronde.train.oom import first_line
 
 app = typer.Typer(
