@@ -146,3 +146,24 @@ def test_a_stage_without_room_stops_after_its_first_step(recipe_file, monkeypatc
     lock = json.loads((stage / "lock.json").read_text())
     assert lock["status"] == "failed" and "the disk has 2.0 MB free" in lock["error"]
     assert not (stage / "model").exists()
+
+
+def test_a_host_without_memory_for_the_background_copy_writes_in_the_foreground(recipe_file, monkeypatch, capsys):
+    """The OOM killer's SIGKILL at the first checkpoint would say nothing: the writer copies nothing instead."""
+    monkeypatch.setattr(checkpoint, "available_memory", lambda: 3 * MB)
+    recipe = recipe_file("lowmem")
+    monkeypatch.setattr(sys, "argv", ["fronde", "pretrain", str(recipe)])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "checkpoints are written in the foreground: a background write copies the state (" in out
+    assert "and 3.0 MB is available (checkpoint.background)" in out
+    stage = recipe.parent / "runs" / "lowmem" / "pretrain"
+    assert sorted(p.name for p in (stage / "checkpoints").glob("step-*")) == ["step-000004", "step-000008",
+                                                                               "step-000012"]
+
+
+def test_available_memory_reads_the_kernels_figure():
+    available = disk.available_memory()
+    assert available is None or 0 < available < 1 << 50

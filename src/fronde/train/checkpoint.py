@@ -32,7 +32,7 @@ from fronde.data.io import atomic_write_json, atomic_write_text, sha256_file
 from fronde.model.checkpoint import from_pretrained, save_state
 from fronde.model.config import ModelConfig
 from fronde.model.model import CausalLM
-from fronde.train.disk import dir_bytes, footprint, free_bytes, mb
+from fronde.train.disk import available_memory, dir_bytes, footprint, free_bytes, mb
 from fronde.train.stage_lock import pid_alive
 
 MANIFEST = "MANIFEST.json"
@@ -190,6 +190,15 @@ class CheckpointWriter:
                 size = dir_bytes(tmp)
                 shutil.rmtree(tmp, ignore_errors=True)
                 say(f"removed {tmp.name}, a checkpoint a stopped run left half written ({mb(size)})")
+
+    def fit_in_memory(self, copy_bytes: int, say: Callable[[str], None]) -> None:
+        """Write in the foreground when the host copy a background write holds would not fit in the memory available
+        (with a fifth to spare): the OOM killer's SIGKILL says nothing."""
+        available = available_memory()
+        if self.background and available is not None and copy_bytes > 0.8 * available:
+            self.background = False
+            say(f"checkpoints are written in the foreground: a background write copies the state ({mb(copy_bytes)}) "
+                f"to host memory, and {mb(available)} is available (checkpoint.background)")
 
     def save(self, step: int, config: ModelConfig, model_state: dict[str, torch.Tensor], dtype: torch.dtype,
              trainer: dict[str, Any], state: dict[str, Any], extra_files: dict[str, Path] | None = None,

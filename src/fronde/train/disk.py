@@ -1,4 +1,4 @@
-"""Room on disk for a stage's checkpoints: found missing after the first step, not at the first checkpoint hours later.
+"""Room for a stage's checkpoints, on disk and in host memory: found missing after the first step, not hours later.
 
 A stage writes a checkpoint every `checkpoint.every_steps` and at the end, and keeps the newest `keep_last`; each is
 written in full before the oldest goes, so keep_last + 1 are on disk at the peak, and publishing the final model
@@ -6,6 +6,10 @@ copies its weights once more. A disk that cannot hold that stops the run at a ch
 then fail with messages that do not say "disk full": torch's reads `unexpected pos 576 vs 534`). After its first
 step a stage knows the size of everything a checkpoint holds (the optimizer's state exists from then on), so
 `check_room` stops it there, naming the numbers and what to change, instead of after a night of training.
+
+A background write (checkpoint.background) first copies the whole state to host memory; where the host has not that
+much available, the kernel's OOM killer ends the run with SIGKILL and no message, at the first checkpoint. The
+writer then writes in the foreground instead (no copy), and says so (CheckpointWriter.fit_in_memory).
 """
 
 from __future__ import annotations
@@ -119,12 +123,25 @@ def shortfall(root: Path, fp: Footprint, keep_last: int, steps: list[int]) -> st
             "(checkpoint.keep_last), or set run.out_dir to a bigger disk")
 
 
+def available_memory() -> int | None:
+    """Bytes of host memory the kernel says can be had without swapping (Linux's MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def check_room(root: Path, keep_last: int, steps: list[int], model: torch.nn.Module, trainer: Any,
-               extra_files: Mapping[str, Path] | None, ctx: DistContext) -> None:
-    """Raise ENOSPC on every rank when rank 0 (the writer) finds the disk too small for the checkpoints at `steps`.
-    Call after the first optimizer step: the optimizer's state is empty before it."""
+               extra_files: Mapping[str, Path] | None, ctx: DistContext) -> Footprint:
+    """Raise ENOSPC on every rank when rank 0 (the writer) finds the disk too small for the checkpoints at `steps`;
+    else the footprint of one. Call after the first optimizer step: the optimizer's state is empty before it."""
     # every rank takes the state dicts (references, no copy), so none is a collective rank 0 alone enters
     fp = footprint(model.state_dict(), next(model.parameters()).dtype, trainer, extra_files)
     problem = shortfall(root, fp, keep_last, steps) if ctx.is_main else None
     if distributed.any_rank(problem is not None, ctx.device):
         raise OSError(errno.ENOSPC, problem or "rank 0 found too little disk space for the checkpoints", str(root))
+    return fp

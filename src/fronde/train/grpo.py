@@ -326,10 +326,12 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
             cost.tokens += record.pop("_train_tokens")
             cost.flops += record.pop("_flops_tokens") * train_flops
             done = step + 1
-            if done == start_step + 1:  # the optimizer's state exists now: room on disk for what the run keeps?
-                check_room(ckpt_root, recipe.checkpoint.keep_last,
-                           save_steps(start_step, plan.planned, recipe.checkpoint.every_steps), model,
-                           {"optim": opt.state_dict()}, files, ctx)
+            if done == start_step + 1:  # the optimizer's state exists now: room for what the run keeps?
+                room = check_room(ckpt_root, recipe.checkpoint.keep_last,
+                                  save_steps(start_step, plan.planned, recipe.checkpoint.every_steps), model,
+                                  {"optim": opt.state_dict()}, files, ctx)
+                if ctx.is_main:
+                    writer.fit_in_memory(room.checkpoint, say)
             if plan.open and plan.observe(done, distributed.rank0_value(time.perf_counter() - started, dev)) \
                     and progress is not None:
                 progress.update(task_bar, total=plan.planned)

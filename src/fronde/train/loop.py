@@ -349,10 +349,12 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             cost.tokens += tokens_per_step
             cost.flops += flops_per_token * tokens_per_step
             done = step + 1
-            if done == start_step + 1:  # the optimizer's state exists now: room on disk for what the run keeps?
-                check_room(ckpt_root, recipe.checkpoint.keep_last,
-                           save_steps(start_step, plan.planned, recipe.checkpoint.every_steps), model,
-                           {"optim": opt.state_dict()}, stage.files, ctx)
+            if done == start_step + 1:  # the optimizer's state exists now: room for what the run keeps?
+                room = check_room(ckpt_root, recipe.checkpoint.keep_last,
+                                  save_steps(start_step, plan.planned, recipe.checkpoint.every_steps), model,
+                                  {"optim": opt.state_dict()}, stage.files, ctx)
+                if ctx.is_main:
+                    writer.fit_in_memory(room.checkpoint, say)
             if plan.open:  # rank 0's clock, broadcast only while the plan can still move
                 if plan.observe(done, distributed.rank0_value(time.perf_counter() - started, ctx.device)) \
                         and progress is not None:
