@@ -189,6 +189,25 @@ def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(tmp_path, data_d
     assert again.returncode == 0, again.stdout + again.stderr
 
 
+def test_a_closed_terminal_checkpoints_and_stops_as_sigterm_does(tmp_path, data_dir):
+    """SIGHUP (an SSH session closed under a run started without tmux) used to kill the run with no checkpoint."""
+    from tests.train.conftest import RECIPE
+
+    recipe = tmp_path / "hup.toml"
+    recipe.write_text(RECIPE.format(name="hup", out=tmp_path / "runs", data=data_dir))
+    run_dir = tmp_path / "runs" / "hup"
+    proc = subprocess.Popen(FRONDE + ["pretrain", str(recipe), "--set", "checkpoint.every_steps=0"], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and max(_losses(run_dir), default=0) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGHUP)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0 and "stopped by signal after step" in out, out
+    stopped = max(_losses(run_dir))
+    assert (run_dir / "pretrain" / "checkpoints" / "latest").read_text().strip() == f"step-{stopped:06d}"
+
+
 def _worker_pid(launcher: int, local_rank: int) -> int | None:
     """The pid of torchrun's worker with this LOCAL_RANK (Linux /proc), or None before it has started."""
     for child in Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split():

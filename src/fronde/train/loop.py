@@ -103,14 +103,17 @@ class StageResult:
 
 
 class StopFlag:
-    """SIGTERM/SIGINT ask the loop to checkpoint after the current step and return (a second signal kills)."""
+    """SIGTERM/SIGINT ask the loop to checkpoint after the current step and return (a second signal kills). So does
+    SIGHUP: the SSH session a run was started from without tmux or nohup closed, which killed it on the spot."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopFlag:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
