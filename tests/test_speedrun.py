@@ -82,8 +82,11 @@ def test_speedrun_killed_mid_sft_resumes_and_finishes(tmp_path):
     assert "pretrain: done already" in out and "resuming from" in out, out
     sft_steps = [r["step"] for r in read_metrics(run / "sft" / "metrics.jsonl") if "loss" in r]
     assert sft_steps == sorted(set(sft_steps)) and sft_steps[-1] == 120  # resumed: no step logged twice
-    assert [s.stage for s in Ledger.load(run / "ledger.json").stages] == ["pretrain", "sft", "rl"]
-    assert all(s.wall_seconds > 0 for s in Ledger.load(run / "ledger.json").stages)
+    ledger = Ledger.load(run / "ledger.json")
+    # the data the pretraining prepared and the evaluation are charged too: the devices wait, paid for
+    assert [s.stage for s in ledger.stages] == ["data", "pretrain", "sft", "rl", "eval"]
+    assert all(s.wall_seconds > 0 for s in ledger.stages)
+    assert ledger.stages[0].tokens > 0 and ledger.stages[-1].tokens > 0 and ledger.stages[-1].mfu is None
     stamp = json.loads((run / "eval" / "speedrun.json").read_text())
     assert stamp["results"] == ["arithmetic:1", "bpb:data", "arithmetic:1+calculator"]
     report = (run / "report.md").read_text()

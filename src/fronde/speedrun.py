@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from pydantic import Field, ValidationError, model_validator
 
 from fronde.data.errors import validation_message
 from fronde.data.io import atomic_write_json
+from fronde.train.ledger import charge_work
 from fronde.train.lineage import read_lineage
 from fronde.train.loop import StageResult
 from fronde.train.recipe import (
@@ -245,6 +247,7 @@ def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[st
         n=ev.n, max_new_tokens=ev.max_new_tokens, system=ev.system), gsm_originals=ev.gsm_originals,
         bpb_sources=[data_dir] if ev.bpb and (data_dir / "manifest.json").is_file() else [])
     plan.check()
+    started = time.perf_counter()
     model = load_eval_model(str(model_dir), device=device, batch_size=ev.batch_size)
     say(f"[bold]eval[/bold]: {model.name} on {', '.join(plan.tasks + [str(p) for p in plan.bpb_sources])}")
     results = run_plan(model, plan, sr.run_dir / "eval", reporter, ctx=ctx)
@@ -255,6 +258,10 @@ def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[st
         say(f"[bold]eval[/bold]: again with {', '.join(ev.tools)}")
         results += run_plan(model, with_tools, sr.run_dir / "eval", reporter, ctx=ctx)
     if writes(ctx):
+        # the evaluation's wall time on the run's devices, priced as the training before it: the report's total
+        generated = sum((r.get("speed") or {}).get("generated_tokens", 0) for r in results)
+        charge_work(sr.run_dir / "ledger.json", "eval", torch.device(device), ctx.world_size if ctx else 1,
+                    time.perf_counter() - started, generated)
         update_model_card(model_dir, results)
         atomic_write_json(stamp, {"plan": digest, "results": [r["task"] for r in results]})
     return results

@@ -146,3 +146,21 @@ def test_fronde_runs_prints_a_table_and_json(tmp_path):
     assert listed["broken"]["status"] == "failed" and listed["broken"]["stages"][0]["name"] == "sft"
     res = cli.invoke(app, ["runs", str(tmp_path / "nowhere")])
     assert res.exit_code == 2 and "no such runs directory" in res.output
+
+
+def test_the_ledgers_data_and_eval_entries_are_cost_not_stages(tmp_path):
+    """A speedrun charges preparing data and evaluating to the ledger: in the totals, never listed as a stage."""
+    from fronde.eval.report import write_report
+
+    run = tmp_path / "sr"
+    stage(run, "pretrain", [1, 2], model_step=2, age=600)
+    (run / "data").mkdir()
+    (run / "eval").mkdir()
+    (run / "eval" / "speedrun.json").write_text("{}")
+    ledger(run, ("data", 1000, 30.0), ("pretrain", 5000, 300.0), ("eval", 50, 60.0))
+    s = summarize_run(run)
+    assert [st.name for st in s.stages] == ["pretrain"] and s.stage == "pretrain" and s.status == "finished"
+    assert s.wall_seconds == 390.0 and abs(s.cost - 390.0 / 3600 * 3.0) < 1e-9
+    report = (write_report(run)).read_text()
+    assert "| data |" in report and "| eval |" in report  # the ledger table
+    assert "### pretrain" in report and "### data" not in report and "### eval" not in report

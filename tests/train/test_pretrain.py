@@ -384,3 +384,24 @@ def test_continued_pretraining_starts_from_a_model_with_its_tokenizer(tmp_path, 
                        near_dedup=False), other)
     with pytest.raises(RecipeError, match=r"another tokenizer than init.model's .*--tokenizer"):
         pretrain(load_recipe("tiny-cpu", common + ["run.name=t", f"data.dir={other}"]))
+
+
+def test_charge_work_prices_as_the_last_stage_on_the_same_device(tmp_path):
+    """Preparing data and evaluating keep the run's devices busy or waiting: their wall time is charged, never FLOPs."""
+    from fronde.train.ledger import Ledger, charge_work
+    from fronde.train.recipe import CostSection
+
+    path = tmp_path / "ledger.json"
+    data = charge_work(path, "data", torch.device("cpu"), 1, 12.0, tokens=1000,
+                       cost=CostSection(price_per_hour=3.6, watts=100))
+    assert data.cost == pytest.approx(0.012) and data.mfu is None
+    ledger = Ledger.load(path)
+    ledger.stage("pretrain", device=data.device, n_devices=1, peak_flops_per_device=1e12,
+                 price_per_device_hour=7.2, watts_per_device=200).wall_seconds = 100.0
+    ledger.save(path)
+    charge_work(path, "eval", torch.device("cpu"), 1, 30.0, tokens=50)
+    charge_work(path, "eval", torch.device("cpu"), 1, 10.0, tokens=5)  # a second evaluation adds to the first
+    stages = {s.stage: s for s in Ledger.load(path).stages}
+    assert list(stages) == ["data", "pretrain", "eval"]
+    assert stages["eval"].wall_seconds == 40.0 and stages["eval"].tokens == 55
+    assert stages["eval"].price_per_device_hour == 7.2 and stages["eval"].cost == pytest.approx(0.08)

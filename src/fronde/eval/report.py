@@ -34,11 +34,14 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def _stages(run_dir: Path, ledger: Ledger) -> list[str]:
-    """Stage dirs in ledger order, then any other stage dir with a model or metrics."""
+    """Training stage dirs (a model or metrics in them) in ledger order, then any other. The ledger's `data` and
+    `eval` entries are work, not stages: their cost is in the ledger's table only."""
+    def trained(d: Path) -> bool:
+        return d.is_dir() and ((d / "model" / "config.json").is_file() or (d / "metrics.jsonl").is_file())
+
     names = [s.stage for s in ledger.stages]
-    extra = sorted(p.name for p in run_dir.iterdir() if p.is_dir() and p.name not in names
-                   and ((p / "model" / "config.json").is_file() or (p / "metrics.jsonl").is_file()))
-    return [n for n in names if (run_dir / n).is_dir()] + extra
+    extra = sorted(p.name for p in run_dir.iterdir() if p.name not in names and trained(p))
+    return [n for n in names if trained(run_dir / n)] + extra
 
 
 def data_section(run_dir: Path, data_dir: Path | None) -> str:

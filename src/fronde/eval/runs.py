@@ -163,7 +163,8 @@ def read_ledger(run_dir: Path) -> dict[str, Any] | None:
 def stage_dirs(run_dir: Path, ledger: dict[str, Any] | None) -> list[Path]:
     """Stage dirs in ledger order (the order they ran), then any other dir with metrics, a lock or a model."""
     names = [s.get("stage") for s in (ledger or {}).get("stages", []) if isinstance(s, dict)]
-    out = [run_dir / n for n in names if isinstance(n, str) and NAME.fullmatch(n) and (run_dir / n).is_dir()]
+    out = [run_dir / n for n in names if isinstance(n, str) and NAME.fullmatch(n) and n not in NOT_STAGES
+           and (run_dir / n).is_dir()]  # the ledger's data and eval entries are work, not stages
     for p in sorted(run_dir.iterdir()):
         if p.is_dir() and p not in out and p.name not in NOT_STAGES and NAME.fullmatch(p.name) and any(
                 (p / f).is_file() for f in ("metrics.jsonl", "lock.json", "model/config.json")):

@@ -112,3 +112,27 @@ def open_stage(ledger: Ledger, name: str, device: torch.device, n_devices: int, 
         say(unknown_peak_note(label))
     return ledger.stage(name, device=label, n_devices=n_devices, peak_flops_per_device=peak or 0.0,
                         price_per_device_hour=cost.price_per_hour, watts_per_device=cost.watts)
+
+
+def charge_work(path: Path, name: str, device: torch.device, n_devices: int, seconds: float, tokens: int = 0,
+                cost: CostSection | None = None) -> StageCost:
+    """Charge work that is not a training step (preparing data, evaluating) to the run's ledger at `path`: its
+    measured wall time on the run's devices, which are paid for while they wait, priced by `cost` or, without one,
+    as the ledger's last stage on the same device. No FLOPs are counted, so no MFU is claimed."""
+    ledger = Ledger.load(path)
+    label, _ = peak_flops(device, None)
+    if cost is not None:
+        price, watts = cost.price_per_hour, cost.watts
+    else:
+        same = [s for s in ledger.stages if s.device == label]
+        price, watts = (same[-1].price_per_device_hour, same[-1].watts_per_device) if same else (0.0, 0.0)
+    entry = next((s for s in ledger.stages if s.stage == name), None)
+    if entry is None:
+        entry = ledger.stage(name, device=label, n_devices=n_devices, peak_flops_per_device=0.0,
+                             price_per_device_hour=price, watts_per_device=watts)
+    else:
+        entry.resumes += 1
+    entry.wall_seconds += seconds
+    entry.tokens += tokens
+    ledger.save(path)
+    return entry

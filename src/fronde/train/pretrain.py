@@ -7,6 +7,7 @@ Everything lands in runs/<name>/: data/, pretrain/{checkpoints,metrics.jsonl,plo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from fronde.model.model import CausalLM
 from fronde.tasks import decontamination_guard
 from fronde.train import distributed
 from fronde.train.distributed import DistContext
+from fronde.train.ledger import charge_work
 from fronde.train.lineage import Provenance
 from fronde.train.loop import Stage, StageResult, check_context, run_stage
 from fronde.train.model_card import USEFUL_EPOCHS
@@ -42,8 +44,13 @@ def ensure_data(recipe: PretrainRecipe, ctx: DistContext, say: Callable[[str], N
         if recipe.data.dir:
             raise RecipeError(f"data.dir={recipe.data.dir}: no {MANIFEST} there; run `fronde data prepare` first")
         say(f"preparing data into {data_dir} (sources: {', '.join(s.path for s in recipe.data.sources)})")
-        prepare(recipe.data.model_copy(update={"tokenizer": str(base)}) if base else recipe.data, data_dir,
-                guard=decontamination_guard(recipe.data.decontaminate))
+        started = time.perf_counter()
+        made = prepare(recipe.data.model_copy(update={"tokenizer": str(base)}) if base else recipe.data, data_dir,
+                       guard=decontamination_guard(recipe.data.decontaminate))
+        # the run's devices wait, paid for, while rank 0 prepares: the ledger says so
+        charge_work(recipe.run_dir / "ledger.json", "data", ctx.device, ctx.world_size,
+                    time.perf_counter() - started, sum(s["tokens"] for s in made.manifest["splits"].values()),
+                    recipe.cost)
     distributed.barrier()
     return data_dir
 
