@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,14 @@ def recipe_file(tmp_path, data_dir):
         return path
 
     return write
+
+
+def run_fronde(monkeypatch, *args: str) -> int:
+    """`fronde ARGS...` in this process (so a test can patch what it reads, e.g. the free disk space): its exit code,
+    with the console script's own error handling."""
+    from fronde.cli import main as cli
+
+    monkeypatch.setattr(sys, "argv", ["fronde", *args])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    return exit_.value.code

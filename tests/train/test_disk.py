@@ -14,11 +14,11 @@ import torch
 
 import fronde.train.checkpoint as checkpoint
 import fronde.train.disk as disk
-from fronde.cli import main as cli
 from fronde.model.config import load_preset
 from fronde.model.model import CausalLM
 from fronde.train.checkpoint import CheckpointWriter, rng_state, write_checkpoint
 from fronde.train.disk import Footprint, footprint, save_steps, shortfall
+from tests.train.conftest import run_fronde
 
 MB = 1_000_000
 
@@ -134,10 +134,7 @@ def test_a_stage_without_room_stops_after_its_first_step(recipe_file, monkeypatc
     checkpoint, and `fronde runs` reads the stage as failed with that reason."""
     monkeypatch.setattr(disk, "free_bytes", lambda path: 2 * MB)
     recipe = recipe_file("full")
-    monkeypatch.setattr(sys, "argv", ["fronde", "pretrain", str(recipe)])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    assert exit_.value.code == 2
+    assert run_fronde(monkeypatch, "pretrain", str(recipe)) == 2
     err = " ".join(capsys.readouterr().err.split())
     stage = recipe.parent / "runs" / "full" / "pretrain"
     assert err.startswith(f"error: {stage / 'checkpoints'}: the disk has 2.0 MB free and this run needs")
@@ -152,10 +149,7 @@ def test_a_host_without_memory_for_the_background_copy_writes_in_the_foreground(
     """The OOM killer's SIGKILL at the first checkpoint would say nothing: the writer copies nothing instead."""
     monkeypatch.setattr(checkpoint, "available_memory", lambda: 3 * MB)
     recipe = recipe_file("lowmem")
-    monkeypatch.setattr(sys, "argv", ["fronde", "pretrain", str(recipe)])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    assert exit_.value.code == 0
+    assert run_fronde(monkeypatch, "pretrain", str(recipe)) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "checkpoints are written in the foreground: a background write copies the state (" in out
     assert "and 3.0 MB is available (checkpoint.background)" in out

@@ -28,6 +28,7 @@ from fronde.train.metrics import read_metrics
 from fronde.train.optim import Optimizers
 from fronde.train.rollouts import Completion
 from tests.model.helpers import tiny_model
+from tests.train.conftest import run_fronde
 
 FRONDE = [sys.executable, "-m", "fronde.cli.main"]
 ENV = os.environ | {"OMP_NUM_THREADS": "2", "COLUMNS": "200"}
@@ -194,13 +195,19 @@ every_steps = 2
 """
 
 
-def test_fronde_rl_end_to_end_and_resume(tmp_path, base_dir):
+def _sums_recipe(tmp_path: Path, base_dir: Path, steps: int) -> tuple[Path, Path]:
+    """An RL recipe on a JSONL task of 30 sums (5 held out for the test split), and the task file."""
     task = tmp_path / "sums.jsonl"
     task.write_text("\n".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": str(2 * i),
                                           "verifier": "numeric", "split": "test" if i < 5 else "train"})
                               for i in range(30)) + "\n")
     recipe = tmp_path / "rl.toml"
-    recipe.write_text(RECIPE.format(name="r", out=tmp_path / "runs", init=base_dir, task=task, steps=3))
+    recipe.write_text(RECIPE.format(name="r", out=tmp_path / "runs", init=base_dir, task=task, steps=steps))
+    return recipe, task
+
+
+def test_fronde_rl_end_to_end_and_resume(tmp_path, base_dir):
+    recipe, task = _sums_recipe(tmp_path, base_dir, steps=3)
     res = subprocess.run(FRONDE + ["rl", str(recipe)], env=ENV, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     run = tmp_path / "runs" / "r"
@@ -413,19 +420,9 @@ def test_dynamic_sampling_trains_on_groups_whose_rewards_differ(base_dir):
 def test_rl_without_room_for_its_checkpoints_stops_after_its_first_step(tmp_path, base_dir, monkeypatch, capsys):
     """GRPO checks the disk as pretraining does (fronde.train.disk), once its optimizer has a state to size."""
     import fronde.train.disk as disk
-    from fronde.cli import main as cli
-
-    task = tmp_path / "sums.jsonl"
-    task.write_text("\n".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": str(2 * i),
-                                          "verifier": "numeric", "split": "test" if i < 5 else "train"})
-                              for i in range(30)) + "\n")
-    recipe = tmp_path / "rl.toml"
-    recipe.write_text(RECIPE.format(name="r", out=tmp_path / "runs", init=base_dir, task=task, steps=3))
+    recipe, _ = _sums_recipe(tmp_path, base_dir, steps=3)
     monkeypatch.setattr(disk, "free_bytes", lambda path: 100_000)
-    monkeypatch.setattr(sys, "argv", ["fronde", "rl", str(recipe)])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    assert exit_.value.code == 2
+    assert run_fronde(monkeypatch, "rl", str(recipe)) == 2
     err = " ".join(capsys.readouterr().err.split())
     stage = tmp_path / "runs" / "r" / "rl"
     assert err.startswith(f"error: {stage / 'checkpoints'}: the disk has 0.1 MB free and this run needs"), err
@@ -434,8 +431,6 @@ def test_rl_without_room_for_its_checkpoints_stops_after_its_first_step(tmp_path
 
 def test_a_grpo_update_with_nan_gradients_is_skipped(tmp_path, base_dir, monkeypatch, capsys):
     """fronde.train.nonfinite guards GRPO's updates as it guards pretraining's steps."""
-    from fronde.cli import main as cli
-
     real_clip = torch.nn.utils.clip_grad_norm_
     calls = []
 
@@ -448,17 +443,9 @@ def test_a_grpo_update_with_nan_gradients_is_skipped(tmp_path, base_dir, monkeyp
                     p.grad.fill_(float("nan"))
         return real_clip(params, max_norm, *args, **kwargs)
 
-    task = tmp_path / "sums.jsonl"
-    task.write_text("\n".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": str(2 * i),
-                                          "verifier": "numeric", "split": "test" if i < 5 else "train"})
-                              for i in range(30)) + "\n")
-    recipe = tmp_path / "rl.toml"
-    recipe.write_text(RECIPE.format(name="r", out=tmp_path / "runs", init=base_dir, task=task, steps=3))
+    recipe, _ = _sums_recipe(tmp_path, base_dir, steps=3)
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
-    monkeypatch.setattr(sys, "argv", ["fronde", "rl", str(recipe)])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    assert exit_.value.code == 0
+    assert run_fronde(monkeypatch, "rl", str(recipe)) == 0
     assert "rl step 2: gradient norm nan; update skipped" in " ".join(capsys.readouterr().out.split())
     records = [r for r in read_metrics(tmp_path / "runs" / "r" / "rl" / "metrics.jsonl") if "loss" in r]
     assert [r.get("skipped_steps", 0) for r in records] == [0, 1, 1]

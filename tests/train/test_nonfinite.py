@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from fronde.cli import main as cli
 from fronde.train.nonfinite import DivergedError, NonFiniteSteps
+from tests.train.conftest import run_fronde
 
 
 def test_non_finite_steps_are_skipped_until_too_many_in_a_row():
@@ -48,10 +47,7 @@ def test_one_poisoned_step_is_skipped_and_the_run_finishes_finite(recipe_file, m
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
     recipe = recipe_file("poison")
-    monkeypatch.setattr(sys, "argv", ["fronde", "pretrain", str(recipe)])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    assert exit_.value.code == 0
+    assert run_fronde(monkeypatch, "pretrain", str(recipe)) == 0
     out = capsys.readouterr().out
     assert "pretrain step 3: gradient norm nan; update skipped, weights unchanged" in " ".join(out.split())
     stage = recipe.parent / "runs" / "poison" / "pretrain"
@@ -63,11 +59,8 @@ def test_one_poisoned_step_is_skipped_and_the_run_finishes_finite(recipe_file, m
 
 def test_a_diverging_stage_stops_with_finite_checkpoints_and_no_model(recipe_file, monkeypatch, capsys):
     recipe = recipe_file("diverge")
-    monkeypatch.setattr(sys, "argv", ["fronde", "pretrain", str(recipe), "--set", "optim.lr=3000",
-                                      "--set", "optim.max_nonfinite_steps=2", "--set", "checkpoint.every_steps=1"])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    assert exit_.value.code == 2
+    assert run_fronde(monkeypatch, "pretrain", str(recipe), "--set", "optim.lr=3000",
+                                      "--set", "optim.max_nonfinite_steps=2", "--set", "checkpoint.every_steps=1") == 2
     err = " ".join(capsys.readouterr().out.split())
     assert "error: pretrain: the gradients were not finite" in err and "3 in a row" in err
     stage = recipe.parent / "runs" / "diverge" / "pretrain"

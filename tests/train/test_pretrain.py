@@ -164,25 +164,29 @@ def test_a_one_process_checkpoint_resumes_on_two(tmp_path, reference_run):
     assert (run_dir / "pretrain" / "model" / "config.json").is_file()
 
 
-def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(tmp_path, data_dir):
+def _stopped_by(sig: int, tmp_path: Path, data_dir: Path, name: str) -> tuple[Path, Path]:
+    """Start a pretraining, send `sig` after its second step, check it checkpointed that step and exited 0."""
     from tests.train.conftest import RECIPE
 
-    recipe = tmp_path / "term.toml"
-    recipe.write_text(RECIPE.format(name="term", out=tmp_path / "runs", data=data_dir))
-    run_dir = tmp_path / "runs" / "term"
+    recipe = tmp_path / f"{name}.toml"
+    recipe.write_text(RECIPE.format(name=name, out=tmp_path / "runs", data=data_dir))
+    run_dir = tmp_path / "runs" / name
     proc = subprocess.Popen(FRONDE + ["pretrain", str(recipe), "--set", "checkpoint.every_steps=0"], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and max(_losses(run_dir), default=0) < 2:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=240)
-    assert proc.returncode == 0, out
-    assert "stopped by signal after step" in out
+    assert proc.returncode == 0 and "stopped by signal after step" in out, out
     stopped = max(_losses(run_dir))
-    root = run_dir / "pretrain" / "checkpoints"
-    assert (root / "latest").read_text().strip() == f"step-{stopped:06d}"
+    assert (run_dir / "pretrain" / "checkpoints" / "latest").read_text().strip() == f"step-{stopped:06d}"
     assert not (run_dir / "pretrain" / "model").exists()  # not finished: no final model yet
+    return recipe, run_dir
+
+
+def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(tmp_path, data_dir):
+    recipe, run_dir = _stopped_by(signal.SIGTERM, tmp_path, data_dir, "term")
     res = _run(["pretrain", str(recipe), "--resume"])
     assert res.returncode == 0 and (run_dir / "pretrain" / "model" / "config.json").is_file()
     again = _run(["pretrain", str(recipe), "--resume"])  # a finished run resumes to "done", not to a crash
@@ -191,21 +195,7 @@ def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(tmp_path, data_d
 
 def test_a_closed_terminal_checkpoints_and_stops_as_sigterm_does(tmp_path, data_dir):
     """SIGHUP (an SSH session closed under a run started without tmux) used to kill the run with no checkpoint."""
-    from tests.train.conftest import RECIPE
-
-    recipe = tmp_path / "hup.toml"
-    recipe.write_text(RECIPE.format(name="hup", out=tmp_path / "runs", data=data_dir))
-    run_dir = tmp_path / "runs" / "hup"
-    proc = subprocess.Popen(FRONDE + ["pretrain", str(recipe), "--set", "checkpoint.every_steps=0"], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and max(_losses(run_dir), default=0) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGHUP)
-    out, _ = proc.communicate(timeout=240)
-    assert proc.returncode == 0 and "stopped by signal after step" in out, out
-    stopped = max(_losses(run_dir))
-    assert (run_dir / "pretrain" / "checkpoints" / "latest").read_text().strip() == f"step-{stopped:06d}"
+    _stopped_by(signal.SIGHUP, tmp_path, data_dir, "hup")
 
 
 def _worker_pid(launcher: int, local_rank: int) -> int | None:

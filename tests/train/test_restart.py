@@ -5,43 +5,34 @@ one rotated out."""
 from __future__ import annotations
 
 import json
-import sys
 
-import pytest
 import torch
 
-from fronde.cli import main as cli
 from fronde.model.config import load_preset
 from fronde.model.model import CausalLM
 from fronde.train.checkpoint import candidates, write_checkpoint
-
-
-def _fronde(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["fronde", *args])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    return exit_.value.code
+from tests.train.conftest import run_fronde
 
 
 def test_a_second_run_without_resume_or_restart_is_refused_and_restart_starts_over(recipe_file, monkeypatch,
                                                                                     capsys):
     recipe = recipe_file("again")
     stage = recipe.parent / "runs" / "again" / "pretrain"
-    assert _fronde(monkeypatch, "pretrain", str(recipe), "--set", "schedule.max_steps=8") == 0
+    assert run_fronde(monkeypatch, "pretrain", str(recipe), "--set", "schedule.max_steps=8") == 0
     first = (stage / "model" / "model.safetensors").read_bytes()
     (stage / "teacher_samples.jsonl").write_text("{}\n")  # a stage's cache is not a training output
     capsys.readouterr()
 
-    assert _fronde(monkeypatch, "pretrain", str(recipe)) == 2
+    assert run_fronde(monkeypatch, "pretrain", str(recipe)) == 2
     err = " ".join(capsys.readouterr().out.split())
     assert f"error: {stage} holds an earlier pretrain run (checkpoints up to step 8, a published model)" in err
     assert "--resume" in err and "--restart" in err and "run.name=NEW" in err
     assert (stage / "model" / "model.safetensors").read_bytes() == first  # untouched
 
-    assert _fronde(monkeypatch, "pretrain", str(recipe), "--resume", "--restart") == 2
+    assert run_fronde(monkeypatch, "pretrain", str(recipe), "--resume", "--restart") == 2
     assert "pass one of them" in capsys.readouterr().out
 
-    assert _fronde(monkeypatch, "pretrain", str(recipe), "--restart", "--set", "schedule.max_steps=12",
+    assert run_fronde(monkeypatch, "pretrain", str(recipe), "--restart", "--set", "schedule.max_steps=12",
                    "--set", "run.seed=4") == 0
     steps = [json.loads(line)["step"] for line in (stage / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 13))  # one run's metrics, from step 1
@@ -65,12 +56,12 @@ def test_a_checkpoint_just_written_is_never_rotated_out(tmp_path):
 
 def test_resume_with_a_recipe_that_cannot_continue_says_which_and_what_to_do(recipe_file, monkeypatch, capsys):
     recipe = recipe_file("changed")
-    assert _fronde(monkeypatch, "pretrain", str(recipe), "--set", "schedule.max_steps=8") == 0
+    assert run_fronde(monkeypatch, "pretrain", str(recipe), "--set", "schedule.max_steps=8") == 0
     capsys.readouterr()
-    assert _fronde(monkeypatch, "pretrain", str(recipe), "--resume", "--set", "batch.seq_len=32") == 2
+    assert run_fronde(monkeypatch, "pretrain", str(recipe), "--resume", "--set", "batch.seq_len=32") == 2
     err = " ".join(capsys.readouterr().out.split())
     assert "step-000008: cannot continue its data stream (the saved position is for seq_len=64, this stream has " \
            "32); resume with the recipe and data the run started with, or train anew with --restart" in err
-    assert _fronde(monkeypatch, "pretrain", str(recipe), "--resume", "--set", "schedule.max_steps=4") == 0
+    assert run_fronde(monkeypatch, "pretrain", str(recipe), "--resume", "--set", "schedule.max_steps=4") == 0
     assert "the checkpoint is at step 8, schedule.max_steps=4: nothing to train" in \
         " ".join(capsys.readouterr().out.split())

@@ -45,12 +45,11 @@ def ensure_data(recipe: PretrainRecipe, ctx: DistContext, say: Callable[[str], N
             raise RecipeError(f"data.dir={recipe.data.dir}: no {MANIFEST} there; run `fronde data prepare` first")
         say(f"preparing data into {data_dir} (sources: {', '.join(s.path for s in recipe.data.sources)})")
         started = time.perf_counter()
-        made = prepare(recipe.data.model_copy(update={"tokenizer": str(base)}) if base else recipe.data, data_dir,
-                       guard=decontamination_guard(recipe.data.decontaminate))
-        # the run's devices wait, paid for, while rank 0 prepares: the ledger says so
+        prepare(recipe.data.model_copy(update={"tokenizer": str(base)}) if base else recipe.data, data_dir,
+                guard=decontamination_guard(recipe.data.decontaminate))
+        # the run's devices wait, paid for, while rank 0 prepares: the ledger says so (no tokens went through a model)
         charge_work(recipe.run_dir / "ledger.json", "data", ctx.device, ctx.world_size,
-                    time.perf_counter() - started, sum(s["tokens"] for s in made.manifest["splits"].values()),
-                    recipe.cost)
+                    time.perf_counter() - started, cost=recipe.cost)
     distributed.barrier()
     return data_dir
 
