@@ -127,7 +127,7 @@ def load_speedrun(spec: str, out: Path | None = None, sets: list[str] | None = N
     try:
         return SpeedrunRecipe.model_validate(data)
     except ValidationError as e:
-        raise RecipeError(f"{where}: {validation_message(e)}") from None
+        raise RecipeError(f"{where}: {validation_message(e, model=SpeedrunRecipe)}") from None
 
 
 def _stage_kind(stage: str) -> type[StageRecipe]:

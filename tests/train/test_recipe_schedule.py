@@ -28,7 +28,11 @@ def test_overrides_are_typed_and_dotted():
 
 
 @pytest.mark.parametrize("sets, message", [
-    (["optim.lrr=1"], "optim.lrr: Extra inputs are not permitted"),
+    (["optim.lrr=1"], "optim.lrr: Extra inputs are not permitted (got 1); did you mean lr?"),
+    (["checkpoint.evry_steps=3"], "checkpoint.evry_steps: Extra inputs are not permitted (got 3); did you mean "
+                                  "every_steps?"),
+    (["optim.learning_rate=1"], "optim.learning_rate: Extra inputs are not permitted (got 1); keys: name, lr, "),
+    (["nosection.x=1"], "nosection: Extra inputs are not permitted; keys: run, optim, schedule, batch"),
     (["optim.lr=-1"], "optim.lr: Input should be greater than 0 (got -1)"),
     (["schedule.kind=linear"], "schedule.kind"),
     (["bogus"], "expected section.key=value"),
@@ -62,3 +66,10 @@ def test_schedules():
     assert all(a >= b for a, b in zip(cos[10:], cos[11:]))
     wsd = [lr_multiplier(s, 100, 10, "wsd", 0.0, decay_fraction=0.2) for s in range(100)]
     assert wsd[50] == 1.0 and wsd[79] == 1.0 and wsd[90] == pytest.approx(0.5) and wsd[99] < 0.1
+
+
+def test_a_misspelt_key_deeper_in_lists_and_unions_gets_its_section():
+    """The suggestion walks the recipe's own types: `data.sources` is a list of SourceConfig."""
+    with pytest.raises(RecipeError, match=r"data\.sources\.0\.licnce: Extra inputs are not permitted .*did you mean "
+                                          r"licence\?"):
+        load_recipe("tiny-cpu", ['data.sources=[{path="python-stdlib", licnce="x"}]'])

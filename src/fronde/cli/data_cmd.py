@@ -85,7 +85,7 @@ def prepare_cmd(
     except DataError as e:
         raise _fail(e) from None
     except ValidationError as e:  # a CLI value or --set the config refuses: `field: what is wrong (got value)`
-        raise _fail(DataError(validation_message(e, show_input=True))) from None
+        raise _fail(DataError(validation_message(e, show_input=True, model=DataConfig))) from None
     except ValueError as e:
         raise _fail(DataError(str(e))) from None
     m = result.manifest

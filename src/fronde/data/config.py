@@ -100,7 +100,7 @@ class SourceConfig(BaseModel):
         try:
             return cls.model_validate(fields)
         except ValidationError as e:
-            raise DataError(f"bad source spec {spec!r}: {validation_message(e)}") from None
+            raise DataError(f"bad source spec {spec!r}: {validation_message(e, model=cls)}") from None
 
 
 class DataConfig(BaseModel):
@@ -170,7 +170,7 @@ def _validate(data: dict[str, Any], where: str) -> DataConfig:
     try:
         return DataConfig.model_validate(data)
     except ValidationError as e:
-        raise DataError(f"{where}: {validation_message(e)}") from None
+        raise DataError(f"{where}: {validation_message(e, model=DataConfig)}") from None
 
 
 def load_recipe(path: str | Path, section: str = "data") -> DataConfig:

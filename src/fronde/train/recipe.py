@@ -215,4 +215,4 @@ def load_recipe(spec: str, sets: list[str] | None = None, kind: type[R] = Pretra
     try:
         return kind.model_validate(data)
     except ValidationError as e:
-        raise RecipeError(f"{where}: {validation_message(e, show_input=True)}") from None
+        raise RecipeError(f"{where}: {validation_message(e, show_input=True, model=kind)}") from None
