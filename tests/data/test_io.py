@@ -93,3 +93,43 @@ def test_safetensors_full_disk_leaves_no_temp_file(tmp_path, monkeypatch):
         checkpoint._atomic_save_tensors({"a": torch.zeros(2)}, tmp_path / "model.safetensors")
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "model.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_copy_of_a_data_dir_is_caught(tmp_path, corpus_maker, small_tokenizer):
+    """A data dir copied to the training machine: a flipped index byte stops the loader (every open hashes the
+    8-byte-a-document index); `fronde data inspect --verify` hashes the shards too and names what differs."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from fronde.cli.main import app
+    from fronde.data.config import DataConfig, SourceConfig
+    from fronde.data.errors import DataError
+    from fronde.data.pipeline import prepare
+    from fronde.data.shards import open_split
+
+    _, tok_dir = small_tokenizer
+    out = tmp_path / "data"
+    prepare(DataConfig(sources=[SourceConfig(path=str(corpus_maker(tmp_path / "corpus")))], tokenizer=str(tok_dir),
+                       near_dedup=False), out)
+    runner = CliRunner()
+    good = runner.invoke(app, ["data", "inspect", str(out), "--verify", "-n", "0"])
+    assert good.exit_code == 0 and "every shard, index and the tokenizer match the manifest" in good.output
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    index = copy / "train-00000.idx"
+    raw = bytearray(index.read_bytes())
+    raw[9] ^= 0x01  # one bit of the second document's offset
+    index.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="train-00000.idx does not match the sha256 the manifest records"):
+        open_split(copy, "train")
+    shard = copy / "val-00000.bin"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0x01
+    shard.write_bytes(bytes(data))
+    bad = runner.invoke(app, ["data", "inspect", str(copy), "--verify", "-n", "0"])
+    assert bad.exit_code == 2
+    text = " ".join(bad.output.split())
+    assert "2 file(s) differ from the manifest" in text and "train-00000.idx: sha256" in text
+    assert "val-00000.bin: sha256" in text

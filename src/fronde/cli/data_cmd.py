@@ -14,7 +14,7 @@ from fronde.cli.errors import print_error
 from fronde.data.config import DataConfig, SourceConfig, load_recipe, recipe_out
 from fronde.data.errors import DataError, validation_message
 from fronde.data.inspect import sample_documents
-from fronde.data.manifest import read_manifest, summary_rows
+from fronde.data.manifest import read_manifest, summary_rows, verify_outputs
 from fronde.data.pipeline import prepare
 from fronde.data.progress import RichReporter
 from fronde.tasks import decontamination_guard
@@ -114,10 +114,20 @@ def inspect_cmd(
     seed: int = typer.Option(0, help="Seed for picking samples."),
     max_tokens: int = typer.Option(120, help="Show at most this many tokens per sample."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest summary and samples as JSON."),
+    verify: bool = typer.Option(False, "--verify", help="Hash every shard, index and the tokenizer against the "
+                                "manifest (after copying the directory to another machine); exit 2 on a mismatch."),
 ) -> None:
     """Print the manifest summary and a few decoded sample documents."""
     try:
         m = read_manifest(directory)
+        if verify:
+            with RichReporter(err_console) as reporter:
+                problems = verify_outputs(directory, m, reporter)
+            if problems:
+                raise DataError(f"{directory}: {len(problems)} file(s) differ from the manifest; copy them again or "
+                                "re-run `fronde data prepare`:\n- " + "\n- ".join(problems))
+            err_console.print(f"{directory}: every shard, index and the tokenizer match the manifest",
+                              highlight=False, soft_wrap=True)
         picked = sample_documents(directory, split, samples, seed, max_tokens) if samples else []
     except DataError as e:
         raise _fail(e) from None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from fronde.data.errors import DataError
-from fronde.data.io import AtomicFile, atomic_write_json
+from fronde.data.io import AtomicFile, atomic_write_json, sha256_bytes
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -139,8 +139,15 @@ def open_split(directory: str | Path, split: str, manifest: dict[str, Any] | Non
         if not path.is_file() or path.stat().st_size != entry["bytes"]:
             raise DataError(f"{path} is missing or has the wrong size; re-run `fronde data prepare`")
         tokens = np.memmap(path, dtype=dtype, mode="r")
-        offsets = np.fromfile(d / entry["index"], dtype="<i8")
-        if len(offsets) != entry["documents"] + 1 or offsets[-1] != entry["tokens"]:
-            raise DataError(f"{d / entry['index']} does not match its shard; re-run `fronde data prepare`")
+        index = d / entry["index"]
+        raw = index.read_bytes() if index.is_file() else b""
+        # 8 bytes a document: hashed whole on every open, so a damaged copy cannot cut documents at wrong places
+        if entry.get("index_sha256") not in (None, sha256_bytes(raw)):
+            raise DataError(f"{index} does not match the sha256 the manifest records (damaged or from another "
+                            "preparation); copy it again or re-run `fronde data prepare`")
+        offsets = np.frombuffer(raw, dtype="<i8")
+        if len(offsets) != entry["documents"] + 1 or offsets[-1] != entry["tokens"] or offsets[0] != 0 \
+                or bool((np.diff(offsets) < 0).any()):
+            raise DataError(f"{index} does not match its shard; re-run `fronde data prepare`")
         shards.append(Shard(path, tokens, offsets))
     return shards
