@@ -10,6 +10,7 @@ import torch
 
 from fronde.model.config import load_preset
 from fronde.model.model import CausalLM
+import fronde.train.checkpoint as checkpoint
 from fronde.train.checkpoint import MANIFEST, CheckpointWriter, host_copy, load_latest, rng_state
 
 
@@ -117,8 +118,6 @@ def test_a_cuda_model_is_snapshotted_to_host_memory(tmp_path):
 
 def test_an_owned_state_is_written_as_given_without_a_second_copy(tmp_path, monkeypatch):
     """FSDP's gathered full state is already a private host copy: copying 4.5 GB again would double host memory."""
-    import fronde.train.checkpoint as checkpoint
-
     model, opt = _model_and_optim()
     owned = {k: v.clone() for k, v in model.state_dict().items()}
     monkeypatch.setattr(checkpoint, "host_copy", lambda obj, memo=None: pytest.fail("an owned state was copied"))
@@ -158,3 +157,34 @@ def test_cuda_snapshots_reuse_their_pinned_buffers_and_stay_exact(tmp_path):
     for k, v in resumed.model.state_dict().items():
         if k in expected:
             assert torch.equal(v, expected[k]), k
+
+
+def test_every_minutes_checkpoints_by_the_clock(tmp_path, monkeypatch):
+    from fronde.train.recipe import CheckpointSection
+
+    clock = [1000.0]
+    monkeypatch.setattr(checkpoint.time, "perf_counter", lambda: clock[0])
+    writer = CheckpointWriter(tmp_path, keep_last=2)
+    cadence = CheckpointSection(every_steps=100, every_minutes=30)
+    cpu = torch.device("cpu")
+    assert writer.due(100, cadence, cpu)  # a multiple of every_steps
+    clock[0] += 29 * 60
+    assert not writer.due(7, cadence, cpu)
+    clock[0] += 60
+    assert writer.due(8, cadence, cpu)  # 30 minutes since the stage started
+    model, opt = _model_and_optim()
+    _save(writer, 8, model, opt)
+    writer.wait()
+    assert not writer.due(9, cadence, cpu)  # the clock restarts at each save
+    assert not writer.due(9, CheckpointSection(every_steps=0), cpu)
+
+
+def test_a_stage_with_every_minutes_keeps_the_newest_by_time(recipe_file, monkeypatch):
+    """A preemptible machine: a checkpoint whenever the minutes have passed, whatever every_steps says."""
+    from tests.train.conftest import run_fronde
+
+    recipe = recipe_file("timed")
+    assert run_fronde(monkeypatch, "pretrain", str(recipe), "--set", "checkpoint.every_steps=0",
+                      "--set", "checkpoint.every_minutes=0.00001") == 0
+    root = recipe.parent / "runs" / "timed" / "pretrain" / "checkpoints"
+    assert sorted(p.name for p in root.glob("step-*")) == ["step-000010", "step-000011", "step-000012"]

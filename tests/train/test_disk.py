@@ -18,6 +18,7 @@ from fronde.model.config import load_preset
 from fronde.model.model import CausalLM
 from fronde.train.checkpoint import CheckpointWriter, rng_state, write_checkpoint
 from fronde.train.disk import Footprint, footprint, save_steps, shortfall
+from fronde.train.recipe import CheckpointSection
 from tests.train.conftest import run_fronde
 
 MB = 1_000_000
@@ -33,11 +34,25 @@ def _model_and_optim():
 
 
 def test_save_steps_are_the_multiples_and_the_last_step():
-    assert save_steps(0, 12, 4) == [4, 8, 12]
-    assert save_steps(0, 10, 4) == [4, 8, 10]
-    assert save_steps(5, 12, 4) == [8, 12]
-    assert save_steps(0, 7, 0) == [7]
-    assert save_steps(12, 12, 4) == []
+    every = CheckpointSection(every_steps=4, keep_last=2)
+    assert save_steps(0, 12, every) == [4, 8, 12]
+    assert save_steps(0, 10, every) == [4, 8, 10]
+    assert save_steps(5, 12, every) == [8, 12]
+    assert save_steps(0, 7, CheckpointSection(every_steps=0)) == [7]
+    assert save_steps(12, 12, every) == []
+    # checkpoint.every_minutes: timed ones, as many as fill keep_last + 1 places, before the known steps
+    assert save_steps(0, 12, CheckpointSection(every_steps=4, keep_last=2, every_minutes=30)) == [None] * 3 + [4, 8,
+                                                                                                            12]
+
+
+def test_timed_checkpoints_are_counted_in_the_room_and_named(tmp_path, monkeypatch):
+    fp = Footprint(checkpoint=10 * MB, model=4 * MB)
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 25 * MB)
+    timed = save_steps(0, 8, CheckpointSection(every_steps=0, keep_last=2, every_minutes=10))
+    message = shortfall(tmp_path, fp, keep_last=2, steps=timed)
+    assert "4 or more are planned" in message and "stop at a checkpoint checkpoint.every_minutes writes" in message
+    assert shortfall(tmp_path, fp, keep_last=1, steps=save_steps(0, 8, CheckpointSection(
+        every_steps=0, keep_last=1, every_minutes=10))) is None  # 2 x 10 at the peak, then 10 + 4
 
 
 def test_the_footprint_is_what_a_checkpoint_takes(tmp_path, data_dir):

@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,9 @@ from fronde.data.io import atomic_write_json, atomic_write_text, sha256_file
 from fronde.model.checkpoint import from_pretrained, save_state
 from fronde.model.config import ModelConfig
 from fronde.model.model import CausalLM
+from fronde.train import distributed
 from fronde.train.disk import available_memory, dir_bytes, footprint, free_bytes, mb
+from fronde.train.recipe import CheckpointSection
 from fronde.train.stage_lock import pid_alive
 
 MANIFEST = "MANIFEST.json"
@@ -180,6 +183,16 @@ class CheckpointWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._staging = PinnedStaging()  # reused: save() waits for the last write before copying into it again
+        self.last_save = time.perf_counter()  # the stage's start, then each save's: checkpoint.every_minutes counts
+
+    def due(self, done: int, cadence: CheckpointSection, device: torch.device) -> bool:
+        """Whether step `done` is a checkpoint of the cadence: a multiple of every_steps, or every_minutes since the
+        last save by rank 0's clock (broadcast, so every rank checkpoints the same step)."""
+        if cadence.every_steps and done % cadence.every_steps == 0:
+            return True
+        if cadence.every_minutes is None:
+            return False
+        return distributed.rank0_value(time.perf_counter() - self.last_save, device) >= cadence.every_minutes * 60
 
     def clear_unfinished(self, say: Callable[[str], None]) -> None:
         """Remove what a killed writer left (a `.tmp-step-*` directory: a checkpoint half written, as big as a whole
@@ -206,6 +219,7 @@ class CheckpointWriter:
         """owned: the tensors are already a host copy nobody else holds (FSDP's gathered full state with cpu_offload),
         so the background write takes them as they are instead of copying a 4.5 GB state a second time."""
         self.wait()
+        self.last_save = time.perf_counter()
         if not self.background:  # written from the live state before training goes on: no copy, no extra memory
             self._write(None, self.root, step, config, model_state, dtype, trainer, state, self.keep_last,
                         extra_files)

@@ -25,6 +25,7 @@ import torch
 
 from fronde.train import distributed
 from fronde.train.distributed import DistContext
+from fronde.train.recipe import CheckpointSection
 
 SMALL_FILES = 256 * 1024  # config, generation config, state.json, manifest, index: generous
 
@@ -72,13 +73,15 @@ def footprint(model_state: Mapping[str, torch.Tensor], dtype: torch.dtype, train
     return Footprint(model + tensor_bytes(trainer) + SMALL_FILES, model)
 
 
-def save_steps(done: int, planned: int, every: int) -> list[int]:
-    """The steps after `done` at which a stage of `planned` steps writes a checkpoint: each multiple of `every`,
-    and the last step."""
-    steps = list(range((done // every + 1) * every, planned + 1, every)) if every > 0 else []
+def save_steps(done: int, planned: int, cadence: CheckpointSection) -> list[int | None]:
+    """The steps after `done` at which a stage of `planned` steps writes a checkpoint: each multiple of every_steps,
+    and the last step. With every_minutes, as many more as fill keep_last + 1 places (None: at a time, not a step,
+    unknown before the run), written first: the room they need does not depend on when they come."""
+    every = cadence.every_steps
+    steps: list[int | None] = list(range((done // every + 1) * every, planned + 1, every)) if every > 0 else []
     if planned > done and (not steps or steps[-1] != planned):
         steps.append(planned)
-    return steps
+    return [None] * (cadence.keep_last + 1) + steps if cadence.every_minutes is not None else steps
 
 
 def dir_bytes(path: Path) -> int:
@@ -97,30 +100,31 @@ def mb(n: float) -> str:
     return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
 
 
-def shortfall(root: Path, fp: Footprint, keep_last: int, steps: list[int]) -> str | None:
+def shortfall(root: Path, fp: Footprint, keep_last: int, steps: list[int | None]) -> str | None:
     """None when the disk under `root` holds what writing checkpoints at `steps` (keeping the newest keep_last,
     0 = all) and then publishing the model needs; else why not, and what to change."""
     kept = [dir_bytes(p) for p in sorted(root.glob("step-*")) if p.is_dir()] if root.is_dir() else []
     free = free_bytes(root)
     used = peak = 0  # bytes beyond what is on disk now
-    fails_at = None
+    fails_at: str | None = None
     for step in steps:
         used += fp.checkpoint
         kept.append(fp.checkpoint)
         peak = max(peak, used)
         if peak > free and fails_at is None:
-            fails_at = step
+            fails_at = f"its checkpoint at step {step}" if step is not None else \
+                "a checkpoint checkpoint.every_minutes writes"
         while 0 < keep_last < len(kept):
             used -= kept.pop(0)
     peak = max(peak, used + fp.model)
     if peak <= free:
         return None
-    at = f"its checkpoint at step {fails_at}" if fails_at is not None else "publishing the final model"
+    at = fails_at or "publishing the final model"
+    planned = f"{len(steps)}{' or more' if None in steps else ''} are planned"
     return (f"the disk has {mb(free)} free and this run needs {mb(peak)} more: a checkpoint takes {mb(fp.checkpoint)} "
-            f"(weights and optimizer state), {len(steps)} are planned, checkpoint.keep_last={keep_last} keeps "
-            f"{keep_last} (one more while the newest is written), and the final model "
-            f"takes {mb(fp.model)}. The run would stop at {at}. Free space there, keep fewer checkpoints "
-            "(checkpoint.keep_last), or set run.out_dir to a bigger disk")
+            f"(weights and optimizer state), {planned}, checkpoint.keep_last={keep_last} keeps {keep_last} (one more "
+            f"while the newest is written), and the final model takes {mb(fp.model)}. The run would stop at {at}. "
+            "Free space there, keep fewer checkpoints (checkpoint.keep_last), or set run.out_dir to a bigger disk")
 
 
 def available_memory() -> int | None:
@@ -135,7 +139,7 @@ def available_memory() -> int | None:
     return None
 
 
-def check_room(root: Path, keep_last: int, steps: list[int], model: torch.nn.Module, trainer: Any,
+def check_room(root: Path, keep_last: int, steps: list[int | None], model: torch.nn.Module, trainer: Any,
                extra_files: Mapping[str, Path] | None, ctx: DistContext) -> Footprint:
     """Raise ENOSPC on every rank when rank 0 (the writer) finds the disk too small for the checkpoints at `steps`;
     else the footprint of one. Call after the first optimizer step: the optimizer's state is empty before it."""

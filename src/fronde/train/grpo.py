@@ -328,7 +328,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
             done = step + 1
             if done == start_step + 1:  # the optimizer's state exists now: room for what the run keeps?
                 room = check_room(ckpt_root, recipe.checkpoint.keep_last,
-                                  save_steps(start_step, plan.planned, recipe.checkpoint.every_steps), model,
+                                  save_steps(start_step, plan.planned, recipe.checkpoint), model,
                                   {"optim": opt.state_dict()}, files, ctx)
                 if ctx.is_main:
                     writer.fit_in_memory(room.checkpoint, say)
@@ -352,7 +352,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
                 progress.update(task_bar, completed=done, loss=record["loss"], tps=record["tokens_per_s"], mfu=None,
                                 val=record["reward/total"])
             stopping = distributed.any_rank(stop.requested, dev)  # every rank stops after the same step
-            if stopping or last or (recipe.checkpoint.every_steps and done % recipe.checkpoint.every_steps == 0):
+            if stopping or last or writer.due(done, recipe.checkpoint, dev):
                 checkpoint(done, {"test_accuracy_before": first_acc, "micro_split": split.parts})
             if stopping:
                 say(f"stopped by signal after step {done}; resume with --resume")

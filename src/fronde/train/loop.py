@@ -354,7 +354,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             done = step + 1
             if done == start_step + 1:  # the optimizer's state exists now: room for what the run keeps?
                 room = check_room(ckpt_root, recipe.checkpoint.keep_last,
-                                  save_steps(start_step, plan.planned, recipe.checkpoint.every_steps), model,
+                                  save_steps(start_step, plan.planned, recipe.checkpoint), model,
                                   {"optim": opt.state_dict()}, stage.files, ctx)
                 if ctx.is_main:
                     writer.fit_in_memory(room.checkpoint, say)
@@ -398,7 +398,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             elif progress is not None:
                 progress.update(task, completed=done)
             stopping = distributed.any_rank(stop.requested, ctx.device)  # every rank stops after the same step
-            if stopping or last or (recipe.checkpoint.every_steps and done % recipe.checkpoint.every_steps == 0):
+            if stopping or last or writer.due(done, recipe.checkpoint, ctx.device):
                 charge()
                 checkpoint(done)
             charge()

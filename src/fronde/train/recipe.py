@@ -80,6 +80,9 @@ class PrecisionSection(_Section):
 
 class CheckpointSection(_Section):
     every_steps: int = Field(200, ge=0, description="0: only at the end and on SIGTERM/SIGINT")
+    every_minutes: float | None = Field(None, gt=0, description="also when this many minutes have passed since the "
+                                        "last checkpoint: bounds what a preempted (spot) machine loses, whatever a "
+                                        "step takes")
     keep_last: int = Field(3, ge=1)
     background: bool = Field(True, description="write checkpoints on a background thread while training goes on "
                              "(the state is first copied to host memory: needs RAM for one copy of it)")
