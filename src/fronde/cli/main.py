@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-from pathlib import Path
 
 import torch
 import typer
@@ -25,6 +23,7 @@ from fronde.cli.runs_cmd import runs_command
 from fronde.cli.serve_cmd import serve_command
 from fronde.cli.speedrun_cmd import speedrun_command
 from fronde.cli.train_cmd import distill_command, pretrain_command, rl_command, sft_command
+from fronde.data.io import free_bytes
 from fronde.train.oom import first_line
 
 app = typer.Typer(
@@ -71,12 +70,7 @@ def full_disk_advice(e: OSError) -> str:
                 "(FAT32: 4 GB). Write to another filesystem or raise the limit")
     if e.errno not in (errno.ENOSPC, errno.EDQUOT) or e.strerror != os.strerror(e.errno):
         return ""  # fronde's own message (a checkpoint's) already says what to do
-    free = ""
-    if e.filename:
-        path = Path(e.filename).absolute()
-        while not path.exists() and path != path.parent:
-            path = path.parent
-        free = f" ({shutil.disk_usage(path).free / 1e6:,.1f} MB free now)"
+    free = f" ({free_bytes(e.filename) / 1e6:,.1f} MB free now)" if e.filename else ""
     return (f"{free}. Free space there (or write elsewhere) and run the same command again: a data directory resumes "
             "from the work it kept, a training stage from its last checkpoint with --resume (a speedrun by itself)")
 

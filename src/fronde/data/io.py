@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -23,13 +24,24 @@ from typing import Any
 HASH_BLOCK = 1 << 20
 
 
-def sha256_file(path: str | Path, block: int = HASH_BLOCK) -> str:
-    """Hex sha256 of a file, read in bounded blocks (never the whole file at once)."""
+def sha256_file(path: str | Path, block: int = HASH_BLOCK, read: Callable[[int], None] | None = None) -> str:
+    """Hex sha256 of a file, read in bounded blocks (never the whole file at once); `read(n)` after each block (a
+    progress bar)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(block):
             h.update(chunk)
+            if read is not None:
+                read(len(chunk))
     return h.hexdigest()
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free bytes on the filesystem that holds `path` (or would: the nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -9,7 +9,6 @@ is never trusted. Its accounting identity, checked before it is written and by `
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from fronde.data.documents import DROP_KINDS
 from fronde.data.errors import DataError
-from fronde.data.io import HASH_BLOCK
+from fronde.data.io import sha256_file
 from fronde.data.progress import NullReporter, Reporter
 
 MANIFEST = "manifest.json"
@@ -93,13 +92,9 @@ def verify_outputs(directory: str | Path, m: dict[str, Any], progress: Reporter 
     present = [(path, digest) for path, digest in files if path.is_file()]
     progress.start("verify", total=sum(path.stat().st_size for path, _ in present))
     for path, digest in present:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(HASH_BLOCK):
-                h.update(block)
-                progress.advance(len(block))
-        if digest is not None and h.hexdigest() != digest:
-            problems.append(f"{path}: sha256 {h.hexdigest()[:16]}… but the manifest records {digest[:16]}…")
+        found = sha256_file(path, read=progress.advance)
+        if digest is not None and found != digest:
+            problems.append(f"{path}: sha256 {found[:16]}… but the manifest records {digest[:16]}…")
     progress.done()
     try:
         tok = Tokenizer.load(d / m["tokenizer"]["dir"])

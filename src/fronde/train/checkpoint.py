@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from fronde.data.io import atomic_write_json, atomic_write_text, sha256_file
+from fronde.data.io import atomic_write_json, atomic_write_text, free_bytes, sha256_file
 from fronde.model.checkpoint import from_pretrained, save_state
 from fronde.model.config import ModelConfig
 from fronde.model.model import CausalLM
 from fronde.train import distributed
-from fronde.train.disk import available_memory, dir_bytes, footprint, free_bytes, mb
+from fronde.train.disk import available_memory, dir_bytes, footprint, mb
 from fronde.train.recipe import CheckpointSection
 from fronde.train.stage_lock import pid_alive
 

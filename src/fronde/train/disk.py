@@ -15,7 +15,6 @@ writer then writes in the foreground instead (no copy), and says so (CheckpointW
 from __future__ import annotations
 
 import errno
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import torch
 
+from fronde.data.io import free_bytes
 from fronde.train import distributed
 from fronde.train.distributed import DistContext
 from fronde.train.recipe import CheckpointSection
@@ -86,14 +86,6 @@ def save_steps(done: int, planned: int, cadence: CheckpointSection) -> list[int 
 
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def free_bytes(path: Path) -> int:
-    """Free bytes on the filesystem that holds `path` (or would: the nearest existing parent)."""
-    path = Path(path).absolute()
-    while not path.exists():
-        path = path.parent
-    return shutil.disk_usage(path).free
 
 
 def mb(n: float) -> str:
