@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from fronde.model.config import load_preset
@@ -65,3 +66,19 @@ def test_resume_with_a_recipe_that_cannot_continue_says_which_and_what_to_do(rec
     assert run_fronde(monkeypatch, "pretrain", str(recipe), "--resume", "--set", "schedule.max_steps=4") == 0
     assert "the checkpoint is at step 8, schedule.max_steps=4: nothing to train" in \
         " ".join(capsys.readouterr().out.split())
+
+
+def test_restart_never_clears_a_stage_another_process_is_training(tmp_path):
+    import os
+    import socket
+
+    from fronde.train.recipe import RecipeError
+    from fronde.train.restart import check_fresh_start
+
+    stage = tmp_path / "pretrain"
+    (stage / "checkpoints" / "step-000004").mkdir(parents=True)
+    (stage / "lock.json").write_text(json.dumps({"stage": "pretrain", "status": "running", "pid": os.getpid(),
+                                                 "host": socket.gethostname()}))
+    with pytest.raises(RecipeError, match=f"being trained by process {os.getpid()}; stop it before --restart"):
+        check_fresh_start(stage, "pretrain", resume=False, restart=True)
+    assert (stage / "checkpoints" / "step-000004").is_dir()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fronde.train.checkpoint import candidates
 from fronde.train.recipe import RecipeError
+from fronde.train.stage_lock import held_by_live_process, read_lock
 
 OUTPUTS = ("checkpoints", "model", "model.tmp", "metrics.jsonl", "plots", "tensorboard")
 
@@ -46,6 +47,9 @@ def check_fresh_start(stage_dir: Path, stage: str, resume: bool, restart: bool) 
         raise RecipeError(f"{stage_dir} holds an earlier {stage} run ({earlier}): pass --resume to continue it, "
                           f"--restart to train it again from step 0 (its checkpoints, metrics, plots and model are "
                           "replaced), or --set run.name=NEW to train a new run beside it")
+    lock = read_lock(stage_dir)
+    if lock is not None and held_by_live_process(lock):  # never clear a run under the process still training it
+        raise RecipeError(f"{stage_dir} is being trained by process {lock['pid']}; stop it before --restart")
     for name in OUTPUTS:
         path = stage_dir / name
         if path.is_dir():
