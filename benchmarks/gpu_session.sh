@@ -58,8 +58,10 @@ trainer)
 distill)
     # the tiny model pretrained on the GPU (a minute), then the SmolLM2 teacher answers 2,048 arithmetic problems in
     # batches of 256 and the verifier keeps the right ones for SFT: the teacher's generation is what is measured
-    step 240 pretrain fronde pretrain tiny-cpu --set run.name=gpu-distill
-    step 420 distill fronde distill distill-tiny-cpu --set run.name=gpu-distill \
+    # --resume: a rerun of this part on the same machine continues what a time limit cut (fronde refuses to train
+    # over an earlier run without --resume or --restart)
+    step 240 pretrain fronde pretrain tiny-cpu --resume --set run.name=gpu-distill
+    step 420 distill fronde distill distill-tiny-cpu --resume --set run.name=gpu-distill \
         --set 'distill.prompt_tasks=[{name="arithmetic:1", n=2048}]' --set distill.batch_size=256 \
         --set schedule.max_steps=200
     [ -f runs/gpu-distill/ledger.json ] && cp runs/gpu-distill/ledger.json "$OUT/distill-ledger.json"
