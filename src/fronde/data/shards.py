@@ -140,7 +140,9 @@ def open_split(directory: str | Path, split: str, manifest: dict[str, Any] | Non
             raise DataError(f"{path} is missing or has the wrong size; re-run `fronde data prepare`")
         tokens = np.memmap(path, dtype=dtype, mode="r")
         index = d / entry["index"]
-        raw = index.read_bytes() if index.is_file() else b""
+        if not index.is_file():
+            raise DataError(f"{index} is missing; copy it again or re-run `fronde data prepare`")
+        raw = index.read_bytes()
         # 8 bytes a document: hashed whole on every open, so a damaged copy cannot cut documents at wrong places
         if entry.get("index_sha256") not in (None, sha256_bytes(raw)):
             raise DataError(f"{index} does not match the sha256 the manifest records (damaged or from another "
