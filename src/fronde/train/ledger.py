@@ -126,12 +126,11 @@ def charge_work(path: Path, name: str, device: torch.device, n_devices: int, sec
     else:
         same = [s for s in ledger.stages if s.device == label]
         price, watts = (same[-1].price_per_device_hour, same[-1].watts_per_device) if same else (0.0, 0.0)
-    entry = next((s for s in ledger.stages if s.stage == name), None)
-    if entry is None:
-        entry = ledger.stage(name, device=label, n_devices=n_devices, peak_flops_per_device=0.0,
-                             price_per_device_hour=price, watts_per_device=watts)
-    else:
-        entry.resumes += 1
+    # an existing entry is found by Ledger.stage (which counts the resume); a new one gets the devices and prices
+    new = {} if any(s.stage == name for s in ledger.stages) else dict(
+        device=label, n_devices=n_devices, peak_flops_per_device=0.0, price_per_device_hour=price,
+        watts_per_device=watts)
+    entry = ledger.stage(name, **new)
     entry.wall_seconds += seconds
     entry.tokens += tokens
     ledger.save(path)

@@ -25,9 +25,9 @@ def earlier_run(stage_dir: Path) -> str | None:
     """What an earlier run of the stage left in `stage_dir` ("checkpoints up to step 300, a published model"), or
     None when there is nothing a fresh start would overwrite."""
     found = []
-    steps = [p.name.removeprefix("step-").lstrip("0") or "0" for p in candidates(stage_dir / "checkpoints")]
+    steps = [int(p.name.removeprefix("step-")) for p in candidates(stage_dir / "checkpoints")]
     if steps:
-        found.append(f"checkpoints up to step {max(int(s) for s in steps)}")
+        found.append(f"checkpoints up to step {max(steps)}")
     if (stage_dir / "model" / "config.json").is_file():
         found.append("a published model")
     return ", ".join(found) or None
