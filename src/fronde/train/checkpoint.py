@@ -34,8 +34,10 @@ from fronde.model.checkpoint import from_pretrained, save_state
 from fronde.model.config import ModelConfig
 from fronde.model.model import CausalLM
 from fronde.train import distributed
+from fronde.train.agree import broadcast, together
+from fronde.train.distributed import DistContext
 from fronde.train.disk import available_memory, dir_bytes, footprint, mb
-from fronde.train.recipe import CheckpointSection
+from fronde.train.recipe import CheckpointSection, RecipeError
 from fronde.train.stage_lock import pid_alive
 
 MANIFEST = "MANIFEST.json"
@@ -322,18 +324,49 @@ def candidates(root: Path) -> list[Path]:
     return found
 
 
-def load_latest(root: Path, device: torch.device, warn=print) -> Resumed | None:
-    """The newest checkpoint that verifies, or None; every skipped one is reported through `warn`."""
+def read_checkpoint(path: Path, device: torch.device) -> Resumed:
+    """One checkpoint's model, trainer state and step record; OSError/ValueError/RuntimeError when unreadable."""
+    model = from_pretrained(path / "model", device=device)
+    trainer = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
+    state = json.loads((path / "state.json").read_text())
+    return Resumed(path, model, trainer, state)
+
+
+def load_latest(root: Path, device: torch.device, warn=print, ctx: DistContext | None = None) -> Resumed | None:
+    """The newest checkpoint that verifies, or None; every skipped one is reported through `warn`. Under torchrun
+    rank 0 chooses (hashing the files once, not once per rank) and every rank reads that one: ranks resuming from
+    different steps would wait forever in collectives that do not match."""
+    if ctx is not None and ctx.enabled:
+        return _load_agreed(root, device, warn, ctx)
     for path in candidates(root):
         problem = verify(path)
         if problem is None:
             try:
-                model = from_pretrained(path / "model", device=device)
-                trainer = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
-                state = json.loads((path / "state.json").read_text())
+                return read_checkpoint(path, device)
             except (OSError, ValueError, RuntimeError) as e:
                 problem = f"could not be read ({e})"
-            else:
-                return Resumed(path, model, trainer, state)
         warn(f"skipping checkpoint {path}: {problem}; falling back to the previous one")
     return None
+
+
+def _load_agreed(root: Path, device: torch.device, warn, ctx: DistContext) -> Resumed | None:
+    chosen = None
+    with together(ctx, f"looking for checkpoints under {root}"):
+        if ctx.is_main:
+            chosen = next((p.name for p in candidates(root) if not _skip(p, warn)), None)
+    chosen = broadcast(chosen, ctx)
+    if chosen is None:
+        return None
+    with together(ctx, f"reading checkpoint {root / chosen}"):
+        try:
+            resumed = read_checkpoint(root / chosen, device)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise RecipeError(f"{root / chosen}: could not be read ({e})") from None
+    return resumed
+
+
+def _skip(path: Path, warn) -> bool:
+    problem = verify(path)
+    if problem is not None:
+        warn(f"skipping checkpoint {path}: {problem}; falling back to the previous one")
+    return problem is not None

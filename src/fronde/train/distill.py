@@ -27,6 +27,7 @@ from fronde.data.pii import scrub_pii
 from fronde.data.tokenizer import Tokenizer
 from fronde.tasks import get_task
 from fronde.train import distributed
+from fronde.train.agree import check_shared, together
 from fronde.train.distributed import DistContext, gather_objects
 from fronde.train.distill_loss import distill_loss, vocab_compatible
 from fronde.train.lineage import file_entry, task_entry, teacher_identity
@@ -198,41 +199,47 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
     try:
         say = say if ctx.is_main else (lambda _: None)
         sec = recipe.distill
-        init_dir = recipe.init_dir("pretrain")
-        stage_dir = recipe.run_dir / STAGE
-        if teacher is None and is_endpoint(sec.teacher):
-            if sec.mode == "logit":
-                raise RecipeError(f"distill.mode=logit needs the teacher's logits; the endpoint {sec.teacher} gives "
-                                  "text. Use mode='sequence' for it.")
-            teacher = EndpointTeacher(sec.teacher, sec.teacher_model, sec.teacher_api_key_env, sec.teacher_concurrency)
-            say(f"teacher: {teacher.model} at {sec.teacher}")
-        elif teacher is None:
-            say(f"loading teacher {sec.teacher}")
-            teacher = load_teacher(sec.teacher, device=ctx.device)
+        check_shared(ctx, recipe.run_dir)
+        with together(ctx, f"loading the teacher {sec.teacher}"):
+            init_dir = recipe.init_dir("pretrain")
+            stage_dir = recipe.run_dir / STAGE
+            if teacher is None and is_endpoint(sec.teacher):
+                if sec.mode == "logit":
+                    raise RecipeError(f"distill.mode=logit needs the teacher's logits; the endpoint {sec.teacher} "
+                                      "gives text. Use mode='sequence' for it.")
+                teacher = EndpointTeacher(sec.teacher, sec.teacher_model, sec.teacher_api_key_env,
+                                          sec.teacher_concurrency)
+                say(f"teacher: {teacher.model} at {sec.teacher}")
+            elif teacher is None:
+                say(f"loading teacher {sec.teacher}")
+                teacher = load_teacher(sec.teacher, device=ctx.device)
         prompt_pii: Counter[str] | None = Counter() if recipe.sft.pii else None
         if sec.mode == "sequence":
             extra = _sequence_data(recipe, teacher, stage_dir, ctx, say, prompt_pii)
-            stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, extra=extra)
+            with together(ctx, "building the distillation data"):
+                stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, extra=extra)
         else:
-            student_tok = Tokenizer.load(init_dir)
-            if not vocab_compatible(student_tok.hf.get_vocab(), teacher.vocab()):
-                raise RecipeError(f"distill.mode=logit needs the teacher to share the student's tokenizer; "
-                                  f"{sec.teacher} does not. Use mode='sequence' for this teacher.")
-            if sec.on_policy_fraction > 0 and rollouts is None:
-                raise RecipeError("distill.on_policy_fraction > 0 needs a sampler for the student (fronde distill "
-                                  "passes the inference engine)")
-            if sec.on_policy_fraction > 0 and recipe.distributed.strategy == "fsdp" and ctx.enabled:
-                raise RecipeError("on-policy distillation samples with the whole model: use distributed.strategy=ddp")
+            with together(ctx, "reading the student's tokenizer and the chats"):
+                student_tok = Tokenizer.load(init_dir)
+                if not vocab_compatible(student_tok.hf.get_vocab(), teacher.vocab()):
+                    raise RecipeError(f"distill.mode=logit needs the teacher to share the student's tokenizer; "
+                                      f"{sec.teacher} does not. Use mode='sequence' for this teacher.")
+                if sec.on_policy_fraction > 0 and rollouts is None:
+                    raise RecipeError("distill.on_policy_fraction > 0 needs a sampler for the student (fronde distill "
+                                      "passes the inference engine)")
+                if sec.on_policy_fraction > 0 and recipe.distributed.strategy == "fsdp" and ctx.enabled:
+                    raise RecipeError("on-policy distillation samples with the whole model: use "
+                                      "distributed.strategy=ddp")
 
-            def make_loss(train: list[Conversation]) -> Any:
-                on_policy = OnPolicy(student_tok, train, rollouts, sec, recipe.batch.seq_len) \
-                    if sec.on_policy_fraction > 0 else None
-                return logit_loss(teacher, sec, on_policy)
+                def make_loss(train: list[Conversation]) -> Any:
+                    on_policy = OnPolicy(student_tok, train, rollouts, sec, recipe.batch.seq_len) \
+                        if sec.on_policy_fraction > 0 else None
+                    return logit_loss(teacher, sec, on_policy)
 
-            stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, loss=make_loss)
-            # off-policy, the loss is a mean over the chats' assistant tokens, weighted as SFT's is; a micro-batch
-            # of the student's own samples has other tokens, so with on-policy sampling each counts as a whole
-            stage.token_mean_loss = sec.on_policy_fraction == 0
+                stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, loss=make_loss)
+                # off-policy, the loss is a mean over the chats' assistant tokens, weighted as SFT's is; a micro-batch
+                # of the student's own samples has other tokens, so with on-policy sampling each counts as a whole
+                stage.token_mean_loss = sec.on_policy_fraction == 0
         stage.provenance.inputs |= distill_inputs(recipe, stage_dir, prompt_pii)
         if isinstance(teacher, EndpointTeacher):  # the model it answered with, found on the server if not named
             stage.provenance.inputs["teacher"]["model"] = teacher.model
@@ -265,7 +272,8 @@ def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: Di
     """The teacher's answers as SFT chats. Under torchrun every rank answers its share of what the cache lacks
     (fronde.train.seq_distill), so N GPUs generate N times faster and none waits on a barrier for the others' share."""
     sec = recipe.distill
-    prompts, verifiers = teacher_prompts(recipe, say if ctx.is_main else lambda _: None, pii)
+    with together(ctx, "reading the distillation prompts"):
+        prompts, verifiers = teacher_prompts(recipe, say if ctx.is_main else lambda _: None, pii)
     if sec.prompt_files:
         say("distill prompt files: " + (f"PII-scrubbed before the teacher sees them, {pii_line(pii)}"
                                         if pii is not None else "NOT PII-scrubbed (sft.pii = false)"))

@@ -32,6 +32,7 @@ from fronde.tasks import Example, Task, format_reward, get_task
 from fronde.tools import Toolbox, load_tools
 from fronde.tools.episode import Episode, final_text, run_episodes
 from fronde.train import distributed
+from fronde.train.agree import check_shared, together
 from fronde.train.budget import StepPlan
 from fronde.train.checkpoint import (
     CheckpointWriter,
@@ -228,6 +229,7 @@ def grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool = False, say: Callab
     try:
         if not ctx.is_main:
             say, progress = (lambda _: None), None
+        check_shared(ctx, recipe.run_dir)
         with StageLock(recipe.run_dir / STAGE, STAGE, enabled=ctx.is_main):
             return _grpo(recipe, rollouts, resume, say, progress, torch.device(device) if device else ctx.device, ctx)
     finally:
@@ -239,23 +241,26 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
     started = time.perf_counter()  # the time budget counts from here
     sec = recipe.rl
     run_dir, stage_dir = recipe.run_dir, recipe.run_dir / STAGE
-    if sec.prompts_per_step % ctx.world_size:
-        raise RecipeError(f"rl.prompts_per_step={sec.prompts_per_step} does not split evenly over "
-                          f"{ctx.world_size} processes: make it a multiple of the process count")
-    init_dir = Path(recipe.init.model) if recipe.init.model else run_dir / "sft" / "model"
-    if not (init_dir / "config.json").is_file():
-        raise RecipeError(f"init.model: {init_dir} is not a model dir; run `fronde sft` first or set init.model=PATH")
-    for name in sec.rewards:
-        if name not in REWARD_FUNCTIONS:
-            raise RecipeError(f"rl.rewards: unknown reward function {name!r} (known: {', '.join(REWARD_FUNCTIONS)})")
-    boxes = toolboxes(sec)
-    tok = Tokenizer.load(init_dir)
-    config = load_config(init_dir)
-    tasks = [get_task(t.name, **t.options) for t in sec.tasks]
-    sampler = PromptSampler([t.train(sec.train_pool, recipe.run.seed) for t in tasks],
-                            [t.weight for t in sec.tasks], recipe.run.seed)
+    with together(ctx, "reading the starting model and the tasks"):
+        if sec.prompts_per_step % ctx.world_size:
+            raise RecipeError(f"rl.prompts_per_step={sec.prompts_per_step} does not split evenly over "
+                              f"{ctx.world_size} processes: make it a multiple of the process count")
+        init_dir = Path(recipe.init.model) if recipe.init.model else run_dir / "sft" / "model"
+        if not (init_dir / "config.json").is_file():
+            raise RecipeError(f"init.model: {init_dir} is not a model dir; run `fronde sft` first or set "
+                              "init.model=PATH")
+        for name in sec.rewards:
+            if name not in REWARD_FUNCTIONS:
+                raise RecipeError(f"rl.rewards: unknown reward function {name!r} (known: "
+                                  f"{', '.join(REWARD_FUNCTIONS)})")
+        boxes = toolboxes(sec)
+        tok = Tokenizer.load(init_dir)
+        config = load_config(init_dir)
+        tasks = [get_task(t.name, **t.options) for t in sec.tasks]
+        sampler = PromptSampler([t.train(sec.train_pool, recipe.run.seed) for t in tasks],
+                                [t.weight for t in sec.tasks], recipe.run.seed)
     ckpt_root = stage_dir / "checkpoints"
-    resumed = load_latest(ckpt_root, dev, warn=say) if resume else None
+    resumed = load_latest(ckpt_root, dev, warn=say, ctx=ctx) if resume else None
     if resumed is not None:
         model, start_step = resumed.model.to(dev), int(resumed.state["step"])
         say(f"resuming from {resumed.path} (step {start_step})")

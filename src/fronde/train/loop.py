@@ -220,7 +220,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     check_context(recipe.batch.seq_len, config, stage.name)
     ckpt_root = stage_dir / "checkpoints"
 
-    resumed = load_latest(ckpt_root, ctx.device, warn=say) if resume else None
+    resumed = load_latest(ckpt_root, ctx.device, warn=say, ctx=ctx) if resume else None
     if resume and resumed is None:
         say(f"no usable checkpoint under {ckpt_root}: starting from step 0")
     if resumed is not None:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from fronde.data.loader import ShardLoader
+from fronde.data.io import sha256_file
 from fronde.data.manifest import MANIFEST
 from fronde.data.pipeline import TOKENIZER_DIR, prepare
 from fronde.data.shards import shard_name
@@ -24,6 +25,7 @@ from fronde.model.config import ModelConfig, load_preset
 from fronde.model.model import CausalLM
 from fronde.tasks import decontamination_guard
 from fronde.train import distributed
+from fronde.train.agree import check_shared, same_everywhere, together
 from fronde.train.distributed import DistContext
 from fronde.train.ledger import charge_work
 from fronde.train.lineage import Provenance
@@ -40,17 +42,19 @@ def ensure_data(recipe: PretrainRecipe, ctx: DistContext, say: Callable[[str], N
     """The prepared data directory; prepared from the recipe's [data] section on rank 0 when missing, with the
     tokenizer of `base` (the model a continued pretraining starts from) when there is one."""
     data_dir = recipe.data_dir
-    if ctx.is_main and not (data_dir / MANIFEST).is_file():
-        if recipe.data.dir:
-            raise RecipeError(f"data.dir={recipe.data.dir}: no {MANIFEST} there; run `fronde data prepare` first")
-        say(f"preparing data into {data_dir} (sources: {', '.join(s.path for s in recipe.data.sources)})")
-        started = time.perf_counter()
-        prepare(recipe.data.model_copy(update={"tokenizer": str(base)}) if base else recipe.data, data_dir,
-                guard=decontamination_guard(recipe.data.decontaminate))
-        # the run's devices wait, paid for, while rank 0 prepares: the ledger says so (no tokens went through a model)
-        charge_work(recipe.run_dir / "ledger.json", "data", ctx.device, ctx.world_size,
-                    time.perf_counter() - started, cost=recipe.cost)
-    distributed.barrier()
+    with together(ctx, f"preparing the data in {data_dir}"):  # the others wait here, and stop if rank 0 fails
+        if ctx.is_main and not (data_dir / MANIFEST).is_file():
+            if recipe.data.dir:
+                raise RecipeError(f"data.dir={recipe.data.dir}: no {MANIFEST} there; run `fronde data prepare` "
+                                  "first")
+            say(f"preparing data into {data_dir} (sources: {', '.join(s.path for s in recipe.data.sources)})")
+            started = time.perf_counter()
+            prepare(recipe.data.model_copy(update={"tokenizer": str(base)}) if base else recipe.data, data_dir,
+                    guard=decontamination_guard(recipe.data.decontaminate))
+            # the run's devices wait, paid for, while rank 0 prepares: the ledger says so (no tokens went through a
+            # model)
+            charge_work(recipe.run_dir / "ledger.json", "data", ctx.device, ctx.world_size,
+                        time.perf_counter() - started, cost=recipe.cost)
     return data_dir
 
 
@@ -123,25 +127,31 @@ def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], 
     ctx = distributed.setup(recipe.distributed.backend, recipe.distributed.timeout_minutes)
     try:
         say = say if ctx.is_main else (lambda _: None)
-        base = continued_from(recipe)
-        try:  # checked before preparing data, which can take minutes (the vocabulary does not change the context)
-            early = load_config(base) if base else load_preset(recipe.model.preset, **recipe.model.overrides)
-        except ValueError:
-            early = None  # build_config says what is wrong
-        if early is not None:
-            check_context(recipe.batch.seq_len, early, STAGE)
+        check_shared(ctx, recipe.run_dir)
+        with together(ctx, "reading the recipe's starting point"):
+            base = continued_from(recipe)
+            try:  # checked before preparing data, which can take minutes (the vocabulary does not change context)
+                early = load_config(base) if base else load_preset(recipe.model.preset, **recipe.model.overrides)
+            except ValueError:
+                early = None  # build_config says what is wrong
+            if early is not None:
+                check_context(recipe.batch.seq_len, early, STAGE)
         if base:
             say(f"continuing the pretraining of {base} (its architecture and tokenizer; [model] is not used)")
         data_dir = ensure_data(recipe, ctx, say, base)
-        tok = Tokenizer.load(data_dir / TOKENIZER_DIR)
-        if base and tok.sha256 != Tokenizer.load(base).sha256:
-            raise RecipeError(f"{data_dir} was tokenized with another tokenizer than init.model's ({base}): "
-                              f"prepare it with `fronde data prepare --tokenizer {base}`, or leave data.dir unset "
-                              "(and the run's data/ absent) for the run to prepare it so")
-        config = load_config(base) if base else build_config(recipe, tok)
-        micro = recipe.batch.micro_batch_size
-        train_data = ShardLoader(data_dir, "train", recipe.batch.seq_len, micro * ctx.world_size,
-                                 seed=recipe.run.seed)
+        with together(ctx, f"reading the data in {data_dir}"):
+            tok = Tokenizer.load(data_dir / TOKENIZER_DIR)
+            if base and tok.sha256 != Tokenizer.load(base).sha256:
+                raise RecipeError(f"{data_dir} was tokenized with another tokenizer than init.model's ({base}): "
+                                  f"prepare it with `fronde data prepare --tokenizer {base}`, or leave data.dir "
+                                  "unset (and the run's data/ absent) for the run to prepare it so")
+            config = load_config(base) if base else build_config(recipe, tok)
+            micro = recipe.batch.micro_batch_size
+            train_data = ShardLoader(data_dir, "train", recipe.batch.seq_len, micro * ctx.world_size,
+                                     seed=recipe.run.seed)
+            manifest = sha256_file(data_dir / MANIFEST)
+        same_everywhere(ctx, f"the prepared data in {data_dir} (its {MANIFEST}'s sha256)", manifest[:12],
+                        "give every node the same prepared data (copy the whole dir, or use a shared filesystem)")
         line, warnings = data_plan(train_data.tokens_per_epoch, has_val_split(data_dir), recipe)
         say(line)
         for w in warnings:

@@ -25,6 +25,7 @@ from fronde.tasks.parallel import map_items
 from fronde.tools import Toolbox, load_tools
 from fronde.tools.worked import calculator_conversation
 from fronde.train import distributed
+from fronde.train.agree import check_shared, together
 from fronde.train.lineage import (
     Provenance,
     data_entry,
@@ -298,10 +299,12 @@ def sft(recipe: SFTRecipe, resume: bool = False, say: Callable[[str], None] = pr
     ctx = distributed.setup(recipe.distributed.backend, recipe.distributed.timeout_minutes)
     try:
         say = say if ctx.is_main else (lambda _: None)
-        try:
-            stage = chat_stage("sft", recipe, recipe.init_dir(), ctx.world_size, say)
-        except DataError as e:
-            raise RecipeError(str(e)) from None
+        check_shared(ctx, recipe.run_dir)
+        with together(ctx, "building the SFT data"):
+            try:
+                stage = chat_stage("sft", recipe, recipe.init_dir(), ctx.world_size, say)
+            except DataError as e:
+                raise RecipeError(str(e)) from None
         return run_stage(recipe, stage, ctx, resume, say, progress)
     finally:
         distributed.teardown(ctx)
