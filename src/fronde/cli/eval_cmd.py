@@ -24,6 +24,7 @@ from fronde.eval.results import read_results
 from fronde.eval.run import EvalPlan, run_plan
 from fronde.eval.scoreboard import Scoreboard
 from fronde.train import distributed
+from fronde.train.agree import PeerError, together
 from fronde.train.model_card import update_model_card
 
 console = Console()
@@ -110,9 +111,10 @@ def eval_command(
                         bpb_sources=list(bpb or []), gsm_originals=gsm_originals)
         if not (plan.tasks or plan.mc_files or plan.bpb_sources):
             raise DataError("nothing to evaluate: pass --task, --mc or --bpb")
-        plan.check()
         out_dir = out or _default_out(model)
-        with say.status("loading the model"):
+        # on every rank: one node missing the model or a file stops them all with its reason (not a hang)
+        with say.status("loading the model"), together(ctx, "loading the model and the evaluation files"):
+            plan.check()
             m = load_eval_model(model, endpoint=endpoint, model=served_model, api_key=api_key, name=name,
                                 device=device, batch_size=batch_size)
         say.print(f"[bold]{m.name}[/bold] ({m.info.kind}); results in {out_dir}"
@@ -120,7 +122,7 @@ def eval_command(
         with RichReporter(say) as progress, writing(out_dir):  # a full disk names the results dir it filled
             results = run_plan(m, plan, out_dir, progress, ctx=ctx,
                                on_result=lambda path, r: say.print(f"  wrote {path}", highlight=False))
-    except DataError as e:
+    except (DataError, PeerError) as e:
         raise _fail(e) from None
     finally:
         distributed.teardown(ctx)
