@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import Field, ValidationError, model_validator
 
 from fronde.data.errors import validation_message
 from fronde.data.io import atomic_write_json
-from fronde.train.ledger import charge_work
 from fronde.train.lineage import read_lineage
 from fronde.train.loop import StageResult
 from fronde.train.recipe import (
@@ -232,7 +230,7 @@ def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[st
     torchrun (`ctx`) every process evaluates its share and rank 0 writes."""
     from fronde.eval.generative import GenerationSettings
     from fronde.eval.models import load_eval_model
-    from fronde.eval.run import EvalPlan, run_plan
+    from fronde.eval.run import EvalPlan, charge_evaluation, run_plan
     from fronde.eval.shards import writes
     from fronde.train.model_card import update_model_card
 
@@ -259,9 +257,7 @@ def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[st
         results += run_plan(model, with_tools, sr.run_dir / "eval", reporter, ctx=ctx)
     if writes(ctx):
         # the evaluation's wall time on the run's devices, priced as the training before it: the report's total
-        generated = sum((r.get("speed") or {}).get("generated_tokens", 0) for r in results)
-        charge_work(sr.run_dir / "ledger.json", "eval", torch.device(device), ctx.world_size if ctx else 1,
-                    time.perf_counter() - started, generated)
+        charge_evaluation(sr.run_dir, results, device, ctx.world_size if ctx else 1, time.perf_counter() - started)
         update_model_card(model_dir, results)
         atomic_write_json(stamp, {"plan": digest, "results": [r["task"] for r in results]})
     return results

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from fronde import __version__
@@ -102,3 +103,52 @@ def test_a_jsonl_file_with_no_test_rows_says_how_to_mark_them(tiny_dir, tmp_path
                             for i in range(3)))
     res = CliRunner().invoke(app, ["eval", str(tiny_dir), "--task", str(rows), "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and 'add "split": "test" to every row' in " ".join(res.output.split())
+
+
+def test_evaluating_a_runs_model_is_charged_to_its_ledger(run_dir, tmp_path):
+    """`fronde eval runs/NAME/STAGE/model` adds its wall time and generated tokens to the run's ledger (the run's
+    cost includes evaluating what it made), priced as the stage before it on the same device; `--no-ledger` leaves
+    the ledger alone, and so does a run whose stage is training now (that process would write over the entry)."""
+    import shutil
+    import socket
+
+    import torch
+
+    from fronde.train.hardware import peak_flops
+    from fronde.train.ledger import Ledger
+
+    run = tmp_path / "demo"
+    shutil.copytree(run_dir, run)
+    ledger = Ledger.load(run / "ledger.json")
+    ledger.stages[0].device = peak_flops(torch.device("cpu"), None)[0]  # trained on this machine's CPU
+    ledger.save(run / "ledger.json")
+    args = ["eval", str(run / "pretrain" / "model"), "--task", "arithmetic:1", "--n", "3", "--max-new-tokens", "6",
+            "--device", "cpu", "--out", str(tmp_path / "results")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    entry = next(s for s in Ledger.load(run / "ledger.json").stages if s.stage == "eval")
+    result = read_results([tmp_path / "results"])[0]
+    assert entry.tokens == result["speed"]["generated_tokens"] > 0 and entry.wall_seconds > 0
+    assert entry.price_per_device_hour == 4.0 and entry.flops == 0  # priced as pretrain; no FLOPs claimed
+    assert f"to {run / 'ledger.json'}" in " ".join(res.output.split())
+    first = entry.wall_seconds
+    assert CliRunner().invoke(app, args + ["--no-ledger"]).exit_code == 0
+    assert next(s for s in Ledger.load(run / "ledger.json").stages if s.stage == "eval").wall_seconds == first
+    (run / "rl").mkdir()
+    (run / "rl" / "lock.json").write_text(json.dumps({"stage": "rl", "status": "running", "pid": os.getpid(),
+                                                      "host": socket.gethostname()}))
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and "its rl stage is training" in " ".join(res.output.split()), res.output
+    assert next(s for s in Ledger.load(run / "ledger.json").stages if s.stage == "eval").wall_seconds == first
+    (run / "rl" / "lock.json").unlink()
+    assert CliRunner().invoke(app, args).exit_code == 0  # a second evaluation adds to the first
+    assert next(s for s in Ledger.load(run / "ledger.json").stages if s.stage == "eval").wall_seconds > first
+    # a later stage's training cost on the scoreboard leaves out the evaluations charged before it
+    from fronde.eval.scoreboard import ledger_cost
+
+    ledger = Ledger.load(run / "ledger.json")
+    sft = ledger.stage("sft", device=ledger.stages[0].device, n_devices=1, peak_flops_per_device=1e11,
+                       price_per_device_hour=4.0)
+    sft.wall_seconds = 900.0
+    ledger.save(run / "ledger.json")
+    assert ledger_cost(str(run), str(run / "sft" / "model")) == pytest.approx((3.0, 0.75))  # 1800 s + 900 s at 4/h

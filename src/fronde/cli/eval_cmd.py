@@ -4,6 +4,7 @@ what they cost, and write a run's report card."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from fronde.eval.models import load_eval_model, run_dir_of
 from fronde.eval.references import load_references
 from fronde.eval.report import write_report
 from fronde.eval.results import read_results
-from fronde.eval.run import EvalPlan, run_plan
+from fronde.eval.run import EvalPlan, charge_evaluation, run_plan
 from fronde.eval.scoreboard import Scoreboard
 from fronde.train import distributed
 from fronde.train.agree import PeerError, together
@@ -85,6 +86,8 @@ def eval_command(
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice; on a "
                                 "shared machine, 1 or OMP_WAIT_POLICY=PASSIVE can be several times faster)."),
     no_outputs: bool = typer.Option(False, "--no-outputs", help="Leave the replies out of the result files."),
+    no_ledger: bool = typer.Option(False, "--no-ledger", help="Do not charge the evaluation of a run's model "
+                                   "(runs/NAME/STAGE/model) to runs/NAME/ledger.json."),
     tool: list[str] = typer.Option(None, "--tool", help="A tool the model may call while solving tasks: calculator, "
                                    "python, search_files, or module:function / file.py:function. Repeatable; "
                                    "results are named TASK+TOOL."),
@@ -98,6 +101,7 @@ def eval_command(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
     if threads:
         torch.set_num_threads(threads)
+    started = time.perf_counter()
     ctx = distributed.setup()
     say = console if ctx.is_main else Console(quiet=True)
     if ctx.enabled and device == "cuda":
@@ -128,7 +132,14 @@ def eval_command(
         distributed.teardown(ctx)
     if not ctx.is_main:
         return
+    seconds = time.perf_counter() - started
     _summary(m.name, results)
+    run = run_dir_of(Path(model)) if model and not endpoint and Path(model).is_dir() else None
+    if run is not None and not no_ledger:  # what a run cost includes evaluating what it made
+        try:
+            console.print(charge_evaluation(run, results, device, ctx.world_size, seconds), highlight=False)
+        except OSError as e:  # the results are written; a run dir this user may not write only misses the charge
+            err_console.print(f"[yellow]warning:[/yellow] could not charge {run}/ledger.json: {e}", highlight=False)
     try:
         card = update_model_card(Path(model), results) if model and Path(model).is_dir() else None
     except OSError as e:  # the results are written; a read-only model dir only misses its card update

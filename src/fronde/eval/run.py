@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from fronde.data.progress import NullReporter, Reporter
 from fronde.eval import shards
 from fronde.eval.bpb import evaluate_bpb, read_documents
@@ -24,6 +26,8 @@ from fronde.eval.partial import PartialReplies, model_fingerprint, partial_path
 from fronde.eval.results import dataset_hash, make_result, write_result
 from fronde.tasks import Example, GSMSymbolicTask, Task, get_task
 from fronde.train.distributed import DistContext
+from fronde.train.ledger import charge_work
+from fronde.train.stage_lock import training_now
 
 ORIGINALS = ":originals"
 
@@ -141,3 +145,18 @@ def _generative(model: EvalModel, name: str, task: Task, settings: GenerationSet
     return make_result(model.info, name, "generative", settings.as_dict() | {"task": task.name}, score.dataset,
                        score.metrics, label=label, speed=score.speed.summary() if score.speed else None,
                        examples=score.examples)
+
+
+def charge_evaluation(run_dir: Path, results: list[dict[str, Any]], device: str, n_devices: int,
+                      seconds: float) -> str:
+    """Charge an evaluation of a run's model to the run's ledger (its wall time on the run's devices, its generated
+    tokens; no FLOPs claimed), and say so. Not while a stage of the run is training: that process holds the ledger
+    in memory and would write over the entry at its next checkpoint."""
+    ledger = run_dir / "ledger.json"
+    busy = training_now(run_dir)
+    if busy is not None:
+        return f"not charged to {ledger}: its {busy} stage is training and owns the ledger until it ends"
+    generated = sum((r.get("speed") or {}).get("generated_tokens", 0) for r in results)
+    entry = charge_work(ledger, "eval", torch.device(device), n_devices, seconds, generated)
+    return (f"charged {seconds:,.0f} s ({generated:,} generated tokens) to {ledger}: its eval entry is now "
+            f"{entry.wall_seconds:,.0f} s")

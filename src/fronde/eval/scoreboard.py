@@ -50,6 +50,7 @@ def ledger_cost(run_dir: str | None, model_dir: str) -> tuple[float, float] | No
     stage = Path(model_dir).resolve().parent.name
     names = [s.stage for s in stages]
     upto = stages[:names.index(stage) + 1] if stage in names else stages
+    upto = [s for s in upto if s.stage != "eval"]  # evaluations of earlier stages' models trained nothing
     return sum(s.cost for s in upto), sum(s.device_hours for s in upto)
 
 

@@ -50,6 +50,17 @@ def held_by_live_process(lock: dict[str, Any]) -> bool:
             and isinstance(lock.get("pid"), int) and pid_alive(lock["pid"]))
 
 
+def training_now(run_dir: Path) -> str | None:
+    """A stage of run_dir that a process may be training now, else None: its lock says running and names a live
+    process on this host, or a process on another host (which cannot be checked from here)."""
+    for path in sorted(Path(run_dir).glob(f"*/{LOCK}")):
+        lock = read_lock(path.parent)
+        if lock and lock.get("status") == "running" and (lock.get("host") != socket.gethostname()
+                                                          or held_by_live_process(lock)):
+            return path.parent.name
+    return None
+
+
 class StageLock:
     """`with StageLock(stage_dir, stage):` around a stage's training (only the main process holds it)."""
 
