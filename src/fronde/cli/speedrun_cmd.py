@@ -40,6 +40,7 @@ def speedrun_command(
     from fronde.preflight import preflight
     from fronde.speedrun import evaluate, load_speedrun, train_stages
     from fronde.train import distributed
+    from fronde.train.agree import check_shared
 
     t0 = time.perf_counter()
     ctx = None
@@ -57,6 +58,7 @@ def speedrun_command(
             return
         # one process group for all the stages (torch cannot create it again in a process that destroyed one)
         ctx = distributed.setup(sr.distributed.backend, sr.distributed.timeout_minutes)
+        check_shared(ctx, sr.run_dir)  # every rank decides from the run dir which stages are done: one view of it
         say = console.print if ctx.is_main else (lambda *_: None)
         say(f"[bold]speedrun {recipe}[/bold] -> {sr.run_dir}" + (f": {sr.description}" if sr.description else "")
             + (f" on {ctx.world_size} processes" if ctx.enabled else ""))
