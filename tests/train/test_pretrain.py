@@ -239,6 +239,36 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, dat
     assert not (run_dir / "pretrain" / "model").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers through /proc")
+def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp_path, data_dir):
+    """`torchrun --max-restarts 1 ... --resume`: a worker killed outright (OOM killer, a lost GPU) restarts the
+    group, which resumes from the last checkpoint and trains the same per-step losses as a run never killed. Before
+    fronde gave each attempt its own store prefix (fronde.train.distributed.attempt_store), the restarted workers
+    read the dead ones' addresses from torchrun's shared store and failed: `Gloo connectFullMesh failed`."""
+    from tests.train.conftest import RECIPE
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(name="straight", out=tmp_path / "runs", data=data_dir))
+    longer = ["--set", "schedule.max_steps=40", "--set", "eval.every_steps=20"]
+    _torchrun(["pretrain", str(recipe), *longer])
+    run_dir = tmp_path / "runs" / "restarted"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--max-restarts",
+           "1", "-m", "fronde.cli.main", "pretrain", str(recipe), "--resume", "--set", "run.name=restarted", *longer]
+    proc = subprocess.Popen(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and max(_losses(run_dir), default=0) < 14:
+        time.sleep(0.02)
+    rank1 = _worker_pid(proc.pid, 1)
+    assert rank1 is not None
+    os.kill(rank1, signal.SIGKILL)
+    killed_at = max(_losses(run_dir))
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out[-3000:]
+    assert killed_at < 40 and "resuming from" in out, out[-3000:]
+    assert _losses(run_dir) == _losses(tmp_path / "runs" / "straight")
+
+
 def test_the_run_says_how_many_epochs_it_reads_and_warns_before_memorising(reference_run):
     from fronde.train.pretrain import data_plan
     from fronde.train.recipe import PretrainRecipe

@@ -61,9 +61,26 @@ def setup(backend: str = "auto", timeout_minutes: float = 30.0) -> DistContext:
     if owned:
         if backend == "auto":
             backend = "nccl" if device.type == "cuda" else "gloo"
+        timeout = timedelta(minutes=timeout_minutes)
+        store = attempt_store(world, timeout)
         dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None,
-                                timeout=timedelta(minutes=timeout_minutes))
+                                timeout=timeout, **({"store": store, "rank": rank, "world_size": world}
+                                                    if store is not None else {}))
     return DistContext(rank, world, local_rank, device, owned)
+
+
+def attempt_store(world: int, timeout: timedelta) -> dist.Store | None:
+    """The rendezvous store of this torchrun attempt, when workers share torchrun's own store (its default since
+    torch 2.5): keys under a prefix per restart. Without one, workers restarted by `torchrun --max-restarts` read
+    the addresses the previous attempt's (dead) workers left under the same keys and fail to connect (gloo:
+    `connectFullMesh ... Connection refused`; NCCL: a stale unique id; pytorch#135712, still so in 2.13). None
+    outside torchrun or when TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 gives each attempt a store of its own."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    client = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False,
+                           timeout=timeout)
+    return dist.PrefixStore(f"fronde/attempt_{attempt}/default_pg", client)
 
 
 def idle_gpus_note(ctx: DistContext, command: str) -> str | None:
