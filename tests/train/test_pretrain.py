@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -240,11 +241,14 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, dat
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers through /proc")
-def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp_path, data_dir):
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp_path, data_dir, nodes):
     """`torchrun --max-restarts 1 ... --resume`: a worker killed outright (OOM killer, a lost GPU) restarts the
     group, which resumes from the last checkpoint and trains the same per-step losses as a run never killed. Before
-    fronde gave each attempt its own store prefix (fronde.train.distributed.attempt_store), the restarted workers
-    read the dead ones' addresses from torchrun's shared store and failed: `Gloo connectFullMesh failed`."""
+    fronde gave each attempt a store of its own (fronde.train.distributed.attempt_store), the restarted workers read
+    the dead ones' addresses from torchrun's shared store and failed (`Gloo connectFullMesh failed`). With 2 "nodes"
+    (two torchrun agents, c10d rendezvous) the agents' restart counts differ (the killed worker's agent counts a
+    restart, the other one restarts for the membership change), which a prefix per restart count would hang on."""
     from tests.train.conftest import RECIPE
 
     recipe = tmp_path / "r.toml"
@@ -252,20 +256,25 @@ def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp
     longer = ["--set", "schedule.max_steps=40", "--set", "eval.every_steps=20"]
     _torchrun(["pretrain", str(recipe), *longer])
     run_dir = tmp_path / "runs" / "restarted"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--max-restarts",
-           "1", "-m", "fronde.cli.main", "pretrain", str(recipe), "--resume", "--set", "run.name=restarted", *longer]
-    proc = subprocess.Popen(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    layout = ["--standalone", "--nproc_per_node", "2"] if nodes == 1 else [
+        "--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", *layout, "--max-restarts", "1", "-m", "fronde.cli.main",
+           "pretrain", str(recipe), "--resume", "--set", "run.name=restarted", *longer]
+    agents = [subprocess.Popen(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True) for _ in range(nodes)]
     deadline = time.time() + 240
     while time.time() < deadline and max(_losses(run_dir), default=0) < 14:
         time.sleep(0.02)
-    rank1 = _worker_pid(proc.pid, 1)
-    assert rank1 is not None
-    os.kill(rank1, signal.SIGKILL)
+    victim = _worker_pid(agents[-1].pid, 2 - nodes)  # local rank 1 of the one node, or node B's only worker
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
     killed_at = max(_losses(run_dir))
-    out, _ = proc.communicate(timeout=240)
-    assert proc.returncode == 0, out[-3000:]
-    assert killed_at < 40 and "resuming from" in out, out[-3000:]
+    outs = [agent.communicate(timeout=240)[0] for agent in agents]
+    assert [agent.returncode for agent in agents] == [0] * nodes, outs[0][-3000:] + outs[-1][-3000:]
+    assert killed_at < 40 and any("resuming from" in out for out in outs)
     assert _losses(run_dir) == _losses(tmp_path / "runs" / "straight")
 
 

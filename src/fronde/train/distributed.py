@@ -6,6 +6,8 @@ One process per device. Without torchrun (WORLD_SIZE unset) everything here is a
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -62,25 +64,51 @@ def setup(backend: str = "auto", timeout_minutes: float = 30.0) -> DistContext:
         if backend == "auto":
             backend = "nccl" if device.type == "cuda" else "gloo"
         timeout = timedelta(minutes=timeout_minutes)
-        store = attempt_store(world, timeout)
+        store = attempt_store(rank, timeout)
         dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None,
                                 timeout=timeout, **({"store": store, "rank": rank, "world_size": world}
                                                     if store is not None else {}))
     return DistContext(rank, world, local_rank, device, owned)
 
 
-def attempt_store(world: int, timeout: timedelta) -> dist.Store | None:
-    """The rendezvous store of this torchrun attempt, when workers share torchrun's own store (its default since
-    torch 2.5): keys under a prefix per restart. Without one, workers restarted by `torchrun --max-restarts` read
-    the addresses the previous attempt's (dead) workers left under the same keys and fail to connect (gloo:
-    `connectFullMesh ... Connection refused`; NCCL: a stale unique id; pytorch#135712, still so in 2.13). None
-    outside torchrun or when TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 gives each attempt a store of its own."""
+def attempt_store(rank: int, timeout: timedelta) -> dist.Store | None:
+    """A store of this torchrun attempt's own for the process group, when workers would otherwise share torchrun's
+    (its default since torch 2.5). In the shared one the group's keys outlive the workers: after `torchrun
+    --max-restarts` restarts them, they read the addresses the dead workers left and fail to connect (gloo:
+    `connectFullMesh ... Connection refused`; NCCL: a stale unique id; pytorch#135712, still so in 2.13). A prefix
+    per restart count does not fix it across nodes: a node restarted for another node's failure keeps its count.
+
+    So rank 0 hosts a fresh store and announces `host:port:nonce` in torchrun's store; the others take the first
+    announcement whose store answers with its nonce: a stale one points at a dead worker's store (refused) or, if
+    the port came back, at a store with another nonce. None outside torchrun, or when
+    TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 already gives each attempt a store of its own."""
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return None
-    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    client = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False,
-                           timeout=timeout)
-    return dist.PrefixStore(f"fronde/attempt_{attempt}/default_pg", client)
+    agent = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                          timeout=timeout)
+    if rank == 0:
+        nonce = uuid.uuid4().hex
+        # rank 0 runs on the node whose torchrun hosts the shared store, so MASTER_ADDR reaches it too
+        own = dist.TCPStore(os.environ["MASTER_ADDR"], 0, is_master=True, timeout=timeout, wait_for_workers=False)
+        own.set(_NONCE_KEY, nonce)
+        agent.set(_ANNOUNCE_KEY, f"{os.environ['MASTER_ADDR']}|{own.port}|{nonce}")
+        return own
+    deadline = time.monotonic() + timeout.total_seconds()
+    while True:
+        host, port, nonce = agent.get(_ANNOUNCE_KEY).decode().split("|")  # waits for rank 0's first announcement
+        try:
+            own = dist.TCPStore(host, int(port), is_master=False, timeout=timedelta(seconds=5))
+            if own.get(_NONCE_KEY).decode() == nonce:
+                own.set_timeout(timeout)
+                return own
+        except (RuntimeError, dist.DistError):  # a dead attempt's store: rank 0 of this one has not announced yet
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"rank {rank}: rank 0's process-group store did not answer within {timeout}")
+        time.sleep(0.5)
+
+
+_ANNOUNCE_KEY, _NONCE_KEY = "fronde/pg_store", "fronde/nonce"
 
 
 def idle_gpus_note(ctx: DistContext, command: str) -> str | None:
