@@ -240,21 +240,32 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, dat
     assert not (run_dir / "pretrain" / "model").exists()
 
 
+LONGER = ["--set", "schedule.max_steps=40", "--set", "eval.every_steps=20"]
+
+
+@pytest.fixture(scope="module")
+def straight_two_process_run(tmp_path_factory, data_dir) -> tuple[Path, Path]:
+    """(recipe, run dir) of a 40-step 2-process run never killed."""
+    from tests.train.conftest import RECIPE
+
+    tmp = tmp_path_factory.mktemp("straight")
+    recipe = tmp / "r.toml"
+    recipe.write_text(RECIPE.format(name="straight", out=tmp / "runs", data=data_dir))
+    _torchrun(["pretrain", str(recipe), *LONGER])
+    return recipe, tmp / "runs" / "straight"
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers through /proc")
 @pytest.mark.parametrize("nodes", [1, 2])
-def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp_path, data_dir, nodes):
+def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp_path, straight_two_process_run,
+                                                                              nodes):
     """`torchrun --max-restarts 1 ... --resume`: a worker killed outright (OOM killer, a lost GPU) restarts the
     group, which resumes from the last checkpoint and trains the same per-step losses as a run never killed. Before
     fronde gave each attempt a store of its own (fronde.train.distributed.attempt_store), the restarted workers read
     the dead ones' addresses from torchrun's shared store and failed (`Gloo connectFullMesh failed`). With 2 "nodes"
     (two torchrun agents, c10d rendezvous) the agents' restart counts differ (the killed worker's agent counts a
     restart, the other one restarts for the membership change), which a prefix per restart count would hang on."""
-    from tests.train.conftest import RECIPE
-
-    recipe = tmp_path / "r.toml"
-    recipe.write_text(RECIPE.format(name="straight", out=tmp_path / "runs", data=data_dir))
-    longer = ["--set", "schedule.max_steps=40", "--set", "eval.every_steps=20"]
-    _torchrun(["pretrain", str(recipe), *longer])
+    recipe, straight = straight_two_process_run
     run_dir = tmp_path / "runs" / "restarted"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -262,7 +273,8 @@ def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp
     layout = ["--standalone", "--nproc_per_node", "2"] if nodes == 1 else [
         "--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
     cmd = [sys.executable, "-m", "torch.distributed.run", *layout, "--max-restarts", "1", "-m", "fronde.cli.main",
-           "pretrain", str(recipe), "--resume", "--set", "run.name=restarted", *longer]
+           "pretrain", str(recipe), "--resume", "--set", "run.name=restarted",
+           "--set", f"run.out_dir={tmp_path / 'runs'}", *LONGER]
     agents = [subprocess.Popen(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True) for _ in range(nodes)]
     deadline = time.time() + 240
@@ -275,7 +287,7 @@ def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp
     outs = [agent.communicate(timeout=240)[0] for agent in agents]
     assert [agent.returncode for agent in agents] == [0] * nodes, outs[0][-3000:] + outs[-1][-3000:]
     assert killed_at < 40 and any("resuming from" in out for out in outs)
-    assert _losses(run_dir) == _losses(tmp_path / "runs" / "straight")
+    assert _losses(run_dir) == _losses(straight)
 
 
 def test_the_run_says_how_many_epochs_it_reads_and_warns_before_memorising(reference_run):
