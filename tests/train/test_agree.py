@@ -1,6 +1,7 @@
 """What the ranks of a torchrun job agree on, in 2 real gloo processes: an error on one rank stops both with its
-words; a run dir one rank cannot see, or data that differs between nodes, stops both before training; a resume
-loads the checkpoint rank 0 chose even where another rank's view of the files would choose another. The last test
+words (and work rank 0 does alone may outlast the group's timeout); a run dir one rank cannot see, or data that
+differs between nodes, stops both before training; a resume loads the checkpoint rank 0 chose even where another
+rank's view of the files would choose another. The last test
 runs two torchrun "nodes" on this machine, one of them missing the data, through the CLI."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -37,7 +40,7 @@ def _outcome(fn) -> str:
 
 
 def _worker(rank: int, init: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2, timeout=GROUP_TIMEOUT)
     try:
         ctx = DistContext(rank, 2, rank, torch.device("cpu"))
         tmp = Path(out)
@@ -70,9 +73,26 @@ def _worker(rank: int, init: str, out: str) -> None:
         # rank 1 cannot read the checkpoint rank 0 chose: both stop, neither hangs
         results["unreadable"] = _outcome(lambda: load_latest(tmp / ("ckpt0" if rank == 0 else "empty"),
                                                              ctx.device, warn=lambda _: None, ctx=ctx))
+
+        def slow_prepare() -> None:  # longer than the group's timeout: a collective would have given up waiting
+            with agree.rank0_alone(ctx, "preparing the data"):
+                if rank == 0:
+                    time.sleep(GROUP_TIMEOUT.total_seconds() + 2)
+
+        def failed_prepare() -> None:
+            with agree.rank0_alone(ctx, "preparing the data"):
+                if rank == 0:
+                    raise RecipeError("data.dir=/d: no manifest.json there")
+
+        results["alone"] = _outcome(slow_prepare)
+        results["alone_fails"] = _outcome(failed_prepare)
+        results["after"] = _outcome(fine)  # the group still works
         (tmp / f"{rank}.json").write_text(json.dumps(results))
     finally:
         dist.destroy_process_group()
+
+
+GROUP_TIMEOUT = timedelta(seconds=3)
 
 
 def _checkpoint(root: Path, step: int) -> None:
@@ -103,6 +123,10 @@ def test_ranks_agree_or_stop_together(tmp_path):
         assert r["differs"] == (f"own: the data differs between ranks: rank 1 (host {host}) has v1, rank 0 (host "
                                 f"{host}) has v0; copy it")
         assert r["resumed"] == "step-000008" and r["resumed_step"] == 8
+    assert r0["alone"] == r1["alone"] == r0["after"] == r1["after"] == "ok"
+    assert r0["alone_fails"] == "own: data.dir=/d: no manifest.json there"
+    assert r1["alone_fails"] == f"peer: rank 0 (host {host}) stopped while preparing the data: data.dir=/d: no " \
+        "manifest.json there"
     assert r1["unreadable"].startswith(f"own: {tmp_path / 'empty' / 'step-000008'}: could not be read")
     assert r0["unreadable"].startswith(f"peer: rank 1 (host {host}) stopped while reading checkpoint")
 

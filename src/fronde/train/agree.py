@@ -10,6 +10,7 @@ points where that happens, and each stops with the same sentence naming the rank
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import uuid
@@ -65,6 +66,38 @@ def together(ctx: DistContext, what: str) -> Iterator[None]:
         rank, (host, message) = failed[0]
         more = f" (and {len(failed) - 1} other ranks)" if len(failed) > 1 else ""
         raise PeerError(f"{_where(rank, host)}{more} stopped while {what}: {message}")
+
+
+_alone = 0  # rank0_alone calls so far: every rank makes them in the same order, so the count names one on all
+
+
+@contextmanager
+def rank0_alone(ctx: DistContext, what: str) -> Iterator[None]:
+    """Work only rank 0 does, however long it takes (preparing a corpus can take hours), with its outcome on every
+    rank. The others wait on the process group's store, not in a collective: a collective gives up after
+    `distributed.timeout_minutes`. The block must do nothing on the other ranks; an error in it on rank 0 stops them
+    all with its words, as `together` does."""
+    if not ctx.enabled:
+        yield
+        return
+    global _alone
+    _alone += 1
+    key = f"fronde/rank0_alone/{_alone}"
+    store = dist.distributed_c10d._get_default_store()  # the store the group was made with (no public accessor)
+    if ctx.is_main:
+        try:
+            yield
+        except Exception as e:
+            store.set(key, json.dumps({"host": socket.gethostname(), "error": str(e) or type(e).__name__}))
+            raise
+        store.set(key, json.dumps({}))
+        return
+    yield
+    while not store.check([key]):  # polled: a timed-out store.wait logs a warning each time
+        time.sleep(1.0)
+    outcome = json.loads(store.get(key))
+    if "error" in outcome:
+        raise PeerError(f"{_where(0, outcome['host'])} stopped while {what}: {outcome['error']}")
 
 
 def same_everywhere(ctx: DistContext, what: str, value: Any, advice: str) -> None:

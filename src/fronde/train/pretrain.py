@@ -25,7 +25,7 @@ from fronde.model.config import ModelConfig, load_preset
 from fronde.model.model import CausalLM
 from fronde.tasks import decontamination_guard
 from fronde.train import distributed
-from fronde.train.agree import check_shared, same_everywhere, together
+from fronde.train.agree import check_shared, rank0_alone, same_everywhere, together
 from fronde.train.distributed import DistContext
 from fronde.train.ledger import charge_work
 from fronde.train.lineage import Provenance
@@ -42,7 +42,7 @@ def ensure_data(recipe: PretrainRecipe, ctx: DistContext, say: Callable[[str], N
     """The prepared data directory; prepared from the recipe's [data] section on rank 0 when missing, with the
     tokenizer of `base` (the model a continued pretraining starts from) when there is one."""
     data_dir = recipe.data_dir
-    with together(ctx, f"preparing the data in {data_dir}"):  # the others wait here, and stop if rank 0 fails
+    with rank0_alone(ctx, f"preparing the data in {data_dir}"):  # the others wait, however long, and stop if it fails
         if ctx.is_main and not (data_dir / MANIFEST).is_file():
             if recipe.data.dir:
                 raise RecipeError(f"data.dir={recipe.data.dir}: no {MANIFEST} there; run `fronde data prepare` "
