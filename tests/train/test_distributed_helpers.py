@@ -70,3 +70,21 @@ def test_a_one_process_run_on_a_machine_with_more_gpus_says_how_to_use_them(monk
     assert idle_gpus_note(DistContext(0, 1, 0, torch.device("cpu"), False), "sft") is None
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert idle_gpus_note(one, "sft") is None
+
+
+def test_more_processes_than_gpus_on_a_node_says_so(monkeypatch):
+    """`torchrun --nproc_per_node 4` on a 2-GPU machine: local rank 2 has no GPU (CUDA's own words are `invalid device
+    ordinal`, once per rank, in a traceback)."""
+    import pytest
+
+    from fronde.train.recipe import RecipeError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(RecipeError, match=r"local rank 2 but 2 GPU\(s\) are visible \(CUDA_VISIBLE_DEVICES=0,1\): "
+                                          r"start at most 2 processes per node \(torchrun --nproc_per_node 2\)"):
+        distributed.setup()

@@ -26,6 +26,7 @@ from fronde.eval.run import EvalPlan, charge_evaluation, run_plan
 from fronde.eval.scoreboard import Scoreboard
 from fronde.train import distributed
 from fronde.train.agree import PeerError, together
+from fronde.train.recipe import RecipeError
 from fronde.train.model_card import update_model_card
 
 console = Console()
@@ -102,7 +103,10 @@ def eval_command(
     if threads:
         torch.set_num_threads(threads)
     started = time.perf_counter()
-    ctx = distributed.setup()
+    try:
+        ctx = distributed.setup()
+    except RecipeError as e:  # e.g. more processes than GPUs on the node
+        raise _fail(e) from None
     say = console if ctx.is_main else Console(quiet=True)
     if ctx.enabled and device == "cuda":
         device = str(ctx.device)  # one GPU per process

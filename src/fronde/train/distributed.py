@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from fronde.train.recipe import RecipeError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -55,6 +57,10 @@ def setup(backend: str = "auto", timeout_minutes: float = 30.0) -> DistContext:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
+        if local_rank >= (n := torch.cuda.device_count()):  # else set_device: "invalid device ordinal", on each rank
+            raise RecipeError(f"this process is local rank {local_rank} but {n} GPU(s) are visible "
+                              f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}): start at "
+                              f"most {n} processes per node (torchrun --nproc_per_node {n})")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:
