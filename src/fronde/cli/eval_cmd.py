@@ -26,8 +26,8 @@ from fronde.eval.run import EvalPlan, charge_evaluation, run_plan
 from fronde.eval.scoreboard import Scoreboard
 from fronde.train import distributed
 from fronde.train.agree import PeerError, together
-from fronde.train.recipe import RecipeError
 from fronde.train.model_card import update_model_card
+from fronde.train.recipe import RecipeError
 
 console = Console()
 err_console = Console(stderr=True)

@@ -35,8 +35,8 @@ from fronde.model.config import ModelConfig
 from fronde.model.model import CausalLM
 from fronde.train import distributed
 from fronde.train.agree import broadcast, together
-from fronde.train.distributed import DistContext
 from fronde.train.disk import available_memory, dir_bytes, footprint, mb
+from fronde.train.distributed import DistContext
 from fronde.train.recipe import CheckpointSection, RecipeError
 from fronde.train.stage_lock import pid_alive
 

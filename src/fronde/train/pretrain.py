@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from fronde.data.loader import ShardLoader
 from fronde.data.io import sha256_file
+from fronde.data.loader import ShardLoader
 from fronde.data.manifest import MANIFEST
 from fronde.data.pipeline import TOKENIZER_DIR, prepare
 from fronde.data.shards import shard_name
