@@ -28,21 +28,14 @@ from fronde.data.tokenizer import Tokenizer
 from fronde.tasks import get_task
 from fronde.train import distributed
 from fronde.train.agree import check_shared, together
-from fronde.train.distill_loss import distill_loss, vocab_compatible
 from fronde.train.distributed import DistContext, gather_objects
+from fronde.train.distill_loss import distill_loss, vocab_compatible
 from fronde.train.lineage import file_entry, task_entry, teacher_identity
 from fronde.train.loop import StageResult, StepLoss, run_stage
 from fronde.train.recipe import RecipeError, _Section
 from fronde.train.rollouts import Rollouts
 from fronde.train.seq_distill import PromptItem, build_distill_set, export_sft
-from fronde.train.sft import (
-    SFTRecipe,
-    TaskMix,
-    chat_stage,
-    pii_line,
-    pii_record,
-    without_test_problems,
-)
+from fronde.train.sft import SFTRecipe, TaskMix, chat_stage, pii_line, pii_record, without_test_problems
 from fronde.train.sft_data import Conversation, read_chat_file
 from fronde.train.teacher import TeacherError, load_teacher
 from fronde.train.teacher_endpoint import EndpointTeacher, is_endpoint

@@ -55,13 +55,7 @@ from fronde.train.grpo_loss import (
 )
 from fronde.train.ledger import Ledger, open_stage
 from fronde.train.lineage import LINEAGE, Lineage, Provenance, task_entry
-from fronde.train.loop import (
-    StageResult,
-    StopFlag,
-    autocast,
-    precision_note,
-    publish_final,
-)
+from fronde.train.loop import StageResult, StopFlag, autocast, precision_note, publish_final
 from fronde.train.metrics import MetricsLog
 from fronde.train.nonfinite import NonFiniteSteps
 from fronde.train.oom import MicroSplit
