@@ -7,4 +7,5 @@ from rich.console import Console
 
 
 def print_error(console: Console, message: object) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    if getattr(message, "echo", True):  # False: another rank's error, which rank 0 prints (fronde.train.agree)
+        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)

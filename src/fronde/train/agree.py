@@ -29,7 +29,12 @@ SHARED_WAIT_S = 10.0  # how long a rank looks for rank 0's probe file (NFS can s
 
 
 class PeerError(RecipeError):
-    """Another rank stopped; this one stops with its words (the CLI prints it as one line, exit 2)."""
+    """Another rank stopped; this one stops with its words (exit 2). Each node's local rank 0 prints them (so every
+    node's terminal says why); `echo` is False on the other ranks, or 8 ranks of a node would print 7 copies."""
+
+    def __init__(self, message: str, echo: bool = True) -> None:
+        super().__init__(message)
+        self.echo = echo
 
 
 def broadcast(obj: Any, ctx: DistContext) -> Any:
@@ -65,7 +70,7 @@ def together(ctx: DistContext, what: str) -> Iterator[None]:
     if failed:
         rank, (host, message) = failed[0]
         more = f" (and {len(failed) - 1} other ranks)" if len(failed) > 1 else ""
-        raise PeerError(f"{_where(rank, host)}{more} stopped while {what}: {message}")
+        raise PeerError(f"{_where(rank, host)}{more} stopped while {what}: {message}", echo=ctx.local_rank == 0)
 
 
 _alone = 0  # rank0_alone calls so far: every rank makes them in the same order, so the count names one on all
@@ -97,7 +102,8 @@ def rank0_alone(ctx: DistContext, what: str) -> Iterator[None]:
         time.sleep(1.0)
     outcome = json.loads(store.get(key))
     if "error" in outcome:
-        raise PeerError(f"{_where(0, outcome['host'])} stopped while {what}: {outcome['error']}")
+        raise PeerError(f"{_where(0, outcome['host'])} stopped while {what}: {outcome['error']}",
+                        echo=ctx.local_rank == 0)
 
 
 def same_everywhere(ctx: DistContext, what: str, value: Any, advice: str) -> None:
