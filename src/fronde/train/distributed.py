@@ -84,7 +84,7 @@ def attempt_store(rank: int, timeout: timedelta) -> dist.Store | None:
     `connectFullMesh ... Connection refused`; NCCL: a stale unique id; pytorch#135712, still so in 2.13). A prefix
     per restart count does not fix it across nodes: a node restarted for another node's failure keeps its count.
 
-    So rank 0 hosts a fresh store and announces `host:port:nonce` in torchrun's store; the others take the first
+    So rank 0 hosts a fresh store and announces `host|port|nonce` in torchrun's store; the others take the first
     announcement whose store answers with its nonce: a stale one points at a dead worker's store (refused) or, if
     the port came back, at a store with another nonce. None outside torchrun, or when
     TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 already gives each attempt a store of its own."""
