@@ -82,3 +82,31 @@ def test_restart_never_clears_a_stage_another_process_is_training(tmp_path):
     with pytest.raises(RecipeError, match=f"being trained by process {os.getpid()}; stop it before --restart"):
         check_fresh_start(stage, "pretrain", resume=False, restart=True)
     assert (stage / "checkpoints" / "step-000004").is_dir()
+
+
+def test_under_torchrun_a_refused_start_stops_every_node(recipe_file):
+    """Rank 0 alone reads the earlier run. Its refusal now reaches the other ranks: two torchrun "nodes" (c10d
+    rendezvous on this machine) both stop at once, each printing the reason once. Before, node B's rank waited for
+    rank 0 in the process group's setup until the timeout (30 minutes)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    recipe = recipe_file("twice")
+    stage = recipe.parent / "runs" / "twice" / "pretrain"
+    (stage / "model").mkdir(parents=True)
+    (stage / "model" / "config.json").write_text("{}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend",
+           "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "-m", "fronde.cli.main", "pretrain", str(recipe)]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "300"}
+    nodes = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outs = [node.communicate(timeout=120)[0] for node in nodes]
+    reason = f"{stage} holds an earlier pretrain run (a published model)"
+    assert all(node.returncode != 0 for node in nodes)
+    for out in outs:  # rank 0's own error on its node, the same reason from rank 1 on the other
+        assert out.count(reason) == 1 and "╭" not in out, out[-3000:]

@@ -14,6 +14,8 @@ from rich.table import Table
 from fronde.cli.errors import print_error
 from fronde.data.errors import DataError
 from fronde.data.io import writing
+from fronde.train import distributed
+from fronde.train.agree import together
 from fronde.train.ledger import Ledger
 from fronde.train.recipe import RecipeError, load_recipe, recipe_names
 from fronde.train.restart import check_fresh_start
@@ -83,16 +85,23 @@ def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: st
     if watts is not None:
         sets.append(f"cost.watts={watts}")
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 draws and prints
+    ctx = None
     try:
         rec = load_recipe(recipe, sets, kind)
-        if main_process:  # the other ranks neither read nor clear an earlier run when starting fresh
-            check_fresh_start(rec.run_dir / stage, stage, resume, restart)
+        # the process group the stage joins: an earlier run refused on rank 0 stops every node's ranks, not rank 0's
+        ctx = distributed.setup(rec.distributed.backend, rec.distributed.timeout_minutes)
+        with together(ctx, f"checking {rec.run_dir / stage} for an earlier run"):
+            if main_process:  # the other ranks neither read nor clear an earlier run when starting fresh
+                check_fresh_start(rec.run_dir / stage, stage, resume, restart)
         with _Fields(*progress_bar().columns, console=console, disable=not main_process) as bar, \
                 writing(rec.run_dir):  # a full disk names the run it filled
             result = fn(rec, resume=resume, say=console.print, progress=bar if main_process else None)
     except (RecipeError, DataError, FileNotFoundError) as e:
         print_error(console, e)
         raise typer.Exit(2) from None
+    finally:
+        if ctx is not None:
+            distributed.teardown(ctx)
     if not main_process:
         return result
     print_ledger(result.ledger)
