@@ -21,7 +21,7 @@ import random
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -338,14 +338,11 @@ def load_latest(root: Path, device: torch.device, warn=print, ctx: DistContext |
     different steps would wait forever in collectives that do not match."""
     if ctx is not None and ctx.enabled:
         return _load_agreed(root, device, warn, ctx)
-    for path in candidates(root):
-        problem = verify(path)
-        if problem is None:
-            try:
-                return read_checkpoint(path, device)
-            except (OSError, ValueError, RuntimeError) as e:
-                problem = f"could not be read ({e})"
-        warn(f"skipping checkpoint {path}: {problem}; falling back to the previous one")
+    for path in _verified(root, warn):
+        try:
+            return read_checkpoint(path, device)
+        except (OSError, ValueError, RuntimeError) as e:
+            warn(_skipping(path, f"could not be read ({e})"))
     return None
 
 
@@ -353,7 +350,7 @@ def _load_agreed(root: Path, device: torch.device, warn, ctx: DistContext) -> Re
     chosen = None
     with together(ctx, f"looking for checkpoints under {root}"):
         if ctx.is_main:
-            chosen = next((p.name for p in candidates(root) if not _skip(p, warn)), None)
+            chosen = next((p.name for p in _verified(root, warn)), None)
     chosen = broadcast(chosen, ctx)
     if chosen is None:
         return None
@@ -365,8 +362,15 @@ def _load_agreed(root: Path, device: torch.device, warn, ctx: DistContext) -> Re
     return resumed
 
 
-def _skip(path: Path, warn) -> bool:
-    problem = verify(path)
-    if problem is not None:
-        warn(f"skipping checkpoint {path}: {problem}; falling back to the previous one")
-    return problem is not None
+def _verified(root: Path, warn) -> Iterator[Path]:
+    """Checkpoints newest first that match their manifests; each one skipped is reported through `warn`."""
+    for path in candidates(root):
+        problem = verify(path)
+        if problem is None:
+            yield path
+        else:
+            warn(_skipping(path, problem))
+
+
+def _skipping(path: Path, problem: str) -> str:
+    return f"skipping checkpoint {path}: {problem}; falling back to the previous one"
