@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -80,3 +81,17 @@ def run_fronde(monkeypatch, *args: str) -> int:
     with pytest.raises(SystemExit) as exit_:
         cli.main()
     return exit_.value.code
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a torchrun rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_node_torchrun() -> list[str]:
+    """torchrun for one of two "nodes" on this machine (one process each, c10d rendezvous on a free port): start
+    it twice to run a job across two torchrun agents, as two hosts would."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]

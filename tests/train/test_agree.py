@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -152,16 +151,11 @@ def test_two_nodes_one_without_the_data_both_say_why(tmp_path, data_dir):
     """`torchrun --nnodes 2` on this machine; node B mounts an empty folder over the data dir (its own disk, where
     no one copied the data). Before, node B's rank raised and node A's waited in its next collective (NCCL: 30
     minutes) with nothing said; now both stop at once with node B's reason."""
-    from tests.train.conftest import RECIPE
+    from tests.train.conftest import RECIPE, two_node_torchrun
 
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE.format(name="two", out=tmp_path / "runs", data=data_dir))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
-              "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "-m", "fronde.cli.main",
-              "pretrain", str(recipe)]
+    launch = two_node_torchrun() + ["-m", "fronde.cli.main", "pretrain", str(recipe)]
     env = os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "300"}
     node_a = subprocess.Popen(launch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     node_b = subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs tmpfs "{data_dir}" && exec "$@"', "sh",

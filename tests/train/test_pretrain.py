@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -267,12 +266,11 @@ def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp
     restart, the other one restarts for the membership change), which a prefix per restart count would hang on."""
     recipe, straight = straight_two_process_run
     run_dir = tmp_path / "runs" / "restarted"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    layout = ["--standalone", "--nproc_per_node", "2"] if nodes == 1 else [
-        "--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", *layout, "--max-restarts", "1", "-m", "fronde.cli.main",
+    from tests.train.conftest import two_node_torchrun
+
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] \
+        if nodes == 1 else two_node_torchrun()
+    cmd = [*launcher, "--max-restarts", "1", "-m", "fronde.cli.main",
            "pretrain", str(recipe), "--resume", "--set", "run.name=restarted",
            "--set", f"run.out_dir={tmp_path / 'runs'}", *LONGER]
     agents = [subprocess.Popen(cmd, env=ENV | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,

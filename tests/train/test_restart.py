@@ -89,19 +89,15 @@ def test_under_torchrun_a_refused_start_stops_every_node(recipe_file):
     rendezvous on this machine) both stop at once, each printing the reason once. Before, node B's rank waited for
     rank 0 in the process group's setup until the timeout (30 minutes)."""
     import os
-    import socket
     import subprocess
-    import sys
+
+    from tests.train.conftest import two_node_torchrun
 
     recipe = recipe_file("twice")
     stage = recipe.parent / "runs" / "twice" / "pretrain"
     (stage / "model").mkdir(parents=True)
     (stage / "model" / "config.json").write_text("{}")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend",
-           "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "-m", "fronde.cli.main", "pretrain", str(recipe)]
+    cmd = two_node_torchrun() + ["-m", "fronde.cli.main", "pretrain", str(recipe)]
     env = os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "300"}
     nodes = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.train.conftest import free_port
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm.sbatch"
 
@@ -33,13 +34,10 @@ def test_the_slurm_script_trains_a_stage_on_two_nodes(tmp_path, recipe_file):
     (bin_dir / "scontrol").write_text("#!/bin/sh\necho 127.0.0.1\necho 127.0.0.1\n")  # show hostnames node[1-2]
     for tool in ("srun", "scontrol"):
         (bin_dir / tool).chmod(0o755)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     recipe = recipe_file("slurm")
     env = os.environ | {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_NODELIST": "node[1-2]",
                         "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_ID": "4242", "GPUS_PER_NODE": "1",
-                        "RDZV_PORT": str(port), "PYTHON": sys.executable, "SRUN_LOGS": str(tmp_path),
+                        "RDZV_PORT": str(free_port()), "PYTHON": sys.executable, "SRUN_LOGS": str(tmp_path),
                         "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     res = subprocess.run(["bash", str(SCRIPT), "pretrain", str(recipe)], env=env, capture_output=True, text=True,
                          timeout=300)
