@@ -84,6 +84,8 @@ def test_sigkill_at_an_arbitrary_step_then_resume_gives_the_same_losses(tmp_path
     assert res.returncode == 0, res.stdout + res.stderr
     assert "resuming from" in res.stdout
     assert _losses(run_dir) == _losses(ref_dir)  # bit-identical per-step losses
+    trained = {r["step"]: r["tokens"] for r in read_metrics(run_dir / "pretrain" / "metrics.jsonl")}
+    assert trained == {step: step * 512 for step in range(1, 13)}  # the steps redone are charged, not trained twice
     ref_w = load_file(ref_dir / "pretrain" / "model" / "model.safetensors")
     new_w = load_file(run_dir / "pretrain" / "model" / "model.safetensors")
     assert all(torch.equal(ref_w[k], new_w[k]) for k in ref_w)

@@ -372,7 +372,8 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
                 logged = dict(zip(names, means))
                 record = {
                     "step": done, **logged, "lr": opt.optimizers[0].param_groups[0]["lr"],
-                    "grad_norm": float(grad_norm), "tokens": cost.tokens, "tokens_per_s": tokens_per_step / dt,
+                    "grad_norm": float(grad_norm), "tokens": done * tokens_per_step,  # trained, not charged
+                    "tokens_per_s": tokens_per_step / dt,
                     "mfu": flops_per_token * tokens_per_step / dt / (cost.peak_flops_per_device * ctx.world_size)
                     if cost.peak_flops_per_device else None,
                     "seconds": cost.wall_seconds,
