@@ -6,6 +6,7 @@ One process per device. Without torchrun (WORLD_SIZE unset) everything here is a
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -102,19 +103,28 @@ def attempt_store(rank: int, timeout: timedelta) -> dist.Store | None:
     deadline = time.monotonic() + timeout.total_seconds()
     while True:
         host, port, nonce = agent.get(_ANNOUNCE_KEY).decode().split("|")  # waits for rank 0's first announcement
-        try:
-            own = dist.TCPStore(host, int(port), is_master=False, timeout=timedelta(seconds=5))
-            if own.get(_NONCE_KEY).decode() == nonce:
-                own.set_timeout(timeout)
-                return own
-        except (RuntimeError, dist.DistError):  # a dead attempt's store: rank 0 of this one has not announced yet
-            pass
+        if _listening(host, int(port)):  # else a dead attempt's store: TCPStore's client would retry it for 5 s,
+            try:                         # logging a C++ traceback each time
+                own = dist.TCPStore(host, int(port), is_master=False, timeout=timedelta(seconds=5))
+                if own.get(_NONCE_KEY).decode() == nonce:
+                    own.set_timeout(timeout)
+                    return own
+            except (RuntimeError, dist.DistError):  # the port came back to something else
+                pass
         if time.monotonic() > deadline:
             raise RuntimeError(f"rank {rank}: rank 0's process-group store did not answer within {timeout}")
         time.sleep(0.5)
 
 
 _ANNOUNCE_KEY, _NONCE_KEY = "fronde/pg_store", "fronde/nonce"
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
 
 
 def idle_gpus_note(ctx: DistContext, command: str) -> str | None:
