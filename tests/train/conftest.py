@@ -95,3 +95,15 @@ def two_node_torchrun() -> list[str]:
     it twice to run a job across two torchrun agents, as two hosts would."""
     return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
             "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]
+
+
+def worker_pid(launcher: int, local_rank: int) -> int | None:
+    """The pid of torchrun's worker with this LOCAL_RANK (Linux /proc), or None before it has started."""
+    for child in Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split():
+        try:
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"LOCAL_RANK={local_rank}".encode() in environ:
+            return int(child)
+    return None

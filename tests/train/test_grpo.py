@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,7 @@ from fronde.train.metrics import read_metrics
 from fronde.train.optim import Optimizers
 from fronde.train.rollouts import Completion
 from tests.model.helpers import tiny_model
-from tests.train.conftest import run_fronde
+from tests.train.conftest import run_fronde, worker_pid
 
 FRONDE = [sys.executable, "-m", "fronde.cli.main"]
 ENV = os.environ | {"OMP_NUM_THREADS": "2", "COLUMNS": "200"}
@@ -332,7 +334,9 @@ def test_two_processes_take_the_same_grpo_steps_as_one(tmp_path, base_dir, dynam
     """torchrun: each rank samples its share of the prompts (rows seeded by their place in the whole batch), the
     rewards are gathered for advantages and metrics, normalisers are global and gradients summed, so 2 processes
     log the steps 1 process takes. gloo on CPU. With dynamic sampling, the kept groups are exchanged between ranks
-    so that each trains on its share of the same batch."""
+    so that each trains on its share of the same batch. Without it, the 2-process run is started with `torchrun
+    --max-restarts 1 ... --resume` and a worker is killed outright after step 3: torchrun restarts both, they resume
+    from the step-2 checkpoint (prompt stream, sampling seeds, optimizer) and log the same steps all the same."""
     task = tmp_path / "digit.jsonl"  # rewarded when the reply holds a digit: the untrained model does, sometimes
     task.write_text("\n".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": r"(?s).*\d.*",
                                           "verifier": "regex", "split": "test" if i < 5 else "train"})
@@ -341,14 +345,28 @@ def test_two_processes_take_the_same_grpo_steps_as_one(tmp_path, base_dir, dynam
     for name, launcher in (("one", FRONDE), ("two", [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                                      "--nproc_per_node", "2", "-m", "fronde.cli.main"])):
         recipe = tmp_path / f"{name}.toml"
-        recipe.write_text(RECIPE.format(name=name, out=tmp_path / "runs", init=base_dir, task=task, steps=3))
+        recipe.write_text(RECIPE.format(name=name, out=tmp_path / "runs", init=base_dir, task=task, steps=6))
         dyn = ["--set", "rl.dynamic_sampling=true", "--set", "rl.sampling_rounds=3"] if dynamic else []
-        res = subprocess.run(launcher + ["rl", str(recipe), "--set", "rl.loss_type=grpo", "--set", "rl.truncated=keep",
-                                         "--set", "rl.prompts_per_step=4", *dyn],
-                             env=ENV | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
-        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-        assert res.stdout.count("test accuracy after RL") == 1  # only rank 0 speaks
-        runs[name] = {r["step"]: r for r in read_metrics(tmp_path / "runs" / name / "rl" / "metrics.jsonl")}
+        kill = name == "two" and not dynamic
+        if kill:
+            launcher = [*launcher[:-2], "--max-restarts", "1", *launcher[-2:]]
+        proc = subprocess.Popen(launcher + ["rl", str(recipe), "--set", "rl.loss_type=grpo", "--set",
+                                            "rl.truncated=keep", "--set", "rl.prompts_per_step=4", *dyn,
+                                            *(["--resume"] if kill else [])],
+                                env=ENV | {"OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        metrics = tmp_path / "runs" / name / "rl" / "metrics.jsonl"
+        if kill:
+            deadline = time.monotonic() + 240
+            while not any(r.get("step", 0) >= 3 and "loss" in r for r in read_metrics(metrics)):
+                assert time.monotonic() < deadline and proc.poll() is None, "no step 3 to kill the run after"
+                time.sleep(0.01)
+            os.kill(worker_pid(proc.pid, 1), signal.SIGKILL)
+        out = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 0, out[-3000:]
+        assert out.count("test accuracy after RL") == 1  # only rank 0 speaks
+        assert ("resuming from" in out and "step-000002" in out) if kill else "resuming" not in out, out[-3000:]
+        runs[name] = {r["step"]: r for r in read_metrics(metrics)}
     assert runs["one"].keys() == runs["two"].keys()
     for step, one in runs["one"].items():
         two = runs["two"][step]

@@ -200,23 +200,11 @@ def test_a_closed_terminal_checkpoints_and_stops_as_sigterm_does(tmp_path, data_
     _stopped_by(signal.SIGHUP, tmp_path, data_dir, "hup")
 
 
-def _worker_pid(launcher: int, local_rank: int) -> int | None:
-    """The pid of torchrun's worker with this LOCAL_RANK (Linux /proc), or None before it has started."""
-    for child in Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split():
-        try:
-            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"LOCAL_RANK={local_rank}".encode() in environ:
-            return int(child)
-    return None
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers through /proc")
 def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, data_dir):
     """SIGTERM reaching one worker only (a node's agent, a preempted GPU) must not leave the other rank stepping alone
     into a collective that never completes: the ranks agree to stop, checkpoint that step, and exit cleanly."""
-    from tests.train.conftest import RECIPE
+    from tests.train.conftest import RECIPE, worker_pid
 
     recipe = tmp_path / "one.toml"
     recipe.write_text(RECIPE.format(name="one", out=tmp_path / "runs", data=data_dir))
@@ -229,7 +217,7 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path, dat
     deadline = time.time() + 240
     while time.time() < deadline and max(_losses(run_dir), default=0) < 2:
         time.sleep(0.02)
-    rank1 = _worker_pid(proc.pid, 1)
+    rank1 = worker_pid(proc.pid, 1)
     assert rank1 is not None
     os.kill(rank1, signal.SIGTERM)
     out, _ = proc.communicate(timeout=240)
@@ -268,7 +256,7 @@ def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp
     restart, the other one restarts for the membership change), which a prefix per restart count would hang on."""
     recipe, straight = straight_two_process_run
     run_dir = tmp_path / "runs" / "restarted"
-    from tests.train.conftest import two_node_torchrun
+    from tests.train.conftest import two_node_torchrun, worker_pid
 
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] \
         if nodes == 1 else two_node_torchrun()
@@ -280,7 +268,7 @@ def test_torchrun_max_restarts_brings_a_killed_worker_back_on_the_same_curve(tmp
     deadline = time.time() + 240
     while time.time() < deadline and max(_losses(run_dir), default=0) < 14:
         time.sleep(0.02)
-    victim = _worker_pid(agents[-1].pid, 2 - nodes)  # local rank 1 of the one node, or node B's only worker
+    victim = worker_pid(agents[-1].pid, 2 - nodes)  # local rank 1 of the one node, or node B's only worker
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
     killed_at = max(_losses(run_dir))
