@@ -159,3 +159,29 @@ def test_sequence_distillation_from_a_teacher_behind_an_openai_compatible_server
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+def test_the_distill_stage_pays_for_its_teachers_answers(tmp_path, base_dir):  # noqa: F811
+    """A teacher takes its time (a bigger model, an endpoint), and the run's devices wait for it, paid for: the
+    ledger's distill entry counts the answers as well as the training."""
+    import time
+
+    from fronde.train.ledger import Ledger
+    from fronde.train.teacher import load_teacher
+
+    real = load_teacher(str(base_dir))
+
+    class Slow:
+        def generate(self, *args, **kwargs):
+            time.sleep(3)
+            return real.generate(*args, **kwargs)
+
+    recipe = DistillRecipe.model_validate(COMMON | {
+        "run": {"name": "p", "out_dir": str(tmp_path / "runs")}, "init": {"model": str(base_dir)},
+        "distill": {"teacher": str(base_dir), "prompt_tasks": [{"name": "arithmetic:1", "n": 4}],
+                    "max_new_tokens": 4, "batch_size": 4, "filter_with_verifier": False}})
+    said: list[str] = []
+    distill(recipe, say=said.append, teacher=Slow())
+    assert any("4 generated now in 3 s (charged to the distill stage)" in line for line in said), said
+    entry = next(s for s in Ledger.load(tmp_path / "runs" / "p" / "ledger.json").stages if s.stage == "distill")
+    assert entry.wall_seconds >= 3

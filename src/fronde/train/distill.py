@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -200,6 +201,7 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
         say = say if ctx.is_main else (lambda _: None)
         sec = recipe.distill
         check_shared(ctx, recipe.run_dir)
+        charged_from = time.perf_counter()  # the stage pays for its teacher: loading it, and its answers
         with together(ctx, f"loading the teacher {sec.teacher}"):
             init_dir = recipe.init_dir("pretrain")
             stage_dir = recipe.run_dir / STAGE
@@ -243,6 +245,7 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
         stage.provenance.inputs |= distill_inputs(recipe, stage_dir, prompt_pii)
         if isinstance(teacher, EndpointTeacher):  # the model it answered with, found on the server if not named
             stage.provenance.inputs["teacher"]["model"] = teacher.model
+        stage.charged_from = charged_from
         return run_stage(recipe, stage, ctx, resume, say, progress)
     except (DataError, TeacherError) as e:  # a teacher that cannot load or answer: one error line, not a traceback
         raise RecipeError(str(e)) from None
@@ -285,6 +288,7 @@ def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: Di
 
     use_verifier = sec.filter_with_verifier and bool(verifiers)
     stage_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
     stats = build_distill_set(teacher, prompts, cache, batch_size=sec.batch_size,
                               max_new_tokens=sec.max_new_tokens, temperature=sec.temperature,
                               samples_per_prompt=sec.samples_per_prompt,
@@ -297,7 +301,8 @@ def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: Di
         generated = sum(s.generated for s in every)
         rows = stats.resumed_from + generated  # the ranks wrote disjoint rows: no second read of the cache
         say(f"teacher samples: {generated} generated now"
-            f"{f' on {ctx.world_size} processes' if ctx.enabled else ''}, {stats.resumed_from} reused from the "
+            f"{f' on {ctx.world_size} processes' if ctx.enabled else ''} in {time.perf_counter() - t0:,.0f} s "
+            f"(charged to the distill stage), {stats.resumed_from} reused from the "
             f"cache, {kept} kept, {rows - kept} rejected by the verifier, "
             f"{sum(s.skipped_corrupt_lines for s in every)} torn lines dropped ({cache})")
     distributed.barrier()

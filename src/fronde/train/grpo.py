@@ -238,7 +238,7 @@ def grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool = False, say: Callab
 
 def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str], None], progress: Any,
           dev: torch.device, ctx: DistContext) -> StageResult:
-    started = time.perf_counter()  # the time budget counts from here
+    started = time.perf_counter()  # the time budget and the ledger count from here: loading is paid for too
     sec = recipe.rl
     run_dir, stage_dir = recipe.run_dir, recipe.run_dir / STAGE
     with together(ctx, "reading the starting model and the tasks"):
@@ -287,7 +287,7 @@ def _grpo(recipe: RLRecipe, rollouts: Rollouts, resume: bool, say: Callable[[str
         say(f"{STAGE}: time budget {plan.describe()}")
     train_flops = model_info(config, seq_len=sec.max_new_tokens).train_flops_per_token
     files = tokenizer_files(init_dir)
-    mark = time.perf_counter()
+    mark = started
 
     def charge() -> None:
         nonlocal mark

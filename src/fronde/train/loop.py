@@ -90,6 +90,8 @@ class Stage:
     flops_per_token: float | None = None  # default: the model's training FLOPs per token
     extra_state: dict[str, Any] = field(default_factory=dict)  # stored in state.json (e.g. the data's digest)
     provenance: Provenance = field(default_factory=Provenance)  # what fronde.json says the model is made from
+    charged_from: float | None = None  # time.perf_counter() when the stage's work began (loading a teacher,
+    # its answers, packing chats): the ledger pays from there; None: from the start of run_stage
 
 
 @dataclass
@@ -213,7 +215,9 @@ def run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool,
 
 def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool, say: Callable[[str], None],
                progress: Any) -> StageResult:
-    started = time.perf_counter()  # the time budget counts everything from here: loading, compiling, evaluating
+    # the time budget counts everything from here: loading, compiling, evaluating; the ledger too, or from the start
+    # of the stage's own setup (a restarted worker's reload of its checkpoint is paid for as well)
+    started = time.perf_counter()
     run_dir, stage_dir = recipe.run_dir, recipe.run_dir / stage.name
     config = stage.config
     accum = recipe.batch.grad_accum(ctx.world_size)
@@ -294,7 +298,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             ledger.save(run_dir / "ledger.json")
         distributed.barrier()
 
-    mark = time.perf_counter()
+    mark = started if stage.charged_from is None else stage.charged_from
 
     def charge() -> None:
         """The ledger pays for all the loop's time (steps, evaluations, logging, checkpoints), not just steps."""

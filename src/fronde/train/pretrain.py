@@ -139,6 +139,7 @@ def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], 
         if base:
             say(f"continuing the pretraining of {base} (its architecture and tokenizer; [model] is not used)")
         data_dir = ensure_data(recipe, ctx, say, base)
+        charged_from = time.perf_counter()  # preparing the data has its own ledger entry
         with together(ctx, f"reading the data in {data_dir}"):
             tok = Tokenizer.load(data_dir / TOKENIZER_DIR)
             if base and tok.sha256 != Tokenizer.load(base).sha256:
@@ -164,7 +165,7 @@ def pretrain(recipe: PretrainRecipe, resume: bool = False, say: Callable[[str], 
             eval_batches=lambda: val_batches(data_dir, recipe),
             token_mean_loss=False,  # every target of a pretraining row is trained: token weights would all be 1
             files=tokenizer_files(base or data_dir / TOKENIZER_DIR),
-            provenance=Provenance(parent=base, data_dirs=[data_dir]),
+            provenance=Provenance(parent=base, data_dirs=[data_dir]), charged_from=charged_from,
         )
         return run_stage(recipe, stage, ctx, resume, say, progress)
     finally:

@@ -7,6 +7,7 @@ OpenAI-format chat JSONL plus built-in task problems with worked think/answer so
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
@@ -300,11 +301,13 @@ def sft(recipe: SFTRecipe, resume: bool = False, say: Callable[[str], None] = pr
     try:
         say = say if ctx.is_main else (lambda _: None)
         check_shared(ctx, recipe.run_dir)
+        charged_from = time.perf_counter()  # reading and packing the chats is paid for too
         with together(ctx, "building the SFT data"):
             try:
                 stage = chat_stage("sft", recipe, recipe.init_dir(), ctx.world_size, say)
             except DataError as e:
                 raise RecipeError(str(e)) from None
+        stage.charged_from = charged_from
         return run_stage(recipe, stage, ctx, resume, say, progress)
     finally:
         distributed.teardown(ctx)
