@@ -1,8 +1,9 @@
 """Deduplication: exact (sha256 of the cleaned content) and near-duplicate (MinHash LSH).
 
-Near duplicates are judged on word shingles (`shingle_words` consecutive words). Shingles are hashed
-with a stable 32-bit polynomial hash computed in numpy, never Python's salted `hash()`, so
-the same corpus gives the same decisions on every run. The MinHash signatures and the choice of LSH bands are
+Near duplicates are judged on word shingles (`shingle_words` consecutive words, words as fronde.data.words
+splits them: in Chinese, Japanese or Thai a shingle is 5 characters). Shingles are hashed with a stable 32-bit
+polynomial hash computed in numpy, never Python's salted `hash()`, so the same corpus gives the same decisions on
+every run. The MinHash signatures and the choice of LSH bands are
 `datasketch`'s; the index of band keys is fronde's `BandIndex` (8 bytes a key, against datasketch's ~3 KB a
 document of Python objects). The first document seen is kept; a later one that shares an LSH band with an earlier
 kept one is dropped, as MinHashLSH.query would find it.
@@ -16,6 +17,7 @@ import hashlib
 import numpy as np
 
 from fronde.data.documents import Document
+from fronde.data.words import code_points, word_starts
 
 MIN_SHINGLES = 8
 _P = 0x01000193  # FNV prime (odd, hence invertible modulo 2**64)
@@ -23,36 +25,36 @@ _P_INV = pow(_P, -1, 1 << 64)
 _MASK = np.uint64(0xFFFFFFFF)
 _BATCH = 8192  # shingles per MinHash update: bounds the (batch x num_perm) temporary to ~8 MB
 
-# Bytes that belong to words: ASCII letters, digits, underscore, and every non-ASCII byte (so
-# accented and non-Latin words stay whole).
-_WORD_BYTE = np.zeros(256, dtype=bool)
-for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
-    _WORD_BYTE[_c] = True
-_WORD_BYTE[128:] = True
-
 
 def _identity(x: int) -> int:
     return x
 
 
 def word_hashes(text: str) -> np.ndarray:
-    """A stable hash per word (ASCII case folded), computed without a Python loop.
+    """A stable hash per word (fronde.data.words: lower-cased, a character alone in scripts without spaces),
+    computed without a Python loop.
 
-    hash(word) = sum(byte[i] * P**(i - start)) mod 2**64, via prefix powers of P and of its inverse:
-    every product wraps modulo 2**64, which is exactly the arithmetic we want.
+    poly(word) = sum(cp[i] * P**(i - start)) mod 2**64 over its code points, via prefix powers of P and of its
+    inverse: every product wraps modulo 2**64, which is exactly the arithmetic we want. Then splitmix64's finaliser
+    mixes it, and the top 32 bits are kept: a one-character word's polynomial is its code point, whose top bits are
+    all zero (every Chinese character, and "a" and "1", hashed alike before the mixing).
     """
-    b = np.frombuffer(text.encode("utf-8", "surrogatepass").lower(), dtype=np.uint8)
-    if b.size == 0:
+    cp = code_points(text.lower())
+    if cp.size == 0:
         return np.empty(0, dtype=np.uint64)
-    is_word = _WORD_BYTE[b]
-    starts = np.flatnonzero(is_word & ~np.concatenate(([False], is_word[:-1])))
+    in_word, starts = word_starts(cp)
     if starts.size == 0:
         return np.empty(0, dtype=np.uint64)
-    pw, inv = _powers(b.size)
+    pw, inv = _powers(cp.size)
     with np.errstate(over="ignore"):
-        terms = np.where(is_word, b.astype(np.uint64) * pw, np.uint64(0))
-        sums = np.add.reduceat(terms, starts)  # each run: from its word start to the next word start
-        return (sums * inv[starts]) >> np.uint64(32)  # top bits mix best; keeps 32 bits
+        terms = np.where(in_word, cp.astype(np.uint64) * pw, np.uint64(0))
+        x = np.add.reduceat(terms, starts) * inv[starts]  # each run: from its word start to the next word start
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+        return x >> np.uint64(32)
 
 
 _POWERS: list[np.ndarray] = [np.ones(0, dtype=np.uint64), np.ones(0, dtype=np.uint64)]

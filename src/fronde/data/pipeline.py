@@ -53,6 +53,7 @@ from fronde.data.resume import (clean_stats, clear_other_work, load_collected, l
 from fronde.data.shards import ShardWriter, token_dtype
 from fronde.data.sources import ResolvedSource, iter_source, resolve_sources
 from fronde.data.tokenizer import SPLIT_PATTERN, Tokenizer, train_tokenizer
+from fronde.data.words import WORDS_VERSION
 
 SPLITS = ("train", "val")
 TOKENIZER_DIR = "tokenizer"
@@ -329,6 +330,8 @@ def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: 
     }
     if any(s.config.lang for s in sources):  # (only then: data prepared before the identifier keeps its key)
         payload["langid"] = identifier_version()
+    if config.near_dedup or guard is not None:  # (data prepared without either keeps its key)
+        payload["words"] = WORDS_VERSION
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
