@@ -25,22 +25,33 @@ WORDS_VERSION = 2
 _ALONE = [(0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x19E0, 0x19FF), (0x2E80, 0x2FDF),
           (0x3040, 0x30FF), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xA9E0, 0xA9FF),
           (0xAA60, 0xAA7F), (0xF900, 0xFAFF), (0xFF66, 0xFF9F), (0x20000, 0x3FFFF)]
-_KIND: np.ndarray | None = None  # per code point: 0 separates words, 1 belongs to a word, 2 is a word by itself
+_KIND: np.ndarray | None = None  # per BMP code point: 0 separates words, 1 belongs to a word, 2 is a word alone
 
 
-def _kinds() -> np.ndarray:
-    """The table, built on first use from unicodedata (~0.1 s)."""
+def _in_word(cp: int) -> bool:
+    cat = unicodedata.category(chr(cp))
+    return cat[0] in "LMN" or cat == "Pc"
+
+
+def _kind(cp: int) -> int:
+    return 0 if not _in_word(cp) else 2 if any(lo <= cp <= hi for lo, hi in _ALONE) else 1
+
+
+def _kinds(cp: np.ndarray) -> np.ndarray:
+    """Each code point's kind: a table for the BMP, built on first use (~10 ms in every worker process), and
+    unicodedata for the rare code points above it (emoji, historic scripts, CJK extension B...)."""
     global _KIND
     if _KIND is None:
-        kind = np.zeros(0x110000, dtype=np.uint8)
-        for cp in range(0x110000):
-            cat = unicodedata.category(chr(cp))
-            if cat[0] in "LMN" or cat == "Pc":
-                kind[cp] = 1
+        _KIND = np.array([_in_word(c) for c in range(0x10000)], dtype=np.uint8)
         for lo, hi in _ALONE:
-            kind[lo:hi + 1] *= 2
-        _KIND = kind
-    return _KIND
+            _KIND[lo:min(hi, 0xFFFF) + 1] *= 2
+    high = cp >= 0x10000
+    if not high.any():
+        return _KIND[cp]
+    kind = _KIND[np.where(high, 0, cp)]
+    rare, where = np.unique(cp[high], return_inverse=True)
+    kind[high] = np.array([_kind(int(c)) for c in rare], dtype=np.uint8)[where]
+    return kind
 
 
 def code_points(text: str) -> np.ndarray:
@@ -51,7 +62,7 @@ def code_points(text: str) -> np.ndarray:
 def word_starts(cp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(in_word, starts): whether each code point belongs to a word, and where each word starts. Between a start
     and the next, the word's characters come first, then the separators."""
-    kind = _kinds()[cp]
+    kind = _kinds(cp)
     in_word = kind > 0
     alone = kind == 2
     continues = np.concatenate(([False], in_word[:-1] & ~alone[:-1]))  # the previous one is a word's, not alone
