@@ -128,3 +128,32 @@ def test_bos_and_special_tokens(vocab_llm, tokenizer: Tokenizer) -> None:
     text = render_chat_text(chat, add_generation_prompt=True)
     ids, _ = render_chat(tokenizer, chat, add_generation_prompt=True)
     assert vocab_llm.tokenize(text.encode(), add_bos=False, special=True) == ids
+
+
+def test_a_vocabulary_of_many_scripts_tokenizes_alike(tmp_path: Path) -> None:
+    """A local-language lab's tokenizer: merges learnt on Chinese, Japanese, Thai, Korean, Arabic, Hindi and Russian
+    (GSM-Symbolic's problems); llama.cpp splits held-out problems of those and of Cantonese, Khmer and Burmese into
+    fronde's ids, and gives the text back."""
+    import warnings
+
+    from fronde.data.tokenizer import train_tokenizer
+    from fronde.tasks import get_task
+    from tests.export.conftest import VARIANTS, make_model_dir
+
+    with warnings.catch_warnings():  # some templates cannot be instantiated: said by the task, not needed here
+        warnings.simplefilter("ignore")
+        problems = {lang: [e.prompt for e in get_task("gsm-symbolic", language=lang).originals()]
+                    for lang in ("zho", "jpn", "tha", "kor", "ara", "hin", "rus", "yue", "khm", "mya")}
+    learnt = ("zho", "jpn", "tha", "kor", "ara", "hin", "rus")
+    tok = train_tokenizer([p for lang in learnt for p in problems[lang][:70]], vocab_size=2048)
+    model_dir = make_model_dir(tmp_path / "m", tok, steps=0, **VARIANTS["qlora-groups"])
+    llm = llama_cpp.Llama(str(export_gguf(model_dir, tmp_path / "m.gguf", dtype="f16").path), vocab_only=True,
+                          verbose=False)
+    held_out = [p for lang, ps in problems.items() for p in ps[70:]]
+    merged = 0
+    for text in held_out:
+        ids = tok.encode(text)
+        assert llm.tokenize(text.encode(), add_bos=False, special=False) == ids, text
+        assert llm.detokenize(ids).decode() == text
+        merged += len(ids) < len(text.encode())
+    assert merged > len(held_out) // 2  # the vocabulary holds these scripts' merges, not only bytes
