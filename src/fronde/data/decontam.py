@@ -3,9 +3,9 @@
 A team's own corpus (a code dump from GitHub, a scrape of a maths forum) can hold the very problems its model is
 later scored on, and a score on seen problems measures memory, not skill. As GPT-3, Llama and OLMo did, a document
 that shares a 13-word passage with a test problem (the whole problem when it is shorter, from 8 words) is dropped as
-`contaminated`, naming the test set. Words are fronde.data.words' (runs of letters and digits, lower-cased; a
-character alone in Chinese, Japanese, Thai, ...: 13 characters there), so spacing, punctuation and case do not hide
-a copy. Problems shorter than 8 words ("What is 57 + 96?") are too generic to decide on and are not guarded.
+`contaminated`, naming the test set. Words are split by fronde.data.words (runs of letters and digits,
+lower-cased; a character alone in Chinese, Japanese, Thai, ...: 13 characters there), so spacing, punctuation and
+case do not hide a copy. Problems shorter than 8 words ("What is 57 + 96?") are too generic to decide on and are not guarded.
 
 The test texts come from the caller (fronde.tasks.decontamination_guard turns task specs into them): the data layer
 knows text, not tasks.

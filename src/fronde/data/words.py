@@ -6,7 +6,8 @@ else separates words. Chinese, Japanese, Thai, Lao, Khmer and Myanmar are writte
 there a run of letters is a whole clause or sentence: a Chinese page was a handful of "words", too few for a
 MinHash signature, and was never near-deduplicated (nor could a test problem be found inside a longer passage). In
 those scripts each character is a word of its own, so shingles and passages are character n-grams, as CCNet and
-the Chinese web corpora use. Text in other scripts, and pure ASCII text, splits as before.
+the Chinese web corpora use. ASCII text splits as it did when words were runs of non-separator bytes; elsewhere
+punctuation (« », “ ”, 、 。) now separates words too.
 """
 
 from __future__ import annotations
