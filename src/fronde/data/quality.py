@@ -77,7 +77,8 @@ def web_quality(text: str) -> str | None:
         return f"{symbols / n:.2f} hash or ellipsis symbols per word (Gopher keeps at most 0.1)"
     lowered = [w.lower() for w in words]
     if sum(w in STOP_WORDS for w in lowered) < 2:
-        return "fewer than 2 stop words (the, of, and, le, de, et...): not running prose"
+        return ("fewer than 2 stop words (the, of, and, le, de, et...; quality=web knows English and French only): "
+                "not running prose")
     alphabetic = sum(any(ch.isalpha() for ch in w) for w in words) / n
     if alphabetic < 0.8:
         return f"{alphabetic:.0%} of words with a letter (Gopher keeps 80% or more)"
