@@ -29,6 +29,7 @@ def test_prepare_manifest_and_shards(tmp_path: Path, corpus_maker) -> None:
     corpus = corpus_maker(tmp_path / "corpus")
     (corpus / "dup.txt").write_text((corpus / "note03.txt").read_text())  # exact duplicate
     (corpus / "bin.txt").write_bytes(b"\x00\x01binary")
+    (corpus / "short.txt").write_text("Too short a note to have eight 5-word shingles.\n")
     (corpus / "contact.md").write_text("Reach me at alice@lab-mail.org or +44 20 7946 0958; the demo runs on "
                                        "http://127.0.0.1:8000 (write to noreply@example.org).\n")
     with open(corpus / "records.jsonl", "a") as f:
@@ -42,6 +43,8 @@ def test_prepare_manifest_and_shards(tmp_path: Path, corpus_maker) -> None:
     assert d["dropped"]["duplicate"] == 1 and d["dropped"]["binary"] == 1 and d["dropped"]["broken_record"] == 1
     assert d["in"] == d["train"] + d["val"] + sum(d["dropped"].values())
     assert d["val"] >= 1 and d["train"] >= 20
+    assert dict(summary_rows(m))["near-dedup"].startswith(
+        f"{d['near_dedup_unjudged']} kept documents too short for a MinHash signature")
     assert m["pii"]["replacements"]["email"] == 1 and m["pii"]["replacements"]["phone"] == 1
     assert m["pii"]["total"] == 2 and m["pii"]["kept_shared"] == {"email": 1, "ipv4": 1, "ipv6": 0}
     assert "kept (shared addresses" in dict(summary_rows(m))["PII replaced"]
@@ -66,6 +69,8 @@ def test_prepare_manifest_and_shards(tmp_path: Path, corpus_maker) -> None:
                 assert ids[0] == tok.special.bos and ids[-1] == tok.special.eos
                 texts.append(tok.decode(ids[1:-1]))
     assert len(texts) == d["kept"]
+    short = [t for t in texts if Deduplicator().minhash(t) is None]  # near-dedup could not judge them: said
+    assert d["near_dedup_unjudged"] == len(short) >= 1 and "Too short a note to have eight 5-word shingles.\n" in short
     assert (corpus / "note00.txt").read_text() in texts
     assert ("Reach me at <EMAIL> or <PHONE>; the demo runs on http://127.0.0.1:8000 (write to "
             "noreply@example.org).\n") in texts
@@ -121,6 +126,7 @@ def test_split_is_deterministic_by_hash(tmp_path: Path, corpus_maker) -> None:
                 tmp_path / "b").manifest
     assert (a["documents"]["train"], a["documents"]["val"]) == (b["documents"]["train"], b["documents"]["val"])
     assert a["splits"]["val"]["tokens"] == b["splits"]["val"]["tokens"]
+    assert a["documents"]["near_dedup_unjudged"] is None and "near-dedup" not in dict(summary_rows(a))  # not run
     digest = Document("f", "f", text="x").compute_digest()
     assert split_of(digest, 0.0) == "train" and split_of(digest, 0.999999) == "val"
 

@@ -117,6 +117,9 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("documents", f"{d['in']:,} in = {d['train']:,} train + {d['val']:,} val + "
                       f"{sum(d['dropped'].values()):,} dropped"),
         ("dropped", ", ".join(f"{k} {v:,}" for k, v in d["dropped"].items())),
+        *([("near-dedup", f"{d['near_dedup_unjudged']:,} kept documents too short for a MinHash signature "
+                          "(fewer than 8 distinct shingles), checked for exact copies only")]
+          if d.get("near_dedup_unjudged") else []),
         ("repaired", f"{d['bad_utf8']:,} documents with bytes invalid in their encoding (replaced); "
                      f"{m['cleaning']['control_chars_removed']:,} control chars removed; "
                      f"{m['cleaning']['nfc_normalized']:,} documents NFC-normalised"),

@@ -80,6 +80,7 @@ class Collected:
     languages: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> language identified -> documents
     upsampled: int = 0  # extra copies of train documents written for sources weighted above 1
     mixture: dict[str, int] = field(default_factory=dict)  # source -> bytes of train text written, copies included
+    near_unjudged: int = 0  # kept documents too short for a MinHash signature: exact-deduplicated only
 
     def staged(self, split: str) -> Path:
         return self.workdir / f"docs-{split}.jsonl"
@@ -173,6 +174,7 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
                     c.upsampled += copies - 1
                     c.mixture[src.name] = c.mixture.get(src.name, 0) + doc.n_bytes() * copies
                 c.kept[split] += 1
+                c.near_unjudged += config.near_dedup and item.keys is None
                 c.bytes_kept += doc.n_bytes()
                 sf.kept += 1
                 t["stage"] += time.perf_counter() - t4
@@ -336,7 +338,7 @@ def cache_key(config: DataConfig, sources: list[ResolvedSource], tokenizer_sha: 
 
 
 _SAVED = ("documents_in", "kept", "dropped", "bad_utf8", "pii", "problems", "problems_total", "bytes_kept",
-          "timings", "languages", "upsampled", "mixture")
+          "timings", "languages", "upsampled", "mixture", "near_unjudged")
 
 
 def _collect_or_resume(config: DataConfig, work: Path, sources: list[ResolvedSource], progress: Reporter,
@@ -508,7 +510,8 @@ def _manifest(config: DataConfig, c: Collected, key: str, tok: Tokenizer, traine
         "files": [f.manifest_entry() for f in c.files.values()],
         "documents": {"in": c.documents_in, "kept": kept, "train": c.kept["train"], "val": c.kept["val"],
                       "upsampled": c.upsampled,
-                      "dropped": dict(c.dropped), "bad_utf8": c.bad_utf8, "kept_bytes": c.bytes_kept},
+                      "dropped": dict(c.dropped), "bad_utf8": c.bad_utf8, "kept_bytes": c.bytes_kept,
+                      "near_dedup_unjudged": c.near_unjudged if config.near_dedup else None},
         "cleaning": {"control_chars_removed": c.clean.control_chars, "nfc_normalized": c.clean.nfc_changed},
         "pii": {"placeholders": PLACEHOLDERS, **pii_summary(c.pii)},
         "problems": {"total": c.problems_total, "items": c.problems},
