@@ -336,7 +336,7 @@ def test_two_processes_take_the_same_grpo_steps_as_one(tmp_path, base_dir, dynam
     log the steps 1 process takes. gloo on CPU. With dynamic sampling, the kept groups are exchanged between ranks
     so that each trains on its share of the same batch. Without it, the 2-process run is started with `torchrun
     --max-restarts 1 ... --resume` and a worker is killed outright after step 3: torchrun restarts both, they resume
-    from the step-2 checkpoint (prompt stream, sampling seeds, optimizer) and log the same steps all the same."""
+    from the last checkpoint (prompt stream, sampling seeds, optimizer) and log the same steps all the same."""
     task = tmp_path / "digit.jsonl"  # rewarded when the reply holds a digit: the untrained model does, sometimes
     task.write_text("\n".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": r"(?s).*\d.*",
                                           "verifier": "regex", "split": "test" if i < 5 else "train"})
@@ -365,7 +365,7 @@ def test_two_processes_take_the_same_grpo_steps_as_one(tmp_path, base_dir, dynam
         out = proc.communicate(timeout=300)[0]
         assert proc.returncode == 0, out[-3000:]
         assert out.count("test accuracy after RL") == 1  # only rank 0 speaks
-        assert ("resuming from" in out and "step-000002" in out) if kill else "resuming" not in out, out[-3000:]
+        assert ("resuming from" in out) == kill, out[-3000:]  # (from step 2, or 4 if the kill came late)
         runs[name] = {r["step"]: r for r in read_metrics(metrics)}
     assert runs["one"].keys() == runs["two"].keys()
     for step, one in runs["one"].items():
