@@ -8,7 +8,10 @@ import json
 
 import pytest
 
+from fronde.model.checkpoint import load_config
+from fronde.model.info import model_info
 from fronde.train.distill import DistillRecipe, distill
+from fronde.train.ledger import Ledger
 from fronde.train.metrics import read_metrics
 from tests.train.test_sft import base_dir  # noqa: F401  (a tiny model dir with a real tokenizer)
 
@@ -49,6 +52,10 @@ def test_logit_distillation_from_an_identical_teacher_starts_at_zero(tmp_path, b
     distill(recipe, say=lambda _: None)
     records = read_metrics(tmp_path / "runs" / "l" / "distill" / "metrics.jsonl")
     assert records[0]["distill_loss"] == pytest.approx(0.0, abs=1e-6)  # student == teacher at step 1
+    # each token went through the student's training step and the (identical) teacher's forward, a third of it
+    entry = Ledger.load(tmp_path / "runs" / "l" / "ledger.json").stages[-1]
+    student = model_info(load_config(base_dir), seq_len=64).train_flops_per_token
+    assert entry.flops == pytest.approx(entry.tokens * student * 4 / 3)
     assert records[-1]["distill_loss"] > 0  # the CE term moved the student away from the teacher
     assert "ce_loss" in records[0]
 
@@ -167,7 +174,6 @@ def test_the_distill_stage_pays_for_its_teachers_answers(tmp_path, base_dir):  #
     import re
     import time
 
-    from fronde.train.ledger import Ledger
     from fronde.train.teacher import load_teacher
 
     real = load_teacher(str(base_dir))

@@ -26,6 +26,7 @@ from fronde.data.chat_formats import iter_rows, row_chat
 from fronde.data.errors import DataError
 from fronde.data.pii import scrub_pii
 from fronde.data.tokenizer import Tokenizer
+from fronde.model.info import model_info
 from fronde.tasks import get_task
 from fronde.train import distributed
 from fronde.train.agree import check_shared, together
@@ -242,6 +243,10 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
                 # off-policy, the loss is a mean over the chats' assistant tokens, weighted as SFT's is; a micro-batch
                 # of the student's own samples has other tokens, so with on-policy sampling each counts as a whole
                 stage.token_mean_loss = sec.on_policy_fraction == 0
+                # every step runs the teacher's forward too: counted, or a big teacher's stage shows a tiny MFU
+                seq = recipe.batch.seq_len
+                stage.flops_per_token = (model_info(stage.config, seq_len=seq).train_flops_per_token
+                                         + teacher.forward_flops_per_token(seq))
         stage.provenance.inputs |= distill_inputs(recipe, stage_dir, prompt_pii)
         if isinstance(teacher, EndpointTeacher):  # the model it answered with, found on the server if not named
             stage.provenance.inputs["teacher"]["model"] = teacher.model

@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from fronde.model.hf_adapter import config_from_hf
+from fronde.model.info import model_info
+
 # Nothing is downloaded: huggingface_hub reads this when it is first imported (here, lazily, with transformers),
 # so even a code path that forgets local_files_only cannot reach the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,6 +59,22 @@ class Teacher:
     def vocab(self) -> dict[str, int]:
         """Token string -> id, added tokens included (compare with `distill_loss.vocab_compatible`)."""
         return dict(self.tokenizer.get_vocab())
+
+    def forward_flops_per_token(self, seq_len: int) -> float:
+        """What a token costs the teacher's forward, for the stage's FLOPs and MFU. A DeepseekV3 teacher (a fronde
+        model) as fronde.model.info counts it (a third of training: active parameters, attention); any other as
+        Kaplan et al. do, 2 x its parameters but the input embedding (a tied one counted once, for the output
+        matmul), plus attention over `seq_len`."""
+        cfg = self.model.config
+        if getattr(cfg, "model_type", None) == "deepseek_v3":
+            return model_info(config_from_hf(cfg.to_dict()), seq_len=seq_len).train_flops_per_token / 3
+        embedding = self.model.get_input_embeddings().weight
+        output = self.model.get_output_embeddings()
+        params = sum(p.numel() for p in self.model.parameters()) - embedding.numel()
+        if output is not None and output.weight is embedding:
+            params += embedding.numel()
+        layers, width = getattr(cfg, "num_hidden_layers", 0), getattr(cfg, "hidden_size", 0)
+        return 2.0 * params + 4.0 * layers * width * seq_len
 
     @torch.no_grad()
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
