@@ -106,6 +106,9 @@ def test_a_grpo_step_moves_probability_toward_the_rewarded_completion(base_dir, 
                          torch.device("cpu"))
     assert margin() > before + 0.5
     assert record["reward/correct"] == 0.5 and record["zero_std_groups"] == 0.0
+    # FLOPs, in trained tokens: 2 passes, the old policy's scores (a forward: a third), each generated token a third
+    scored, generated = record["_train_tokens"] / 2, 4 * (len(rollouts.yes) + len(rollouts.no))
+    assert record["_flops_tokens"] == pytest.approx(scored * (2 + 1 / 3) + generated / 3)
 
 
 def test_out_of_memory_retries_the_update_in_smaller_forwards(base_dir, monkeypatch):
@@ -241,6 +244,15 @@ def test_fronde_rl_end_to_end_and_resume(tmp_path, base_dir):
         assert resumed[step] == pytest.approx(uninterrupted[step], abs=1e-5)
     ledger = json.loads((run / "ledger.json").read_text())
     assert [s["stage"] for s in ledger["stages"]] == ["rl"] and ledger["stages"][0]["tokens"] > 0
+    # FLOPs: each trained token (one pass), plus a third of one for the reference's forward over it (beta > 0) and
+    # for each of the 2 x 4 completions' generated tokens
+    from fronde.model.checkpoint import load_config
+    from fronde.model.info import model_info
+
+    generated = sum(r["completion_length"] * 8 for r in read_metrics(run / "rl" / "metrics.jsonl") if "loss" in r)
+    trained = ledger["stages"][0]["tokens"]
+    assert ledger["stages"][0]["flops"] == pytest.approx(
+        model_info(load_config(base_dir), seq_len=6).train_flops_per_token * (trained * 4 / 3 + generated / 3))
     # a task's options reach the task: a misspelt one stops the run, naming it
     res = subprocess.run(FRONDE + ["rl", str(straight), "--set", "run.name=o", "--set",
                                    'rl.tasks=[{name="arithmetic:1", options={colums=1.0}}]'],

@@ -539,6 +539,8 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
                                                dtype=torch.float64, device=dev)).tolist()
     gen_seconds = float(distributed.all_reduce(torch.tensor([gen_seconds], device=dev), "max"))
     comp_len, generated = columns["completion"], int(sampling.pop("generated"))
+    scored = int(columns["length"].sum())  # the tokens each pass trains on
+    forwards = (old is not None) + (ref_lp is not None)  # no-grad passes over them: the old policy's, the reference's
     record: dict[str, Any] = {
         "loss": sums[0] / sec.iterations,
         "reward/total": float(all_rewards.mean()), "reward/total_std": float(all_rewards.std()),
@@ -549,7 +551,8 @@ def rl_step(model: CausalLM, ref: CausalLM | None, opt: Optimizers, rollouts: Ro
         **(tool_metrics(columns) if any(b.names for b in boxes) else {}),
         "entropy": sums[1] / total_tokens, **dict(zip(keys, sums[2:])),
         "tokens_per_s": generated / max(gen_seconds, 1e-9), "generation_seconds": gen_seconds,
-        "_train_tokens": int(columns["length"].sum()) * sec.iterations,
-        "_flops_tokens": int(columns["length"].sum()) * sec.iterations + generated / 3,  # a generated token ~ 1/3
+        "_train_tokens": scored * sec.iterations,
+        # in units of a trained token's FLOPs (6N): a forward, scoring or generating a token, is a third (2N)
+        "_flops_tokens": scored * (sec.iterations + forwards / 3) + generated / 3,
     }
     return record
