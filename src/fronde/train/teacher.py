@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fronde.model.hf_adapter import config_from_hf
+from fronde.model.hf_adapter import MODEL_TYPE, config_from_hf
 from fronde.model.info import model_info
 
 # Nothing is downloaded: huggingface_hub reads this when it is first imported (here, lazily, with transformers),
@@ -66,7 +66,7 @@ class Teacher:
         Kaplan et al. do, 2 x its parameters but the input embedding (a tied one counted once, for the output
         matmul), plus attention over `seq_len`."""
         cfg = self.model.config
-        if getattr(cfg, "model_type", None) == "deepseek_v3":
+        if getattr(cfg, "model_type", None) == MODEL_TYPE:
             return model_info(config_from_hf(cfg.to_dict()), seq_len=seq_len).train_flops_per_token / 3
         embedding = self.model.get_input_embeddings().weight
         output = self.model.get_output_embeddings()
