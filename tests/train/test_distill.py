@@ -170,27 +170,33 @@ def test_sequence_distillation_from_a_teacher_behind_an_openai_compatible_server
 
 def test_the_distill_stage_pays_for_its_teachers_answers(tmp_path, base_dir):  # noqa: F811
     """A teacher takes its time (a bigger model, an endpoint), and the run's devices wait for it, paid for: the
-    ledger's distill entry counts the answers as well as the training."""
+    ledger's distill entry counts the answers as well as the training, in wall time and, for a local teacher, in
+    FLOPs (each prompt and reply token through its forward)."""
     import re
     import time
 
-    from fronde.train.teacher import load_teacher
+    from fronde.train.teacher import Teacher, load_teacher
 
-    real = load_teacher(str(base_dir))
-
-    class Slow:
+    class Slow(Teacher):
         def generate(self, *args, **kwargs):
             time.sleep(3)
-            return real.generate(*args, **kwargs)
+            return super().generate(*args, **kwargs)
 
+    real = load_teacher(str(base_dir))
+    teacher = Slow(real.spec, real.model, real.tokenizer, real.stop_ids)
     recipe = DistillRecipe.model_validate(COMMON | {
         "run": {"name": "p", "out_dir": str(tmp_path / "runs")}, "init": {"model": str(base_dir)},
         "distill": {"teacher": str(base_dir), "prompt_tasks": [{"name": "arithmetic:1", "n": 4}],
                     "max_new_tokens": 4, "batch_size": 4, "filter_with_verifier": False}})
     said: list[str] = []
-    distill(recipe, say=said.append, teacher=Slow())
+    distill(recipe, say=said.append, teacher=teacher)
     line = re.compile(r"4 generated now in (\d+) s \(charged to the distill stage\)")
     seconds = [int(m[1]) for m in map(line.search, said) if m]
     assert len(seconds) == 1 and seconds[0] >= 3, said
     entry = next(s for s in Ledger.load(tmp_path / "runs" / "p" / "ledger.json").stages if s.stage == "distill")
     assert entry.wall_seconds >= 3
+    processed = teacher.processed_tokens  # 4 prompts of ~10 tokens, replies of at most 4
+    assert 4 * 5 < processed <= 4 * 40
+    answers = processed * teacher.forward_flops_per_token(round(processed / 4))
+    student = model_info(load_config(base_dir), seq_len=64).train_flops_per_token
+    assert entry.flops == pytest.approx(entry.tokens * student + answers)

@@ -218,9 +218,10 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
                 teacher = load_teacher(sec.teacher, device=ctx.device)
         prompt_pii: Counter[str] | None = Counter() if recipe.sft.pii else None
         if sec.mode == "sequence":
-            extra = _sequence_data(recipe, teacher, stage_dir, ctx, say, prompt_pii)
+            extra, teacher_flops = _sequence_data(recipe, teacher, stage_dir, ctx, say, prompt_pii)
             with together(ctx, "building the distillation data"):
                 stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, extra=extra)
+            stage.charged_flops = teacher_flops
         else:
             with together(ctx, "reading the student's tokenizer and the chats"):
                 student_tok = Tokenizer.load(init_dir)
@@ -276,8 +277,9 @@ def distill_inputs(recipe: DistillRecipe, stage_dir: Path, prompt_pii: Counter[s
 
 
 def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: DistContext,
-                   say: Callable[[str], None], pii: Counter[str] | None = None):
-    """The teacher's answers as SFT chats. Under torchrun every rank answers its share of what the cache lacks
+                   say: Callable[[str], None], pii: Counter[str] | None = None) -> tuple[list[Conversation], float]:
+    """The teacher's answers as SFT chats, and the FLOPs a local teacher spent on them now (an endpoint's are not
+    this run's devices'). Under torchrun every rank answers its share of what the cache lacks
     (fronde.train.seq_distill), so N GPUs generate N times faster and none waits on a barrier for the others' share."""
     sec = recipe.distill
     with together(ctx, "reading the distillation prompts"):
@@ -293,17 +295,21 @@ def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: Di
 
     use_verifier = sec.filter_with_verifier and bool(verifiers)
     stage_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, counted = time.perf_counter(), getattr(teacher, "processed_tokens", None)
     stats = build_distill_set(teacher, prompts, cache, batch_size=sec.batch_size,
                               max_new_tokens=sec.max_new_tokens, temperature=sec.temperature,
                               samples_per_prompt=sec.samples_per_prompt,
                               verifier=(lambda t, it: verify(t, it) if it.id in verifiers else 1.0)
                               if use_verifier else None, min_reward=sec.min_reward, seed=recipe.run.seed,
                               shard=(ctx.rank, ctx.world_size), ready=distributed.barrier)
+    processed = teacher.processed_tokens - counted if counted is not None else 0
+    every_processed = gather_objects(processed, ctx)
     every = gather_objects(stats, ctx)  # also waits for every rank's share
+    generated, processed = sum(s.generated for s in every), sum(every_processed)
+    # a token's forward at the answers' mean length (prompt and reply) as the attention context
+    flops = processed * teacher.forward_flops_per_token(round(processed / generated)) if processed else 0.0
     if ctx.is_main:
         kept = export_sft(cache, sft_file)
-        generated = sum(s.generated for s in every)
         rows = stats.resumed_from + generated  # the ranks wrote disjoint rows: no second read of the cache
         say(f"teacher samples: {generated} generated now"
             f"{f' on {ctx.world_size} processes' if ctx.enabled else ''} in {time.perf_counter() - t0:,.0f} s "
@@ -315,4 +321,4 @@ def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: Di
     if not convs:  # on every rank: one raising alone would leave the others waiting
         raise RecipeError("distill: the verifier rejected every teacher answer; lower distill.min_reward, "
                           "set distill.filter_with_verifier=false, or give easier prompts")
-    return convs
+    return convs, flops

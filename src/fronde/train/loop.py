@@ -92,6 +92,7 @@ class Stage:
     provenance: Provenance = field(default_factory=Provenance)  # what fronde.json says the model is made from
     charged_from: float | None = None  # time.perf_counter() when the stage's work began (loading a teacher,
     # its answers, packing chats): the ledger pays from there; None: from the start of run_stage
+    charged_flops: float = 0.0  # work done before the first step (a local teacher's answers), charged once
 
 
 @dataclass
@@ -251,6 +252,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
     rows = slice(ctx.rank * micro, (ctx.rank + 1) * micro)
     ledger = Ledger.load(run_dir / "ledger.json")
     cost = open_stage(ledger, stage.name, ctx.device, ctx.world_size, recipe.cost, say)
+    cost.flops += stage.charged_flops
     for note in (precision_note(recipe, ctx.device), distributed.idle_gpus_note(ctx, stage.name)):
         if note:
             say(note)

@@ -51,6 +51,7 @@ class Teacher:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     stop_ids: list[int] = field(default_factory=list)  # eos and the chat template's end-of-turn token
+    processed_tokens: int = 0  # prompt and generated tokens `generate` went through (padding aside): its FLOPs
 
     @property
     def device(self) -> torch.device:
@@ -112,8 +113,9 @@ class Teacher:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             out = self.model.generate(**enc, generation_config=config)
-        new = out[:, enc["input_ids"].shape[1]:].tolist()
-        return [tok.decode(_until_stop(row, self.stop_ids), skip_special_tokens=True) for row in new]
+        replies = [_until_stop(row, self.stop_ids) for row in out[:, enc["input_ids"].shape[1]:].tolist()]
+        self.processed_tokens += int(enc["attention_mask"].sum()) + sum(len(r) for r in replies)
+        return [tok.decode(r, skip_special_tokens=True) for r in replies]
 
 
 def _until_stop(ids: list[int], stop_ids: list[int]) -> list[int]:
