@@ -302,10 +302,9 @@ def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: Di
                               verifier=(lambda t, it: verify(t, it) if it.id in verifiers else 1.0)
                               if use_verifier else None, min_reward=sec.min_reward, seed=recipe.run.seed,
                               shard=(ctx.rank, ctx.world_size), ready=distributed.barrier)
-    processed = teacher.processed_tokens - counted if counted is not None else 0
-    every_processed = gather_objects(processed, ctx)
-    every = gather_objects(stats, ctx)  # also waits for every rank's share
-    generated, processed = sum(s.generated for s in every), sum(every_processed)
+    mine = teacher.processed_tokens - counted if counted is not None else 0
+    every = gather_objects((stats, mine), ctx)  # also waits for every rank's share
+    generated, processed = sum(s.generated for s, _ in every), sum(n for _, n in every)
     # a token's forward at the answers' mean length (prompt and reply) as the attention context
     flops = processed * teacher.forward_flops_per_token(round(processed / generated)) if processed else 0.0
     if ctx.is_main:
@@ -315,7 +314,7 @@ def _sequence_data(recipe: DistillRecipe, teacher: Any, stage_dir: Path, ctx: Di
             f"{f' on {ctx.world_size} processes' if ctx.enabled else ''} in {time.perf_counter() - t0:,.0f} s "
             f"(charged to the distill stage), {stats.resumed_from} reused from the "
             f"cache, {kept} kept, {rows - kept} rejected by the verifier, "
-            f"{sum(s.skipped_corrupt_lines for s in every)} torn lines dropped ({cache})")
+            f"{sum(s.skipped_corrupt_lines for s, _ in every)} torn lines dropped ({cache})")
     distributed.barrier()
     convs = read_chat_file(sft_file)
     if not convs:  # on every rank: one raising alone would leave the others waiting
