@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.pipeline import prepare
 from fronde.data.quality import web_quality
@@ -57,3 +59,14 @@ def test_only_sources_that_ask_are_filtered(tmp_path: Path):
     assert item["location"].startswith(str(web / "menu.txt")) and "bullet" in item["reason"]
     assert m["config"]["sources"][0]["quality"] == "web"
     assert [s["quality"] for s in m["sources"]] == ["web", "off"]  # what model cards report per source
+
+
+def test_quality_web_on_a_source_in_another_language_is_refused_before_reading():
+    """Its stop-word rule knows English and French: on a Thai-only source it would drop every document, found at the
+    end of the documents pass. A mixed source (tha,eng) or one whose languages are recorded (*) is allowed."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="quality=web knows the stop words of eng and fra only.*lang=tha"):
+        SourceConfig(path="scrape/", quality="web", lang="tha")
+    assert SourceConfig(path="scrape/", quality="web", lang="tha,eng").lang == ["tha", "eng"]
+    assert SourceConfig(path="scrape/", quality="web", lang="*").quality == "web"

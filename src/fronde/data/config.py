@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fronde.data.errors import DataError, validation_message
 
@@ -85,6 +85,18 @@ class SourceConfig(BaseModel):
                                  f"codes (three letters: fra for French, eng, deu, spa...), or * alone to keep every "
                                  f"language and record which; codes: {', '.join(known)}")
         return value
+
+    @model_validator(mode="after")
+    def _quality_knows_the_language(self) -> "SourceConfig":
+        """quality=web on a source kept to languages whose stop words it does not know would drop every document,
+        found only at the end of the documents pass: said now."""
+        from fronde.data.quality import LANGUAGES
+
+        if self.quality == "web" and self.lang and self.lang != ["*"] and not set(self.lang) & set(LANGUAGES):
+            raise ValueError(f"quality=web knows the stop words of {' and '.join(LANGUAGES)} only, and would drop "
+                             f"every document of a source kept to lang={','.join(self.lang)}; leave quality off for "
+                             "it")
+        return self
 
     @classmethod
     def parse_spec(cls, spec: str) -> "SourceConfig":

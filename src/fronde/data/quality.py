@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+LANGUAGES = ("eng", "fra")  # whose stop words the rules know
 STOP_WORDS = frozenset(
     "the be to of and that have with"  # Gopher's eight
     " le la les de des du et un une est que qui dans pour pas sur au".split()  # French
