@@ -174,7 +174,8 @@ def collect_documents(config: DataConfig, workdir: str | Path, sources: list[Res
                     c.upsampled += copies - 1
                     c.mixture[src.name] = c.mixture.get(src.name, 0) + doc.n_bytes() * copies
                 c.kept[split] += 1
-                c.near_unjudged += config.near_dedup and item.keys is None
+                if config.near_dedup and item.keys is None:  # too short for a signature: exact dedup only
+                    c.near_unjudged += 1
                 c.bytes_kept += doc.n_bytes()
                 sf.kept += 1
                 t["stage"] += time.perf_counter() - t4
