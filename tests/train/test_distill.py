@@ -77,6 +77,12 @@ def test_on_policy_distillation_samples_from_the_student(tmp_path, base_dir):  #
     records = read_metrics(tmp_path / "runs" / "o" / "distill" / "metrics.jsonl")
     assert all(r["on_policy"] == 1.0 for r in records)
     assert records[0]["distill_loss"] == pytest.approx(0.0, abs=1e-6)
+    # the ledger pays for sampling the student's answers (a forward per token) on top of training and grading
+    entry = Ledger.load(tmp_path / "runs" / "o" / "ledger.json").stages[-1]
+    student = model_info(load_config(base_dir), seq_len=64).train_flops_per_token
+    sampled = sum(r["sampled_tokens"] for r in records)  # one micro-batch a step
+    assert sampled > 0
+    assert entry.flops == pytest.approx(entry.tokens * student * 4 / 3 + sampled * student / 3)
     with pytest.raises(Exception, match="needs a sampler"):
         distill(recipe.model_copy(update={"run": recipe.run.model_copy(update={"name": "o2"})}), say=lambda _: None)
 

@@ -26,6 +26,7 @@ from fronde.data.chat_formats import iter_rows, row_chat
 from fronde.data.errors import DataError
 from fronde.data.pii import scrub_pii
 from fronde.data.tokenizer import Tokenizer
+from fronde.model.checkpoint import load_config
 from fronde.model.info import model_info
 from fronde.tasks import get_task
 from fronde.train import distributed
@@ -133,8 +134,10 @@ class OnPolicy:
     """GKD's on-policy half: the student answers the training prompts itself and the teacher grades every token."""
 
     def __init__(self, tok: Tokenizer, convs: list[Conversation], rollouts: Rollouts, sec: DistillSection,
-                 seq_len: int) -> None:
+                 seq_len: int, flops_per_token: float) -> None:
+        """`flops_per_token`: the student's forward, what sampling one token costs (as GRPO counts it)."""
         self.tok, self.rollouts, self.sec, self.seq_len = tok, rollouts, sec, seq_len
+        self.flops_per_token = flops_per_token
         self.prompts = []
         for c in convs:
             last = max(i for i, m in enumerate(c.messages) if m["role"] == "assistant")
@@ -144,9 +147,10 @@ class OnPolicy:
         if not self.prompts:
             raise RecipeError(f"distill.on_policy_fraction: no training prompt is shorter than batch.seq_len={seq_len}")
 
-    def batch(self, model: nn.Module, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, mask): n prompts with the student's completions; mask marks positions predicting them. The
-        draws come from the global torch RNG, which checkpoints carry, so a resumed run samples the same."""
+    def batch(self, model: nn.Module, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(inputs, mask, tokens sampled): n prompts with the student's completions; mask marks positions
+        predicting them. The draws come from the global torch RNG, which checkpoints carry, so a resumed run samples
+        the same."""
         picks = torch.randint(len(self.prompts), (n,)).tolist()
         seed = int(torch.randint(2**31 - 1, ()))
         prompts = [self.prompts[i] for i in picks]
@@ -160,7 +164,7 @@ class OnPolicy:
         for i, (p, s) in enumerate(zip(prompts, seqs)):
             x[i, : len(s)] = torch.tensor(s)
             mask[i, len(p) - 1 : len(s) - 1] = True
-        return x.to(device), mask.to(device)
+        return x.to(device), mask.to(device), sum(len(g[0].ids) for g in groups)
 
 
 def _unwrap(forward: nn.Module) -> nn.Module:
@@ -173,8 +177,9 @@ def logit_loss(teacher: Any, sec: DistillSection, on_policy: OnPolicy | None = N
                ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], StepLoss]:
     def fn(forward: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepLoss:
         sampled = on_policy is not None and float(torch.rand(())) < sec.on_policy_fraction
+        generated = 0
         if sampled:
-            x, mask = on_policy.batch(_unwrap(forward), x.shape[0], x.device)
+            x, mask, generated = on_policy.batch(_unwrap(forward), x.shape[0], x.device)
         else:
             mask = y != -100
         out = forward(x)  # logits only
@@ -183,12 +188,14 @@ def logit_loss(teacher: Any, sec: DistillSection, on_policy: OnPolicy | None = N
         kd = distill_loss(out.logits, t_logits[..., : out.logits.shape[-1]], mask, sec.kind, sec.beta,
                           sec.loss_temperature)
         total, logs = kd, {"distill_loss": kd.detach().float(), "on_policy": torch.tensor(float(sampled))}
+        if on_policy is not None:
+            logs["sampled_tokens"] = torch.tensor(float(generated))
         if sec.ce_weight and not sampled:  # the student's own samples have no reference tokens
             ce = torch.nn.functional.cross_entropy(out.logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100)
             total = total + sec.ce_weight * ce
             logs["ce_loss"] = ce.detach().float()
         logs["loss"] = total.detach().float()
-        return StepLoss(total, logs)
+        return StepLoss(total, logs, generated * on_policy.flops_per_token if generated else 0.0)
 
     return fn
 
@@ -235,17 +242,20 @@ def distill(recipe: DistillRecipe, resume: bool = False, say: Callable[[str], No
                     raise RecipeError("on-policy distillation samples with the whole model: use "
                                       "distributed.strategy=ddp")
 
+                seq = recipe.batch.seq_len
+
                 def make_loss(train: list[Conversation]) -> Any:
-                    on_policy = OnPolicy(student_tok, train, rollouts, sec, recipe.batch.seq_len) \
+                    sampling = model_info(load_config(init_dir), seq_len=seq).train_flops_per_token / 3
+                    on_policy = OnPolicy(student_tok, train, rollouts, sec, seq, sampling) \
                         if sec.on_policy_fraction > 0 else None
                     return logit_loss(teacher, sec, on_policy)
 
                 stage = chat_stage(STAGE, recipe, init_dir, ctx.world_size, say, loss=make_loss)
+                stage.step_flops = sec.on_policy_fraction > 0  # the student's own answers: sampled, and paid for
                 # off-policy, the loss is a mean over the chats' assistant tokens, weighted as SFT's is; a micro-batch
                 # of the student's own samples has other tokens, so with on-policy sampling each counts as a whole
                 stage.token_mean_loss = sec.on_policy_fraction == 0
                 # every step runs the teacher's forward too: counted, or a big teacher's stage shows a tiny MFU
-                seq = recipe.batch.seq_len
                 stage.flops_per_token = (model_info(stage.config, seq_len=seq).train_flops_per_token
                                          + teacher.forward_flops_per_token(seq))
         stage.provenance.inputs |= distill_inputs(recipe, stage_dir, prompt_pii)

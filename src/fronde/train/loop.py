@@ -70,6 +70,7 @@ class BatchSource(Protocol):
 class StepLoss:
     total: torch.Tensor  # what backward sees
     logs: dict[str, torch.Tensor]  # detached scalars, averaged over micro-steps and ranks into metrics.jsonl
+    flops: float = 0.0  # this rank's work beyond the per-token count (sampling the student's own answers)
 
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], StepLoss]
@@ -93,6 +94,7 @@ class Stage:
     charged_from: float | None = None  # time.perf_counter() when the stage's work began (loading a teacher,
     # its answers, packing chats): the ledger pays from there; None: from the start of run_stage
     charged_flops: float = 0.0  # work done before the first step (a local teacher's answers), charged once
+    step_flops: bool = False  # the loss reports StepLoss.flops: summed over the ranks after every step
 
 
 @dataclass
@@ -318,6 +320,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
         accumulated, loss terms summed. Returns the sums and the number of forwards they add up."""
         parts = [p for x, y in batches for p in zip(x.chunk(split), y.chunk(split))]
         weights = token_weights([y for _, y in parts], ctx) if token_mean else [None] * len(parts)
+        nonlocal extra_flops
         sums: dict[str, torch.Tensor] = {}
         for m, ((x, y), weight) in enumerate(zip(parts, weights)):
             x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
@@ -326,6 +329,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             with sync, autocast(recipe, ctx.device):
                 step_loss = loss_fn(forward, x, y)
             total, logs = step_loss.total, step_loss.logs
+            extra_flops += step_loss.flops  # done, even by a try the GPU's memory cut short
             if weight is not None:
                 total, logs = total * weight, {k: v * weight for k, v in logs.items()}
             (total / len(parts)).backward()
@@ -341,6 +345,7 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             step, t0 = done, time.perf_counter()
             opt.set_lr(plan.lr(step, recipe.optim.min_lr_ratio))
             batches = [tuple(t[rows] for t in loader.next_batch()) for _ in range(accum)]
+            extra_flops = 0.0
             # once, unless the GPU runs out of memory: then the same rows in smaller forwards (fronde.train.oom)
             sums, parts = split.run(lambda: accumulate(batches, split.parts), step, recipe.batch.seq_len, ctx.device,
                                     opt.zero_grad, say)
@@ -357,6 +362,9 @@ def _run_stage(recipe: StageRecipe, stage: Stage, ctx: DistContext, resume: bool
             dt = time.perf_counter() - t0  # the step itself: what tokens/s and MFU report
             cost.tokens += tokens_per_step
             cost.flops += flops_per_token * tokens_per_step
+            if stage.step_flops:
+                cost.flops += float(distributed.all_reduce(torch.tensor([extra_flops], dtype=torch.float64,
+                                                                        device=ctx.device)))
             done = step + 1
             if done == start_step + 1:  # the optimizer's state exists now: room for what the run keeps?
                 room = check_room(ckpt_root, recipe.checkpoint.keep_last,
