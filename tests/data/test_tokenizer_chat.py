@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,29 @@ def test_saved_dir_loads_in_transformers(small_tokenizer: tuple[Tokenizer, Path]
     assert hf.decode(tok.encode(text)) == text
     assert len(hf) == tok.vocab_size
     assert Tokenizer.load(d).sha256 == tok.sha256
+
+
+def test_text_typed_decomposed_gets_the_ids_of_the_composed_text_it_trained_on(
+        small_tokenizer: tuple[Tokenizer, Path]) -> None:
+    """e + a combining accent (macOS file names, some Vietnamese keyboards, PDFs) -> the ids of the NFC text the
+    corpus was cleaned into, in fronde, in transformers (the normaliser is in tokenizer.json) and in a chat."""
+    tok, d = small_tokenizer
+    composed = "Émile Littré écrivit « café » ; Tiếng Việt có dấu."
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert decomposed != composed
+    assert tok.encode(decomposed) == tok.encode(composed)
+    assert tok.decode(tok.encode(decomposed)) == composed
+    assert AutoTokenizer.from_pretrained(d).encode(decomposed, add_special_tokens=False) == tok.encode(composed)
+
+    def chat(text: str) -> list[int]:
+        return render_chat(tok, [{"role": "user", "content": text}], add_generation_prompt=True)[0]
+
+    assert chat(decomposed) == chat(composed)
+    # the data pipeline's copy skips the normaliser, for text its cleaning already put in NFC: same ids there
+    plain = tok.for_clean_text()
+    assert plain.hf.normalizer is None and tok.hf.normalizer is not None
+    assert plain.encode(composed) == tok.encode(composed) and plain.encode(decomposed) != tok.encode(composed)
+    assert plain.for_clean_text() is plain
 
 
 @pytest.mark.parametrize("i", range(len(CHATS)))

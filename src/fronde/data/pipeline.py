@@ -281,6 +281,7 @@ def tokenise_split(tok: Tokenizer, staged: Path, writer: ShardWriter, n_docs: in
     """Encode a staged split in parallel batches and write its shards (after those a resumed writer already holds).
     Returns (text bytes, text tokens excluding bos/eos) for the compression figure."""
     bos, eos = tok.special.bos, tok.special.eos
+    plain = tok.for_clean_text()  # documents were put in NFC when cleaned: the same ids, sooner (chats' tools were not)
     progress.start(f"tokenise {writer.split}", total=n_docs)
     progress.advance(writer.documents)
     batch: list[dict[str, Any]] = []
@@ -289,7 +290,7 @@ def tokenise_split(tok: Tokenizer, staged: Path, writer: ShardWriter, n_docs: in
     def flush() -> None:
         t0 = time.perf_counter()
         texts = [r["text"] for r in batch if "text" in r]
-        encoded = iter(tok.encode_batch(texts)) if texts else iter(())
+        encoded = iter(plain.encode_batch(texts)) if texts else iter(())
         arrays = []
         for r in batch:
             if "text" in r:
