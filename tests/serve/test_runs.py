@@ -185,7 +185,8 @@ def test_cli_refuses_a_single_run_dir_and_wires_serve_runs(runs_dir, monkeypatch
     res = CliRunner().invoke(cli, ["dashboard", str(runs_dir / "missing")])
     assert res.exit_code == 2 and "no such runs directory" in res.output
     started = {}
-    monkeypatch.setattr("uvicorn.run", lambda app, **kw: started.update(app=app, **kw))
+    monkeypatch.setattr("fronde.serve.listen.run_server",
+                        lambda app, host, port, tls: started.update(app=app, host=host, port=port, tls=tls))
     res = CliRunner().invoke(cli, ["serve", str(runs_dir / "demo" / "pretrain" / "model"), "--runs", str(runs_dir),
                                    "--against", str(runs_dir.parent / "reference"), "--port", "8123"])
     assert res.exit_code == 0, res.output

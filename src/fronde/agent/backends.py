@@ -23,6 +23,7 @@ from fronde.infer.loading import LOAD_ERRORS, load_for_inference
 from fronde.infer.sampling import SamplingParams
 from fronde.serve.tools import TurnStream
 from fronde.tools.calls import parse_calls
+from fronde.train.tls_hint import tls_hint
 
 if TYPE_CHECKING:
     from fronde.agent.loop import AgentEvent
@@ -127,6 +128,8 @@ class EndpointBackend:
         try:
             self.name = model or self.client.models.list().data[0].id
         except openai.APIConnectionError as e:  # nothing answers there: --model would not help
+            if (hint := tls_hint(e, base_url)) is not None:
+                raise AgentError(hint) from None
             raise AgentError(f"{base_url}: no server answers there ({e}); start one (fronde serve MODEL_DIR) or "
                              "check the URL") from None
         except (*self._errors, IndexError) as e:

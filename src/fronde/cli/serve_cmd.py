@@ -11,6 +11,7 @@ from rich.console import Console
 
 from fronde.cli.errors import print_error
 from fronde.cli.local_model import METHOD_HELP, Method, speculation
+from fronde.serve.tls import TLS, TLSError
 
 console = Console()
 
@@ -24,6 +25,29 @@ def read_keys(api_key: list[str], api_key_file: Path | None) -> tuple[str, ...]:
             raise typer.Exit(2)
         keys += [line.strip() for line in api_key_file.read_text().splitlines() if line.strip()]
     return tuple(keys)
+
+
+# HTTPS, vLLM's option names; shared with `fronde dashboard`
+SSL_CERTFILE = typer.Option(None, "--ssl-certfile", help="serve HTTPS with this PEM certificate (chain); clients "
+                            "trust a private CA's through SSL_CERT_FILE=CA.pem")
+SSL_KEYFILE = typer.Option(None, "--ssl-keyfile", help="its PEM private key (default: in --ssl-certfile)")
+SSL_KEYFILE_PASSWORD = typer.Option(None, "--ssl-keyfile-password", envvar="FRONDE_SSL_KEYFILE_PASSWORD",
+                                    show_envvar=True, help="pass phrase of an encrypted key (the variable keeps "
+                                    "it out of ps)")
+SSL_CA_CERTS = typer.Option(None, "--ssl-ca-certs", help="CA certificates that sign clients' certificates (with "
+                            "--ssl-cert-reqs)")
+SSL_CERT_REQS = typer.Option(0, "--ssl-cert-reqs", help="clients' certificates: 0 not asked, 1 checked when sent, "
+                             "2 required (mutual TLS)")
+
+
+def read_tls(certfile: Path | None, keyfile: Path | None, password: str | None, ca_certs: Path | None,
+             cert_reqs: int) -> TLS | None:
+    """The HTTPS settings, checked before anything loads, or exit 2 naming the option or file at fault."""
+    try:
+        return TLS.from_options(certfile, keyfile, password, ca_certs, cert_reqs)
+    except TLSError as e:
+        print_error(console, e)
+        raise typer.Exit(2) from None
 
 
 def load_runs(runs: Path, against: list[Path], reference: Path | None):
@@ -46,11 +70,16 @@ def _has_no_mtp(model_dir: Path) -> bool:
         return False  # a missing or broken config.json: loading says what is wrong with it
 
 
-def announce(host: str, port: int, keys: tuple[str, ...]) -> None:
-    if not keys and host not in ("127.0.0.1", "localhost", "::1"):
-        console.print("[yellow]warning:[/yellow] serving beyond this machine without --api-key")
+def announce(host: str, port: int, keys: tuple[str, ...], https: bool = False) -> None:
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        if not keys:
+            console.print("[yellow]warning:[/yellow] serving beyond this machine without --api-key")
+        if not https:
+            console.print("[yellow]warning:[/yellow] serving beyond this machine over plain HTTP: keys, prompts "
+                          "and replies cross the network unencrypted (--ssl-certfile/--ssl-keyfile, "
+                          "docs/serving.md)")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
-    console.print(f"web UI: http://{shown}:{port}/", highlight=False)
+    console.print(f"web UI: {'https' if https else 'http'}://{shown}:{port}/", highlight=False)
 
 
 def serve_command(
@@ -85,17 +114,22 @@ def serve_command(
                                        "scoreboard (files or dirs, repeatable), e.g. smollm2-135m-instruct (shipped)"),
     reference: Path | None = typer.Option(None, "--reference", help="TOML/JSON with reference models' params and "
                                           "training cost (see docs/evaluation.md)"),
+    ssl_certfile: Path | None = SSL_CERTFILE,
+    ssl_keyfile: Path | None = SSL_KEYFILE,
+    ssl_keyfile_password: str | None = SSL_KEYFILE_PASSWORD,
+    ssl_ca_certs: Path | None = SSL_CA_CERTS,
+    ssl_cert_reqs: int = SSL_CERT_REQS,
 ) -> None:
     """Serve MODEL_DIR with OpenAI's API (/v1/models, /v1/completions, /v1/chat/completions, /health, /metrics)
     and the web UI at / (chat playground; the runs dashboard too with --runs)."""
-    import uvicorn
-
     from fronde.serve.app import ServerConfig, create_app
+    from fronde.serve.listen import run_server
 
     if not model_dir.is_dir():
         print_error(console, f"{model_dir}: no such model directory")
         raise typer.Exit(2)
     keys = read_keys(api_key, api_key_file)
+    tls = read_tls(ssl_certfile, ssl_keyfile, ssl_keyfile_password, ssl_ca_certs, ssl_cert_reqs)
     k, method = speculation(speculative_tokens, speculative_method.value)
     if method == "mtp" and k and _has_no_mtp(model_dir):
         print_error(console, f"{model_dir}: --speculative-method mtp needs a model with an MTP layer "
@@ -107,5 +141,5 @@ def serve_command(
                        speculative_tokens=k, speculative_method=method, max_queue=max_queue,
                        max_body_bytes=max_body_bytes, audit_log=audit_log, log_content=log_content,
                        runs=load_runs(runs, against, reference) if runs is not None else None)
-    announce(host, port, keys)
-    uvicorn.run(create_app(cfg), host=host, port=port, log_level="info")
+    announce(host, port, keys, https=tls is not None)
+    run_server(create_app(cfg), host, port, tls)

@@ -16,6 +16,7 @@ from typing import Any
 from fronde.eval.errors import EvalError
 from fronde.eval.models import ModelDescription, Speed
 from fronde.eval.replies import openai_reply
+from fronde.train.tls_hint import tls_hint
 
 NO_ECHO = ("does not return the prompt's token logprobs (/v1/completions with echo=true and logprobs); multiple "
            "choice and bits-per-byte need them. Evaluate the model locally (a model dir or .gguf), or serve it with "
@@ -59,6 +60,8 @@ class EndpointModel:
             raise EvalError(f"{self.url}: model {self.model!r} not found ({_message(e)}); GET {self.url}/models "
                             "lists what the server serves") from None
         except o.APIConnectionError as e:
+            if (hint := tls_hint(e, self.url)) is not None:
+                raise EvalError(hint) from None
             raise EvalError(f"cannot reach {self.url} ({e}); is the server running?") from None
         except o.APIStatusError as e:
             raise EvalError(f"{self.url}: HTTP {e.status_code}: {_message(e)}") from None

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fronde.train.teacher import TeacherError
+from fronde.train.tls_hint import tls_hint
 
 
 def is_endpoint(spec: str) -> bool:
@@ -39,6 +40,8 @@ class EndpointTeacher:
         try:
             return fn(*args, **kwargs)
         except openai.APIConnectionError as e:
+            if (hint := tls_hint(e, self.spec)) is not None:
+                raise TeacherError(f"distill.teacher={hint}") from None
             raise TeacherError(f"distill.teacher={self.spec}: cannot reach the server ({e}); start it, or fix the "
                                "URL (it ends in /v1)") from None
         except openai.APIStatusError as e:
