@@ -36,3 +36,35 @@ def test_a_full_disk_is_one_line_with_the_space_left_and_what_to_do(monkeypatch,
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith(f"error: {tmp_path / 'data' / 'not-yet'}: No space left on device (")
     assert " MB free now). Free space there" in err and "--resume" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("folder", ["notes [draft]", "[/x]", "runs [model]"])
+def test_brackets_in_a_path_are_printed_as_they_are(tmp_path, folder):
+    """rich took `[draft]` for markup and dropped it, and `[/x]` crashed the error line with a MarkupError."""
+    from typer.testing import CliRunner
+
+    recipe = tmp_path / folder / "recipe.toml"
+    res = CliRunner().invoke(cli.app, ["pretrain", str(recipe)], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"error: recipe '{recipe}' is neither a file nor a shipped recipe" in res.output
+
+
+def test_a_stages_lines_are_text_and_a_speedrun_heading_keeps_its_style():
+    import io
+
+    from rich.console import Console
+
+    from fronde.cli.errors import say_to
+    from fronde.speedrun import heading
+
+    out = io.StringIO()
+    say = say_to(Console(file=out, width=200))
+    say("continuing the pretraining of runs/a [v2]/model (its architecture and tokenizer; [model] is not used)")
+    say("dropped notes/[/x].md")
+    say(heading("pretrain", "recipe tiny-cpu from runs/[b]/model"))
+    assert out.getvalue().splitlines() == [
+        "continuing the pretraining of runs/a [v2]/model (its architecture and tokenizer; [model] is not used)",
+        "dropped notes/[/x].md", "pretrain: recipe tiny-cpu from runs/[b]/model"]
+    styled = io.StringIO()
+    say_to(Console(file=styled, force_terminal=True, width=200))(heading("sft", "recipe sft-tiny-cpu"))
+    assert "\x1b[1msft\x1b[0m: recipe sft-tiny-cpu" in styled.getvalue()

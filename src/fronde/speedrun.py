@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError, model_validator
+from rich.text import Text
 
 from fronde.data.errors import validation_message
 from fronde.data.io import atomic_write_json
@@ -193,7 +194,12 @@ class StageOutcome:
     skipped: bool
 
 
-def train_stages(sr: SpeedrunRecipe, say: Callable[[str], None], progress: Any
+def heading(stage: str, line: str) -> Text:
+    """A stage's first line, its name in bold; the rest is text, never markup (paths may hold brackets)."""
+    return Text.assemble((stage, "bold"), f": {line}")
+
+
+def train_stages(sr: SpeedrunRecipe, say: Callable[[str | Text], None], progress: Any
                  ) -> tuple[list[StageOutcome], bool]:
     """Run (or skip) each training stage in order. Returns the outcomes and whether every stage finished."""
     outcomes: list[StageOutcome] = []
@@ -203,11 +209,11 @@ def train_stages(sr: SpeedrunRecipe, say: Callable[[str], None], progress: Any
         t0 = time.perf_counter()
         done = finished_model(recipe, stage)
         if done is not None:
-            say(f"[bold]{stage}[/bold]: done already ({done}), skipped")
+            say(heading(stage, f"done already ({done}), skipped"))
             outcomes.append(StageOutcome(stage, done, 0.0, True))
             parent = done
             continue
-        say(f"[bold]{stage}[/bold]: recipe {step.recipe}" + (f" from {parent}" if parent else ""))
+        say(heading(stage, f"recipe {step.recipe}" + (f" from {parent}" if parent else "")))
         result = run_stage(stage, recipe, say, progress)
         outcomes.append(StageOutcome(stage, result.model_dir, time.perf_counter() - t0, False))
         if result.model_dir is None:  # stopped by a signal: the checkpoint is saved, the same command resumes
@@ -224,7 +230,7 @@ def eval_plan_digest(sr: SpeedrunRecipe, model_dir: Path) -> str:
     return json.dumps(payload, sort_keys=True)
 
 
-def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[str], None], reporter: Any,
+def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[str | Text], None], reporter: Any,
              ctx: DistContext | None = None) -> list[dict[str, Any]] | None:
     """`fronde eval` on the final model, into runs/<name>/eval; None when the same plan already ran on it. Under
     torchrun (`ctx`) every process evaluates its share and rank 0 writes."""
@@ -237,7 +243,7 @@ def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[st
     stamp = sr.run_dir / "eval" / EVAL_STAMP
     digest = eval_plan_digest(sr, model_dir)
     if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")).get("plan") == digest:
-        say(f"[bold]eval[/bold]: done already ({stamp.parent}), skipped")
+        say(heading("eval", f"done already ({stamp.parent}), skipped"))
         return None
     ev = sr.eval
     data_dir = sr.run_dir / "data"
@@ -247,13 +253,13 @@ def evaluate(sr: SpeedrunRecipe, model_dir: Path, device: str, say: Callable[[st
     plan.check()
     started = time.perf_counter()
     model = load_eval_model(str(model_dir), device=device, batch_size=ev.batch_size)
-    say(f"[bold]eval[/bold]: {model.name} on {', '.join(plan.tasks + [str(p) for p in plan.bpb_sources])}")
+    say(heading("eval", f"{model.name} on {', '.join(plan.tasks + [str(p) for p in plan.bpb_sources])}"))
     results = run_plan(model, plan, sr.run_dir / "eval", reporter, ctx=ctx)
     if ev.tools:
         with_tools = EvalPlan(tasks=list(ev.tasks), generation=GenerationSettings(
             n=ev.n, max_new_tokens=ev.max_new_tokens, system=ev.system, tools=list(ev.tools),
             max_turns=ev.max_turns), gsm_originals=ev.gsm_originals)
-        say(f"[bold]eval[/bold]: again with {', '.join(ev.tools)}")
+        say(heading("eval", f"again with {', '.join(ev.tools)}"))
         results += run_plan(model, with_tools, sr.run_dir / "eval", reporter, ctx=ctx)
     if writes(ctx):
         # the evaluation's wall time on the run's devices, priced as the training before it: the report's total

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fronde.agent import AgentEvent, open_backend, run_agent
 from fronde.cli.errors import print_error
@@ -38,7 +39,7 @@ class Transcript:
         elif ev.kind == "content":
             console.print(ev.text, end="", markup=False, highlight=False)
         elif ev.kind == "tool_call":
-            console.print(f"\n[yellow]→ {ev.name}[/yellow]", end="")
+            console.print(f"\n[yellow]→ {escape(ev.name)}[/yellow]", end="")  # a name the model wrote
             console.print(f"({ev.text})", markup=False, highlight=False)
         elif ev.kind == "tool_result":
             console.print("[cyan]←[/cyan] " if ev.ok else "[red]←[/red] ", end="")
@@ -77,7 +78,8 @@ def agent_command(
                                    temperature=temperature, top_p=top_p, seed=seed,
                                    speculative_tokens=k, speculative_method=method)
         if not quiet:
-            console.print(f"[bold]{backend.name}[/bold] with tools: {', '.join(toolbox.names)}", highlight=False)
+            console.print(f"[bold]{escape(backend.name)}[/bold] with tools: {escape(', '.join(toolbox.names))}",
+                          highlight=False)
         result = run_agent(backend, task, toolbox, max_steps=max_steps, system=system, on_event=Transcript(quiet))
     except DataError as e:
         print_error(err_console, e)

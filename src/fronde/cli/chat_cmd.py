@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fronde.cli.local_model import (DEFAULT_DEVICE, METHOD_HELP, SPECULATIVE_HELP, Method, load_local,
                                     local_engine, speculation, stream_tokens)
@@ -49,7 +50,7 @@ def chat_command(
         try:
             engine.add_request(ids, params)
         except ValueError as e:  # the conversation outgrew the context
-            console.print(f"[red]{e}[/red] (use /reset)")
+            console.print(f"[red]{escape(str(e))}[/red] (use /reset)")
             history.pop()
             continue
         console.print("[bold blue]model>[/bold blue] ", end="")

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fronde.cli.errors import print_error
@@ -95,14 +96,14 @@ def prepare_cmd(
     verb = "up to date (inputs unchanged), reused" if result.reused else "prepared"
     if m.get("resumed"):
         verb += f" (resumed: kept the interrupted run's {', '.join(m['resumed'])})"
-    console.print(f"[green]{verb}[/green] {out}")
+    console.print(f"[green]{verb}[/green] {escape(str(out))}")
     _summary(m, str(out))
 
 
 def _summary(m: dict, label: str) -> None:
-    t = Table(title=f"fronde data: {label}", show_header=False)
+    t = Table(title=escape(f"fronde data: {label}"), show_header=False)
     for k, v in summary_rows(m):
-        t.add_row(k, v)
+        t.add_row(k, escape(v))  # file names, source specs
     console.print(t)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fronde.cli.errors import print_error
@@ -125,11 +126,11 @@ def eval_command(
             plan.check()
             m = load_eval_model(model, endpoint=endpoint, model=served_model, api_key=api_key, name=name,
                                 device=device, batch_size=batch_size)
-        say.print(f"[bold]{m.name}[/bold] ({m.info.kind}); results in {out_dir}"
+        say.print(f"[bold]{escape(m.name)}[/bold] ({m.info.kind}); results in {escape(str(out_dir))}"
                   + (f"; {ctx.world_size} processes share each evaluation" if ctx.enabled else ""))
         with RichReporter(say) as progress, writing(out_dir):  # a full disk names the results dir it filled
             results = run_plan(m, plan, out_dir, progress, ctx=ctx,
-                               on_result=lambda path, r: say.print(f"  wrote {path}", highlight=False))
+                               on_result=lambda path, r: say.print(f"  wrote {path}", markup=False, highlight=False))
     except (DataError, PeerError) as e:
         raise _fail(e) from None
     finally:
@@ -143,18 +144,20 @@ def eval_command(
         try:
             console.print(charge_evaluation(run, results, device, ctx.world_size, seconds), highlight=False)
         except OSError as e:  # the results are written; a run dir this user may not write only misses the charge
-            err_console.print(f"[yellow]warning:[/yellow] could not charge {run}/ledger.json: {e}", highlight=False)
+            said = escape(f"could not charge {run}/ledger.json: {e}")
+            err_console.print(f"[yellow]warning:[/yellow] {said}", highlight=False)
     try:
         card = update_model_card(Path(model), results) if model and Path(model).is_dir() else None
     except OSError as e:  # the results are written; a read-only model dir only misses its card update
-        err_console.print(f"[yellow]warning:[/yellow] could not update {model}'s model card: {e}", highlight=False)
+        said = escape(f"could not update {model}'s model card: {e}")
+        err_console.print(f"[yellow]warning:[/yellow] {said}", highlight=False)
     else:
         if card is not None:
-            console.print(f"updated {card}", highlight=False)
+            console.print(f"updated {card}", markup=False, highlight=False)
 
 
 def _summary(model: str, results: list[dict[str, Any]]) -> None:
-    t = Table(title=f"{model}")
+    t = Table(title=escape(model))
     for col in ("task", "n", "score", "tokens/s", "TTFT p50"):
         t.add_column(col, justify="left" if col == "task" else "right")
     for r in results:
@@ -185,7 +188,7 @@ def scoreboard_command(
     except (DataError, ValueError) as e:
         raise _fail(e) from None
     typer.echo(board.markdown())
-    console.print(f"wrote {', '.join(str(p) for p in paths)}", highlight=False)
+    console.print(f"wrote {', '.join(str(p) for p in paths)}", markup=False, highlight=False)
 
 
 def report_command(
@@ -200,4 +203,4 @@ def report_command(
         path = write_report(run_dir, list(against or []), load_references(reference), data)
     except (DataError, ValueError) as e:
         raise _fail(e) from None
-    console.print(f"wrote {path}", highlight=False)
+    console.print(f"wrote {path}", markup=False, highlight=False)

@@ -18,7 +18,7 @@ _DTYPE_HELP = f"Weight type: {', '.join(DTYPES)} (norms and the router stay f32)
 
 def _report(summary: GGUFSummary) -> None:
     console.print(f"wrote {summary.path} ({summary.bytes / 1e6:.1f} MB, {summary.n_tensors} tensors, "
-                  f"{summary.dtype}, llama.cpp pre-tokenizer {summary.tokenizer_pre!r})")
+                  f"{summary.dtype}, llama.cpp pre-tokenizer {summary.tokenizer_pre!r})", markup=False)
     if summary.fallback_f16:
         console.print(f"{len(summary.fallback_f16)} tensors have rows not divisible by 32 and are f16, "
                       f"e.g. {summary.fallback_f16[0]}")
@@ -53,4 +53,4 @@ def ollama_command(
         print_error(console, e)
         raise typer.Exit(2) from None
     _report(summary)
-    console.print(f"wrote {modelfile}; next: ollama create {model_dir.resolve().name} -f {modelfile}")
+    console.print(f"wrote {modelfile}; next: ollama create {model_dir.resolve().name} -f {modelfile}", markup=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fronde.cli.errors import print_error
@@ -48,7 +49,8 @@ def runs_table(runs: list[RunSummary], title: str) -> Table:
         t.add_column(col, justify=justify)
     for r in runs:
         stage = next((s for s in r.stages if s.name == r.stage), None)
-        t.add_row(r.name, _status(r), r.stage or "—", f"{stage.last_step:,}" if stage and stage.last_step else "—",
+        t.add_row(escape(r.name), _status(r), r.stage or "—",
+                  f"{stage.last_step:,}" if stage and stage.last_step else "—",
                   _best(r), f"{r.tokens:,}" if r.tokens is not None else "—",
                   f"{r.wall_seconds / 60:,.1f} min" if r.wall_seconds is not None else "—",
                   f"{r.device_hours:.4f}" if r.device_hours is not None else "—",
@@ -79,10 +81,10 @@ def runs_command(
     if not runs:
         console.print(f"no runs under {runs_dir} (training writes them as {runs_dir}/<name>/)", highlight=False)
         return
-    console.print(runs_table(runs, f"runs in {runs_dir}"))
+    console.print(runs_table(runs, escape(f"runs in {runs_dir}")))
     for r in runs:
         for error in r.errors:
-            console.print(f"[yellow]warning:[/yellow] {error}", highlight=False)
+            console.print(f"[yellow]warning:[/yellow] {escape(str(error))}", highlight=False)
 
 
 def _trained_on(console: Console, runs_dir: Path, files: list[Path], as_json: bool) -> None:
@@ -103,7 +105,7 @@ def _trained_on(console: Console, runs_dir: Path, files: list[Path], as_json: bo
     asked = {str(f) for f in files}
     for digest, path in digests.items():
         if path in asked:
-            console.print(f"{path}: sha256 {digest[:16]}…", highlight=False)
+            console.print(f"{path}: sha256 {digest[:16]}…", markup=False, highlight=False)
     if n_members := sum(path not in asked for path in digests.values()):
         console.print(f"and {n_members} archive members, each matched by its own sha256", highlight=False)
     affected = sorted({u.model for u in uses})
@@ -113,12 +115,12 @@ def _trained_on(console: Console, runs_dir: Path, files: list[Path], as_json: bo
         for col in ("model", "through", "file (as read then)", "how"):
             t.add_column(col, overflow="fold")
         for u in uses:
-            t.add_row(u.model, u.by, u.file, u.how)
+            t.add_row(*(escape(str(v)) for v in (u.model, u.by, u.file, u.how)))
         console.print(t)
         console.print("Their stages' checkpoints/ hold earlier weights from the same data; an erasure removes them "
                       "too (and any copy exported from these models).", highlight=False)
     else:
         console.print(f"none of the {len(models)} published models under {runs_dir} was trained on {it}",
-                      highlight=False)
+                      markup=False, highlight=False)
     for u in unknown:
-        console.print(f"[yellow]cannot tell:[/yellow] {u.model}: {u.reason}", highlight=False)
+        console.print(f"[yellow]cannot tell:[/yellow] {escape(f'{u.model}: {u.reason}')}", highlight=False)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from fronde.cli.errors import print_error
+from fronde.cli.errors import print_error, say_to
 from fronde.cli.train_cmd import _Fields, console, print_ledger, progress_bar
 from fronde.data.errors import DataError
 from fronde.data.io import writing
@@ -59,9 +61,10 @@ def speedrun_command(
         # one process group for all the stages (torch cannot create it again in a process that destroyed one)
         ctx = distributed.setup(sr.distributed.backend, sr.distributed.timeout_minutes)
         check_shared(ctx, sr.run_dir)  # every rank decides from the run dir which stages are done: one view of it
-        say = console.print if ctx.is_main else (lambda *_: None)
-        say(f"[bold]speedrun {recipe}[/bold] -> {sr.run_dir}" + (f": {sr.description}" if sr.description else "")
-            + (f" on {ctx.world_size} processes" if ctx.enabled else ""))
+        say = say_to(console) if ctx.is_main else (lambda *_: None)
+        say(Text.assemble((f"speedrun {recipe}", "bold"), f" -> {sr.run_dir}"
+                          + (f": {sr.description}" if sr.description else "")
+                          + (f" on {ctx.world_size} processes" if ctx.enabled else "")))
         if sr.run.minutes is not None:
             shares = ", ".join(f"{stage} {sr.stage_minutes(stage):g} min" for stage, _ in sr.steps())
             say(f"time budget {sr.run.minutes:g} min: {shares}; the rest for data and evaluation")
@@ -91,8 +94,9 @@ def speedrun_command(
     for col in ("stage", "model", "wall time"):
         t.add_column(col)
     for o in outcomes:
-        t.add_row(o.stage, str(o.model_dir), "skipped (done)" if o.skipped else f"{o.seconds:,.0f} s")
-    t.add_row("eval", str(sr.run_dir / "eval"), "skipped (done)" if evaluated is None else f"{eval_seconds:,.0f} s")
+        t.add_row(o.stage, escape(str(o.model_dir)), "skipped (done)" if o.skipped else f"{o.seconds:,.0f} s")
+    t.add_row("eval", escape(str(sr.run_dir / "eval")),
+              "skipped (done)" if evaluated is None else f"{eval_seconds:,.0f} s")
     t.add_row("total", "", f"{time.perf_counter() - t0:,.0f} s")
     console.print(t)
     console.print(f"report card: {report}", highlight=False)

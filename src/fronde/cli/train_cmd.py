@@ -8,10 +8,11 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from fronde.cli.errors import print_error
+from fronde.cli.errors import print_error, say_to
 from fronde.data.errors import DataError
 from fronde.data.io import writing
 from fronde.train import distributed
@@ -95,7 +96,7 @@ def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: st
                 check_fresh_start(rec.run_dir / stage, stage, resume, restart)
         with _Fields(*progress_bar().columns, console=console, disable=not main_process) as bar, \
                 writing(rec.run_dir):  # a full disk names the run it filled
-            result = fn(rec, resume=resume, say=console.print, progress=bar if main_process else None)
+            result = fn(rec, resume=resume, say=say_to(console), progress=bar if main_process else None)
     except (RecipeError, DataError, FileNotFoundError) as e:
         print_error(console, e)
         raise typer.Exit(2) from None
@@ -107,7 +108,7 @@ def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: st
     print_ledger(result.ledger)
     if result.model_dir:
         tail = f"  (final val loss {result.val_loss:.4f})" if result.val_loss is not None else ""
-        console.print(f"{stage} model: {result.model_dir}{tail}")
+        console.print(f"{stage} model: {escape(str(result.model_dir))}{tail}")
     return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
@@ -51,7 +52,7 @@ class RichReporter:
         self.progress.stop()
 
     def start(self, stage: str, total: float | None = None) -> None:
-        self.task = self.progress.add_task(stage, total=total, counted=total is not None)
+        self.task = self.progress.add_task(escape(stage), total=total, counted=total is not None)
 
     def advance(self, n: float = 1) -> None:
         if self.task is not None:
