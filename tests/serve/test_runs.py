@@ -23,6 +23,7 @@ from fronde.serve.ui import create_dashboard_app
 from fronde.train.ledger import Ledger
 from fronde.train.metrics import MetricsLog
 from tests.model.helpers import tiny_model
+from tests.serve.conftest import recording_run_server
 from tests.serve.test_server import serve_app
 
 KEY = "sk-dash-1"
@@ -185,8 +186,7 @@ def test_cli_refuses_a_single_run_dir_and_wires_serve_runs(runs_dir, monkeypatch
     res = CliRunner().invoke(cli, ["dashboard", str(runs_dir / "missing")])
     assert res.exit_code == 2 and "no such runs directory" in res.output
     started = {}
-    monkeypatch.setattr("fronde.serve.listen.run_server",
-                        lambda app, host, port, tls: started.update(app=app, host=host, port=port, tls=tls))
+    monkeypatch.setattr("fronde.serve.listen.run_server", recording_run_server(started))
     res = CliRunner().invoke(cli, ["serve", str(runs_dir / "demo" / "pretrain" / "model"), "--runs", str(runs_dir),
                                    "--against", str(runs_dir.parent / "reference"), "--port", "8123"])
     assert res.exit_code == 0, res.output

@@ -24,6 +24,7 @@ from fronde.eval.errors import EvalError
 from fronde.serve import listen
 from fronde.serve.app import ServerConfig, create_app
 from fronde.serve.tls import TLS, TLSError
+from tests.serve.conftest import recording_run_server
 from tests.serve.test_server import model_dir  # noqa: F401  (a tiny real model with a real tokenizer)
 
 KEY = "sk-tls"
@@ -138,14 +139,7 @@ def test_tls_mistakes_are_one_line_before_the_model_loads(model_dir, pki, monkey
 
 def test_serve_and_dashboard_hand_the_certificate_to_uvicorn(model_dir, pki, tmp_path, monkeypatch):  # noqa: F811
     started = {}
-
-    def run_server(app, host, port, tls):
-        started.update(app=app, host=host, port=port, tls=tls)
-        server = getattr(app.state, "server", None)  # the model loads in a thread: let it finish before exit
-        while server is not None and not (server.ready or server.load_error):
-            time.sleep(0.05)
-
-    monkeypatch.setattr("fronde.serve.listen.run_server", run_server)
+    monkeypatch.setattr("fronde.serve.listen.run_server", recording_run_server(started))
     tls = ["--ssl-certfile", str(pki["cert"]), "--ssl-keyfile", str(pki["key"])]
     res = CliRunner().invoke(cli, ["serve", str(model_dir), "--host", "0.0.0.0", "--api-key", KEY, "--port", "8443",
                                    *tls], env={"COLUMNS": "200"})

@@ -4,6 +4,8 @@ otherwise)."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -142,4 +144,17 @@ def serve_command(
                        max_body_bytes=max_body_bytes, audit_log=audit_log, log_content=log_content,
                        runs=load_runs(runs, against, reference) if runs is not None else None)
     announce(host, port, keys, https=tls is not None)
-    run_server(create_app(cfg), host, port, tls)
+    app = create_app(cfg)
+    status = 0
+    try:
+        run_server(app, host, port, tls)
+    except SystemExit as e:  # could not start: the port is taken, say (uvicorn said so)
+        status = e.code if isinstance(e.code, int) else 1
+        raise
+    finally:
+        if app.state.loader.is_alive():
+            # stopped (Ctrl-C, or a port in use) while the model still loads: an ordinary exit tears the process
+            # down under the loading thread, and C++ aborts it ("terminate called without an active exception")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)

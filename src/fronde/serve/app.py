@@ -182,8 +182,10 @@ def create_app(cfg: ServerConfig, load_in_background: bool = True) -> FastAPI:
     server = Server(cfg)
     app = FastAPI(title="fronde", docs_url=None, redoc_url=None)
     app.state.server = server
+    app.state.loader = None
     if load_in_background:
-        threading.Thread(target=server.load, name="fronde-load", daemon=True).start()
+        app.state.loader = threading.Thread(target=server.load, name="fronde-load", daemon=True)
+        app.state.loader.start()
     else:
         server.load()
 
