@@ -188,9 +188,11 @@ def test_cli_refuses_a_single_run_dir_and_wires_serve_runs(runs_dir, monkeypatch
     started = {}
     monkeypatch.setattr("fronde.serve.listen.run_server", recording_run_server(started))
     res = CliRunner().invoke(cli, ["serve", str(runs_dir / "demo" / "pretrain" / "model"), "--runs", str(runs_dir),
-                                   "--against", str(runs_dir.parent / "reference"), "--port", "8123"])
+                                   "--against", str(runs_dir.parent / "reference"), "--port", "8123"],
+                             env={"FRONDE_API_KEY": "sk-a sk-b"})  # keys kept out of ps, as vLLM's VLLM_API_KEY
     assert res.exit_code == 0, res.output
     cfg = started["app"].state.server.cfg
+    assert cfg.api_keys == ("sk-a", "sk-b")
     assert cfg.runs.runs_dir == runs_dir and cfg.runs.reference_results[0]["model"]["name"].startswith("smollm2")
     assert started["port"] == 8123 and "web UI: http://127.0.0.1:8123/" in res.output
     res = CliRunner().invoke(cli, ["dashboard", str(runs_dir), "--port", "8124"])

@@ -88,7 +88,9 @@ def serve_command(
     model_dir: Path = typer.Argument(..., help="a fronde / HF DeepseekV3 model directory with its tokenizer"),
     host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the server to the network"),
     port: int = typer.Option(8000),
-    api_key: list[str] = typer.Option([], "--api-key", help="accepted Bearer key (repeatable)"),
+    api_key: list[str] = typer.Option([], "--api-key", envvar="FRONDE_API_KEY", show_envvar=True,
+                                      help="accepted Bearer key (repeatable; in the variable, keys separated by "
+                                      "spaces, which keeps them out of ps)"),
     api_key_file: Path | None = typer.Option(None, help="file with one accepted key per line"),
     served_name: str | None = typer.Option(None, help="model id clients use (default: the directory name)"),
     max_batch: int = typer.Option(32, min=1, help="sequences decoded together"),
