@@ -155,6 +155,8 @@ def test_generate_cli_streams_a_completion(tmp_path, model):
     spec = ["generate", str(tmp_path), "def hello(world):\n    return world * 2\n" * 3, "--max-tokens", "12",
             "--temperature", "0"]
     assert CliRunner().invoke(app, spec + ["--speculative-tokens", "4"]).output == CliRunner().invoke(app, spec).output
+    bracketed = CliRunner().invoke(app, ["generate", str(tmp_path), "[/x] def [draft](", "--max-tokens", "2"])
+    assert bracketed.exit_code == 0 and bracketed.output.startswith("[/x] def [draft]("), bracketed.output  # not markup
     missing = CliRunner().invoke(app, ["generate", str(tmp_path / "nope"), "x"])
     assert missing.exit_code == 2 and "no tokenizer" in missing.output
     chat = CliRunner().invoke(app, ["chat", str(tmp_path), "--temperature", "0", "--max-tokens", "5",

@@ -40,5 +40,5 @@ def generate_command(
     except ValueError as e:
         print_error(console, e)
         raise typer.Exit(2) from None
-    console.print(prompt, end="", style="bold", highlight=False)
+    console.print(prompt, end="", style="bold", markup=False, highlight=False)
     stream_tokens(engine, tok, console)
