@@ -145,3 +145,12 @@ def test_normalize_messages_rejects_bad_chats() -> None:
 def test_vocab_too_small() -> None:
     with pytest.raises(DataError, match="too small"):
         train_tokenizer(iter(["x"]), 100)
+
+
+def test_a_tokenizer_file_cut_short_is_one_error_naming_it(small_tokenizer: tuple[Tokenizer, Path],
+                                                          tmp_path: Path) -> None:
+    _, d = small_tokenizer
+    text = (d / "tokenizer.json").read_text(encoding="utf-8")
+    (tmp_path / "tokenizer.json").write_text(text[: len(text) // 2], encoding="utf-8")  # a copy cut short
+    with pytest.raises(DataError, match=f"{tmp_path / 'tokenizer.json'}: not a tokenizer .*copy it again"):
+        Tokenizer.load(tmp_path)

@@ -104,7 +104,12 @@ class Tokenizer:
         file = p / "tokenizer.json" if p.is_dir() else p
         if not file.is_file():
             raise DataError(f"no tokenizer at {p} (expected {file}); run `fronde data prepare` first")
-        return cls(HFTokenizer.from_file(str(file)))
+        try:
+            hf = HFTokenizer.from_file(str(file))
+        except Exception as e:  # tokenizers raises a bare Exception for a truncated or foreign file
+            raise DataError(f"{file}: not a tokenizer `tokenizers` can read ({e}); a copy cut short? copy it again "
+                            "from where the model came from") from None
+        return cls(hf)
 
     @classmethod
     def from_str(cls, json_str: str) -> "Tokenizer":
