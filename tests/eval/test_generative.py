@@ -138,3 +138,17 @@ def test_clean_originals_are_refused_when_the_run_trained_on_gsm_symbolic(tmp_pa
     assert originals_label("seen", info) == SEEN
     with pytest.raises(EvalError, match="clean"):
         originals_label("maybe", info)
+
+
+def test_a_damaged_tokenizer_config_is_named_not_taken_for_a_transformers_model(tiny_dir, tmp_path):
+    """It says the dir is fronde's; cut short, the dir was handed to transformers, whose error named neither."""
+    import shutil
+
+    from fronde.eval import EvalError, load_eval_model
+
+    damaged = tmp_path / "model"
+    shutil.copytree(tiny_dir, damaged)
+    text = (damaged / "tokenizer_config.json").read_text(encoding="utf-8")
+    (damaged / "tokenizer_config.json").write_text(text[: len(text) // 2], encoding="utf-8")
+    with pytest.raises(EvalError, match=f"{damaged / 'tokenizer_config.json'}: not valid JSON"):
+        load_eval_model(str(damaged))

@@ -136,7 +136,10 @@ def is_fronde_dir(path: Path) -> bool:
         return False
     try:
         return "fronde_special_ids" in json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except json.JSONDecodeError as e:  # damaged: neither fronde nor transformers can say what the model is
+        raise EvalError(f"{config}: not valid JSON ({e}); the file is corrupt: copy it again from where the model "
+                        "came from") from None
+    except OSError:
         return False
 
 
