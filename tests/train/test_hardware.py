@@ -42,3 +42,14 @@ def test_gpu_peak_by_name_and_an_unknown_gpu_trains_with_mfu_unknown(monkeypatch
 def test_a_recipe_peak_replaces_the_cpu_estimate():
     assert hardware.peak_flops("cpu", tflops=2.0)[1] == 2e12
     assert "estimated" not in hardware.peak_flops("cpu", tflops=2.0)[0]
+
+
+def test_a_damaged_ledger_is_named_with_where_its_last_copy_is(tmp_path):
+    from fronde.data.errors import DataError
+
+    path = tmp_path / "ledger.json"
+    Ledger().save(path)
+    assert Ledger.load(path).stages == [] and Ledger.load(tmp_path / "none.json").stages == []
+    path.write_text('{"stages": [{"stage": "pretrain", "tok', encoding="utf-8")  # cut short
+    with pytest.raises(DataError, match=f"{path}: the run's cost ledger is damaged .*state.json"):
+        Ledger.load(path)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_text
 from fronde.train.hardware import peak_flops, unknown_peak_note
 from fronde.train.recipe import CostSection
@@ -101,7 +102,15 @@ class Ledger:
 
     @classmethod
     def load(cls, path: Path) -> Ledger:
-        return cls.from_json(json.loads(path.read_text())) if path.is_file() else cls()
+        if not path.is_file():
+            return cls()
+        try:
+            return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as e:
+            # written atomically by fronde, so damaged elsewhere (a disk, a copy cut short, an edit)
+            raise DataError(f"{path}: the run's cost ledger is damaged ({e}); every checkpoint's state.json holds the "
+                            "ledger as of that checkpoint (its \"ledger\" field): put that back, or move the file away "
+                            "to start a new one") from None
 
 
 def open_stage(ledger: Ledger, name: str, device: torch.device, n_devices: int, cost: CostSection,
