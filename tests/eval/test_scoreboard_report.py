@@ -73,6 +73,25 @@ def test_scoreboard_and_report(run_dir, tmp_path):
     assert (run_dir / "report" / "accuracy_by_task.png").is_file()
     assert "(report/accuracy_by_task.png)" in report
 
+    # a result file cut short (a copy, a full disk elsewhere) is named everywhere, not left out without a word
+    damaged = ref_dir / "smollm2-135m-instruct" / "countdown.json"
+    damaged.write_text(damaged.read_text()[:200])
+    res = runner.invoke(app, ["scoreboard", str(run_dir / "eval"), str(ref_dir), "--out", str(out)],
+                        env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and f"warning: skipped {damaged}: a fronde eval result that no longer parses" in res.output
+    assert "countdown" not in (out / "scoreboard.md").read_text()
+    assert runner.invoke(app, ["report", str(run_dir), "--against", str(damaged)]).exit_code == 2
+    own = next((run_dir / "eval").rglob("arithmetic-1.json"))
+    intact = own.read_text()
+    own.write_text(intact[:200])
+    try:
+        assert runner.invoke(app, ["report", str(run_dir)]).exit_code == 0
+        assert f"Skipped: {own}: a fronde eval result that no longer parses" in (run_dir / "report.md").read_text()
+        res = runner.invoke(app, ["runs", str(run_dir.parent)], env={"COLUMNS": "300"})
+        assert res.exit_code == 0 and f"{own}: a fronde eval result that no longer parses" in res.output
+    finally:
+        own.write_text(intact)  # the run dir is the session's
+
 
 def test_bad_reference_file_names_the_field(tmp_path):
     refs = tmp_path / "refs.toml"

@@ -179,8 +179,11 @@ def scoreboard_command(
     out: Path = typer.Option(Path("scoreboard"), "--out", help="Where scoreboard.md, scoreboard.json and PNGs go."),
 ) -> None:
     """Models side by side: accuracy per task, parameters, training cost, tokens/s, quality per dollar."""
+    damaged: list[str] = []
     try:
-        found = read_results(results)
+        found = read_results(results, damaged)
+        for line in damaged:
+            err_console.print(f"[yellow]warning:[/yellow] skipped {escape(line)}", highlight=False)
         if not found:
             raise DataError(f"no fronde eval result files in {', '.join(map(str, results))}")
         board = Scoreboard.from_results(found, load_references(reference))

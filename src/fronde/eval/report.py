@@ -151,7 +151,8 @@ def write_report(run_dir: Path, against: list[Path] | None = None,
         raise EvalError(f"{run_dir}: no such run directory (fronde writes them under runs/<name>)")
     ledger = Ledger.load(run_dir / "ledger.json")
     stages = _stages(run_dir, ledger)
-    own = read_results([run_dir])
+    damaged: list[str] = []
+    own = read_results([run_dir], damaged)
     if not (stages or own or (run_dir / "ledger.json").is_file() or (run_dir / "data").is_dir()):
         raise EvalError(f"{run_dir}: not a run directory (no ledger.json, stage, data or evaluation in it); "
                         "pass a run dir such as runs/tiny-cpu")
@@ -161,7 +162,7 @@ def write_report(run_dir: Path, against: list[Path] | None = None,
              "## Data\n\n" + data_section(run_dir, data_dir),
              "## Model\n\n" + model_section(run_dir, stages),
              "## Training stages\n\n" + stages_section(run_dir, ledger, stages),
-             "## Evaluation\n\n" + results_section(own)]
+             "## Evaluation\n\n" + results_section(own) + "".join(f"\nSkipped: {line}\n" for line in damaged)]
     if own or others:
         board = Scoreboard.from_results(own + others, references)
         pngs = board.write(run_dir / ASSETS, title=f"{run_dir.name} scoreboard")[2:]

@@ -68,9 +68,10 @@ def shipped_results() -> dict[str, Path]:
     return {d.name: d for d in sorted(root.iterdir()) if d.is_dir()} if root.is_dir() else {}
 
 
-def read_results(paths: Iterable[Path | str]) -> list[dict[str, Any]]:
+def read_results(paths: Iterable[Path | str], damaged: list[str] | None = None) -> list[dict[str, Any]]:
     """Every result file among `paths` (files, directories searched recursively, or the name of shipped reference
-    results such as `smollm2-135m-instruct`); other JSON is skipped."""
+    results such as `smollm2-135m-instruct`); other JSON is skipped. A result file that no longer parses (a copy cut
+    short) is an EvalError, or, given `damaged`, a line there for the caller to show: never skipped without a word."""
     out: list[dict[str, Any]] = []
     for p in paths:
         p = Path(p)
@@ -81,11 +82,16 @@ def read_results(paths: Iterable[Path | str]) -> list[dict[str, Any]]:
                             f"shipped reference results: {', '.join(shipped_results()) or 'none'})")
         for f in sorted(p.rglob("*.json")) if p.is_dir() else [p]:
             try:
-                data = json.loads(f.read_text(encoding="utf-8"))
+                text = f.read_text(encoding="utf-8", errors="replace")
+                data = json.loads(text)
             except (OSError, json.JSONDecodeError) as e:
-                if p.is_dir():
+                if p.is_dir() and not (isinstance(e, json.JSONDecodeError) and f'"{FORMAT}"' in text):
                     continue  # other JSON next to results (ledger.json, manifests) is not ours to judge
-                raise EvalError(f"{f}: not a readable JSON result file ({e})") from None
+                why = f"{f}: a fronde eval result that no longer parses ({e}); evaluate again to rewrite it"
+                if damaged is None or not p.is_dir():
+                    raise EvalError(why if p.is_dir() else f"{f}: not a readable JSON result file ({e})") from None
+                damaged.append(why)
+                continue
             if isinstance(data, dict) and data.get("format") == FORMAT:
                 data["_path"] = str(f)
                 out.append(data)

@@ -200,7 +200,7 @@ def summarize_run(run_dir: Path, now: float | None = None) -> RunSummary:
     running = [s for s in stages if s.status == "running"]
     shown = running[0] if running else latest
     try:
-        results = read_results([run_dir / "eval"]) if (run_dir / "eval").is_dir() else []
+        results = read_results([run_dir / "eval"], errors) if (run_dir / "eval").is_dir() else []
     except (OSError, ValueError) as e:
         results, errors = [], errors + [str(e)]
     totals = (ledger or {}).get("totals", {})

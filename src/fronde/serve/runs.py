@@ -130,7 +130,8 @@ def run_detail(cfg: RunsConfig, name: str) -> dict[str, Any]:
     """Everything the run page shows but the curves: stages, ledger, eval results, scoreboard, model cards."""
     run_dir = child(cfg.runs_dir, name, "run")
     summary = summarize_run(run_dir).as_dict()
-    own = read_results([run_dir / "eval"]) if (run_dir / "eval").is_dir() else []
+    # a damaged result file is in summary["errors"] (fronde.eval.runs), not a failed page
+    own = read_results([run_dir / "eval"], []) if (run_dir / "eval").is_dir() else []
     board = None
     if own:
         board = Scoreboard.from_results(own + cfg.reference_results, cfg.references).as_json()
