@@ -283,6 +283,40 @@ def test_dashboard_follows_a_run_while_it_trains(page, server, runs_dir):
     assert page.locator("#heat-step-label").text_content() == "step 8 (latest)"
 
 
+def _under_prefix(app, prefix: str):
+    """A reverse proxy's view of the app (nginx `location /llm/ { proxy_pass http://127.0.0.1:8000/; }`): requests
+    under the prefix reach it with the prefix cut, anything else is a 404."""
+    async def proxied(scope, receive, send):
+        if scope["type"] == "http":
+            if not scope["path"].startswith(prefix + "/"):
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                await send({"type": "http.response.body", "body": b"outside the proxied prefix"})
+                return
+            path = scope["path"][len(prefix):]
+            scope = dict(scope, path=path, raw_path=path.encode())
+        await app(scope, receive, send)
+
+    return proxied
+
+
+def test_chat_and_dashboard_behind_a_reverse_proxy_at_a_path_prefix(page, server):
+    """The page asks for everything relative to itself: at https://host/llm/ its API calls go to /llm/v1/..., not
+    to the host's /v1/..., which the proxy does not route here."""
+    from tests.serve.test_server import serve_app
+
+    url, _, srv, thread = serve_app(_under_prefix(APPS[server], "/llm"))
+    try:
+        _open_with_key(page, url + "/llm")
+        page.get_by_text("model: model").wait_for()
+        _send(page, "def f(x):")
+        _reply(page, 1)
+        page.get_by_role("link", name="Runs").click()
+        page.locator("tr[data-run='tiny']").wait_for()
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
 def test_dashboard_alone_from_the_cli(page, runs_dir):
     """`fronde dashboard DIR` in its own process: the runs page, no chat, no model, no key."""
     import socket

@@ -49,7 +49,7 @@ function status(text) {
 
 /** The served model's id (requests name it); throws the ApiError that stopped it (a bad key, still loading). */
 async function fetchModel() {
-  const models = await getJSON("/v1/models");
+  const models = await getJSON("v1/models");
   state.model = models.data[0].id;
   $("model-name").textContent = `model: ${state.model}`;
 }
@@ -169,7 +169,7 @@ async function complete(sent, retryText = "") {
   try {
     if (!state.model) await fetchModel();
     body.model = state.model;
-    const res = await fetch("/v1/chat/completions", {
+    const res = await fetch("v1/chat/completions", {
       method: "POST", headers: authHeaders({ "Content-Type": "application/json" }),
       body: JSON.stringify(body), signal: state.controller.signal,
     });

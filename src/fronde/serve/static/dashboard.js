@@ -60,7 +60,7 @@ export async function showRunsList() {
 async function refreshList() {
   let data;
   try {
-    data = await getJSON("/api/runs");
+    data = await getJSON("api/runs");
   } catch (err) {
     $("runs-where").textContent = reportError(err);
     return;
@@ -92,7 +92,7 @@ export async function showRun(name) {
   run = { name, stage: null, version: null, metrics: null, heatAt: null, other: null, shown: {} };
   const mine = generation;
   try {
-    run.detail = await getJSON(`/api/runs/${encodeURIComponent(name)}`);
+    run.detail = await getJSON(`api/runs/${encodeURIComponent(name)}`);
   } catch (err) {
     page.replaceChildren(backLink(), el("p", { class: "error" }, reportError(err)));
     return;
@@ -127,7 +127,7 @@ async function poll() {
   const changed = await loadMetrics();
   if (changed && run) {
     try {
-      run.detail = await getJSON(`/api/runs/${encodeURIComponent(run.name)}`);
+      run.detail = await getJSON(`api/runs/${encodeURIComponent(run.name)}`);
       renderDetail();
     } catch (err) {
       reportError(err);
@@ -145,7 +145,7 @@ async function loadMetrics() {
   const since = run.version ? `&since=${encodeURIComponent(run.version)}` : "";
   let data;
   try {
-    data = await getJSON(`/api/runs/${encodeURIComponent(run.name)}/metrics?stage=${encodeURIComponent(run.stage)}${since}`);
+    data = await getJSON(`api/runs/${encodeURIComponent(run.name)}/metrics?stage=${encodeURIComponent(run.stage)}${since}`);
   } catch (err) {
     reportError(err);
     return false;

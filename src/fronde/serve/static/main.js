@@ -64,7 +64,7 @@ function onKeyChange() {
 
 async function start() {
   try {
-    const res = await fetch("/ui/config.json", { cache: "no-store" });
+    const res = await fetch("ui/config.json", { cache: "no-store" });
     config = await res.json();
   } catch (e) {
     notify(`Cannot reach the server (${e.message}).`);
