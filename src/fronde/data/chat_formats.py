@@ -11,8 +11,8 @@ LLaMA-Factory recognise them:
 - `alpaca`: `instruction` (+ `input`), `output` (+ `system`): a user turn (the instruction, a blank line, the
   input) and an assistant turn.
 
-Files: `.jsonl`/`.ndjson` (a row a line), `.json` (a list of rows), `.parquet` (a row a record: what `datasets`
-saves), the first two also gzipped; and tables, `.csv`/`.tsv` and `.xlsx`/`.xls`/`.ods` sheets, whose header row
+Files: `.jsonl`/`.ndjson` (a row a line), `.json` (a list of rows), `.parquet` and `.arrow` (a row a record: what
+`datasets` saves, `to_parquet` and `save_to_disk`'s data-*.arrow), the first two also gzipped; and tables, `.csv`/`.tsv` and `.xlsx`/`.xls`/`.ods` sheets, whose header row
 names the columns (ignoring case: `Prompt`, `completion`, `instruction`, `input`, `output`, `system`; a FAQ's
 `question` and `answer` read as prompt and completion). A bad row stops the run with its file, row and what is
 wrong: a chat file is hand-made and small enough to fix, unlike a pretraining corpus, where bad records are counted
@@ -30,6 +30,7 @@ from typing import Any
 
 from fronde.data import spreadsheet
 from fronde.data.chat import normalize_messages
+from fronde.data.columnar import ColumnarError, open_batches
 from fronde.data.encoding import decode
 from fronde.data.errors import DataError
 from fronde.data.io import jsonl_rows
@@ -48,17 +49,16 @@ def iter_rows(path: Path) -> Iterator[tuple[str, Any]]:
     suffixes = [s.lower() for s in path.suffixes]
     gz = bool(suffixes) and suffixes[-1] == ".gz"
     ext = (suffixes[:-1] if gz else suffixes)[-1:] or [""]
-    if ext[0] == ".parquet":
+    if ext[0] in (".parquet", ".arrow"):
+        kind, name = ("parquet", "Parquet") if ext[0] == ".parquet" else ("arrow", "Arrow IPC")
         if gz:
-            raise DataError(f"{path}: gzipped Parquet is not read here; Parquet compresses itself (write it plain)")
-        import pyarrow.parquet as pq
-
+            raise DataError(f"{path}: gzipped {name} is not read here; it compresses itself (write it plain)")
         try:
-            table = pq.ParquetFile(path)
-        except Exception as e:  # pyarrow raises its own ArrowInvalid for a file that is not Parquet
-            raise DataError(f"{path}: not a readable Parquet file ({e})") from None
+            _, batches = open_batches(str(path), kind)
+        except ColumnarError as e:
+            raise DataError(f"{path}: not a readable {name} file ({e})") from None
         n = 0
-        for batch in table.iter_batches(batch_size=1024):
+        for batch in batches:
             for row in batch.to_pylist():
                 n += 1
                 yield f"{path.name} row {n}", row

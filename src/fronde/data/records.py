@@ -12,6 +12,7 @@ from fronde.data import office, spreadsheet
 from fronde.data.chat import normalize_messages
 from fronde.data.chat_formats import row_chat
 from fronde.data.clean import split_long
+from fronde.data.columnar import ColumnarError, open_batches
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.encoding import HEAD_BYTES, text_lines
 from fronde.data.errors import DataError
@@ -186,29 +187,41 @@ def read_spreadsheet(sf: SourceFile, text_field: str, max_chars: int, pii: bool 
 
 
 def read_parquet(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        raise DataError(f"{sf.path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-    with seekable(sf) as path:  # Parquet reads its footer first
+    yield from _read_columnar(sf, "parquet", text_field, max_chars, pii)
+
+
+def read_arrow(sf: SourceFile, text_field: str, max_chars: int, pii: bool = True) -> Iterator[Document | Drop]:
+    """An Arrow IPC file, e.g. a Hugging Face `datasets` dataset's data (fronde.data.columnar)."""
+    yield from _read_columnar(sf, "arrow", text_field, max_chars, pii)
+
+
+def _read_columnar(sf: SourceFile, kind: str, text_field: str, max_chars: int, pii: bool
+                   ) -> Iterator[Document | Drop]:
+    name = {"parquet": "Parquet", "arrow": "Arrow IPC"}[kind]
+    picker = _FieldPicker(sf.path, text_field)
+    with seekable(sf) as path:  # Parquet reads its footer first; Arrow is memory-mapped
         try:
-            pf = pq.ParquetFile(path)
-        except Exception as e:  # pyarrow raises ArrowInvalid and friends
-            yield Drop(sf.path, sf.path, "broken_record", f"unreadable Parquet: {e}")
+            names, batches = open_batches(path, kind, pick=picker.pick)
+        except ColumnarError as e:
+            yield Drop(sf.path, sf.path, "broken_record", f"unreadable {name}: {e}")
             return
-        picker = _FieldPicker(sf.path, text_field)
-        col = picker.pick(pf.schema_arrow.names)
-        row, batches = 0, pf.iter_batches(batch_size=1024, columns=[col])
-        while True:
-            try:  # a damaged page (bad compression, cut data, invalid UTF-8) stops the file, not the run
-                batch = next(batches, None)
-                values = batch.column(0).to_pylist() if batch is not None else []
-            except Exception as e:  # pyarrow's OSError/ArrowInvalid, UnicodeDecodeError of a string column
-                why = f"damaged Parquet data from row {row} ({str(e)[:200]}); the rows before were kept"
-                yield Drop(sf.path, f"{sf.path}:row{row}", "broken_record", why)
-                return
-            if batch is None:
-                return
-            for value in values:
-                yield from _record_docs(sf, f"{sf.path}:row{row}", value, None, max_chars, False, pii)
-                row += 1
+        yield from _column_docs(sf, batches, picker.pick(names), name, max_chars, pii)
+
+
+def _column_docs(sf: SourceFile, batches: Iterator[Any], col: str, kind: str, max_chars: int, pii: bool
+                 ) -> Iterator[Document | Drop]:
+    """The documents of one column of a columnar file, record batch after record batch."""
+    row = 0
+    while True:
+        try:  # a damaged page (bad compression, cut data, invalid UTF-8) stops the file, not the run
+            batch = next(batches, None)
+            values = batch.column(col).to_pylist() if batch is not None else []
+        except Exception as e:  # pyarrow's OSError/ArrowInvalid, UnicodeDecodeError of a string column
+            why = f"damaged {kind} data from row {row} ({str(e)[:200]}); the rows before were kept"
+            yield Drop(sf.path, f"{sf.path}:row{row}", "broken_record", why)
+            return
+        if batch is None:
+            return
+        for value in values:
+            yield from _record_docs(sf, f"{sf.path}:row{row}", value, None, max_chars, False, pii)
+            row += 1

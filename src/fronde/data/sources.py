@@ -31,7 +31,7 @@ from fronde.data.files import guarded, head_bytes, open_file, pieces, read_text_
 from fronde.data.io import sha256_file
 from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
 from fronde.data.ocr import IMAGE_EXTS, OcrError, check as check_ocr, read_image
-from fronde.data.records import read_csv, read_json, read_jsonl, read_parquet, read_spreadsheet
+from fronde.data.records import read_arrow, read_csv, read_json, read_jsonl, read_parquet, read_spreadsheet
 from fronde.data.subtitles import read_subtitles
 
 TEXT_EXTS = {
@@ -42,7 +42,8 @@ TEXT_EXTS = {
     "toml", "yaml", "yml", "ini", "cfg", "conf", "css", "scss", "xml", "proto", "cmake",
     "dart", "zig", "nim", "f90", "m", "mm", "v", "sv", "vhd", "tf", "graphql",
 }
-RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet", "csv": "csv", "tsv": "csv"}
+RECORD_EXTS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet", "arrow": "arrow",
+               "csv": "csv", "tsv": "csv"}
 MARKUP_EXTS = {"html": "html", "htm": "html", "xhtml": "html", "ipynb": "ipynb"}  # text extracted: data/markup.py
 OFFICE_EXTS = {"docx": "docx", "odt": "odt", "pptx": "pptx", "epub": "epub", "pdf": "pdf", "rtf": "rtf",
                "doc": "doc", "ppt": "ppt", "odp": "odp"}  # office.py, legacy_office.py
@@ -56,7 +57,7 @@ SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "ven
 
 
 def file_format(path: Path) -> tuple[str | None, str]:
-    """(format, compression: "gzip", "bz2" or "") from the name: text/jsonl/json/parquet/csv/xlsx/xls/ods/html/
+    """(format, compression: "gzip", "bz2" or "") from the name: text/jsonl/json/parquet/arrow/csv/xlsx/xls/ods/html/
     ipynb/docx/doc/odt/pptx/ppt/odp/epub/pdf/rtf/eml/mbox/srt/vtt/image, or None if unsupported (a MediaWiki dump,
     and what a .doc/.ppt/.xls really holds, are told by the content: legacy_format).
     Extensionless files (README, Makefile) count as text: binary sniffing guards the rest."""
@@ -105,6 +106,8 @@ def expand_source(spec: str) -> tuple[list[Path], list[tuple[str, str]]]:
                 f, s = _walk(m)
                 files += f
                 skipped += s
+            elif datasets_metadata(m):
+                skipped.append((str(m), DATASETS_NOTE))
             else:
                 files.append(m)
         return files, skipped
@@ -114,6 +117,18 @@ def expand_source(spec: str) -> tuple[list[Path], list[tuple[str, str]]]:
         return [p], []
     raise DataError(f"source {spec!r} does not exist (not a file, directory, glob or built-in corpus; "
                     f"built-ins: {', '.join(builtin.BUILTINS)})")
+
+
+DATASETS_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")
+DATASETS_NOTE = "a Hugging Face datasets metadata file (the .arrow files beside it are read)"
+
+
+def datasets_metadata(path: Path) -> bool:
+    """A file `datasets.save_to_disk` writes beside its data-*.arrow files (or, dataset_dict.json, above a split's
+    folders): not text to train on, and not a JSON record file."""
+    if path.name not in DATASETS_METADATA:
+        return False
+    return any(path.parent.glob("*.arrow")) or (path.name == "dataset_dict.json" and any(path.parent.glob("*/*.arrow")))
 
 
 def _walk(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -126,7 +141,9 @@ def _walk(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
         if not path.is_file():
             continue
         fmt, _ = file_format(path)
-        if fmt is None and archives.archive_kind(path.name) is None:
+        if datasets_metadata(path):
+            skipped.append((str(path), DATASETS_NOTE))
+        elif fmt is None and archives.archive_kind(path.name) is None:
             skipped.append((str(path), f"unsupported extension {path.suffix!r}"))
         else:
             files.append(path)
@@ -176,7 +193,8 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
         specs = ", ".join(repr(s.path) for s in config.sources)
         raise DataError(f"empty corpus: {specs} contain no readable file "
                         "(supported: text/code files, .html, .ipynb, .docx, .doc, .odt, .pptx, .ppt, .odp, .epub, "
-                        ".pdf, .rtf, .eml, .mbox, .srt, .vtt, .jsonl, .json, .csv, .tsv, .xlsx, .xls, .ods, .parquet "
+                        ".pdf, .rtf, .eml, .mbox, .srt, .vtt, .jsonl, .json, .csv, .tsv, .xlsx, .xls, .ods, .parquet, "
+                        ".arrow "
                         "and their .gz; images with ocr=)")
     return resolved
 
@@ -391,6 +409,8 @@ def _items(src: ResolvedSource, max_chars: int, site: SiteLines, ahead: Iterator
                              field_set=src.text_field_set)
         elif sf.format == "parquet":
             items = read_parquet(sf, src.text_field, max_chars)
+        elif sf.format == "arrow":
+            items = read_arrow(sf, src.text_field, max_chars)
         elif sf.format in SHEET_EXTS.values():
             items = read_spreadsheet(sf, src.text_field, max_chars, field_set=src.text_field_set)
         elif sf.format in MAIL_EXTS.values():

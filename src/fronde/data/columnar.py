@@ -1,0 +1,45 @@
+"""Parquet and Arrow IPC files as record batches: one opening for the corpus reader (fronde.data.records) and the
+chat reader (fronde.data.chat_formats).
+
+Arrow IPC is what Hugging Face `datasets` keeps a dataset in: `save_to_disk` writes data-*.arrow files (beside
+dataset_info.json and state.json, which are not data), and its cache holds one .arrow file per split. They are in
+Arrow's streaming format; the random-access format (Feather v2) is read too. Files are memory-mapped and read a
+batch at a time, so a dataset bigger than memory streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+BATCH_ROWS = 1024
+
+
+class ColumnarError(Exception):
+    """The file is not Parquet / Arrow IPC that pyarrow can open; the message is pyarrow's."""
+
+
+def open_batches(path: str, kind: str, columns: list[str] | None = None,
+                 pick: Any = None) -> tuple[list[str], Iterator[Any]]:
+    """(column names, record batches) of a "parquet" or "arrow" file. `pick(names) -> column` chooses the one column
+    to read from the schema before any data is (Parquet then decodes only that column)."""
+    import pyarrow as pa
+
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            names = pf.schema_arrow.names
+            cols = [pick(names)] if pick is not None else columns
+            return names, pf.iter_batches(batch_size=BATCH_ROWS, columns=cols)
+        source = pa.memory_map(path)
+        try:
+            stream = pa.ipc.open_stream(source)
+            return stream.schema.names, iter(stream)
+        except pa.ArrowInvalid:
+            source.seek(0)
+            reader = pa.ipc.open_file(source)
+            return reader.schema.names, (reader.get_batch(i) for i in range(reader.num_record_batches))
+    except (pa.ArrowException, OSError) as e:  # ArrowInvalid for a file that is neither, OSError for a cut one
+        raise ColumnarError(str(e)) from None

@@ -1,0 +1,64 @@
+"""Hugging Face `datasets` on disk, as a team has it after `save_to_disk` (offline, no hub): its data-*.arrow files
+are a corpus and a chat file, its metadata JSON is named as skipped, and a cut file is a counted drop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fronde.data import sources
+from fronde.data.config import DataConfig, SourceConfig
+from fronde.data.pipeline import prepare
+from fronde.train.sft_data import read_chat_file
+from tests.data.conftest import prepared_texts
+
+datasets = pytest.importorskip("datasets")
+
+TEXTS = [f"Note {i}: the pump at station {i} was serviced on day {i % 28 + 1}, and its pressure read {i * 3} bar."
+         for i in range(300)]
+CHAT = [{"role": "user", "content": "Combien font 2 et 3 ?"}, {"role": "assistant", "content": "Cinq."}]
+
+
+def test_a_saved_dataset_dict_is_a_corpus_and_its_metadata_is_named(tmp_path: Path):
+    saved = tmp_path / "notes"
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": TEXTS[:250], "id": list(range(250))}),
+                          "test": datasets.Dataset.from_dict({"text": TEXTS[250:], "id": list(range(50))})}
+                         ).save_to_disk(str(saved))
+    arrows = sorted(saved.rglob("*.arrow"))
+    assert arrows and all(a.name.startswith("data-") for a in arrows)  # what datasets writes, not hand-made
+    files, skipped = sources.expand_source(str(saved))
+    assert sorted(files) == arrows
+    assert {Path(p).name for p, _ in skipped} == {"dataset_dict.json", "dataset_info.json", "state.json"}
+    assert all("Hugging Face datasets metadata" in why for _, why in skipped)
+    out = tmp_path / "data"
+    m = prepare(DataConfig(sources=[SourceConfig(path=str(saved))], vocab_size=512, near_dedup=False,
+                           val_fraction=0.0), out).manifest
+    assert m["documents"]["kept"] == len(TEXTS)
+    assert sorted(prepared_texts(out)) == sorted(TEXTS)
+
+
+def test_saved_chats_train_sft_and_a_cut_file_is_a_counted_drop(tmp_path: Path):
+    saved = tmp_path / "chats"
+    datasets.Dataset.from_list([{"messages": CHAT}] * 3).save_to_disk(str(saved))
+    arrow = next(saved.glob("*.arrow"))
+    convs = read_chat_file(arrow)
+    assert len(convs) == 3 and convs[0].messages == CHAT and convs[-1].source == f"{arrow.name} row 3"
+    info = json.loads((saved / "dataset_info.json").read_text())
+    assert "messages" in info["features"]  # a chat column: the corpus reader takes it as chats too
+    src = sources.resolve_sources(DataConfig(sources=[SourceConfig(path=str(saved))]))[0]
+    docs = [it for _, it in sources.iter_source(src, 100_000, 1)]
+    assert [d.messages for d in docs] == [CHAT] * 3
+
+    big = tmp_path / "big"
+    datasets.Dataset.from_dict({"text": TEXTS * 20}).save_to_disk(str(big), max_shard_size="100MB")
+    cut = next(big.glob("*.arrow"))
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # a copy cut short
+    src = sources.resolve_sources(DataConfig(sources=[SourceConfig(path=str(big))]))[0]
+    items = [it for _, it in sources.iter_source(src, 100_000, 1)]
+    kept = sum(1 for it in items if it.__class__.__name__ == "Document")
+    drops = [it for it in items if it.__class__.__name__ == "Drop"]
+    assert kept < len(TEXTS) * 20 and len(drops) == 1
+    assert drops[0].reason.startswith(("damaged Arrow IPC data from row", "unreadable Arrow IPC"))
