@@ -45,6 +45,12 @@ def test_saved_chats_train_sft_and_a_cut_file_is_a_counted_drop(tmp_path: Path):
     arrow = next(saved.glob("*.arrow"))
     convs = read_chat_file(arrow)
     assert len(convs) == 3 and convs[0].messages == CHAT and convs[-1].source == f"{arrow.name} row 3"
+    from fronde.train.distill import DistillSection
+    from fronde.train.sft import SFTData
+
+    # a recipe may name the folder: it stands for its .arrow files, each hashed into the model's lineage
+    assert SFTData(chat_files=[str(saved)]).chat_files == [str(arrow)]
+    assert DistillSection(teacher="t", prompt_files=[str(saved), "x.jsonl"]).prompt_files == [str(arrow), "x.jsonl"]
     info = json.loads((saved / "dataset_info.json").read_text())
     assert "messages" in info["features"]  # a chat column: the corpus reader takes it as chats too
     src = sources.resolve_sources(DataConfig(sources=[SourceConfig(path=str(saved))]))[0]

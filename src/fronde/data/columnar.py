@@ -10,6 +10,7 @@ batch at a time, so a dataset bigger than memory streams.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 BATCH_ROWS = 1024
@@ -43,3 +44,14 @@ def open_batches(path: str, kind: str, columns: list[str] | None = None,
             return reader.schema.names, (reader.get_batch(i) for i in range(reader.num_record_batches))
     except (pa.ArrowException, OSError) as e:  # ArrowInvalid for a file that is neither, OSError for a cut one
         raise ColumnarError(str(e)) from None
+
+
+def datasets_files(path: str) -> list[str]:
+    """The data-*.arrow files a `datasets.save_to_disk` folder holds (a Dataset's, or a DatasetDict's split folders
+    in order), so that a recipe can name the folder and its lineage still hashes each file; [path] for anything
+    else."""
+    p = Path(path)
+    if not p.is_dir():
+        return [path]
+    found = sorted(p.glob("*.arrow")) or sorted(p.glob("*/*.arrow"))
+    return [str(f) for f in found] or [path]

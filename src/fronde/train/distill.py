@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from fronde.data.chat import map_message_text, render_chat
 from fronde.data.chat_formats import iter_rows, row_chat
+from fronde.data.columnar import datasets_files
 from fronde.data.errors import DataError
 from fronde.data.pii import scrub_pii
 from fronde.data.tokenizer import Tokenizer
@@ -75,6 +76,12 @@ class DistillSection(_Section):
                                       "the student's own samples (scored by the teacher)")
     on_policy_max_new_tokens: int = Field(128, gt=0)
     on_policy_temperature: float = Field(1.0, gt=0, le=2)
+
+    @field_validator("prompt_files")
+    @classmethod
+    def _datasets_folders(cls, files: list[str]) -> list[str]:
+        """A datasets save_to_disk folder stands for its .arrow files, as sft.chat_files."""
+        return [f for spec in files for f in datasets_files(spec)]
 
 
 class DistillRecipe(SFTRecipe):

@@ -14,8 +14,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fronde.data.columnar import datasets_files
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
 from fronde.data.pii import describe, pii_summary
@@ -65,8 +66,8 @@ class TaskMix(_Section):
 
 class SFTData(_Section):
     chat_files: list[str] = Field(default_factory=list, description="chat files: OpenAI messages, ShareGPT, "
-                                  "prompt-completion or Alpaca rows in JSONL, JSON or Parquet "
-                                  "(fronde.data.chat_formats)")
+                                  "prompt-completion or Alpaca rows in JSONL, JSON, Parquet or Arrow, or a "
+                                  "datasets save_to_disk folder (fronde.data.chat_formats)")
     pii: bool = Field(True, description="PII-scrub the chat files (and distill.prompt_files) as `fronde data prepare` "
                       "scrubs user files: e-mail, phone, IBAN, card, national ID, IP -> placeholders, counted in "
                       "fronde.json and the model card; false keeps them verbatim (the card then says so)")
@@ -83,6 +84,12 @@ class SFTData(_Section):
                                             "conversation (nor distill.prompt_files prompt) may share a 13-word "
                                             "passage with; default: those the starting model's pretraining data was "
                                             "decontaminated against; [] for none")
+
+    @field_validator("chat_files")
+    @classmethod
+    def _datasets_folders(cls, files: list[str]) -> list[str]:
+        """A datasets save_to_disk folder stands for its .arrow files, each then hashed into the lineage."""
+        return [f for spec in files for f in datasets_files(spec)]
 
 
 class SFTRecipe(StageRecipe):
