@@ -17,7 +17,7 @@ class Left(Exception):
     pass
 
 
-@pytest.mark.parametrize("stop, status", [(SystemExit(3), 3), (None, 0)])
+@pytest.mark.parametrize("stop, status", [(SystemExit(3), 3), (None, 0), (RuntimeError("a bug"), 1)])
 def test_stopped_while_the_model_loads_leaves_at_once_with_uvicorns_status(model_dir, monkeypatch, stop,  # noqa: F811
                                                                           status):
     loading, release = threading.Event(), threading.Event()
@@ -30,7 +30,7 @@ def test_stopped_while_the_model_loads_leaves_at_once_with_uvicorns_status(model
     def run_server(app, host, port, tls):
         assert loading.wait(10)
         if stop is not None:
-            raise stop  # uvicorn could not bind; None: Ctrl-C, after which uvicorn returns
+            raise stop  # uvicorn could not bind (or a bug); None: Ctrl-C, after which uvicorn returns
 
     def os_exit(code):
         left.append(code)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import typer
@@ -150,8 +151,10 @@ def serve_command(
     status = 0
     try:
         run_server(app, host, port, tls)
-    except SystemExit as e:  # could not start: the port is taken, say (uvicorn said so)
-        status = e.code if isinstance(e.code, int) else 1
+    except BaseException as e:  # SystemExit: could not start, the port is taken, say (uvicorn said so)
+        status = e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1
+        if not isinstance(e, SystemExit) and app.state.loader.is_alive():
+            traceback.print_exc()  # os._exit below leaves before Python would print it
         raise
     finally:
         if app.state.loader.is_alive():
