@@ -8,6 +8,7 @@ SIGTERM took 30 s. Such connections are dropped instead; replies still streaming
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -21,12 +22,21 @@ STARTUP_FAILURE = 3  # uvicorn.run's exit status when the server could not start
 class Server(uvicorn.Server):
     async def _wait_tasks_to_complete(self) -> None:
         # shutdown() has asked every connection to close: an idle one closed its transport at once, a busy one
-        # finishes its reply first. A transport still closing 0.1 s later waits on the peer's TLS close_notify.
-        for connection in list(self.server_state.connections):
-            transport = getattr(connection, "transport", None)
-            if transport is not None and transport.is_closing():
-                transport.abort()
-        await super()._wait_tasks_to_complete()
+        # closes it when its reply is done. A transport still closing a moment later waits on the peer's TLS
+        # close_notify: dropped, now and while the replies in flight finish.
+        async def drop_closing() -> None:
+            while True:
+                for connection in list(self.server_state.connections):
+                    transport = getattr(connection, "transport", None)
+                    if transport is not None and transport.is_closing():
+                        transport.abort()
+                await asyncio.sleep(0.5)
+
+        dropper = asyncio.ensure_future(drop_closing())
+        try:
+            await super()._wait_tasks_to_complete()
+        finally:
+            dropper.cancel()
 
 
 def config(app: Any, host: str, port: int, tls: TLS | None, log_level: str = "info") -> uvicorn.Config:
