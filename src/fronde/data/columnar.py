@@ -20,8 +20,7 @@ class ColumnarError(Exception):
     """The file is not Parquet / Arrow IPC that pyarrow can open; the message is pyarrow's."""
 
 
-def open_batches(path: str, kind: str, columns: list[str] | None = None,
-                 pick: Any = None) -> tuple[list[str], Iterator[Any]]:
+def open_batches(path: str, kind: str, pick: Any = None) -> tuple[list[str], Iterator[Any]]:
     """(column names, record batches) of a "parquet" or "arrow" file. `pick(names) -> column` chooses the one column
     to read from the schema before any data is (Parquet then decodes only that column)."""
     import pyarrow as pa
@@ -32,8 +31,7 @@ def open_batches(path: str, kind: str, columns: list[str] | None = None,
 
             pf = pq.ParquetFile(path)
             names = pf.schema_arrow.names
-            cols = [pick(names)] if pick is not None else columns
-            return names, pf.iter_batches(batch_size=BATCH_ROWS, columns=cols)
+            return names, pf.iter_batches(batch_size=BATCH_ROWS, columns=[pick(names)] if pick is not None else None)
         source = pa.memory_map(path)
         try:
             stream = pa.ipc.open_stream(source)
