@@ -261,6 +261,7 @@ def test_metrics_and_audit_log(server, client, model_dir):
     assert last["status"] == "ok" and last["completion_tokens"] >= 1 and last["prompt_tokens"] >= 2
     assert last["key_id"].startswith("key-") and KEY not in json.dumps(records)
     assert "prompt" not in last  # text is logged only with --log-content
+    assert (model_dir.parent / "audit.jsonl").stat().st_mode & 0o777 == 0o600  # its owner's alone, whatever the umask
 
 
 def test_full_queue_gets_429_with_retry_after_and_big_bodies_413(model_dir):
