@@ -156,3 +156,17 @@ def test_serve_and_dashboard_hand_the_certificate_to_uvicorn(model_dir, pki, tmp
     res = CliRunner().invoke(cli, ["dashboard", str(tmp_path / "runs"), *tls], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert started["tls"].certfile == pki["cert"] and "web UI: https://127.0.0.1:8001/" in res.output
+
+
+def test_a_key_file_others_can_read_is_named(model_dir, tmp_path, monkeypatch):  # noqa: F811
+    started = {}
+    monkeypatch.setattr("fronde.serve.listen.run_server", recording_run_server(started))
+    keys = tmp_path / "keys.txt"
+    keys.write_text("sk-one\n\nsk-two\n")
+    keys.chmod(0o644)
+    res = CliRunner().invoke(cli, ["serve", str(model_dir), "--api-key-file", str(keys)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and started["app"].state.server.cfg.api_keys == ("sk-one", "sk-two")
+    assert f"warning: {keys} can be read by other users of this machine: chmod 600 {keys}" in res.output
+    keys.chmod(0o600)
+    res = CliRunner().invoke(cli, ["serve", str(model_dir), "--api-key-file", str(keys)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "can be read by other users" not in res.output

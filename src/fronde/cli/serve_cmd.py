@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fronde.cli.errors import print_error
 from fronde.cli.local_model import METHOD_HELP, Method, speculation
@@ -27,6 +28,9 @@ def read_keys(api_key: list[str], api_key_file: Path | None) -> tuple[str, ...]:
             print_error(console, f"{api_key_file}: no such key file")
             raise typer.Exit(2)
         keys += [line.strip() for line in api_key_file.read_text().splitlines() if line.strip()]
+        if api_key_file.stat().st_mode & 0o077:
+            console.print(f"[yellow]warning:[/yellow] {escape(str(api_key_file))} can be read by other users of this "
+                          f"machine: chmod 600 {escape(str(api_key_file))}", highlight=False)
     return tuple(keys)
 
 
