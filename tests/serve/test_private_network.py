@@ -1,6 +1,6 @@
-"""HTTPS: a real fronde server on 127.0.0.1 with a certificate from a private CA (trustme), driven by the official
-openai client and fronde's own endpoint client; mutual TLS; and the options' mistakes, refused before the model
-loads."""
+"""Serving on a team's network: HTTPS from a real fronde server on 127.0.0.1 with a certificate from a private CA
+(trustme), driven by the official openai client and fronde's own endpoint client; mutual TLS; the options' mistakes,
+refused before the model loads; API keys kept from other users of the machine."""
 
 from __future__ import annotations
 
