@@ -68,3 +68,18 @@ def test_saved_chats_train_sft_and_a_cut_file_is_a_counted_drop(tmp_path: Path):
     drops = [it for it in items if it.__class__.__name__ == "Drop"]
     assert kept < len(TEXTS) * 20 and len(drops) == 1
     assert drops[0].reason.startswith(("damaged Arrow IPC data from row", "unreadable Arrow IPC"))
+
+
+def test_the_licence_a_saved_dataset_records_is_the_sources(tmp_path: Path):
+    """datasets keeps the Hub card's licence in dataset_info.json: it goes into the manifest (and so the model card)
+    unless the source names one."""
+    saved = tmp_path / "wiki-fr"
+    datasets.Dataset.from_dict({"text": TEXTS}, info=datasets.DatasetInfo(license="cc-by-sa-4.0")).save_to_disk(
+        str(saved))
+    config = DataConfig(sources=[SourceConfig(path=str(saved))])
+    assert sources.resolve_sources(config)[0].licence == "cc-by-sa-4.0"
+    named = DataConfig(sources=[SourceConfig.parse_spec(f"{saved}::licence=proprietary")])
+    assert sources.resolve_sources(named)[0].licence == "proprietary"
+    datasets.Dataset.from_dict({"text": TEXTS}).save_to_disk(str(tmp_path / "untold"))
+    assert sources.resolve_sources(DataConfig(sources=[SourceConfig(path=str(tmp_path / "untold"))]))[0].licence \
+        == "unspecified"

@@ -9,7 +9,8 @@ batch at a time, so a dataset bigger than memory streams.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,18 @@ def datasets_files(path: str) -> list[str]:
         return [path]
     found = sorted(p.glob("*.arrow")) or sorted(p.glob("*/*.arrow"))
     return [str(f) for f in found] or [path]
+
+
+def datasets_licence(paths: Sequence[Path]) -> str | None:
+    """The licence the dataset_info.json beside a source's .arrow files records (`datasets` keeps the Hub card's
+    `license` there), when every file of the source is such a file and they agree on one; else None."""
+    found: set[str] = set()
+    for p in paths:
+        if p.suffix != ".arrow":
+            return None
+        try:
+            licence = json.loads((p.parent / "dataset_info.json").read_text(encoding="utf-8")).get("license")
+        except (OSError, ValueError, AttributeError):
+            return None
+        found.add(licence.strip() if isinstance(licence, str) else "")
+    return found.pop() if len(found) == 1 and "" not in found else None

@@ -24,6 +24,7 @@ from xml.etree import ElementTree as ET
 
 from fronde.data import archives, builtin, mail, office, wiki
 from fronde.data.clean import split_long
+from fronde.data.columnar import datasets_licence
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
@@ -170,7 +171,8 @@ def resolve_sources(config: DataConfig) -> list[ResolvedSource]:
             check_ocr(sc.ocr)  # before hashing a big archive: Tesseract or a language model may be missing
         paths, skipped = expand_source(sc.path)
         name = sc.name or sc.path
-        licence = sc.licence or config.licence
+        # a datasets folder carries its own: the Hub card's licence, kept in dataset_info.json
+        licence = sc.licence or datasets_licence(paths) or config.licence
         pii = sc.pii if sc.pii is not None else (force_pii if force_pii is not None else True)
         files: list[SourceFile] = []
         for p in paths:
