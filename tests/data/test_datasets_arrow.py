@@ -11,6 +11,7 @@ import pytest
 from fronde.data import sources
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.pipeline import prepare
+from fronde.train.sft import SFTData
 from fronde.train.sft_data import read_chat_file
 from tests.data.conftest import prepared_texts
 
@@ -46,7 +47,6 @@ def test_saved_chats_train_sft_and_a_cut_file_is_a_counted_drop(tmp_path: Path):
     convs = read_chat_file(arrow)
     assert len(convs) == 3 and convs[0].messages == CHAT and convs[-1].source == f"{arrow.name} row 3"
     from fronde.train.distill import DistillSection
-    from fronde.train.sft import SFTData
 
     # a recipe may name the folder: it stands for its .arrow files, each hashed into the model's lineage
     assert SFTData(chat_files=[str(saved)]).chat_files == [str(arrow)]
@@ -83,3 +83,17 @@ def test_the_licence_a_saved_dataset_records_is_the_sources(tmp_path: Path):
     datasets.Dataset.from_dict({"text": TEXTS}).save_to_disk(str(tmp_path / "untold"))
     assert sources.resolve_sources(DataConfig(sources=[SourceConfig(path=str(tmp_path / "untold"))]))[0].licence \
         == "unspecified"
+
+
+def test_a_saved_chat_datasets_licence_reaches_the_model_card(tmp_path: Path):
+    from fronde.train.lineage import file_entry
+    from fronde.train.model_card import data_licences
+
+    saved = tmp_path / "chats"
+    datasets.Dataset.from_list([{"messages": CHAT}], info=datasets.DatasetInfo(license="cc-by-4.0")).save_to_disk(
+        str(saved))
+    (arrow,) = SFTData(chat_files=[str(saved)]).chat_files
+    entry = file_entry(arrow)
+    assert entry["licence"] == "cc-by-4.0" and "licence" not in file_entry(tmp_path / "x.jsonl")
+    chain = [{"stage": "sft", "inputs": {"chat_files": [entry]}}]
+    assert data_licences(chain) == [("cc-by-4.0", f"sft file {Path(arrow).name}")]  # was "unrecorded"

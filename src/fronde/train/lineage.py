@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fronde import __version__
+from fronde.data.columnar import datasets_licence
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json, sha256_file
 from fronde.data.manifest import MANIFEST, encodings_used, read_manifest
@@ -73,11 +74,15 @@ def weights_entry(model_dir: Path) -> dict[str, Any]:
 
 
 def file_entry(path: str | Path) -> dict[str, Any]:
-    """A data file by content: path, size and sha256 (None when the file is gone by publish time)."""
+    """A data file by content: path, size and sha256 (None when the file is gone by publish time), and the licence a
+    datasets folder's dataset_info.json records for it."""
     p = Path(path)
     if not p.is_file():
         return {"path": str(p), "bytes": None, "sha256": None}
-    return {"path": str(p), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+    entry: dict[str, Any] = {"path": str(p), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+    if licence := datasets_licence([p]):
+        entry["licence"] = licence
+    return entry
 
 
 def task_entry(spec: str, options: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:

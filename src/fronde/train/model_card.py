@@ -92,7 +92,7 @@ def data_licences(chain: list[dict[str, Any]]) -> list[tuple[str, str]]:
             if licence != GENERATED:
                 out.append((_licence_tag(licence), f"{r['stage']} task {t['name']}"))
         for f in [*inputs.get("chat_files", []), *inputs.get("prompt_files", [])]:
-            out.append((UNRECORDED, f"{r['stage']} file {Path(f['path']).name}"))
+            out.append((_licence_tag(f.get("licence")), f"{r['stage']} file {Path(f['path']).name}"))
         teacher = inputs.get("teacher")
         if teacher and isinstance(teacher.get("lineage"), dict):  # a fronde teacher: the data it learnt from
             out += [(tag, f"{what} (via teacher {teacher['spec']})")
