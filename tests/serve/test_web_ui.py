@@ -317,6 +317,28 @@ def test_chat_and_dashboard_behind_a_reverse_proxy_at_a_path_prefix(page, server
         thread.join(timeout=10)
 
 
+def test_a_runs_damaged_files_are_named_on_its_page(page, runs_dir, tmp_path):
+    """A ledger or an eval result cut short (a copy, a disk) leaves its section empty: the page says which file."""
+    from fronde.serve.ui import create_dashboard_app
+    from tests.serve.test_server import serve_app
+
+    copy = tmp_path / "runs"
+    shutil.copytree(runs_dir / "tiny", copy / "broken")
+    damaged = [copy / "broken" / "ledger.json", next((copy / "broken" / "eval").rglob("arithmetic-1.json"))]
+    for path in damaged:
+        path.write_text(path.read_text()[:100])
+    url, _, srv, thread = serve_app(create_dashboard_app(RunsConfig.load(copy)))
+    try:
+        page.goto(url + "/#/runs/broken")
+        problems = page.locator("#run-problems li")
+        problems.first.wait_for()
+        listed = problems.all_text_contents()
+        assert len(listed) == 2 and all(any(str(p) in line for line in listed) for p in damaged), listed
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
 def test_dashboard_alone_from_the_cli(page, runs_dir):
     """`fronde dashboard DIR` in its own process: the runs page, no chat, no model, no key."""
     import socket

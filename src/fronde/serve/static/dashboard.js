@@ -101,6 +101,7 @@ export async function showRun(name) {
   run.stage = run.detail.stage;
   page.replaceChildren(backLink(),
     el("div", { class: "run-head" }, el("h1", { id: "run-title" }, name), el("span", { id: "run-status" })),
+    el("div", { id: "run-problems" }),
     el("div", { id: "stage-picker", class: "stage-picker", role: "group", "aria-label": "Stage" }),
     el("section", { "aria-labelledby": "curves-title" }, el("h2", { id: "curves-title" }, "Training curves"),
       el("div", { id: "charts", class: "charts" })),
@@ -175,6 +176,9 @@ function renderDetail() {
     el("span", { class: "muted" }, "Stage:"),
     ...d.stages.map((s) => el("button", { type: "button", "aria-pressed": String(s.name === run.stage),
       onclick: () => selectStage(s.name) }, s.name))]);
+  setSection("run-problems", d.errors, () => (d.errors || []).length ? el("div", { class: "notice", role: "status" },
+    "Files of this run that could not be read (what they hold is missing below):",
+    el("ul", {}, ...d.errors.map((e) => el("li", {}, e)))) : []);
   setSection("ledger", d.ledger, () => ledgerTable(d.ledger));
   setSection("results", d.results, () => resultsTable(d.results));
   setSection("scoreboard", d.scoreboard, () => scoreboardTable(d.scoreboard));
