@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fronde.cli.errors import print_error
@@ -55,7 +56,7 @@ def info(
     if as_json:
         typer.echo(json.dumps({"model": label, **mi.as_dict(), "config": config.model_dump()}, indent=2))
         return
-    t = Table(title=f"fronde model info: {label}", show_header=False)
+    t = Table(title=escape(f"fronde model info: {label}"), show_header=False)
     t.add_row("architecture", f"{config.num_hidden_layers} layers, hidden {config.hidden_size}, "
               f"{config.num_attention_heads} MLA heads, vocab {config.vocab_size}")
     t.add_row("experts", f"{config.n_routed_experts} routed (top-{config.num_experts_per_tok}, "
