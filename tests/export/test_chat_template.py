@@ -112,6 +112,29 @@ def test_ollama_license_from_model_card(small_model_dir: Path, tmp_path: Path, n
     assert (f'LICENSE """{expected}"""' in text) if expected else ("LICENSE" not in text)
 
 
+def test_the_gguf_file_carries_the_cards_licence_languages_and_tags(small_model_dir: Path, tmp_path: Path) -> None:
+    """What llama.cpp's converter takes from a Hub card (general.license, .languages, .tags), from fronde's card in
+    the JSON-quoted front matter fronde writes; read back with gguf's own reader."""
+    import gguf
+
+    model = tmp_path / "carded"
+    shutil.copytree(small_model_dir, model)
+    (model / "MODEL_CARD.md").write_text('---\nlicense: "other"\nlicense_name: "mixed-data-licences"\n'
+                                         'language:\n- "fr"\n- "en"\ntags:\n- "fronde"\n- "rl"\n---\n# Card\n')
+    path = export_ollama(model, tmp_path / "out")[0].path
+    fields = gguf.GGUFReader(path).fields
+
+    def value(key: str):
+        f = fields[key]
+        parts = [bytes(f.parts[i]).decode() for i in f.data]
+        return parts if f.types[0] == gguf.GGUFValueType.ARRAY else parts[0]
+
+    assert value("general.license") == "other" and value("general.license.name") == "mixed-data-licences"
+    assert value("general.languages") == ["fr", "en"] and value("general.tags") == ["fronde", "rl"]
+    bare = export_ollama(small_model_dir, tmp_path / "bare")[0].path  # no card: no such keys, no failure
+    assert "general.license" not in gguf.GGUFReader(bare).fields
+
+
 def test_ollama_license_file_wins(small_model_dir: Path, tmp_path: Path) -> None:
     model = tmp_path / "licensed"
     shutil.copytree(small_model_dir, model)

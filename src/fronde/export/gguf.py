@@ -20,12 +20,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
 import torch
 
 from fronde.data.io import temp_beside, writing
+from fronde.export.card import card_fields, strings
 from fronde.export.gguf_vocab import PRE_TOKENIZER, VocabError, read_vocab, write_vocab
 from fronde.model.checkpoint import load_config, read_weights
 from fronde.model.config import ModelConfig, yarn_mscale
@@ -86,6 +88,7 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16", f
         with writing(out):
             writer = gguf.GGUFWriter(tmp, ARCH)
             write_metadata(writer, config, name=model_dir.resolve().name, file_type=file_type)
+            write_card_metadata(writer, card_fields(model_dir))
             write_vocab(writer, vocab)
             for name, array in gguf_tensors(state, config):
                 data, written = _encode(name, array, qtype)
@@ -127,6 +130,19 @@ def check_supported(config: ModelConfig) -> None:
 
 # ----------------------------------------------------------------------------------------------------------------
 # metadata
+
+
+def write_card_metadata(writer: gguf.GGUFWriter, card: dict[str, Any]) -> None:
+    """general.license (with its name and link), general.languages and general.tags from the model card's front
+    matter, as llama.cpp's convert_hf_to_gguf.py takes them from a Hub card: the licence leaves with the file."""
+    for key, add in (("license", writer.add_license), ("license_name", writer.add_license_name),
+                     ("license_link", writer.add_license_link)):
+        if value := strings(card.get(key))[:1]:
+            add(value[0])
+    if languages := strings(card.get("language")):
+        writer.add_languages(languages)
+    if tags := strings(card.get("tags")):
+        writer.add_tags(tags)
 
 
 def write_metadata(writer: gguf.GGUFWriter, config: ModelConfig, *, name: str, file_type: gguf.LlamaFileType) -> None:

@@ -9,16 +9,14 @@ and Ollama merges consecutive messages of one role before rendering.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from fronde.data.io import atomic_write_text
 from fronde.data.tokenizer import SPECIAL_TOKENS as S
+from fronde.export.card import model_license
 from fronde.export.gguf import ExportError, GGUFSummary, export_gguf
 
 MODELFILE = "Modelfile"
-_LICENSE_FILES = ("LICENSE", "LICENSE.txt", "LICENSE.md")
-_MODEL_CARDS = ("MODEL_CARD.md", "README.md")  # fronde writes the first; the Hub shows the second
 
 # fronde's chat format (see fronde/data/chat.py) for Ollama's `.Messages` / `.Tools` template values.
 GO_TEMPLATE = (
@@ -43,25 +41,6 @@ GO_TEMPLATE = (
     "{{- end }}\n"
     "{{- end }}" + S["assistant"]
 )
-
-
-def model_license(model_dir: Path) -> str | None:
-    """A LICENSE file's text, else the model card's `license` (front matter of fronde's MODEL_CARD.md or the Hub's
-    README.md) with its name and link."""
-    for name in _LICENSE_FILES:
-        if (model_dir / name).is_file():
-            return (model_dir / name).read_text(encoding="utf-8").strip() or None
-    card = next((model_dir / n for n in _MODEL_CARDS if (model_dir / n).is_file()), None)
-    if card is None:
-        return None
-    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", card.read_text(encoding="utf-8"), re.DOTALL)
-    if match is None:
-        return None
-    fields = dict(re.findall(r"^(license(?:_name|_link)?):\s*['\"]?(.*?)['\"]?\s*$", match.group(1), re.MULTILINE))
-    if not fields.get("license"):
-        return None
-    parts = [fields.get("license_name") or fields["license"], fields.get("license_link", "")]
-    return " ".join(p for p in parts if p)
 
 
 def _quoted(text: str) -> str:
