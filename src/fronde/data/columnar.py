@@ -45,6 +45,18 @@ def open_batches(path: str, kind: str, pick: Any = None) -> tuple[list[str], Ite
         raise ColumnarError(str(e)) from None
 
 
+DATASETS_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")
+DATASETS_NOTE = "a Hugging Face datasets metadata file (the .arrow files beside it are read)"
+
+
+def datasets_metadata(path: Path) -> bool:
+    """A file `datasets.save_to_disk` writes beside its data-*.arrow files (or, dataset_dict.json, above a split's
+    folders): not text to train on, and not a JSON record file."""
+    if path.name not in DATASETS_METADATA:
+        return False
+    return any(path.parent.glob("*.arrow")) or (path.name == "dataset_dict.json" and any(path.parent.glob("*/*.arrow")))
+
+
 def datasets_files(path: str) -> list[str]:
     """The data-*.arrow files a `datasets.save_to_disk` folder holds (a Dataset's, or a DatasetDict's split folders
     in order), so that a recipe can name the folder and its lineage still hashes each file; [path] for anything

@@ -24,7 +24,7 @@ from xml.etree import ElementTree as ET
 
 from fronde.data import archives, builtin, mail, office, wiki
 from fronde.data.clean import split_long
-from fronde.data.columnar import datasets_licence
+from fronde.data.columnar import DATASETS_NOTE, datasets_licence, datasets_metadata
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
@@ -118,18 +118,6 @@ def expand_source(spec: str) -> tuple[list[Path], list[tuple[str, str]]]:
         return [p], []
     raise DataError(f"source {spec!r} does not exist (not a file, directory, glob or built-in corpus; "
                     f"built-ins: {', '.join(builtin.BUILTINS)})")
-
-
-DATASETS_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")
-DATASETS_NOTE = "a Hugging Face datasets metadata file (the .arrow files beside it are read)"
-
-
-def datasets_metadata(path: Path) -> bool:
-    """A file `datasets.save_to_disk` writes beside its data-*.arrow files (or, dataset_dict.json, above a split's
-    folders): not text to train on, and not a JSON record file."""
-    if path.name not in DATASETS_METADATA:
-        return False
-    return any(path.parent.glob("*.arrow")) or (path.name == "dataset_dict.json" and any(path.parent.glob("*/*.arrow")))
 
 
 def _walk(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
