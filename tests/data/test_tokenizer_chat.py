@@ -154,3 +154,15 @@ def test_a_tokenizer_file_cut_short_is_one_error_naming_it(small_tokenizer: tupl
     (tmp_path / "tokenizer.json").write_text(text[: len(text) // 2], encoding="utf-8")  # a copy cut short
     with pytest.raises(DataError, match=f"{tmp_path / 'tokenizer.json'}: not a tokenizer .*copy it again"):
         Tokenizer.load(tmp_path)
+
+
+def test_another_models_tokenizer_is_named_with_what_fronde_can_do_with_it(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import models, pre_tokenizers, trainers
+
+    foreign = HFTokenizer(models.BPE())
+    foreign.pre_tokenizer = pre_tokenizers.ByteLevel()
+    foreign.train_from_iterator(["hello world"] * 50, trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>"]))
+    foreign.save(str(tmp_path / "tokenizer.json"))
+    with pytest.raises(DataError, match=f"{tmp_path / 'tokenizer.json'}: no special token .*fronde eval"):
+        Tokenizer.load(tmp_path)

@@ -91,7 +91,7 @@ class Tokenizer:
         for role, token in SPECIAL_TOKENS.items():
             tid = hf.token_to_id(token)
             if tid is None:
-                raise DataError(f"tokenizer lacks special token {token!r} ({role}); train it with fronde")
+                raise DataError(f"no special token {token!r} ({role}): not a tokenizer fronde trained")
             ids[role] = tid
         self.special = SpecialIds(**ids)
         self.special_ids = frozenset(ids.values())
@@ -109,7 +109,11 @@ class Tokenizer:
         except Exception as e:  # tokenizers raises a bare Exception for a truncated or foreign file
             raise DataError(f"{file}: not a tokenizer `tokenizers` can read ({e}); a copy cut short? copy it again "
                             "from where the model came from") from None
-        return cls(hf)
+        try:
+            return cls(hf)
+        except DataError as e:  # another model's tokenizer: fronde's chat and document tokens are missing
+            raise DataError(f"{file}: {e}. fronde trains and serves models with its own tokenizer; a model made "
+                            "elsewhere can be evaluated (fronde eval) or be a teacher (distill.teacher)") from None
 
     @classmethod
     def from_str(cls, json_str: str) -> "Tokenizer":
