@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from fronde.agent.backends import AgentError, EndpointBackend
 from fronde.cli.main import app as cli
+from fronde.data.errors import DataError
 from fronde.eval.endpoint_model import EndpointModel
 from fronde.eval.errors import EvalError
 from fronde.serve import listen
@@ -93,10 +94,21 @@ def test_https_with_a_private_ca_for_the_openai_client_and_fronde_eval(model_dir
         assert not thread.is_alive() and time.perf_counter() - t0 < 5
 
 
-def test_mutual_tls_refuses_a_client_without_a_certificate(model_dir, pki):  # noqa: F811
+def test_mutual_tls_refuses_a_client_without_a_certificate(model_dir, pki, monkeypatch):  # noqa: F811
     tls = TLS.from_options(pki["cert"], pki["key"], None, pki["client_ca"], 2)
     port, srv, thread = _serve_tls(model_dir, tls)
     try:
+        # fronde's own clients: refused, saying which variable gives them a certificate; then let in with it
+        monkeypatch.setenv("SSL_CERT_FILE", str(pki["ca"]))
+        monkeypatch.delenv("FRONDE_TLS_CLIENT_CERT", raising=False)
+        with pytest.raises(EvalError, match="accepts only clients with a certificate \\(mutual TLS\\), set FRONDE_TLS"):
+            EndpointModel(f"https://127.0.0.1:{port}/v1", api_key=KEY)
+        monkeypatch.setenv("FRONDE_TLS_CLIENT_CERT", str(pki["client"]))
+        assert EndpointModel(f"https://127.0.0.1:{port}/v1", api_key=KEY).model == model_dir.name
+        assert EndpointBackend(f"https://127.0.0.1:{port}/v1", api_key=KEY).name == model_dir.name
+        monkeypatch.setenv("FRONDE_TLS_CLIENT_CERT", str(pki["ca"]))  # a certificate without its key
+        with pytest.raises(DataError, match="FRONDE_TLS_CLIENT_CERT=.*not a PEM client certificate and key"):
+            EndpointModel(f"https://127.0.0.1:{port}/v1", api_key=KEY)
         req = urllib.request.Request(f"https://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {KEY}"})
         anonymous = ssl.create_default_context(cafile=str(pki["ca"]))
         with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):

@@ -23,7 +23,7 @@ from fronde.infer.loading import LOAD_ERRORS, load_for_inference
 from fronde.infer.sampling import SamplingParams
 from fronde.serve.tools import TurnStream
 from fronde.tools.calls import parse_calls
-from fronde.train.tls_hint import tls_hint
+from fronde.train.https_client import client_options, tls_hint
 
 if TYPE_CHECKING:
     from fronde.agent.loop import AgentEvent
@@ -123,7 +123,7 @@ class EndpointBackend:
         import openai
 
         self.client = openai.OpenAI(base_url=base_url.rstrip("/"), api_key=api_key or "unused", max_retries=1,
-                                    timeout=timeout)
+                                    timeout=timeout, **client_options(openai))
         self._errors = (openai.APIError,)
         try:
             self.name = model or self.client.models.list().data[0].id

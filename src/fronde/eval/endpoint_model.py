@@ -16,7 +16,7 @@ from typing import Any
 from fronde.eval.errors import EvalError
 from fronde.eval.models import ModelDescription, Speed
 from fronde.eval.replies import openai_reply
-from fronde.train.tls_hint import tls_hint
+from fronde.train.https_client import client_options, tls_hint
 
 NO_ECHO = ("does not return the prompt's token logprobs (/v1/completions with echo=true and logprobs); multiple "
            "choice and bits-per-byte need them. Evaluate the model locally (a model dir or .gguf), or serve it with "
@@ -33,7 +33,8 @@ class EndpointModel:
         self._openai = openai
         base = url.rstrip("/")
         self.url = base if base.endswith("/v1") else base + "/v1"
-        self.client = openai.OpenAI(base_url=self.url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
+        self.client = openai.OpenAI(base_url=self.url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2,
+                                    **client_options(openai))
         self.model = model
         if model is None:
             self.model = self._served_model()

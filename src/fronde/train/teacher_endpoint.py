@@ -14,8 +14,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from fronde.train.https_client import client_options, tls_hint
 from fronde.train.teacher import TeacherError
-from fronde.train.tls_hint import tls_hint
 
 
 def is_endpoint(spec: str) -> bool:
@@ -31,7 +31,7 @@ class EndpointTeacher:
 
         self.spec, self.concurrency = url, concurrency
         self.client = openai.OpenAI(base_url=url.rstrip("/"), api_key=os.environ.get(api_key_env) or "none",
-                                    timeout=timeout_s, max_retries=3)
+                                    timeout=timeout_s, max_retries=3, **client_options(openai))
         self.model = model or self._only_model()
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
