@@ -97,3 +97,22 @@ def test_a_saved_chat_datasets_licence_reaches_the_model_card(tmp_path: Path):
     assert entry["licence"] == "cc-by-4.0" and "licence" not in file_entry(tmp_path / "x.jsonl")
     chain = [{"stage": "sft", "inputs": {"chat_files": [entry]}}]
     assert data_licences(chain) == [("cc-by-4.0", f"sft file {Path(arrow).name}")]  # was "unrecorded"
+
+
+def test_the_datasets_cache_of_load_dataset_reads_the_data_not_its_map_copies(tmp_path: Path, monkeypatch):
+    """A machine prepared offline keeps what load_dataset fetched in its cache: each split's .arrow file is read; the
+    cache-<fingerprint>.arrow a .map() left (other columns: here a length) and the lock files are listed, not read."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    cache = tmp_path / "hf-cache"
+    ds = datasets.load_dataset("json", data_files=str(notes), cache_dir=str(cache), split="train")
+    mapped = ds.map(lambda row: {"n": len(row["text"])})
+    assert Path(mapped.cache_files[0]["filename"]).name.startswith("cache-")
+    files, skipped = sources.expand_source(str(cache))
+    assert [f.name for f in files] == ["json-train.arrow"]
+    why = {Path(p).name: reason for p, reason in skipped}
+    assert why[Path(mapped.cache_files[0]["filename"]).name].startswith("a Hugging Face datasets .map() cache")
+    assert why["dataset_info.json"].startswith("a Hugging Face datasets metadata file")
+    src = sources.resolve_sources(DataConfig(sources=[SourceConfig(path=str(cache))]))[0]
+    assert sorted(d.text for _, d in sources.iter_source(src, 100_000, 1)) == sorted(TEXTS)

@@ -10,6 +10,7 @@ batch at a time, so a dataset bigger than memory streams.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,15 +47,20 @@ def open_batches(path: str, kind: str, pick: Any = None) -> tuple[list[str], Ite
 
 
 DATASETS_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")
-DATASETS_NOTE = "a Hugging Face datasets metadata file (the .arrow files beside it are read)"
+_MAP_CACHE = re.compile(r"cache-[0-9a-f]+(?:_\d+_of_\d+)?\.arrow")
 
 
-def datasets_metadata(path: Path) -> bool:
-    """A file `datasets.save_to_disk` writes beside its data-*.arrow files (or, dataset_dict.json, above a split's
-    folders): not text to train on, and not a JSON record file."""
-    if path.name not in DATASETS_METADATA:
-        return False
-    return any(path.parent.glob("*.arrow")) or (path.name == "dataset_dict.json" and any(path.parent.glob("*/*.arrow")))
+def datasets_skip(path: Path) -> str | None:
+    """Why a file in a Hugging Face datasets folder is not read, or None: the metadata `save_to_disk` writes beside
+    its data-*.arrow files (dataset_info.json, state.json; dataset_dict.json above a split's folders), and the
+    cache-<fingerprint>.arrow files its cache holds for each .map()/.filter() (a processed copy, often of other
+    columns: tokenised ids)."""
+    if path.name in DATASETS_METADATA and (any(path.parent.glob("*.arrow")) or (
+            path.name == "dataset_dict.json" and any(path.parent.glob("*/*.arrow")))):
+        return "a Hugging Face datasets metadata file (the .arrow files beside it are read)"
+    if _MAP_CACHE.fullmatch(path.name) and (path.parent / "dataset_info.json").is_file():
+        return "a Hugging Face datasets .map() cache (a processed copy; the dataset's own .arrow files are read)"
+    return None
 
 
 def datasets_files(path: str) -> list[str]:

@@ -24,7 +24,7 @@ from xml.etree import ElementTree as ET
 
 from fronde.data import archives, builtin, mail, office, wiki
 from fronde.data.clean import split_long
-from fronde.data.columnar import DATASETS_NOTE, datasets_licence, datasets_metadata
+from fronde.data.columnar import datasets_licence, datasets_skip
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.documents import Document, Drop, SourceFile
 from fronde.data.errors import DataError
@@ -107,8 +107,8 @@ def expand_source(spec: str) -> tuple[list[Path], list[tuple[str, str]]]:
                 f, s = _walk(m)
                 files += f
                 skipped += s
-            elif datasets_metadata(m):
-                skipped.append((str(m), DATASETS_NOTE))
+            elif why := datasets_skip(m):
+                skipped.append((str(m), why))
             else:
                 files.append(m)
         return files, skipped
@@ -130,8 +130,8 @@ def _walk(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
         if not path.is_file():
             continue
         fmt, _ = file_format(path)
-        if datasets_metadata(path):
-            skipped.append((str(path), DATASETS_NOTE))
+        if why := datasets_skip(path):
+            skipped.append((str(path), why))
         elif fmt is None and archives.archive_kind(path.name) is None:
             skipped.append((str(path), f"unsupported extension {path.suffix!r}"))
         else:
