@@ -78,7 +78,8 @@ def test_scoreboard_and_report(run_dir, tmp_path):
     damaged.write_text(damaged.read_text()[:200])
     res = runner.invoke(app, ["scoreboard", str(run_dir / "eval"), str(ref_dir), "--out", str(out)],
                         env={"COLUMNS": "300"})
-    assert res.exit_code == 0 and f"warning: skipped {damaged}: a fronde eval result that no longer parses" in res.output
+    assert res.exit_code == 0
+    assert f"warning: skipped {damaged}: a fronde eval result that no longer parses" in res.output
     assert "countdown" not in (out / "scoreboard.md").read_text()
     assert runner.invoke(app, ["report", str(run_dir), "--against", str(damaged)]).exit_code == 2
     own = next((run_dir / "eval").rglob("arithmetic-1.json"))
