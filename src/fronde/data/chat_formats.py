@@ -13,8 +13,9 @@ LLaMA-Factory recognise them:
 
 Files: `.jsonl`/`.ndjson` (a row a line), `.json` (a list of rows), `.parquet` and `.arrow` (a row a record: what
 `datasets` saves, `to_parquet` and `save_to_disk`'s data-*.arrow), the first two also gzipped; and tables,
-`.csv`/`.tsv` and `.xlsx`/`.xls`/`.ods` sheets, whose header row names the columns (ignoring case: `Prompt`, `completion`, `instruction`, `input`, `output`, `system`; a FAQ's
-`question` and `answer` read as prompt and completion). A bad row stops the run with its file, row and what is
+`.csv`/`.tsv` and `.xlsx`/`.xls`/`.ods` sheets, whose header row names the columns (ignoring case: `Prompt`,
+`completion`, `instruction`, `input`, `output`, `system`; a FAQ's `question` and `answer` read as prompt and
+completion). A bad row stops the run with its file, row and what is
 wrong: a chat file is hand-made and small enough to fix, unlike a pretraining corpus, where bad records are counted
 and dropped.
 """
