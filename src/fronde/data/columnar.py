@@ -63,15 +63,16 @@ def datasets_skip(path: Path) -> str | None:
     return None
 
 
-def datasets_files(path: str) -> list[str]:
-    """The data-*.arrow files a `datasets.save_to_disk` folder holds (a Dataset's, or a DatasetDict's split folders
-    in order), so that a recipe can name the folder and its lineage still hashes each file; [path] for anything
-    else."""
-    p = Path(path)
-    if not p.is_dir():
-        return [path]
-    found = sorted(p.glob("*.arrow")) or sorted(p.glob("*/*.arrow"))
-    return [str(f) for f in found] or [path]
+def datasets_files(specs: list[str]) -> list[str]:
+    """The paths a recipe names, each `datasets.save_to_disk` folder among them replaced by the data-*.arrow files it
+    holds (a Dataset's, or a DatasetDict's split folders in order), so that the folder can be named and the lineage
+    still hashes each file."""
+    out: list[str] = []
+    for spec in specs:
+        p = Path(spec)
+        found = (sorted(p.glob("*.arrow")) or sorted(p.glob("*/*.arrow"))) if p.is_dir() else []
+        out += [str(f) for f in found] or [spec]
+    return out
 
 
 def datasets_licence(paths: Sequence[Path]) -> str | None:

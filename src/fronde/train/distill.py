@@ -81,7 +81,7 @@ class DistillSection(_Section):
     @classmethod
     def _datasets_folders(cls, files: list[str]) -> list[str]:
         """A datasets save_to_disk folder stands for its .arrow files, as sft.chat_files."""
-        return [f for spec in files for f in datasets_files(spec)]
+        return datasets_files(files)
 
 
 class DistillRecipe(SFTRecipe):

@@ -89,7 +89,7 @@ class SFTData(_Section):
     @classmethod
     def _datasets_folders(cls, files: list[str]) -> list[str]:
         """A datasets save_to_disk folder stands for its .arrow files, each then hashed into the lineage."""
-        return [f for spec in files for f in datasets_files(spec)]
+        return datasets_files(files)
 
 
 class SFTRecipe(StageRecipe):
