@@ -10,6 +10,7 @@ import pytest
 
 from fronde.data import sources
 from fronde.data.config import DataConfig, SourceConfig
+from fronde.data.manifest import summary_rows
 from fronde.data.pipeline import prepare
 from fronde.train.sft import SFTData
 from fronde.train.sft_data import read_chat_file
@@ -38,6 +39,9 @@ def test_a_saved_dataset_dict_is_a_corpus_and_its_metadata_is_named(tmp_path: Pa
                            val_fraction=0.0), out).manifest
     assert m["documents"]["kept"] == len(TEXTS)
     assert sorted(prepared_texts(out)) == sorted(TEXTS)
+    rows = dict(summary_rows(m))  # what `fronde data prepare` and `inspect` print: the files left unread, and why
+    assert rows["not read"].startswith("5 files: a Hugging Face datasets metadata file (the .arrow files beside it "
+                                       "are read) 5 (")
 
 
 def test_saved_chats_train_sft_and_a_cut_file_is_a_counted_drop(tmp_path: Path):

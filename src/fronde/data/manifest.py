@@ -106,6 +106,20 @@ def verify_outputs(directory: str | Path, m: dict[str, Any], progress: Reporter 
     return problems
 
 
+def _skipped_files(sources: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """A row for the files a source's walk did not read (an unsupported extension, a datasets metadata file...),
+    by reason; the manifest lists them (`sources[].skipped`)."""
+    n = sum(s.get("skipped_files", 0) for s in sources)
+    if not n:
+        return []
+    reasons = Counter(item["reason"] for s in sources for item in s.get("skipped", []))
+    listed = sum(reasons.values())
+    why = ", ".join(f"{reason} {count:,}" for reason, count in reasons.most_common(5))
+    rest = n - sum(count for _, count in reasons.most_common(5))
+    return [("not read", f"{n:,} files: {why}" + (f", other {rest:,}" if rest and listed else "")
+             + " (the manifest's sources[].skipped names them)")]
+
+
 def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     """Human-readable (label, value) pairs for `fronde data inspect`."""
     d = m["documents"]
@@ -114,6 +128,7 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("sources", "; ".join(f"{s['name']} ({s['licence']}, {s['files']} files, pii {'on' if s['pii'] else 'off'})"
                               for s in m["sources"])),
         ("input", f"{len(m['files'])} files, {sum(f['bytes'] for f in m['files']):,} bytes" + _formats(m["files"])),
+        *_skipped_files(m["sources"]),
         ("documents", f"{d['in']:,} in = {d['train']:,} train + {d['val']:,} val + "
                       f"{sum(d['dropped'].values()):,} dropped"),
         ("dropped", ", ".join(f"{k} {v:,}" for k, v in d["dropped"].items())),
