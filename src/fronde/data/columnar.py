@@ -71,19 +71,19 @@ def datasets_files(specs: list[str]) -> list[str]:
     for spec in specs:
         p = Path(spec)
         found = (sorted(p.glob("*.arrow")) or sorted(p.glob("*/*.arrow"))) if p.is_dir() else []
-        out += [str(f) for f in found] or [spec]
+        out += [str(f) for f in found if datasets_skip(f) is None] or [spec]
     return out
 
 
 def datasets_licence(paths: Sequence[Path]) -> str | None:
     """The licence the dataset_info.json beside a source's .arrow files records (`datasets` keeps the Hub card's
     `license` there), when every file of the source is such a file and they agree on one; else None."""
+    if any(p.suffix != ".arrow" for p in paths):
+        return None
     found: set[str] = set()
-    for p in paths:
-        if p.suffix != ".arrow":
-            return None
+    for folder in {p.parent for p in paths}:  # one dataset_info.json for all the shards beside it
         try:
-            licence = json.loads((p.parent / "dataset_info.json").read_text(encoding="utf-8")).get("license")
+            licence = json.loads((folder / "dataset_info.json").read_text(encoding="utf-8")).get("license")
         except (OSError, ValueError, AttributeError):
             return None
         found.add(licence.strip() if isinstance(licence, str) else "")

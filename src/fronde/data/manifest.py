@@ -112,11 +112,10 @@ def _skipped_files(sources: list[dict[str, Any]]) -> list[tuple[str, str]]:
     n = sum(s.get("skipped_files", 0) for s in sources)
     if not n:
         return []
-    reasons = Counter(item["reason"] for s in sources for item in s.get("skipped", []))
-    listed = sum(reasons.values())
-    why = ", ".join(f"{reason} {count:,}" for reason, count in reasons.most_common(5))
-    rest = n - sum(count for _, count in reasons.most_common(5))
-    return [("not read", f"{n:,} files: {why}" + (f", other {rest:,}" if rest and listed else "")
+    top = Counter(item["reason"] for s in sources for item in s.get("skipped", [])).most_common(5)
+    rest = n - sum(count for _, count in top)  # other reasons, and files past the manifest's list
+    why = ", ".join(f"{reason} {count:,}" for reason, count in top)
+    return [("not read", f"{n:,} files: {why}" + (f", other {rest:,}" if rest else "")
              + " (the manifest's sources[].skipped names them)")]
 
 

@@ -126,11 +126,7 @@ class Tokenizer:
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        self.hf.encode_special_tokens = False  # not a property anyone loading the file should inherit
-        try:
-            atomic_write_text(d / "tokenizer.json", self.hf.to_str(pretty=True))
-        finally:
-            self.hf.encode_special_tokens = True
+        atomic_write_text(d / "tokenizer.json", self._file_json(pretty=True))
         sp = SPECIAL_TOKENS
         extra = [t for r, t in sp.items() if r not in ("bos", "eos", "pad")]
         config = {
@@ -167,11 +163,7 @@ class Tokenizer:
         of the encode time): the copy the data pipeline tokenises its cleaned documents with."""
         if not isinstance(self.hf.normalizer, normalizers.NFC):
             return self
-        self.hf.encode_special_tokens = False
-        try:
-            hf = HFTokenizer.from_str(self.hf.to_str())
-        finally:
-            self.hf.encode_special_tokens = True
+        hf = HFTokenizer.from_str(self._file_json())
         hf.normalizer = None
         return Tokenizer(hf)
 
@@ -182,9 +174,14 @@ class Tokenizer:
     @property
     def sha256(self) -> str:
         """Hash of the serialized model (vocab, merges, specials, pre-tokenizer)."""
+        return sha256_bytes(self._file_json().encode())
+
+    def _file_json(self, pretty: bool = False) -> str:
+        """tokenizer.json as saved: without fronde's encode_special_tokens, a setting no one loading the file should
+        inherit."""
         self.hf.encode_special_tokens = False
         try:
-            return sha256_bytes(self.hf.to_str().encode())
+            return self.hf.to_str(pretty=pretty)
         finally:
             self.hf.encode_special_tokens = True
 
