@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from fronde.cli.serve_cmd import (
+    API_KEY,
+    API_KEY_FILE,
     SSL_CA_CERTS,
     SSL_CERT_REQS,
     SSL_CERTFILE,
@@ -24,10 +26,8 @@ def dashboard_command(
     runs_dir: Path = typer.Argument(Path("runs"), help="the directory holding the runs (runs/<name>/...)"),
     host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the dashboard to the network"),
     port: int = typer.Option(8001),
-    api_key: list[str] = typer.Option([], "--api-key", envvar="FRONDE_API_KEY", show_envvar=True,
-                                      help="accepted Bearer key (repeatable; in the variable, keys separated by "
-                                      "spaces, which keeps them out of ps)"),
-    api_key_file: Path | None = typer.Option(None, help="file with one accepted key per line"),
+    api_key: list[str] = API_KEY,
+    api_key_file: Path | None = API_KEY_FILE,
     against: list[Path] = typer.Option([], "--against", help="reference models' eval results for the scoreboard "
                                        "(files or dirs, repeatable), e.g. smollm2-135m-instruct (shipped)"),
     reference: Path | None = typer.Option(None, "--reference", help="TOML/JSON with reference models' params and "

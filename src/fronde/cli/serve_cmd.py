@@ -34,7 +34,10 @@ def read_keys(api_key: list[str], api_key_file: Path | None) -> tuple[str, ...]:
     return tuple(keys)
 
 
-# HTTPS, vLLM's option names; shared with `fronde dashboard`
+# keys and HTTPS (vLLM's option names); shared with `fronde dashboard`
+API_KEY = typer.Option([], "--api-key", envvar="FRONDE_API_KEY", show_envvar=True, help="accepted Bearer key "
+                       "(repeatable; in the variable, keys separated by spaces, which keeps them out of ps)")
+API_KEY_FILE = typer.Option(None, "--api-key-file", help="file with one accepted key per line")
 SSL_CERTFILE = typer.Option(None, "--ssl-certfile", help="serve HTTPS with this PEM certificate (chain); clients "
                             "trust a private CA's through SSL_CERT_FILE=CA.pem")
 SSL_KEYFILE = typer.Option(None, "--ssl-keyfile", help="its PEM private key (default: in --ssl-certfile)")
@@ -93,10 +96,8 @@ def serve_command(
     model_dir: Path = typer.Argument(..., help="a fronde / HF DeepseekV3 model directory with its tokenizer"),
     host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the server to the network"),
     port: int = typer.Option(8000),
-    api_key: list[str] = typer.Option([], "--api-key", envvar="FRONDE_API_KEY", show_envvar=True,
-                                      help="accepted Bearer key (repeatable; in the variable, keys separated by "
-                                      "spaces, which keeps them out of ps)"),
-    api_key_file: Path | None = typer.Option(None, help="file with one accepted key per line"),
+    api_key: list[str] = API_KEY,
+    api_key_file: Path | None = API_KEY_FILE,
     served_name: str | None = typer.Option(None, help="model id clients use (default: the directory name)"),
     max_batch: int = typer.Option(32, min=1, help="sequences decoded together"),
     max_model_len: int | None = typer.Option(None, help="context limit (default: the model's)"),
