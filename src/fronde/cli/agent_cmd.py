@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from fronde.agent import AgentEvent, open_backend, run_agent
 from fronde.cli.errors import print_error
-from fronde.cli.local_model import DEFAULT_DEVICE, METHOD_HELP, SPECULATIVE_HELP, Method, speculation
+from fronde.cli.local_model import DEVICE_HELP, METHOD_HELP, SPECULATIVE_HELP, Method, pick_device, speculation
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_text
-from fronde.tools import Toolbox, load_tools
+
+if TYPE_CHECKING:
+    from fronde.agent import AgentEvent
 
 console = Console()
 err_console = Console(stderr=True)
@@ -62,7 +64,7 @@ def agent_command(
     model: str = typer.Option(None, "--model", help="Model id at the endpoint (default: the first it lists)."),
     api_key: str = typer.Option(None, "--api-key", envvar="FRONDE_AGENT_API_KEY", help="Endpoint key "
                                 "(or FRONDE_AGENT_API_KEY)."),
-    device: str = typer.Option(DEFAULT_DEVICE, "--device", help="For a local model dir."),
+    device: str | None = typer.Option(None, "--device", help=f"For a local model dir: {DEVICE_HELP}."),
     transcript: Path = typer.Option(None, "--transcript", help="Write the whole conversation (OpenAI messages) "
                                     "as JSON here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final answer."),
@@ -70,12 +72,15 @@ def agent_command(
     speculative_method: Method = typer.Option(Method.ngram, "--speculative-method", help=METHOD_HELP),
 ) -> None:
     """Run a tool-calling loop: the model calls tools, reads their results, and answers."""
+    from fronde.agent import open_backend, run_agent
+    from fronde.tools import Toolbox, load_tools
+
     k, method = speculation(speculative_tokens, speculative_method.value)
     try:
         toolbox = Toolbox(load_tools(list(tool or ["calculator"]), root=root))
         with console.status("loading the model"):
-            backend = open_backend(target, model=model, api_key=api_key, device=device, max_tokens=max_tokens,
-                                   temperature=temperature, top_p=top_p, seed=seed,
+            backend = open_backend(target, model=model, api_key=api_key, device=pick_device(device),
+                                   max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                    speculative_tokens=k, speculative_method=method)
         if not quiet:
             console.print(f"[bold]{escape(backend.name)}[/bold] with tools: {escape(', '.join(toolbox.names))}",

@@ -8,11 +8,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from fronde.cli.local_model import (DEFAULT_DEVICE, METHOD_HELP, SPECULATIVE_HELP, Method, load_local,
+from fronde.cli.local_model import (DEVICE_HELP, METHOD_HELP, SPECULATIVE_HELP, Method, load_local,
                                     local_engine, speculation, stream_tokens)
 from fronde.data.chat import render_chat
-from fronde.infer.sampling import SamplingParams
-from fronde.serve.tools import parse_assistant
 
 console = Console()
 
@@ -26,9 +24,12 @@ def chat_command(
     seed: int | None = typer.Option(None),
     speculative_tokens: int = typer.Option(0, min=0, max=16, help=SPECULATIVE_HELP),
     speculative_method: Method = typer.Option(Method.ngram, help=METHOD_HELP),
-    device: str = typer.Option(DEFAULT_DEVICE),
+    device: str | None = typer.Option(None, help=DEVICE_HELP),
 ) -> None:
     """Chat with a model in the terminal. Empty line or Ctrl-D ends; /reset starts over."""
+    from fronde.infer.sampling import SamplingParams
+    from fronde.serve.tools import parse_assistant
+
     tok, model = load_local(model_dir, device, console)
     k, method = speculation(speculative_tokens, speculative_method.value)
     engine = local_engine(model, console, max_batch=1, speculative_tokens=k, speculative_method=method)

@@ -8,31 +8,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from fronde.cli.errors import print_error
+from fronde.cli.local_model import DEVICE_HELP, pick_device
 from fronde.data.errors import DataError
 from fronde.data.io import writing
 from fronde.data.progress import RichReporter
-from fronde.eval.generative import GenerationSettings
 from fronde.eval.models import load_eval_model, run_dir_of
 from fronde.eval.references import load_references
-from fronde.eval.report import write_report
 from fronde.eval.results import read_results
-from fronde.eval.run import EvalPlan, charge_evaluation, run_plan
 from fronde.eval.scoreboard import Scoreboard
-from fronde.train import distributed
-from fronde.train.agree import PeerError, together
-from fronde.train.model_card import update_model_card
 from fronde.train.recipe import RecipeError
 
 console = Console()
 err_console = Console(stderr=True)
-DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _fail(e: Exception) -> typer.Exit:
@@ -84,7 +77,7 @@ def eval_command(
                                       "seen-template)."),
     name: str = typer.Option(None, "--name", help="Model name in results (default from the dir or --model)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Engine batch / generate batch / concurrent requests."),
-    device: str = typer.Option(DEFAULT_DEVICE, "--device"),
+    device: str | None = typer.Option(None, "--device", help=DEVICE_HELP),
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice; on a "
                                 "shared machine, 1 or OMP_WAIT_POLICY=PASSIVE can be several times faster)."),
     no_outputs: bool = typer.Option(False, "--no-outputs", help="Leave the replies out of the result files."),
@@ -100,7 +93,16 @@ def eval_command(
 
     Under torchrun (`torchrun --nproc_per_node 8 -m fronde.cli.main eval ...`) every process loads the model on its
     own GPU and evaluates a share of each evaluation; rank 0 prints and writes the results."""
+    import torch
+
+    from fronde.eval.generative import GenerationSettings
+    from fronde.eval.run import EvalPlan, charge_evaluation, run_plan
+    from fronde.train import distributed
+    from fronde.train.agree import PeerError, together
+    from fronde.train.model_card import update_model_card
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
+    device = pick_device(device)
     if threads:
         torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -202,6 +204,8 @@ def report_command(
     data: Path = typer.Option(None, "--data", help="The run's data dir when it is not runs/<name>/data."),
 ) -> None:
     """Write RUN_DIR/report.md: data, model, each stage's ledger and curves, evaluations, scoreboard."""
+    from fronde.eval.report import write_report
+
     try:
         path = write_report(run_dir, list(against or []), load_references(reference), data)
     except (DataError, ValueError) as e:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from fronde.cli.errors import print_error
-from fronde.export import DTYPES, ExportError, GGUFSummary, export_gguf, export_ollama
+
+if TYPE_CHECKING:
+    from fronde.export import GGUFSummary
 
 app = typer.Typer(help="Export a model directory for llama.cpp (GGUF) or Ollama.", no_args_is_help=True)
 console = Console()
 
-_DTYPE_HELP = f"Weight type: {', '.join(DTYPES)} (norms and the router stay f32)."
+# fronde.export.gguf.DTYPES's names, here so that `fronde --help` starts without torch (a test keeps them equal)
+DTYPE_NAMES = ("f32", "f16", "bf16", "q8_0")
+_DTYPE_HELP = f"Weight type: {', '.join(DTYPE_NAMES)} (norms and the router stay f32)."
 
 
 def _report(summary: GGUFSummary) -> None:
@@ -32,6 +37,8 @@ def gguf_command(
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
 ) -> None:
     """Write MODEL_DIR as one GGUF file (llama.cpp architecture deepseek2), e.g. for `llama-cli -m OUT`."""
+    from fronde.export import ExportError, export_gguf
+
     try:
         _report(export_gguf(model_dir, out, dtype=dtype, force=force))
     except ExportError as e:
@@ -47,6 +54,8 @@ def ollama_command(
     force: bool = typer.Option(False, "--force", help="Overwrite the GGUF and Modelfile if they exist."),
 ) -> None:
     """Write OUTDIR/<name>.gguf and OUTDIR/Modelfile; then `ollama create NAME -f OUTDIR/Modelfile`."""
+    from fronde.export import ExportError, export_ollama
+
     try:
         summary, modelfile = export_ollama(model_dir, outdir, dtype=dtype, force=force)
     except ExportError as e:

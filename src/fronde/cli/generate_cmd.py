@@ -8,9 +8,8 @@ import typer
 from rich.console import Console
 
 from fronde.cli.errors import print_error
-from fronde.cli.local_model import (DEFAULT_DEVICE, METHOD_HELP, SPECULATIVE_HELP, Method, load_local, local_engine,
+from fronde.cli.local_model import (DEVICE_HELP, METHOD_HELP, SPECULATIVE_HELP, Method, load_local, local_engine,
                                     speculation, stream_tokens)
-from fronde.infer.sampling import SamplingParams
 
 console = Console()
 
@@ -25,9 +24,11 @@ def generate_command(
     seed: int | None = typer.Option(None, help="fixed seed: the same output every time"),
     speculative_tokens: int = typer.Option(0, min=0, max=16, help=SPECULATIVE_HELP),
     speculative_method: Method = typer.Option(Method.ngram, help=METHOD_HELP),
-    device: str = typer.Option(DEFAULT_DEVICE),
+    device: str | None = typer.Option(None, help=DEVICE_HELP),
 ) -> None:
     """Continue PROMPT with the model; tokens are printed as they are generated."""
+    from fronde.infer.sampling import SamplingParams
+
     tok, model = load_local(model_dir, device, console)
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
     ids = tok.encode(prompt, bos=True)

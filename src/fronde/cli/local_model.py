@@ -4,19 +4,30 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import typer
 from rich.console import Console
 
 from fronde.cli.errors import print_error
-from fronde.data.tokenizer import Tokenizer
-from fronde.infer.engine import Engine
-from fronde.infer.loading import LOAD_ERRORS, load_for_inference
-from fronde.model.model import CausalLM
 
-DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+if TYPE_CHECKING:  # (imported where used: the CLI starts without torch; see test_cli_start)
+    from fronde.data.tokenizer import Tokenizer
+    from fronde.infer.engine import Engine
+    from fronde.model.model import CausalLM
+
+DEVICE_HELP = "cuda, cpu, cuda:1...; default: cuda when a GPU is visible, else cpu"
+
+
+def pick_device(device: str | None) -> str:
+    """The --device given, or the GPU when one is visible."""
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 SPECULATIVE_HELP = ("guess up to this many tokens a step by copying what followed the same words earlier in the "
                     "context (prompt lookup) and check them in one forward: the same output, fewer forwards when "
                     "the model repeats its context (tool calls, quotes, code edits); 0 = off "
@@ -40,6 +51,8 @@ def speculation(tokens: int, method: str) -> tuple[int, str]:
 def local_engine(model: CausalLM, console: Console, **engine_args: Any) -> Engine:
     """An engine over a loaded model; a setting the model cannot take (MTP drafting without an MTP layer) is a
     clear message and exit 2."""
+    from fronde.infer.engine import Engine
+
     try:
         return Engine(model, **engine_args)
     except ValueError as e:
@@ -47,10 +60,12 @@ def local_engine(model: CausalLM, console: Console, **engine_args: Any) -> Engin
         raise typer.Exit(2) from None
 
 
-def load_local(model_dir: Path, device: str, console: Console) -> tuple[Tokenizer, CausalLM]:
+def load_local(model_dir: Path, device: str | None, console: Console) -> tuple[Tokenizer, CausalLM]:
     """Tokenizer and model of a directory (bf16 on GPU, fp32 on CPU); a clear message and exit 2 otherwise."""
+    from fronde.infer.loading import LOAD_ERRORS, load_for_inference
+
     try:
-        return load_for_inference(model_dir, device)
+        return load_for_inference(model_dir, pick_device(device))
     except LOAD_ERRORS as e:
         print_error(console, e)
         raise typer.Exit(2) from None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 
-import torch
 import typer
 from rich.console import Console
 
@@ -24,7 +24,6 @@ from fronde.cli.serve_cmd import serve_command
 from fronde.cli.speedrun_cmd import speedrun_command
 from fronde.cli.train_cmd import distill_command, pretrain_command, rl_command, sft_command
 from fronde.data.io import free_bytes
-from fronde.train.oom import first_line
 
 app = typer.Typer(
     name="fronde",
@@ -85,11 +84,21 @@ def main(prog_name: str | None = None) -> None:
         where = f"{e.filename}: " if e.filename else ""
         print_error(Console(stderr=True), f"{where}{e.strerror}{full_disk_advice(e)}")
         raise SystemExit(2) from None
-    except torch.OutOfMemoryError as e:  # training steps retry by themselves (fronde.train.oom); the rest land here
+    except Exception as e:  # training steps retry by themselves (fronde.train.oom); the rest land here
+        if not _out_of_gpu_memory(e):
+            raise
+        from fronde.train.oom import first_line
+
         print_error(Console(stderr=True), f"out of GPU memory: {first_line(e)} Lower the batch "
                     "(batch.micro_batch_size, --max-batch for serving), the sequence length, or use a GPU with more "
                     "memory.")
         raise SystemExit(1) from None
+
+
+def _out_of_gpu_memory(e: Exception) -> bool:
+    """torch's OOM error, without importing torch for the commands that never load it (`fronde runs`, `data`)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(e, torch.OutOfMemoryError)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from fronde.cli.errors import print_error
-from fronde.model.checkpoint import load_config
 from fronde.model.config import ModelConfig, load_preset, preset_names
 from fronde.model.info import model_info
 
@@ -23,6 +22,8 @@ def resolve_config(spec: str) -> tuple[ModelConfig, str]:
     """A preset name or a model directory -> its config and a label."""
     path = Path(spec)
     if path.is_dir():
+        from fronde.model.checkpoint import load_config  # (torch: only for a directory; presets start fast)
+
         return load_config(path), str(path)
     if spec in preset_names():
         return load_preset(spec), f"preset {spec}"

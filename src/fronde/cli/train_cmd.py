@@ -15,11 +15,8 @@ from rich.table import Table
 from fronde.cli.errors import print_error, say_to
 from fronde.data.errors import DataError
 from fronde.data.io import writing
-from fronde.train import distributed
-from fronde.train.agree import together
 from fronde.train.ledger import Ledger
 from fronde.train.recipe import RecipeError, load_recipe, recipe_names
-from fronde.train.restart import check_fresh_start
 
 console = Console()
 
@@ -78,6 +75,10 @@ def run_stage_command(stage: str, fn: Callable[..., Any], kind: type, recipe: st
                       price_per_hour: float | None, watts: float | None, minutes: float | None = None,
                       restart: bool = False) -> Any:
     """Load a recipe, run a training stage under a live progress bar, print the ledger and where the model is."""
+    from fronde.train import distributed
+    from fronde.train.agree import together
+    from fronde.train.restart import check_fresh_start
+
     sets = list(sets)
     if minutes is not None:
         sets.append(f"schedule.max_minutes={minutes}")

@@ -9,16 +9,21 @@ Entry points for later stages:
 - `ShardLoader(dir, split, seq_len, batch_size, rank, world_size, seed)`: (input, target) batches.
 """
 
-from fronde.data.chat import CHAT_TEMPLATE, normalize_messages, render_chat, render_chat_text
-from fronde.data.config import DataConfig, SourceConfig, load_recipe
-from fronde.data.errors import DataError
-from fronde.data.loader import ShardLoader
-from fronde.data.manifest import check_accounting, read_manifest
-from fronde.data.pipeline import PrepareResult, collect_documents, prepare
-from fronde.data.tokenizer import SPECIAL_TOKENS, SpecialIds, Tokenizer, train_tokenizer
+from __future__ import annotations
 
-__all__ = [
-    "CHAT_TEMPLATE", "DataConfig", "DataError", "PrepareResult", "SPECIAL_TOKENS", "ShardLoader", "SourceConfig",
-    "SpecialIds", "Tokenizer", "check_accounting", "collect_documents", "load_recipe", "normalize_messages",
-    "prepare", "read_manifest", "render_chat", "render_chat_text", "train_tokenizer",
-]
+from fronde.lazy import lazy_exports
+
+# Names resolved on first use (PEP 562): `fronde --help`, `fronde runs` and `fronde data` start without importing
+# torch (ShardLoader's) or the whole pipeline.
+_EXPORTS = {
+    "CHAT_TEMPLATE": "chat", "normalize_messages": "chat", "render_chat": "chat", "render_chat_text": "chat",
+    "DataConfig": "config", "SourceConfig": "config", "load_recipe": "config",
+    "DataError": "errors",
+    "ShardLoader": "loader",
+    "check_accounting": "manifest", "read_manifest": "manifest",
+    "PrepareResult": "pipeline", "collect_documents": "pipeline", "prepare": "pipeline",
+    "SPECIAL_TOKENS": "tokenizer", "SpecialIds": "tokenizer", "Tokenizer": "tokenizer", "train_tokenizer": "tokenizer",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

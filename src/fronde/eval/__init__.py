@@ -11,24 +11,25 @@ A layer above fronde.data/tasks/model/train/infer (never importing serve or cli)
 - `write_report(run_dir)`: runs/<name>/report.md (fronde.eval.report).
 """
 
-from fronde.eval.errors import EvalError
-from fronde.eval.generative import GenerationSettings, evaluate_generative
-from fronde.eval.models import EvalModel, ModelDescription, Speed, load_eval_model
-from fronde.eval.passk import pass_at_k
-from fronde.eval.results import read_results, write_result
-from fronde.eval.run import EvalPlan, run_plan
+from __future__ import annotations
 
-__all__ = [
-    "EvalError",
-    "EvalModel",
-    "EvalPlan",
-    "GenerationSettings",
-    "ModelDescription",
-    "Speed",
-    "evaluate_generative",
-    "load_eval_model",
-    "pass_at_k",
-    "read_results",
-    "run_plan",
-    "write_result",
-]
+from fronde.lazy import lazy_exports
+
+# Resolved on first use (PEP 562): `fronde runs` and `fronde report` read results without importing torch.
+_EXPORTS = {
+    "EvalError": "errors",
+    "GenerationSettings": "generative",
+    "evaluate_generative": "generative",
+    "EvalModel": "models",
+    "ModelDescription": "models",
+    "Speed": "models",
+    "load_eval_model": "models",
+    "pass_at_k": "passk",
+    "read_results": "results",
+    "write_result": "results",
+    "EvalPlan": "run",
+    "run_plan": "run",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -20,12 +20,10 @@ from safetensors.torch import load_file, save_file
 
 from fronde.data.io import atomic_write_text, file_mode, temp_beside, writing
 from fronde.model.config import ModelConfig
+from fronde.model.files import INDEX, MTP_WEIGHTS, WEIGHTS
 from fronde.model.hf_adapter import config_from_hf, config_to_hf, from_hf, to_hf
 from fronde.model.model import CausalLM
 
-WEIGHTS = "model.safetensors"
-INDEX = "model.safetensors.index.json"
-MTP_WEIGHTS = "mtp.safetensors"
 DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3
 _SHARD = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 

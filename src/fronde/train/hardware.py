@@ -8,8 +8,10 @@ figure is an estimate, cores x 3 GHz x the fp32 FLOP/cycle of the vector unit Py
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 # (substring of torch.cuda.get_device_name(), label, peak FLOP/s). First match wins: specific names first.
 GPU_PEAK_FLOPS: list[tuple[str, str, float]] = [
@@ -34,6 +36,8 @@ def peak_flops(device: torch.device | str, tflops: float | None = None) -> tuple
     """(label, peak FLOP/s) for a device. `tflops` (a recipe's `cost.peak_tflops`) wins over the table. A GPU the
     table does not know gets None: the run trains and the ledger says MFU is unknown, rather than stopping a team on
     the card it has or inventing a figure."""
+    import torch  # here, not at the top: the ledger reads this table in `fronde runs`, which never loads torch
+
     device = torch.device(device)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)

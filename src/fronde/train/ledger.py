@@ -11,14 +11,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_text
 from fronde.train.hardware import peak_flops, unknown_peak_note
 from fronde.train.recipe import CostSection
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass

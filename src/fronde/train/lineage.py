@@ -30,7 +30,7 @@ from fronde.data.columnar import datasets_licence
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json, sha256_file
 from fronde.data.manifest import MANIFEST, encodings_used, read_manifest
-from fronde.model.checkpoint import INDEX, WEIGHTS
+from fronde.model.files import INDEX, WEIGHTS
 from fronde.train.ledger import StageCost
 from fronde.train.recipe import StageRecipe
 

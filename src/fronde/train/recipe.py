@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from fronde.data.config import DataConfig
 from fronde.data.errors import validation_message
-from fronde.train.optim import OptimConfig
 from fronde.train.schedule import ScheduleKind
 
 RECIPES_PACKAGE = "fronde.recipes"
@@ -25,6 +24,23 @@ RECIPES_PACKAGE = "fronde.recipes"
 
 class RecipeError(ValueError):
     """A recipe file or override that cannot be used; the message names the file, key and what to do."""
+
+
+class OptimConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["adamw", "muon"] = Field("adamw", description="muon: Muon on hidden 2-D matrices, AdamW elsewhere")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate (AdamW groups)")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr / peak lr")
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = Field(0.1, ge=0)
+    decay_embeddings: bool = Field(False, description="apply weight decay to embeddings and the output head")
+    grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables clipping")
+    max_nonfinite_steps: int = Field(5, ge=0, description="steps in a row whose gradients are NaN/inf that are "
+                                     "skipped (no update); one more stops the stage (fronde.train.nonfinite)")
+    muon_lr: float = Field(0.02, gt=0, description="peak learning rate of the Muon group")
+    muon_momentum: float = 0.95
 
 
 class _Section(BaseModel):
