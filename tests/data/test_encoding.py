@@ -16,7 +16,7 @@ from fronde.data.chat_formats import iter_rows
 from fronde.data.errors import DataError
 from fronde.data.io import jsonl_rows
 from fronde.data.manifest import summary_rows
-from fronde.data.pipeline import prepare
+from fronde.data.pipeline import collect_documents, iter_staged, prepare
 from fronde.train.lineage import data_entry
 from fronde.train.model_card import data_section
 from tests.data.conftest import prepared_texts
@@ -245,8 +245,8 @@ def test_a_big_ascii_export_whose_first_accent_comes_late_keeps_it(tmp_path: Pat
                                        + b"</body></html>")
     config = DataConfig(sources=[SourceConfig(path=str(corpus))], vocab_size=512, near_dedup=False,
                         val_fraction=0.0, max_doc_chars=2_000_000)
-    m = prepare(config, tmp_path / "out").manifest
-    files = {Path(f["path"]).name: f for f in m["files"]}
+    c = collect_documents(config, tmp_path / "work")  # the pass that reads and decodes (tokenising adds nothing here)
+    files = {Path(f.path).name: f.manifest_entry() for f in c.files.values()}
     got = {name: (f.get("encoding"), f.get("encoding_from"), f.get("encoding_language"), f.get("encoding_at_byte"))
            for name, f in files.items()}
     log_at = len(ascii_rows) + 2  # its first non-ASCII byte: L'été
@@ -256,8 +256,8 @@ def test_a_big_ascii_export_whose_first_accent_comes_late_keeps_it(tmp_path: Pat
     assert got["export.jsonl"][:3] == ("cp1252", "guessed", "fra")
     assert got["tickets.csv"][:3] == ("cp1252", "guessed", "fra")
     assert got["page.html"][:2] == ("cp1252", "self")  # its meta charset, read once the accents come
-    assert m["documents"]["bad_utf8"] == 0
-    texts = "\n".join(prepared_texts(tmp_path / "out"))
+    assert c.bad_utf8 == 0
+    texts = "\n".join(d["text"] for d in iter_staged(c.staged("train")))
     assert "\ufffd" not in texts
     assert all(f"{kind} : {fra}" in texts for kind in ("UTF-8", "JSONL", "CSV", "HTML")), texts[-3000:]
     assert fra + "\ntail line" in texts and rus in texts

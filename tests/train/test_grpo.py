@@ -211,7 +211,7 @@ def _sums_recipe(tmp_path: Path, base_dir: Path, steps: int) -> tuple[Path, Path
     return recipe, task
 
 
-def test_fronde_rl_end_to_end_and_resume(tmp_path, base_dir):
+def test_fronde_rl_end_to_end_and_resume(tmp_path, base_dir, monkeypatch, capsys):
     recipe, task = _sums_recipe(tmp_path, base_dir, steps=3)
     res = subprocess.run(FRONDE + ["rl", str(recipe)], env=ENV, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -254,10 +254,11 @@ def test_fronde_rl_end_to_end_and_resume(tmp_path, base_dir):
     assert ledger["stages"][0]["flops"] == pytest.approx(
         model_info(load_config(base_dir), seq_len=6).train_flops_per_token * (trained * 4 / 3 + generated / 3))
     # a task's options reach the task: a misspelt one stops the run, naming it
-    res = subprocess.run(FRONDE + ["rl", str(straight), "--set", "run.name=o", "--set",
-                                   'rl.tasks=[{name="arithmetic:1", options={colums=1.0}}]'],
-                         env=ENV, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 2 and "colums" in res.stdout, res.stdout + res.stderr
+    monkeypatch.setenv("COLUMNS", "200")
+    capsys.readouterr()
+    assert run_fronde(monkeypatch, "rl", str(straight), "--set", "run.name=o", "--set",
+                      'rl.tasks=[{name="arithmetic:1", options={colums=1.0}}]') == 2
+    assert "colums" in capsys.readouterr().out
 
 
 def test_rewards_read_the_reply_without_its_stop_token(base_dir):
