@@ -68,3 +68,27 @@ def test_a_stages_lines_are_text_and_a_speedrun_heading_keeps_its_style():
     styled = io.StringIO()
     say_to(Console(file=styled, force_terminal=True, width=200))(heading("sft", "recipe sft-tiny-cpu"))
     assert "\x1b[1msft\x1b[0m: recipe sft-tiny-cpu" in styled.getvalue()
+
+
+@pytest.mark.parametrize("command", [["generate", "{model}", "hi"], ["chat", "{model}"], ["agent", "{model}", "2+2"],
+                                     ["eval", "{model}", "--task", "arithmetic:1"], ["speedrun", "--check"]])
+def test_a_device_this_machine_lacks_is_a_usage_error_before_anything_loads(monkeypatch, capsys, tmp_path, command):
+    """`--device cuda` on a CPU-only torch was a traceback from torch.cuda's lazy init, after the model was read."""
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU: none on a CPU machine
+    for device, said in ((missing, "no CUDA GPU is visible" if not torch.cuda.is_available() else "visible GPU(s)"),
+                         ("gpu", "'gpu' is not a device; use cpu, cuda or cuda:N"),
+                         ("xla", "fronde runs on cpu and cuda devices")):
+        args = [a.format(model=tmp_path / "no-model") for a in command] + ["--device", device]
+        monkeypatch.setattr("sys.argv", ["fronde", *args])
+        monkeypatch.setenv("COLUMNS", "300")
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and said in err and "--device" in err and "Traceback" not in err, err
+
+
+def test_the_default_device_is_the_gpu_when_one_is_visible():
+    from fronde.cli.local_model import pick_device
+
+    assert pick_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_device("cpu") == "cpu"

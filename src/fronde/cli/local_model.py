@@ -20,12 +20,32 @@ DEVICE_HELP = "cuda, cpu, cuda:1...; default: cuda when a GPU is visible, else c
 
 
 def pick_device(device: str | None) -> str:
-    """The --device given, or the GPU when one is visible."""
-    if device:
-        return device
+    """The --device given, checked against what this machine has (a traceback from deep in torch otherwise), or the
+    GPU when one is visible."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise typer.BadParameter(f"{device!r} is not a device; use cpu, cuda or cuda:N",
+                                 param_hint="--device") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = (f"; torch {torch.__version__} is a CPU-only build" if torch.version.cuda is None
+                     and not torch.version.hip else " (check the driver: nvidia-smi)")
+            raise typer.BadParameter(f"{device}: no CUDA GPU is visible to torch here{build}; use --device cpu",
+                                     param_hint="--device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise typer.BadParameter(f"{device}: this machine has {torch.cuda.device_count()} visible GPU(s), "
+                                     f"cuda:0 to cuda:{torch.cuda.device_count() - 1} (CUDA_VISIBLE_DEVICES "
+                                     "renumbers them)", param_hint="--device")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise typer.BadParameter(f"{device}: no Apple GPU (MPS) here; use --device cpu", param_hint="--device")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise typer.BadParameter(f"{device}: fronde runs on cpu and cuda devices", param_hint="--device")
+    return device
 
 
 SPECULATIVE_HELP = ("guess up to this many tokens a step by copying what followed the same words earlier in the "

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fronde.cli.errors import print_error, say_to
+from fronde.cli.local_model import DEVICE_HELP, pick_device
 from fronde.cli.train_cmd import _Fields, console, print_ledger, progress_bar
 from fronde.data.errors import DataError
 from fronde.data.io import writing
@@ -28,7 +29,7 @@ def speedrun_command(
     out: Path = typer.Option(None, "--out", help="the run dir, runs/NAME (default runs/<recipe's run.name>)"),
     set_: list[str] = typer.Option([], "--set", help="override a speedrun value, e.g. eval.n=32 or "
                                    "'rl.set=[\"schedule.max_steps=50\"]' (repeatable)"),
-    device: str = typer.Option(None, "--device", help="evaluation device (default cuda when available)"),
+    device: str | None = typer.Option(None, "--device", help=f"evaluation device: {DEVICE_HELP}"),
     minutes: float = typer.Option(None, "--minutes", min=0.01, help="fit the run into about this many minutes: "
                                   "each training stage gets its [budget] share, planned from its measured pace "
                                   "(never more steps than the recipe's)"),
@@ -45,6 +46,8 @@ def speedrun_command(
     from fronde.train.agree import check_shared
 
     t0 = time.perf_counter()
+    if device:
+        pick_device(device)  # a device this machine lacks stops now, not at the evaluation after the training
     ctx = None
     try:
         sr = load_speedrun(recipe, out, list(set_) + ([f"run.minutes={minutes}"] if minutes is not None else []))
