@@ -92,3 +92,14 @@ def test_the_default_device_is_the_gpu_when_one_is_visible():
 
     assert pick_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
     assert pick_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize("command", [["serve", "{model}"], ["dashboard", "{model}"]])
+def test_a_port_out_of_range_is_a_usage_error(monkeypatch, capsys, tmp_path, command):
+    """--port 99999 was an OverflowError traceback from asyncio's bind, after the model had loaded."""
+    monkeypatch.setattr("sys.argv", ["fronde", *[a.format(model=tmp_path) for a in command], "--port", "99999"])
+    monkeypatch.setenv("COLUMNS", "300")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "'--port'" in err and "65535" in err, err

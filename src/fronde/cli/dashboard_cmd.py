@@ -25,7 +25,7 @@ from fronde.cli.serve_cmd import (
 def dashboard_command(
     runs_dir: Path = typer.Argument(Path("runs"), help="the directory holding the runs (runs/<name>/...)"),
     host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the dashboard to the network"),
-    port: int = typer.Option(8001),
+    port: int = typer.Option(8001, min=1, max=65535),
     api_key: list[str] = API_KEY,
     api_key_file: Path | None = API_KEY_FILE,
     against: list[Path] = typer.Option([], "--against", help="reference models' eval results for the scoreboard "

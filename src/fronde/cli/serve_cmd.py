@@ -95,7 +95,7 @@ def announce(host: str, port: int, keys: tuple[str, ...], https: bool = False) -
 def serve_command(
     model_dir: Path = typer.Argument(..., help="a fronde / HF DeepseekV3 model directory with its tokenizer"),
     host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the server to the network"),
-    port: int = typer.Option(8000),
+    port: int = typer.Option(8000, min=1, max=65535),
     api_key: list[str] = API_KEY,
     api_key_file: Path | None = API_KEY_FILE,
     served_name: str | None = typer.Option(None, help="model id clients use (default: the directory name)"),
