@@ -37,6 +37,11 @@ def test_overrides_are_typed_and_dotted():
     (["schedule.kind=linear"], "schedule.kind"),
     (["bogus"], "expected section.key=value"),
     (["schedule.warmup_steps=5000"], "warmup_steps must be smaller"),
+    # the model section is checked with the recipe, not once its data is prepared
+    (["model.preset=nope"], "model: unknown model preset 'nope'; choose one of: gpu-1b, probe, tiny"),
+    (["model.overrides.num_hiden_layers=2"], "model: overrides.num_hiden_layers: Extra inputs are not permitted "
+                                             "(got 2); did you mean num_hidden_layers?"),
+    (["model.overrides.n_group=3"], "n_routed_experts=8 must be divisible by n_group=3"),
 ])
 def test_bad_values_name_the_key(sets, message):
     with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from fronde.data.config import DataConfig
 from fronde.data.errors import validation_message
+from fronde.model.config import ModelConfig, load_preset
 from fronde.train.schedule import ScheduleKind
 
 RECIPES_PACKAGE = "fronde.recipes"
@@ -61,6 +62,15 @@ class DataSection(DataConfig):
 class ModelSection(_Section):
     preset: str = "tiny"
     overrides: dict[str, Any] = Field(default_factory=dict, description="ModelConfig fields over the preset")
+
+    @model_validator(mode="after")
+    def _builds(self) -> ModelSection:
+        """An unknown preset or a bad override stops the recipe at once, not after its data is prepared."""
+        try:
+            load_preset(self.preset, **self.overrides)
+        except ValidationError as e:
+            raise ValueError(f"overrides.{validation_message(e, show_input=True, model=ModelConfig)}") from None
+        return self
 
 
 class ScheduleSection(_Section):
