@@ -269,3 +269,57 @@ def test_100mb_single_line_streams(tmp_path: Path) -> None:
     grew_mib = (r["peak_kib"] - baseline["peak_kib"]) / 1024
     assert grew_mib < 60, f"peak RSS grew {grew_mib:.0f} MiB over the import baseline for a 100 MiB file"
     assert r["seconds"] < 90, r
+
+
+def _project_with_fronde_outputs(root: Path) -> None:
+    """A team's project folder after a first round with fronde: notes, plus what fronde wrote beside them."""
+    (root / "notes").mkdir(parents=True)
+    (root / "notes" / "plan.md").write_text("The supplier contract renews in March; the budget is approved.\n")
+    # their own accounting export, named like fronde's ledger: a list of records, read as any JSON source
+    (root / "notes" / "ledger.json").write_text(json.dumps([{"text": "Q3: paid the supplier's March invoice."}]))
+    data = root / "data" / "team"
+    (data / "tokenizer").mkdir(parents=True)
+    (data / "manifest.json").write_text(json.dumps({"format": "fronde-data/1", "files": []}))
+    (data / "tokenizer" / "tokenizer.json").write_text("{}")
+    model = root / "exported" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"model_type": "deepseek_v3"}))
+    (model / "model.safetensors").write_bytes(b"\0" * 16)
+    (model / "MODEL_CARD.md").write_text("# a model card, not the team's text\n")
+    run = root / "runs" / "tiny"
+    (run / "pretrain").mkdir(parents=True)
+    (run / "ledger.json").write_text(json.dumps({"stages": [{"stage": "pretrain"}]}))
+    (run / "report.md").write_text("# report card\n")
+    (run / "pretrain" / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 5.0}) + "\n")
+
+
+def test_folders_fronde_wrote_inside_a_source_are_skipped_not_read(tmp_path: Path) -> None:
+    """`--source .` in a project folder read its own manifest, metrics and model cards the second time (and stopped
+    on `manifest.json: no field 'text'`); walked or globbed, fronde's outputs are now listed as skipped folders."""
+    _project_with_fronde_outputs(tmp_path)
+    (src,) = resolve_sources(DataConfig(sources=[SourceConfig(path=str(tmp_path))]))
+    assert sorted(Path(f.path).relative_to(tmp_path).as_posix() for f in src.files) == \
+        ["notes/ledger.json", "notes/plan.md"]
+    assert sorted((Path(p).relative_to(tmp_path).as_posix() + "/", why.split(" (")[0]) for p, why in src.skipped) == [
+        ("data/team/", "a prepared data folder"), ("exported/model/", "a model folder"),
+        ("runs/tiny/", "a fronde run folder")]
+    (md,) = resolve_sources(DataConfig(sources=[SourceConfig(path=f"{tmp_path}/**/*.md")]))
+    assert [Path(f.path).name for f in md.files] == ["plan.md"]
+    assert sorted(Path(p).name for p, _ in md.skipped) == ["MODEL_CARD.md", "report.md"]
+    # named on its own, a file in such a folder is read: the user asked for it
+    (named,) = resolve_sources(DataConfig(sources=[SourceConfig(path=str(tmp_path / "runs" / "tiny" / "report.md"))]))
+    assert [Path(f.path).name for f in named.files] == ["report.md"]
+
+
+def test_a_data_dir_prepared_inside_its_own_source_is_reused_the_second_time(tmp_path: Path) -> None:
+    """With the output inside the source, each run saw new files (its own) and built everything again."""
+    from fronde.data.pipeline import prepare
+
+    (tmp_path / "notes").mkdir()
+    for i in range(3):
+        (tmp_path / "notes" / f"n{i}.md").write_text(f"Meeting {i}: the roadmap moves the launch to June.\n" * 20)
+    config = DataConfig(sources=[SourceConfig(path=str(tmp_path))], vocab_size=512, near_dedup=False)
+    first = prepare(config, tmp_path / "data" / "team")
+    again = prepare(config, tmp_path / "data" / "team")
+    assert not first.reused and again.reused
+    assert len(again.manifest["files"]) == 3

@@ -115,7 +115,9 @@ def _skipped_files(sources: list[dict[str, Any]]) -> list[tuple[str, str]]:
     top = Counter(item["reason"] for s in sources for item in s.get("skipped", [])).most_common(5)
     rest = n - sum(count for _, count in top)  # other reasons, and files past the manifest's list
     why = ", ".join(f"{reason} {count:,}" for reason, count in top)
-    return [("not read", f"{n:,} files: {why}" + (f", other {rest:,}" if rest else "")
+    folders = any(item["path"].endswith("/") for s in sources for item in s.get("skipped", []))
+    return [("not read", f"{n:,} {'files and folders' if folders else 'files'}: {why}"
+             + (f", other {rest:,}" if rest else "")
              + " (the manifest's sources[].skipped names them)")]
 
 

@@ -32,6 +32,7 @@ from fronde.data.files import guarded, head_bytes, open_file, pieces, read_text_
 from fronde.data.io import sha256_file
 from fronde.data.markup import NotebookError, SiteLines, html_text, notebook_text
 from fronde.data.ocr import IMAGE_EXTS, OcrError, check as check_ocr, read_image
+from fronde.data.own_outputs import own_output, under_own_output
 from fronde.data.records import read_arrow, read_csv, read_json, read_jsonl, read_parquet, read_spreadsheet
 from fronde.data.subtitles import read_subtitles
 
@@ -102,8 +103,14 @@ def expand_source(spec: str) -> tuple[list[Path], list[tuple[str, str]]]:
             raise DataError(f"source {spec!r}: the glob matches no file")
         files: list[Path] = []
         skipped: list[tuple[str, str]] = []
+        root = _glob_root(p)
+        seen: dict[Path, str | None] = {}
         for m in matches:
-            if m.is_dir():
+            if why := under_own_output(m, root, seen):
+                skipped.append((str(m), why))
+            elif m.is_dir() and m != root and (why := own_output(m)):
+                skipped.append((f"{m}/", why))
+            elif m.is_dir():
                 f, s = _walk(m)
                 files += f
                 skipped += s
@@ -120,12 +127,25 @@ def expand_source(spec: str) -> tuple[list[Path], list[tuple[str, str]]]:
                     f"built-ins: {', '.join(builtin.BUILTINS)})")
 
 
+def _glob_root(pattern: Path) -> Path:
+    """The folder a glob starts from: its parts before the first wildcard."""
+    parts = list(itertools.takewhile(lambda part: not any(ch in part for ch in "*?["), pattern.parts))
+    return Path(*parts) if parts else Path(".")
+
+
 def _walk(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     files: list[Path] = []
     skipped: list[tuple[str, str]] = []
+    pruned: list[Path] = []  # folders fronde wrote (fronde.data.own_outputs): one skipped entry each
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).parts
         if any(part in SKIP_DIRS or part.startswith(".") for part in rel):
+            continue
+        if any(path.is_relative_to(d) for d in pruned):
+            continue
+        if path.is_dir() and (why := own_output(path)):
+            pruned.append(path)
+            skipped.append((f"{path}/", why))  # (a folder: the "/" tells it from a file in the listing)
             continue
         if not path.is_file():
             continue
