@@ -323,3 +323,9 @@ def test_a_data_dir_prepared_inside_its_own_source_is_reused_the_second_time(tmp
     again = prepare(config, tmp_path / "data" / "team")
     assert not first.reused and again.reused
     assert len(again.manifest["files"]) == 3
+
+
+def test_an_empty_licence_is_refused_not_recorded() -> None:
+    """`::licence=` (a variable left empty in a script) recorded "" as the licence of every file of the source."""
+    with pytest.raises(DataError, match="bad source spec 'notes::licence=': licence: String should have at least 1"):
+        SourceConfig.parse_spec("notes::licence=")

@@ -27,7 +27,8 @@ class SourceConfig(BaseModel):
 
     path: str = Field(description="File, directory, glob (** allowed) or built-in corpus name.")
     name: str | None = Field(None, description="Label in the manifest; default: built-in name or path.")
-    licence: str | None = Field(None, description="Licence tag recorded in the manifest (SPDX id if any).")
+    licence: str | None = Field(None, min_length=1, description="Licence tag recorded in the manifest (SPDX id if "
+                                 "any).")
     text_field: str | None = Field(None, description="JSON/JSONL/Parquet field holding text or chat `messages`.")
     pii: bool | None = Field(None, description="Scrub PII; default: on for user files, off for built-ins.")
     max_documents: int | None = Field(None, ge=1, description="Read at most this many documents.")
@@ -121,7 +122,7 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig(path=DEFAULT_SOURCE)])
-    licence: str = Field("unspecified", description="Licence tag for user sources that set none.")
+    licence: str = Field("unspecified", min_length=1, description="Licence tag for user sources that set none.")
     text_field: str = Field("text", description="Default JSON/JSONL/Parquet text field ('messages' for chats).")
     pii: bool | None = Field(None, description="Force PII scrubbing on/off for every source.")
     max_doc_chars: int = Field(1_000_000, ge=1_000, description="Longer documents are split at a line/space.")
