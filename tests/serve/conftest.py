@@ -19,7 +19,7 @@ def tool_model(tmp_path_factory):
 def recording_run_server(started: dict):
     """A stand-in for fronde.serve.listen.run_server that records its arguments and returns once the model has
     loaded (`fronde serve` leaves at once, by os._exit, when stopped while its model loads)."""
-    def run_server(app, host, port, tls):
+    def run_server(app, host, port, tls, on_start=None):
         started.update(app=app, host=host, port=port, tls=tls)
         loader = getattr(app.state, "loader", None)
         while loader is not None and loader.is_alive():

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import traceback
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -70,6 +72,33 @@ def load_runs(runs: Path, against: list[Path], reference: Path | None):
     except EvalError as e:
         print_error(console, e)
         raise typer.Exit(2) from None
+
+
+def _check_model_files(model_dir: Path) -> None:
+    """What a model dir must hold, checked before the port is taken (the weights load in the background)."""
+    from fronde.data.errors import DataError
+    from fronde.data.tokenizer import Tokenizer
+    from fronde.model.checkpoint import load_config
+
+    try:
+        load_config(model_dir)
+        Tokenizer.load(model_dir)
+    except (DataError, FileNotFoundError, ValueError) as e:
+        print_error(console, e)
+        raise typer.Exit(2) from None
+
+
+def _stop_if_loading_fails(app: Any, server: Any, failed: list[str]) -> None:
+    """A model that fails to load in the background (damaged weights, out of memory) stops the server with the
+    reason, as vLLM does: left up, it answered every request with 503 and said nothing on its console."""
+    def watch() -> None:
+        app.state.loader.join()
+        if error := app.state.server.load_error:
+            failed.append(error)
+            print_error(console, f"{app.state.server.cfg.model_dir}: the model could not be loaded: {error}")
+            server.should_exit = True
+
+    threading.Thread(target=watch, name="fronde-load-watch", daemon=True).start()
 
 
 def _has_no_mtp(model_dir: Path) -> bool:
@@ -138,6 +167,7 @@ def serve_command(
     if not model_dir.is_dir():
         print_error(console, f"{model_dir}: no such model directory")
         raise typer.Exit(2)
+    _check_model_files(model_dir)
     keys = read_keys(api_key, api_key_file)
     tls = read_tls(ssl_certfile, ssl_keyfile, ssl_keyfile_password, ssl_ca_certs, ssl_cert_reqs)
     k, method = speculation(speculative_tokens, speculative_method.value)
@@ -153,11 +183,14 @@ def serve_command(
                        runs=load_runs(runs, against, reference) if runs is not None else None)
     announce(host, port, keys, https=tls is not None)
     app = create_app(cfg)
+    failed: list[str] = []
     status = 0
     try:
-        run_server(app, host, port, tls)
+        run_server(app, host, port, tls, on_start=lambda server: _stop_if_loading_fails(app, server, failed))
+        if failed:
+            raise typer.Exit(1)
     except BaseException as e:  # SystemExit: could not start, the port is taken, say (uvicorn said so)
-        status = e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1
+        status = e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else getattr(e, "exit_code", 1)
         if not isinstance(e, SystemExit) and app.state.loader.is_alive():
             traceback.print_exc()  # os._exit below leaves before Python would print it
         raise

@@ -140,7 +140,7 @@ class Server:
                                              speculative_method=self.cfg.speculative_method),
                                       on_failure=self.metrics.engine_failures.inc)
             self.ready = True
-        except Exception as e:  # reported by /health; the process stays up to say why
+        except Exception as e:  # reported by /health and /v1 (`fronde serve` says it and stops)
             self.load_error = f"{type(e).__name__}: {e}"
 
     # -- request -> token ids and sampling parameters ------------------------------------------------------
@@ -340,7 +340,8 @@ async def _admit(server: Server, request: Request) -> JSONResponse | None:
     if refused is not None:
         return refused
     if path.startswith("/v1/") and not server.ready:
-        return JSONResponse(error_body("the model is still loading", kind="server_error"), status_code=503)
+        said = f"the model failed to load: {server.load_error}" if server.load_error else "the model is still loading"
+        return JSONResponse(error_body(said, kind="server_error"), status_code=503)
     return None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -43,9 +44,13 @@ def config(app: Any, host: str, port: int, tls: TLS | None, log_level: str = "in
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, **(tls.uvicorn_options() if tls else {}))
 
 
-def run_server(app: Any, host: str, port: int, tls: TLS | None) -> None:
-    """Serve until SIGINT/SIGTERM, as `uvicorn.run` does."""
+def run_server(app: Any, host: str, port: int, tls: TLS | None,
+               on_start: Callable[[uvicorn.Server], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, as `uvicorn.run` does. `on_start` gets the server first (to stop it from another
+    thread: `server.should_exit = True`)."""
     server = Server(config(app, host, port, tls))
+    if on_start is not None:
+        on_start(server)
     try:
         server.run()
     except KeyboardInterrupt:
