@@ -17,18 +17,9 @@ from fronde.lazy import lazy_exports
 
 # Resolved on first use (PEP 562): `fronde runs` and `fronde report` read results without importing torch.
 _EXPORTS = {
-    "EvalError": "errors",
-    "GenerationSettings": "generative",
-    "evaluate_generative": "generative",
-    "EvalModel": "models",
-    "ModelDescription": "models",
-    "Speed": "models",
-    "load_eval_model": "models",
-    "pass_at_k": "passk",
-    "read_results": "results",
-    "write_result": "results",
-    "EvalPlan": "run",
-    "run_plan": "run",
+    "EvalError": "errors", "GenerationSettings": "generative", "evaluate_generative": "generative",
+    "EvalModel": "models", "ModelDescription": "models", "Speed": "models", "load_eval_model": "models",
+    "pass_at_k": "passk", "read_results": "results", "write_result": "results", "EvalPlan": "run", "run_plan": "run",
 }
 __all__ = sorted(_EXPORTS)
 
