@@ -88,13 +88,12 @@ def _check_model_files(model_dir: Path) -> None:
         raise typer.Exit(2) from None
 
 
-def _stop_if_loading_fails(app: Any, server: Any, failed: list[str]) -> None:
+def _stop_if_loading_fails(app: Any, server: Any) -> None:
     """A model that fails to load in the background (damaged weights, out of memory) stops the server with the
     reason, as vLLM does: left up, it answered every request with 503 and said nothing on its console."""
     def watch() -> None:
         app.state.loader.join()
         if error := app.state.server.load_error:
-            failed.append(error)
             print_error(console, f"{app.state.server.cfg.model_dir}: the model could not be loaded: {error}")
             server.should_exit = True
 
@@ -183,11 +182,10 @@ def serve_command(
                        runs=load_runs(runs, against, reference) if runs is not None else None)
     announce(host, port, keys, https=tls is not None)
     app = create_app(cfg)
-    failed: list[str] = []
     status = 0
     try:
-        run_server(app, host, port, tls, on_start=lambda server: _stop_if_loading_fails(app, server, failed))
-        if failed:
+        run_server(app, host, port, tls, on_start=lambda server: _stop_if_loading_fails(app, server))
+        if app.state.server.load_error:
             raise typer.Exit(1)
     except BaseException as e:  # SystemExit: could not start, the port is taken, say (uvicorn said so)
         status = e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else getattr(e, "exit_code", 1)
