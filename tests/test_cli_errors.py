@@ -103,3 +103,13 @@ def test_a_port_out_of_range_is_a_usage_error(monkeypatch, capsys, tmp_path, com
         cli.main()
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "'--port'" in err and "65535" in err, err
+
+
+def test_version_as_an_option_and_as_a_command(monkeypatch, capsys):
+    from fronde import __version__
+
+    for args in (["--version"], ["version"]):
+        monkeypatch.setattr("sys.argv", ["fronde", *args])
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+        assert exit_.value.code == 0 and capsys.readouterr().out.strip() == __version__

@@ -40,7 +40,7 @@ def test_help_presets_runs_and_data_start_without_torch(tmp_path):
     for i in range(3):
         (src / f"n{i}.md").write_text(f"Note {i}: the quarterly figures for client {i} are in the shared drive.\n" * 40)
     (tmp_path / "runs").mkdir()
-    commands = [["--help"], ["version"], ["pretrain", "--help"], ["eval", "--help"], ["serve", "--help"],
+    commands = [["--help"], ["version"], ["--version"], ["pretrain", "--help"], ["eval", "--help"], ["serve", "--help"],
                 ["export", "gguf", "--help"], ["model", "info", "tiny"],
                 ["data", "prepare", "--source", str(src), "--out", str(tmp_path / "data"), "--vocab-size", "512"],
                 ["data", "inspect", str(tmp_path / "data")], ["runs", str(tmp_path / "runs")],

@@ -56,6 +56,18 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(_: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print fronde's version and exit.")) -> None:
+    """`fronde --version` as well as `fronde version` (what bug reports and scripts ask for first)."""
+
+
 # Errors about the user's files and disks: bad input here, told in one line (with the path) rather than a traceback.
 USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
                errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EFBIG}
