@@ -108,9 +108,10 @@ def expand_source(spec: str) -> tuple[list[Path], list[tuple[str, str]]]:
         for m in matches:
             if why := under_own_output(m, root, seen):
                 skipped.append((str(m), why))
-            elif m.is_dir() and m != root and (why := own_output(m)):
-                skipped.append((f"{m}/", why))
             elif m.is_dir():
+                if m != root and (why := own_output(m)):
+                    skipped.append((f"{m}/", why))
+                    continue
                 f, s = _walk(m)
                 files += f
                 skipped += s
