@@ -41,7 +41,7 @@ def test_a_saved_dataset_dict_is_a_corpus_and_its_metadata_is_named(tmp_path: Pa
     assert sorted(prepared_texts(out)) == sorted(TEXTS)
     rows = dict(summary_rows(m))  # what `fronde data prepare` and `inspect` print: the files left unread, and why
     assert rows["not read"].startswith("5 files: a Hugging Face datasets metadata file (the .arrow files beside it "
-                                       "are read) 5 (")
+                                       "are read) (the manifest")
 
 
 def test_saved_chats_train_sft_and_a_cut_file_is_a_counted_drop(tmp_path: Path):

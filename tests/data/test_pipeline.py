@@ -162,6 +162,20 @@ def test_near_duplicates(tmp_path: Path) -> None:
     assert strict.check(Document("f", "f", text=farther)) is None
 
 
+def test_not_read_row_counts_each_reason_once() -> None:
+    """Reasons are sentences: a count goes before each, and not at all when there is one reason (the row read
+    "unreadable archive (...); extract it and give the folder 1")."""
+    from fronde.data.manifest import _skipped_files
+    archive = "unreadable archive (BadZipFile); extract it and give the folder"
+    one = [{"skipped_files": 1, "skipped": [{"path": "a.zip", "reason": archive}]}]
+    assert _skipped_files(one) == [("not read", f"1 file: {archive} (the manifest's sources[].skipped names them)")]
+    many = [{"skipped_files": 4, "skipped": [{"path": "a.zip", "reason": archive},
+                                             {"path": "b.xyz", "reason": "unsupported extension '.xyz'"},
+                                             {"path": "c.xyz", "reason": "unsupported extension '.xyz'"}]}]
+    assert _skipped_files(many)[0][1] == (f"4 files: 2 × unsupported extension '.xyz'; 1 × {archive}; 1 × other "
+                                          "(the manifest's sources[].skipped names them)")
+
+
 def test_token_dtype() -> None:
     assert token_dtype(65536) == np.dtype("<u2") and token_dtype(65537) == np.dtype("<u4")
 

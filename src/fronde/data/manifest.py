@@ -114,10 +114,15 @@ def _skipped_files(sources: list[dict[str, Any]]) -> list[tuple[str, str]]:
         return []
     top = Counter(item["reason"] for s in sources for item in s.get("skipped", [])).most_common(5)
     rest = n - sum(count for _, count in top)  # other reasons, and files past the manifest's list
-    why = ", ".join(f"{reason} {count:,}" for reason, count in top)
+    # reasons are sentences ("unreadable archive (...); extract it..."): the count goes first, and only when
+    # there is more than one reason
+    if len(top) == 1 and not rest:
+        why = top[0][0]
+    else:
+        why = "; ".join(f"{count:,} × {reason}" for reason, count in top) + (f"; {rest:,} × other" if rest else "")
     folders = any(item["path"].endswith("/") for s in sources for item in s.get("skipped", []))
-    return [("not read", f"{n:,} {'files and folders' if folders else 'files'}: {why}"
-             + (f", other {rest:,}" if rest else "")
+    what = "files and folders" if folders else "file" if n == 1 else "files"
+    return [("not read", f"{n:,} {what}: {why}"
              + " (the manifest's sources[].skipped names them)")]
 
 
