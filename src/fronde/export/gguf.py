@@ -66,7 +66,8 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16", f
     """Write `model_dir` (a fronde/transformers DeepseekV3 checkpoint with its tokenizer) as a GGUF file."""
     model_dir, out = Path(model_dir), Path(out)
     if dtype not in DTYPES:
-        raise ExportError(f"unsupported dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+        raise ExportError(f"unsupported dtype {dtype!r}; choose one of: {', '.join(DTYPES)} (for 4 to 6 bits, "
+                          "write f16 and run llama.cpp's `llama-quantize OUT.gguf OUT-q4.gguf Q4_K_M`)")
     if out.is_dir():
         raise ExportError(f"{out} is a directory; give the path of the .gguf file to write")
     if out.exists() and not force:

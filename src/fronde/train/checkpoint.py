@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from fronde.data.io import atomic_write_json, atomic_write_text, free_bytes, sha256_file
+from fronde.data.tokenizer import SPECIAL_TOKENS
 from fronde.model.checkpoint import from_pretrained, save_state
 from fronde.model.config import ModelConfig
 from fronde.model.model import CausalLM
@@ -92,6 +93,17 @@ class Resumed:
     state: dict[str, Any]  # step, loader, ledger, ...
 
 
+def stop_ids(config: ModelConfig, tokenizer_json: Path | None) -> dict[str, Any] | None:
+    """generation_config.json's `eos_token_id`: EOS and the chat template's end of turn (`<|end|>`), listed as Llama 3
+    and Qwen list theirs, so transformers' generate() and vLLM end a chat reply where fronde's engine does (with EOS
+    alone they ran on past `<|end|>` into a made-up next turn). A tokenizer without the token keeps EOS alone."""
+    if tokenizer_json is None or config.eos_token_id is None:
+        return None
+    added = json.loads(tokenizer_json.read_text(encoding="utf-8")).get("added_tokens", [])
+    end = next((t["id"] for t in added if t.get("content") == SPECIAL_TOKENS["end"]), None)
+    return None if end is None or end == config.eos_token_id else {"eos_token_id": [config.eos_token_id, end]}
+
+
 def write_checkpoint(
     root: Path, step: int, config: ModelConfig, model_state: dict[str, torch.Tensor], dtype: torch.dtype,
     trainer: dict[str, Any], state: dict[str, Any], keep_last: int, extra_files: dict[str, Path] | None = None,
@@ -104,7 +116,8 @@ def write_checkpoint(
     tmp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        save_state(config, model_state, tmp / "model", dtype=dtype)
+        save_state(config, model_state, tmp / "model", dtype=dtype,
+                   generation=stop_ids(config, (extra_files or {}).get("tokenizer.json")))
         for rel, src in (extra_files or {}).items():  # e.g. the tokenizer, so the model dir is self-contained
             shutil.copy2(src, tmp / "model" / rel)
         torch.save(trainer, tmp / "trainer.pt")
