@@ -67,6 +67,8 @@ def test_saved_dir_loads_in_transformers(small_tokenizer: tuple[Tokenizer, Path]
     assert (hf.bos_token_id, hf.eos_token_id, hf.pad_token_id) == (tok.special.bos, tok.special.eos, tok.special.pad)
     text = "Plain text, no specials: 42 apples."
     assert hf.encode(text, add_special_tokens=False) == tok.encode(text)
+    # a plain prompt starts with <|bos|>, as every training document did (transformers' and vLLM's completions)
+    assert cfg["add_bos_token"] is True and hf.encode(text) == tok.encode(text, bos=True) == hf(text).input_ids
     assert hf.decode(tok.encode(text)) == text
     assert len(hf) == tok.vocab_size
     assert Tokenizer.load(d).sha256 == tok.sha256

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenizers import AddedToken, Regex, decoders, normalizers, pre_tokenizers
+from tokenizers import AddedToken, Regex, decoders, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers.models import BPE
 from tokenizers.trainers import BpeTrainer
@@ -140,7 +140,7 @@ class Tokenizer:
             "model_max_length": model_max_length,
             "padding_side": "right",
             "clean_up_tokenization_spaces": False,
-            "add_bos_token": False,
+            "add_bos_token": self.adds_bos,  # tokenizers fronde trained before 2026-12-07 do not
             "add_eos_token": False,
             "split_special_tokens": False,
             "added_tokens_decoder": {
@@ -166,6 +166,11 @@ class Tokenizer:
         hf = HFTokenizer.from_str(self._file_json())
         hf.normalizer = None
         return Tokenizer(hf)
+
+    @property
+    def adds_bos(self) -> bool:
+        """Whether transformers' encode (add_special_tokens=True) starts a text with <|bos|>."""
+        return isinstance(self.hf.post_processor, processors.TemplateProcessing)
 
     @property
     def vocab_size(self) -> int:
@@ -255,6 +260,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, *, length: int | None
     )
     hf.train_from_iterator(texts, trainer=trainer, length=length)  # cleaned text: NFC already
     hf.normalizer = normalizers.NFC()  # for everything else: prompts, chat files, tasks (module docstring)
+    # Every training document starts with <|bos|>: transformers' and vLLM's encode of a plain prompt add it too (as
+    # Llama 3's tokenizer does), as fronde serve and llama.cpp do. fronde itself encodes with add_special_tokens=False
+    # and the chat template writes its own <|bos|>, which apply_chat_template and vLLM's chat do not double.
+    bos = SPECIAL_TOKENS["bos"]
+    hf.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1",
+                                                      special_tokens=[(bos, hf.token_to_id(bos))])
     return Tokenizer(hf)
 
 
