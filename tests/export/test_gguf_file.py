@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 
 from fronde.cli.main import app
 from fronde.export import ExportError, export_gguf
-from fronde.export.gguf import gguf_tensors
-from fronde.model.checkpoint import from_pretrained, load_config
+from fronde.export.gguf import exported_parameters, gguf_tensors
+from fronde.model.checkpoint import from_pretrained, load_config, read_weights
+from fronde.model.hf_adapter import from_hf
 from fronde.model.rope import rope_frequencies
 from tests.export.conftest import VARIANTS, make_model_dir
 
@@ -117,14 +118,17 @@ def test_q8_0_writes_f16_for_rows_that_do_not_fit_blocks(tmp_path: Path, tokeniz
     assert tensors["blk.0.attn_v_b.weight"].tensor_type.name == "Q8_0"
 
 
-def test_every_state_tensor_but_mtp_is_exported(tmp_path: Path, tokenizer) -> None:
-    model_dir = make_model_dir(tmp_path / "m", tokenizer, steps=0, **VARIANTS["dense-first-mtp"])
+@pytest.mark.parametrize("variant", ["dense-first-mtp", "no-qlora-tied-yarn"])
+def test_every_state_tensor_but_mtp_is_exported(tmp_path: Path, tokenizer, variant: str) -> None:
+    model_dir = make_model_dir(tmp_path / "m", tokenizer, steps=0, **VARIANTS[variant])
     model = from_pretrained(model_dir)
-    state = model.state_dict()
+    state = from_hf(read_weights(model_dir), model.config)  # as the export reads it
     names = [n for n, _ in gguf_tensors(state, model.config)]
     assert len(names) == len(set(names))
     numel = sum(a.size for _, a in gguf_tensors(state, model.config))
-    assert numel == sum(t.numel() for k, t in state.items() if not k.startswith("mtp."))
+    assert numel == sum(t.numel() for k, t in model.state_dict().items() if not k.startswith("mtp.")
+                        and not (model.config.tie_word_embeddings and k == "lm_head.weight"))
+    assert numel == exported_parameters(state, model.config)  # the export's progress bar ends full
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,6 +196,7 @@ def test_cli(small_model_dir: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["export", "gguf", str(small_model_dir), str(out), "--dtype", "q8_0"])
     assert res.exit_code == 0, res.output
     assert "wrote" in res.output and "q8_0" in res.output and out.is_file()
+    assert "convert to q8_0" in res.output  # a progress bar: a 1B model takes tens of seconds
     res = runner.invoke(app, ["export", "gguf", str(small_model_dir), str(out)])
     assert res.exit_code == 2 and "already exists; pass --force" in res.output
     res = runner.invoke(app, ["export", "gguf", str(small_model_dir), str(out), "--dtype", "int4", "--force"])

@@ -37,13 +37,16 @@ def gguf_command(
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
 ) -> None:
     """Write MODEL_DIR as one GGUF file (llama.cpp architecture deepseek2), e.g. for `llama-cli -m OUT`."""
+    from fronde.data.progress import RichReporter
     from fronde.export import ExportError, export_gguf
 
     try:
-        _report(export_gguf(model_dir, out, dtype=dtype, force=force))
+        with RichReporter(console) as progress:
+            summary = export_gguf(model_dir, out, dtype=dtype, force=force, progress=progress)
     except ExportError as e:
         print_error(console, e)
         raise typer.Exit(2) from None
+    _report(summary)
 
 
 @app.command("ollama")
@@ -54,10 +57,12 @@ def ollama_command(
     force: bool = typer.Option(False, "--force", help="Overwrite the GGUF and Modelfile if they exist."),
 ) -> None:
     """Write OUTDIR/<name>.gguf and OUTDIR/Modelfile; then `ollama create NAME -f OUTDIR/Modelfile`."""
+    from fronde.data.progress import RichReporter
     from fronde.export import ExportError, export_ollama
 
     try:
-        summary, modelfile = export_ollama(model_dir, outdir, dtype=dtype, force=force)
+        with RichReporter(console) as progress:
+            summary, modelfile = export_ollama(model_dir, outdir, dtype=dtype, force=force, progress=progress)
     except ExportError as e:
         print_error(console, e)
         raise typer.Exit(2) from None

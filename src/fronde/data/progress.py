@@ -30,10 +30,13 @@ class NullReporter:
 
 
 class _CountColumn(MofNCompleteColumn):
-    """done/total for stages that count something; nothing for those that do not (e.g. BPE training)."""
+    """done/total for stages that count something (with thousands separators: an export counts parameters);
+    nothing for those that do not (e.g. BPE training)."""
 
     def render(self, task):  # type: ignore[no-untyped-def]
-        return super().render(task) if task.fields.get("counted") else Text("")
+        if not task.fields.get("counted") or task.total is None:
+            return Text("")
+        return Text(f"{int(task.completed):,}/{int(task.total):,}", style="progress.download")
 
 
 class RichReporter:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from fronde.data.io import temp_beside, writing
+from fronde.data.progress import NullReporter, Reporter
 from fronde.export.card import card_fields, strings
 from fronde.export.gguf_vocab import PRE_TOKENIZER, VocabError, read_vocab, write_vocab
 from fronde.model.checkpoint import load_config, read_weights
@@ -62,9 +63,12 @@ class GGUFSummary:
     end_of_turn_tokens: list[str] = field(default_factory=list)
 
 
-def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16", force: bool = False) -> GGUFSummary:
-    """Write `model_dir` (a fronde/transformers DeepseekV3 checkpoint with its tokenizer) as a GGUF file."""
+def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16", force: bool = False,
+                progress: Reporter | None = None) -> GGUFSummary:
+    """Write `model_dir` (a fronde/transformers DeepseekV3 checkpoint with its tokenizer) as a GGUF file; progress
+    shows reading, converting (by parameter) and writing: a 1B model takes tens of seconds."""
     model_dir, out = Path(model_dir), Path(out)
+    progress = progress or NullReporter()
     if dtype not in DTYPES:
         raise ExportError(f"unsupported dtype {dtype!r}; choose one of: {', '.join(DTYPES)} (for 4 to 6 bits, "
                           "write f16 and run llama.cpp's `llama-quantize OUT.gguf OUT-q4.gguf Q4_K_M`)")
@@ -76,7 +80,9 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16", f
     check_supported(config)
     try:
         vocab = read_vocab(model_dir, config.vocab_size, config.bos_token_id, config.eos_token_id)
+        progress.start("read weights")
         state = from_hf(read_weights(model_dir), config)
+        progress.done()
     except (VocabError, FileNotFoundError, ValueError) as e:
         raise ExportError(str(e)) from e
 
@@ -91,17 +97,22 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16", f
             write_metadata(writer, config, name=model_dir.resolve().name, file_type=file_type)
             write_card_metadata(writer, card_fields(model_dir))
             write_vocab(writer, vocab)
+            progress.start(f"convert to {dtype}", total=exported_parameters(state, config))
             for name, array in gguf_tensors(state, config):
                 data, written = _encode(name, array, qtype)
                 if written != qtype and qtype == Q.Q8_0 and written == Q.F16:
                     summary.fallback_f16.append(name)
                 writer.add_tensor(name, data, raw_dtype=written)
                 summary.n_tensors += 1
+                progress.advance(array.size)
+            progress.done()
+            progress.start("write")
             writer.write_header_to_file()
             writer.write_kv_data_to_file()
             writer.write_tensors_to_file()
             writer.close()
             os.replace(tmp, out)
+            progress.done()
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -260,6 +271,13 @@ def gguf_tensors(state: dict[str, torch.Tensor], config: ModelConfig) -> Iterato
         yield b + "ffn_down_exps.weight", f32(state[mlp + "experts.down_proj"])
         for kind in ("gate", "up", "down"):
             yield b + f"ffn_{kind}_shexp.weight", f32(state[mlp + f"shared_experts.{kind}_proj.weight"])
+
+
+def exported_parameters(state: dict[str, torch.Tensor], config: ModelConfig) -> int:
+    """How many numbers gguf_tensors yields: every parameter but the MTP layer's (llama.cpp has none) and a tied
+    head's (llama.cpp reuses token_embd)."""
+    return sum(t.numel() for k, t in state.items() if not k.startswith("mtp.")
+               and not (config.tie_word_embeddings and k == "lm_head.weight"))
 
 
 def _encode(name: str, array: np.ndarray, qtype: Q) -> tuple[np.ndarray, Q]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fronde.data.io import atomic_write_text
+from fronde.data.progress import Reporter
 from fronde.data.tokenizer import SPECIAL_TOKENS as S
 from fronde.export.card import model_license
 from fronde.export.gguf import ExportError, GGUFSummary, export_gguf
@@ -62,8 +63,8 @@ def gguf_stem(model_dir: Path) -> str:
     return f"{path.parent.parent.name}-{path.parent.name}" if path.name == "model" else path.name
 
 
-def export_ollama(model_dir: str | Path, outdir: str | Path, *, dtype: str = "f16",
-                  force: bool = False) -> tuple[GGUFSummary, Path]:
+def export_ollama(model_dir: str | Path, outdir: str | Path, *, dtype: str = "f16", force: bool = False,
+                  progress: Reporter | None = None) -> tuple[GGUFSummary, Path]:
     """Write OUTDIR/<gguf_stem>.gguf and OUTDIR/Modelfile; returns the GGUF summary and the Modelfile's path."""
     model_dir, outdir = Path(model_dir), Path(outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -71,7 +72,8 @@ def export_ollama(model_dir: str | Path, outdir: str | Path, *, dtype: str = "f1
     target = outdir / MODELFILE
     if target.exists() and not force:
         raise ExportError(f"{target} already exists; pass --force to overwrite it")
-    summary = export_gguf(model_dir, outdir / f"{gguf_stem(model_dir)}.gguf", dtype=dtype, force=force)
+    summary = export_gguf(model_dir, outdir / f"{gguf_stem(model_dir)}.gguf", dtype=dtype, force=force,
+                          progress=progress)
     stops = summary.end_of_turn_tokens
     atomic_write_text(target, modelfile(summary.path.name, stops, model_license(model_dir)))
     return summary, target
