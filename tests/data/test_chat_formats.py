@@ -86,6 +86,28 @@ def test_files_of_every_kind_and_the_row_that_is_wrong(tmp_path: Path):
         read_chat_file(tmp_path / "missing.jsonl")
 
 
+def test_openai_weight_zero_keeps_a_reply_as_context_out_of_the_loss(tmp_path: Path, small_tokenizer):
+    """OpenAI's fine-tuning format marks replies not to learn from with "weight": 0; they were trained on."""
+    from fronde.data.chat import render_chat
+    from fronde.train.sft_data import encode
+
+    tok, _ = small_tokenizer
+    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Bad old reply", "weight": 0},
+             {"role": "user", "content": "Again"}, {"role": "assistant", "content": "Good reply", "weight": 1}]
+    (tmp_path / "ft.jsonl").write_text(json.dumps({"messages": turns}) + "\n")
+    [conv] = read_chat_file(tmp_path / "ft.jsonl")
+    ids, targets = encode(tok, conv)
+    plain = [{k: v for k, v in m.items() if k != "weight"} for m in turns]
+    assert ids == render_chat(tok, plain)[0]  # the same text: the reply stays in the context
+    trained = tok.decode([t for t in targets if t >= 0], skip_special_tokens=False)
+    assert trained == "Good reply<|end|>"
+    for bad, where in ((2, "assistant"), ("0", "assistant"), (0.0, "assistant"), (0, "user")):
+        rows = [dict(m) for m in plain]
+        rows[1 if where == "assistant" else 0]["weight"] = bad
+        with pytest.raises(ValueError, match="weight must be 0 or 1, on an assistant message"):
+            row_chat({"messages": rows})
+
+
 def test_distillation_prompts_need_no_answer(tmp_path: Path):
     path = tmp_path / "prompts.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in (

@@ -14,7 +14,9 @@ Layout (specials in <|...|>, everything else is text):
 Assistant mask: 1 on everything the assistant writes after its `<|assistant|>` token, up to and
 including its `<|end|>`, so the model learns to close turns and call tools; 0 elsewhere. The
 template marks the same span with `{% generation %}` so transformers'
-`return_assistant_tokens_mask=True` agrees.
+`return_assistant_tokens_mask=True` agrees. An assistant message with `"weight": 0` (OpenAI's fine-tuning format:
+an earlier reply kept as context, not as an example) is rendered the same and masked 0; the template's marks do not
+read weights.
 
 Messages follow OpenAI's shape: {role, content, tool_calls=[{type: function, function: {name,
 arguments}}], reasoning_content}. Tool-call `arguments` given as a JSON string are written verbatim;
@@ -139,6 +141,12 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
         if role not in ROLES:
             raise ValueError(f"message {i} has role {role!r}; expected one of {', '.join(ROLES)}")
         msg: dict[str, Any] = {"role": role, "content": _content_text(m.get("content"))}
+        if "weight" in m:  # OpenAI's fine-tuning format: an assistant turn with weight 0 is context, not a target
+            if role != "assistant" or type(m["weight"]) is not int or m["weight"] not in (0, 1):
+                raise ValueError(f"message {i}: weight must be 0 or 1, on an assistant message (OpenAI's "
+                                 f"fine-tuning format), not {m['weight']!r} on a {role} message")
+            if m["weight"] == 0:
+                msg["weight"] = 0
         if role == "assistant":
             reasoning = next((m[k] for k in ("reasoning_content", "thinking", "reasoning") if m.get(k)), None)
             if reasoning is not None:
@@ -193,24 +201,25 @@ def chat_segments(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | 
     for m in rest:
         role = m["role"]
         if role == "assistant":
+            train = m.get("weight", 1) == 1  # weight 0: the reply stays in the context, out of the loss
             sp("assistant")
             if m.get("reasoning_content"):
-                sp("think", True)
-                tx(m["reasoning_content"], True)
-                sp("think_end", True)
+                sp("think", train)
+                tx(m["reasoning_content"], train)
+                sp("think_end", train)
                 if m["content"]:
-                    sp("answer", True)
-                    tx(m["content"], True)
-                    sp("answer_end", True)
+                    sp("answer", train)
+                    tx(m["content"], train)
+                    sp("answer_end", train)
             else:
-                tx(m["content"], True)
+                tx(m["content"], train)
             for tc in m.get("tool_calls") or []:
                 fn = tc["function"]
                 args = fn["arguments"] if isinstance(fn["arguments"], str) else _tojson(fn["arguments"])
-                sp("tool_call", True)
-                tx('{"name": ' + _tojson(fn["name"]) + ', "arguments": ' + args + "}", True)
-                sp("tool_call_end", True)
-            sp("end", True)
+                sp("tool_call", train)
+                tx('{"name": ' + _tojson(fn["name"]) + ', "arguments": ' + args + "}", train)
+                sp("tool_call_end", train)
+            sp("end", train)
         elif role == "tool":
             sp("tool_result")
             tx(m["content"])
