@@ -86,6 +86,20 @@ def test_files_of_every_kind_and_the_row_that_is_wrong(tmp_path: Path):
         read_chat_file(tmp_path / "missing.jsonl")
 
 
+def test_alpaca_history_is_the_earlier_rounds():
+    """LLaMA-Factory's multi-turn Alpaca rows carry earlier rounds in `history`; they were dropped without a word."""
+    messages, _, fmt = row_chat({"instruction": "And 3 + 3?", "output": "6", "system": "Be brief.",
+                                 "history": [["What is 1 + 1?", "2"], ["And 2 + 2?", "4"]]})
+    assert fmt == "alpaca" and [(m["role"], m["content"]) for m in messages] == [
+        ("system", "Be brief."), ("user", "What is 1 + 1?"), ("assistant", "2"), ("user", "And 2 + 2?"),
+        ("assistant", "4"), ("user", "And 3 + 3?"), ("assistant", "6")]
+    assert row_chat({"instruction": "q", "output": "a", "history": []})[0] == row_chat({"instruction": "q",
+                                                                                        "output": "a"})[0]
+    for bad in ("q a", [["q"]], [["q", 2]], [("q", "a", "b")]):
+        with pytest.raises(ValueError, match="`history` must be a list of \\[instruction, response\\] pairs"):
+            row_chat({"instruction": "q", "output": "a", "history": bad})
+
+
 def test_openai_weight_zero_keeps_a_reply_as_context_out_of_the_loss(tmp_path: Path, small_tokenizer):
     """OpenAI's fine-tuning format marks replies not to learn from with "weight": 0; they were trained on."""
     from fronde.data.chat import render_chat

@@ -8,8 +8,8 @@ LLaMA-Factory recognise them:
   gpt/assistant/model -> assistant, system, function_call -> an assistant tool call, observation/tool -> tool;
 - `prompt-completion`: `prompt` and `completion`, as text or as message lists (TRL's conversational form): a user
   turn and an assistant turn;
-- `alpaca`: `instruction` (+ `input`), `output` (+ `system`): a user turn (the instruction, a blank line, the
-  input) and an assistant turn.
+- `alpaca`: `instruction` (+ `input`), `output` (+ `system`, `history`): a user turn (the instruction, a blank
+  line, the input) and an assistant turn, after the earlier rounds `history` lists (LLaMA-Factory's multi-turn).
 
 Files: `.jsonl`/`.ndjson` (a row a line), `.json` (a list of rows), `.parquet` and `.arrow` (a row a record: what
 `datasets` saves, `to_parquet` and `save_to_disk`'s data-*.arrow), the first two also gzipped; and tables,
@@ -211,7 +211,20 @@ def _alpaca(row: dict[str, Any], answered: bool) -> list[dict[str, Any]]:
     extra = _text(row, "input", required=False)
     messages = [{"role": "system", "content": row["system"]}] if isinstance(row.get("system"), str) and \
         row["system"].strip() else []
+    messages += _alpaca_history(row.get("history"))
     messages.append({"role": "user", "content": f"{user}\n\n{extra}" if extra.strip() else user})
     if row.get("output") is not None or answered:
         messages.append({"role": "assistant", "content": _text(row, "output")})
     return normalize_messages(messages)
+
+
+def _alpaca_history(history: Any) -> list[dict[str, Any]]:
+    """LLaMA-Factory's multi-turn Alpaca: `history` holds the earlier [instruction, response] rounds, which come
+    before this row's instruction (and are trained on, as LLaMA-Factory trains every response by default)."""
+    if history is None:
+        return []
+    if not isinstance(history, list) or not all(
+            isinstance(turn, list) and len(turn) == 2 and all(isinstance(x, str) for x in turn) for turn in history):
+        raise ValueError("`history` must be a list of [instruction, response] pairs of text (LLaMA-Factory's "
+                         "multi-turn Alpaca)")
+    return [{"role": role, "content": text} for turn in history for role, text in zip(("user", "assistant"), turn)]
