@@ -100,6 +100,21 @@ def test_alpaca_history_is_the_earlier_rounds():
             row_chat({"instruction": "q", "output": "a", "history": bad})
 
 
+def test_openai_legacy_function_calling_rows_are_tool_calls():
+    """Fine-tuning files from before OpenAI's tools: `functions`, an assistant `function_call`, a `function` role.
+    The call was dropped (an empty reply trained) and the role refused."""
+    fn = {"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    messages, tools, _ = row_chat({"functions": [fn], "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "function_call": {"name": "weather", "arguments": '{"city": "Paris"}'}},
+        {"role": "function", "name": "weather", "content": "18 C"},
+        {"role": "assistant", "content": "18 degrees."}]})
+    assert tools == [{"type": "function", "function": fn}]
+    assert messages[1]["tool_calls"] == [{"type": "function",
+                                          "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+
+
 def test_openai_weight_zero_keeps_a_reply_as_context_out_of_the_loss(tmp_path: Path, small_tokenizer):
     """OpenAI's fine-tuning format marks replies not to learn from with "weight": 0; they were trained on."""
     from fronde.data.chat import render_chat

@@ -138,6 +138,8 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
         if not isinstance(m, dict):
             raise ValueError(f"message {i} is a {type(m).__name__}, not an object")
         role = m.get("role")
+        if role == "function":  # OpenAI's legacy function calling: a function's result is a tool result
+            role = "tool"
         if role not in ROLES:
             raise ValueError(f"message {i} has role {role!r}; expected one of {', '.join(ROLES)}")
         msg: dict[str, Any] = {"role": role, "content": _content_text(m.get("content"))}
@@ -154,7 +156,8 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
                     raise ValueError(f"message {i}: reasoning must be text")
                 msg["reasoning_content"] = reasoning
             calls = []
-            for tc in m.get("tool_calls") or []:
+            legacy = [m["function_call"]] if m.get("function_call") else []  # OpenAI's legacy function calling
+            for tc in [*(m.get("tool_calls") or []), *legacy]:
                 fn = tc.get("function", tc) if isinstance(tc, dict) else None
                 if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
                     raise ValueError(f"message {i}: tool call {tc!r} has no function name")

@@ -132,6 +132,8 @@ def row_chat(row: Any, answered: bool = True) -> tuple[list[dict[str, Any]], lis
         raise ValueError(f"a row is a JSON object, not {type(row).__name__}")
     if "messages" in row:
         fmt, messages, tools = "messages", normalize_messages(row["messages"]), row.get("tools")
+        if tools is None and isinstance(row.get("functions"), list):  # OpenAI's legacy function definitions
+            tools = [{"type": "function", "function": f} for f in row["functions"]]
     elif "conversations" in row:
         fmt, (messages, tools) = "sharegpt", _sharegpt(row)
     elif "prompt" in row:
