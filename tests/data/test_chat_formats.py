@@ -115,6 +115,19 @@ def test_openai_legacy_function_calling_rows_are_tool_calls():
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
 
 
+def test_sharegpt_turn_weights_as_slimorca_and_axolotl_write_them():
+    turns = [{"from": "system", "value": "Be brief.", "weight": None}, {"from": "human", "value": "Hi", "weight": 0.0},
+             {"from": "gpt", "value": "Old", "weight": 0.0}, {"from": "human", "value": "Again", "weight": 0},
+             {"from": "gpt", "value": "New", "weight": 1.0}]
+    messages, _, _ = row_chat({"conversations": turns})
+    assert [m.get("weight") for m in messages] == [None, None, 0, None, None]
+    for bad, match in (((1, 1.0), "weight 1 on a user turn"), ((2, 0.5), r"weight must be 0 or 1, not 0\.5")):
+        rows = [dict(t) for t in turns]
+        rows[bad[0]]["weight"] = bad[1]
+        with pytest.raises(ValueError, match=match):
+            row_chat({"conversations": rows})
+
+
 def test_openai_weight_zero_keeps_a_reply_as_context_out_of_the_loss(tmp_path: Path, small_tokenizer):
     """OpenAI's fine-tuning format marks replies not to learn from with "weight": 0; they were trained on."""
     from fronde.data.chat import render_chat

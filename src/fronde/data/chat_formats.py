@@ -188,10 +188,26 @@ def _sharegpt(row: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
                 raise ValueError(f"conversations[{i}]: a function_call value is JSON with a `name`") from None
         elif who in SHAREGPT_ROLES:
             messages.append({"role": SHAREGPT_ROLES[who], "content": value})
+            _sharegpt_weight(t.get("weight"), messages[-1], i)
         else:
             raise ValueError(f"conversations[{i}] is from {t['from']!r}; known: {', '.join(SHAREGPT_ROLES)}, "
                              "function_call")
     return normalize_messages(messages), row.get("tools")
+
+
+def _sharegpt_weight(weight: Any, message: dict[str, Any], i: int) -> None:
+    """A turn's `weight` (SlimOrca's 0.0/1.0, Axolotl's 0/1; null: unset): 0 on an assistant turn keeps it as
+    context out of the loss; other turns are never trained on, so weight 1 there cannot be honoured."""
+    if weight is None:
+        return
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight not in (0, 1):
+        raise ValueError(f"conversations[{i}]: weight must be 0 or 1, not {weight!r}")
+    if message["role"] == "assistant":
+        if weight == 0:
+            message["weight"] = 0
+    elif weight == 1:
+        raise ValueError(f"conversations[{i}]: weight 1 on a {message['role']} turn; fronde trains on the "
+                         "assistant's turns only")
 
 
 def _prompt_completion(row: dict[str, Any], answered: bool) -> list[dict[str, Any]]:
