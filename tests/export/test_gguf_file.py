@@ -136,7 +136,8 @@ def test_every_state_tensor_but_mtp_is_exported(tmp_path: Path, tokenizer, varia
 
 
 def test_unsupported_dtype(small_model_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match="unsupported dtype 'q4_0'; choose one of: f32, f16, bf16, q8_0 .*llama-quantize"):
+    with pytest.raises(ExportError,
+                       match="unsupported dtype 'q4_0'; choose one of: f32, f16, bf16, q8_0 .*llama-quantize"):
         export_gguf(small_model_dir, tmp_path / "m.gguf", dtype="q4_0")
     assert not (tmp_path / "m.gguf").exists()
 
