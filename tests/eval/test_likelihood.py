@@ -3,6 +3,7 @@ rolling windows, multiple choice (acc and length-normalised acc), and the input 
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -89,7 +90,7 @@ def test_multiple_choice_picks_the_highest_loglikelihood(model, manual, tmp_path
 @pytest.mark.parametrize("line,message", [
     ('{"question": "q", "choices": ["a"], "answer": 0}', "at least two"),
     ('{"question": "q", "choices": ["a", "b"], "answer": 2}', "out of range"),
-    ('{"question": "q", "choices": ["a", "b"], "answer": "c"}', "not one of the choices"),
+    ('{"question": "q", "choices": ["a", "b"], "answer": "c"}', r"neither one of the choices .* labels \['A', 'B'\]"),
     ('{"choices": ["a", "b"], "answer": 0}', '"question"'),
     ("not json", "not valid JSON"),
 ])
@@ -98,6 +99,28 @@ def test_bad_multiple_choice_lines_name_file_and_line(tmp_path, line, message):
     path.write_text('{"question": "q", "choices": ["a", "b"], "answer": 1}\n' + line + "\n")
     with pytest.raises(EvalError, match=f"bad.jsonl:2: .*{message}"):
         read_questions(path)
+
+
+def test_multiple_choice_reads_the_hub_shapes_of_arc_and_mmlu(tmp_path):
+    """ARC as the Hub serves it (choices {text, label}, answerKey), MMLU's (choices, answer index), answer letters,
+    and their Parquet files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arc = {"id": "Mercury_1", "question": "Which gas do plants take in?", "answerKey": "2",
+           "choices": {"text": ["Oxygen", "Carbon dioxide", "Helium"], "label": ["1", "2", "3"]}}
+    mmlu = {"question": "2 + 2 =", "subject": "arithmetic", "choices": ["3", "4", "5", "6"], "answer": 1}
+    letter = {"question": "2 + 3 =", "choices": ["4", "5"], "answer": "B"}
+    (tmp_path / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (arc, mmlu, letter)))
+    pq.write_table(pa.Table.from_pylist([arc, arc]), tmp_path / "arc.parquet")
+    got = read_questions(tmp_path / "mc.jsonl")
+    assert [(q.id, q.choices[q.answer]) for q in got] == [("Mercury_1", "Carbon dioxide"), ("mc.jsonl:2", "4"),
+                                                          ("mc.jsonl:3", "5")]
+    from_parquet = read_questions(tmp_path / "arc.parquet")
+    assert [q.choices[q.answer] for q in from_parquet] == ["Carbon dioxide"] * 2
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(EvalError, match="bad.parquet: not a readable Parquet file"):
+        read_questions(tmp_path / "bad.parquet")
 
 
 def test_bpb_reads_a_data_dir_val_split_and_jsonl(model, data_dir, tmp_path):

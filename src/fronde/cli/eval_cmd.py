@@ -68,8 +68,8 @@ def eval_command(
                                       "not needed when it serves one model)."),
     api_key: str = typer.Option(None, "--api-key", envvar="FRONDE_EVAL_API_KEY", help="Endpoint key "
                                 "(or FRONDE_EVAL_API_KEY)."),
-    mc: list[Path] = typer.Option(None, "--mc", help="Multiple-choice JSONL {question, choices, answer}. "
-                                  "Repeatable."),
+    mc: list[Path] = typer.Option(None, "--mc", help="Multiple-choice JSONL or Parquet {question, choices, "
+                                  "answer} (MMLU's and ARC's Hub shapes too). Repeatable."),
     bpb: list[Path] = typer.Option(None, "--bpb", help="Loss and bits per byte on a prepared data dir's val split or "
                                    "a .txt/.jsonl file. Repeatable."),
     gsm_originals: str = typer.Option(None, "--gsm-originals", help="Also score gsm-symbolic's 100 originals: "

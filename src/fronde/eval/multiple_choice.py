@@ -1,9 +1,12 @@
-"""Multiple choice by log-likelihood, for the ARC/MMLU-style sets a team has, one JSON object per line:
+"""Multiple choice by log-likelihood, for the ARC/MMLU-style sets a team has, one JSON object per line (or a
+Parquet file of such rows, as the Hugging Face Hub serves MMLU and ARC):
 
     {"question": "Which gas do plants take in?", "choices": ["Oxygen", "Carbon dioxide", "Helium"], "answer": 1}
     {"id": "q2", "question": "2 + 2 =", "choices": ["3", "4"], "answer": "4"}
+    {"id": "arc1", "question": "...", "choices": {"text": ["...", "..."], "label": ["A", "B"]}, "answerKey": "B"}
 
-`answer` is the index of the right choice (0-based) or its exact text; `id` is optional. Each choice is scored as
+`answer` (or ARC's `answerKey`) is the index of the right choice (0-based), its exact text, or its label (ARC's
+`label` list, else A, B, C... in order, as MMLU's letters); `id` is optional. Each choice is scored as
 the continuation " <choice>" of the plain-text prompt "Question: <question>\nAnswer:" (no chat template, as
 lm-evaluation-harness does): `acc` takes the highest log-likelihood, `acc_norm` the highest log-likelihood per
 character of the choice (lm-evaluation-harness's acc_norm), which stops long answers from losing for their length.
@@ -12,12 +15,14 @@ Ties go to the earlier choice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fronde.data.progress import NullReporter, Reporter
 from fronde.eval import shards
+from fronde.data.columnar import ColumnarError, open_batches
 from fronde.data.io import jsonl_rows
 from fronde.eval.errors import EvalError
 from fronde.eval.models import EvalModel
@@ -36,13 +41,13 @@ class Question:
 
 
 def read_questions(path: Path, n: int | None = None) -> list[Question]:
-    """The first n questions of a JSONL file; a bad line stops with file:line and what is wrong."""
+    """The first n questions of a JSONL or Parquet file; a bad row stops with file:line (row) and what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise EvalError(f"--mc {path}: no such file")
     out: list[Question] = []
-    for i, row in jsonl_rows(path, EvalError):
-        out.append(_parse(row, f"{path}:{i}"))
+    for where, row in _rows(path):
+        out.append(_parse(row, where))
         if n is not None and len(out) >= n:
             break
     if not out:
@@ -50,20 +55,44 @@ def read_questions(path: Path, n: int | None = None) -> list[Question]:
     return out
 
 
+def _rows(path: Path) -> Iterator[tuple[str, Any]]:
+    if path.suffix.lower() != ".parquet":
+        for i, row in jsonl_rows(path, EvalError):
+            yield f"{path}:{i}", row
+        return
+    try:
+        _, batches = open_batches(str(path), "parquet")
+        n = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                n += 1
+                yield f"{path} row {n}", row
+    except ColumnarError as e:
+        raise EvalError(f"--mc {path}: not a readable Parquet file ({e})") from None
+
+
 def _parse(row: Any, where: str) -> Question:
     if not isinstance(row, dict):
         raise EvalError(f"{where}: expected an object with question, choices, answer")
-    question, choices, answer = row.get("question"), row.get("choices"), row.get("answer")
+    question, choices = row.get("question"), row.get("choices")
+    answer = row.get("answer", row.get("answerKey"))
+    labels = [chr(ord("A") + i) for i in range(len(choices))] if isinstance(choices, list) else []
+    if isinstance(choices, dict) and isinstance(choices.get("text"), list):  # ARC on the Hub: text and labels
+        choices, labels = choices["text"], choices.get("label") or labels
     if not isinstance(question, str) or not question.strip():
         raise EvalError(f"{where}: \"question\" must be a non-empty string")
     if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
         raise EvalError(f"{where}: \"choices\" must be a list of at least two non-empty strings")
     if isinstance(answer, bool) or not isinstance(answer, (int, str)):
-        raise EvalError(f"{where}: \"answer\" must be a choice index (0-based) or the text of a choice")
+        raise EvalError(f"{where}: \"answer\" must be a choice index (0-based), the text of a choice or its label")
     if isinstance(answer, str):
-        if answer not in choices:
-            raise EvalError(f"{where}: \"answer\" {answer!r} is not one of the choices {choices}")
-        answer = choices.index(answer)
+        if answer in choices:
+            answer = choices.index(answer)
+        elif answer in labels:
+            answer = labels.index(answer)
+        else:
+            raise EvalError(f"{where}: \"answer\" {answer!r} is neither one of the choices {choices} nor one of "
+                            f"their labels {labels}")
     if not 0 <= answer < len(choices):
         raise EvalError(f"{where}: \"answer\" index {answer} is out of range for {len(choices)} choices")
     return Question(str(row.get("id", where.rsplit("/", 1)[-1])), question, choices, answer)
