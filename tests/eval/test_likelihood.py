@@ -135,3 +135,22 @@ def test_bpb_reads_a_data_dir_val_split_and_jsonl(model, data_dir, tmp_path):
     assert [d.id for d in read_documents(jsonl, n=2)] == ["held_out.jsonl:1", "b"]
     with pytest.raises(EvalError, match="prepared data dir"):
         read_documents(tmp_path)
+
+
+def test_bpb_reads_a_parquet_text_column_and_refuses_binary_files(tmp_path):
+    """wikitext and other corpora as the Hub serves them are Parquet; the file was read as UTF-8 text (a
+    UnicodeDecodeError traceback)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([{"text": " = Title = "}, {"text": ""}, {"text": "A line."}]),
+                   tmp_path / "wiki.parquet")
+    docs = read_documents(tmp_path / "wiki.parquet")
+    assert [(d.id, d.text) for d in docs] == [("wiki.parquet row 1", " = Title = "), ("wiki.parquet row 3", "A line.")]
+    assert len(read_documents(tmp_path / "wiki.parquet", n=1)) == 1
+    pq.write_table(pa.Table.from_pylist([{"page": "x"}]), tmp_path / "pages.parquet")
+    with pytest.raises(EvalError, match=r'no "text" column \(columns: page\)'):
+        read_documents(tmp_path / "pages.parquet")
+    (tmp_path / "scan.txt").write_bytes(b"text \xff\xfe more")
+    with pytest.raises(EvalError, match="scan.txt: not UTF-8 text"):
+        read_documents(tmp_path / "scan.txt")

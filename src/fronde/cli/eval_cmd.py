@@ -71,7 +71,7 @@ def eval_command(
     mc: list[Path] = typer.Option(None, "--mc", help="Multiple-choice JSONL or Parquet {question, choices, "
                                   "answer} (MMLU's and ARC's Hub shapes too). Repeatable."),
     bpb: list[Path] = typer.Option(None, "--bpb", help="Loss and bits per byte on a prepared data dir's val split or "
-                                   "a .txt/.jsonl file. Repeatable."),
+                                   "a .txt/.jsonl/.parquet file. Repeatable."),
     gsm_originals: str = typer.Option(None, "--gsm-originals", help="Also score gsm-symbolic's 100 originals: "
                                       "'clean' (the model never trained on gsm-symbolic) or 'seen' (labelled "
                                       "seen-template)."),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fronde.data.columnar import ColumnarError, open_batches
 from fronde.data.errors import DataError
 from fronde.data.manifest import MANIFEST, read_manifest
 from fronde.data.progress import NullReporter, Reporter
@@ -54,10 +55,41 @@ def read_documents(source: Path, n: int | None = None) -> list[Document]:
             if n is not None and len(docs) >= n:
                 break
         return docs
-    text = source.read_text(encoding="utf-8")
+    if source.suffix.lower() == ".parquet":
+        return _parquet_documents(source, n)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise EvalError(f"--bpb {source}: not UTF-8 text (byte {e.start}); give a text file, a .jsonl or a .parquet "
+                        "with a \"text\" column, or a prepared data dir") from None
     if not text:
         raise EvalError(f"--bpb {source}: the file is empty")
     return [Document(source.name, text)]
+
+
+def _parquet_documents(source: Path, n: int | None) -> list[Document]:
+    """The "text" column of a Parquet file (wikitext and other corpora as the Hugging Face Hub serves them). Empty
+    rows, which such files hold (wikitext's blank lines), are passed over: they have no byte and no token to score,
+    so the figures are the same."""
+    try:
+        names, batches = open_batches(str(source), "parquet", pick=lambda names: "text" if "text" in names
+                                      else names[0])
+        if "text" not in names:
+            raise EvalError(f"--bpb {source}: no \"text\" column (columns: {', '.join(names[:12])})")
+        docs: list[Document] = []
+        row = 0
+        for batch in batches:
+            for text in batch.column(0).to_pylist():
+                row += 1
+                if isinstance(text, str) and text:
+                    docs.append(Document(f"{source.name} row {row}", text))
+                if n is not None and len(docs) >= n:
+                    return docs
+    except ColumnarError as e:
+        raise EvalError(f"--bpb {source}: not a readable Parquet file ({e})") from None
+    if not docs:
+        raise EvalError(f"--bpb {source}: no text in the \"text\" column")
+    return docs
 
 
 def _val_documents(data_dir: Path, n: int | None) -> list[Document]:
