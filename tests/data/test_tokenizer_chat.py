@@ -74,6 +74,25 @@ def test_saved_dir_loads_in_transformers(small_tokenizer: tuple[Tokenizer, Path]
     assert Tokenizer.load(d).sha256 == tok.sha256
 
 
+def test_a_tokenizer_transformers_saved_again_keeps_its_hash(small_tokenizer: tuple[Tokenizer, Path],
+                                                               tmp_path: Path) -> None:
+    """transformers rewrites tokenizer.json's post-processor when it saves (TRL does at every checkpoint): a tokenizer
+    trained before fronde added <|bos|> there came back with another hash, and its model "tokenized with another
+    tokenizer" than its own data. The hash leaves the post-processor out, so the one fronde adds changes nothing."""
+    tok, d = small_tokenizer
+    old = Tokenizer.from_str(tok._file_json())
+    old.hf.post_processor = None  # as fronde trained them before 2026-12-07
+    old.save(tmp_path / "old")
+    assert not old.adds_bos and old.sha256 == tok.sha256
+    for src in (tmp_path / "old", d):
+        AutoTokenizer.from_pretrained(src).save_pretrained(tmp_path / f"{src.name}-again")
+        again = Tokenizer.load(tmp_path / f"{src.name}-again")
+        assert again.sha256 == tok.sha256 and again.encode("x = 1  # é") == tok.encode("x = 1  # é")
+    rewritten = json.loads((tmp_path / "old-again" / "tokenizer.json").read_text())["post_processor"]
+    assert rewritten is not None  # what transformers wrote: the hash above did not see it
+    assert AutoTokenizer.from_pretrained(tmp_path / f"{d.name}-again")("x").input_ids[0] == tok.special.bos
+
+
 def test_text_typed_decomposed_gets_the_ids_of_the_composed_text_it_trained_on(
         small_tokenizer: tuple[Tokenizer, Path]) -> None:
     """e + a combining accent (macOS file names, some Vietnamese keyboards, PDFs) -> the ids of the NFC text the

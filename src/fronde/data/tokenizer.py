@@ -178,8 +178,15 @@ class Tokenizer:
 
     @property
     def sha256(self) -> str:
-        """Hash of the serialized model (vocab, merges, specials, pre-tokenizer)."""
-        return sha256_bytes(self._file_json().encode())
+        """Hash of what fixes fronde's ids (vocab, merges, specials, normaliser, pre-tokenizer). The post-processor
+        is left out: fronde never applies it (add_special_tokens=False), and transformers rewrites it whenever it
+        saves a tokenizer (a model fine-tuned with TRL came back "tokenized with another tokenizer" than its
+        data). A tokenizer without one hashes as it always did."""
+        if self.hf.post_processor is None:
+            return sha256_bytes(self._file_json().encode())
+        bare = HFTokenizer.from_str(self._file_json())
+        bare.post_processor = None
+        return sha256_bytes(bare.to_str().encode())
 
     def _file_json(self, pretty: bool = False) -> str:
         """tokenizer.json as saved: without fronde's encode_special_tokens, a setting no one loading the file should
