@@ -290,6 +290,14 @@ def test_replayed_text_defaults_to_the_starting_models_pretraining_data(tmp_path
     assert other.text_dir == tmp_path / "mine"
     (model / LINEAGE).unlink()
     assert recipe.text_dir == tmp_path / "r" / "data"
+    # nothing prepared there (a model saved by transformers has no fronde.json): the error says what to set
+    from fronde.train.recipe import RecipeError
+    from fronde.train.sft import sft_rows
+
+    replaying = SFTRecipe.model_validate({"run": {"name": "r", "out_dir": str(tmp_path)},
+                                          "init": {"model": str(model)}, "sft": {"text_fraction": 0.05}})
+    with pytest.raises(RecipeError, match=r"r/data, which holds no prepared data .* sft.text_data .* text_fraction = 0"):
+        sft_rows(replaying, None, [], [])  # type: ignore[arg-type]
 
 
 def test_chat_files_lose_conversations_that_hold_a_test_problem(tmp_path):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from fronde.data.columnar import datasets_files
 from fronde.data.errors import DataError
 from fronde.data.io import atomic_write_json
+from fronde.data.manifest import MANIFEST
 from fronde.data.pii import describe, pii_summary
 from fronde.data.tokenizer import Tokenizer
 from fronde.model.checkpoint import from_pretrained, load_config
@@ -207,6 +208,11 @@ def sft_conversations(recipe: SFTRecipe, extra: list[Conversation] | None = None
 def sft_rows(recipe: SFTRecipe, tok: Tokenizer, train: list[Conversation], val: list[Conversation]
              ) -> tuple[PackedRows, PackedRows | None]:
     seq = recipe.batch.seq_len
+    if recipe.sft.text_fraction > 0 and not (recipe.text_dir / MANIFEST).is_file():
+        raise RecipeError(f"sft.text_fraction = {recipe.sft.text_fraction:g} replays pretraining text from "
+                          f"{recipe.text_dir}, which holds no prepared data ({MANIFEST}); set sft.text_data to the "
+                          "data dir the model was pretrained on (a model saved by another tool has no fronde.json "
+                          "to name it), or sft.text_fraction = 0")
     rows = with_text(pack(tok, train, seq, recipe.run.seed), tok, recipe.text_dir, recipe.sft.text_fraction,
                      recipe.run.seed)
     return rows, (pack(tok, val, seq, 0) if val else None)
