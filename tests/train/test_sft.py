@@ -296,7 +296,7 @@ def test_replayed_text_defaults_to_the_starting_models_pretraining_data(tmp_path
 
     replaying = SFTRecipe.model_validate({"run": {"name": "r", "out_dir": str(tmp_path)},
                                           "init": {"model": str(model)}, "sft": {"text_fraction": 0.05}})
-    with pytest.raises(RecipeError, match=r"r/data, which holds no prepared data .* sft.text_data .* text_fraction = 0"):
+    with pytest.raises(RecipeError, match=r"r/data, which holds no prepared data .*sft\.text_data .*sft\.text_fraction = 0"):
         sft_rows(replaying, None, [], [])  # type: ignore[arg-type]
 
 
