@@ -31,7 +31,8 @@ from typing import Any
 
 from fronde.data import spreadsheet
 from fronde.data.chat import normalize_messages
-from fronde.data.columnar import ColumnarError, open_batches
+from fronde.data import columnar
+from fronde.data.columnar import ColumnarError
 from fronde.data.encoding import decode
 from fronde.data.errors import DataError
 from fronde.data.io import jsonl_rows
@@ -55,14 +56,10 @@ def iter_rows(path: Path) -> Iterator[tuple[str, Any]]:
         if gz:
             raise DataError(f"{path}: gzipped {name} is not read here; it compresses itself (write it plain)")
         try:
-            _, batches = open_batches(str(path), kind)
+            for n, row in columnar.rows(str(path), kind):
+                yield f"{path.name} row {n}", row
         except ColumnarError as e:
             raise DataError(f"{path}: not a readable {name} file ({e})") from None
-        n = 0
-        for batch in batches:
-            for row in batch.to_pylist():
-                n += 1
-                yield f"{path.name} row {n}", row
         return
     if ext[0] in (".csv", ".tsv", ".xlsx", ".xls", ".ods"):
         yield from _table_rows(path, ext[0], gz)

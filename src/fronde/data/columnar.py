@@ -1,5 +1,5 @@
-"""Parquet and Arrow IPC files as record batches: one opening for the corpus reader (fronde.data.records) and the
-chat reader (fronde.data.chat_formats).
+"""Parquet and Arrow IPC files as record batches: one opening for the corpus reader (fronde.data.records), the
+chat reader (fronde.data.chat_formats) and the evaluation files (fronde.eval).
 
 Arrow IPC is what Hugging Face `datasets` keeps a dataset in: `save_to_disk` writes data-*.arrow files (beside
 dataset_info.json and state.json, which are not data), and its cache holds one .arrow file per split. They are in
@@ -44,6 +44,16 @@ def open_batches(path: str, kind: str, pick: Any = None) -> tuple[list[str], Ite
             return reader.schema.names, (reader.get_batch(i) for i in range(reader.num_record_batches))
     except (pa.ArrowException, OSError) as e:  # ArrowInvalid for a file that is neither, OSError for a cut one
         raise ColumnarError(str(e)) from None
+
+
+def rows(path: str, kind: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number from 1, row as a dict) of a "parquet" or "arrow" file, a batch in memory at a time."""
+    _, batches = open_batches(path, kind)
+    n = 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            n += 1
+            yield n, row
 
 
 DATASETS_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")

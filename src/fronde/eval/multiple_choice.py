@@ -22,7 +22,8 @@ from typing import Any
 
 from fronde.data.progress import NullReporter, Reporter
 from fronde.eval import shards
-from fronde.data.columnar import ColumnarError, open_batches
+from fronde.data import columnar
+from fronde.data.columnar import ColumnarError
 from fronde.data.io import jsonl_rows
 from fronde.eval.errors import EvalError
 from fronde.eval.models import EvalModel
@@ -61,12 +62,8 @@ def _rows(path: Path) -> Iterator[tuple[str, Any]]:
             yield f"{path}:{i}", row
         return
     try:
-        _, batches = open_batches(str(path), "parquet")
-        n = 0
-        for batch in batches:
-            for row in batch.to_pylist():
-                n += 1
-                yield f"{path} row {n}", row
+        for n, row in columnar.rows(str(path), "parquet"):
+            yield f"{path} row {n}", row
     except ColumnarError as e:
         raise EvalError(f"--mc {path}: not a readable Parquet file ({e})") from None
 
