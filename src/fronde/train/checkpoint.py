@@ -104,6 +104,14 @@ def stop_ids(config: ModelConfig, tokenizer_json: Path | None) -> dict[str, Any]
     return None if end is None or end == config.eos_token_id else {"eos_token_id": [config.eos_token_id, end]}
 
 
+def model_max_length(tokenizer_config: Path, config: ModelConfig) -> None:
+    """The model's context as its tokenizer's `model_max_length` (the data's tokenizer knows no model), so
+    transformers' `truncation=True` cuts to what the model can read and warns past it, as Llama 3's file says 131072."""
+    if tokenizer_config.is_file():
+        values = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+        atomic_write_json(tokenizer_config, values | {"model_max_length": config.max_position_embeddings})
+
+
 def write_checkpoint(
     root: Path, step: int, config: ModelConfig, model_state: dict[str, torch.Tensor], dtype: torch.dtype,
     trainer: dict[str, Any], state: dict[str, Any], keep_last: int, extra_files: dict[str, Path] | None = None,
@@ -120,6 +128,7 @@ def write_checkpoint(
                    generation=stop_ids(config, (extra_files or {}).get("tokenizer.json")))
         for rel, src in (extra_files or {}).items():  # e.g. the tokenizer, so the model dir is self-contained
             shutil.copy2(src, tmp / "model" / rel)
+        model_max_length(tmp / "model" / "tokenizer_config.json", config)
         torch.save(trainer, tmp / "trainer.pt")
         atomic_write_json(tmp / "state.json", state | {"step": step})
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
