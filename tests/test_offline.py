@@ -1,6 +1,6 @@
-"""The offline guarantee: the whole pipeline (data prepare + tokenizer, pretrain, SFT, GRPO, eval, report, runs) runs
-in this process with outbound network blocked at the socket level, and any attempt to reach a host other than
-localhost fails the test.
+"""The offline guarantee: the whole pipeline (data prepare + tokenizer, pretrain, SFT, GRPO, eval, report, runs, a
+LoRA adapter's merge) runs in this process with outbound network blocked at the socket level, and any attempt to reach
+a host other than localhost fails the test.
 
 Two layers catch a connection: `socket.socket.connect`/`connect_ex`, `socket.create_connection` and
 `socket.getaddrinfo` are replaced (what a library calls through the socket module), and an audit hook sees the
@@ -185,6 +185,14 @@ def test_the_pipeline_runs_offline(tmp_path, no_network):
         assert res.exit_code == 0, res.output
         res = cli.invoke(app, ["report", str(runs / "off")])
         assert res.exit_code == 0, res.output
+        # a LoRA adapter made with PEFT on the result (as a team fine-tuning it in TRL would), merged back by fronde
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        get_peft_model(AutoModelForCausalLM.from_pretrained(rl_res.model_dir, local_files_only=True),
+                       LoraConfig(r=2, target_modules="all-linear")).save_pretrained(tmp_path / "adapter")
+        merged = cli.invoke(app, ["model", "merge-lora", str(tmp_path / "adapter"), str(tmp_path / "merged")])
+        assert merged.exit_code == 0, merged.output
         res = cli.invoke(app, ["runs", str(runs), "--json"])
         assert res.exit_code == 0, res.output
     finally:

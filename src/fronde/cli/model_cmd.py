@@ -14,7 +14,8 @@ from fronde.cli.errors import print_error
 from fronde.model.config import ModelConfig, load_preset, preset_names
 from fronde.model.info import model_info
 
-app = typer.Typer(help="Inspect model presets and model directories.", no_args_is_help=True)
+app = typer.Typer(help="Inspect model presets and model directories; merge LoRA adapters into a model.",
+                  no_args_is_help=True)
 console = Console()
 
 
@@ -22,7 +23,9 @@ def resolve_config(spec: str) -> tuple[ModelConfig, str]:
     """A preset name or a model directory -> its config and a label."""
     path = Path(spec)
     if path.is_dir():
-        from fronde.model.checkpoint import load_config  # (torch: only for a directory; presets start fast)
+        from fronde.model.checkpoint import (
+            load_config,  # (torch: only for a directory; presets start fast)
+        )
 
         return load_config(path), str(path)
     if spec in preset_names():
@@ -72,3 +75,39 @@ def info(
     t.add_row("KV cache / token, MHA same heads", f"{mi.kv_bytes_per_token_mha:,} bytes")
     t.add_row("MLA saves", f"{mi.kv_reduction:.1%} ({mi.kv_bytes_per_token_mha / mi.kv_bytes_per_token_mla:.1f}x smaller)")
     console.print(t)
+
+
+@app.command("merge-lora")
+def merge_lora(
+    adapter: Path = typer.Argument(..., metavar="ADAPTER_DIR", help="A PEFT LoRA adapter dir (adapter_config.json + "
+                                   "adapter_model.safetensors), e.g. TRL's output with a peft_config."),
+    out: Path = typer.Argument(..., metavar="OUT_DIR", help="Where to write the merged fronde model dir."),
+    base: Path | None = typer.Option(None, help="The base model dir (default: the adapter's "
+                                     "base_model_name_or_path, when it is a directory here)."),
+    dtype: str = typer.Option("auto", help="Weights of the merged model: auto (the base's), float32, bfloat16, "
+                              "float16."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT_DIR if it exists."),
+) -> None:
+    """Merge a LoRA adapter trained with PEFT/TRL into its base: a fronde model dir that serve, eval, export and
+    later stages read, checked against the adapter's own outputs, with the adapter in its lineage."""
+    from fronde.train.merge_lora import DTYPES, AdapterError
+    from fronde.train.merge_lora import merge_lora as merge
+
+    if dtype != "auto" and dtype not in DTYPES:
+        raise typer.BadParameter(f"{dtype!r}: choose auto, {', '.join(DTYPES)}", param_hint="--dtype")
+    try:
+        with console.status("merging") as status:
+            report = merge(adapter, out, base=base, dtype=DTYPES.get(dtype), force=force,
+                           say=lambda line: status.update(escape(line)))
+    except (AdapterError, FileNotFoundError, ValueError) as e:
+        print_error(console, e)
+        raise typer.Exit(2) from e
+    t = Table(title=escape(f"merged {adapter} into {report.base}"), show_header=False)
+    t.add_row("model dir", escape(str(report.out)))
+    t.add_row("weights changed", f"{report.changed:,} of {report.tensors:,} tensors, "
+              f"{report.relative_change:.3%} of their norm")
+    t.add_row("check against the adapter", f"logits agree to {report.probe_diff:.1e} of their scale")
+    t.add_row("dtype", str(report.dtype).removeprefix("torch."))
+    t.add_row("tokenizer from", escape(str(report.tokenizer_from)))
+    console.print(t)
+    console.print(f"serve it: fronde serve {escape(str(report.out))}", highlight=False)

@@ -114,6 +114,9 @@ def load_config(directory: str | Path) -> ModelConfig:
         raise FileNotFoundError(f"{path}: no such model directory")
     cfg = path / "config.json"
     if not cfg.is_file():
+        if (path / "adapter_config.json").is_file():  # what PEFT (and TRL with a peft_config) saves
+            raise FileNotFoundError(f"{path} is a PEFT adapter, not a model (adapter_config.json, no config.json): "
+                                    f"merge it into its base with `fronde model merge-lora {path} OUT_DIR`")
         raise FileNotFoundError(f"{cfg}: missing; a model directory needs config.json (see `fronde model info`)")
     try:
         data = json.loads(cfg.read_text())

@@ -99,6 +99,8 @@ def data_licences(chain: list[dict[str, Any]]) -> list[tuple[str, str]]:
                     for tag, what in data_licences(ancestry(teacher["lineage"]))]
         elif teacher:
             out.append((_licence_tag(teacher.get("licence")), f"{r['stage']} teacher {teacher['spec']}"))
+        if adapter := inputs.get("adapter"):  # a LoRA trained elsewhere: on data nobody recorded here
+            out.append((UNRECORDED, f"{r['stage']} adapter {Path(adapter['path']).name} (trained outside fronde)"))
     return out
 
 
@@ -141,7 +143,7 @@ def languages(chain: list[dict[str, Any]]) -> tuple[list[str], bool]:
                 unknown |= family not in TASK_LANGUAGES
                 langs += TASK_LANGUAGES.get(family, [])
         inputs = r.get("inputs") or {}
-        unknown |= bool(inputs.get("chat_files") or inputs.get("prompt_files"))
+        unknown |= bool(inputs.get("chat_files") or inputs.get("prompt_files") or inputs.get("adapter"))
     return list(dict.fromkeys(langs)), unknown
 
 
@@ -293,6 +295,11 @@ def data_section(chain: list[dict[str, Any]]) -> str:
                 licence = "its data's (listed under *Licence*)" if t.get("lineage") else t.get("licence")
                 rows.append([r["stage"], f"teacher `{t['spec']}` ({t.get('kind', '?')})", origin,
                              licence or "not recorded", _short(t.get("weights_sha256"))])
+            if inputs.get("adapter"):
+                a = inputs["adapter"]
+                rows.append([r["stage"], f"{a.get('peft_type') or 'PEFT'} adapter `{Path(a['path']).name}`, merged",
+                             "trained outside fronde: its data is not recorded", "not recorded",
+                             _short((a.get("weights") or {}).get("sha256"))])
         out += ("Post-training data (user chat and prompt files as their rows say; task problems are generated or "
                 "public; teacher answers are not scrubbed):\n\n")
         out += _table(["stage", "data", "origin", "licence", "sha256"], rows)
@@ -375,6 +382,9 @@ def limits_section(chain: list[dict[str, Any]], config: ModelConfig | None) -> s
                  "unsupported.")
     items.append("No safety tuning: no stage trained for harmlessness, refusals or bias, and the model was not "
                  "red-teamed. It can produce offensive, false or unsafe text.")
+    if any((r.get("inputs") or {}).get("adapter") for r in chain):
+        items.append("A LoRA adapter trained outside fronde was merged into the weights: what it was trained on, "
+                     "under which licences and with what PII handling is not recorded here.")
     if any(r["stage"] == "rl" for r in chain):
         items.append("Reinforcement learning rewarded automatic verifiers of the listed tasks: the model is tuned "
                      "to their answer format, not to being helpful in general.")

@@ -183,6 +183,8 @@ def _resolve(spec: str) -> tuple[Path, str | None]:
             return path, None
         ggufs = sorted(p.name for p in path.glob("*.gguf"))
         hint = f"; it holds {', '.join(ggufs)}: pass one of those files" if ggufs else ""
+        if (path / "adapter_config.json").is_file():
+            hint = f"; it is a PEFT adapter: merge it into its base first (`fronde model merge-lora {spec} OUT_DIR`)"
         raise TeacherError(f"teacher {spec!r}: directory has no config.json, so it is not a transformers model "
                            f"dir{hint}")
     if spec in BUILTIN_TEACHERS:
