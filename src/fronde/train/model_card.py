@@ -186,8 +186,8 @@ def front_matter(record: dict[str, Any], chain: list[dict[str, Any]]) -> dict[st
     fields |= {"library_name": "transformers", "pipeline_tag": "text-generation",
                "tags": ["fronde", "deepseek_v3", "mixture-of-experts", "multi-head-latent-attention",
                         *dict.fromkeys(r["stage"] for r in chain)]}
-    if record.get("parent"):
-        fields["base_model"] = record["parent"]["path"]
+    # No `base_model`: the Hub refuses a push whose README.md names one that is not a Hub repo id ("Invalid
+    # metadata"), and a parent here is a local dir (the Lineage section names it: run, stage, weights hash).
     return fields
 
 
