@@ -97,6 +97,8 @@ def test_trl_lora_fine_tuning_of_a_fronde_model_merges_back(base_dir, tmp_path, 
     record = json.loads((out / "fronde.json").read_text())
     assert record["stage"] == "merge-lora" and record["parent"]["path"] == str(base_dir.resolve())
     assert record["inputs"]["adapter"]["weights"]["sha256"] == sha256_file(adapter / "adapter_model.safetensors")
+    assert record["inputs"]["adapter"]["merge"]["dtype"] == "float32"  # the base's
+    assert record["inputs"]["adapter"]["merge"]["effect_kept"] == pytest.approx(1, abs=1e-3)
     card = (out / "MODEL_CARD.md").read_text()
     assert "LORA adapter `adapter`, merged" in card and "trained outside fronde" in card
     assert AutoModelForCausalLM.from_pretrained(out, local_files_only=True) is not None  # still an HF checkpoint
@@ -114,6 +116,7 @@ def test_what_the_merge_refuses_and_why(base_dir, tmp_path):
         merge_lora(adapter, tmp_path / "out")
     report = merge_lora(adapter, tmp_path / "out", base=base_dir, dtype=torch.bfloat16, say=lambda _: None)
     assert report.changed > 0 and report.probe_diff < 1e-4 and report.dtype == torch.bfloat16
+    assert 0.5 < report.effect_kept < 1  # bf16 rounding takes some of a LoRA update away; fp32 keeps it all
     written = from_pretrained(tmp_path / "out").config
     assert written.torch_dtype == "bfloat16" and written.model_copy(update={"torch_dtype": "float32"}) == \
         load_config(base_dir)

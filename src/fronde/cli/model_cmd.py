@@ -77,6 +77,9 @@ def info(
     console.print(t)
 
 
+EFFECT_WARNING = 0.9  # below this share of the adapter's effect kept, the merge says how to keep it all
+
+
 @app.command("merge-lora")
 def merge_lora(
     adapter: Path = typer.Argument(..., metavar="ADAPTER_DIR", help="A PEFT LoRA adapter dir (adapter_config.json + "
@@ -107,7 +110,14 @@ def merge_lora(
     t.add_row("weights changed", f"{report.changed:,} of {report.tensors:,} tensors, "
               f"{report.relative_change:.3%} of their norm")
     t.add_row("check against the adapter", f"logits agree to {report.probe_diff:.1e} of their scale")
-    t.add_row("dtype", str(report.dtype).removeprefix("torch."))
+    dtype_name = str(report.dtype).removeprefix("torch.")
+    t.add_row("dtype", dtype_name)
+    if report.effect_kept is not None:
+        t.add_row(f"adapter's effect kept in {dtype_name}", f"{report.effect_kept:.1%} (on the probe's logits)")
     t.add_row("tokenizer from", escape(str(report.tokenizer_from)))
     console.print(t)
+    if report.effect_kept is not None and report.effect_kept < EFFECT_WARNING:
+        console.print(f"[yellow]warning:[/yellow] rounding the merged weights to {dtype_name} lost "
+                      f"{1 - report.effect_kept:.0%} of what the adapter changes; merge again with --dtype float32 to "
+                      "keep it all", highlight=False)
     console.print(f"serve it: fronde serve {escape(str(report.out))}", highlight=False)

@@ -69,6 +69,7 @@ class MergeReport:
     tensors: int  # base tensors in all
     relative_change: float  # ||merged - base|| / ||base|| over the changed tensors
     probe_diff: float  # max |merged - adapter| logit on the probe, over the logits' max |value|
+    effect_kept: float | None  # how much of the adapter's effect on the probe the written weights keep (None: none)
 
 
 def read_adapter(adapter_dir: Path) -> dict[str, Any]:
@@ -133,9 +134,10 @@ def _probe(vocab_size: int) -> torch.Tensor:
     return torch.randint(0, vocab_size, (1, PROBE_TOKENS), generator=torch.Generator().manual_seed(0))
 
 
-def _merge_with_peft(adapter_dir: Path, base: Path, into: Path, probe: torch.Tensor) -> torch.Tensor:
-    """Merge with PEFT on transformers' model and save it (HF names) into `into`; the unmerged adapter's probe
-    logits come back for the check."""
+def _merge_with_peft(adapter_dir: Path, base: Path, into: Path,
+                     probe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge with PEFT on transformers' model and save it (HF names) into `into`; the probe logits of the base and
+    of the unmerged adapter come back for the checks."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
@@ -144,6 +146,8 @@ def _merge_with_peft(adapter_dir: Path, base: Path, into: Path, probe: torch.Ten
 
     try:
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, local_files_only=True)
+        with torch.no_grad():
+            before = model.eval()(probe).logits.float()
         with_adapter = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False, local_files_only=True)
     except (OSError, ValueError, RuntimeError, KeyError) as e:  # RuntimeError: shapes of another base
         raise AdapterError(f"{adapter_dir}: PEFT could not apply the adapter to {base}: {e}") from None
@@ -154,7 +158,17 @@ def _merge_with_peft(adapter_dir: Path, base: Path, into: Path, probe: torch.Ten
     except (AttributeError, NotImplementedError, ValueError) as e:
         raise AdapterError(f"{adapter_dir}: PEFT cannot merge this adapter into the weights: {e}") from None
     merged.save_pretrained(into)  # transformers writes the per-expert layout back
-    return expected
+    return before, expected
+
+
+def _effect_kept(base: torch.Tensor, adapter: torch.Tensor, written: torch.Tensor) -> float | None:
+    """1 - ||written - adapter|| / ||adapter - base|| on the probe logits: a LoRA update is small next to the weights
+    (0.1% of their norm is common), and rounding the merged weights to bf16 (2^-8 relative) can erase a good part of
+    it; in fp32 nothing is lost. None for an adapter that changes nothing (untrained: B = 0)."""
+    effect = (adapter - base).norm().item()
+    if effect < 1e-6 * adapter.norm().item():
+        return None
+    return 1 - (written - adapter).norm().item() / effect
 
 
 def _weight_change(base: Path, merged: Path) -> tuple[int, int, float]:
@@ -181,7 +195,8 @@ def _weight_change(base: Path, merged: Path) -> tuple[int, int, float]:
     return changed, len(after), (diff2 / norm2) ** 0.5 if norm2 else 0.0
 
 
-def adapter_record(adapter_dir: Path, cfg: dict[str, Any], base: Path, staged: Path, out: Path) -> dict[str, Any]:
+def adapter_record(adapter_dir: Path, cfg: dict[str, Any], base: Path, staged: Path, out: Path,
+                   merge: dict[str, Any]) -> dict[str, Any]:
     """fronde.json for the merged model (its files in `staged`, published as `out`): a stage whose parent is the base
     and whose input is the adapter by hash. What the adapter was trained on is not known here: no data."""
     state = adapter_dir / "trainer_state.json"
@@ -207,7 +222,7 @@ def adapter_record(adapter_dir: Path, cfg: dict[str, Any], base: Path, staged: P
             "path": str(adapter_dir.resolve()),
             **{key: cfg.get(key) for key in ("peft_type", "peft_version", "r", "lora_alpha", "target_modules",
                                              "base_model_name_or_path")},
-            "weights": file_entry(adapter_dir / ADAPTER_WEIGHTS), "trained_outside_fronde": True}},
+            "weights": file_entry(adapter_dir / ADAPTER_WEIGHTS), "trained_outside_fronde": True, "merge": merge}},
         "ledger": None,
     }
     record["id"] = lineage_id(record)
@@ -236,7 +251,7 @@ def merge_lora(adapter_dir: Path, out: Path, base: Path | None = None, dtype: to
     with tempfile.TemporaryDirectory(prefix=f".{out.name}-merge-", dir=out.parent) as work:
         merged_hf, staged = Path(work) / "hf", Path(work) / "model"
         say(f"merging {adapter_dir} into {base} with PEFT")
-        expected = _merge_with_peft(adapter_dir, base, merged_hf, probe)
+        before, expected = _merge_with_peft(adapter_dir, base, merged_hf, probe)
         shutil.copy2(base / "config.json", merged_hf / "config.json")  # fronde's own keys, as the base had them
         if (base / MTP_WEIGHTS).is_file():
             shutil.copy2(base / MTP_WEIGHTS, merged_hf / MTP_WEIGHTS)
@@ -252,13 +267,16 @@ def merge_lora(adapter_dir: Path, out: Path, base: Path | None = None, dtype: to
         changed, tensors, relative = _weight_change(base, merged_hf)
         save_state(config, {k: v.detach() for k, v in model.state_dict().items()}, staged, dtype=dtype,
                    generation=stop_ids(config, files["tokenizer.json"]))
+        del model
+        kept = _effect_kept(before, expected, from_pretrained(staged)(probe).logits.float())
         for name, path in files.items():
             shutil.copy2(path, staged / name)
         model_max_length(staged / "tokenizer_config.json", config)
-        write_lineage(adapter_record(adapter_dir, cfg, base, staged, out), staged)
+        merge = {"dtype": str(dtype).removeprefix("torch."), "effect_kept": kept, "probe_diff": diff}
+        write_lineage(adapter_record(adapter_dir, cfg, base, staged, out, merge), staged)
         write_model_card(staged, shown_as=out)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staged, out)
     return MergeReport(out=out, base=base, tokenizer_from=source, dtype=dtype, changed=changed, tensors=tensors,
-                       relative_change=relative, probe_diff=diff)
+                       relative_change=relative, probe_diff=diff, effect_kept=kept)
