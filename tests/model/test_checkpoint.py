@@ -106,6 +106,9 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
     (d / WEIGHTS).unlink()
     with pytest.raises(FileNotFoundError, match="no model.safetensors"):
         from_pretrained(d)
+    (d / "pytorch_model.bin").write_bytes(b"\x80\x04")  # what DeepSpeed and old transformers wrote: a pickle
+    with pytest.raises(FileNotFoundError, match="pytorch_model.bin, a pickle.*save_pretrained"):
+        from_pretrained(d)
 
 
 def test_config_weights_shape_mismatch_names_the_tensor(tmp_path):

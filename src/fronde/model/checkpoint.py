@@ -151,6 +151,12 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
     elif (directory / WEIGHTS).is_file():
         weights = _read_safetensors(directory / WEIGHTS)
     else:
+        pickled = sorted(p.name for p in directory.glob("pytorch_model*.bin"))
+        if pickled:  # DeepSpeed/accelerate exports and older transformers saves
+            raise FileNotFoundError(
+                f"{directory}: holds {pickled[0]}, a pickle, which fronde does not load (unpickling can run code); "
+                "save it as safetensors with transformers: AutoModelForCausalLM.from_pretrained(DIR)"
+                ".save_pretrained(NEW_DIR), then copy the tokenizer files")
         raise FileNotFoundError(f"{directory}: no {WEIGHTS} or {INDEX}; this is not a saved model directory")
     if (directory / MTP_WEIGHTS).is_file():
         weights.update(_read_safetensors(directory / MTP_WEIGHTS))
