@@ -114,7 +114,10 @@ def test_what_the_merge_refuses_and_why(base_dir, tmp_path):
     cfg_path.write_text(json.dumps(cfg | {"base_model_name_or_path": "someone/base-on-the-hub"}))
     with pytest.raises(AdapterError, match="not a directory here.*--base"):
         merge_lora(adapter, tmp_path / "out")
+    killed = tmp_path / ".out-merge-999999999-abc"  # a merge SIGKILLed mid-way (no such process)
+    (killed / "hf").mkdir(parents=True)
     report = merge_lora(adapter, tmp_path / "out", base=base_dir, dtype=torch.bfloat16, say=lambda _: None)
+    assert not killed.exists() and not list(tmp_path.glob(".out-merge-*"))
     assert report.changed > 0 and report.probe_diff < 1e-4 and report.dtype == torch.bfloat16
     assert 0.5 < report.effect_kept < 1  # bf16 rounding takes some of a LoRA update away; fp32 keeps it all
     written = from_pretrained(tmp_path / "out").config

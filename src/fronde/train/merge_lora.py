@@ -42,6 +42,7 @@ from fronde.train.lineage import (
 )
 from fronde.train.model_card import write_model_card
 from fronde.train.pretrain import tokenizer_files
+from fronde.train.stage_lock import pid_alive
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -229,6 +230,15 @@ def adapter_record(adapter_dir: Path, cfg: dict[str, Any], base: Path, staged: P
     return record
 
 
+def _clear_killed_merges(out: Path, say: Callable[[str], None]) -> None:
+    """The work dirs of merges into `out` that were killed (their process is gone): a model's worth of files each."""
+    for work in out.parent.glob(f".{out.name}-merge-*-*"):
+        pid = work.name.removeprefix(f".{out.name}-merge-").partition("-")[0]
+        if work.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            say(f"removing {work}, left by a merge that was killed")
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def merge_lora(adapter_dir: Path, out: Path, base: Path | None = None, dtype: torch.dtype | None = None,
                force: bool = False, say: Callable[[str], None] = print) -> MergeReport:
     """Merge the adapter in `adapter_dir` into its base and write the result as the fronde model dir `out`."""
@@ -247,8 +257,9 @@ def merge_lora(adapter_dir: Path, out: Path, base: Path | None = None, dtype: to
         raise AdapterError(f"{base}: no tokenizer.json, and the adapter dir has none either; copy the tokenizer files "
                            "into the base model dir")
     out.parent.mkdir(parents=True, exist_ok=True)
+    _clear_killed_merges(out, say)
     probe = _probe(config.vocab_size)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}-merge-", dir=out.parent) as work:
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}-merge-{os.getpid()}-", dir=out.parent) as work:
         merged_hf, staged = Path(work) / "hf", Path(work) / "model"
         say(f"merging {adapter_dir} into {base} with PEFT")
         before, expected = _merge_with_peft(adapter_dir, base, merged_hf, probe)
