@@ -324,12 +324,19 @@ def test_the_models_trained_on_a_file_through_their_ancestry(tmp_path, data_dir)
     (lost / LINEAGE).write_text(json.dumps({**record, "run": {"name": "old"}, "data": [
         {"path": str(tmp_path / "deleted"), "manifest_sha256": "0" * 64, "sources": [{"name": "x", "files": 9}]}]}))
 
+    merged = runs / "mine"  # `fronde model merge-lora ... runs/mine`: a model dir beside the runs, not in one
+    merged.mkdir()
+    (merged / LINEAGE).write_text(json.dumps({
+        "format": FORMAT, "stage": "merge-lora", "run": {"name": "mine"}, "data": [],
+        "parent": {"path": str(base), "lineage": record}, "inputs": {"adapter": {"path": "lora"}}}))
+
     copy = tmp_path / "elsewhere.py"
     shutil.copy(kept["path"], copy)
     models = published_models(runs)
-    assert models == [lost, base, sft]
+    assert models == [merged, lost, base, sft] and published_models(merged) == [merged]
     _, uses, unknown = trained_on([copy], models)
-    assert [(Path(u.model), u.by) for u in uses] == [(base, "r / pretrain"), (sft, "r / pretrain")]
+    assert [(Path(u.model), u.by) for u in uses] == [(merged, "r / pretrain"), (base, "r / pretrain"),
+                                                      (sft, "r / pretrain")]
     assert uses[0].file == kept["path"] and f"{kept['kept']} of {kept['documents']} documents kept" in uses[0].how
     assert [(Path(u.model), "gone" in u.reason) for u in unknown] == [(lost, True)]
     _, uses, _ = trained_on([chats], models)
@@ -343,13 +350,14 @@ def test_the_models_trained_on_a_file_through_their_ancestry(tmp_path, data_dir)
     handover = tmp_path / "handover.zip"
     digests, uses, _ = trained_on([handover], models)
     assert sorted(digests.values()) == [str(handover), f"{handover}!lib/kept.py", f"{handover}!lib/other.txt"]
-    assert [(Path(u.model), u.file) for u in uses] == [(base, kept["path"]), (sft, kept["path"])]
+    assert [(Path(u.model), u.file) for u in uses] == [(merged, kept["path"]), (base, kept["path"]),
+                                                        (sft, kept["path"])]
 
     res = subprocess.run([sys.executable, "-m", "fronde.cli.main", "runs", str(runs), "--trained-on", str(copy),
                           "--json"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["models_checked"] == 3 and {u["model"] for u in out["uses"]} == {str(base), str(sft)}
+    assert out["models_checked"] == 4 and {u["model"] for u in out["uses"]} == {str(merged), str(base), str(sft)}
     assert [u["model"] for u in out["cannot_tell"]] == [str(lost)]
     res = subprocess.run([sys.executable, "-m", "fronde.cli.main", "runs", str(runs), "--trained-on",
                           str(tmp_path / "handover.zip")], capture_output=True, text=True, timeout=120)

@@ -43,10 +43,15 @@ class Unknown:
 
 
 def published_models(runs_dir: Path) -> list[Path]:
-    """Every published model dir under a runs dir (runs/<run>/<stage>/model), or of one run dir."""
+    """Every published model dir under a runs dir: runs/<run>/<stage>/model, and the model dirs kept beside the runs
+    (runs/<name> with a fronde.json: a merged LoRA adapter, a copy), which inherit their parents' data; or those of
+    one run dir, or a model dir itself."""
+    if (runs_dir / LINEAGE).is_file():
+        return [runs_dir]
     run_dirs = [runs_dir] if (runs_dir / "ledger.json").is_file() else sorted(p for p in runs_dir.iterdir()
                                                                               if p.is_dir())
-    return [m.parent for run in run_dirs for m in sorted(run.glob(f"*/model/{LINEAGE}"))]
+    return [m.parent for run in run_dirs
+            for m in ([run / LINEAGE] if (run / LINEAGE).is_file() else sorted(run.glob(f"*/model/{LINEAGE}")))]
 
 
 def _label(record: dict[str, Any]) -> str:
