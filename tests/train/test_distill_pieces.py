@@ -185,6 +185,46 @@ def test_fronde_dir_teacher_logits_and_generate(tiny_teacher, fronde_dir):
     assert sampled == tiny_teacher.generate(chats, max_new_tokens=5, temperature=1.0, seed=3)
 
 
+def test_a_lora_adapter_is_a_teacher_merged_in_memory(fronde_dir, tmp_path):
+    """A team's LoRA adapter (TRL/PEFT output) on a local model teaches as the adapted model does; lineage pins the
+    adapter and its base by content. A base named by a Hub id is not fetched."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from fronde.data.io import sha256_file
+    from fronde.train.lineage import teacher_identity
+
+    def base():
+        return AutoModelForCausalLM.from_pretrained(fronde_dir, dtype=torch.float32, local_files_only=True)
+
+    torch.manual_seed(0)
+    peft_model = get_peft_model(base(), LoraConfig(r=4, target_modules=["q_a_proj", "o_proj", "down_proj"]))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)  # no tokenizer saved: the base's is used
+    ids = torch.randint(0, 300, (1, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = PeftModel.from_pretrained(base(), adapter).eval()(ids).logits
+        plain = base()(ids).logits
+    teacher = load_teacher(str(adapter))
+    got = teacher.logits(ids)
+    assert (got - expected).abs().max() < 1e-4 and (plain - expected).abs().max() > 1e-3
+    assert len(teacher.generate([[{"role": "user", "content": "def f(x):"}]], max_new_tokens=3)) == 1
+    identity = teacher_identity(str(adapter))
+    assert identity["kind"] == "peft-adapter"
+    assert identity["weights_sha256"] == sha256_file(adapter / "adapter_model.safetensors")
+    assert identity["base"]["weights_sha256"] == sha256_file(fronde_dir / "model.safetensors")
+
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps(config | {"base_model_name_or_path": "org/on-the-hub"}))
+    with pytest.raises(TeacherError, match="'org/on-the-hub' is not a model dir here"):
+        load_teacher(str(adapter))
+    assert "error" in teacher_identity(str(adapter))
+
+
 def test_teacher_spec_errors(tmp_path):
     with pytest.raises(TeacherError, match="not a built-in name"):
         load_teacher(str(tmp_path / "nope"))

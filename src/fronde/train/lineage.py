@@ -150,7 +150,7 @@ def parent_entry(parent_dir: Path) -> dict[str, Any]:
 def teacher_identity(spec: str) -> dict[str, Any]:
     """A distillation teacher by content: what the spec resolves to, the hash of its weights, and for a fronde
     teacher its lineage id, for a built-in one the package version that shipped it."""
-    from fronde.train.teacher import BUILTIN_TEACHERS, TeacherError, resolve_teacher
+    from fronde.train.teacher import BUILTIN_TEACHERS, TeacherError, adapter_base, is_adapter, resolve_teacher
 
     out: dict[str, Any] = {"spec": spec}
     try:
@@ -160,6 +160,19 @@ def teacher_identity(spec: str) -> dict[str, Any]:
     if gguf is not None:
         out |= {"kind": "gguf", "path": str(directory / gguf), "weights_file": gguf,
                 "weights_sha256": sha256_file(directory / gguf)}
+    elif is_adapter(directory):  # a PEFT adapter: by its weights, and its base by its own
+        try:
+            base = adapter_base(directory, spec)
+        except TeacherError as e:
+            return out | {"error": str(e)}
+        weights = directory / "adapter_model.safetensors"
+        record = read_lineage(base)
+        out |= {"kind": "peft-adapter", "path": str(directory), "weights_file": weights.name,
+                "weights_sha256": sha256_file(weights) if weights.is_file() else None,
+                "licence": card_license(directory) or card_license(base),
+                "base": {"path": str(base), **weights_entry(base), "id": record.get("id") if record else None}}
+        if record:
+            out["lineage"] = record
     else:
         record = read_lineage(directory)
         out |= {"kind": "fronde" if record else "transformers", "path": str(directory), **weights_entry(directory),

