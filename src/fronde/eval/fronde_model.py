@@ -11,10 +11,10 @@ from typing import Any
 import torch
 
 from fronde.data.chat import render_chat
+from fronde.data.replies import fronde_reply
 from fronde.eval.errors import EvalError
 from fronde.eval.likelihood import continuation_ids, score_rolling, score_tokens
 from fronde.eval.models import ModelDescription, Speed, ToolReply, default_name, run_dir_of
-from fronde.eval.replies import fronde_reply
 from fronde.infer.engine_cache import EngineCache
 from fronde.infer.loading import LOAD_ERRORS, load_for_inference
 from fronde.infer.sampling import SamplingParams

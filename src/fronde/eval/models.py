@@ -9,7 +9,7 @@
 Every model answers the same three questions, so a score means the same thing whatever produced it:
 
 - `generate(conversations, max_new_tokens, temperature, seed)`: one reply per conversation, through the model's chat
-  template (canonical text: fronde.eval.replies);
+  template (canonical text: fronde.data.replies);
 - `loglikelihood(context, continuation)`: (sum of log p(continuation tokens | context), their count, whether greedy
   decoding would have produced them), plain text without a chat template, as lm-evaluation-harness does;
 - `loglikelihood_rolling(text)`: (sum of log p over every token of the text, the count), for loss and bits per byte.

@@ -199,6 +199,7 @@ def export_sft(cache_path: Path, out_path: Path) -> int:
 
 
 _LEADING_THINK = re.compile(r"\s*<think>(.*?)</think>\s*(.*)", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*)</answer>\s*", re.DOTALL)  # fronde.data.replies' form of a fronde teacher
 
 
 def assistant_message(completion: str) -> dict[str, Any]:
@@ -207,7 +208,9 @@ def assistant_message(completion: str) -> dict[str, Any]:
     m = _LEADING_THINK.fullmatch(completion)
     if m is None:
         return {"role": "assistant", "content": completion}
-    return {"role": "assistant", "content": m.group(2), "reasoning_content": m.group(1).strip()}
+    answer = _ANSWER.fullmatch(m.group(2))
+    return {"role": "assistant", "content": answer.group(1) if answer else m.group(2),
+            "reasoning_content": m.group(1).strip()}
 
 
 def _append_durably(path: Path, text: str) -> None:

@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from fronde.data.errors import DataError
+from fronde.data.replies import fronde_reply
+from fronde.data.tokenizer import Tokenizer as FrondeTokenizer
 from fronde.model.hf_adapter import MODEL_TYPE, config_from_hf
 from fronde.model.info import model_info
 
@@ -52,6 +55,9 @@ class Teacher:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     stop_ids: list[int] = field(default_factory=list)  # eos and the chat template's end-of-turn token
+    # a fronde-trained tokenizer: replies are read as fronde's server reads them (fronde.data.replies), reasoning
+    # and answer apart; its think/answer markers are special tokens that skip_special_tokens would drop
+    fronde_tokenizer: FrondeTokenizer | None = None
     processed_tokens: int = 0  # prompt and generated tokens `generate` went through (padding aside): its FLOPs
 
     @property
@@ -116,6 +122,8 @@ class Teacher:
             out = self.model.generate(**enc, generation_config=config)
         replies = [_until_stop(row, self.stop_ids) for row in out[:, enc["input_ids"].shape[1]:].tolist()]
         self.processed_tokens += int(enc["attention_mask"].sum()) + sum(len(r) for r in replies)
+        if self.fronde_tokenizer is not None:
+            return [fronde_reply(self.fronde_tokenizer, r) for r in replies]
         return [tok.decode(r, skip_special_tokens=True) for r in replies]
 
 
@@ -168,7 +176,8 @@ def load_teacher(spec: str, device: str | torch.device = "cpu", dtype: torch.dty
             raise TeacherError(f"teacher {spec!r}: its tokenizer has neither a pad nor an eos token")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"  # generation appends on the right, so prompts must end flush right
-    return Teacher(spec=spec, model=model, tokenizer=tokenizer, stop_ids=_stop_ids(model, tokenizer))
+    return Teacher(spec=spec, model=model, tokenizer=tokenizer, stop_ids=_stop_ids(model, tokenizer),
+                   fronde_tokenizer=_fronde_tokenizer(directory) if gguf is None else None)
 
 
 def resolve_teacher(spec: str) -> tuple[Path, str | None]:
@@ -209,6 +218,14 @@ def _resolve(spec: str) -> tuple[Path, str | None]:
         return file.parent, file.name
     raise TeacherError(f"teacher {spec!r}: no such file or directory, and not a built-in name "
                        f"({', '.join(BUILTIN_TEACHERS)}); pass a fronde or transformers model dir, or a .gguf file")
+
+
+def _fronde_tokenizer(directory: Path) -> FrondeTokenizer | None:
+    """The teacher's tokenizer as fronde reads it, when fronde trained it (None for any other model's)."""
+    try:
+        return FrondeTokenizer.load(directory)
+    except DataError:
+        return None
 
 
 def is_adapter(directory: Path) -> bool:
