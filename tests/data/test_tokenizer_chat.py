@@ -135,6 +135,33 @@ def test_chat_ids_match_transformers(small_tokenizer: tuple[Tokenizer, Path], i:
         assert ids[-1] == tok.special.assistant and mask[-1] == 0
 
 
+def test_transformers_parses_every_assistant_turn_back_into_its_message(small_tokenizer: tuple[Tokenizer, Path]
+                                                                         ) -> None:
+    """tokenizer_config.json's `response_template`: transformers' `parse_response` (its text-generation pipeline,
+    `transformers serve` and TRL's GRPOTrainer use it) reads each rendered assistant turn back as the message it
+    came from: reasoning, answer and tool calls apart, no markers left in the text."""
+    tok, d = small_tokenizer
+    hf = AutoTokenizer.from_pretrained(d)
+    turns = 0
+    for chat in CHATS:
+        for i, message in enumerate(chat):
+            if message["role"] != "assistant":
+                continue
+            prompt, _ = render_chat(tok, chat[:i], add_generation_prompt=True)
+            full, _ = render_chat(tok, chat[:i + 1])
+            assert full[:len(prompt)] == prompt
+            expected = {"role": "assistant",
+                        **{k: message[k] for k in ("content", "reasoning_content") if message.get(k)}}
+            if message.get("tool_calls"):
+                expected["tool_calls"] = [
+                    {"type": "function", "function": {"name": c["function"]["name"], "arguments": (
+                        json.loads(a) if isinstance(a := c["function"]["arguments"], str) else a)}}
+                    for c in message["tool_calls"]]
+            assert hf.parse_response(full[len(prompt):], prefix=prompt) == expected
+            turns += 1
+    assert turns == 8
+
+
 def test_rendering_many_chats_at_once_equals_one_at_a_time(small_tokenizer: tuple[Tokenizer, Path]) -> None:
     tok, _ = small_tokenizer
     chats = [(normalize_messages(c), TOOLS if i in (2, 3) else None) for i, c in enumerate(CHATS * 3)]

@@ -188,3 +188,19 @@ def test_a_stage_with_every_minutes_keeps_the_newest_by_time(recipe_file, monkey
                       "--set", "checkpoint.every_minutes=0.00001") == 0
     root = recipe.parent / "runs" / "timed" / "pretrain" / "checkpoints"
     assert sorted(p.name for p in root.glob("step-*")) == ["step-000010", "step-000011", "step-000012"]
+
+
+def test_a_model_dir_tokenizer_config_says_the_context_and_how_replies_parse(tmp_path):
+    """A tokenizer prepared before response templates (2026-12-07) gets one in every model dir written from it; a
+    tokenizer fronde did not train is left without."""
+    from fronde.data.chat import RESPONSE_TEMPLATE
+
+    config = load_preset("tiny")
+    old, foreign = tmp_path / "old.json", tmp_path / "foreign.json"
+    old.write_text(json.dumps({"model_max_length": 65536, "fronde_special_ids": {"pad": 0}}))
+    foreign.write_text(json.dumps({"model_max_length": 8192}))
+    checkpoint.model_max_length(old, config)
+    checkpoint.model_max_length(foreign, config)
+    assert json.loads(old.read_text()) == {"model_max_length": config.max_position_embeddings,
+                                           "fronde_special_ids": {"pad": 0}, "response_template": RESPONSE_TEMPLATE}
+    assert json.loads(foreign.read_text()) == {"model_max_length": config.max_position_embeddings}

@@ -88,6 +88,23 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '" + S["assistant"] + "' -}}{%- endif -%}\n"
 )
 
+# The template read backwards: transformers' declarative response parsing (tokenizer_config.json's
+# `response_template`, transformers >= 5.13) turns a generated turn into {role, reasoning_content, content,
+# tool_calls} as fronde serve does, for `tok.parse_response`, the text-generation pipeline, `transformers serve` and
+# TRL's GRPOTrainer (which otherwise decodes with skip_special_tokens=True and glues the reasoning to the answer).
+# The answer markers close the implicit content region, so a reasoning turn's answer comes out without them.
+RESPONSE_TEMPLATE: dict[str, Any] = {
+    "version": 1,
+    "defaults": {"role": "assistant"},
+    "start_anchor": S["assistant"],
+    "fields": {
+        "reasoning_content": {"open": S["think"], "close": S["think_end"], "content": "text"},
+        "tool_calls": {"open": S["tool_call"], "close": S["tool_call_end"], "repeats": True, "content": "json",
+                       "transform": {"type": "function", "function": "{content}"}},
+        "content": {"close": [S["answer"], S["answer_end"], S["end"], S["eos"]], "content": "text"},
+    },
+}
+
 
 def _content_text(content: Any) -> str:
     if content is None:

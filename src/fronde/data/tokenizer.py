@@ -122,7 +122,7 @@ class Tokenizer:
     def save(self, directory: str | Path, model_max_length: int = DEFAULT_MODEL_MAX_LENGTH) -> None:
         """Write tokenizer.json, tokenizer_config.json (with `chat_template`), chat_template.jinja and
         special_tokens_map.json, each atomically. Loadable offline by `AutoTokenizer.from_pretrained`."""
-        from fronde.data.chat import CHAT_TEMPLATE
+        from fronde.data.chat import CHAT_TEMPLATE, RESPONSE_TEMPLATE
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -149,6 +149,7 @@ class Tokenizer:
                 for t in sp.values()
             },
             "chat_template": CHAT_TEMPLATE,
+            "response_template": RESPONSE_TEMPLATE,
             "fronde_special_ids": self.special.as_dict(),
         }
         atomic_write_json(d / "tokenizer_config.json", config)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fronde.data.chat import RESPONSE_TEMPLATE
 from fronde.data.io import atomic_write_json, atomic_write_text, free_bytes, sha256_file
 from fronde.data.tokenizer import SPECIAL_TOKENS
 from fronde.model.checkpoint import from_pretrained, save_state
@@ -106,10 +107,15 @@ def stop_ids(config: ModelConfig, tokenizer_json: Path | None) -> dict[str, Any]
 
 def model_max_length(tokenizer_config: Path, config: ModelConfig) -> None:
     """The model's context as its tokenizer's `model_max_length` (the data's tokenizer knows no model), so
-    transformers' `truncation=True` cuts to what the model can read and warns past it, as Llama 3's file says 131072."""
+    transformers' `truncation=True` cuts to what the model can read and warns past it, as Llama 3's file says 131072.
+    A fronde tokenizer's config also gets the chat's `response_template` (fronde.data.chat), which tokenizers
+    prepared before 2026-12-07 lack, so every model dir written from now on parses its own replies in transformers."""
     if tokenizer_config.is_file():
         values = json.loads(tokenizer_config.read_text(encoding="utf-8"))
-        atomic_write_json(tokenizer_config, values | {"model_max_length": config.max_position_embeddings})
+        values["model_max_length"] = config.max_position_embeddings
+        if "fronde_special_ids" in values:
+            values.setdefault("response_template", RESPONSE_TEMPLATE)
+        atomic_write_json(tokenizer_config, values)
 
 
 def write_checkpoint(
