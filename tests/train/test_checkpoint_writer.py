@@ -204,3 +204,40 @@ def test_a_model_dir_tokenizer_config_says_the_context_and_how_replies_parse(tmp
     assert json.loads(old.read_text()) == {"model_max_length": config.max_position_embeddings,
                                            "fronde_special_ids": {"pad": 0}, "response_template": RESPONSE_TEMPLATE}
     assert json.loads(foreign.read_text()) == {"model_max_length": config.max_position_embeddings}
+
+
+def test_fronde_model_upgrade_brings_an_older_model_dir_up_to_date(tmp_path, monkeypatch, capsys):
+    """A model dir as fronde wrote it before 2026-12-07: EOS alone as stop id, the data tokenizer's 65,536 as its
+    length, no response template. `fronde model upgrade` fixes the two JSON files in place and nothing else."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from fronde.data.io import sha256_file
+    from fronde.data.tokenizer import train_tokenizer
+    from fronde.model.checkpoint import save_pretrained
+    from tests.model.helpers import tiny_model
+    from tests.train.conftest import run_fronde
+
+    d = tmp_path / "old-model"
+    tok = train_tokenizer(["What is 6 x 7? 42\n"] * 50, vocab_size=300)
+    tok.save(d)
+    save_pretrained(tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos), d)
+    config = json.loads((d / "tokenizer_config.json").read_text())
+    del config["response_template"]
+    (d / "tokenizer_config.json").write_text(json.dumps(config | {"model_max_length": 65536}))
+    untouched = {p.name: sha256_file(p) for p in d.iterdir() if p.suffix != ".json" or p.name == "tokenizer.json"}
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+
+    assert run_fronde(monkeypatch, "model", "upgrade", str(d), "--dry-run") in (0, None)
+    assert "would change generation_config.json: eos_token_id 2 -> [2, 6]" in capsys.readouterr().out.replace("\n", " ")
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    assert run_fronde(monkeypatch, "model", "upgrade", str(d)) in (0, None)
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "model_max_length 65536 -> 2048" in out and "response_template added" in out
+    assert {p.name: sha256_file(p) for p in d.iterdir() if p.name in untouched} == untouched
+    assert GenerationConfig.from_pretrained(d).eos_token_id == [tok.special.eos, tok.special.end]
+    hf = AutoTokenizer.from_pretrained(d)
+    assert hf.model_max_length == 2048
+    assert hf.parse_response(hf.encode("<|think|>6 x 7<|/think|><|answer|>42<|/answer|><|end|>",
+                                       add_special_tokens=False), prefix="")["content"] == "42"
+    assert run_fronde(monkeypatch, "model", "upgrade", str(d)) in (0, None)
+    assert "already current" in capsys.readouterr().out

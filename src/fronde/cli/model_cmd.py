@@ -121,3 +121,23 @@ def merge_lora(
                       f"{1 - report.effect_kept:.0%} of what the adapter changes; merge again with --dtype float32 to "
                       "keep it all", highlight=False)
     console.print(f"serve it: fronde serve {escape(str(report.out))}", highlight=False)
+
+
+@app.command("upgrade")
+def upgrade(
+    model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", help="A fronde model dir written by an older fronde."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change; write nothing."),
+) -> None:
+    """Bring an older model dir up to what checkpoints write today (stop ids, context length, response template),
+    in place; the weights and everything fronde.json hashes stay as they are."""
+    from fronde.train.upgrade import upgrade_model_dir
+
+    try:
+        changes = upgrade_model_dir(model_dir, write=not dry_run)
+    except (FileNotFoundError, ValueError) as e:
+        print_error(console, e)
+        raise typer.Exit(2) from e
+    if not changes:
+        console.print(f"{escape(str(model_dir))}: already current", highlight=False)
+    for line in changes:
+        console.print(("would change " if dry_run else "changed ") + escape(line), highlight=False)

@@ -105,17 +105,23 @@ def stop_ids(config: ModelConfig, tokenizer_json: Path | None) -> dict[str, Any]
     return None if end is None or end == config.eos_token_id else {"eos_token_id": [config.eos_token_id, end]}
 
 
+def model_tokenizer_config(values: dict[str, Any], config: ModelConfig) -> dict[str, Any]:
+    """A model dir's tokenizer_config.json from the data tokenizer's. The model's context as `model_max_length` (the
+    data's tokenizer knows no model), so transformers' `truncation=True` cuts to what the model can read and warns past
+    it, as Llama 3's file says 131072. A fronde tokenizer also gets the chat's `response_template`
+    (fronde.data.chat), which tokenizers prepared before 2026-12-07 lack, so the model's replies parse in
+    transformers and TRL."""
+    values = values | {"model_max_length": config.max_position_embeddings}
+    if "fronde_special_ids" in values:
+        values.setdefault("response_template", RESPONSE_TEMPLATE)
+    return values
+
+
 def model_max_length(tokenizer_config: Path, config: ModelConfig) -> None:
-    """The model's context as its tokenizer's `model_max_length` (the data's tokenizer knows no model), so
-    transformers' `truncation=True` cuts to what the model can read and warns past it, as Llama 3's file says 131072.
-    A fronde tokenizer's config also gets the chat's `response_template` (fronde.data.chat), which tokenizers
-    prepared before 2026-12-07 lack, so every model dir written from now on parses its own replies in transformers."""
+    """Rewrite a model dir's tokenizer_config.json as `model_tokenizer_config` says."""
     if tokenizer_config.is_file():
         values = json.loads(tokenizer_config.read_text(encoding="utf-8"))
-        values["model_max_length"] = config.max_position_embeddings
-        if "fronde_special_ids" in values:
-            values.setdefault("response_template", RESPONSE_TEMPLATE)
-        atomic_write_json(tokenizer_config, values)
+        atomic_write_json(tokenizer_config, model_tokenizer_config(values, config))
 
 
 def write_checkpoint(
