@@ -279,7 +279,8 @@ def merge_lora(adapter_dir: Path, out: Path, base: Path | None = None, dtype: to
         save_state(config, {k: v.detach() for k, v in model.state_dict().items()}, staged, dtype=dtype,
                    generation=stop_ids(config, files["tokenizer.json"]))
         del model
-        kept = _effect_kept(before, expected, from_pretrained(staged)(probe).logits.float())
+        with torch.no_grad():  # what the written dtype kept of the adapter
+            kept = _effect_kept(before, expected, from_pretrained(staged)(probe).logits.float())
         for name, path in files.items():
             shutil.copy2(path, staged / name)
         model_max_length(staged / "tokenizer_config.json", config)
