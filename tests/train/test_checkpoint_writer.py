@@ -199,8 +199,8 @@ def test_a_model_dir_tokenizer_config_says_the_context_and_how_replies_parse(tmp
     old, foreign = tmp_path / "old.json", tmp_path / "foreign.json"
     old.write_text(json.dumps({"model_max_length": 65536, "fronde_special_ids": {"pad": 0}}))
     foreign.write_text(json.dumps({"model_max_length": 8192}))
-    checkpoint.model_max_length(old, config)
-    checkpoint.model_max_length(foreign, config)
+    checkpoint.write_model_tokenizer_config(old, config)
+    checkpoint.write_model_tokenizer_config(foreign, config)
     assert json.loads(old.read_text()) == {"model_max_length": config.max_position_embeddings,
                                            "fronde_special_ids": {"pad": 0}, "response_template": RESPONSE_TEMPLATE}
     assert json.loads(foreign.read_text()) == {"model_max_length": config.max_position_embeddings}

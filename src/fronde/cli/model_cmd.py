@@ -14,7 +14,7 @@ from fronde.cli.errors import print_error
 from fronde.model.config import ModelConfig, load_preset, preset_names
 from fronde.model.info import model_info
 
-app = typer.Typer(help="Inspect model presets and model directories; merge LoRA adapters into a model.",
+app = typer.Typer(help="Inspect model presets and model directories; merge LoRA adapters; upgrade older model dirs.",
                   no_args_is_help=True)
 console = Console()
 
@@ -23,9 +23,7 @@ def resolve_config(spec: str) -> tuple[ModelConfig, str]:
     """A preset name or a model directory -> its config and a label."""
     path = Path(spec)
     if path.is_dir():
-        from fronde.model.checkpoint import (
-            load_config,  # (torch: only for a directory; presets start fast)
-        )
+        from fronde.model.checkpoint import load_config  # (torch: only for a directory; presets start fast)
 
         return load_config(path), str(path)
     if spec in preset_names():

@@ -117,7 +117,7 @@ def model_tokenizer_config(values: dict[str, Any], config: ModelConfig) -> dict[
     return values
 
 
-def model_max_length(tokenizer_config: Path, config: ModelConfig) -> None:
+def write_model_tokenizer_config(tokenizer_config: Path, config: ModelConfig) -> None:
     """Rewrite a model dir's tokenizer_config.json as `model_tokenizer_config` says."""
     if tokenizer_config.is_file():
         values = json.loads(tokenizer_config.read_text(encoding="utf-8"))
@@ -140,7 +140,7 @@ def write_checkpoint(
                    generation=stop_ids(config, (extra_files or {}).get("tokenizer.json")))
         for rel, src in (extra_files or {}).items():  # e.g. the tokenizer, so the model dir is self-contained
             shutil.copy2(src, tmp / "model" / rel)
-        model_max_length(tmp / "model" / "tokenizer_config.json", config)
+        write_model_tokenizer_config(tmp / "model" / "tokenizer_config.json", config)
         torch.save(trainer, tmp / "trainer.pt")
         atomic_write_json(tmp / "state.json", state | {"step": step})
         files = sorted(p for p in tmp.rglob("*") if p.is_file())

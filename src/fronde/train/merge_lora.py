@@ -30,7 +30,7 @@ from fronde import __version__
 from fronde.data.io import sha256_file
 from fronde.model.checkpoint import from_pretrained, load_config, save_state
 from fronde.model.files import MTP_WEIGHTS
-from fronde.train.checkpoint import model_max_length, stop_ids
+from fronde.train.checkpoint import stop_ids, write_model_tokenizer_config
 from fronde.train.lineage import (
     FORMAT,
     file_entry,
@@ -283,7 +283,7 @@ def merge_lora(adapter_dir: Path, out: Path, base: Path | None = None, dtype: to
             kept = _effect_kept(before, expected, from_pretrained(staged)(probe).logits.float())
         for name, path in files.items():
             shutil.copy2(path, staged / name)
-        model_max_length(staged / "tokenizer_config.json", config)
+        write_model_tokenizer_config(staged / "tokenizer_config.json", config)
         merge = {"dtype": str(dtype).removeprefix("torch."), "effect_kept": kept, "probe_diff": diff}
         write_lineage(adapter_record(adapter_dir, cfg, base, staged, out, merge), staged)
         write_model_card(staged, shown_as=out)
