@@ -29,6 +29,7 @@ from safetensors import safe_open
 from fronde import __version__
 from fronde.data.io import sha256_file
 from fronde.model.checkpoint import from_pretrained, load_config, save_state
+from fronde.model.config import ModelConfig
 from fronde.model.files import MTP_WEIGHTS
 from fronde.train.checkpoint import stop_ids, write_model_tokenizer_config
 from fronde.train.lineage import (
@@ -101,8 +102,9 @@ def read_adapter(adapter_dir: Path) -> dict[str, Any]:
     return cfg
 
 
-def resolve_base(cfg: dict[str, Any], adapter_dir: Path, base: Path | None) -> Path:
-    """The base model dir: given, or the adapter's base_model_name_or_path when that is a directory here."""
+def resolve_base(cfg: dict[str, Any], adapter_dir: Path, base: Path | None) -> tuple[Path, ModelConfig]:
+    """The base model dir (given, or the adapter's base_model_name_or_path when that is a directory here) and its
+    config."""
     if base is None:
         named = cfg.get("base_model_name_or_path")
         if not named:
@@ -114,8 +116,7 @@ def resolve_base(cfg: dict[str, Any], adapter_dir: Path, base: Path | None) -> P
                                "downloads nothing); give the local base model dir with --base")
     elif not base.is_dir():
         raise AdapterError(f"--base {base}: no such model directory")
-    load_config(base)  # a DeepseekV3 model dir fronde reads, or its error naming the file
-    return base
+    return base, load_config(base)  # a DeepseekV3 model dir fronde reads, or its error naming the file
 
 
 def base_dtype(base: Path) -> torch.dtype:
@@ -244,12 +245,11 @@ def merge_lora(adapter_dir: Path, out: Path, base: Path | None = None, dtype: to
     """Merge the adapter in `adapter_dir` into its base and write the result as the fronde model dir `out`."""
     adapter_dir, out = Path(adapter_dir), Path(out)
     cfg = read_adapter(adapter_dir)
-    base = resolve_base(cfg, adapter_dir, base)
+    base, config = resolve_base(cfg, adapter_dir, base)
     if out.exists() and not force:
         raise AdapterError(f"{out} exists; choose another output dir or pass --force to replace it")
     if out.resolve() in (adapter_dir.resolve(), base.resolve()):
         raise AdapterError(f"{out}: the output must not be the adapter or the base dir")
-    config = load_config(base)
     dtype = dtype or base_dtype(base)
     source = adapter_dir if (adapter_dir / "tokenizer.json").is_file() else base
     files = tokenizer_files(source)
