@@ -121,6 +121,7 @@ def test_a_slow_start_ages_out_of_the_pace():
     assert done == 73 and seconds == pytest.approx(100.0)
 
 
+@pytest.mark.timing  # a test beside it on the other core slows its steps after the plan is made
 def test_a_budgeted_run_stopped_by_sigterm_resumes_with_what_is_left(tmp_path, recipe_file):
     """A real run under a budget, stopped half-way and resumed: it plans from what is left and still stops early,
     on time, with its decay run to the end and its final model."""

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from fronde.cli.console import CliConsole
 from fronde.cli.errors import print_error
 from fronde.cli.local_model import DEVICE_HELP, METHOD_HELP, SPECULATIVE_HELP, Method, pick_device, speculation
 from fronde.data.errors import DataError
@@ -18,8 +18,8 @@ from fronde.data.io import atomic_write_text
 if TYPE_CHECKING:
     from fronde.agent import AgentEvent
 
-console = Console()
-err_console = Console(stderr=True)
+console = CliConsole()
+err_console = CliConsole(stderr=True)
 
 
 class Transcript:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from fronde.cli.console import CliConsole
 from fronde.cli.local_model import (DEVICE_HELP, METHOD_HELP, SPECULATIVE_HELP, Method, load_local,
                                     local_engine, speculation, stream_tokens)
 from fronde.data.chat import render_chat
 
-console = Console()
+console = CliConsole()
 
 
 def chat_command(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fronde.cli.console import CliConsole
 from fronde.cli.errors import print_error
 from fronde.data.config import DataConfig, SourceConfig, load_recipe, recipe_out
 from fronde.data.errors import DataError, validation_message
@@ -22,8 +22,8 @@ from fronde.tasks import decontamination_guard
 
 app = typer.Typer(help="Turn your own files into a tokenizer and training shards, with a manifest.",
                   no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
+console = CliConsole()
+err_console = CliConsole(stderr=True)
 
 
 def _fail(e: Exception) -> typer.Exit:

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fronde.cli.console import CliConsole
 from fronde.cli.errors import print_error
 from fronde.cli.local_model import DEVICE_HELP, pick_device
 from fronde.data.errors import DataError
@@ -24,8 +24,8 @@ from fronde.eval.results import read_results
 from fronde.eval.scoreboard import Scoreboard
 from fronde.train.recipe import RecipeError
 
-console = Console()
-err_console = Console(stderr=True)
+console = CliConsole()
+err_console = CliConsole(stderr=True)
 
 
 def _fail(e: Exception) -> typer.Exit:
@@ -110,7 +110,7 @@ def eval_command(
         ctx = distributed.setup()
     except RecipeError as e:  # e.g. more processes than GPUs on the node
         raise _fail(e) from None
-    say = console if ctx.is_main else Console(quiet=True)
+    say = console if ctx.is_main else CliConsole(quiet=True)
     if ctx.enabled and device == "cuda":
         device = str(ctx.device)  # one GPU per process
     try:

@@ -6,15 +6,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
+from fronde.cli.console import CliConsole
 from fronde.cli.errors import print_error
 
 if TYPE_CHECKING:
     from fronde.export import GGUFSummary
 
 app = typer.Typer(help="Export a model directory for llama.cpp (GGUF) or Ollama.", no_args_is_help=True)
-console = Console()
+console = CliConsole()
 
 # fronde.export.gguf.DTYPES's names, here so that `fronde --help` starts without torch (a test keeps them equal)
 DTYPE_NAMES = ("f32", "f16", "bf16", "q8_0")

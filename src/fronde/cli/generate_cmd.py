@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from fronde.cli.console import CliConsole
 from fronde.cli.errors import print_error
 from fronde.cli.local_model import (DEVICE_HELP, METHOD_HELP, SPECULATIVE_HELP, Method, load_local, local_engine,
                                     speculation, stream_tokens)
 
-console = Console()
+console = CliConsole()
 
 
 def generate_command(

@@ -7,11 +7,11 @@ import os
 import sys
 
 import typer
-from rich.console import Console
 
 from fronde import __version__
 from fronde.cli.agent_cmd import agent_command
 from fronde.cli.chat_cmd import chat_command
+from fronde.cli.console import CliConsole
 from fronde.cli.dashboard_cmd import dashboard_command
 from fronde.cli.data_cmd import app as data_app
 from fronde.cli.errors import print_error
@@ -94,14 +94,14 @@ def main(prog_name: str | None = None) -> None:
         if e.errno not in USER_ERRNOS:
             raise
         where = f"{e.filename}: " if e.filename else ""
-        print_error(Console(stderr=True), f"{where}{e.strerror}{full_disk_advice(e)}")
+        print_error(CliConsole(stderr=True), f"{where}{e.strerror}{full_disk_advice(e)}")
         raise SystemExit(2) from None
     except Exception as e:  # training steps retry by themselves (fronde.train.oom); the rest land here
         if not _out_of_gpu_memory(e):
             raise
         from fronde.train.oom import first_line
 
-        print_error(Console(stderr=True), f"out of GPU memory: {first_line(e)} Lower the batch "
+        print_error(CliConsole(stderr=True), f"out of GPU memory: {first_line(e)} Lower the batch "
                     "(batch.micro_batch_size, --max-batch for serving), the sequence length, or use a GPU with more "
                     "memory.")
         raise SystemExit(1) from None

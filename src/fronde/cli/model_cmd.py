@@ -6,17 +6,17 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fronde.cli.console import CliConsole
 from fronde.cli.errors import print_error
 from fronde.model.config import ModelConfig, load_preset, preset_names
 from fronde.model.info import model_info
 
 app = typer.Typer(help="Inspect model presets and model directories; merge LoRA adapters; upgrade older model dirs.",
                   no_args_is_help=True)
-console = Console()
+console = CliConsole()
 
 
 def resolve_config(spec: str) -> tuple[ModelConfig, str]:

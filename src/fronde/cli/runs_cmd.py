@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fronde.cli.console import CliConsole
 from fronde.cli.errors import print_error
 from fronde.data.errors import DataError
 from fronde.eval.runs import RunSummary, list_runs
@@ -67,7 +68,7 @@ def runs_command(
                                           "this file (matched by content; repeatable): for erasure requests."),
 ) -> None:
     """List training runs: status (running, finished, stopped, failed), latest stage, best eval scores, cost."""
-    console = Console()  # made here, so it takes the terminal width (COLUMNS) of this call
+    console = CliConsole()  # made here, so it takes the terminal width (COLUMNS) of this call
     if not runs_dir.is_dir():
         print_error(console, f"{runs_dir}: no such runs directory")
         raise typer.Exit(2)

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from fronde.cli.console import CliConsole
 from fronde.cli.errors import print_error
 from fronde.cli.local_model import METHOD_HELP, Method, speculation
 from fronde.serve.tls import TLS, TLSError
 
-console = Console()
+console = CliConsole()
 
 
 def read_keys(api_key: list[str], api_key_file: Path | None) -> tuple[str, ...]:

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from fronde.cli.console import CliConsole
 from fronde.cli.errors import print_error, say_to
 from fronde.cli.local_model import DEVICE_HELP, pick_device
 from fronde.cli.train_cmd import _Fields, console, print_ledger, progress_bar
@@ -79,7 +79,7 @@ def speedrun_command(
             raise typer.Exit(130)
         final = outcomes[-1].model_dir
         assert final is not None
-        with RichReporter(console if ctx.is_main else Console(quiet=True)) as reporter, writing(sr.run_dir):
+        with RichReporter(console if ctx.is_main else CliConsole(quiet=True)) as reporter, writing(sr.run_dir):
             t_eval = time.perf_counter()
             evaluated = evaluate(sr, final, device or str(ctx.device), say, reporter, ctx)
             eval_seconds = time.perf_counter() - t_eval

@@ -7,18 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fronde.cli.console import CliConsole
 from fronde.cli.errors import print_error, say_to
 from fronde.data.errors import DataError
 from fronde.data.io import writing
 from fronde.train.ledger import Ledger
 from fronde.train.recipe import RecipeError, load_recipe, recipe_names
 
-console = Console()
+console = CliConsole()
 
 
 def progress_bar() -> Progress:
