@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from fronde.data.chat import CHAT_TEMPLATE, normalize_messages, render_chat, render_chat_text, render_chats
+from fronde.data.chat import (CHAT_TEMPLATE, RESPONSE_TEMPLATE, normalize_messages, render_chat, render_chat_text,
+                               render_chats)
 from fronde.data.errors import DataError
 from fronde.data.tokenizer import SPECIAL_TOKENS, Tokenizer, train_tokenizer
 
@@ -150,8 +151,9 @@ def test_transformers_parses_every_assistant_turn_back_into_its_message(small_to
             prompt, _ = render_chat(tok, chat[:i], add_generation_prompt=True)
             full, _ = render_chat(tok, chat[:i + 1])
             assert full[:len(prompt)] == prompt
-            expected = {"role": "assistant",
-                        **{k: message[k] for k in ("content", "reasoning_content") if message.get(k)}}
+            expected = {"role": "assistant", **({"thinking": message["reasoning_content"]}
+                                                if message.get("reasoning_content") else {}),
+                        **({"content": message["content"]} if message.get("content") else {})}
             if message.get("tool_calls"):
                 expected["tool_calls"] = [
                     {"type": "function", "function": {"name": c["function"]["name"], "arguments": (
@@ -160,6 +162,28 @@ def test_transformers_parses_every_assistant_turn_back_into_its_message(small_to
             assert hf.parse_response(full[len(prompt):], prefix=prompt) == expected
             turns += 1
     assert turns == 8
+
+
+def test_the_response_template_is_one_vllm_serves() -> None:
+    """vLLM 0.34's `--reasoning-parser hf --tool-call-parser hf` read tokenizer_config.json's response template and
+    refuse, at startup, a field other than thinking/content/tool_calls, or a text field with a transform (checked
+    against vLLM itself with scripts/vllm_parser_check.py: every assistant turn of CHATS parses back)."""
+    fields = RESPONSE_TEMPLATE["fields"]
+    assert set(fields) == {"thinking", "content", "tool_calls"}
+    assert all(fields[f]["content"] == "text" and "transform" not in fields[f] for f in ("thinking", "content"))
+
+
+def test_a_reasoning_given_as_thinking_is_rendered_by_the_template_itself(small_tokenizer: tuple[Tokenizer, Path]
+                                                                          ) -> None:
+    """What the response template parses a reply into (`thinking`) is what the chat template reads back, without
+    transformers' aliasing (5.22 and later): TRL's multi-turn rollouts render parsed turns again."""
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    tok, _ = small_tokenizer
+    chat = [{"role": "user", "content": "6 x 7?"}, {"role": "assistant", "thinking": "6 x 7", "content": "42"}]
+    text = _compile_jinja_template(CHAT_TEMPLATE).render(messages=chat, add_generation_prompt=False)
+    assert text == render_chat_text(normalize_messages(chat), None, False)
+    assert "<|think|>6 x 7<|/think|><|answer|>42<|/answer|>" in text
 
 
 def test_rendering_many_chats_at_once_equals_one_at_a_time(small_tokenizer: tuple[Tokenizer, Path]) -> None:

@@ -211,6 +211,7 @@ def test_fronde_model_upgrade_brings_an_older_model_dir_up_to_date(tmp_path, mon
     length, no response template. `fronde model upgrade` fixes the two JSON files in place and nothing else."""
     from transformers import AutoTokenizer, GenerationConfig
 
+    from fronde.data.chat import RESPONSE_TEMPLATE
     from fronde.data.io import sha256_file
     from fronde.data.tokenizer import train_tokenizer
     from fronde.model.checkpoint import save_pretrained
@@ -241,3 +242,12 @@ def test_fronde_model_upgrade_brings_an_older_model_dir_up_to_date(tmp_path, mon
                                        add_special_tokens=False), prefix="")["content"] == "42"
     assert run_fronde(monkeypatch, "model", "upgrade", str(d)) in (0, None)
     assert "already current" in capsys.readouterr().out
+
+    # written earlier on 2026-12-07: a template whose reasoning field vLLM refuses
+    config = json.loads((d / "tokenizer_config.json").read_text())
+    fields = config["response_template"]["fields"]
+    fields["reasoning_content"] = fields.pop("thinking")
+    (d / "tokenizer_config.json").write_text(json.dumps(config))
+    assert run_fronde(monkeypatch, "model", "upgrade", str(d)) in (0, None)
+    assert "response_template updated" in capsys.readouterr().out.replace("\n", " ")
+    assert json.loads((d / "tokenizer_config.json").read_text())["response_template"] == RESPONSE_TEMPLATE

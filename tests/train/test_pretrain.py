@@ -60,7 +60,7 @@ def test_run_trains_writes_hf_model_metrics_and_ledger(reference_run):
     assert hf.generation_config.eos_token_id == [tok.eos_token_id, tok.convert_tokens_to_ids("<|end|>")]
     assert tok.model_max_length == hf.config.max_position_embeddings  # truncation=True cuts to the context
     reply = tok.encode("<|think|>6 x 7<|/think|><|answer|>42<|/answer|><|end|>", add_special_tokens=False)
-    assert tok.parse_response(reply, prefix="") == {"role": "assistant", "reasoning_content": "6 x 7", "content": "42"}
+    assert tok.parse_response(reply, prefix="") == {"role": "assistant", "thinking": "6 x 7", "content": "42"}
     ledger = json.loads((run_dir / "ledger.json").read_text())
     stage = ledger["stages"][0]
     assert stage["stage"] == "pretrain" and stage["tokens"] == 12 * 512 and stage["wall_seconds"] > 0

@@ -64,8 +64,10 @@ CHAT_TEMPLATE = (
     "  {%- if m['role'] == 'assistant' -%}\n"
     "    {{- '" + S["assistant"] + "' -}}\n"
     "    {%- generation -%}\n"
-    "    {%- if m['reasoning_content'] is defined and m['reasoning_content'] -%}\n"
-    "      {{- '" + S["think"] + "' + m['reasoning_content'] + '" + S["think_end"] + "' -}}\n"
+    "    {%- set reasoning = m['reasoning_content'] if m['reasoning_content'] is defined and m['reasoning_content'] "
+    "else (m['thinking'] if m['thinking'] is defined else none) -%}\n"
+    "    {%- if reasoning -%}\n"
+    "      {{- '" + S["think"] + "' + reasoning + '" + S["think_end"] + "' -}}\n"
     "      {%- if m['content'] -%}{{- '" + S["answer"] + "' + m['content'] + '" + S["answer_end"] + "' -}}{%- endif -%}\n"
     "    {%- elif m['content'] -%}{{- m['content'] -}}\n"
     "    {%- endif -%}\n"
@@ -88,17 +90,19 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '" + S["assistant"] + "' -}}{%- endif -%}\n"
 )
 
-# The template read backwards: transformers' declarative response parsing (tokenizer_config.json's
-# `response_template`, transformers >= 5.13) turns a generated turn into {role, reasoning_content, content,
-# tool_calls} as fronde serve does, for `tok.parse_response`, the text-generation pipeline, `transformers serve` and
-# TRL's GRPOTrainer (which otherwise decodes with skip_special_tokens=True and glues the reasoning to the answer).
-# The answer markers close the implicit content region, so a reasoning turn's answer comes out without them.
+# The template read backwards: declarative response parsing (tokenizer_config.json's `response_template`) turns a
+# generated turn into its reasoning, content and tool calls, as fronde serve does, for transformers >= 5.13
+# (`tok.parse_response`, the text-generation pipeline, `transformers serve`), TRL's GRPOTrainer (which otherwise
+# decodes with skip_special_tokens=True and glues the reasoning to the answer) and vLLM (`--reasoning-parser hf
+# --tool-call-parser hf`). The reasoning field is named `thinking`: vLLM 0.34 refuses any other name and
+# `transformers serve` before 5.22 reads only that one (later ones also take `reasoning_content`). The answer
+# markers close the implicit content region, so a reasoning turn's answer comes out without them.
 RESPONSE_TEMPLATE: dict[str, Any] = {
     "version": 1,
     "defaults": {"role": "assistant"},
     "start_anchor": S["assistant"],
     "fields": {
-        "reasoning_content": {"open": S["think"], "close": S["think_end"], "content": "text"},
+        "thinking": {"open": S["think"], "close": S["think_end"], "content": "text"},
         "tool_calls": {"open": S["tool_call"], "close": S["tool_call_end"], "repeats": True, "content": "json",
                        "transform": {"type": "function", "function": "{content}"}},
         "content": {"close": [S["answer"], S["answer_end"], S["end"], S["eos"]], "content": "text"},

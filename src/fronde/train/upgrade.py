@@ -2,7 +2,8 @@
 
 Model dirs written before 2026-12-07 list `<|eos|>` alone as a stop id (transformers' generate() and vLLM ran on past
 a chat turn's `<|end|>`), say the data tokenizer's 65,536 tokens as `model_max_length` whatever the model's context,
-and have no `response_template` (transformers and TRL glued a reply's reasoning to its answer). Those three live in
+and have no `response_template` (transformers and TRL glued a reply's reasoning to its answer), or, written on that
+day, one whose reasoning field vLLM refuses (`reasoning_content`; now `thinking`). Those three live in
 generation_config.json and tokenizer_config.json, which no hash in `fronde.json` covers, so fixing them leaves the
 lineage true. tokenizer.json (the `<|bos|>` post-processor of newer tokenizers) is left alone: its sha256 is in the
 lineage; docs/serving.md says how to pass the start token by hand.
@@ -50,7 +51,10 @@ def upgrade_model_dir(model_dir: Path, write: bool = True) -> list[str]:
                 what.append(f"model_max_length {before.get('model_max_length')} -> {after['model_max_length']}")
             if "response_template" not in before and "response_template" in after:
                 what.append("response_template added (replies parse into reasoning, answer and tool calls in "
-                            "transformers and TRL)")
+                            "transformers, TRL and vLLM)")
+            elif before.get("response_template") != after.get("response_template"):
+                what.append("response_template updated (its reasoning field is named `thinking`, the name vLLM's "
+                            "`--reasoning-parser hf` requires)")
             changes.append("tokenizer_config.json: " + "; ".join(what))
             if write:
                 atomic_write_json(tokenizer_config, after)
