@@ -181,3 +181,50 @@ def test_an_url_where_no_server_answers_says_so_not_to_pass_a_model_name():
         port = s.getsockname()[1]
     with pytest.raises(AgentError, match=rf"127.0.0.1:{port}/v1: no server answers there .*fronde serve"):
         open_backend(f"http://127.0.0.1:{port}/v1")
+
+
+def test_the_reasoning_of_a_vllm_endpoint_reaches_the_transcript():
+    """vLLM 0.34 streams a reasoning parser's output as `reasoning` (`reasoning_content` before, and in fronde serve):
+    the agent read only the older name and lost the model's reasoning. A server sending vLLM's chunks as they are."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fronde.agent.backends import EndpointBackend
+
+    def chunk(delta, finish=None):
+        return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""}), chunk({"reasoning": "17 * 23"}),
+              chunk({"reasoning": " = 391"}), chunk({"content": "391"}), chunk({}, "stop")]
+
+    class VLLM(BaseHTTPRequestHandler):
+        def do_GET(self):  # /v1/models
+            self._send("application/json", json.dumps({"object": "list", "data": [
+                {"id": "m", "object": "model", "created": 0, "owned_by": "vllm"}]}).encode())
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._send("text/event-stream", b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks)
+                       + b"data: [DONE]\n\n")
+
+        def _send(self, kind, body):
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), VLLM)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        events = []
+        turn = EndpointBackend(f"http://127.0.0.1:{server.server_port}/v1").complete(
+            [{"role": "user", "content": TASK}], None, events.append)
+    finally:
+        server.shutdown()
+    assert (turn.reasoning, turn.content) == ("17 * 23 = 391", "391")
+    assert len(events) == 3

@@ -115,8 +115,9 @@ class LocalBackend:
 
 
 class EndpointBackend:
-    """An OpenAI-compatible server, streamed with the official client. `reasoning_content` is read where the server
-    sends it (fronde serve, DeepSeek, vLLM's reasoning parsers) and never sent back, as DeepSeek's API asks."""
+    """An OpenAI-compatible server, streamed with the official client. Reasoning is read where the server sends it
+    (`reasoning_content`: fronde serve, DeepSeek; `reasoning`: vLLM 0.34's reasoning parsers) and never sent back,
+    as DeepSeek's API asks."""
 
     def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None, max_tokens: int = 256,
                  temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, timeout: float = 600.0) -> None:
@@ -151,7 +152,8 @@ class EndpointBackend:
                 choice = chunk.choices[0]
                 finish = choice.finish_reason or finish
                 delta = choice.delta
-                think = (delta.model_extra or {}).get("reasoning_content")
+                fields = delta.model_extra or {}  # fronde, older vLLM: reasoning_content; vLLM 0.34: reasoning
+                think = fields.get("reasoning_content") or fields.get("reasoning")
                 if think:
                     reasoning.append(think)
                     emit(_event("reasoning", think))
