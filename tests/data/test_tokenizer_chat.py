@@ -164,10 +164,11 @@ def test_transformers_parses_every_assistant_turn_back_into_its_message(small_to
     assert turns == 8
 
 
-def test_the_response_template_is_one_vllm_serves() -> None:
-    """vLLM 0.34's `--reasoning-parser hf --tool-call-parser hf` read tokenizer_config.json's response template and
-    refuse, at startup, a field other than thinking/content/tool_calls, or a text field with a transform (checked
-    against vLLM itself with scripts/vllm_parser_check.py: every assistant turn of CHATS parses back)."""
+def test_the_response_template_is_one_vllm_and_sglang_serve() -> None:
+    """vLLM 0.34's `--reasoning-parser hf --tool-call-parser hf` (and SGLang 0.5.23's `response_template` parsers)
+    read tokenizer_config.json's response template and refuse a field other than thinking/content/tool_calls, or a
+    text field with a transform (checked against both with scripts/runtime_parser_check.py: every assistant turn of
+    CHATS parses back)."""
     fields = RESPONSE_TEMPLATE["fields"]
     assert set(fields) == {"thinking", "content", "tool_calls"}
     assert all(fields[f]["content"] == "text" and "transform" not in fields[f] for f in ("thinking", "content"))
