@@ -1,0 +1,94 @@
+"""`transformers serve` on a fronde model dir, driven by the official `openai` client: the reply comes back parsed,
+reasoning apart from the answer, as fronde serve returns it. transformers finds how to read the reply in the dir's
+`response_template`; without it the special think/answer markers are decoded away and the two run together."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from fronde.data.chat import render_chat
+from fronde.data.tokenizer import train_tokenizer
+from fronde.model.checkpoint import save_pretrained
+from fronde.model.loss import IGNORE_INDEX
+from fronde.train.upgrade import upgrade_model_dir
+from tests.model.helpers import tiny_model
+
+CHAT = [{"role": "user", "content": "6 x 7?"},
+        {"role": "assistant", "reasoning_content": "6 x 7 = 42", "content": "42"}]
+
+
+@pytest.fixture(scope="module")
+def reasoning_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model that has memorised one reply with reasoning, saved as training saves a model dir."""
+    d = tmp_path_factory.mktemp("serve") / "model"
+    tok = train_tokenizer(["6 x 7? 6 x 7 = 42"] * 100, vocab_size=300)
+    tok.save(d)
+    torch.manual_seed(0)
+    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos).train()
+    ids, mask = render_chat(tok, CHAT)
+    x = torch.tensor([ids[:-1]])
+    y = torch.tensor([[t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])]])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        model(x, y).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    save_pretrained(model.eval(), d)
+    upgrade_model_dir(d)  # the stop ids and tokenizer config a training stage writes
+    return d
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_transformers_serve_returns_the_reasoning_apart(reasoning_model: Path, tmp_path: Path) -> None:
+    import openai
+
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(reasoning_model),
+                               "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                              env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None and time.time() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+            time.sleep(0.5)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+        ask = {"model": str(reasoning_model), "messages": CHAT[:1], "max_tokens": 20}
+        reply = client.chat.completions.create(**ask).choices[0].message
+        assert (reply.content, (reply.model_extra or {}).get("reasoning_content")) == ("42", "6 x 7 = 42"), reply
+        reasoning = content = ""
+        for chunk in client.chat.completions.create(**ask, stream=True):
+            if chunk.choices:
+                reasoning += (chunk.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
+                content += chunk.choices[0].delta.content or ""
+        assert (content, reasoning) == ("42", "6 x 7 = 42")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_the_model_dir_names_its_reasoning_field_as_every_runtime_reads_it(reasoning_model: Path) -> None:
+    fields = json.loads((reasoning_model / "tokenizer_config.json").read_text())["response_template"]["fields"]
+    assert "thinking" in fields and "reasoning_content" not in fields
