@@ -30,7 +30,8 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +61,19 @@ def decode(tok: Any, ids: list[int]) -> str:
     return tok.decode(ids, skip_special_tokens=False, spaces_between_special_tokens=False)
 
 
+def pieces(tok: Any, out_ids: list[int]) -> Iterator[tuple[int, bool, str]]:
+    """(index, last, new text) one token a step; text is released once it is whole UTF-8, as the servers' incremental
+    detokenizers do."""
+    sent = ""
+    for k in range(len(out_ids)):
+        last = k == len(out_ids) - 1
+        text = decode(tok, out_ids[:k + 1])
+        if text.endswith("\ufffd") and not last:
+            continue
+        yield k, last, text[len(sent):]
+        sent = text
+
+
 def vllm_parsers(d: Path) -> dict[str, Callable[[list[int], list[int]], Parsed]]:
     from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
     from vllm.parser.response_template import ResponseTemplateParser, validate_tokenizer_response_template
@@ -81,18 +95,11 @@ def vllm_parsers(d: Path) -> dict[str, Callable[[list[int], list[int]], Parsed]]
         return reasoning or "", content or "", calls_of([(c.name, c.arguments) for c in calls or []])
 
     def streamed(prompt: list[int], out_ids: list[int]) -> Parsed:
-        """One token a step; text is released once it is whole UTF-8, as vLLM's incremental detokenizer does."""
         parser = ResponseTemplateParser(tok, TOOLS, enable_auto_tools=True)
         req = parser.adjust_request(request(True))
-        reasoning, content, calls, sent = "", "", {}, ""
-        for k in range(len(out_ids)):
-            last = k == len(out_ids) - 1
-            text = decode(tok, out_ids[:k + 1])
-            if text.endswith("\ufffd") and not last:
-                continue
-            delta = parser.parse_delta(text[len(sent):], out_ids[k:k + 1], req, prompt_token_ids=prompt,
-                                       finished=last)
-            sent = text
+        reasoning, content, calls = "", "", {}
+        for k, last, new in pieces(tok, out_ids):
+            delta = parser.parse_delta(new, out_ids[k:k + 1], req, prompt_token_ids=prompt, finished=last)
             if delta is None:
                 continue
             reasoning += delta.reasoning or ""
@@ -138,14 +145,9 @@ def sglang_parsers(d: Path) -> dict[str, Callable[[list[int], list[int]], Parsed
         reasoning_parser = ReasoningParser("response_template", True, tokenizer=tok, tool_call_parser_active=True,
                                            prefix=prefix)
         tool_parser = FunctionCallParser(tools, "response_template", tokenizer=tok, prefix=prefix)
-        reasoning, content, calls, sent = "", "", {}, ""
-        for k in range(len(out_ids)):
-            last = k == len(out_ids) - 1
-            text = decode(tok, out_ids[:k + 1])
-            if text.endswith("\ufffd") and not last:
-                continue
-            thought, delta = reasoning_parser.parse_stream_chunk(text[len(sent):])
-            sent = text
+        reasoning, content, calls = "", "", {}
+        for _, last, new in pieces(tok, out_ids):
+            thought, delta = reasoning_parser.parse_stream_chunk(new)
             if last:
                 end_thought, end_delta = reasoning_parser.parse_stream_end()
                 thought, delta = (thought or "") + (end_thought or ""), (delta or "") + (end_delta or "")

@@ -12,13 +12,11 @@ from typer.testing import CliRunner
 
 from fronde.agent import BackendTurn, LocalBackend, open_backend, run_agent
 from fronde.cli.main import app
-from fronde.data.chat import render_chat
 from fronde.data.tokenizer import train_tokenizer
 from fronde.model.checkpoint import save_pretrained
-from fronde.model.loss import IGNORE_INDEX
 from fronde.serve.app import ServerConfig
 from fronde.tools import Toolbox, load_tools, tool
-from tests.model.helpers import tiny_model
+from tests.model.helpers import memorise_chats
 from tests.serve.test_server import _start
 
 TASK = "What is 17 * 23?"
@@ -37,16 +35,7 @@ def calc_model(tmp_path_factory):
     tok = train_tokenizer([json.dumps(schemas), TASK, "17 * 23 = 391"] * 200, vocab_size=700)
     tok.save(d)
     torch.manual_seed(0)
-    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos).train()
-    ids, mask = render_chat(tok, SOLVED, tools=schemas)
-    x = torch.tensor([ids[:-1]])
-    y = torch.tensor([[t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])]])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(200):
-        model(x, y).loss.backward()
-        opt.step()
-        opt.zero_grad()
-    save_pretrained(model.eval(), d)
+    save_pretrained(memorise_chats(tok, [SOLVED], tools=schemas, steps=200), d)
     return d
 
 

@@ -16,12 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fronde.data.chat import render_chat
 from fronde.data.tokenizer import train_tokenizer
 from fronde.model.checkpoint import save_pretrained
-from fronde.model.loss import IGNORE_INDEX
 from fronde.train.upgrade import upgrade_model_dir
-from tests.model.helpers import tiny_model
+from tests.model.helpers import memorise_chats
 
 CHAT = [{"role": "user", "content": "6 x 7?"},
         {"role": "assistant", "reasoning_content": "6 x 7 = 42", "content": "42"}]
@@ -34,16 +32,7 @@ def reasoning_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok = train_tokenizer(["6 x 7? 6 x 7 = 42"] * 100, vocab_size=300)
     tok.save(d)
     torch.manual_seed(0)
-    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos).train()
-    ids, mask = render_chat(tok, CHAT)
-    x = torch.tensor([ids[:-1]])
-    y = torch.tensor([[t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])]])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        model(x, y).loss.backward()
-        opt.step()
-        opt.zero_grad()
-    save_pretrained(model.eval(), d)
+    save_pretrained(memorise_chats(tok, [CHAT]), d)
     upgrade_model_dir(d)  # the stop ids and tokenizer config a training stage writes
     return d
 

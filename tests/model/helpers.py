@@ -44,3 +44,25 @@ class RecordOps(TorchDispatchMode):
 
     def host_syncs(self) -> list[str]:
         return sorted(HOST_SYNC_OPS & set(self.counts))
+
+
+def memorise_chats(tok, chats: list[list[dict]], tools: list[dict] | None = None, steps: int = 150,
+                   **overrides) -> CausalLM:
+    """A tiny model trained on the assistant turns of `chats` (one optimizer step per chat, `steps` rounds) until it
+    replies them token for token: a real model for the serving, agent and teacher tests, without a training run."""
+    from fronde.data.chat import render_chat
+    from fronde.model.loss import IGNORE_INDEX
+
+    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos, **overrides).train()
+    batches = []
+    for chat in chats:
+        ids, mask = render_chat(tok, chat, tools=tools)
+        targets = [t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:], strict=True)]
+        batches.append((torch.tensor([ids[:-1]]), torch.tensor([targets])))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        for x, y in batches:
+            model(x, y).loss.backward()
+            opt.step()
+            opt.zero_grad()
+    return model.eval()

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 
-from fronde.data.chat import render_chat
 from fronde.data.tokenizer import Tokenizer, train_tokenizer
 from fronde.model.checkpoint import save_pretrained
-from fronde.model.loss import IGNORE_INDEX
-from tests.model.helpers import tiny_model
+from tests.model.helpers import memorise_chats
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                            "parameters": {"type": "object",
@@ -28,17 +25,5 @@ def train_tool_model(model_dir: Path) -> Tokenizer:
     texts = [json.dumps(TOOLS), "What is the weather in Paris? It is sunny in Paris. sunny, 24C", "get_weather city"]
     tok = train_tokenizer(texts * 200, vocab_size=600)
     tok.save(model_dir)
-    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos).train()
-    batches = []
-    for conv in (ASK + [CALL], ASK + [CALL, RESULT, ANSWER]):
-        ids, mask = render_chat(tok, conv, tools=TOOLS)
-        targets = [t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])]
-        batches.append((torch.tensor([ids[:-1]]), torch.tensor([targets])))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        for x, y in batches:
-            model(x, y).loss.backward()
-            opt.step()
-            opt.zero_grad()
-    save_pretrained(model.eval(), model_dir)
+    save_pretrained(memorise_chats(tok, [ASK + [CALL], ASK + [CALL, RESULT, ANSWER]], tools=TOOLS), model_dir)
     return tok

@@ -17,7 +17,7 @@ from fronde.model.checkpoint import save_pretrained
 from fronde.train.distill_loss import LOSS_KINDS, distill_loss, vocab_compatible
 from fronde.train.seq_distill import PromptItem, build_distill_set, cache_files, export_sft, read_cache_set
 from fronde.train.teacher import TeacherError, load_teacher
-from tests.model.helpers import tiny_model
+from tests.model.helpers import memorise_chats, tiny_model
 
 
 def _logits(*shape: int, seed: int = 0, scale: float = 3.0) -> torch.Tensor:
@@ -191,7 +191,6 @@ def test_a_fronde_teachers_reasoning_and_answer_stay_apart(tmp_path):
     accepts). Its replies come back in the canonical form, and the SFT export makes them the same turn again."""
     from fronde.data.chat import render_chat
     from fronde.data.tokenizer import Tokenizer
-    from fronde.model.loss import IGNORE_INDEX
     from fronde.train.seq_distill import assistant_message
 
     chat = [{"role": "user", "content": "What is 6 x 7?"},
@@ -199,23 +198,14 @@ def test_a_fronde_teachers_reasoning_and_answer_stay_apart(tmp_path):
     tok = train_tokenizer(["What is 6 x 7? 6 x 7 = 42\n"] * 50, vocab_size=300)
     tok.save(tmp_path / "teacher")
     torch.manual_seed(0)
-    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.special.eos, num_hidden_layers=2).train()
-    ids, mask = render_chat(tok, chat)
-    x = torch.tensor([ids[:-1]])
-    y = torch.tensor([[t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:], strict=True)]])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(80):  # memorise the one reply
-        model(x, y).loss.backward()
-        opt.step()
-        opt.zero_grad()
-    save_pretrained(model.eval(), tmp_path / "teacher")
+    save_pretrained(memorise_chats(tok, [chat], steps=80, num_hidden_layers=2), tmp_path / "teacher")
 
     teacher = load_teacher(str(tmp_path / "teacher"))
     (reply,) = teacher.generate([chat[:1]], max_new_tokens=20)
     assert reply == "<think>6 x 7 = 42</think>\n<answer>42</answer>"
     message = assistant_message(reply)
     assert message == chat[1] | {"role": "assistant"}
-    assert render_chat(Tokenizer.load(tmp_path / "teacher"), [chat[0], message])[0] == ids
+    assert render_chat(Tokenizer.load(tmp_path / "teacher"), [chat[0], message])[0] == render_chat(tok, chat)[0]
 
 
 def test_a_lora_adapter_is_a_teacher_merged_in_memory(fronde_dir, tmp_path):
