@@ -68,7 +68,7 @@ def runs_command(
                                           "this file (matched by content; repeatable): for erasure requests."),
 ) -> None:
     """List training runs: status (running, finished, stopped, failed), latest stage, best eval scores, cost."""
-    console = CliConsole()  # made here, so it takes the terminal width (COLUMNS) of this call
+    console = CliConsole()
     if not runs_dir.is_dir():
         print_error(console, f"{runs_dir}: no such runs directory")
         raise typer.Exit(2)

@@ -93,10 +93,11 @@ CHAT_TEMPLATE = (
 # The template read backwards: declarative response parsing (tokenizer_config.json's `response_template`) turns a
 # generated turn into its reasoning, content and tool calls, as fronde serve does, for transformers >= 5.13
 # (`tok.parse_response`, the text-generation pipeline, `transformers serve`), TRL's GRPOTrainer (which otherwise
-# decodes with skip_special_tokens=True and glues the reasoning to the answer) and vLLM (`--reasoning-parser hf
-# --tool-call-parser hf`). The reasoning field is named `thinking`: vLLM 0.34 refuses any other name and
-# `transformers serve` before 5.22 reads only that one (later ones also take `reasoning_content`). The answer
-# markers close the implicit content region, so a reasoning turn's answer comes out without them.
+# decodes with skip_special_tokens=True and glues the reasoning to the answer), vLLM (`--reasoning-parser hf
+# --tool-call-parser hf`) and SGLang (`response_template` parsers). The reasoning field is named `thinking`: vLLM
+# 0.34 and SGLang 0.5.23 refuse any other name, and `transformers serve` before 5.22 reads only that one (later ones
+# also take `reasoning_content`). The answer markers close the implicit content region, so a reasoning turn's answer
+# comes out without them.
 RESPONSE_TEMPLATE: dict[str, Any] = {
     "version": 1,
     "defaults": {"role": "assistant"},

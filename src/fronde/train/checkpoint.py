@@ -109,8 +109,8 @@ def model_tokenizer_config(values: dict[str, Any], config: ModelConfig) -> dict[
     """A model dir's tokenizer_config.json from the data tokenizer's. The model's context as `model_max_length` (the
     data's tokenizer knows no model), so transformers' `truncation=True` cuts to what the model can read and warns past
     it, as Llama 3's file says 131072. A fronde tokenizer also gets today's `response_template` (fronde.data.chat),
-    so the model's replies parse in transformers, TRL and vLLM: tokenizers prepared before 2026-12-07 lack it, and
-    those of that day name its reasoning field `reasoning_content`, which vLLM refuses."""
+    so the model's replies parse in transformers, TRL, vLLM and SGLang: tokenizers prepared before 2026-12-07 lack
+    it, and those of that day name its reasoning field `reasoning_content`, which vLLM and SGLang refuse."""
     values = values | {"model_max_length": config.max_position_embeddings}
     if "fronde_special_ids" in values:  # fronde's chat format: the template follows from its special tokens
         values["response_template"] = RESPONSE_TEMPLATE

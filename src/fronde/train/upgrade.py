@@ -54,7 +54,7 @@ def upgrade_model_dir(model_dir: Path, write: bool = True) -> list[str]:
                             "transformers, TRL and vLLM)")
             elif before.get("response_template") != after.get("response_template"):
                 what.append("response_template updated (its reasoning field is named `thinking`, the name vLLM's "
-                            "`--reasoning-parser hf` requires)")
+                            "and SGLang's reasoning parsers require)")
             changes.append("tokenizer_config.json: " + "; ".join(what))
             if write:
                 atomic_write_json(tokenizer_config, after)
