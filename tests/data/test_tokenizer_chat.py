@@ -174,13 +174,11 @@ def test_the_response_template_is_one_vllm_and_sglang_serve() -> None:
     assert all(fields[f]["content"] == "text" and "transform" not in fields[f] for f in ("thinking", "content"))
 
 
-def test_a_reasoning_given_as_thinking_is_rendered_by_the_template_itself(small_tokenizer: tuple[Tokenizer, Path]
-                                                                          ) -> None:
+def test_a_reasoning_given_as_thinking_is_rendered_by_the_template_itself() -> None:
     """What the response template parses a reply into (`thinking`) is what the chat template reads back, without
     transformers' aliasing (5.22 and later): TRL's multi-turn rollouts render parsed turns again."""
     from transformers.utils.chat_template_utils import _compile_jinja_template
 
-    tok, _ = small_tokenizer
     chat = [{"role": "user", "content": "6 x 7?"}, {"role": "assistant", "thinking": "6 x 7", "content": "42"}]
     text = _compile_jinja_template(CHAT_TEMPLATE).render(messages=chat, add_generation_prompt=False)
     assert text == render_chat_text(normalize_messages(chat), None, False)
