@@ -50,3 +50,19 @@ def test_off_a_terminal_a_command_keeps_its_lines_whole(tmp_path):
     res = subprocess.run([sys.executable, "-m", "fronde.cli.main", "runs", str(runs)], capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", "TERM": "dumb"}, check=True)
     assert res.stdout.splitlines() == [f"no runs under {runs} (training writes them as {runs}/<name>/)"]
+
+
+def test_off_a_terminal_a_table_is_not_squeezed_into_80_columns(monkeypatch):
+    """A run watched through its log (Slurm, nohup) printed its cost ledger at rich's 80 columns: device names folded
+    over five lines, the total of tokens cut to `3,580,2…`."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = io.StringIO()
+    console = CliConsole(file=out)
+    table = Table("", "pretrain", "sft", "rl", "total")
+    device = "CPU (2 cores, AVX512, estimated peak)"
+    table.add_row("device", device, device, device, "")
+    table.add_row("tokens", "614,400", "2,048,000", "914,993", "3,580,203")
+    console.print(table)
+    assert console.width == 160 and "3,580,203" in out.getvalue() and device in out.getvalue()
+    monkeypatch.setenv("COLUMNS", "100")
+    assert console.width == 100  # a width the user gives still wins
