@@ -126,6 +126,11 @@ def test_publish_writes_lineage_and_card_and_the_dir_still_loads(pretrained, dat
     assert f"It left {kept:,} addresses that every machine shares in place" in card
     assert "Not evaluated yet" in card and "No safety tuning" in card and "| lin / pretrain | 5 |" in card
     assert f"Tokenizer: {Tokenizer.load(final).vocab_size:,} tokens, trained on the pretraining data" in card
+    assert f"vllm serve {final} --reasoning-parser hf --tool-call-parser hf" in card
+    snippet = card.split("```python\n")[1].split("```")[0].replace("max_new_tokens=256", "max_new_tokens=4")
+    scope: dict = {}
+    exec(snippet, scope)  # the card's transformers snippet runs as written, on this model dir
+    assert scope["reply"]["role"] == "assistant"
 
     hf = DeepseekV3ForCausalLM.from_pretrained(final)  # the extra files do not disturb transformers
     assert hf.config.vocab_size == len(AutoTokenizer.from_pretrained(final))
