@@ -38,8 +38,40 @@ PY
     fi
     python3 -m pip install -q --force-reinstall --no-deps "$dir"/llama_cpp_python-*.whl
 }
+# llama.cpp's own OpenAI server, for tests/export/test_llama_server.py: built once from the llama.cpp that the
+# llama-cpp-python sdist vendors (the same version as the binding), with the same portable flags, linked statically,
+# kept under ~/.cache/fronde (about 10 minutes on 2 cores). Without cmake or a C++ compiler that test skips.
+install_llama_server() {
+    local version=0.3.36 flags=""
+    [ "$(uname -m)" = "x86_64" ] && \
+        flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/fronde/llama-server-$version-$(uname -m)"
+    [ -x "$dir/llama-server" ] && return 0
+    if ! command -v cmake >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
+        echo "warning: no cmake or C++ compiler, llama-server not built (tests/export/test_llama_server.py will skip)"
+        return 0
+    fi
+    echo "building llama.cpp's llama-server (the llama.cpp of llama-cpp-python $version; ~10 minutes, once) into $dir"
+    local work src
+    work=$(mktemp -d)
+    python3 -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$version"
+    tar xzf "$work/llama_cpp_python-$version.tar.gz" -C "$work"
+    src="$work/llama_cpp_python-$version/vendor/llama.cpp"
+    # shellcheck disable=SC2086  # $flags is a list of cmake options
+    if ! { cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF $flags \
+              -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+              -DLLAMA_OPENSSL=OFF && cmake --build "$work/build" --target llama-server -j "$(nproc)"; } \
+            > "$work/build.log" 2>&1; then
+        tail -30 "$work/build.log"
+        echo "error: building llama-server failed (log: $work/build.log)"
+        return 1
+    fi
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" && cp "$work/build/bin/llama-server" "$dir.tmp/"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir" && rm -rf "$work"
+}
 if [ "${1:-}" = "test" ]; then
     install_llama_cpp
+    install_llama_server
     python3 -m pip install -q -e ".[test]"
 else
     python3 -m pip install -q -e .

@@ -5,12 +5,7 @@ reasoning apart from the answer, as fronde serve returns it. transformers finds 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +15,7 @@ from fronde.data.tokenizer import train_tokenizer
 from fronde.model.checkpoint import save_pretrained
 from fronde.train.upgrade import upgrade_model_dir
 from tests.model.helpers import memorise_chats
+from tests.servers import free_port, running
 
 CHAT = [{"role": "user", "content": "6 x 7?"},
         {"role": "assistant", "reasoning_content": "6 x 7 = 42", "content": "42"}]
@@ -37,31 +33,13 @@ def reasoning_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_transformers_serve_returns_the_reasoning_apart(reasoning_model: Path, tmp_path: Path) -> None:
     import openai
 
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(reasoning_model),
-                               "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                              env=os.environ | {"HF_HUB_OFFLINE": "1"})
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None and time.time() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
-            time.sleep(0.5)
+    port = free_port()
+    cmd = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(reasoning_model), "--host",
+           "127.0.0.1", "--port", str(port)]
+    with running(cmd, f"http://127.0.0.1:{port}/health", tmp_path / "serve.log", env={"HF_HUB_OFFLINE": "1"}):
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
         ask = {"model": str(reasoning_model), "messages": CHAT[:1], "max_tokens": 20}
         reply = client.chat.completions.create(**ask).choices[0].message
@@ -72,10 +50,6 @@ def test_transformers_serve_returns_the_reasoning_apart(reasoning_model: Path, t
                 reasoning += (chunk.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
                 content += chunk.choices[0].delta.content or ""
         assert (content, reasoning) == ("42", "6 x 7 = 42")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def test_the_model_dir_names_its_reasoning_field_as_every_runtime_reads_it(reasoning_model: Path) -> None:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from fronde.cli.main import app as cli
 from tests.serve.test_server import model_dir  # noqa: F401  (a tiny real model with a real tokenizer)
+from tests.servers import free_port
 
 
 class Left(Exception):
@@ -46,14 +47,6 @@ def test_stopped_while_the_model_loads_leaves_at_once_with_uvicorns_status(model
     assert left == [status] and isinstance(res.exception, Left)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_model_that_fails_to_load_stops_the_server_with_the_reason(model_dir, tmp_path):  # noqa: F811
     """Damaged weights load in the background: the server used to stay up, answer every request "the model is still
     loading" and say nothing on its console. Now it prints why and stops with status 1, as vLLM does; a missing
@@ -70,7 +63,7 @@ def test_a_model_that_fails_to_load_stops_the_server_with_the_reason(model_dir, 
     weights = load_file(damaged / "model.safetensors")
     del weights[sorted(weights)[0]]  # a tensor lost: the file reads, the model does not load
     save_file(weights, damaged / "model.safetensors")
-    serve = [sys.executable, "-m", "fronde.cli.main", "serve", "--port", str(_free_port())]
+    serve = [sys.executable, "-m", "fronde.cli.main", "serve", "--port", str(free_port())]
     res = subprocess.run([*serve, str(damaged)], capture_output=True, text=True, timeout=120,
                          env=os.environ | {"COLUMNS": "300"})
     assert res.returncode == 1, res.stdout + res.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from fronde.data.config import DataConfig, SourceConfig
 from fronde.data.pipeline import prepare
+from tests.servers import free_port
 
 
 @pytest.fixture(scope="session")
@@ -81,13 +81,6 @@ def run_fronde(monkeypatch, *args: str) -> int:
     with pytest.raises(SystemExit) as exit_:
         cli.main()
     return exit_.value.code
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (for a torchrun rendezvous)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def two_node_torchrun() -> list[str]:

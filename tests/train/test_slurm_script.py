@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.train.conftest import free_port
+from tests.servers import free_port
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm.sbatch"
 

@@ -221,6 +221,7 @@ def use_section(model_dir_hint: str) -> str:
         f"python3 -m sglang.launch_server --model-path {d} --reasoning-parser response_template "
         "--tool-call-parser response_template\n"
         f"fronde export gguf {d} model.gguf        # llama.cpp; `fronde export ollama` for Ollama\n"
+        "llama-server -m model.gguf --jinja        # llama.cpp's OpenAI server reads the GGUF's chat template\n"
         "```\n\n"
         "```python\n"
         "from transformers import pipeline\n\n"
