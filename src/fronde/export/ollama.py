@@ -20,6 +20,9 @@ from fronde.export.gguf import ExportError, GGUFSummary, export_gguf
 MODELFILE = "Modelfile"
 
 # fronde's chat format (see fronde/data/chat.py) for Ollama's `.Messages` / `.Tools` template values.
+# Ollama also reads the template to parse replies: its think tags are the text around the one `.Thinking` field
+# (`$m.Thinking` is a variable and does not count), and the tool-call tag is the first text inside
+# `{{ if .ToolCalls }}`; so those two are written that way and nowhere else.
 GO_TEMPLATE = (
     "{{- $tools := .Tools }}\n"
     "{{- if and $tools (or (not .Messages) (ne (index .Messages 0).Role \"system\")) }}" + S["system"]
@@ -30,12 +33,12 @@ GO_TEMPLATE = (
     "{{- if and (eq $i 0) $tools }}{{ if $m.Content }}\n\n{{ end }}# Tools\n"
     "{{ range $tools }}{{ json . }}\n{{ end }}{{ end }}" + S["end"] + "\n"
     "{{- else if eq $m.Role \"assistant\" }}" + S["assistant"] + "\n"
-    "{{- if $m.Thinking }}" + S["think"] + "{{ $m.Thinking }}" + S["think_end"]
-    + "{{ if $m.Content }}" + S["answer"] + "{{ $m.Content }}" + S["answer_end"] + "{{ end }}\n"
+    "{{- if $m.Thinking }}" + S["think"] + "{{ .Thinking }}" + S["think_end"] + "{{ end }}\n"
+    "{{- if $m.Thinking }}{{ if $m.Content }}" + S["answer"] + "{{ $m.Content }}" + S["answer_end"] + "{{ end }}\n"
     "{{- else }}{{ $m.Content }}{{ end }}\n"
-    "{{- range $m.ToolCalls }}" + S["tool_call"]
+    "{{- if .ToolCalls }}{{ range .ToolCalls }}" + S["tool_call"]
     + "{\"name\": {{ json .Function.Name }}, \"arguments\": {{ json .Function.Arguments }}}" + S["tool_call_end"]
-    + "{{ end }}" + S["end"] + "\n"
+    + "{{ end }}{{ end }}" + S["end"] + "\n"
     "{{- else if eq $m.Role \"user\" }}" + S["user"] + "{{ $m.Content }}" + S["end"] + "\n"
     "{{- else if eq $m.Role \"tool\" }}" + S["tool_result"] + "{{ $m.Content }}" + S["tool_result_end"] + "\n"
     "{{- else }}<|{{ $m.Role }}|>{{ $m.Content }}" + S["end"] + "\n"
