@@ -160,6 +160,27 @@ def test_fronde_eval_with_and_without_the_calculator(calc_model, tmp_path):
     assert res.exit_code == 2 and "--root" in res.output
 
 
+def test_fronde_eval_with_the_calculator_through_a_server(calc_model, tmp_path):
+    """`fronde eval URL --tool calculator`: the server (here fronde serve) writes the calls, fronde runs the tool
+    between turns and sends the result back; the same score and transcript as the model dir evaluated locally."""
+    task = tmp_path / "mult.jsonl"
+    task.write_text(json.dumps({"prompt": TASK, "answer": "391", "verifier": "numeric", "split": "test"}) + "\n")
+    url, _, srv, thread = _start(ServerConfig(calc_model))
+    try:
+        res = CliRunner().invoke(app, ["eval", url, "-t", str(task), "--tool", "calculator", "--out",
+                                       str(tmp_path / "served"), "--max-new-tokens", "48"])
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+    assert res.exit_code == 0, res.output
+    (path,) = (tmp_path / "served").rglob("*-calculator.json")
+    result = json.loads(path.read_text())
+    assert result["metrics"]["accuracy"] == 100.0 and result["metrics"]["tool_calls_per_problem"] == 1.0
+    (episode,) = result["examples"][0]["tools"]
+    assert episode["transcript"] == [{"name": "calculator", "arguments": '{"expression": "17 * 23"}', "result": "391"}]
+    assert (episode["turns"], episode["stop"]) == (2, "answer")
+
+
 def test_an_url_where_no_server_answers_says_so_not_to_pass_a_model_name():
     import socket
 

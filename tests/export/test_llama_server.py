@@ -143,3 +143,16 @@ def test_fronde_agent_runs_its_tools_through_llama_server(server, tmp_path) -> N
     assert [m["role"] for m in turns] == ["user", "assistant", "tool", "assistant"]
     assert turns[1]["reasoning_content"] == "Use the tool." and turns[2]["content"] == "391"
     assert turns[1]["tool_calls"][0]["function"] == {"name": "calculator", "arguments": '{"expression": "17 * 23"}'}
+
+
+def test_fronde_eval_scores_the_model_with_its_tool_through_llama_server(server, tmp_path) -> None:
+    task = tmp_path / "mult.jsonl"
+    task.write_text(json.dumps({"prompt": TASK, "answer": "391", "verifier": "numeric", "split": "test"}) + "\n")
+    res = CliRunner().invoke(app, ["eval", server, "-t", str(task), "--tool", "calculator", "--out",
+                                   str(tmp_path / "results"), "--max-new-tokens", "100"])
+    assert res.exit_code == 0, res.output
+    (path,) = (tmp_path / "results").rglob("*-calculator.json")
+    result = json.loads(path.read_text())
+    assert result["metrics"]["accuracy"] == 100.0 and result["metrics"]["tool_calls_per_problem"] == 1.0
+    (episode,) = result["examples"][0]["tools"]
+    assert episode["transcript"] == [{"name": "calculator", "arguments": '{"expression": "17 * 23"}', "result": "391"}]

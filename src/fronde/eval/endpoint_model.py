@@ -9,13 +9,15 @@ bits per byte, while generative tasks still work.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fronde.eval.errors import EvalError
-from fronde.eval.models import ModelDescription, Speed
+from fronde.eval.models import ModelDescription, Speed, ToolReply
 from fronde.eval.replies import openai_reply
+from fronde.tools import Toolbox
 from fronde.train.https_client import client_options, tls_hint
 
 NO_ECHO = ("does not return the prompt's token logprobs (/v1/completions with echo=true and logprobs); multiple "
@@ -82,6 +84,53 @@ class EndpointModel:
                                 generated_tokens=sum(t for _, t in results))
         return [text for text, _ in results]
 
+    def generate_with_tools(self, conversations: list[list[dict[str, Any]]], toolbox: Toolbox, max_new_tokens: int,
+                            temperature: float = 0.0, seed: int = 0, max_turns: int = 4) -> list[ToolReply]:
+        """Multi-turn episodes through the server's tool-calling protocol: the tools run here between turns (as
+        `fronde agent URL` runs them), the final turn is the reply. Turn t of conversation i is seeded with
+        seed + i + 1_000_003 * t."""
+        lock = threading.Lock()  # tools not marked concurrent run one at a time, as fronde.tools.episode runs them
+
+        def run(name: str, arguments: str) -> tuple[str, bool]:
+            if toolbox.concurrent(name):
+                res = toolbox.call(name, arguments)
+            else:
+                with lock:
+                    res = toolbox.call(name, arguments)
+            return res.content, res.ok
+
+        def one(i: int) -> tuple[ToolReply, int]:
+            messages, reply, tokens = list(conversations[i]), ToolReply(""), 0
+            for turn in range(max_turns):
+                out = self._call(self.client.chat.completions.create, messages=messages, tools=toolbox.schemas(),
+                                 max_tokens=max_new_tokens, temperature=temperature, seed=seed + i + 1_000_003 * turn)
+                tokens += out.usage.completion_tokens if out.usage is not None else 0
+                choice = out.choices[0]
+                calls = choice.message.tool_calls or []
+                reply.text, reply.turns = openai_reply(choice.message), turn + 1
+                if not calls or choice.finish_reason == "length":
+                    reply.stop = "length" if choice.finish_reason == "length" else "answer"
+                    return reply, tokens
+                if turn == max_turns - 1:
+                    reply.stop = "max_turns"
+                    return reply, tokens
+                messages.append(assistant_message(choice.message))
+                for call in calls:
+                    result, ok = run(call.function.name, call.function.arguments)
+                    reply.tool_calls += 1
+                    reply.tool_errors += not ok
+                    reply.transcript.append({"name": call.function.name, "arguments": call.function.arguments,
+                                             "result": result})
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+            return reply, tokens
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            results = list(pool.map(one, range(len(conversations))))
+        self.last_speed = Speed(seconds=time.perf_counter() - start, requests=len(results),
+                                generated_tokens=sum(t for _, t in results))
+        return [r for r, _ in results]
+
     def _echo(self, prompt: str) -> dict[str, Any]:
         out = self._call(self.client.completions.create, prompt=prompt, max_tokens=1, temperature=0.0, echo=True,
                          logprobs=1)
@@ -123,6 +172,20 @@ def parse_echo(logprobs: dict[str, Any], start_char: int, end_char: int) -> tupl
     if count == 0:
         raise EvalError(f"the server's echoed logprobs hold no token in characters [{start_char}, {end_char})")
     return total, count, greedy
+
+
+def assistant_message(message: Any) -> dict[str, Any]:
+    """An assistant reply as the next request sends it back: content, the reasoning where the server gave one
+    (`reasoning_content`, or vLLM's `reasoning`), and the tool calls with their ids."""
+    extra = getattr(message, "model_extra", None) or {}
+    out: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
+    if reasoning := extra.get("reasoning_content") or extra.get("reasoning"):
+        out["reasoning_content"] = reasoning
+    if message.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "type": "function",
+                              "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                             for c in message.tool_calls]
+    return out
 
 
 def _message(e: Any) -> str:

@@ -123,7 +123,8 @@ def evaluate_generative(model: EvalModel, task: Task, settings: GenerationSettin
     toolbox = settings.toolbox()
     if toolbox is not None and not hasattr(model, "generate_with_tools"):
         raise EvalError(f"--tool: {model.name} is a {model.info.kind} model; evaluation with tools runs fronde models "
-                        "(for an endpoint, use `fronde agent URL` or an agent framework)")
+                        "and OpenAI-compatible servers (serve it with vLLM, llama-server or `fronde serve` and pass "
+                        "the URL)")
     mine = shards.span(len(convs), ctx)
     cache = open_cache(exs, shots) if open_cache is not None else None
     resumed = f" (resumed: {cache.cached} replies kept)" if cache is not None and cache.cached else ""
