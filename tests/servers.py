@@ -1,9 +1,12 @@
-"""Other projects' servers, started for a test as their users start them: a subprocess on a free port of 127.0.0.1,
-waited for on its health URL, stopped at the end, its log shown when it does not come up."""
+"""Other projects' servers, started for a test (or a benchmark) as their users start them: a subprocess on a free
+port of 127.0.0.1, waited for on its health URL, stopped at the end, its log shown when it does not come up."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
+import shutil
 import socket
 import subprocess
 import time
@@ -47,3 +50,18 @@ def running(cmd: list[str], health_url: str, log: Path, timeout: float = 180,
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+def llama_server_binary() -> str | None:
+    """The llama-server binary: $FRONDE_LLAMA_SERVER, then PATH, then the one scripts/install.sh builds."""
+    if os.environ.get("FRONDE_LLAMA_SERVER"):
+        return os.environ["FRONDE_LLAMA_SERVER"]
+    if found := shutil.which("llama-server"):
+        return found
+    try:
+        version = importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    built = cache / "fronde" / f"llama-server-{version}-{platform.machine()}" / "llama-server"
+    return str(built) if built.is_file() else None

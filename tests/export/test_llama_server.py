@@ -11,13 +11,8 @@ vendors (same version) into ~/.cache/fronde; FRONDE_LLAMA_SERVER or a `llama-ser
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import os
-import platform
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch
@@ -30,7 +25,7 @@ from fronde.model.checkpoint import save_pretrained
 from fronde.tools import Toolbox, load_tools
 from fronde.train.upgrade import upgrade_model_dir
 from tests.model.helpers import memorise_chats
-from tests.servers import free_port, running
+from tests.servers import free_port, llama_server_binary, running
 
 TOOLS = Toolbox(load_tools(["calculator"])).schemas()  # fronde's own tool, as `fronde agent` offers it
 TASK = "What is 17 * 23?"
@@ -43,25 +38,10 @@ SOLVED = [{"role": "user", "content": TASK},
           {"role": "assistant", "content": "391"}]
 
 
-def llama_server() -> str | None:
-    """The llama-server binary: $FRONDE_LLAMA_SERVER, then PATH, then the one scripts/install.sh builds."""
-    if os.environ.get("FRONDE_LLAMA_SERVER"):
-        return os.environ["FRONDE_LLAMA_SERVER"]
-    if found := shutil.which("llama-server"):
-        return found
-    try:
-        version = importlib.metadata.version("llama_cpp_python")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    built = cache / "fronde" / f"llama-server-{version}-{platform.machine()}" / "llama-server"
-    return str(built) if built.is_file() else None
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-server's /v1 URL, serving the GGUF of a tiny model that memorised both chats (tools offered in both)."""
-    binary = llama_server()
+    binary = llama_server_binary()
     if binary is None:
         pytest.skip("needs llama.cpp's llama-server: `bash scripts/install.sh test` builds it (cmake and a C++ "
                     "compiler), or set FRONDE_LLAMA_SERVER")
