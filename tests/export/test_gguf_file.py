@@ -198,6 +198,7 @@ def test_cli(small_model_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "wrote" in res.output and "q8_0" in res.output and out.is_file()
     assert "convert to q8_0" in res.output  # a progress bar: a 1B model takes tens of seconds
+    assert f"next: llama-server -m {out} --jinja" in res.output
     res = runner.invoke(app, ["export", "gguf", str(small_model_dir), str(out)])
     assert res.exit_code == 2 and "already exists; pass --force" in res.output
     res = runner.invoke(app, ["export", "gguf", str(small_model_dir), str(out), "--dtype", "int4", "--force"])

@@ -36,7 +36,7 @@ def gguf_command(
     dtype: str = typer.Option("f16", "--dtype", help=_DTYPE_HELP),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
 ) -> None:
-    """Write MODEL_DIR as one GGUF file (llama.cpp architecture deepseek2), e.g. for `llama-cli -m OUT`."""
+    """Write MODEL_DIR as one GGUF file (llama.cpp architecture deepseek2), e.g. for `llama-server -m OUT --jinja`."""
     from fronde.data.progress import RichReporter
     from fronde.export import ExportError, export_gguf
 
@@ -47,6 +47,9 @@ def gguf_command(
         print_error(console, e)
         raise typer.Exit(2) from None
     _report(summary)
+    # --jinja: llama-server then reads replies apart (reasoning, answer, tool calls) from the file's chat template
+    console.print(f"next: llama-server -m {summary.path} --jinja   (OpenAI API; or llama-cli -m {summary.path})",
+                  markup=False)
 
 
 @app.command("ollama")
