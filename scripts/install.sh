@@ -40,18 +40,19 @@ PY
 }
 # llama.cpp's own OpenAI server, for tests/export/test_llama_server.py: built once from the llama.cpp that the
 # llama-cpp-python sdist vendors (the same version as the binding), with the same portable flags, linked statically,
-# kept under ~/.cache/fronde (about 10 minutes on 2 cores). Without cmake or a C++ compiler that test skips.
+# kept under ~/.cache/fronde (6-8 minutes on 2 cores). Without a C++ compiler that test skips.
 install_llama_server() {
     local version=0.3.36 flags=""
     [ "$(uname -m)" = "x86_64" ] && \
         flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
     local dir="${XDG_CACHE_HOME:-$HOME/.cache}/fronde/llama-server-$version-$(uname -m)"
     [ -x "$dir/llama-server" ] && return 0
+    command -v cmake >/dev/null 2>&1 || python3 -m pip install -q cmake || true  # PyPI's cmake where apt's is not
     if ! command -v cmake >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
         echo "warning: no cmake or C++ compiler, llama-server not built (tests/export/test_llama_server.py will skip)"
         return 0
     fi
-    echo "building llama.cpp's llama-server (the llama.cpp of llama-cpp-python $version; ~10 minutes, once) into $dir"
+    echo "building llama.cpp's llama-server (the llama.cpp of llama-cpp-python $version; 6-8 minutes, once) into $dir"
     local work src
     work=$(mktemp -d)
     python3 -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$version"
