@@ -41,7 +41,7 @@ def test_the_slurm_script_trains_a_stage_on_two_nodes(tmp_path, recipe_file):
                         "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     res = subprocess.run(["bash", str(SCRIPT), "pretrain", str(recipe)], env=env, capture_output=True, text=True,
                          timeout=300)
-    logs = "".join((tmp_path / f"node{n}.log").read_text() for n in (0, 1))
+    logs = "".join(log.read_text() for log in sorted(tmp_path.glob("node*.log")))  # none if srun never ran
     assert res.returncode == 0, res.stdout + res.stderr + logs[-3000:]
     stage = recipe.parent / "runs" / "slurm" / "pretrain"
     steps = [json.loads(line)["step"] for line in (stage / "metrics.jsonl").read_text().splitlines()]

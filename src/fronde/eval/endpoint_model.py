@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from fronde.eval.errors import EvalError
 from fronde.eval.models import ModelDescription, Speed, ToolReply
 from fronde.eval.replies import openai_reply
 from fronde.tools import Toolbox
 from fronde.train.https_client import client_options, tls_hint
+
+T = TypeVar("T")
 
 NO_ECHO = ("does not return the prompt's token logprobs (/v1/completions with echo=true and logprobs); multiple "
            "choice and bits-per-byte need them. Evaluate the model locally (a model dir or .gguf), or serve it with "
@@ -77,12 +80,7 @@ class EndpointModel:
             tokens = out.usage.completion_tokens if out.usage is not None else 0
             return openai_reply(out.choices[0].message), tokens
 
-        start = time.perf_counter()
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            results = list(pool.map(one, range(len(conversations))))
-        self.last_speed = Speed(seconds=time.perf_counter() - start, requests=len(results),
-                                generated_tokens=sum(t for _, t in results))
-        return [text for text, _ in results]
+        return self._in_flight(one, len(conversations))
 
     def generate_with_tools(self, conversations: list[list[dict[str, Any]]], toolbox: Toolbox, max_new_tokens: int,
                             temperature: float = 0.0, seed: int = 0, max_turns: int = 4) -> list[ToolReply]:
@@ -124,9 +122,13 @@ class EndpointModel:
                     messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
             return reply, tokens
 
+        return self._in_flight(one, len(conversations))
+
+    def _in_flight(self, one: Callable[[int], tuple[T, int]], n: int) -> list[T]:
+        """one(i) for i < n, `concurrency` requests in flight; last_speed from the generated tokens each counted."""
         start = time.perf_counter()
         with ThreadPoolExecutor(self.concurrency) as pool:
-            results = list(pool.map(one, range(len(conversations))))
+            results = list(pool.map(one, range(n)))
         self.last_speed = Speed(seconds=time.perf_counter() - start, requests=len(results),
                                 generated_tokens=sum(t for _, t in results))
         return [r for r, _ in results]
