@@ -191,19 +191,25 @@ def test_a_stage_with_every_minutes_keeps_the_newest_by_time(recipe_file, monkey
 
 
 def test_a_model_dir_tokenizer_config_says_the_context_and_how_replies_parse(tmp_path):
-    """A tokenizer prepared before response templates (2026-12-07) gets one in every model dir written from it; a
-    tokenizer fronde did not train is left without."""
-    from fronde.data.chat import RESPONSE_TEMPLATE
+    """A tokenizer prepared before response templates (2026-12-07) gets one in every model dir written from it, and
+    today's chat template; a tokenizer fronde did not train keeps its own and gets no response template."""
+    from fronde.data.chat import CHAT_TEMPLATE, RESPONSE_TEMPLATE
 
     config = load_preset("tiny")
-    old, foreign = tmp_path / "old.json", tmp_path / "foreign.json"
+    (tmp_path / "old").mkdir()
+    (tmp_path / "foreign").mkdir()
+    old, foreign = tmp_path / "old" / "tokenizer_config.json", tmp_path / "foreign" / "tokenizer_config.json"
     old.write_text(json.dumps({"model_max_length": 65536, "fronde_special_ids": {"pad": 0}}))
-    foreign.write_text(json.dumps({"model_max_length": 8192}))
+    foreign.write_text(json.dumps({"model_max_length": 8192, "chat_template": "{{ messages }}"}))
     checkpoint.write_model_tokenizer_config(old, config)
     checkpoint.write_model_tokenizer_config(foreign, config)
     assert json.loads(old.read_text()) == {"model_max_length": config.max_position_embeddings,
-                                           "fronde_special_ids": {"pad": 0}, "response_template": RESPONSE_TEMPLATE}
-    assert json.loads(foreign.read_text()) == {"model_max_length": config.max_position_embeddings}
+                                           "fronde_special_ids": {"pad": 0}, "response_template": RESPONSE_TEMPLATE,
+                                           "chat_template": CHAT_TEMPLATE}
+    assert (tmp_path / "old" / "chat_template.jinja").read_text() == CHAT_TEMPLATE
+    assert json.loads(foreign.read_text()) == {"model_max_length": config.max_position_embeddings,
+                                               "chat_template": "{{ messages }}"}
+    assert not (tmp_path / "foreign" / "chat_template.jinja").exists()
 
 
 def test_fronde_model_upgrade_brings_an_older_model_dir_up_to_date(tmp_path, monkeypatch, capsys):
@@ -251,3 +257,27 @@ def test_fronde_model_upgrade_brings_an_older_model_dir_up_to_date(tmp_path, mon
     assert run_fronde(monkeypatch, "model", "upgrade", str(d)) in (0, None)
     assert "response_template updated" in capsys.readouterr().out.replace("\n", " ")
     assert json.loads((d / "tokenizer_config.json").read_text())["response_template"] == RESPONSE_TEMPLATE
+
+    # written before 2026-12-08: the chat template kept its system message in a namespace, which vLLM's reading of
+    # the template choked on (an error and a traceback in its log); the rendering is the same
+    from fronde.data.chat import CHAT_TEMPLATE
+
+    new_head = CHAT_TEMPLATE[:CHAT_TEMPLATE.index("{{- '<|bos|>' -}}")]
+    old_head = ("{%- set ns = namespace(system=none, rest=messages) -%}\n"
+                "{%- if messages and messages[0]['role'] == 'system' -%}\n"
+                "  {%- set ns.system = messages[0]['content'] -%}\n"
+                "  {%- set ns.rest = messages[1:] -%}\n"
+                "{%- endif -%}\n")
+    old = (old_head + CHAT_TEMPLATE[len(new_head):]).replace("system_message", "ns.system").replace(
+        "loop_messages", "ns.rest")
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "6 x 7?"}]
+    rendered = AutoTokenizer.from_pretrained(d).apply_chat_template(chat, tokenize=False)
+    (d / "chat_template.jinja").write_text(old)
+    (d / "tokenizer_config.json").write_text(json.dumps(json.loads((d / "tokenizer_config.json").read_text())
+                                                        | {"chat_template": old}))
+    assert AutoTokenizer.from_pretrained(d).apply_chat_template(chat, tokenize=False) == rendered
+    assert run_fronde(monkeypatch, "model", "upgrade", str(d)) in (0, None)
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "chat_template updated" in out and "chat_template.jinja: today's chat template" in out
+    assert (d / "chat_template.jinja").read_text() == CHAT_TEMPLATE
+    assert AutoTokenizer.from_pretrained(d).apply_chat_template(chat, tokenize=False) == rendered

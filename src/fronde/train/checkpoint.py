@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fronde.data.chat import RESPONSE_TEMPLATE
+from fronde.data.chat import CHAT_TEMPLATE, RESPONSE_TEMPLATE
 from fronde.data.io import atomic_write_json, atomic_write_text, free_bytes, sha256_file
 from fronde.data.tokenizer import SPECIAL_TOKENS
 from fronde.model.checkpoint import from_pretrained, save_state
@@ -110,18 +110,23 @@ def model_tokenizer_config(values: dict[str, Any], config: ModelConfig) -> dict[
     data's tokenizer knows no model), so transformers' `truncation=True` cuts to what the model can read and warns past
     it, as Llama 3's file says 131072. A fronde tokenizer also gets today's `response_template` (fronde.data.chat),
     so the model's replies parse in transformers, TRL, vLLM and SGLang: tokenizers prepared before 2026-12-07 lack
-    it, and those of that day name its reasoning field `reasoning_content`, which vLLM and SGLang refuse."""
+    it, and those of that day name its reasoning field `reasoning_content`, which vLLM and SGLang refuse. And today's
+    chat template (the same rendering; older ones made vLLM log an error reading them)."""
     values = values | {"model_max_length": config.max_position_embeddings}
-    if "fronde_special_ids" in values:  # fronde's chat format: the template follows from its special tokens
+    if "fronde_special_ids" in values:  # fronde's chat format: the templates follow from its special tokens
         values["response_template"] = RESPONSE_TEMPLATE
+        values["chat_template"] = CHAT_TEMPLATE
     return values
 
 
 def write_model_tokenizer_config(tokenizer_config: Path, config: ModelConfig) -> None:
-    """Rewrite a model dir's tokenizer_config.json as `model_tokenizer_config` says."""
+    """Rewrite a model dir's tokenizer_config.json as `model_tokenizer_config` says, and its chat_template.jinja
+    (which transformers reads first) to the same template."""
     if tokenizer_config.is_file():
-        values = json.loads(tokenizer_config.read_text(encoding="utf-8"))
-        atomic_write_json(tokenizer_config, model_tokenizer_config(values, config))
+        values = model_tokenizer_config(json.loads(tokenizer_config.read_text(encoding="utf-8")), config)
+        atomic_write_json(tokenizer_config, values)
+        if "fronde_special_ids" in values:
+            atomic_write_text(tokenizer_config.parent / "chat_template.jinja", values["chat_template"])
 
 
 def write_checkpoint(

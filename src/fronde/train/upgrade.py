@@ -3,8 +3,9 @@
 Model dirs written before 2026-12-07 list `<|eos|>` alone as a stop id (transformers' generate() and vLLM ran on past
 a chat turn's `<|end|>`), say the data tokenizer's 65,536 tokens as `model_max_length` whatever the model's context,
 and have no `response_template` (transformers and TRL glued a reply's reasoning to its answer), or, written on that
-day, one whose reasoning field vLLM refuses (`reasoning_content`; now `thinking`). Those three live in
-generation_config.json and tokenizer_config.json, which no hash in `fronde.json` covers, so fixing them leaves the
+day, one whose reasoning field vLLM refuses (`reasoning_content`; now `thinking`); and the chat template gets
+today's form (same rendering; vLLM logged an error reading the older one). Those live in generation_config.json,
+tokenizer_config.json and chat_template.jinja, which no hash in `fronde.json` covers, so fixing them leaves the
 lineage true. tokenizer.json (the `<|bos|>` post-processor of newer tokenizers) is left alone: its sha256 is in the
 lineage; docs/serving.md says how to pass the start token by hand.
 """
@@ -15,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fronde.data.io import atomic_write_json
+from fronde.data.io import atomic_write_json, atomic_write_text
 from fronde.model.checkpoint import load_config
 from fronde.train.checkpoint import model_tokenizer_config, stop_ids
 
@@ -55,7 +56,14 @@ def upgrade_model_dir(model_dir: Path, write: bool = True) -> list[str]:
             elif before.get("response_template") != after.get("response_template"):
                 what.append("response_template updated (its reasoning field is named `thinking`, the name vLLM's "
                             "and SGLang's reasoning parsers require)")
+            if before.get("chat_template") != after.get("chat_template"):
+                what.append("chat_template updated (the same rendering, in a form vLLM reads without an error)")
             changes.append("tokenizer_config.json: " + "; ".join(what))
             if write:
                 atomic_write_json(tokenizer_config, after)
+        jinja = model_dir / "chat_template.jinja"
+        if "chat_template" in after and jinja.is_file() and jinja.read_text(encoding="utf-8") != after["chat_template"]:
+            changes.append("chat_template.jinja: today's chat template (the same rendering)")
+            if write:
+                atomic_write_text(jinja, after["chat_template"])
     return changes

