@@ -70,6 +70,28 @@ def test_endpoint_loglikelihoods_equal_the_local_evaluator(server, local, tiny_d
     assert theirs[1] == mine[1] and theirs[0] == pytest.approx(mine[0], abs=1e-3)
 
 
+def test_a_text_longer_than_the_served_context_is_scored_in_windows(tiny_dir, local):
+    """`fronde eval URL --bpb` on documents longer than the server's context (vLLM refuses such a prompt with a
+    400): the text is tokenized by the server's /tokenize and scored in windows of its context, as locally."""
+    from fronde.eval.likelihood import score_rolling
+
+    url, _, srv, thread = _start(ServerConfig(tiny_dir, max_batch=2, max_model_len=48))
+    try:
+        remote = load_eval_model(endpoint=url + "/v1")
+        text = " ".join(QUESTIONS * 4)  # ~150 tokens: three windows of 46 predictions and a rest
+        ids = local.tok.encode(text, bos=True)
+        assert len(ids) > 3 * 48
+        total, count = remote.loglikelihood_rolling(text)
+        expected = score_rolling(local._forward, ids, 46)
+        assert count == expected[1] == len(ids) - 1
+        assert total == pytest.approx(expected[0], abs=1e-3)
+        with pytest.raises(EvalError, match="context"):  # one prompt past the context is still the server's error
+            remote.loglikelihood(text, " 34")
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
 def test_endpoint_errors_say_what_to_fix(server, tiny_dir):
     with pytest.raises(EvalError, match="--api-key"):
         load_eval_model(endpoint=server, model=tiny_dir.name, api_key="wrong").generate(

@@ -2,9 +2,11 @@
 
 Generation is /v1/chat/completions (the server applies its chat template), `batch_size` requests in flight at once,
 request i seeded with seed + i. Log-likelihoods need the prompt's own token logprobs: /v1/completions with
-`echo: true, logprobs: 1, max_tokens: 1`, as lm-evaluation-harness asks vLLM. Servers that do not return them
-(fronde serve among them: it returns logprobs of generated tokens only) get a clear error for multiple choice and
-bits per byte, while generative tasks still work.
+`echo: true, logprobs: 1, max_tokens: 1`, as lm-evaluation-harness asks vLLM (fronde serve and vLLM return them).
+Servers that do not (llama.cpp's server, hosted APIs) get a clear error for multiple choice and bits per byte, while
+generative tasks still work. A text scored whole (bits per byte) is tokenized by the server's /tokenize (vLLM's
+endpoint, fronde serve's too) and scored in windows of the served context, as a local model is: a document longer
+than the server's context is not refused.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class EndpointModel:
         self.name = name or self.model
         self.info = ModelDescription(name=self.name, kind="endpoint", spec=f"{self.url} {self.model}")
         self.last_speed: Speed | None = None
+        self._has_tokenize = True  # until the server says otherwise
 
     def _served_model(self) -> str:
         """The model id when the server serves exactly one (fronde serve, vLLM, SGLang, llama.cpp's server)."""
@@ -150,9 +153,53 @@ class EndpointModel:
         return parse_echo(self._echo(prompt), len(context), len(prompt))
 
     def loglikelihood_rolling(self, text: str) -> tuple[float, int]:
-        """The first token has no logprob (nothing precedes it), so it is left out of the sum and the count."""
-        total, n, _ = parse_echo(self._echo(text), 0, len(text))
-        return total, n
+        """Every token after the first (the start token where the server adds one), in windows of the served
+        context, each predicted once (fronde.eval.likelihood.score_rolling's windows); the whole text in one echo
+        where the server has no /tokenize."""
+        tokenized = self._tokenize(text)
+        if tokenized is None:
+            total, n, _ = parse_echo(self._echo(text), 0, len(text))
+            return total, n
+        ids, context = tokenized
+        window = context - 2  # predictions per request: its prompt and the one generated token fill the context
+        if window < 1:
+            raise EvalError(f"{self.url} ({self.model}) serves a context of {context} tokens: too short to score text")
+        total, count = 0.0, 0
+        for start in range(0, len(ids) - 1, window):
+            piece = ids[start:start + window + 1]
+            values = self._echo_ids(piece)
+            total, count = total + sum(values), count + len(values)
+        return total, count
+
+    def _tokenize(self, text: str) -> tuple[list[int], int] | None:
+        """(token ids as /v1/completions would tokenize the prompt, the served context) from /tokenize, or None where
+        the server has no such endpoint (llama.cpp's takes other fields; OpenAI's API has none)."""
+        if not self._has_tokenize:
+            return None
+        root = self.url.removesuffix("/v1")
+
+        def post(model: str | None) -> Any:
+            try:
+                return self.client.post(f"{root}/tokenize", cast_to=object,
+                                        body={"model": model, "prompt": text, "add_special_tokens": True})
+            except self._openai.APIStatusError:
+                return None
+
+        out = self._call(post)
+        if not (isinstance(out, dict) and isinstance(out.get("tokens"), list) and out.get("max_model_len")):
+            self._has_tokenize = False
+            return None
+        return [int(t) for t in out["tokens"]], int(out["max_model_len"])
+
+    def _echo_ids(self, ids: list[int]) -> list[float]:
+        """log p of ids[1:] each given the ids before it: the echoed prompt's logprobs, the generated token left out."""
+        out = self._call(self.client.completions.create, prompt=ids, max_tokens=1, temperature=0.0, echo=True,
+                         logprobs=1)
+        lp = out.choices[0].logprobs
+        values = (lp.token_logprobs if lp is not None else None) or []
+        if len(values) < len(ids) or any(v is None for v in values[1:len(ids)]):
+            raise EvalError(f"{self.url} ({self.model}) {NO_ECHO}")
+        return [float(v) for v in values[1:len(ids)]]
 
 
 def parse_echo(logprobs: dict[str, Any], start_char: int, end_char: int) -> tuple[float, int, bool]:
