@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
@@ -193,20 +197,15 @@ def test_an_url_where_no_server_answers_says_so_not_to_pass_a_model_name():
         open_backend(f"http://127.0.0.1:{port}/v1")
 
 
-def test_the_reasoning_of_a_vllm_endpoint_reaches_the_transcript():
-    """vLLM 0.34 streams a reasoning parser's output as `reasoning` (`reasoning_content` before, and in fronde serve):
-    the agent read only the older name and lost the model's reasoning. A server sending vLLM's chunks as they are."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from fronde.agent.backends import EndpointBackend
+@contextmanager
+def vllm_like_server(replies: list[list[dict]]) -> Iterator[tuple[str, list[dict]]]:
+    """A server streaming vLLM's chat chunks as they are (reasoning as `reasoning`), one reply per request in turn:
+    (its /v1 URL, the request bodies it received)."""
+    received: list[dict] = []
 
     def chunk(delta, finish=None):
         return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-    chunks = [chunk({"role": "assistant", "content": ""}), chunk({"reasoning": "17 * 23"}),
-              chunk({"reasoning": " = 391"}), chunk({"content": "391"}), chunk({}, "stop")]
 
     class VLLM(BaseHTTPRequestHandler):
         def do_GET(self):  # /v1/models
@@ -214,7 +213,9 @@ def test_the_reasoning_of_a_vllm_endpoint_reaches_the_transcript():
                 {"id": "m", "object": "model", "created": 0, "owned_by": "vllm"}]}).encode())
 
         def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            *deltas, finish = replies[len(received) - 1]
+            chunks = [chunk({"role": "assistant", "content": ""})] + [chunk(d) for d in deltas] + [chunk({}, finish)]
             self._send("text/event-stream", b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks)
                        + b"data: [DONE]\n\n")
 
@@ -231,10 +232,39 @@ def test_the_reasoning_of_a_vllm_endpoint_reaches_the_transcript():
     server = ThreadingHTTPServer(("127.0.0.1", 0), VLLM)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        events = []
-        turn = EndpointBackend(f"http://127.0.0.1:{server.server_port}/v1").complete(
-            [{"role": "user", "content": TASK}], None, events.append)
+        yield f"http://127.0.0.1:{server.server_port}/v1", received
     finally:
         server.shutdown()
+
+
+def test_the_reasoning_of_a_vllm_endpoint_reaches_the_transcript():
+    """vLLM 0.34 streams a reasoning parser's output as `reasoning` (`reasoning_content` before, and in fronde serve):
+    the agent read only the older name and lost the model's reasoning."""
+    from fronde.agent.backends import EndpointBackend
+
+    answer = [{"reasoning": "17 * 23"}, {"reasoning": " = 391"}, {"content": "391"}, "stop"]
+    with vllm_like_server([answer]) as (url, _):
+        events = []
+        turn = EndpointBackend(url).complete([{"role": "user", "content": TASK}], None, events.append)
     assert (turn.reasoning, turn.content) == ("17 * 23 = 391", "391")
     assert len(events) == 3
+
+
+def test_the_reasoning_of_a_turn_that_called_tools_goes_back_with_it():
+    """The next request carries the assistant turn with its reasoning and calls, as the model was trained (a tool
+    episode keeps its reasoning in context) and as DeepSeek's API requires; dropping it sent a 576-wide memorising
+    model served by vLLM off its answer (" the toolr{..." instead of 391)."""
+    from fronde.agent.backends import EndpointBackend
+
+    call_turn = [{"reasoning": "Use the tool."},
+                 {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                  "function": {"name": "calculator", "arguments": '{"expression": "17 * 23"}'}}]},
+                 "tool_calls"]
+    with vllm_like_server([call_turn, [{"content": "391"}, "stop"]]) as (url, received):
+        result = run_agent(EndpointBackend(url), TASK, Toolbox(load_tools(["calculator"])))
+    assert result.answer == "391" and result.tool_calls == 1
+    sent = received[1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[1]["reasoning_content"] == "Use the tool."
+    assert sent[1]["tool_calls"][0]["function"] == {"name": "calculator", "arguments": '{"expression": "17 * 23"}'}
+    assert sent[2] == {"role": "tool", "tool_call_id": "call_1", "content": "391"}

@@ -116,8 +116,10 @@ class LocalBackend:
 
 class EndpointBackend:
     """An OpenAI-compatible server, streamed with the official client. Reasoning is read where the server sends it
-    (`reasoning_content`: fronde serve, DeepSeek; `reasoning`: vLLM 0.34's reasoning parsers) and never sent back,
-    as DeepSeek's API asks."""
+    (`reasoning_content`: fronde serve, DeepSeek; `reasoning`: vLLM 0.34's reasoning parsers) and sent back with the
+    turn's tool calls as `reasoning_content`: a fronde model is trained with its earlier turns' reasoning in the
+    context of a tool episode (without it, a small one can lose its way), and DeepSeek's API wants the reasoning of
+    a turn that called tools back (400 without it)."""
 
     def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None, max_tokens: int = 256,
                  temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, timeout: float = 600.0) -> None:
@@ -139,11 +141,10 @@ class EndpointBackend:
 
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, emit: Emit
                  ) -> BackendTurn:
-        sent = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in messages]
         extra = {"tools": tools, "tool_choice": "auto"} if tools else {}
         try:
             stream = self.client.chat.completions.create(
-                model=self.name, messages=sent, stream=True, max_tokens=self.max_tokens,
+                model=self.name, messages=messages, stream=True, max_tokens=self.max_tokens,
                 temperature=self.temperature, top_p=self.top_p, seed=self.seed, **extra)
             content, reasoning, calls, finish = [], [], {}, "stop"
             for chunk in stream:
