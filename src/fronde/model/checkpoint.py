@@ -2,8 +2,9 @@
 
 A directory holds config.json, generation_config.json, model.safetensors (or shards + model.safetensors.index.json)
 and, when the model has an MTP layer, mtp.safetensors: kept apart because transformers would warn on a small
-model's layer N (it ignores only layer 61). Files are written to a temp name and renamed, so a killed save never
-leaves a file that looks complete.
+model's layer N (it ignores only layer 61). A sharded dir's index names it too, since vLLM and SGLang read only
+indexed files (transformers then reports those tensors unexpected and skips them). Files are written to a temp name
+and renamed, so a killed save never leaves a file that looks complete.
 """
 
 from __future__ import annotations
@@ -68,14 +69,15 @@ def save_state(
             f.unlink()
     for name, tensors in shards:
         _atomic_save_tensors(tensors, out / name)
-    if len(shards) > 1:
-        index = {
-            "metadata": {"total_size": sum(t.numel() * t.element_size() for t in main.values())},
-            "weight_map": {k: name for name, tensors in shards for k in sorted(tensors)},
-        }
-        atomic_write_text(out / INDEX, json.dumps(index, indent=2) + "\n")
+    mtp = _cast(mtp, dtype) if mtp else {}
     if mtp:
-        _atomic_save_tensors(_cast(mtp, dtype), out / MTP_WEIGHTS)
+        _atomic_save_tensors(mtp, out / MTP_WEIGHTS)
+    if len(shards) > 1:  # the MTP layer listed too: vLLM and SGLang read only the files an index names
+        weight_map = {k: name for name, tensors in shards for k in sorted(tensors)} | dict.fromkeys(sorted(mtp),
+                                                                                                   MTP_WEIGHTS)
+        total = sum(t.numel() * t.element_size() for t in [*main.values(), *mtp.values()])
+        atomic_write_text(out / INDEX, json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
+                                                  indent=2) + "\n")
     gen = {"bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id, "do_sample": False}
     gen.update(generation or {})
     atomic_write_text(out / "generation_config.json", json.dumps(gen, indent=2) + "\n")
@@ -158,7 +160,8 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
                 "save it as safetensors with transformers: AutoModelForCausalLM.from_pretrained(DIR)"
                 ".save_pretrained(NEW_DIR), then copy the tokenizer files")
         raise FileNotFoundError(f"{directory}: no {WEIGHTS} or {INDEX}; this is not a saved model directory")
-    if (directory / MTP_WEIGHTS).is_file():
+    mtp_read = index.is_file() and MTP_WEIGHTS in weight_map.values()  # indexed since 2026-12-08
+    if (directory / MTP_WEIGHTS).is_file() and not mtp_read:
         weights.update(_read_safetensors(directory / MTP_WEIGHTS))
     return weights
 

@@ -64,7 +64,9 @@ class MTPLayer(Block):
         self, hidden: torch.Tensor, next_embeds: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
         cache: KVCache | None = None,
     ) -> torch.Tensor:
-        """hidden: the main model's last hidden states before its final norm (in training and decoding alike)."""
+        """hidden: the main model's last hidden states after its final norm, what its head reads (in training and
+        decoding alike; vLLM's and SGLang's DeepSeek MTP drafting feeds these, so a fronde model's layer drafts
+        there as it does here)."""
         x = self.eh_proj(torch.cat((self.enorm(next_embeds), self.hnorm(hidden)), dim=-1))
         x, _ = self(x, cos, sin, cache)
         return self.shared_head.norm(x)
@@ -83,7 +85,7 @@ class LMOutput:
     logits: torch.Tensor | None = None  # (B, T, vocab) when called without targets
     loss: torch.Tensor | None = None  # next-token cross-entropy, mean over non-ignored targets
     mtp_loss: torch.Tensor | None = None  # next-next-token cross-entropy from the MTP layer
-    hidden: torch.Tensor | None = None  # (B, T, hidden) before the final norm, when asked for (the MTP drafts on it)
+    hidden: torch.Tensor | None = None  # (B, T, hidden) after the final norm, when asked for (the MTP drafts on it)
     balance_loss: torch.Tensor | None = None  # sequence-wise balance loss summed over MoE layers (before alpha)
 
 
@@ -153,14 +155,15 @@ class CausalLM(nn.Module):
         if cache is not None:
             cache.advance(T)
         out = LMOutput(balance_loss=torch.stack(balance).sum() if balance else None,
-                       hidden=x if return_hidden else None)
+                       hidden=self.model.norm(x) if return_hidden else None)
         if targets is None:
             if logits_at is not None:
                 x = x[torch.arange(x.shape[0], device=x.device), logits_at].unsqueeze(1)
             out.logits = self.lm_head(self.model.norm(x))
             return out
         # Training: the head is fused into a chunked cross-entropy, so the full logits are never materialised.
-        out.loss = linear_cross_entropy(self.model.norm(x), self.lm_head.weight, targets)
+        x = self.model.norm(x)
+        out.loss = linear_cross_entropy(x, self.lm_head.weight, targets)
         if self.mtp is not None and T > 1:
             # the token after position i is the input at i + 1, whether or not it is a target (an SFT prompt's
             # tokens are not): the MTP layer sees in training what it sees when it drafts
