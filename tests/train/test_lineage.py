@@ -60,12 +60,12 @@ def data_dir(tmp_path_factory) -> Path:
     return out
 
 
-def checkpoint_model(root: Path, tok_dir: Path, seed: int = 0) -> Path:
+def checkpoint_model(root: Path, tok_dir: Path, seed: int = 0, **overrides) -> Path:
     """A checkpoint's model dir as the loop writes one: HF weights + the tokenizer files."""
     tok = Tokenizer.load(tok_dir)
     out = root / "ckpt-model"
     torch.manual_seed(seed)
-    save_pretrained(tiny_model(seed=seed, vocab_size=tok.vocab_size, eos_token_id=tok.special.eos), out)
+    save_pretrained(tiny_model(seed=seed, vocab_size=tok.vocab_size, eos_token_id=tok.special.eos, **overrides), out)
     for name, src in tokenizer_files(tok_dir).items():
         shutil.copy2(src, out / name)
     return out
@@ -127,6 +127,7 @@ def test_publish_writes_lineage_and_card_and_the_dir_still_loads(pretrained, dat
     assert "Not evaluated yet" in card and "No safety tuning" in card and "| lin / pretrain | 5 |" in card
     assert f"Tokenizer: {Tokenizer.load(final).vocab_size:,} tokens, trained on the pretraining data" in card
     assert f"vllm serve {final} --reasoning-parser hf --tool-call-parser hf" in card
+    assert "--speculative" not in card  # no MTP layer to draft with
     snippet = card.split("```python\n")[1].split("```")[0].replace("max_new_tokens=256", "max_new_tokens=4")
     scope: dict = {}
     exec(snippet, scope)  # the card's transformers snippet runs as written, on this model dir
@@ -137,6 +138,19 @@ def test_publish_writes_lineage_and_card_and_the_dir_still_loads(pretrained, dat
     assert from_pretrained(final).config.vocab_size == hf.config.vocab_size
     assert set(tokenizer_files(final)) == {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                            "chat_template.jinja"}  # a child stage's checkpoints never inherit them
+
+
+def test_the_card_of_a_model_with_an_mtp_layer_says_how_to_draft_with_it(tmp_path, data_dir):
+    recipe = PretrainRecipe.model_validate({"run": {"name": "mtp", "out_dir": str(tmp_path / "runs")},
+                                            "data": {"dir": str(data_dir)}})
+    final = recipe.run_dir / "pretrain" / "model"
+    final.parent.mkdir(parents=True)
+    lineage = Lineage("pretrain", recipe, 5, stage_cost("pretrain", 2560, 1800.0), Provenance(data_dirs=[data_dir]))
+    publish_final(checkpoint_model(tmp_path, data_dir / TOKENIZER_DIR, num_nextn_predict_layers=1), final, lineage)
+    card = (final / CARD).read_text()
+    assert f"fronde serve {final} --speculative-method mtp" in card
+    assert (f"vllm serve {final} --reasoning-parser hf --tool-call-parser hf --enable-auto-tool-choice "
+            """--speculative-config '{"method": "mtp", "num_speculative_tokens": 1}'""") in card
 
 
 def test_lineage_chains_across_stages_and_travels_with_the_model(tmp_path, pretrained, data_dir):
